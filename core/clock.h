@@ -1,0 +1,15 @@
+/* Wall-clock and monotonic time, and the RFC 3339 timestamps the API returns. */
+#ifndef AC_CLOCK_H
+#define AC_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t ac_clock_now_ms(void);  /* wall clock, milliseconds since the epoch */
+int64_t ac_clock_mono_ns(void); /* monotonic nanoseconds, for durations */
+
+/* Writes "2025-10-17T10:30:00Z" (or with ".123Z" when with_ms) for `ms` since the epoch into buf
+ * (at least 32 bytes). Returns buf. */
+char *ac_clock_iso8601(char *buf, size_t len, int64_t ms, int with_ms);
+
+#endif

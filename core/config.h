@@ -1,0 +1,81 @@
+/* Server configuration: a Lua file returning a table (examples/server.lua documents every key),
+ * then command-line flags and environment variables on top. The config is trusted operator
+ * input, so it runs in a plain Lua state (not the plugin sandbox) with no instruction limits. */
+#ifndef AC_CONFIG_H
+#define AC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define AC_MAX_LISTEN 8
+
+/* Rate-limit classes: one per method group (SPEC.md "Rate Limits"). */
+enum ac_rl_class {
+    AC_RL_START,
+    AC_RL_STATUS,
+    AC_RL_CANCEL,
+    AC_RL_EVALUATE,
+    AC_RL_EXPORT,
+    AC_RL_OTHER, /* list_*, discovery and the methods later issues add */
+    AC_RL_COUNT
+};
+
+typedef struct ac_rate_rule {
+    int limit;    /* requests per window; 0 disables the limit */
+    int window_s; /* window length in seconds */
+} ac_rate_rule_t;
+
+typedef struct ac_config {
+    char *path; /* the file read, or NULL for built-in defaults */
+
+    char *listen[AC_MAX_LISTEN]; /* "HOST:PORT" cleartext listeners (HTTP/1.1 and h2c) */
+    int n_listen;
+    int threads; /* event-loop threads; 0 = number of cores */
+    char *data_dir;
+
+    char *tls_listen; /* "HOST:PORT" TLS listener (HTTP/1.1 and h2 by ALPN), or NULL */
+    char *tls_cert_file;
+    char *tls_key_file;
+
+    char *auth_alg; /* "HS256" | "RS256" | "ES256" */
+    char *auth_secret;
+    char *auth_public_key_file;
+    char *auth_private_key_file;
+    char *auth_issuer;
+    char *auth_audience;
+    int auth_leeway_s;
+
+    ac_rate_rule_t rate[AC_RL_COUNT];
+
+    size_t max_body_bytes; /* request bodies above it get 413 */
+    int max_json_depth;    /* nesting above it is -32600 */
+    int max_batch;         /* calls in one batch */
+    int rpc_workers;       /* threads that run long RPC calls off the event loops */
+
+    char *plugins_dir;
+    char *lua_dir;
+} ac_config_t;
+
+/* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's
+ * rate limits, 16 MiB bodies). Free with ac_config_free. */
+void ac_config_defaults(ac_config_t *cfg);
+
+/* Reads path (a Lua file returning a table) over the values already in cfg. Errors name
+ * "file:line: problem" (the line of the key when a value is wrong). */
+int ac_config_load(ac_config_t *cfg, const char *path, ac_err_t *err);
+
+/* Applies AGENTCORE_JWT_SECRET (sets HS256 and that secret) and checks that the whole config is
+ * usable (a secret or key file for the algorithm, a TLS pair when tls_listen is set). */
+int ac_config_finish(ac_config_t *cfg, ac_err_t *err);
+
+/* Replaces a string field (used by command-line flags). */
+void ac_config_set_str(char **field, const char *value);
+
+void ac_config_free(ac_config_t *cfg);
+
+/* The rate-limit class name used in the config file ("start_grpo", "get_status", ...). */
+const char *ac_rl_class_name(int cls);
+
+#endif

@@ -1,0 +1,205 @@
+/* agentcore: the command line. `serve` runs the Training API, `token` signs a JWT for it,
+ * `train` runs an offline experiment. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "server.h"
+
+static const char usage_main[] =
+    "usage: agentcore <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve   run the Training API (JSON-RPC 2.0 over HTTP/1.1, h2c and TLS h2)\n"
+    "  token   print a signed JWT for the API\n"
+    "\n"
+    "  agentcore <command> --help   options of a command\n"
+    "  agentcore --version          version and build information\n";
+
+static const char usage_serve[] =
+    "usage: agentcore serve [--config FILE] [--listen HOST:PORT] [--data DIR]\n"
+    "\n"
+    "  --config FILE       server config (a Lua file; see examples/server.lua)\n"
+    "  --listen HOST:PORT  listen address (default 127.0.0.1:8001); overrides the config\n"
+    "  --data DIR          data directory, created when missing (default ./data)\n"
+    "\n"
+    "environment: AGENTCORE_JWT_SECRET sets the HS256 secret (over the config).\n"
+    "SIGTERM or SIGINT stops accepting, finishes in-flight requests and closes the store.\n";
+
+static const char usage_token[] =
+    "usage: agentcore token --sub NAME --perms p1,p2,... [--ttl SECONDS] [--config FILE]\n"
+    "\n"
+    "  --sub NAME       the principal (tenant) the token names\n"
+    "  --perms LIST     comma-separated permissions: training:start, training:view,\n"
+    "                   training:cancel, training:evaluate, data:export, training:admin,\n"
+    "                   webhooks:manage, metrics:view\n"
+    "  --ttl SECONDS    lifetime (default 3600)\n"
+    "  --config FILE    server config naming the algorithm and keys\n"
+    "\n"
+    "environment: AGENTCORE_JWT_SECRET sets the HS256 secret (over the config).\n";
+
+static int load_config(ac_config_t *cfg, const char *path)
+{
+    ac_err_t err = AC_ERR_INIT;
+    if (path != NULL && ac_config_load(cfg, path, &err) != 0) {
+        fprintf(stderr, "agentcore: %s\n", err.message);
+        ac_err_clear(&err);
+        return -1;
+    }
+    return 0;
+}
+
+static int finish_config(ac_config_t *cfg)
+{
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_config_finish(cfg, &err) != 0) {
+        fprintf(stderr, "agentcore: %s\n", err.message);
+        ac_err_clear(&err);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL, *listen = NULL, *data = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'd': data = optarg; break;
+        case 'h': fputs(usage_serve, stdout); return 0;
+        default: fputs(usage_serve, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "agentcore serve: unexpected argument '%s'\n%s", argv[optind], usage_serve);
+        return 2;
+    }
+    ac_config_t cfg;
+    ac_config_defaults(&cfg);
+    int rc = 1;
+    if (load_config(&cfg, config) != 0)
+        goto out;
+    /* flags override the file */
+    if (listen != NULL) {
+        for (int i = 0; i < cfg.n_listen; i++)
+            free(cfg.listen[i]);
+        cfg.listen[0] = strdup(listen);
+        cfg.n_listen = 1;
+    }
+    if (data != NULL)
+        ac_config_set_str(&cfg.data_dir, data);
+    if (finish_config(&cfg) != 0)
+        goto out;
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_server_run(&cfg, &err) != 0) {
+        fprintf(stderr, "agentcore: %s\n", err.message);
+        ac_err_clear(&err);
+        goto out;
+    }
+    rc = 0;
+out:
+    ac_config_free(&cfg);
+    return rc;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    static const struct option opts[] = {{"sub", required_argument, NULL, 's'},
+                                         {"perms", required_argument, NULL, 'p'},
+                                         {"ttl", required_argument, NULL, 't'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *sub = NULL, *perms = NULL, *config = NULL;
+    long long ttl = 3600;
+    int c;
+    while ((c = getopt_long(argc, argv, "s:p:t:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': sub = optarg; break;
+        case 'p': perms = optarg; break;
+        case 't': {
+            char *end;
+            ttl = strtoll(optarg, &end, 10);
+            if (*end != '\0' || ttl <= 0) {
+                fprintf(stderr, "agentcore token: --ttl must be a positive number of seconds\n");
+                return 2;
+            }
+            break;
+        }
+        case 'c': config = optarg; break;
+        case 'h': fputs(usage_token, stdout); return 0;
+        default: fputs(usage_token, stderr); return 2;
+        }
+    }
+    if (sub == NULL || perms == NULL) {
+        fprintf(stderr, "agentcore token: --sub and --perms are required\n%s", usage_token);
+        return 2;
+    }
+    ac_config_t cfg;
+    ac_config_defaults(&cfg);
+    int rc = 1;
+    ac_auth_t *auth = NULL;
+    ac_err_t err = AC_ERR_INIT;
+    if (load_config(&cfg, config) != 0 || finish_config(&cfg) != 0)
+        goto out;
+    if ((auth = ac_server_auth(&cfg, &err)) == NULL)
+        goto fail;
+    char *token = ac_auth_issue(auth, sub, perms, ttl, (int64_t)time(NULL), &err);
+    if (token == NULL)
+        goto fail;
+    printf("%s\n", token);
+    free(token);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "agentcore token: %s", err.message);
+    json_t *detail = err.data != NULL ? json_object_get(err.data, "error") : NULL;
+    if (json_is_string(detail))
+        fprintf(stderr, ": %s", json_string_value(detail));
+    fputc('\n', stderr);
+    ac_err_clear(&err);
+out:
+    ac_auth_destroy(auth);
+    ac_config_free(&cfg);
+    return rc;
+}
+
+static void print_version(void)
+{
+    printf("agentcore %s\n", AC_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        print_version();
+        return 0;
+    }
+    /* each command parses its own options from its name on */
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(argc - 1, argv + 1);
+    fprintf(stderr, "agentcore: unknown command '%s'\n%s", cmd, usage_main);
+    return 2;
+}
