@@ -14,6 +14,7 @@ struct ac_rpc {
     ac_ratelimit_t *rl;
     int max_depth;
     int max_batch;
+    int rate_window_s[AC_RL_COUNT];
 };
 
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
@@ -22,7 +23,9 @@ ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, 
     ac_rpc_t *rpc = calloc(1, sizeof *rpc);
     if (rpc == NULL)
         return NULL;
-    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch};
+    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}};
+    for (int i = 0; i < AC_RL_COUNT; i++)
+        rpc->rate_window_s[i] = cfg->rate[i].window_s;
     return rpc;
 }
 
@@ -225,8 +228,8 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
     int allowed = ac_ratelimit_take(rpc->rl, st->principal->sub, m->rl_class, st->now_ms, &info);
     note_rate(st, &info);
     if (!allowed) {
-        ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %d calls of %s per %s window", info.limit,
-                   m->name, ac_rl_class_name(m->rl_class));
+        ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %d calls of %s per %d s", info.limit,
+                   m->name, rpc->rate_window_s[m->rl_class]);
         ac_err_set_data(&err, json_pack("{s:i, s:i}", "retry_after_s", info.retry_after_s, "limit", info.limit));
         st->single_rate_limited = info.retry_after_s > 0 ? info.retry_after_s : 1;
         goto fail;

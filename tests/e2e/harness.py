@@ -1,0 +1,172 @@
+"""End-to-end harness: starts the real agentcore binary on a loopback port with a temporary data
+directory and talks HTTP to it (http.client for HTTP/1.1, curl for h2c and TLS h2)."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import http.client
+import unittest
+
+BIN = os.environ.get("AGENTCORE_BIN") or os.path.join(os.path.dirname(__file__), "../../build/agentcore")
+SRC = os.environ.get("AC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "../..")
+SECRET = "e2e-test-secret-0123456789abcdef"
+ALL_PERMS = "training:start,training:view,training:cancel,training:evaluate,data:export"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims, secret=SECRET, alg="HS256", header=None):
+    """Builds an HS256 token by hand, so tests can make the bad ones libjwt would not."""
+    head = header or {"alg": alg, "typ": "JWT"}
+    signing = b64url(json.dumps(head).encode()) + "." + b64url(json.dumps(claims).encode())
+    if alg == "none":
+        return signing + "."
+    sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
+    return signing + "." + b64url(sig)
+
+
+def claims(sub="alice", perms=ALL_PERMS, ttl=3600, **extra):
+    now = int(time.time())
+    c = {"sub": sub, "permissions": perms.split(",") if isinstance(perms, str) else perms, "exp": now + ttl}
+    c.update(extra)
+    return c
+
+
+def queries(n, prefix="add", start=0):
+    return [{"query": f"{prefix} {i} and {i + 1}", "expected_outcome": {"answer": 2 * i + 1}}
+            for i in range(start, start + n)]
+
+
+class Server:
+    """One agentcore process. `config` is the text of a Lua config file (optional)."""
+
+    def __init__(self, config=None, env=None, data_dir=None, args=()):
+        self.tmp = tempfile.mkdtemp(prefix="ac-e2e-")
+        self.data = data_dir or os.path.join(self.tmp, "data")
+        self.config_path = None
+        if config is not None:
+            self.config_path = os.path.join(self.tmp, "server.lua")
+            with open(self.config_path, "w") as f:
+                f.write(config)
+        self.env = dict(os.environ, AGENTCORE_JWT_SECRET=SECRET)
+        if env:
+            self.env.update(env)
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.tls_port = None
+        self.start()
+
+    def command(self):
+        cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--data", self.data]
+        if self.config_path:
+            cmd += ["--config", self.config_path]
+        return cmd + self.args
+
+    def start(self):
+        self.log = open(os.path.join(self.tmp, "stderr.log"), "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self.log, env=self.env)
+        line = self.proc.stdout.readline().decode()
+        m = re.search(r"port=(\d+)", line)
+        if not m:
+            self.proc.wait(timeout=10)
+            raise RuntimeError(f"server did not start: {line!r} {self.stderr()}")
+        self.port = int(m.group(1))
+        t = re.search(r"tls_port=(\d+)", line)
+        self.tls_port = int(t.group(1)) if t else None
+
+    def stderr(self):
+        with open(os.path.join(self.tmp, "stderr.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        code = self.proc.returncode if self.proc else None
+        if self.proc:
+            self.proc.stdout.close()
+            self.log.close()
+        self.proc = None
+        return code
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- HTTP/1.1 -----------------------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
+    def post(self, body, token=None, content_type="application/json", raw=False):
+        headers = {"Content-Type": content_type} if content_type else {}
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        data = body if raw else json.dumps(body).encode()
+        status, hdrs, resp = self.request("POST", "/api/v1/jsonrpc", data, headers)
+        parsed = json.loads(resp) if resp else None
+        return status, hdrs, parsed
+
+    def call(self, method, params=None, token=None, id="1"):
+        """One call; returns (status, headers, response object)."""
+        req = {"jsonrpc": "2.0", "method": method, "id": id}
+        if params is not None:
+            req["params"] = params
+        return self.post(req, token if token is not None else make_jwt(claims()))
+
+    # ---- curl (h2c, TLS h2) --------------------------------------------------------------------
+    def curl(self, body, token, *flags, url=None):
+        url = url or f"http://127.0.0.1:{self.port}/api/v1/jsonrpc"
+        out = subprocess.run(["curl", "-s", "-S", "-i", *flags, "-X", "POST", url,
+                              "-H", "Content-Type: application/json", "-H", f"Authorization: Bearer {token}",
+                              "--data-binary", "@-"], input=body, capture_output=True, timeout=60)
+        return out.returncode, out.stdout.decode(errors="replace"), out.stderr.decode(errors="replace")
+
+
+class ServerTest(unittest.TestCase):
+    """A test case with one server for the whole class (config from CONFIG)."""
+    CONFIG = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.CONFIG)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def assertError(self, resp, code, field=None):
+        self.assertIn("error", resp, resp)
+        self.assertEqual(resp["error"]["code"], code, resp)
+        if field is not None:
+            self.assertEqual(resp["error"].get("data", {}).get("field"), field, resp)
+
+
+def main():
+    unittest.main(verbosity=2)

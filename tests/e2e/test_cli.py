@@ -1,0 +1,83 @@
+"""The command line: help, version, flags over config, config errors with file:line."""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, SECRET, Server, main
+
+ENV = dict(os.environ, AGENTCORE_JWT_SECRET=SECRET)
+
+
+def run(*args, env=ENV):
+    return subprocess.run([BIN, *args], capture_output=True, env=env, timeout=30)
+
+
+class CliTest(unittest.TestCase):
+    def test_help_and_version(self):
+        r = run("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(b"serve", r.stdout)
+        self.assertIn(b"token", r.stdout)
+        r = run("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.decode(), r"^agentcore \d+\.\d+\.\d+")
+        for cmd in ("serve", "token"):
+            r = run(cmd, "--help")
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertIn(b"usage: agentcore " + cmd.encode(), r.stdout)
+
+    def test_bad_usage_exits_2(self):
+        self.assertEqual(run("frobnicate").returncode, 2)
+        self.assertEqual(run("token", "--sub", "x").returncode, 2)
+        self.assertEqual(run("serve", "--bogus").returncode, 2)
+
+    def test_token_rejects_unknown_permission(self):
+        r = run("token", "--sub", "x", "--perms", "training:fly")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"training:fly", r.stderr)
+
+    def test_serve_needs_a_secret(self):
+        env = {k: v for k, v in os.environ.items() if k != "AGENTCORE_JWT_SECRET"}
+        d = tempfile.mkdtemp()
+        r = run("serve", "--listen", "127.0.0.1:0", "--data", d, env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"AGENTCORE_JWT_SECRET", r.stderr)
+
+    def config_error(self, text):
+        d = tempfile.mkdtemp()
+        path = os.path.join(d, "bad.lua")
+        with open(path, "w") as f:
+            f.write(text)
+        r = run("serve", "--config", path, "--data", d)
+        self.assertEqual(r.returncode, 1)
+        return path, r.stderr.decode()
+
+    def test_broken_config_names_file_and_line(self):
+        path, err = self.config_error("return {\n  threads = 2,\n  listen = ,\n}\n")
+        self.assertIn(path + ":3:", err)
+        path, err = self.config_error("return {\n  threads = 2,\n  limits = {\n    max_body_bytes = 'big',\n  },\n}\n")
+        self.assertIn(path + ":4:", err)
+        self.assertIn("max_body_bytes", err)
+        path, err = self.config_error("return {\n  threads = 2,\n  thread = 4,\n}\n")
+        self.assertIn(path + ":3:", err)
+        self.assertIn("thread", err)
+        path, err = self.config_error("error('boom')\n")
+        self.assertIn(path + ":1:", err)
+
+    def test_flags_override_config(self):
+        d = tempfile.mkdtemp()
+        cfg_data = os.path.join(d, "from-config")
+        flag_data = os.path.join(d, "from-flag")
+        server = Server('return { listen = "127.0.0.1:1", data_dir = "%s" }' % cfg_data, data_dir=flag_data)
+        try:
+            self.assertTrue(os.path.exists(os.path.join(flag_data, "data.mdb")))
+            self.assertFalse(os.path.exists(cfg_data))
+            status, _, _ = server.request("GET", "/healthz")  # --listen 127.0.0.1:0 won over port 1
+            self.assertEqual(status, 200)
+        finally:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()
