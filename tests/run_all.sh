@@ -40,6 +40,7 @@ echo "==> build with ASan+UBSan"
 ac_build build-asan -DAC_SANITIZE=ON
 echo "==> ctest under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS="suppressions=$AC_ROOT/tests/lsan.supp:print_suppressions=0" \
     ctest --test-dir build-asan --output-on-failure -j 2 2>&1 | tee build-asan/ctest.log || true
 count_ctest build-asan/ctest.log
 

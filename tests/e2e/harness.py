@@ -110,6 +110,11 @@ class Server:
     def close(self):
         try:
             self.stop()
+            # under ASan+UBSan a finding in the server fails the test that ran it
+            log = self.stderr()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in log:
+                    raise AssertionError("sanitizer report from the server:\n" + log[-4000:])
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
