@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "fault.h"
+
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -36,6 +38,11 @@ static int lmdb_err(ac_err_t *err, const char *what, int rc)
 
 ac_store_t *ac_store_open(const char *dir, ac_err_t *err)
 {
+    return ac_store_open_sized(dir, 0, err);
+}
+
+ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *err)
+{
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         ac_err_set(err, AC_ERR_INTERNAL, "store: cannot create %s: %s", dir, strerror(errno));
         return NULL;
@@ -53,7 +60,7 @@ ac_store_t *ac_store_open(const char *dir, ac_err_t *err)
     mdb_env_set_maxdbs(s->env, AC_DB_COUNT + 4);
     mdb_env_set_maxreaders(s->env, 254);
     /* The map is address space, not memory: start generous, grow on MDB_MAP_FULL. */
-    mdb_env_set_mapsize(s->env, AC_STORE_INITIAL_MAP);
+    mdb_env_set_mapsize(s->env, initial_map > 0 ? initial_map : AC_STORE_INITIAL_MAP);
     /* NOTLS: read transactions are not tied to threads (jobs move between threads). */
     if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0)
         goto fail;
@@ -147,6 +154,8 @@ static int run(ac_store_t *s, unsigned flags, ac_store_fn fn, void *ud, ac_err_t
 
 int ac_store_write(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err)
 {
+    if (ac_fault("store.write"))
+        return ac_err_set(err, AC_ERR_INTERNAL, "store: write failed (injected fault)");
     return run(s, 0, fn, ud, err);
 }
 

@@ -37,8 +37,11 @@ typedef struct ac_store_stats {
 } ac_store_stats_t;
 
 /* Opens (creating when missing) the environment in dir, which must exist or be creatable.
+ * The map starts at 256 MiB of address space and doubles whenever it is full.
  * Returns NULL with err set on failure. */
 ac_store_t *ac_store_open(const char *dir, ac_err_t *err);
+/* Likewise with the first map size in bytes (tests use a small one to make it grow). */
+ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *err);
 /* Closes the environment; NULL is a no-op. No transaction may be running. */
 void ac_store_close(ac_store_t *s);
 

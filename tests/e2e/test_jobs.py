@@ -159,5 +159,19 @@ class DurabilityTest(ServerTest):
             server.close()
 
 
+class InternalErrorTest(ServerTest):
+    def test_store_failure_is_internal_error(self):
+        server = Server(env={"AGENTCORE_FAULT": "store.write"})
+        try:
+            status, _, resp = server.call("training.start_grpo", start_params())
+            self.assertEqual(status, 200)
+            self.assertEqual(resp["error"]["code"], -32603, resp)
+            self.assertIn("store", resp["error"]["message"])
+            _, _, resp = server.call("training.get_status", {"job_id": UNKNOWN})
+            self.assertEqual(resp["error"]["code"], -32001)  # reads still work
+        finally:
+            server.close()
+
+
 if __name__ == "__main__":
     main()
