@@ -78,6 +78,14 @@ class CliTest(unittest.TestCase):
         finally:
             server.close()
 
+    def test_example_config_is_valid(self):
+        server = Server(open(os.path.join(os.environ.get("AC_SOURCE_DIR", "."), "examples/server.lua")).read())
+        try:
+            status, _, _ = server.request("GET", "/healthz")
+            self.assertEqual(status, 200)
+        finally:
+            server.close()
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,58 @@
+-- agentcore server configuration: a Lua file that returns a table.
+-- Start with:  agentcore serve --config examples/server.lua
+-- Every key is optional; the values below are the built-in defaults unless noted.
+-- Command-line flags (--listen, --data) override this file; AGENTCORE_JWT_SECRET overrides auth.
+-- A mistake (unknown key, wrong type, value out of range) stops the server with file:line.
+return {
+  -- Cleartext listeners: "HOST:PORT" or a list of them. Each serves HTTP/1.1 and HTTP/2 with
+  -- prior knowledge (h2c). Port 0 picks a free port (printed at start).
+  listen = "127.0.0.1:8001",
+
+  -- Event-loop threads; 0 = one per core. Each has its own listener (SO_REUSEPORT).
+  threads = 0,
+
+  -- Threads that run long JSON-RPC calls (training.start_grpo, later training.evaluate) off
+  -- the event loops.
+  rpc_workers = 2,
+
+  -- The LMDB environment lives here (created when missing).
+  data_dir = "./data",
+
+  -- TLS listener (HTTP/1.1 and HTTP/2 negotiated by ALPN). Off unless listen is set.
+  -- tls = { listen = "127.0.0.1:8443", cert_file = "server.crt", key_file = "server.key" },
+
+  auth = {
+    -- "HS256" with a shared secret, or "RS256"/"ES256" verified with a public-key PEM file.
+    -- The algorithm is pinned: tokens naming any other (including "none") are refused.
+    alg = "HS256",
+    -- HS256 secret, at least 16 bytes. Prefer the environment variable AGENTCORE_JWT_SECRET,
+    -- which wins over this key. There is no default: serve refuses to start without one.
+    -- secret = "change-me-to-32-random-bytes....",
+    -- public_key_file = "jwt-public.pem",    -- RS256/ES256: verifies tokens
+    -- private_key_file = "jwt-private.pem",  -- RS256/ES256: lets `agentcore token` sign
+    -- issuer = "https://auth.example.com",   -- when set, tokens must carry this `iss`
+    -- audience = "agentcore",                -- when set, `aud` must contain it
+    leeway_s = 30,                            -- clock skew allowed on exp/nbf/iat
+  },
+
+  -- Requests per principal (JWT sub) and method class in a fixed window (SPEC.md defaults).
+  -- limit = 0 turns a class off. "other" covers methods not named here.
+  rate_limits = {
+    start_grpo          = { limit = 10,  window_s = 60 },
+    get_status          = { limit = 100, window_s = 60 },
+    cancel              = { limit = 20,  window_s = 60 },
+    evaluate            = { limit = 5,   window_s = 60 },
+    export_trajectories = { limit = 10,  window_s = 60 },
+    other               = { limit = 100, window_s = 60 },
+  },
+
+  limits = {
+    max_body_bytes = 16 * 1024 * 1024, -- larger request bodies get HTTP 413
+    max_json_depth = 64,               -- deeper nesting is refused (-32600) before parsing
+    max_batch = 100,                   -- calls in one JSON-RPC batch
+  },
+
+  -- Where plugins and the Lua runtime library are found (default: this checkout's).
+  -- plugins_dir = "plugins",
+  -- lua_dir = "lua",
+}
