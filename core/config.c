@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "file.h"
+
 #include <ctype.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -292,34 +294,9 @@ static int read_root(reader_t *r, ac_config_t *cfg)
     return 0;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf != NULL && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) {
-            char *nb = realloc(buf, cap *= 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf != NULL)
-        buf[n] = '\0';
-    return buf;
-}
-
 int ac_config_load(ac_config_t *cfg, const char *path, ac_err_t *err)
 {
-    reader_t r = {luaL_newstate(), path, slurp(path), err};
+    reader_t r = {luaL_newstate(), path, ac_file_read(path, NULL), err};
     if (r.L == NULL || r.src == NULL) {
         if (r.L)
             lua_close(r.L);

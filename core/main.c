@@ -6,7 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
+#include "blas.h"
 #include "config.h"
+#include "experiment.h"
 #include "server.h"
 
 static const char usage_main[] =
@@ -15,6 +19,7 @@ static const char usage_main[] =
     "commands:\n"
     "  serve   run the Training API (JSON-RPC 2.0 over HTTP/1.1, h2c and TLS h2)\n"
     "  token   print a signed JWT for the API\n"
+    "  train   run an offline GRPO experiment (EXPERIMENT.lua)\n"
     "\n"
     "  agentcore <command> --help   options of a command\n"
     "  agentcore --version          version and build information\n";
@@ -40,6 +45,18 @@ static const char usage_token[] =
     "  --config FILE    server config naming the algorithm and keys\n"
     "\n"
     "environment: AGENTCORE_JWT_SECRET sets the HS256 secret (over the config).\n";
+
+static const char usage_train[] =
+    "usage: agentcore train EXPERIMENT.lua [--seed N] [--out DIR] [--json] [--config FILE]\n"
+    "\n"
+    "  --seed N       seed of the run (default: the experiment's, else 1)\n"
+    "  --out DIR      where metrics.csv and report.json go (default runs/<name>)\n"
+    "  --json         print the report as the last line of stdout\n"
+    "  --config FILE  server config (for plugins_dir and lua_dir)\n"
+    "\n"
+    "Trains in-process, evaluates the untrained (baseline) and the trained policy greedily on the\n"
+    "evaluation data and compares them (exact McNemar on success, Wilson 95 %% intervals, a paired\n"
+    "sign-flip permutation test on rewards). See examples/calculator/experiment.lua.\n";
 
 static int load_config(ac_config_t *cfg, const char *path)
 {
@@ -175,9 +192,85 @@ out:
     return rc;
 }
 
+static int cmd_train(int argc, char **argv)
+{
+    static const struct option opts[] = {{"seed", required_argument, NULL, 's'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    ac_experiment_opts_t xo = {.seed = -1, .progress = isatty(STDERR_FILENO)};
+    const char *config = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "s:o:jc:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': {
+            char *end;
+            xo.seed = strtoll(optarg, &end, 10);
+            if (*end != '\0' || xo.seed < 0) {
+                fprintf(stderr, "agentcore train: --seed must be a non-negative integer\n");
+                return 2;
+            }
+            break;
+        }
+        case 'o': xo.out_dir = optarg; break;
+        case 'j': xo.json = 1; break;
+        case 'c': config = optarg; break;
+        case 'h': fputs(usage_train, stdout); return 0;
+        default: fputs(usage_train, stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "agentcore train: one experiment file is required\n%s", usage_train);
+        return 2;
+    }
+    xo.path = argv[optind];
+    ac_config_t cfg;
+    ac_config_defaults(&cfg);
+    int rc = 1;
+    if (load_config(&cfg, config) != 0)
+        goto out;
+    xo.lua_dir = cfg.lua_dir;
+    xo.plugins_dir = cfg.plugins_dir;
+    /* small matrices: threads cost more than they give */
+    ac_blas_set_threads(1);
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_experiment_run(&xo, &err) != 0) {
+        fprintf(stderr, "agentcore train: %s\n", err.message);
+        json_t *detail = err.data != NULL ? json_object_get(err.data, "traceback") : NULL;
+        if (json_is_string(detail))
+            fprintf(stderr, "%s\n", json_string_value(detail));
+        ac_err_clear(&err);
+        goto out;
+    }
+    rc = 0;
+out:
+    ac_config_free(&cfg);
+    return rc;
+}
+
 static void print_version(void)
 {
     printf("agentcore %s\n", AC_VERSION);
+    printf("blas: OpenBLAS kernel %s (CPU suggests %s)\n", ac_blas_kernel(),
+           ac_blas_cpu_coretype() ? ac_blas_cpu_coretype() : "the library default");
+}
+
+/* Picks the fastest correct OpenBLAS kernel (core/blas.h): re-executes once with
+ * OPENBLAS_CORETYPE set from CPUID, then checks sgemm against a double reference and falls
+ * back to the library's default kernel when the chosen one computes wrong results. */
+static int blas_setup(int argc, char **argv)
+{
+    ac_blas_maybe_reexec(argc, argv);
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_blas_selfcheck(&err) != 0) {
+        ac_blas_fallback_reexec(argv, &err);
+        fprintf(stderr, "agentcore: %s\n", err.message);
+        ac_err_clear(&err);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -187,6 +280,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    int needs_blas = strcmp(cmd, "serve") == 0 || strcmp(cmd, "train") == 0 || strcmp(cmd, "--version") == 0 ||
+                     strcmp(cmd, "version") == 0;
+    if (needs_blas && blas_setup(argc, argv) != 0)
+        return 1;
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_main, stdout);
         return 0;
@@ -200,6 +297,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)
         return cmd_token(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
     fprintf(stderr, "agentcore: unknown command '%s'\n%s", cmd, usage_main);
     return 2;
 }
