@@ -7,12 +7,14 @@
 #include "config.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "workers.h"
 
 typedef struct ac_app {
     const ac_config_t *cfg;
     ac_store_t *store;
     ac_auth_t *auth;
     ac_ratelimit_t *rl;
+    ac_workers_t *workers;
 } ac_app_t;
 
 #endif

@@ -42,6 +42,12 @@ void ac_config_defaults(ac_config_t *cfg)
     cfg->rpc_workers = 2;
     cfg->plugins_dir = strdup(AC_SOURCE_DIR "/plugins");
     cfg->lua_dir = strdup(AC_SOURCE_DIR "/lua");
+    cfg->workers = 1;
+    cfg->step_cost_usd = 0.00001;
+    cfg->default_budget_usd = 1000.0;
+    cfg->keep_best_checkpoints = 3;
+    cfg->max_trajectories_per_job = 100000;
+    cfg->max_failure_rate = 0.5;
 }
 
 void ac_config_free(ac_config_t *cfg)
@@ -54,6 +60,16 @@ void ac_config_free(ac_config_t *cfg)
     for (int i = 0; i < cfg->n_listen; i++)
         free(cfg->listen[i]);
     cfg->n_listen = 0;
+    for (int i = 0; i < cfg->n_budgets; i++)
+        free(cfg->budget_sub[i]);
+    cfg->n_budgets = 0;
+    for (int i = 0; i < cfg->n_agents; i++) {
+        free(cfg->agents[i].id);
+        free(cfg->agents[i].agent);
+        free(cfg->agents[i].reward);
+        free(cfg->agents[i].validator);
+    }
+    cfg->n_agents = 0;
 }
 
 /* ---- reading the table ---------------------------------------------------------------------
@@ -129,6 +145,26 @@ static int read_int(reader_t *r, const char *key, long long min, long long max, 
         }
     } else if (!lua_isnil(r->L, -1)) {
         ret = bad(r, key, "must be an integer%s", "");
+    }
+    lua_pop(r->L, 1); /* tbl */
+    return ret;
+}
+
+static int read_num(reader_t *r, const char *key, double min, double max, double *dst)
+{
+    lua_getfield(r->L, -1, key); /* tbl value */
+    int ret = 0;
+    if (lua_type(r->L, -1) == LUA_TNUMBER) {
+        double v = lua_tonumber(r->L, -1);
+        if (!(v >= min && v <= max)) {
+            char range[80];
+            snprintf(range, sizeof range, "%g and %g", min, max);
+            ret = bad(r, key, "must be between %s", range);
+        } else {
+            *dst = v;
+        }
+    } else if (!lua_isnil(r->L, -1)) {
+        ret = bad(r, key, "must be a number%s", "");
     }
     lua_pop(r->L, 1); /* tbl */
     return ret;
@@ -214,8 +250,9 @@ static int read_root(reader_t *r, ac_config_t *cfg)
 {
     static const char *const root_keys[] = {"listen", "threads", "data_dir", "tls", "auth", "rate_limits", "limits",
                                             "rpc_workers", "plugins_dir", "lua_dir",
+                                            "workers", "budgets", "agents", "training",
                                             /* sections read by later subsystems */
-                                            "workers", "budgets", "agents", "webhooks", "training", NULL};
+                                            "webhooks", NULL};
     if (check_keys(r, "", root_keys) != 0 || read_listen(r, cfg) != 0)
         return -1;
     READ_INT(r, "threads", 0, 256, cfg->threads);
@@ -277,6 +314,85 @@ static int read_root(reader_t *r, ac_config_t *cfg)
         if (ret)
             return -1;
     }
+    READ_INT(r, "workers", 1, 64, cfg->workers);
+    if ((s = open_section(r, "budgets")) < 0)
+        return -1;
+    if (s) {
+        static const char *const keys[] = {"default_usd", "principals", NULL};
+        int ret = check_keys(r, "budgets", keys) || read_num(r, "default_usd", 0, 1e12, &cfg->default_budget_usd);
+        int sub = ret ? 0 : open_section(r, "principals");
+        if (sub < 0)
+            ret = -1;
+        if (sub > 0) {
+            lua_pushnil(r->L); /* budgets principals nil */
+            while (ret == 0 && lua_next(r->L, -2) != 0) { /* budgets principals key value */
+                if (lua_type(r->L, -2) != LUA_TSTRING || lua_type(r->L, -1) != LUA_TNUMBER ||
+                    lua_tonumber(r->L, -1) < 0)
+                    ret = bad(r, "principals", "must map principal names to USD amounts%s", "");
+                else if (cfg->n_budgets == AC_MAX_BUDGETS)
+                    ret = bad(r, "principals", "may list at most 64 principals%s", "");
+                else {
+                    cfg->budget_sub[cfg->n_budgets] = strdup(lua_tostring(r->L, -2));
+                    cfg->budget_usd[cfg->n_budgets++] = lua_tonumber(r->L, -1);
+                }
+                lua_pop(r->L, 1); /* budgets principals key */
+            }
+            if (ret != 0)
+                lua_pop(r->L, 1); /* budgets principals */
+            lua_pop(r->L, 1);     /* budgets */
+        }
+        lua_pop(r->L, 1);
+        if (ret)
+            return -1;
+    }
+    if ((s = open_section(r, "agents")) < 0)
+        return -1;
+    if (s) {
+        int ret = 0;
+        lua_pushnil(r->L); /* agents nil */
+        while (ret == 0 && lua_next(r->L, -2) != 0) { /* agents id binding */
+            if (lua_type(r->L, -2) != LUA_TSTRING || !lua_istable(r->L, -1)) {
+                ret = bad(r, "agents", "must map agent ids to {agent, reward, validator}%s", "");
+            } else if (cfg->n_agents == AC_MAX_AGENTS) {
+                ret = bad(r, "agents", "may list at most 64 agents%s", "");
+            } else {
+                static const char *const keys[] = {"agent", "reward", "validator", NULL};
+                ac_agent_binding_t *b = &cfg->agents[cfg->n_agents++];
+                memset(b, 0, sizeof *b);
+                b->id = strdup(lua_tostring(r->L, -2));
+                ret = check_keys(r, b->id, keys) || read_str(r, "agent", &b->agent) ||
+                      read_str(r, "reward", &b->reward) || read_str(r, "validator", &b->validator);
+                if (ret == 0 && b->agent == NULL)
+                    ret = bad(r, b->id, "needs agent = \"<plugin name>\"%s", "");
+                if (ret == 0 && b->reward == NULL)
+                    b->reward = strdup(b->agent);
+                if (ret == 0 && b->validator == NULL)
+                    b->validator = strdup("default");
+            }
+            lua_pop(r->L, 1); /* agents id */
+        }
+        if (ret != 0)
+            lua_pop(r->L, 1); /* agents */
+        lua_pop(r->L, 1);
+        if (ret)
+            return -1;
+    }
+    if ((s = open_section(r, "training")) < 0)
+        return -1;
+    if (s) {
+        static const char *const keys[] = {"step_cost_usd", "keep_best_checkpoints", "max_trajectories_per_job",
+                                           "max_failure_rate", NULL};
+        long long keep = cfg->keep_best_checkpoints, maxt = cfg->max_trajectories_per_job;
+        int ret = check_keys(r, "training", keys) || read_num(r, "step_cost_usd", 0, 1000, &cfg->step_cost_usd) ||
+                  read_int(r, "keep_best_checkpoints", 1, 100, &keep) ||
+                  read_int(r, "max_trajectories_per_job", 100, 100000000, &maxt) ||
+                  read_num(r, "max_failure_rate", 0, 1, &cfg->max_failure_rate);
+        cfg->keep_best_checkpoints = (int)keep;
+        cfg->max_trajectories_per_job = (long)maxt;
+        lua_pop(r->L, 1);
+        if (ret)
+            return -1;
+    }
     if ((s = open_section(r, "limits")) < 0)
         return -1;
     if (s) {
@@ -328,6 +444,35 @@ int ac_config_load(ac_config_t *cfg, const char *path, ac_err_t *err)
     lua_close(r.L);
     free(r.src);
     return ret;
+}
+
+int ac_config_agent(const ac_config_t *cfg, const char *agent_id, ac_agent_binding_t *out)
+{
+    for (int i = 0; i < cfg->n_agents; i++)
+        if (strcmp(cfg->agents[i].id, agent_id) == 0) {
+            *out = cfg->agents[i];
+            return 0;
+        }
+    /* an id that names a plugin directly: the agent, the reward of the same name, the default
+     * validator */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/agents/%s.lua", cfg->plugins_dir, agent_id);
+    for (const char *p = agent_id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return -1;
+    if (access(path, R_OK) != 0)
+        return -1;
+    out->id = out->agent = out->reward = (char *)agent_id;
+    out->validator = (char *)"default";
+    return 0;
+}
+
+double ac_config_budget(const ac_config_t *cfg, const char *sub)
+{
+    for (int i = 0; i < cfg->n_budgets; i++)
+        if (strcmp(cfg->budget_sub[i], sub) == 0)
+            return cfg->budget_usd[i];
+    return cfg->default_budget_usd;
 }
 
 int ac_config_finish(ac_config_t *cfg, ac_err_t *err)

@@ -27,6 +27,16 @@ typedef struct ac_rate_rule {
     int window_s; /* window length in seconds */
 } ac_rate_rule_t;
 
+#define AC_MAX_BUDGETS 64
+#define AC_MAX_AGENTS 64
+
+typedef struct ac_agent_binding {
+    char *id;        /* the agent_id clients send */
+    char *agent;     /* plugins/agents/<agent>.lua */
+    char *reward;    /* plugins/rewards/<reward>.lua */
+    char *validator; /* plugins/validators/<validator>.lua */
+} ac_agent_binding_t;
+
 typedef struct ac_config {
     char *path; /* the file read, or NULL for built-in defaults */
 
@@ -56,6 +66,19 @@ typedef struct ac_config {
 
     char *plugins_dir;
     char *lua_dir;
+
+    /* training service */
+    int workers;                  /* job worker threads */
+    double step_cost_usd;         /* price of one policy step, added to tool costs */
+    double default_budget_usd;    /* a principal's budget over its jobs (reservations + costs) */
+    int n_budgets;                /* per-principal overrides */
+    char *budget_sub[AC_MAX_BUDGETS];
+    double budget_usd[AC_MAX_BUDGETS];
+    int n_agents;                 /* agent_id -> plugins; ids not listed use the plugins of their name */
+    ac_agent_binding_t agents[AC_MAX_AGENTS];
+    int keep_best_checkpoints;    /* besides the latest, the k with the best validation accuracy */
+    long max_trajectories_per_job; /* stored per job; the oldest iterations go first */
+    double max_failure_rate;      /* plugin failures per episode above which a job fails */
 } ac_config_t;
 
 /* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's
@@ -74,6 +97,13 @@ int ac_config_finish(ac_config_t *cfg, ac_err_t *err);
 void ac_config_set_str(char **field, const char *value);
 
 void ac_config_free(ac_config_t *cfg);
+
+/* The plugins of an agent_id: the config's binding, else the agent and reward plugins named
+ * like the id and the default validator. Returns 0, or -1 when the id names no agent plugin. */
+int ac_config_agent(const ac_config_t *cfg, const char *agent_id, ac_agent_binding_t *out);
+
+/* A principal's budget in USD. */
+double ac_config_budget(const ac_config_t *cfg, const char *sub);
 
 /* The rate-limit class name used in the config file ("start_grpo", "get_status", ...). */
 const char *ac_rl_class_name(int cls);

@@ -251,7 +251,7 @@ static json_t *run_one(experiment_t *x, json_t *config, const char *label, long 
     int64_t cost = 0;
     int64_t train0 = ac_clock_mono_ns();
     for (int i = 0; i < tc.n_iterations; i++) {
-        if (ac_trainer_iterate(tr, x->training, &m, err) != 0)
+        if (ac_trainer_iterate(tr, x->training, -1, &m, err) != 0)
             goto out;
         trajectories += m.trajectories;
         cost += m.cost_micro;

@@ -36,6 +36,7 @@ void ac_rollout_clear(ac_rollout_t *ro)
     ro->n_steps = ro->n_eps = ro->n_groups = ro->n_errors = 0;
     ro->tool_failures = ro->agent_failures = ro->reward_failures = 0;
     ro->cost_micro = 0;
+    ro->budget_exhausted = 0;
 }
 
 void ac_rollout_free(ac_rollout_t *ro)
@@ -226,6 +227,12 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
                                           : ac_policy_greedy(row, A);
             if (spec->temperature <= 0 && a >= 0)
                 lp = row[a];
+            int64_t cost = spec->step_cost_micro + (agent->has_tool[a] ? agent->tool_cost_micro_usd[a] : 0);
+            if (spec->budget_micro >= 0 && ro->cost_micro + cost > spec->budget_micro) {
+                ro->budget_exhausted = 1; /* stop before the step that would pass the budget */
+                ret = 0;
+                goto out;
+            }
             /* keep the state for the update: features, mask */
             int srow = ac_policy_batch_add(&ro->batch, obs[r], strlen(obs[r]), err);
             if (srow < 0)
@@ -265,7 +272,6 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
             ac_err_t e = AC_ERR_INIT;
             int rc = ac_agent_step(agent, &st[i], a, &s->params, &s->result, &done, &e);
             s->duration_us = (ac_clock_mono_ns() - t0) / 1000;
-            int64_t cost = spec->step_cost_micro + (agent->has_tool[a] ? agent->tool_cost_micro_usd[a] : 0);
             ep->cost_micro += cost;
             ro->cost_micro += cost;
             if (rc == AC_AGENT_TOOL_FAILED) {

@@ -69,6 +69,7 @@ typedef struct ac_rollout {
     char *first_errors[4]; /* a few sample messages (owned) */
     int n_errors;
     int64_t cost_micro;    /* all episodes */
+    int budget_exhausted;  /* a step was refused because it would have passed budget_micro */
 } ac_rollout_t;
 
 typedef struct ac_rollout_spec {
@@ -83,6 +84,9 @@ typedef struct ac_rollout_spec {
     int max_steps;             /* the job's cap; the agent's own max_steps applies when smaller */
     float temperature;         /* <= 0: greedy */
     int64_t step_cost_micro;   /* price of one policy step */
+    int64_t budget_micro;      /* < 0: unlimited; else no step is taken that would bring the
+                                  rollout's cost_micro past it (the rollout then stops with
+                                  budget_exhausted set, its unfinished episodes unscored) */
 } ac_rollout_spec_t;
 
 /* Prepares an empty rollout for a policy of cfg. */

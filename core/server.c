@@ -44,7 +44,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     signal(SIGPIPE, SIG_IGN);
 
     int ret = -1;
-    ac_app_t app = {cfg, NULL, NULL, NULL};
+    ac_app_t app = {cfg, NULL, NULL, NULL, NULL};
     ac_rpc_t *rpc = NULL;
     ac_http_t *http = NULL;
     if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL)
@@ -56,7 +56,9 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
         ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if ((http = ac_http_create(cfg, rpc, err)) == NULL || ac_http_start(http, err) != 0)
+    if ((http = ac_http_create(cfg, rpc, err)) == NULL)
+        goto out;
+    if ((app.workers = ac_workers_start(cfg, app.store, err)) == NULL || ac_http_start(http, err) != 0)
         goto out;
 
     /* the real port, which differs from the config's with port 0 */
@@ -74,6 +76,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     ac_http_stop(http, GRACE_MS);
     ret = 0;
 out:
+    ac_workers_stop(app.workers); /* running jobs stop between iterations and resume at restart */
     ac_http_destroy(http);
     ac_rpc_destroy(rpc);
     ac_ratelimit_destroy(app.rl);

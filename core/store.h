@@ -21,7 +21,8 @@ enum ac_db {
     AC_DB_QUEUE,        /* be64 sequence -> job_id: queued jobs in arrival order */
     AC_DB_OWNER_JOBS,   /* owner \0 be64 created_ms job_id -> "" : a principal's jobs */
     AC_DB_EVENTS,       /* job_id be64 seq -> event (JSON) */
-    AC_DB_TRAJECTORIES, /* job_id be64 seq -> trajectory (JSON) */
+    AC_DB_TRAJECTORIES, /* job_id be32 iteration be32 index -> trajectory (JSON) */
+    AC_DB_TRAJ_INDEX,   /* same key -> {reward f64, success u8}: export filters without parsing */
     AC_DB_CHECKPOINTS,  /* job_id checkpoint_id -> checkpoint (binary) */
     AC_DB_OUTBOX,       /* be64 seq -> webhook delivery (JSON) */
     AC_DB_COUNT

@@ -144,7 +144,8 @@ static void group_signal(const ac_rollout_t *ro, uint8_t *signal, int n_groups)
     }
 }
 
-int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, ac_iter_metrics_t *m, ac_err_t *err)
+int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_micro, ac_iter_metrics_t *m,
+                       ac_err_t *err)
 {
     int64_t t0 = ac_clock_mono_ns();
     memset(m, 0, sizeof *m);
@@ -177,9 +178,18 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, ac_iter_metrics_
                                   G,
                                   cfg->max_steps_per_trajectory,
                                   (float)cfg->temperature,
-                                  t->step_cost_micro};
+                                  t->step_cost_micro,
+                                  budget_micro};
         if (ac_rollout_run(&t->ro, &spec, err) != 0)
             goto out;
+        if (t->ro.budget_exhausted) {
+            m->budget_exhausted = 1;
+            m->cost_micro = t->ro.cost_micro;
+            m->trajectories = t->ro.n_eps;
+            m->steps = t->ro.n_steps;
+            ret = 0;
+            goto out;
+        }
         free(signal);
         if ((signal = malloc((size_t)t->ro.n_groups)) == NULL)
             goto oom;

@@ -39,6 +39,7 @@ typedef struct ac_iter_metrics {
     int groups_used;         /* groups that carried gradient */
     int tool_failures, agent_failures, reward_failures;
     int64_t cost_micro;      /* this iteration's tool and policy-step cost */
+    int budget_exhausted;    /* the budget stopped the rollouts: no update, iteration not counted */
     double wall_ms;
 } ac_iter_metrics_t;
 
@@ -78,9 +79,13 @@ ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent,
                                 uint64_t seed, int64_t step_cost_micro, ac_err_t *err);
 void ac_trainer_destroy(ac_trainer_t *t);
 
-/* One iteration over `training` (array of {query, expected_outcome}). Plugin failures are
- * counted in m, not returned; -1 only when the engine itself fails. */
-int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, ac_iter_metrics_t *m, ac_err_t *err);
+/* One iteration over `training` (array of {query, expected_outcome}). budget_micro < 0 is
+ * unlimited; else no agent step is taken that would bring the iteration's cost past it, and
+ * when that happens the iteration is abandoned (m->budget_exhausted, no update; the cost of
+ * the steps taken is in m->cost_micro). Plugin failures are counted in m, not returned; -1
+ * only when the engine itself fails. */
+int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_micro, ac_iter_metrics_t *m,
+                       ac_err_t *err);
 
 /* Checkpoint: serialises policy, Adam state, RNG and iteration (meta: optional bytes kept with
  * it). *buf is malloc'd. */

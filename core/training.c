@@ -4,15 +4,21 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "app.h"
-#include "clock.h"
-#include "jobs.h"
-#include "train_config.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 
-#define MIN_TRAINING_QUERIES 100
-#define MAX_QUERIES 10000
-#define MAX_QUERY_BYTES 4096
-#define MAX_PROBLEMS 50
+#include "app.h"
+#include "checkpoint.h"
+#include "clock.h"
+#include "eval.h"
+#include "jobs.h"
+#include "lua_host.h"
+#include "plugin.h"
+#include "runner.h"
+#include "train_config.h"
+#include "trainer.h"
+#include "uuid.h"
 
 static ac_app_t *app_of(ac_call_ctx_t *ctx)
 {
@@ -37,86 +43,67 @@ static int load_visible_job(ac_call_ctx_t *ctx, const char *job_id, json_t **job
     return ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no job %s", job_id);
 }
 
+/* ---- plugins on RPC worker threads -------------------------------------------------------
+ * Validators and evaluations run Lua: each RPC worker thread gets its own host, made on first
+ * use and destroyed with the thread. Only deferred methods (which run on those threads) use it. */
+
+static pthread_key_t host_key;
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void host_free(void *h)
+{
+    ac_lua_host_destroy(h);
+}
+
+static void host_key_init(void)
+{
+    pthread_key_create(&host_key, host_free);
+}
+
+static ac_lua_host_t *thread_host(ac_call_ctx_t *ctx, ac_err_t *err)
+{
+    pthread_once(&host_once, host_key_init);
+    ac_lua_host_t *h = pthread_getspecific(host_key);
+    if (h == NULL) {
+        const ac_config_t *cfg = app_of(ctx)->cfg;
+        ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
+        if ((h = ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &limits, err)) == NULL)
+            return NULL;
+        pthread_setspecific(host_key, h);
+    }
+    return h;
+}
+
 /* ---- training.start_grpo -------------------------------------------------------------------- */
 
-static void add_problem(json_t *problems, int index, const char *field, const char *error)
-{
-    if (json_array_size(problems) < MAX_PROBLEMS)
-        json_array_append_new(problems, json_pack("{s:i, s:s, s:s}", "index", index, "field", field, "error", error));
-}
-
-static void check_queries(json_t *problems, const char *name, json_t *queries)
-{
-    size_t i;
-    json_t *q;
-    char field[96];
-    if (json_array_size(queries) > MAX_QUERIES) {
-        snprintf(field, sizeof field, "%s", name);
-        add_problem(problems, -1, field, "must hold at most 10000 queries");
-    }
-    json_array_foreach(queries, i, q)
-    {
-        if (!json_is_object(q)) {
-            snprintf(field, sizeof field, "%s[%zu]", name, i);
-            add_problem(problems, (int)i, field, "must be an object {query, expected_outcome}");
-            continue;
-        }
-        json_t *text = json_object_get(q, "query");
-        snprintf(field, sizeof field, "%s[%zu].query", name, i);
-        if (!json_is_string(text) || json_string_length(text) == 0)
-            add_problem(problems, (int)i, field, "must be a non-empty string");
-        else if (json_string_length(text) > MAX_QUERY_BYTES)
-            add_problem(problems, (int)i, field, "must be at most 4096 bytes");
-        snprintf(field, sizeof field, "%s[%zu].expected_outcome", name, i);
-        if (!json_is_object(json_object_get(q, "expected_outcome")))
-            add_problem(problems, (int)i, field, "must be an object");
-    }
-}
+#define MIN_TRAINING_QUERIES 100
 
 /* SPEC.md: -40002 when the data fails validation; data lists every problem with its index and
  * field (the first one also as data.field/data.error, the shape other errors have). */
-static int validate_data(json_t *training, json_t *evaluation, ac_err_t *err)
+static int validate_data(ac_call_ctx_t *ctx, const char *validator, json_t *training, json_t *evaluation,
+                         ac_err_t *err)
 {
-    json_t *problems = json_array();
-    if (json_array_size(training) < MIN_TRAINING_QUERIES) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "must hold at least %d queries, got %zu", MIN_TRAINING_QUERIES,
-                 json_array_size(training));
-        add_problem(problems, -1, "training_data", msg);
-    }
-    check_queries(problems, "training_data", training);
-    if (evaluation != NULL) {
-        check_queries(problems, "evaluation_data", evaluation);
-        /* a held-out query copied from training would make evaluation meaningless */
-        json_t *seen = json_object();
-        size_t i;
-        json_t *q;
-        json_array_foreach(training, i, q)
-        {
-            json_t *t = json_object_get(q, "query");
-            if (json_is_string(t))
-                json_object_set_new(seen, json_string_value(t), json_true());
-        }
-        json_array_foreach(evaluation, i, q)
-        {
-            json_t *t = json_object_get(q, "query");
-            if (json_is_string(t) && json_object_get(seen, json_string_value(t)) != NULL) {
-                char field[96];
-                snprintf(field, sizeof field, "evaluation_data[%zu].query", i);
-                add_problem(problems, (int)i, field, "is also a training query");
-            }
-        }
-        json_decref(seen);
-    }
+    ac_lua_host_t *h = thread_host(ctx, err);
+    if (h == NULL)
+        return -1;
+    ac_validator_t *v = ac_validator_open(h, validator, err);
+    if (v == NULL)
+        return -1;
+    json_t *problems = NULL;
+    int rc = ac_validator_run(v, training, evaluation, MIN_TRAINING_QUERIES, &problems, err);
+    ac_validator_close(v);
+    if (rc != 0)
+        return -1; /* the validator itself failed: -32603 with its file:line */
     if (json_array_size(problems) == 0) {
         json_decref(problems);
         return 0;
     }
     json_t *first = json_array_get(problems, 0);
+    json_t *field = json_object_get(first, "field"), *error = json_object_get(first, "error");
     ac_err_set(err, AC_ERR_VALIDATION_FAILED, "Training data validation failed: %zu problem(s)",
                json_array_size(problems));
-    ac_err_set_data(err, json_pack("{s:O, s:O, s:o}", "field", json_object_get(first, "field"), "error",
-                                   json_object_get(first, "error"), "problems", problems));
+    ac_err_set_data(err, json_pack("{s:O, s:O, s:o}", "field", field ? field : json_null(), "error",
+                                   error ? error : json_null(), "problems", problems));
     return -1;
 }
 
@@ -135,10 +122,17 @@ static int agent_id_ok(const char *s, size_t len)
 
 static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
+    ac_app_t *app = app_of(ctx);
     json_t *jagent = json_object_get(params, "agent_id");
-    if (!agent_id_ok(json_string_value(jagent), json_string_length(jagent)))
+    const char *agent_id = json_string_value(jagent);
+    if (!agent_id_ok(agent_id, json_string_length(jagent)))
         return ac_err_field(err, AC_ERR_INVALID_REQUEST, "agent_id",
                             "must be 1-128 characters of letters, digits, '-', '_', '.', ':'");
+    ac_agent_binding_t bind;
+    if (ac_config_agent(app->cfg, agent_id, &bind) != 0)
+        return ac_err_field(err, AC_ERR_INVALID_REQUEST, "agent_id",
+                            "unknown agent '%s': no plugins/agents/%s.lua and no binding in the config", agent_id,
+                            agent_id);
     ac_train_config_t cfg;
     ac_train_config_defaults(&cfg);
     if (ac_train_config_from_json(&cfg, json_object_get(params, "config"), AC_ERR_INVALID_REQUEST, err) != 0) {
@@ -147,16 +141,21 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
     }
     json_t *training = json_object_get(params, "training_data");
     json_t *evaluation = json_object_get(params, "evaluation_data");
-    if (validate_data(training, evaluation, err) != 0)
-        return -1;
     json_t *empty = evaluation == NULL ? json_array() : NULL;
-    ac_job_new_t nj = {ctx->principal->sub, json_string_value(jagent), &cfg, training,
-                       evaluation != NULL ? evaluation : empty, ctx->now_ms};
+    if (empty != NULL)
+        evaluation = empty;
+    if (validate_data(ctx, bind.validator, training, evaluation, err) != 0) {
+        json_decref(empty);
+        return -1;
+    }
+    ac_job_new_t nj = {ctx->principal->sub, agent_id, &cfg, training, evaluation, ctx->now_ms,
+                       ac_usd_to_micro(ac_config_budget(app->cfg, ctx->principal->sub))};
     json_t *job;
-    int rc = ac_jobs_create(app_of(ctx)->store, &nj, &job, err);
+    int rc = ac_jobs_create(app->store, &nj, &job, err);
     json_decref(empty);
     if (rc != 0)
         return -1;
+    ac_workers_notify(app->workers);
     *result = json_pack("{s:O, s:s, s:O, s:O, s:O}", "job_id", json_object_get(job, "job_id"), "status", "queued",
                         "agent_id", json_object_get(job, "agent_id"), "total_iterations",
                         json_object_get(job, "total_iterations"), "created_at", json_object_get(job, "created_at"));
@@ -166,9 +165,9 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
 
 /* ---- training.get_status ------------------------------------------------------------------- */
 
-static json_t *metric_or_null(json_t *metrics, const char *name)
+static json_t *field_or_null(json_t *o, const char *name)
 {
-    json_t *v = json_object_get(metrics, name);
+    json_t *v = json_object_get(o, name);
     return v != NULL ? json_incref(v) : json_null();
 }
 
@@ -184,48 +183,496 @@ static int get_status(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
     json_t *metrics = json_object_get(job, "metrics");
     char cost_s[32], budget_s[32];
     double remaining = budget > 0 ? 100.0 * (double)(budget - cost) / (double)budget : 0.0;
-    json_t *m = json_pack("{s:o, s:o, s:o, s:o}", "train_loss", metric_or_null(metrics, "train_loss"),
-                          "validation_accuracy", metric_or_null(metrics, "validation_accuracy"), "avg_reward",
-                          metric_or_null(metrics, "avg_reward"), "trajectories_generated",
-                          json_object_get(metrics, "trajectories_generated")
-                              ? json_incref(json_object_get(metrics, "trajectories_generated"))
-                              : json_integer(0));
-    *result = json_pack("{s:O, s:O, s:O, s:I, s:I, s:f, s:o, s:s, s:s, s:f, s:O, s:O, s:O}", "job_id",
+    /* SPEC.md's four metrics first, then every other metric the engine reports */
+    json_t *m = json_pack("{s:o, s:o, s:o, s:I}", "train_loss", field_or_null(metrics, "train_loss"),
+                          "validation_accuracy", field_or_null(metrics, "validation_accuracy"), "avg_reward",
+                          field_or_null(metrics, "avg_reward"), "trajectories_generated",
+                          json_integer_value(json_object_get(job, "trajectories_generated")));
+    json_object_update_missing(m, metrics);
+    *result = json_pack("{s:O, s:O, s:O, s:I, s:I, s:f, s:o, s:s, s:s, s:f, s:o, s:o, s:o}", "job_id",
                         json_object_get(job, "job_id"), "agent_id", json_object_get(job, "agent_id"), "status",
                         json_object_get(job, "status"), "current_iteration", cur, "total_iterations", total,
                         "progress_percent", total > 0 ? round(1000.0 * (double)cur / (double)total) / 10.0 : 0.0,
                         "metrics", m, "cost_usd", ac_micro_to_usd_str(cost_s, sizeof cost_s, cost), "budget_usd",
                         ac_micro_to_usd_str(budget_s, sizeof budget_s, budget), "budget_remaining_percent",
-                        round(remaining * 10.0) / 10.0, "started_at", json_object_get(job, "started_at"),
-                        "estimated_completion",
-                        json_object_get(job, "estimated_completion") ? json_object_get(job, "estimated_completion")
-                                                                      : json_null(),
-                        "best_checkpoint_id", json_object_get(job, "best_checkpoint_id"));
-    json_t *error = json_object_get(job, "error");
-    if (error != NULL && !json_is_null(error))
-        json_object_set(*result, "error", error);
+                        round(remaining * 10.0) / 10.0, "started_at", field_or_null(job, "started_at"),
+                        "estimated_completion", field_or_null(job, "estimated_completion"), "best_checkpoint_id",
+                        field_or_null(job, "best_checkpoint_id"));
+    if (*result == NULL) {
+        json_decref(job);
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot build the status");
+    }
+    /* beyond SPEC.md: what users of such services look for */
+    static const char *const extra[] = {"created_at", "finished_at", "cancelled_at", "cancel_reason", "error",
+                                        "latest_checkpoint_id", "trajectories_stored", "oldest_iteration",
+                                        "plugin_failures", "episodes", NULL};
+    for (const char *const *k = extra; *k; k++) {
+        json_t *v = json_object_get(job, *k);
+        if (v != NULL && !json_is_null(v))
+            json_object_set(*result, *k, v);
+    }
     json_decref(job);
-    return *result != NULL ? 0 : ac_err_set(err, AC_ERR_INTERNAL, "cannot build the status");
+    return 0;
 }
 
 /* ---- training.cancel ----------------------------------------------------------------------- */
 
+#define CANCEL_WAIT_MS 30000
+
 static int cancel(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
+    ac_app_t *app = app_of(ctx);
     const char *id = json_string_value(json_object_get(params, "job_id"));
     json_t *job;
     if (load_visible_job(ctx, id, &job, err) != 0)
         return -1;
     json_decref(job);
     const char *reason = json_string_value(json_object_get(params, "reason"));
-    if (ac_jobs_cancel(app_of(ctx)->store, id, reason, ctx->now_ms, &job, err) != 0)
+    if (ac_jobs_cancel(app->store, id, reason, ac_clock_now_ms(), &job, err) != 0)
         return -1;
+    /* A running job stops at its next safe point (between iterations) and saves a checkpoint:
+     * this call runs on an RPC worker, so it can wait for that and report it. */
+    int64_t deadline = ac_clock_mono_ns() + (int64_t)CANCEL_WAIT_MS * 1000000;
+    while (!ac_job_status_final(json_string_value(json_object_get(job, "status"))) &&
+           ac_clock_mono_ns() < deadline) {
+        usleep(20000);
+        json_decref(job);
+        if (ac_jobs_get(app->store, id, &job, err) != 1)
+            return -1;
+    }
+    const char *status = json_string_value(json_object_get(job, "status"));
     json_t *ckpt = json_object_get(job, "latest_checkpoint_id");
-    *result = json_pack("{s:s, s:s, s:O, s:O, s:b, s:O}", "job_id", id, "status", "cancelled", "cancelled_at",
-                        json_object_get(job, "cancelled_at") ? json_object_get(job, "cancelled_at") : json_null(),
-                        "iterations_completed", json_object_get(job, "current_iteration"), "checkpoint_saved",
-                        ckpt != NULL && !json_is_null(ckpt), "checkpoint_id", ckpt != NULL ? ckpt : json_null());
+    int saved = ckpt != NULL && !json_is_null(ckpt) && strcmp(status, "cancelled") == 0;
+    *result = json_pack("{s:s, s:s, s:o, s:O, s:b, s:o}", "job_id", id, "status",
+                        ac_job_status_final(status) ? status : "cancelling", "cancelled_at",
+                        field_or_null(job, "cancelled_at"), "iterations_completed",
+                        json_object_get(job, "current_iteration"), "checkpoint_saved", saved, "checkpoint_id",
+                        saved ? json_incref(ckpt) : json_null());
     json_decref(job);
+    return 0;
+}
+
+/* ---- training.evaluate --------------------------------------------------------------------- */
+
+static int check_queries_shape(json_t *queries, const char *name, ac_err_t *err)
+{
+    size_t i;
+    json_t *q;
+    char field[96];
+    json_array_foreach(queries, i, q)
+    {
+        json_t *text = json_object_get(q, "query");
+        if (!json_is_string(text) || json_string_length(text) == 0) {
+            snprintf(field, sizeof field, "%s[%zu].query", name, i);
+            return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "must be a non-empty string");
+        }
+        if (!json_is_object(json_object_get(q, "expected_outcome"))) {
+            snprintf(field, sizeof field, "%s[%zu].expected_outcome", name, i);
+            return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "must be an object");
+        }
+    }
+    return 0;
+}
+
+static json_t *find_checkpoint(json_t *job, const char *ckpt_id)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(job, "checkpoints"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "checkpoint_id")), ckpt_id) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static int eval_failed(ac_err_t *err, const char *what)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", err->message);
+    return ac_err_field(err, AC_ERR_EVALUATION_FAILED, what, "%s", msg);
+}
+
+static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    ac_app_t *app = app_of(ctx);
+    int64_t t0 = ac_clock_mono_ns();
+    const char *id = json_string_value(json_object_get(params, "job_id"));
+    json_t *job = NULL, *training = NULL, *evaluation = NULL;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    ac_checkpoint_t ck = {0};
+    ac_agent_t *agent = NULL;
+    ac_reward_t *reward = NULL;
+    ac_policy_t *baseline = NULL;
+    ac_eval_result_t rb = {0}, rt = {0};
+    int ret = -1;
+    if (load_visible_job(ctx, id, &job, err) != 0)
+        return -1;
+    json_t *queries = json_object_get(params, "evaluation_queries");
+    const char *qname = "evaluation_queries";
+    if (queries == NULL) {
+        if (ac_jobs_load_data(app->store, id, &training, &evaluation, err) != 0)
+            goto out;
+        queries = evaluation;
+        qname = "evaluation_data";
+    }
+    if (json_array_size(queries) == 0) {
+        ac_err_field(err, AC_ERR_EVALUATION_FAILED, qname, "no evaluation queries: pass evaluation_queries or "
+                                                           "start the job with evaluation_data");
+        goto out;
+    }
+    if (json_array_size(queries) > 10000) {
+        ac_err_field(err, AC_ERR_INVALID_PARAMS, qname, "at most 10000 queries");
+        goto out;
+    }
+    if (check_queries_shape(queries, qname, err) != 0)
+        goto out;
+    json_t *jck = json_object_get(params, "checkpoint_id");
+    const char *ckpt_id = jck ? json_string_value(jck) : json_string_value(json_object_get(job, "best_checkpoint_id"));
+    if (ckpt_id == NULL || find_checkpoint(job, ckpt_id) == NULL) {
+        if (jck != NULL)
+            ac_err_field(err, AC_ERR_NOT_FOUND, "checkpoint_id", "no checkpoint %s in this job", ckpt_id);
+        else
+            ac_err_field(err, AC_ERR_NOT_FOUND, "checkpoint_id", "the job has no checkpoint yet");
+        goto out;
+    }
+    int found = ac_jobs_get_checkpoint(app->store, id, ckpt_id, &blob, &blob_len, err);
+    if (found <= 0) {
+        if (found == 0)
+            ac_err_field(err, AC_ERR_NOT_FOUND, "checkpoint_id", "checkpoint %s is gone (retention)", ckpt_id);
+        goto out;
+    }
+    if (ac_checkpoint_load(&ck, blob, blob_len, err) != 0) {
+        eval_failed(err, "checkpoint_id");
+        goto out;
+    }
+    ac_train_config_t cfg;
+    ac_train_config_defaults(&cfg);
+    ac_train_config_from_json(&cfg, json_object_get(job, "config"), AC_ERR_INTERNAL, err);
+    ac_agent_binding_t bind;
+    ac_lua_host_t *host = thread_host(ctx, err);
+    if (host == NULL)
+        goto out;
+    if (ac_config_agent(app->cfg, json_string_value(json_object_get(job, "agent_id")), &bind) != 0) {
+        ac_err_field(err, AC_ERR_EVALUATION_FAILED, "agent_id", "the job's agent is no longer available");
+        goto out;
+    }
+    if ((agent = ac_agent_open(host, bind.agent, err)) == NULL || (reward = ac_reward_open(host, bind.reward, err)) == NULL) {
+        eval_failed(err, "agent_id");
+        goto out;
+    }
+    if (agent->n_actions != ck.policy->cfg.n_actions) {
+        ac_err_field(err, AC_ERR_EVALUATION_FAILED, "agent_id", "the agent's actions changed since the checkpoint");
+        goto out;
+    }
+    /* the baseline is the untrained policy: the job's initial weights, rebuilt from its seed */
+    ac_policy_config_t pc;
+    ac_trainer_policy_config(&pc, &cfg, agent, ac_runner_seed(id, cfg.seed));
+    if ((baseline = ac_policy_create(&pc, err)) == NULL)
+        goto out;
+    if (ac_eval_run(agent, reward, baseline, queries, cfg.max_steps_per_trajectory, &rb, err) != 0 ||
+        ac_eval_run(agent, reward, ck.policy, queries, cfg.max_steps_per_trajectory, &rt, err) != 0) {
+        eval_failed(err, "evaluation");
+        goto out;
+    }
+    if (rt.failures == rt.n) {
+        ac_err_field(err, AC_ERR_EVALUATION_FAILED, "evaluation", "every episode failed: %s",
+                     rt.first_error ? rt.first_error : "plugin failure");
+        goto out;
+    }
+    ac_eval_comparison_t cmp;
+    ac_eval_compare(&rb, &rt, &cmp);
+    json_t *m = ac_eval_metrics_json(&rt);
+    json_object_set_new(m, "success_rate_ci95", json_pack("[f, f]", cmp.trained_ci[0], cmp.trained_ci[1]));
+    json_object_set_new(m, "plugin_failures", json_integer(rt.failures));
+    json_t *base = ac_eval_metrics_json(&rb);
+    json_object_set_new(base, "success_rate_ci95", json_pack("[f, f]", cmp.baseline_ci[0], cmp.baseline_ci[1]));
+    *result = json_pack("{s:s, s:s, s:o, s:{s:f, s:f, s:f, s:b, s:f, s:o}, s:i, s:I}", "job_id", id,
+                        "checkpoint_id", ckpt_id, "metrics", m, "baseline_comparison", "success_rate_improvement",
+                        cmp.success_rate_improvement, "avg_reward_improvement", cmp.avg_reward_improvement,
+                        "p_value", cmp.p_value, "statistically_significant", cmp.p_value < 0.05, "p_value_reward",
+                        cmp.p_value_reward, "baseline", base, "queries_evaluated", rt.n, "evaluation_duration_ms",
+                        (json_int_t)((ac_clock_mono_ns() - t0) / 1000000));
+    ret = *result != NULL ? 0 : ac_err_set(err, AC_ERR_INTERNAL, "cannot build the evaluation");
+out:
+    ac_eval_result_free(&rb);
+    ac_eval_result_free(&rt);
+    ac_policy_destroy(baseline);
+    ac_reward_close(reward);
+    ac_agent_close(agent);
+    if (ck.policy != NULL)
+        ac_checkpoint_release(&ck);
+    free(blob);
+    json_decref(training);
+    json_decref(evaluation);
+    json_decref(job);
+    return ret;
+}
+
+/* ---- training.export_trajectories ----------------------------------------------------------- */
+
+#define EXPORT_MAX 10000
+
+typedef struct export_ctx {
+    const char *job_id;
+    int success_only;
+    int has_min;
+    double min_reward;
+    json_int_t limit, offset;
+    json_int_t total;
+    uint8_t (*keys)[44];
+    json_int_t n_keys;
+    json_t *trajectories;
+} export_ctx_t;
+
+static int export_match(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)err;
+    export_ctx_t *x = ud;
+    if (klen != 44 || vlen != 9)
+        return 0;
+    double reward;
+    memcpy(&reward, val, 8);
+    int success = ((const uint8_t *)val)[8];
+    if ((x->success_only && !success) || (x->has_min && !(reward >= x->min_reward)))
+        return 0;
+    /* only the summaries are read while counting: the page's records are fetched afterwards */
+    if (x->total >= x->offset && x->n_keys < x->limit)
+        memcpy(x->keys[x->n_keys++], key, 44);
+    x->total++;
+    return 0;
+}
+
+static int export_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    export_ctx_t *x = ud;
+    x->total = x->n_keys = 0;
+    if (ac_txn_scan(t, AC_DB_TRAJ_INDEX, x->job_id, AC_UUID_LEN, NULL, 0, export_match, x, err) != 0)
+        return -1;
+    json_array_clear(x->trajectories);
+    for (json_int_t i = 0; i < x->n_keys; i++) {
+        const void *val;
+        size_t vlen;
+        if (ac_txn_get(t, AC_DB_TRAJECTORIES, x->keys[i], 44, &val, &vlen, err) != 1)
+            return ac_err_set(err, AC_ERR_INTERNAL, "export: a trajectory's record is missing");
+        json_t *traj = json_loadb(val, vlen, 0, NULL);
+        if (traj == NULL)
+            return ac_err_set(err, AC_ERR_INTERNAL, "export: a trajectory's record is corrupt");
+        json_array_append_new(x->trajectories, traj);
+    }
+    return 0;
+}
+
+static int export_trajectories(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    const char *id = json_string_value(json_object_get(params, "job_id"));
+    json_t *job;
+    if (load_visible_job(ctx, id, &job, err) != 0)
+        return -1;
+    json_decref(job);
+    json_t *jl = json_object_get(params, "limit"), *jo = json_object_get(params, "offset");
+    json_t *jm = json_object_get(params, "min_reward");
+    export_ctx_t x = {.job_id = id, .success_only = json_is_true(json_object_get(params, "success_only")),
+                      .has_min = jm != NULL, .min_reward = jm ? json_number_value(jm) : 0.0,
+                      .limit = jl ? (json_int_t)json_number_value(jl) : 1000,
+                      .offset = jo ? (json_int_t)json_number_value(jo) : 0};
+    if (x.limit > EXPORT_MAX)
+        return ac_err_field(err, AC_ERR_EXPORT_LIMIT, "limit", "at most %d trajectories per request", EXPORT_MAX);
+    if (x.limit < 1)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be at least 1");
+    if (x.offset < 0)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "offset", "must be at least 0");
+    x.keys = malloc(sizeof *x.keys * (size_t)x.limit);
+    x.trajectories = json_array();
+    if (x.keys == NULL) {
+        json_decref(x.trajectories);
+        return ac_err_set(err, AC_ERR_INTERNAL, "export: out of memory");
+    }
+    int rc = ac_store_read(app_of(ctx)->store, export_txn, &x, err);
+    free(x.keys);
+    if (rc != 0) {
+        json_decref(x.trajectories);
+        return -1;
+    }
+    json_int_t returned = (json_int_t)json_array_size(x.trajectories);
+    *result = json_pack("{s:s, s:o, s:I, s:I, s:b}", "job_id", id, "trajectories", x.trajectories, "total_count",
+                        x.total, "returned_count", returned, "has_more", x.offset + returned < x.total);
+    return 0;
+}
+
+/* ---- beyond SPEC.md: list_jobs, list_checkpoints, list_events -------------------------------- */
+
+typedef struct list_ctx {
+    const char *owner;
+    const char *status;
+    json_int_t limit, offset, total;
+    ac_txn_t *txn;
+    json_t *jobs;
+} list_ctx_t;
+
+static int list_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)val, (void)vlen;
+    list_ctx_t *l = ud;
+    if (klen < 8 + AC_UUID_LEN)
+        return 0;
+    char id[AC_UUID_LEN + 1];
+    memcpy(id, (const char *)key + klen - AC_UUID_LEN, AC_UUID_LEN);
+    id[AC_UUID_LEN] = 0;
+    const void *rec;
+    size_t rlen;
+    if (ac_txn_get(l->txn, AC_DB_JOBS, id, AC_UUID_LEN, &rec, &rlen, err) != 1)
+        return 0;
+    json_t *job = json_loadb(rec, rlen, 0, NULL);
+    const char *status = json_string_value(json_object_get(job, "status"));
+    if (job != NULL && (l->status == NULL || (status && strcmp(status, l->status) == 0))) {
+        if (l->total >= l->offset && (json_int_t)json_array_size(l->jobs) < l->limit)
+            json_array_append_new(l->jobs,
+                                  json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "job_id", id, "agent_id",
+                                            json_object_get(job, "agent_id"), "status", json_object_get(job, "status"),
+                                            "created_at", json_object_get(job, "created_at"), "current_iteration",
+                                            json_object_get(job, "current_iteration"), "total_iterations",
+                                            json_object_get(job, "total_iterations")));
+        l->total++;
+    }
+    json_decref(job);
+    return 0;
+}
+
+static int list_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    list_ctx_t *l = ud;
+    l->txn = t;
+    l->total = 0;
+    json_array_clear(l->jobs);
+    size_t olen = strlen(l->owner);
+    char prefix[256];
+    memcpy(prefix, l->owner, olen);
+    prefix[olen] = 0;
+    /* newest first */
+    return ac_txn_scan_rev(t, AC_DB_OWNER_JOBS, prefix, olen + 1, list_one, l, err);
+}
+
+static const char *const status_names[] = {"queued", "running", "completed", "failed", "cancelled", NULL};
+
+static int list_jobs(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    json_t *js = json_object_get(params, "status"), *jl = json_object_get(params, "limit"),
+           *jo = json_object_get(params, "offset");
+    const char *status = json_string_value(js);
+    if (status != NULL) {
+        int ok = 0;
+        for (const char *const *p = status_names; *p; p++)
+            ok |= strcmp(*p, status) == 0;
+        if (!ok)
+            return ac_err_field(err, AC_ERR_INVALID_PARAMS, "status",
+                                "must be queued, running, completed, failed or cancelled");
+    }
+    list_ctx_t l = {ctx->principal->sub, status, jl ? (json_int_t)json_number_value(jl) : 50,
+                    jo ? (json_int_t)json_number_value(jo) : 0, 0, NULL, json_array()};
+    if (l.limit < 1 || l.limit > 1000) {
+        json_decref(l.jobs);
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and 1000");
+    }
+    if (l.offset < 0) {
+        json_decref(l.jobs);
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "offset", "must be at least 0");
+    }
+    if (ac_store_read(app_of(ctx)->store, list_txn, &l, err) != 0) {
+        json_decref(l.jobs);
+        return -1;
+    }
+    json_int_t n = (json_int_t)json_array_size(l.jobs);
+    *result = json_pack("{s:o, s:I, s:I, s:b}", "jobs", l.jobs, "total_count", l.total, "returned_count", n,
+                        "has_more", l.offset + n < l.total);
+    return 0;
+}
+
+static int list_checkpoints(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    json_t *job;
+    if (load_visible_job(ctx, json_string_value(json_object_get(params, "job_id")), &job, err) != 0)
+        return -1;
+    const char *best = json_string_value(json_object_get(job, "best_checkpoint_id"));
+    const char *latest = json_string_value(json_object_get(job, "latest_checkpoint_id"));
+    json_t *out = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(job, "checkpoints"), i, c)
+    {
+        const char *cid = json_string_value(json_object_get(c, "checkpoint_id"));
+        json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:O, s:b, s:b}", "checkpoint_id", cid, "iteration",
+                                             json_object_get(c, "iteration"), "validation_accuracy",
+                                             json_object_get(c, "validation_accuracy"), "created_at",
+                                             json_object_get(c, "created_at"), "is_best",
+                                             best && strcmp(best, cid) == 0, "is_latest",
+                                             latest && strcmp(latest, cid) == 0));
+    }
+    *result = json_pack("{s:O, s:o, s:O}", "job_id", json_object_get(job, "job_id"), "checkpoints", out,
+                        "best_checkpoint_id", json_object_get(job, "best_checkpoint_id"));
+    json_decref(job);
+    return 0;
+}
+
+typedef struct events_ctx {
+    const char *job_id;
+    json_int_t after, limit;
+    json_t *events;
+    json_int_t last;
+    int more;
+} events_ctx_t;
+
+static int event_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)err;
+    events_ctx_t *e = ud;
+    if (klen != AC_UUID_LEN + 8)
+        return 0;
+    if ((json_int_t)json_array_size(e->events) == e->limit) {
+        e->more = 1;
+        return 1;
+    }
+    json_t *ev = json_loadb(val, vlen, 0, NULL);
+    if (ev != NULL)
+        json_array_append_new(e->events, ev);
+    e->last = (json_int_t)ac_be64_get((const uint8_t *)key + AC_UUID_LEN);
+    return 0;
+}
+
+static int events_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    events_ctx_t *e = ud;
+    json_array_clear(e->events);
+    e->more = 0;
+    uint8_t start[AC_UUID_LEN + 8];
+    memcpy(start, e->job_id, AC_UUID_LEN);
+    ac_be64_put(start + AC_UUID_LEN, (uint64_t)e->after + 1);
+    return ac_txn_scan(t, AC_DB_EVENTS, e->job_id, AC_UUID_LEN, start, sizeof start, event_one, e, err);
+}
+
+static int list_events(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    const char *id = json_string_value(json_object_get(params, "job_id"));
+    json_t *job;
+    if (load_visible_job(ctx, id, &job, err) != 0)
+        return -1;
+    json_decref(job);
+    json_t *jc = json_object_get(params, "cursor"), *jl = json_object_get(params, "limit");
+    events_ctx_t e = {id, jc ? (json_int_t)json_number_value(jc) : 0, jl ? (json_int_t)json_number_value(jl) : 100,
+                      json_array(), 0, 0};
+    if (e.limit < 1 || e.limit > 1000 || e.after < 0) {
+        json_decref(e.events);
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, e.after < 0 ? "cursor" : "limit",
+                            e.after < 0 ? "must be at least 0" : "must be between 1 and 1000");
+    }
+    e.last = e.after;
+    if (ac_store_read(app_of(ctx)->store, events_txn, &e, err) != 0) {
+        json_decref(e.events);
+        return -1;
+    }
+    *result = json_pack("{s:s, s:o, s:I, s:b}", "job_id", id, "events", e.events, "next_cursor", e.last, "has_more",
+                        e.more);
     return 0;
 }
 
@@ -238,7 +685,7 @@ static const ac_param_spec_t start_params[] = {
     {"evaluation_data", AC_P_ARRAY, 0, "held-out TrainingQuery[]"},
     {NULL, 0, 0, NULL},
 };
-static const ac_param_spec_t status_params[] = {
+static const ac_param_spec_t job_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier"},
     {NULL, 0, 0, NULL},
 };
@@ -247,15 +694,52 @@ static const ac_param_spec_t cancel_params[] = {
     {"reason", AC_P_STRING, 0, "cancellation reason"},
     {NULL, 0, 0, NULL},
 };
+static const ac_param_spec_t evaluate_params[] = {
+    {"job_id", AC_P_UUID, 1, "training job identifier"},
+    {"checkpoint_id", AC_P_UUID, 0, "checkpoint to evaluate (default: best)"},
+    {"evaluation_queries", AC_P_ARRAY, 0, "TrainingQuery[] (default: the job's evaluation data)"},
+    {NULL, 0, 0, NULL},
+};
+static const ac_param_spec_t export_params[] = {
+    {"job_id", AC_P_UUID, 1, "training job identifier"},
+    {"success_only", AC_P_BOOL, 0, "only successful trajectories"},
+    {"min_reward", AC_P_NUMBER, 0, "minimum reward"},
+    {"limit", AC_P_INTEGER, 0, "max trajectories (default 1000, at most 10000)"},
+    {"offset", AC_P_INTEGER, 0, "pagination offset (default 0)"},
+    {NULL, 0, 0, NULL},
+};
+static const ac_param_spec_t list_jobs_params[] = {
+    {"status", AC_P_STRING, 0, "queued | running | completed | failed | cancelled"},
+    {"limit", AC_P_INTEGER, 0, "max jobs (default 50, at most 1000)"},
+    {"offset", AC_P_INTEGER, 0, "pagination offset"},
+    {NULL, 0, 0, NULL},
+};
+static const ac_param_spec_t list_events_params[] = {
+    {"job_id", AC_P_UUID, 1, "training job identifier"},
+    {"cursor", AC_P_INTEGER, 0, "the next_cursor of the previous page (default 0: from the start)"},
+    {"limit", AC_P_INTEGER, 0, "max events (default 100, at most 1000)"},
+    {NULL, 0, 0, NULL},
+};
 
 const ac_method_t ac_training_methods[] = {
-    /* start_grpo parses and stores up to max_body_bytes of data: off the event loop. SPEC.md
-     * answers its missing or invalid parameters with -32600. */
+    /* start_grpo runs the validator plugin over up to max_body_bytes of data: off the event
+     * loop. SPEC.md answers its missing or invalid parameters with -32600. */
     {"training.start_grpo", start_grpo, AC_PERM_TRAINING_START, AC_RL_START, AC_METHOD_DEFER, AC_ERR_INVALID_REQUEST,
      start_params, "Start a new GRPO training job"},
-    {"training.get_status", get_status, AC_PERM_TRAINING_VIEW, AC_RL_STATUS, 0, AC_ERR_INVALID_PARAMS, status_params,
+    {"training.get_status", get_status, AC_PERM_TRAINING_VIEW, AC_RL_STATUS, 0, AC_ERR_INVALID_PARAMS, job_params,
      "Current status and metrics of a training job"},
-    {"training.cancel", cancel, AC_PERM_TRAINING_CANCEL, AC_RL_CANCEL, 0, AC_ERR_INVALID_PARAMS, cancel_params,
-     "Cancel a queued or running training job"},
+    /* cancel waits for a running job to reach its safe point */
+    {"training.cancel", cancel, AC_PERM_TRAINING_CANCEL, AC_RL_CANCEL, AC_METHOD_DEFER, AC_ERR_INVALID_PARAMS,
+     cancel_params, "Cancel a queued or running training job"},
+    {"training.evaluate", evaluate, AC_PERM_TRAINING_EVALUATE, AC_RL_EVALUATE, AC_METHOD_DEFER,
+     AC_ERR_INVALID_PARAMS, evaluate_params, "Evaluate a checkpoint against the untrained baseline"},
+    {"training.export_trajectories", export_trajectories, AC_PERM_DATA_EXPORT, AC_RL_EXPORT, 0,
+     AC_ERR_INVALID_PARAMS, export_params, "Export a job's trajectories, filtered and paginated"},
+    {"training.list_jobs", list_jobs, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
+     list_jobs_params, "The caller's jobs, newest first, by status, paginated"},
+    {"training.list_checkpoints", list_checkpoints, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
+     job_params, "A job's kept checkpoints (the best k by validation accuracy and the latest)"},
+    {"training.list_events", list_events, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
+     list_events_params, "A job's events (state changes, progress, budget warnings), cursor-paginated"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };

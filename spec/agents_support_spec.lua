@@ -1,0 +1,357 @@
+-- Specs for the support agent, its reward and its data generator.
+package.path = "./plugins/?.lua;./lua/?.lua;./lua/?/init.lua;./examples/?.lua;" .. package.path
+
+local agent = require("agents.support")
+local reward = require("rewards.support")
+local data = require("support.data")
+local cjson = require("cjson")
+
+-- Runs one episode; policy(state, legal, k) returns the next action.
+local function run(query, policy)
+  local state = agent.init(query)
+  local steps, observations, legals = {}, {}, {}
+  local done = false
+  while not done and #steps < agent.max_steps do
+    local legal = agent.legal(state)
+    assert.is_true(#legal > 0, "legal() is empty before the episode ended: " .. query)
+    observations[#observations + 1] = agent.observe(state)
+    legals[#legals + 1] = legal
+    local action = policy(state, legal, #steps + 1)
+    local ok, params, result, d = pcall(agent.step, state, action)
+    if not ok then result, d = { error = params }, true; params = {} end
+    steps[#steps + 1] = { action = { tool = action, params = params }, result = result }
+    done = d
+  end
+  return { query = query, steps = steps, final = agent.final(state), truncated = not done },
+    observations, legals
+end
+
+local function script_for(tools)
+  return function(_, _, k) return tools[k] end
+end
+
+local function contains(list, x)
+  for _, v in ipairs(list) do if v == x then return true end end
+  return false
+end
+
+local function all_queries(d)
+  local all = {}
+  for _, q in ipairs(d.training_data) do all[#all + 1] = q end
+  for _, q in ipairs(d.evaluation_data) do all[#all + 1] = q end
+  return all
+end
+
+-- An order number whose order fits pred.
+local function find_order(pred)
+  for id = 1000, 99999 do
+    if pred(agent.order_for(id)) then return id end
+  end
+  error("no such order")
+end
+
+-- A multiclass perceptron on word unigrams + bigrams: a stand-in for the policy network.
+local TOKENIZERS = {
+  whitespace = function(s) local t = {}; for w in s:gmatch("%S+") do t[#t + 1] = w end; return t end,
+  alnum = function(s) local t = {}; for w in s:gmatch("%w+") do t[#t + 1] = w end; return t end,
+}
+local function features(tokenize, text)
+  local toks, f = tokenize(text), {}
+  for i, w in ipairs(toks) do
+    f[#f + 1] = "u:" .. w
+    if toks[i + 1] then f[#f + 1] = "b:" .. w .. " " .. toks[i + 1] end
+  end
+  return f
+end
+local function imitation_success(d, tokenize, epochs)
+  local w = {}
+  for _, a in ipairs(agent.actions) do w[a] = {} end
+  local function predict(f, legal)
+    local best, best_score
+    for _, a in ipairs(legal) do
+      local s = 0
+      for _, x in ipairs(f) do s = s + (w[a][x] or 0) end
+      if not best_score or s > best_score then best, best_score = a, s end
+    end
+    return best
+  end
+  local examples = {}
+  for _, q in ipairs(d.training_data) do
+    local tools = q.expected_outcome.tools
+    local _, observations, legals = run(q.query, script_for(tools))
+    for k, obs in ipairs(observations) do
+      examples[#examples + 1] = { f = features(tokenize, obs), legal = legals[k], want = tools[k] }
+    end
+  end
+  for _ = 1, epochs do
+    for _, e in ipairs(examples) do
+      local got = predict(e.f, e.legal)
+      if got ~= e.want then
+        for _, x in ipairs(e.f) do
+          w[e.want][x] = (w[e.want][x] or 0) + 1
+          w[got][x] = (w[got][x] or 0) - 1
+        end
+      end
+    end
+  end
+  local wins = 0
+  for _, q in ipairs(d.evaluation_data) do
+    local traj = run(q.query, function(state, legal)
+      return predict(features(tokenize, agent.observe(state)), legal)
+    end)
+    if reward.score(traj, q.expected_outcome) == 1 then wins = wins + 1 end
+  end
+  return wins / #d.evaluation_data
+end
+
+local HIGH = find_order(function(o) return o.status == "delivered" and o.amount_usd > 100 end)
+local LOW = find_order(function(o) return o.status == "delivered" and o.amount_usd <= 100 end)
+local PROCESSING = find_order(function(o) return o.status == "processing" end)
+local SHIPPED = find_order(function(o) return o.status == "shipped" end)
+
+describe("support agent", function()
+  it("follows the plugin contract", function()
+    assert.are.equal("string", type(agent.name))
+    assert.are.equal("string", type(agent.version))
+    for _, f in ipairs({ "init", "observe", "legal", "step", "final" }) do
+      assert.are.equal("function", type(agent[f]), f)
+    end
+    for _, a in ipairs(agent.actions) do
+      assert.are.equal("number", type(agent.tools[a].cost_usd), a)
+    end
+    for name in pairs(agent.tools) do assert.is_true(contains(agent.actions, name), name) end
+    assert.are.equal("string", type(reward.name))
+    assert.are.equal("string", type(reward.version))
+    assert.are.same({ 0, 1 }, reward.range)
+  end)
+
+  it("derives the same fake order from the same number", function()
+    assert.are.same(agent.order_for(4821), agent.order_for(4821))
+    assert.are_not.same(agent.order_for(4821), agent.order_for(4822))
+    local statuses = {}
+    for id = 1000, 1300 do
+      local o = agent.order_for(id)
+      statuses[o.status] = true
+      assert.is_true(o.amount_usd >= 5 and o.amount_usd < 400)
+      assert.is_string(o.item)
+      assert.is_string(o.customer)
+    end
+    assert.is_true(statuses.processing and statuses.shipped and statuses.delivered)
+  end)
+
+  it("finds the order number and the new address in a message", function()
+    assert.are.equal(4821, agent.order_id_of("Please refund order #4821, it arrived broken"))
+    assert.are.equal(4821, agent.order_id_of("order number 4821 to 12 Elm Street"))
+    assert.are.equal(4821, agent.order_id_of("Where is order 4821?"))
+    assert.are.equal(4821, agent.order_id_of("Where is 4821?"))
+    assert.is_nil(agent.order_id_of("Where is my parcel?"))
+    assert.are.equal("12 Elm Street", agent.address_of("send #4821 to 12 Elm Street instead"))
+    assert.are.equal("7 Old Mill Road", agent.address_of("Update #4821 to 7 Old Mill Road."))
+    assert.is_nil(agent.address_of("cancel #4821"))
+  end)
+
+  it("refunds a high-value order only after verification, then replies", function()
+    local q = "Please refund order #" .. HIGH .. ", it arrived broken"
+    local s = agent.init(q)
+    assert.are.same({ "lookup_order" }, agent.legal(s))
+    agent.step(s, "lookup_order")
+    assert.matches("| step:1 done:lookup_order | status:delivered amount:high", agent.observe(s), 1, true)
+    local legal = agent.legal(s)
+    assert.is_true(contains(legal, "refund"))
+    assert.is_false(contains(legal, "cancel_order"))
+    assert.is_false(contains(legal, "lookup_order"))
+    agent.step(s, "verify_customer")
+    local _, r = agent.step(s, "refund")
+    assert.is_nil(r.policy_violation)
+    assert.is_false(contains(agent.legal(s), "refund"))
+    local _, r2, done = agent.step(s, "reply")
+    assert.is_true(done)
+    assert.are.equal("refunded", r2.resolution)
+    assert.matches("refunded %$", r2.message)
+    assert.are.same({}, agent.legal(s))
+    local f = agent.final(s)
+    assert.are.equal(HIGH, f.order_id)
+    assert.are.same({ "lookup_order", "verify_customer", "refund", "reply" }, f.tools)
+  end)
+
+  it("flags an unverified refund over the limit and refuses infeasible changes", function()
+    local s = agent.init("refund #" .. HIGH)
+    agent.step(s, "lookup_order")
+    local _, r = agent.step(s, "refund")
+    assert.is_string(r.policy_violation)
+    s = agent.init("cancel #" .. SHIPPED)
+    agent.step(s, "lookup_order")
+    assert.is_false(contains(agent.legal(s), "cancel_order"))
+    assert.has_error(function() agent.step(s, "cancel_order") end)
+    s = agent.init("cancel #" .. PROCESSING)
+    agent.step(s, "lookup_order")
+    assert.is_true(contains(agent.legal(s), "cancel_order"))
+    assert.is_false(contains(agent.legal(s), "refund"))
+  end)
+
+  it("asks for the order number when the message has none", function()
+    local traj = run("Where is my parcel?", script_for({ "lookup_order", "reply" }))
+    assert.is_false(traj.steps[1].result.found)
+    assert.are.equal("need_order", traj.final.resolution)
+    assert.matches("order number", traj.final.reply)
+    local s = agent.init("Where is my parcel?")
+    agent.step(s, "lookup_order")
+    assert.are.same({ "reply" }, agent.legal(s))
+  end)
+
+  local d = data.generate(42)
+  local all = all_queries(d)
+
+  it("solves every generated query with the scripted sequence (reward 1, success)", function()
+    for _, q in ipairs(all) do
+      local traj = run(q.query, script_for(q.expected_outcome.tools))
+      local r, info = reward.score(traj, q.expected_outcome)
+      assert.are.equal(1, r, q.query)
+      assert.is_true(info.success, q.query)
+      assert.are.equal(1, info.tool_accuracy, q.query)
+      assert.is_string(cjson.encode(traj.final))
+    end
+  end)
+
+  it("gives 0 to wrong sequences and 0.5 to harmless extra calls", function()
+    local refund_high = { resolution = "refunded", order_id = HIGH,
+      tools = { "lookup_order", "verify_customer", "refund", "reply" } }
+    local q = "Please refund order #" .. HIGH .. ", it arrived broken"
+    local function score(tools, expected, query)
+      return (reward.score(run(query or q, script_for(tools)), expected))
+    end
+    assert.are.equal(1, score(refund_high.tools, refund_high))
+    assert.are.equal(0, score({ "lookup_order", "refund", "reply" }, refund_high))
+    assert.are.equal(0, score({ "lookup_order", "refund", "verify_customer", "reply" }, refund_high))
+    assert.are.equal(0, score({ "lookup_order", "reply" }, refund_high))
+    assert.are.equal(0, score({ "lookup_order", "verify_customer", "refund" }, refund_high))  -- no reply
+    assert.are.equal(0.5, score({ "lookup_order", "verify_customer", "check_shipping", "refund", "reply" },
+      refund_high))
+
+    local refund_low = { resolution = "refunded", order_id = LOW, tools = { "lookup_order", "refund", "reply" } }
+    local ql = "Refund order " .. LOW .. " please"
+    assert.are.equal(1, score(refund_low.tools, refund_low, ql))
+    assert.are.equal(0.5, score({ "lookup_order", "verify_customer", "refund", "reply" }, refund_low, ql))
+
+    local info = { resolution = "info", order_id = LOW, tools = { "lookup_order", "reply" } }
+    local qi = "How much did I pay for order " .. LOW .. "?"
+    assert.are.equal(1, score(info.tools, info, qi))
+    assert.are.equal(0, score({ "lookup_order", "refund", "reply" }, info, qi))      -- unasked refund
+    assert.are.equal(0.5, score({ "lookup_order", "verify_customer", "reply" }, info, qi))
+
+    -- the wrong order
+    local other = { resolution = "info", order_id = LOW + 1, tools = { "lookup_order", "reply" } }
+    assert.are.equal(0, score(info.tools, other, qi))
+    -- a failed call
+    local traj = run(qi, script_for({ "lookup_order", "cancel_order" }))
+    assert.is_truthy(traj.steps[2].result.error)
+    assert.are.equal(0, (reward.score(traj, info)))
+  end)
+
+  it("gives 0 to a wrong next tool on every generated query", function()
+    for _, q in ipairs(all) do
+      local tools = q.expected_outcome.tools
+      local traj = run(q.query, function(_, legal, k)
+        if k == 2 then
+          for _, a in ipairs(legal) do
+            if a ~= tools[2] and a ~= "verify_customer" and a ~= "check_shipping" then return a end
+          end
+          for _, a in ipairs(legal) do if a ~= tools[2] then return a end end
+        end
+        return tools[k] or "reply"
+      end)
+      local r, info = reward.score(traj, q.expected_outcome)
+      assert.is_true(r < 1, q.query)
+      assert.is_false(info.success)
+    end
+  end)
+
+  it("never offers an empty legal set before the end (random rollouts)", function()
+    local x = 4242
+    local function rand(n) x = (x * 1103515245 + 12345) % 2147483648; return x % n + 1 end
+    for _, q in ipairs(all) do
+      for _ = 1, 3 do
+        local traj, _, legals = run(q.query, function(_, legal) return legal[rand(#legal)] end)
+        assert.is_false(traj.truncated, q.query)
+        for _, step in ipairs(traj.steps) do assert.is_nil(step.result.error, q.query) end
+        for _, legal in ipairs(legals) do
+          for _, a in ipairs(legal) do assert.is_true(contains(agent.actions, a)) end
+        end
+        local r = reward.score(traj, q.expected_outcome)
+        assert.is_true(r == 0 or r == 0.5 or r == 1)
+      end
+    end
+  end)
+
+  it("shows the request, the order's facts and the progress, never the order number", function()
+    for _, q in ipairs(all) do
+      local _, observations = run(q.query, script_for(q.expected_outcome.tools))
+      local o = agent.order_for(q.expected_outcome.order_id)
+      for k, obs in ipairs(observations) do
+        assert.is_nil(obs:find("%d%d"), obs)
+        assert.is_truthy(obs:find("step:" .. (k - 1), 1, true), obs)
+        local words = q.query:lower():gsub("%d+", " num "):gsub("[^%a]+", " "):gsub("^ ", ""):gsub(" $", "")
+        assert.are.equal(1, (obs:find(words, 1, true)), obs)
+        if k > 1 then
+          assert.is_truthy(obs:find("status:" .. o.status, 1, true), obs)
+          assert.is_truthy(obs:find("amount:" .. (o.amount_usd > 100 and "high" or "low"), 1, true), obs)
+          assert.is_truthy(obs:find("done:" .. q.expected_outcome.tools[k - 1], 1, true), obs)
+        end
+      end
+    end
+  end)
+
+  it("has observations from which a linear model learns the tool sequences (held-out >= 90 %)", function()
+    for name, tokenize in pairs(TOKENIZERS) do
+      local rate = imitation_success(d, tokenize, 12)
+      assert.is_true(rate >= 0.90, name .. " tokenizer: held-out success " .. rate)
+    end
+  end)
+end)
+
+describe("support reward", function()
+  it("rejects an expected_outcome without resolution or tools", function()
+    assert.has_error(function() reward.score({ steps = {}, final = {} }, { resolution = "info" }) end)
+    assert.has_error(function() reward.score({ steps = {}, final = {} }, { tools = {} }) end)
+  end)
+end)
+
+describe("support data generator", function()
+  it("makes >= 200 training and >= 50 held-out queries by default, every case often", function()
+    local d = data.generate(5)
+    assert.is_true(#d.training_data >= 200)
+    assert.is_true(#d.evaluation_data >= 50)
+    local counts = {}
+    for _, q in ipairs(all_queries(d)) do
+      local e = q.expected_outcome
+      counts[e.resolution .. "/" .. #e.tools] = (counts[e.resolution .. "/" .. #e.tools] or 0) + 1
+      assert.are.equal(e.order_id, agent.order_id_of(q.query), q.query)
+      assert.are.equal("integer", math.type(e.order_id))
+      assert.matches('"order_id":' .. e.order_id .. "[,}]", cjson.encode(q))
+    end
+    -- refunded/3, refunded/4, shipping_info/3 (x3), cancelled/3, address_updated/3, info/2
+    assert.is_true(counts["refunded/3"] >= 30 and counts["refunded/4"] >= 30)
+    assert.is_true(counts["cancelled/3"] >= 30 and counts["address_updated/3"] >= 30)
+    assert.is_true(counts["shipping_info/3"] >= 90 and counts["info/2"] >= 30)
+    local d2 = data.generate(5, 16, 8)
+    assert.are.equal(16, #d2.training_data)
+    assert.are.equal(8, #d2.evaluation_data)
+  end)
+
+  it("is deterministic for a seed and differs across seeds", function()
+    assert.are.same(data.generate(9), data.generate(9))
+    assert.are_not.same(data.generate(9).training_data, data.generate(10).training_data)
+  end)
+
+  it("keeps held-out texts apart from training texts", function()
+    for _, seed in ipairs({ 1, 2, 42 }) do
+      local d = data.generate(seed)
+      local seen = {}
+      for _, q in ipairs(d.training_data) do
+        assert.is_nil(seen[q.query], q.query)
+        seen[q.query] = true
+      end
+      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query], q.query) end
+    end
+  end)
+end)
