@@ -29,6 +29,7 @@ typedef struct run {
     json_int_t trajectories_generated;
     json_int_t episodes_total, failures_total;
     int warned75, warned90;
+    int fire75, fire90; /* this iteration crosses the threshold */
     json_t *metrics;
     json_t *samples; /* a few plugin error messages */
     /* this session's pace */
@@ -209,10 +210,10 @@ static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         if (ac_jobs_txn_event(t, job, "training.job.progress", d, now, err) != 0)
             return -1;
     }
-    /* budget warnings fire once each, when the cost crosses the threshold */
+    /* budget warnings fire once each, when the cost crosses the threshold (decided before the
+     * transaction, which may run twice) */
     for (int level = 75; level <= 90; level += 15) {
-        int *fired = level == 75 ? &r->warned75 : &r->warned90;
-        if (!*fired && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * level) {
+        if (level == 75 ? r->fire75 : r->fire90) {
             char cost[32], budget[32];
             json_t *d = base_event(r, job, "running");
             json_object_set_new(d, "threshold_percent", json_integer(level));
@@ -426,6 +427,10 @@ static int run_loop(run_t *r, ac_err_t *err)
         metrics_from(r, &m);
         r->session_iterations++;
         r->m = &m;
+        r->fire75 = !r->warned75 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 75;
+        r->fire90 = !r->warned90 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 90;
+        r->warned75 |= r->fire75;
+        r->warned90 |= r->fire90;
         json_t *updated = NULL;
         if (ac_jobs_update(env->store, r->id, iteration_txn, r, &updated, err) != 0)
             return -1;

@@ -91,25 +91,29 @@ void ac_trainer_destroy(ac_trainer_t *t)
     free(t);
 }
 
-/* Draws n query indices without replacement (a partial Fisher-Yates over a persistent
- * permutation, so that successive batches are deterministic for the RNG state). */
+/* Draws n query indices, without replacement while n <= n_queries (a partial Fisher-Yates).
+ * The permutation starts from the identity every time, so the batch depends on the RNG state
+ * alone: that is what a checkpoint restores. */
 static int sample_queries(ac_trainer_t *t, int n_queries, int *out, int n)
 {
     if (t->n_order != n_queries) {
         free(t->order);
         if ((t->order = malloc(sizeof *t->order * (size_t)n_queries)) == NULL)
             return -1;
-        for (int i = 0; i < n_queries; i++)
-            t->order[i] = i;
         t->n_order = n_queries;
     }
+    for (int i = 0; i < n_queries; i++)
+        t->order[i] = i;
     for (int k = 0; k < n; k++) {
-        int left = n_queries - (k % n_queries);
-        int j = (k % n_queries) + (int)(ac_rng_u64(&t->rng) % (uint64_t)left);
-        int tmp = t->order[k % n_queries];
-        t->order[k % n_queries] = t->order[j];
+        int pos = k % n_queries;
+        if (pos == 0 && k > 0) /* more draws than queries: a fresh pass */
+            for (int i = 0; i < n_queries; i++)
+                t->order[i] = i;
+        int j = pos + (int)(ac_rng_u64(&t->rng) % (uint64_t)(n_queries - pos));
+        int tmp = t->order[pos];
+        t->order[pos] = t->order[j];
         t->order[j] = tmp;
-        out[k] = t->order[k % n_queries];
+        out[k] = t->order[pos];
     }
     return 0;
 }

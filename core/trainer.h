@@ -65,7 +65,7 @@ typedef struct ac_trainer {
     ac_grpo_step_t *steps;
     ac_grpo_episode_t *eps;
     int cap_steps, cap_eps;
-    int *order; /* (n queries) sampling permutation */
+    int *order; /* (n queries) sampling scratch */
     int n_order;
 } ac_trainer_t;
 
