@@ -226,10 +226,13 @@ static json_t *run_one(experiment_t *x, json_t *config, const char *label, long 
     ac_train_config_t tc;
     ac_train_config_defaults(&tc);
     if (ac_train_config_from_json(&tc, config, AC_ERR_INVALID_PARAMS, err) != 0) {
+        /* copy out of err->data: setting the new message frees it */
         json_t *f = err->data ? json_object_get(err->data, "field") : NULL;
         json_t *e = err->data ? json_object_get(err->data, "error") : NULL;
-        ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: config.%s: %s", x->opts->path,
-                   json_is_string(f) ? json_string_value(f) : "?", json_is_string(e) ? json_string_value(e) : "?");
+        char field[96], problem[160];
+        snprintf(field, sizeof field, "%s", json_is_string(f) ? json_string_value(f) : "?");
+        snprintf(problem, sizeof problem, "%s", json_is_string(e) ? json_string_value(e) : "?");
+        ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: config.%s: %s", x->opts->path, field, problem);
         return NULL;
     }
     json_t *js = json_object_get(x->spec, "seed");
