@@ -7,6 +7,7 @@
 #include "config.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "webhook.h"
 #include "workers.h"
 
 typedef struct ac_app {
@@ -15,6 +16,7 @@ typedef struct ac_app {
     ac_auth_t *auth;
     ac_ratelimit_t *rl;
     ac_workers_t *workers;
+    ac_webhooks_t *webhooks;
 } ac_app_t;
 
 #endif

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "file.h"
+#include "lua_host.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
@@ -48,11 +49,20 @@ void ac_config_defaults(ac_config_t *cfg)
     cfg->keep_best_checkpoints = 3;
     cfg->max_trajectories_per_job = 100000;
     cfg->max_failure_rate = 0.5;
+    cfg->webhook_policy = strdup("default");
+    cfg->webhook_timeout_ms = 15000;
+    /* the Standard Webhooks schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h */
+    static const double schedule[] = {0, 5, 300, 1800, 7200, 18000, 36000, 36000};
+    cfg->n_webhook_retries = (int)(sizeof schedule / sizeof schedule[0]);
+    memcpy(cfg->webhook_retry_s, schedule, sizeof schedule);
+    cfg->webhook_jitter = 0.1;
 }
 
 void ac_config_free(ac_config_t *cfg)
 {
-    char **strs[] = {&cfg->path, &cfg->data_dir, &cfg->tls_listen, &cfg->tls_cert_file, &cfg->tls_key_file,
+    json_decref(cfg->webhook_subscriptions);
+    cfg->webhook_subscriptions = NULL;
+    char **strs[] = {&cfg->webhook_secret, &cfg->webhook_policy, &cfg->path, &cfg->data_dir, &cfg->tls_listen, &cfg->tls_cert_file, &cfg->tls_key_file,
                      &cfg->auth_alg, &cfg->auth_secret, &cfg->auth_public_key_file, &cfg->auth_private_key_file,
                      &cfg->auth_issuer, &cfg->auth_audience, &cfg->plugins_dir, &cfg->lua_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -250,9 +260,7 @@ static int read_root(reader_t *r, ac_config_t *cfg)
 {
     static const char *const root_keys[] = {"listen", "threads", "data_dir", "tls", "auth", "rate_limits", "limits",
                                             "rpc_workers", "plugins_dir", "lua_dir",
-                                            "workers", "budgets", "agents", "training",
-                                            /* sections read by later subsystems */
-                                            "webhooks", NULL};
+                                            "workers", "budgets", "agents", "training", "webhooks", NULL};
     if (check_keys(r, "", root_keys) != 0 || read_listen(r, cfg) != 0)
         return -1;
     READ_INT(r, "threads", 0, 256, cfg->threads);
@@ -393,6 +401,69 @@ static int read_root(reader_t *r, ac_config_t *cfg)
         if (ret)
             return -1;
     }
+    if ((s = open_section(r, "webhooks")) < 0)
+        return -1;
+    if (s) {
+        static const char *const keys[] = {"secret", "policy", "allow_private", "timeout_ms", "retry_schedule_s",
+                                           "jitter", "subscriptions", NULL};
+        long long timeout = cfg->webhook_timeout_ms;
+        int ret = check_keys(r, "webhooks", keys) || read_str(r, "secret", &cfg->webhook_secret) ||
+                  read_str(r, "policy", &cfg->webhook_policy) ||
+                  read_int(r, "timeout_ms", 100, 600000, &timeout) ||
+                  read_num(r, "jitter", 0, 1, &cfg->webhook_jitter);
+        cfg->webhook_timeout_ms = (int)timeout;
+        lua_getfield(r->L, -1, "allow_private"); /* webhooks v */
+        if (lua_isboolean(r->L, -1))
+            cfg->webhook_allow_private = lua_toboolean(r->L, -1);
+        else if (!lua_isnil(r->L, -1) && ret == 0)
+            ret = bad(r, "allow_private", "must be a boolean%s", "");
+        lua_pop(r->L, 1); /* webhooks */
+        lua_getfield(r->L, -1, "retry_schedule_s"); /* webhooks v */
+        if (lua_istable(r->L, -1) && ret == 0) {
+            lua_Integer n = luaL_len(r->L, -1);
+            if (n < 1 || n > AC_MAX_RETRIES)
+                ret = bad(r, "retry_schedule_s", "must list 1 to 16 delays%s", "");
+            for (lua_Integer i = 1; ret == 0 && i <= n; i++) {
+                lua_rawgeti(r->L, -1, i); /* webhooks v delay */
+                if (lua_type(r->L, -1) != LUA_TNUMBER || lua_tonumber(r->L, -1) < 0)
+                    ret = bad(r, "retry_schedule_s", "must hold delays in seconds (>= 0)%s", "");
+                else
+                    cfg->webhook_retry_s[i - 1] = lua_tonumber(r->L, -1);
+                lua_pop(r->L, 1); /* webhooks v */
+            }
+            if (ret == 0)
+                cfg->n_webhook_retries = (int)n;
+        } else if (!lua_isnil(r->L, -1) && ret == 0) {
+            ret = bad(r, "retry_schedule_s", "must be a list of seconds%s", "");
+        }
+        lua_pop(r->L, 1); /* webhooks */
+        lua_getfield(r->L, -1, "subscriptions"); /* webhooks v */
+        if (!lua_isnil(r->L, -1) && ret == 0) {
+            ac_err_t e = AC_ERR_INIT;
+            json_t *subs = ac_lua_to_json(r->L, -1, &e);
+            size_t i;
+            json_t *sub;
+            if (!json_is_array(subs))
+                ret = bad(r, "subscriptions", "must be a list of {url = ..., events = {...}}%s", "");
+            json_array_foreach(subs, i, sub)
+            {
+                if (ret == 0 && (!json_is_string(json_object_get(sub, "url")) ||
+                                 !json_is_array(json_object_get(sub, "events"))))
+                    ret = bad(r, "subscriptions", "must be a list of {url = ..., events = {...}}%s", "");
+            }
+            if (ret == 0) {
+                json_decref(cfg->webhook_subscriptions);
+                cfg->webhook_subscriptions = subs;
+            } else {
+                json_decref(subs);
+            }
+            ac_err_clear(&e);
+        }
+        lua_pop(r->L, 1); /* webhooks */
+        lua_pop(r->L, 1);
+        if (ret)
+            return -1;
+    }
     if ((s = open_section(r, "limits")) < 0)
         return -1;
     if (s) {
@@ -497,6 +568,10 @@ int ac_config_finish(ac_config_t *cfg, ac_err_t *err)
     } else {
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "auth.alg must be HS256, RS256 or ES256, not '%s'", alg);
     }
+    if (cfg->webhook_secret != NULL && strncmp(cfg->webhook_secret, "whsec_", 6) != 0)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "webhooks.secret must look like whsec_<base64>");
+    if (json_array_size(cfg->webhook_subscriptions) > 0 && cfg->webhook_secret == NULL)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "webhooks.subscriptions need webhooks.secret to sign with");
     if (cfg->tls_listen != NULL && (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL))
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "tls.listen needs tls.cert_file and tls.key_file");
     return 0;

@@ -29,6 +29,7 @@ typedef struct ac_rate_rule {
 
 #define AC_MAX_BUDGETS 64
 #define AC_MAX_AGENTS 64
+#define AC_MAX_RETRIES 16
 
 typedef struct ac_agent_binding {
     char *id;        /* the agent_id clients send */
@@ -79,6 +80,16 @@ typedef struct ac_config {
     int keep_best_checkpoints;    /* besides the latest, the k with the best validation accuracy */
     long max_trajectories_per_job; /* stored per job; the oldest iterations go first */
     double max_failure_rate;      /* plugin failures per episode above which a job fails */
+
+    /* webhooks (webhook.h) */
+    char *webhook_secret;         /* whsec_<base64>: signs deliveries of config and job subscriptions */
+    char *webhook_policy;         /* plugins/webhooks/<name>.lua */
+    int webhook_allow_private;    /* deliver to loopback and private addresses (tests) */
+    int webhook_timeout_ms;
+    int n_webhook_retries;        /* delays before attempt 1, 2, ... (seconds) */
+    double webhook_retry_s[AC_MAX_RETRIES];
+    double webhook_jitter;        /* each delay is scaled by 1 +- jitter at random */
+    json_t *webhook_subscriptions; /* [{url, events}] for every job (owned; NULL when none) */
 } ac_config_t;
 
 /* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's

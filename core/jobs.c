@@ -139,6 +139,8 @@ int ac_jobs_create(ac_store_t *s, const ac_job_new_t *nj, json_t **job, ac_err_t
         "error");
     if (rec == NULL)
         return ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot build the record");
+    if (nj->webhooks != NULL)
+        json_object_set(rec, "webhooks", nj->webhooks);
     create_ctx_t c = {nj, rec};
     if (ac_store_write(s, create_txn, &c, err) != 0) {
         json_decref(rec);
@@ -253,10 +255,29 @@ int ac_jobs_txn_event(ac_txn_t *t, json_t *job, const char *event, json_t *data,
     memcpy(key, id, AC_UUID_LEN);
     ac_be64_put(key + AC_UUID_LEN, (uint64_t)seq);
     char *text = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
     int rc = text ? ac_txn_put(t, AC_DB_EVENTS, key, sizeof key, text, strlen(text), err)
                   : ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot encode an event");
     free(text);
+    /* The webhook outbox gets the event in the same transaction: a crash can lose neither. The
+     * delivery thread fans it out to the subscriptions (webhook.h). */
+    if (rc == 0) {
+        json_t *entry = json_pack("{s:s, s:O, s:s, s:{s:s, s:O, s:O}, s:O}", "kind", "event", "owner",
+                                  json_object_get(job, "owner"), "job_id", id, "event", "event", event, "timestamp",
+                                  json_object_get(ev, "timestamp"), "data", json_object_get(ev, "data"), "webhooks",
+                                  json_object_get(job, "webhooks") ? json_object_get(job, "webhooks") : json_null());
+        uint64_t seq;
+        char *etext = entry ? json_dumps(entry, JSON_COMPACT) : NULL;
+        uint8_t okey[8];
+        if (etext == NULL)
+            rc = ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot encode an outbox entry");
+        else if ((rc = ac_txn_next_seq(t, "outbox_seq", &seq, err)) == 0) {
+            ac_be64_put(okey, seq);
+            rc = ac_txn_put(t, AC_DB_OUTBOX, okey, 8, etext, strlen(etext), err);
+        }
+        free(etext);
+        json_decref(entry);
+    }
+    json_decref(ev);
     return rc;
 }
 

@@ -22,6 +22,7 @@ typedef struct ac_job_new {
     json_t *evaluation_data; /* borrowed: array, may be empty */
     int64_t now_ms;
     int64_t owner_budget_micro; /* < 0: unlimited */
+    json_t *webhooks;           /* borrowed: the job's own subscriptions [{url, events, secret?}], or NULL */
 } ac_job_new_t;
 
 /* Stores a new queued job. The owner's budget must cover every job it has: the reservation

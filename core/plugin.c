@@ -644,3 +644,114 @@ int ac_validator_run(ac_validator_t *v, const json_t *training, const json_t *ev
     *problems = c.problems;
     return 0;
 }
+
+/* ---- webhook policies ------------------------------------------------------------------------- */
+
+static void ac_webhook_policy_fini(lua_State *L, void *data)
+{
+    ac_lua_unref(L, ((ac_webhook_policy_t *)data)->_route);
+}
+
+static void ac_webhook_policy_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
+{
+    ac_webhook_policy_t *w = data;
+    w->_plugin = p;
+    w->name = ac_lua_plugin_name(p);
+    w->version = ac_lua_plugin_version(p);
+    w->path = ac_lua_plugin_path(p);
+    w->_route = ac_lua_plugin_fn_ref(L, module, p, "route");
+}
+
+static const ac_lua_plugin_kind_t ac_webhook_policy_kind = {"webhooks", sizeof(ac_webhook_policy_t),
+                                                            ac_webhook_policy_check, ac_webhook_policy_fini};
+
+ac_webhook_policy_t *ac_webhook_policy_open(ac_lua_host_t *h, const char *name, ac_err_t *err)
+{
+    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &ac_webhook_policy_kind, name, err);
+    return p ? ac_lua_plugin_data(p) : NULL;
+}
+
+void ac_webhook_policy_close(ac_webhook_policy_t *w)
+{
+    if (w)
+        ac_lua_plugin_release(w->_plugin);
+}
+
+typedef struct ac_route_call {
+    ac_webhook_policy_t *w;
+    const json_t *event, *target;
+    json_t *out;
+    int verdict; /* 0 drop, 1 as is, 2 out holds one or more deliveries */
+    ac_err_t conv;
+} ac_route_call_t;
+
+static int ac_webhook_route_k(lua_State *L)
+{
+    ac_route_call_t *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->w->_route); /* route */
+    ac_lua_push_json(L, c->event);                   /* route event */
+    ac_lua_push_json(L, c->target);                  /* route event target */
+    lua_call(L, 2, 1);                               /* verdict */
+    if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
+        c->verdict = 0;
+    } else if (lua_isboolean(L, -1)) {
+        c->verdict = 1;
+    } else {
+        c->verdict = 2;
+        c->out = ac_lua_to_json_named(L, -1, "route's result", &c->conv);
+    }
+    return 0;
+}
+
+/* One delivery as the policy may describe it: {url?, payload?, headers?} with string headers. */
+static int ac_delivery_check(const ac_webhook_policy_t *w, const json_t *d, size_t i, ac_err_t *err)
+{
+    json_t *url = json_object_get(d, "url"), *headers = json_object_get(d, "headers");
+    if (!json_is_object(d) || (url && !json_is_string(url)) || (headers && !json_is_object(headers)))
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: route's delivery %zu must be {url = string, payload = table, "
+                          "headers = {name = string}}", w->path, i + 1);
+    const char *k;
+    json_t *v;
+    json_object_foreach(headers, k, v) {
+        if (!json_is_string(v))
+            return ac_err_set(err, AC_ERR_INTERNAL, "%s: header '%s' must be a string", w->path, k);
+    }
+    return 0;
+}
+
+int ac_webhook_route(ac_webhook_policy_t *w, const json_t *event, const json_t *target, json_t **deliveries,
+                     ac_err_t *err)
+{
+    ac_route_call_t c = {.w = w, .event = event, .target = target};
+    *deliveries = NULL;
+    if (ac_lua_host_pcall(ac_lua_plugin_host(w->_plugin), ac_webhook_route_k, &c, w->path, err) != 0) {
+        json_decref(c.out);
+        return -1;
+    }
+    if (c.verdict == 0) {
+        *deliveries = json_array();
+        return 0;
+    }
+    if (c.verdict == 1) {
+        *deliveries = json_pack("[{}]");
+        return 0;
+    }
+    if (c.out == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: route returned %s", w->path, c.conv.message);
+    /* one delivery (a table with string keys) or a list of them */
+    if (json_is_object(c.out)) {
+        json_t *one = json_array();
+        json_array_append_new(one, c.out);
+        c.out = one;
+    }
+    size_t i;
+    json_t *d;
+    json_array_foreach(c.out, i, d) {
+        if (ac_delivery_check(w, d, i, err) != 0) {
+            json_decref(c.out);
+            return -1;
+        }
+    }
+    *deliveries = c.out;
+    return 0;
+}

@@ -134,4 +134,23 @@ void ac_validator_close(ac_validator_t *v);
 int ac_validator_run(ac_validator_t *v, const json_t *training, const json_t *evaluation,
                      int min_training, json_t **problems, ac_err_t *err);
 
+/* ---- webhook policies: plugins/webhooks/<name>.lua ------------------------------------------------ */
+
+typedef struct ac_webhook_policy {
+    const char *name, *version, *path;
+    /* private */
+    ac_lua_plugin_t *_plugin;
+    int _route;
+} ac_webhook_policy_t;
+
+ac_webhook_policy_t *ac_webhook_policy_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
+void ac_webhook_policy_close(ac_webhook_policy_t *w);
+
+/* policy.route(event, target): decides what one subscription gets of one event. event is the
+ * payload {event, timestamp, data}; target {url, events, source, subscription_id}. On 0,
+ * *deliveries is a new array: empty (drop), or one object per delivery with optional "url"
+ * (route elsewhere), "payload" (replace the body) and "headers" (string values to add). */
+int ac_webhook_route(ac_webhook_policy_t *w, const json_t *event, const json_t *target, json_t **deliveries,
+                     ac_err_t *err);
+
 #endif

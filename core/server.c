@@ -44,7 +44,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     signal(SIGPIPE, SIG_IGN);
 
     int ret = -1;
-    ac_app_t app = {cfg, NULL, NULL, NULL, NULL};
+    ac_app_t app = {cfg, NULL, NULL, NULL, NULL, NULL};
     ac_rpc_t *rpc = NULL;
     ac_http_t *http = NULL;
     if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL)
@@ -58,7 +58,8 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     }
     if ((http = ac_http_create(cfg, rpc, err)) == NULL)
         goto out;
-    if ((app.workers = ac_workers_start(cfg, app.store, err)) == NULL || ac_http_start(http, err) != 0)
+    if ((app.webhooks = ac_webhooks_start(cfg, app.store, err)) == NULL ||
+        (app.workers = ac_workers_start(cfg, app.store, err)) == NULL || ac_http_start(http, err) != 0)
         goto out;
 
     /* the real port, which differs from the config's with port 0 */
@@ -77,6 +78,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     ret = 0;
 out:
     ac_workers_stop(app.workers); /* running jobs stop between iterations and resume at restart */
+    ac_webhooks_stop(app.webhooks); /* undelivered events stay in the outbox */
     ac_http_destroy(http);
     ac_rpc_destroy(rpc);
     ac_ratelimit_destroy(app.rl);

@@ -24,7 +24,8 @@ enum ac_db {
     AC_DB_TRAJECTORIES, /* job_id be32 iteration be32 index -> trajectory (JSON) */
     AC_DB_TRAJ_INDEX,   /* same key -> {reward f64, success u8}: export filters without parsing */
     AC_DB_CHECKPOINTS,  /* job_id checkpoint_id -> checkpoint (binary) */
-    AC_DB_OUTBOX,       /* be64 seq -> webhook delivery (JSON) */
+    AC_DB_OUTBOX,       /* be64 seq -> webhook work (JSON): events to fan out, deliveries to make */
+    AC_DB_WEBHOOKS,     /* owner \0 subscription_id -> subscription (JSON) */
     AC_DB_COUNT
 };
 

@@ -19,6 +19,7 @@
 #include "train_config.h"
 #include "trainer.h"
 #include "uuid.h"
+#include "webhook.h"
 
 static ac_app_t *app_of(ac_call_ctx_t *ctx)
 {
@@ -120,6 +121,47 @@ static int agent_id_ok(const char *s, size_t len)
     return 1;
 }
 
+/* SPEC.md answers start_grpo's invalid parameters with -32600, whoever found the problem. */
+static int as_invalid_request(ac_err_t *err)
+{
+    err->code = AC_ERR_INVALID_REQUEST;
+    snprintf(err->message, sizeof err->message, "%s", ac_err_name(AC_ERR_INVALID_REQUEST));
+    return -1;
+}
+
+/* start_grpo's `webhooks`: [{url, events, secret?}], each signed with its own secret or the
+ * server's webhooks.secret. */
+static int check_job_webhooks(const ac_config_t *cfg, json_t *hooks, ac_err_t *err)
+{
+    size_t i;
+    json_t *h;
+    char field[64];
+    if (json_array_size(hooks) > 16)
+        return ac_err_field(err, AC_ERR_INVALID_REQUEST, "webhooks", "at most 16 webhooks per job");
+    json_array_foreach(hooks, i, h)
+    {
+        snprintf(field, sizeof field, "webhooks[%zu]", i);
+        if (!json_is_object(h))
+            return ac_err_field(err, AC_ERR_INVALID_REQUEST, field, "must be {url, events, secret?}");
+        json_t *url = json_object_get(h, "url"), *secret = json_object_get(h, "secret");
+        snprintf(field, sizeof field, "webhooks[%zu].url", i);
+        if (!json_is_string(url))
+            return ac_err_field(err, AC_ERR_INVALID_REQUEST, field, "must be a string");
+        if (ac_webhook_url_check(cfg, json_string_value(url), field, err) != 0)
+            return as_invalid_request(err);
+        snprintf(field, sizeof field, "webhooks[%zu].events", i);
+        if (ac_webhook_events_check(json_object_get(h, "events"), field, err) != 0)
+            return as_invalid_request(err);
+        snprintf(field, sizeof field, "webhooks[%zu].secret", i);
+        if (secret != NULL && (!json_is_string(secret) || strncmp(json_string_value(secret), "whsec_", 6) != 0))
+            return ac_err_field(err, AC_ERR_INVALID_REQUEST, field, "must look like whsec_<base64>");
+        if (secret == NULL && cfg->webhook_secret == NULL)
+            return ac_err_field(err, AC_ERR_INVALID_REQUEST, field,
+                                "is required: the server has no webhooks.secret to sign with");
+    }
+    return 0;
+}
+
 static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
     ac_app_t *app = app_of(ctx);
@@ -139,6 +181,9 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
         snprintf(err->message, sizeof err->message, "Invalid training configuration");
         return -1;
     }
+    json_t *hooks = json_object_get(params, "webhooks");
+    if (check_job_webhooks(app->cfg, hooks, err) != 0)
+        return -1;
     json_t *training = json_object_get(params, "training_data");
     json_t *evaluation = json_object_get(params, "evaluation_data");
     json_t *empty = evaluation == NULL ? json_array() : NULL;
@@ -149,7 +194,7 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
         return -1;
     }
     ac_job_new_t nj = {ctx->principal->sub, agent_id, &cfg, training, evaluation, ctx->now_ms,
-                       ac_usd_to_micro(ac_config_budget(app->cfg, ctx->principal->sub))};
+                       ac_usd_to_micro(ac_config_budget(app->cfg, ctx->principal->sub)), hooks};
     json_t *job;
     int rc = ac_jobs_create(app->store, &nj, &job, err);
     json_decref(empty);
@@ -676,13 +721,56 @@ static int list_events(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_e
     return 0;
 }
 
+/* ---- webhooks.subscribe / list / unsubscribe ----------------------------------------------- */
+
+static int webhooks_subscribe(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    ac_app_t *app = app_of(ctx);
+    return ac_webhooks_subscribe(app->store, app->cfg, ctx->principal->sub,
+                                 json_string_value(json_object_get(params, "url")), json_object_get(params, "events"),
+                                 ctx->now_ms, result, err);
+}
+
+static int webhooks_list(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    (void)params;
+    json_t *subs;
+    if (ac_webhooks_list(app_of(ctx)->store, ctx->principal->sub, &subs, err) != 0)
+        return -1;
+    *result = json_pack("{s:o}", "subscriptions", subs);
+    return 0;
+}
+
+static int webhooks_unsubscribe(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    const char *id = json_string_value(json_object_get(params, "subscription_id"));
+    if (ac_webhooks_unsubscribe(app_of(ctx)->store, ctx->principal->sub, id, err) != 0)
+        return -1;
+    *result = json_pack("{s:s, s:b}", "subscription_id", id, "unsubscribed", 1);
+    return 0;
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
+
+static const ac_param_spec_t subscribe_params[] = {
+    {"url", AC_P_STRING, 1, "http(s) URL that receives the events"},
+    {"events", AC_P_ARRAY, 1, "event names, or \"*\""},
+    {NULL, 0, 0, NULL},
+};
+static const ac_param_spec_t no_params[] = {
+    {NULL, 0, 0, NULL},
+};
+static const ac_param_spec_t unsubscribe_params[] = {
+    {"subscription_id", AC_P_UUID, 1, "the id webhooks.subscribe returned"},
+    {NULL, 0, 0, NULL},
+};
 
 static const ac_param_spec_t start_params[] = {
     {"agent_id", AC_P_STRING, 1, "agent identifier to train"},
     {"config", AC_P_OBJECT, 1, "GRPOConfig"},
     {"training_data", AC_P_ARRAY, 1, "TrainingQuery[] (at least 100)"},
     {"evaluation_data", AC_P_ARRAY, 0, "held-out TrainingQuery[]"},
+    {"webhooks", AC_P_ARRAY, 0, "this job's webhooks: [{url, events, secret?}]"},
     {NULL, 0, 0, NULL},
 };
 static const ac_param_spec_t job_params[] = {
@@ -741,5 +829,11 @@ const ac_method_t ac_training_methods[] = {
      job_params, "A job's kept checkpoints (the best k by validation accuracy and the latest)"},
     {"training.list_events", list_events, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
      list_events_params, "A job's events (state changes, progress, budget warnings), cursor-paginated"},
+    {"webhooks.subscribe", webhooks_subscribe, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, AC_METHOD_DEFER,
+     AC_ERR_INVALID_PARAMS, subscribe_params, "Subscribe a URL to your jobs' events (returns its signing secret)"},
+    {"webhooks.list", webhooks_list, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
+     "Your subscriptions with their last delivery status and failure count"},
+    {"webhooks.unsubscribe", webhooks_unsubscribe, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
+     unsubscribe_params, "Remove a subscription"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };

@@ -1,0 +1,282 @@
+"""Webhooks end to end, with a receiver on loopback: all six event kinds arrive signed as
+Standard Webhooks does; a receiver that fails its first deliveries still gets every event (same
+webhook-id); events pending at a restart are delivered after it; a policy plugin's filter and
+transform take effect; private targets are refused; API subscriptions with status and 410."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from harness import SRC, Server, claims, make_jwt, main
+from test_training import DATA, final, job_params, wait
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+SIX = {"training.job.started", "training.job.progress", "training.job.completed", "training.job.failed",
+       "training.job.cancelled", "training.budget.warning"}
+
+
+def verify(secret, headers, body):
+    key = base64.b64decode(secret[len("whsec_"):])
+    msg = f'{headers["webhook-id"]}.{headers["webhook-timestamp"]}.'.encode() + body
+    expected = "v1," + base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).decode()
+    return any(hmac.compare_digest(expected, s) for s in headers["webhook-signature"].split())
+
+
+class Receiver:
+    """Records every request; the first `fail_first` requests of each webhook-id get 500, and
+    paths listed in `status_for` get that status."""
+
+    def __init__(self, port=0, fail_first=0, status_for=None):
+        self.requests = []
+        self.lock = threading.Lock()
+        self.fail_first = fail_first
+        self.status_for = status_for or {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with outer.lock:
+                    hdrs = {k.lower(): v for k, v in self.headers.items()}
+                    seen = sum(1 for r in outer.requests if r["headers"].get("webhook-id") == hdrs.get("webhook-id"))
+                    status = outer.status_for.get(self.path, 500 if seen < outer.fail_first else 200)
+                    outer.requests.append({"path": self.path, "headers": hdrs, "body": body, "status": status})
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def ok(self, path=None):
+        """The requests answered 2xx (optionally to one path), parsed."""
+        with self.lock:
+            return [dict(r, payload=json.loads(r["body"])) for r in self.requests
+                    if r["status"] < 300 and (path is None or r["path"] == path)]
+
+    def wait_for(self, pred, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def plugins_with(extra):
+    """A copy of plugins/ with extra files {relative path: text}."""
+    d = tempfile.mkdtemp(prefix="ac-plugins-")
+    for kind in ("agents", "rewards", "validators", "webhooks"):
+        shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(d, kind))
+    for rel, text in extra.items():
+        with open(os.path.join(d, rel), "w") as f:
+            f.write(text)
+    return d
+
+
+FLAKY = ('local a = { name = "flaky", version = "1", actions = { "go" }, tools = { go = { cost_usd = 0 } } }\n'
+         'function a.init(q) return {} end\nfunction a.observe(s) return "x" end\n'
+         'function a.legal(s) return { "go" } end\nfunction a.step(s, act) error("broken tool") end\n'
+         'function a.final(s) return {} end\nreturn a\n')
+
+
+def config(receiver_url, plugins=None, allow_private=True, schedule="{ 0, 0.2, 0.3, 0.5, 1 }", extra=""):
+    return ('return { workers = 2, %s webhooks = { secret = "%s", allow_private = %s, retry_schedule_s = %s,\n'
+            '  subscriptions = { { url = "%s", events = { "*" } } } }, rate_limits = { start_grpo = { limit = 100 } }%s }'
+            % ('plugins_dir = "%s",' % plugins if plugins else "", SECRET, "true" if allow_private else "false",
+               schedule, receiver_url, extra))
+
+
+class SixEventsTest(unittest.TestCase):
+    def test_all_six_event_kinds_arrive_signed(self):
+        receiver = Receiver(fail_first=2)  # also: the first two attempts of every message fail
+        with open(os.path.join(SRC, "plugins/rewards/calculator.lua")) as f:
+            plugins = plugins_with({"agents/flaky.lua": FLAKY, "rewards/flaky.lua": f.read()})
+        server = Server(config(f"http://127.0.0.1:{receiver.port}/hook", plugins))
+        try:
+            jobs = {}
+            _, _, r = server.call("training.start_grpo", job_params(n_iterations=20))
+            jobs["completed"] = r["result"]["job_id"]
+            _, _, r = server.call("training.start_grpo", job_params(n_iterations=1000, max_budget_usd=0.1))
+            jobs["cancelled"] = r["result"]["job_id"]
+            p = job_params(n_iterations=5)
+            p["agent_id"] = "flaky"
+            _, _, r = server.call("training.start_grpo", p)
+            jobs["failed"] = r["result"]["job_id"]
+            for kind, job in jobs.items():
+                self.assertEqual(wait(server, job, final)["status"], kind)
+            got = lambda: {x["payload"]["event"] for x in receiver.ok()}
+            self.assertTrue(receiver.wait_for(lambda: SIX <= got()), got())
+            # every recorded event of these jobs arrives, each once with a 2xx (at least once)
+            _, _, ev = server.call("training.list_events", {"job_id": jobs["completed"], "limit": 1000})
+            expected = [e["event"] for e in ev["result"]["events"]]
+            self.assertTrue(receiver.wait_for(lambda: sorted(
+                x["payload"]["event"] for x in receiver.ok() if x["payload"]["data"]["job_id"] == jobs["completed"])
+                == sorted(expected)))
+            for x in receiver.ok():
+                h = x["headers"]
+                self.assertTrue(verify(SECRET, h, x["body"]), h)
+                self.assertLess(abs(int(h["webhook-timestamp"]) - time.time()), 60)
+                self.assertEqual(set(x["payload"]), {"event", "timestamp", "data"})
+                self.assertIn(x["payload"]["data"]["job_id"], jobs.values())
+                # the failed attempts carried the same webhook-id: at-least-once with one identity
+                tries = [r for r in receiver.requests if r["headers"]["webhook-id"] == h["webhook-id"]]
+                self.assertEqual([r["status"] for r in tries], [500, 500, 200])
+            done = [x["payload"] for x in receiver.ok() if x["payload"]["event"] == "training.job.completed"][0]
+            self.assertEqual(done["data"]["status"], "completed")
+            self.assertIn("success_rate", done["data"]["final_metrics"])
+            self.assertRegex(done["data"]["final_metrics"]["cost_usd"], r"^\d+\.\d\d$")
+            warn = [x["payload"]["data"]["threshold_percent"] for x in receiver.ok()
+                    if x["payload"]["event"] == "training.budget.warning"]
+            self.assertEqual(sorted(warn), [75, 90])
+        finally:
+            server.close()
+            receiver.close()
+            shutil.rmtree(plugins, ignore_errors=True)
+
+
+class RestartTest(unittest.TestCase):
+    def test_events_pending_at_a_restart_are_delivered_after_it(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nobody listens there yet: deliveries fail and stay in the outbox
+        cfg = config(f"http://127.0.0.1:{port}/late", schedule="{ 0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3 }")
+        server = Server(cfg)
+        receiver = None
+        try:
+            _, _, r = server.call("training.start_grpo", job_params(n_iterations=10))
+            job = r["result"]["job_id"]
+            self.assertEqual(wait(server, job, final)["status"], "completed")
+            self.assertEqual(server.stop(), 0)
+            receiver = Receiver(port=port)
+            server.start()
+            self.assertTrue(receiver.wait_for(
+                lambda: "training.job.completed" in {x["payload"]["event"] for x in receiver.ok()}))
+            kinds = sorted(x["payload"]["event"] for x in receiver.ok())
+            self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
+        finally:
+            server.close()
+            if receiver:
+                receiver.close()
+
+
+POLICY = '''return { name = "test_policy", version = "1",
+  route = function(event, target)
+    if event.event == "training.job.progress" then return false end      -- filter
+    if event.event == "training.job.completed" then                       -- transform
+      event.data.note = "seen by the policy"
+      return { payload = event, headers = { ["x-policy"] = "yes" } }
+    end
+    if event.event == "training.job.started" then                         -- route to two URLs
+      return { {}, { url = target.url .. "-copy" } }
+    end
+    return true
+  end }
+'''
+
+
+class PolicyTest(unittest.TestCase):
+    def test_filter_transform_and_route(self):
+        receiver = Receiver()
+        plugins = plugins_with({"webhooks/test_policy.lua": POLICY})
+        cfg = config(f"http://127.0.0.1:{receiver.port}/hook", plugins)
+        server = Server(cfg.replace("allow_private = true,", 'allow_private = true, policy = "test_policy",'))
+        try:
+            _, _, r = server.call("training.start_grpo", job_params(n_iterations=20))
+            self.assertEqual(wait(server, r["result"]["job_id"], final)["status"], "completed")
+            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/hook")) >= 2 and receiver.ok("/hook-copy")))
+            time.sleep(0.5)
+            kinds = [x["payload"]["event"] for x in receiver.ok("/hook")]
+            self.assertNotIn("training.job.progress", kinds)
+            self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started"])
+            done = [x for x in receiver.ok("/hook") if x["payload"]["event"] == "training.job.completed"][0]
+            self.assertEqual(done["payload"]["data"]["note"], "seen by the policy")
+            self.assertEqual(done["headers"]["x-policy"], "yes")
+            self.assertTrue(verify(SECRET, done["headers"], done["body"]))  # the transformed body is signed
+            self.assertEqual([x["payload"]["event"] for x in receiver.ok("/hook-copy")], ["training.job.started"])
+        finally:
+            server.close()
+            receiver.close()
+            shutil.rmtree(plugins, ignore_errors=True)
+
+
+class SubscriptionTest(unittest.TestCase):
+    def test_private_targets_are_refused(self):
+        server = Server('return { webhooks = { secret = "%s" } }' % SECRET)
+        try:
+            tok = make_jwt(claims(perms="webhooks:manage"))
+            for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://[::1]:80/x", "http://localhost/x",
+                        "ftp://example.com/x"):
+                _, _, r = server.call("webhooks.subscribe", {"url": url, "events": ["*"]}, tok)
+                self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32602, "url"), url)
+            p = job_params()
+            p["webhooks"] = [{"url": "http://192.168.1.1/hook", "events": ["*"]}]
+            _, _, r = server.call("training.start_grpo", p)
+            self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32600, "webhooks[0].url"))
+            _, _, r = server.call("webhooks.subscribe", {"url": "https://example.com/x", "events": ["nope"]}, tok)
+            self.assertEqual(r["error"]["data"]["field"], "events")
+        finally:
+            server.close()
+
+    def test_api_subscriptions(self):
+        receiver = Receiver(status_for={"/gone": 410})
+        server = Server('return { webhooks = { allow_private = true, retry_schedule_s = { 0, 0.2 } } }')
+        try:
+            alice = make_jwt(claims("alice", perms="training:start,training:view,webhooks:manage"))
+            bob = make_jwt(claims("bob", perms="training:start,training:view,webhooks:manage"))
+            url = f"http://127.0.0.1:{receiver.port}"
+            _, _, r = server.call("webhooks.subscribe", {"url": url + "/alice", "events": ["training.job.completed"]},
+                                  alice)
+            sub = r["result"]
+            self.assertTrue(sub["secret"].startswith("whsec_"))
+            _, _, r = server.call("webhooks.subscribe", {"url": url + "/gone", "events": ["*"]}, alice)
+            gone = r["result"]["subscription_id"]
+            _, _, r = server.call("training.start_grpo", job_params(n_iterations=10), bob)
+            self.assertEqual(wait(server, r["result"]["job_id"], final, bob)["status"], "completed")
+            _, _, r = server.call("training.start_grpo", job_params(n_iterations=10), alice)
+            job = r["result"]["job_id"]
+            self.assertEqual(wait(server, job, final, alice)["status"], "completed")
+            self.assertTrue(receiver.wait_for(lambda: receiver.ok("/alice")))
+            got = receiver.ok("/alice")
+            self.assertEqual([(x["payload"]["event"], x["payload"]["data"]["job_id"]) for x in got],
+                             [("training.job.completed", job)])  # only alice's job, only what she asked for
+            self.assertTrue(verify(sub["secret"], got[0]["headers"], got[0]["body"]))
+            _, _, r = server.call("webhooks.list", {}, alice)
+            subs = {s["subscription_id"]: s for s in r["result"]["subscriptions"]}
+            self.assertEqual((subs[sub["subscription_id"]]["last_status"], subs[sub["subscription_id"]]["failures"]),
+                             (200, 0))
+            self.assertNotIn("secret", subs[sub["subscription_id"]])
+            self.assertTrue(subs[gone]["disabled"])  # 410 Gone turned it off
+            self.assertEqual(subs[gone]["last_status"], 410)
+            _, _, r = server.call("webhooks.list", {}, bob)
+            self.assertEqual(r["result"]["subscriptions"], [])
+            _, _, r = server.call("webhooks.unsubscribe", {"subscription_id": gone}, bob)
+            self.assertEqual(r["error"]["code"], -32001)
+            _, _, r = server.call("webhooks.unsubscribe", {"subscription_id": gone}, alice)
+            self.assertTrue(r["result"]["unsubscribed"])
+            _, _, r = server.call("webhooks.list", {}, make_jwt(claims("alice", perms="training:view")))
+            self.assertEqual(r["error"]["code"], -32003)
+        finally:
+            server.close()
+            receiver.close()
+
+
+if __name__ == "__main__":
+    main()
