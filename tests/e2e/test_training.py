@@ -231,7 +231,7 @@ class PluginFailureTest(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.plugins = tempfile.mkdtemp(prefix="ac-plugins-")
-        for kind in ("agents", "rewards", "validators"):
+        for kind in ("agents", "rewards", "validators", "webhooks"):
             shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(cls.plugins, kind))
         with open(os.path.join(cls.plugins, "agents", "flaky.lua"), "w") as f:
             f.write('local a = dofile == nil and require("agentcore") and {}\n'
