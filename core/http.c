@@ -93,6 +93,8 @@ struct ac_http {
     pthread_mutex_t ready_lock;
     pthread_cond_t ready_cond;
     int ready;
+    ac_http_metrics_fn metrics;
+    void *metrics_ud;
 };
 
 /* ---- responses ------------------------------------------------------------------------------ */
@@ -287,6 +289,26 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         } else {
             send_json(req, 200, "{\"status\":\"ok\"}");
         }
+        return 0;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics")) && h->metrics != NULL) {
+        if (!is_get) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+            send_json(req, 405, "{\"error\":\"method not allowed\"}");
+            return 0;
+        }
+        ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+        int status = 500;
+        char *body = NULL;
+        size_t len = 0;
+        const char *ctype = "text/plain";
+        h->metrics(h->metrics_ud, ai >= 0 ? req->headers.entries[ai].value.base : NULL,
+                   ai >= 0 ? req->headers.entries[ai].value.len : 0, &status, &body, &len, &ctype);
+        if (status == 401)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer error=\"invalid_token\""));
+        send_body(req, status, ctype, body, body ? len : 0);
+        free(body);
         return 0;
     }
     if (!h2o_memis(path.base, path.len, H2O_STRLIT(RPC_PATH))) {
@@ -613,6 +635,12 @@ void ac_http_destroy(ac_http_t *h)
     pthread_mutex_destroy(&h->ready_lock);
     pthread_cond_destroy(&h->ready_cond);
     free(h);
+}
+
+void ac_http_set_metrics(ac_http_t *h, ac_http_metrics_fn fn, void *ud)
+{
+    h->metrics = fn;
+    h->metrics_ud = ud;
 }
 
 int ac_http_port(const ac_http_t *h, int i)

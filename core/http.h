@@ -3,6 +3,7 @@
  *
  *   POST /api/v1/jsonrpc   JSON-RPC 2.0 (rpc.h)
  *   GET  /healthz          200 {"status":"ok"}
+ *   GET  /metrics          Prometheus text (a bearer token with metrics:view)
  *
  * A request that calls a long method (AC_METHOD_DEFER) is handed to an RPC worker thread; the
  * worker posts the response back to the request's event loop, which sends it if the client is
@@ -15,6 +16,14 @@
 #include "rpc.h"
 
 typedef struct ac_http ac_http_t;
+
+/* GET /metrics: the server fills status, a malloc'd body and its content type (static). auth is
+ * the Authorization header (NULL when absent). Runs on an event loop: keep it short. */
+typedef void (*ac_http_metrics_fn)(void *ud, const char *auth, size_t auth_len, int *status, char **body,
+                                   size_t *len, const char **ctype);
+
+/* Serves GET /metrics with fn (set before ac_http_start). */
+void ac_http_set_metrics(ac_http_t *h, ac_http_metrics_fn fn, void *ud);
 
 /* Binds every listener now (so that a busy port fails here, not later) but serves nothing
  * until ac_http_start. rpc is borrowed and must outlive the server. */

@@ -1,11 +1,35 @@
 #include "rpc.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "uuid.h"
+
+/* Request metrics per method (Prometheus): counts by result code and a latency histogram. */
+static const int metric_codes[] = {0, AC_ERR_PARSE, AC_ERR_INVALID_REQUEST, AC_ERR_METHOD_NOT_FOUND,
+                                   AC_ERR_INVALID_PARAMS, AC_ERR_INTERNAL, AC_ERR_NOT_FOUND, AC_ERR_UNAUTHORIZED,
+                                   AC_ERR_FORBIDDEN, AC_ERR_RATE_LIMITED, AC_ERR_BUDGET_EXCEEDED,
+                                   AC_ERR_VALIDATION_FAILED, AC_ERR_CANNOT_CANCEL, AC_ERR_EVALUATION_FAILED,
+                                   AC_ERR_EXPORT_LIMIT};
+#define N_CODES ((int)(sizeof metric_codes / sizeof metric_codes[0]))
+static const double latency_buckets_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 10};
+#define N_BUCKETS ((int)(sizeof latency_buckets_s / sizeof latency_buckets_s[0]))
+
+typedef struct method_stats {
+    atomic_ulong by_code[N_CODES];
+    atomic_ulong buckets[N_BUCKETS]; /* counts of calls at or under each bound */
+    atomic_ulong count;
+    atomic_ullong sum_ns;
+} method_stats_t;
+
+static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
+static const ac_param_spec_t no_params[] = {{NULL, 0, 0, NULL}};
 
 struct ac_rpc {
     const ac_method_t *methods;
@@ -15,6 +39,9 @@ struct ac_rpc {
     int max_depth;
     int max_batch;
     int rate_window_s[AC_RL_COUNT];
+    ac_method_t discover; /* rpc.discover, built in */
+    int n_methods;
+    method_stats_t *stats; /* n_methods + 2: the table, rpc.discover, then calls to no method */
 };
 
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
@@ -23,14 +50,24 @@ ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, 
     ac_rpc_t *rpc = calloc(1, sizeof *rpc);
     if (rpc == NULL)
         return NULL;
-    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}};
+    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}, {0}, 0, NULL};
     for (int i = 0; i < AC_RL_COUNT; i++)
         rpc->rate_window_s[i] = cfg->rate[i].window_s;
+    rpc->discover = (ac_method_t){"rpc.discover", discover, 0, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
+                                  "The OpenRPC document of this API", NULL};
+    while (methods[rpc->n_methods].name != NULL)
+        rpc->n_methods++;
+    if ((rpc->stats = calloc((size_t)rpc->n_methods + 2, sizeof *rpc->stats)) == NULL) {
+        free(rpc);
+        return NULL;
+    }
     return rpc;
 }
 
 void ac_rpc_destroy(ac_rpc_t *rpc)
 {
+    if (rpc != NULL)
+        free(rpc->stats);
     free(rpc);
 }
 
@@ -50,7 +87,27 @@ static const ac_method_t *find_method(const ac_rpc_t *rpc, const char *name)
     for (const ac_method_t *m = rpc->methods; m->name != NULL; m++)
         if (strcmp(m->name, name) == 0)
             return m;
+    if (strcmp(name, rpc->discover.name) == 0)
+        return &rpc->discover;
     return NULL;
+}
+
+static void record(const ac_rpc_t *rpc, const ac_method_t *m, int code, int64_t t0)
+{
+    int slot = m == NULL ? rpc->n_methods + 1 : m == &rpc->discover ? rpc->n_methods : (int)(m - rpc->methods);
+    method_stats_t *st = &rpc->stats[slot];
+    int ci = 0;
+    while (ci < N_CODES && metric_codes[ci] != code)
+        ci++;
+    if (ci == N_CODES)
+        ci = 5; /* an unlisted code counts as internal */
+    atomic_fetch_add_explicit(&st->by_code[ci], 1, memory_order_relaxed);
+    int64_t ns = ac_clock_mono_ns() - t0;
+    for (int b = 0; b < N_BUCKETS; b++)
+        if ((double)ns / 1e9 <= latency_buckets_s[b])
+            atomic_fetch_add_explicit(&st->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->sum_ns, (unsigned long long)ns, memory_order_relaxed);
 }
 
 /* Nesting is measured before parsing so that a hostile body cannot make the parser recurse
@@ -188,6 +245,8 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
 {
     ac_err_t err = AC_ERR_INIT;
     json_t *resp = NULL;
+    const ac_method_t *m = NULL;
+    int64_t t0 = ac_clock_mono_ns();
     if (!json_is_object(req)) {
         ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Invalid Request: a call must be an object");
         goto fail_noid;
@@ -212,7 +271,7 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
         ac_err_field(&err, AC_ERR_INVALID_REQUEST, "params", "must be an object or an array");
         goto fail_reply;
     }
-    const ac_method_t *m = find_method(rpc, json_string_value(jm));
+    m = find_method(rpc, json_string_value(jm));
     if (m == NULL) {
         ac_err_field(&err, AC_ERR_METHOD_NOT_FOUND, "method", "no method named '%.64s'", json_string_value(jm));
         goto fail;
@@ -241,7 +300,7 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
         json_decref(empty);
         goto fail;
     }
-    ac_call_ctx_t ctx = {st->principal, rpc->app, st->now_ms};
+    ac_call_ctx_t ctx = {rpc, st->principal, rpc->app, st->now_ms};
     json_t *result = NULL;
     int rc = m->handler(&ctx, params, &result, &err);
     json_decref(empty);
@@ -249,6 +308,7 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
         json_decref(result);
         goto fail;
     }
+    record(rpc, m, 0, t0);
     if (id == NULL) { /* a notification: done, and nothing to say */
         json_decref(result);
         return NULL;
@@ -257,16 +317,21 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
     return resp;
 
 fail:
+    record(rpc, m, err.code, t0);
+    t0 = -1;
     if (json_object_get(req, "id") == NULL) {
         /* a well-formed notification gets no reply, not even an error */
         ac_err_clear(&err);
         return NULL;
     }
 fail_reply: /* a malformed call is not a notification: it is answered, with id null if absent */
+    if (t0 >= 0) /* not counted yet: a malformed call */
+        record(rpc, NULL, err.code, t0);
     resp = error_object(&err, json_object_get(req, "id"));
     ac_err_clear(&err);
     return resp;
 fail_noid:
+    record(rpc, NULL, err.code, t0);
     resp = error_object(&err, NULL);
     ac_err_clear(&err);
     return resp;
@@ -395,4 +460,116 @@ int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const
     out->has_rate = st.has_rate;
     out->rate = st.rate;
     return AC_RPC_DONE;
+}
+
+/* ---- discovery ------------------------------------------------------------------------------- */
+
+static const int common_errors[] = {AC_ERR_INVALID_REQUEST, AC_ERR_INVALID_PARAMS, AC_ERR_INTERNAL,
+                                    AC_ERR_UNAUTHORIZED, AC_ERR_FORBIDDEN, AC_ERR_RATE_LIMITED, 0};
+
+static json_t *param_schema(ac_param_type_t t)
+{
+    switch (t) {
+    case AC_P_STRING: return json_pack("{s:s}", "type", "string");
+    case AC_P_UUID: return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
+    case AC_P_INTEGER: return json_pack("{s:s}", "type", "integer");
+    case AC_P_NUMBER: return json_pack("{s:s}", "type", "number");
+    case AC_P_BOOL: return json_pack("{s:s}", "type", "boolean");
+    case AC_P_OBJECT: return json_pack("{s:s}", "type", "object");
+    case AC_P_ARRAY: return json_pack("{s:s}", "type", "array");
+    }
+    return json_object();
+}
+
+static json_t *method_doc(const ac_method_t *m)
+{
+    json_t *params = json_array(), *errors = json_array();
+    for (const ac_param_spec_t *p = m->params; p != NULL && p->name != NULL; p++)
+        json_array_append_new(params, json_pack("{s:s, s:b, s:s, s:o}", "name", p->name, "required", p->required,
+                                                "description", p->doc ? p->doc : "", "schema", param_schema(p->type)));
+    const int *lists[2] = {m->errors, common_errors};
+    for (int l = 0; l < 2; l++)
+        for (const int *c = lists[l]; c != NULL && *c != 0; c++)
+            json_array_append_new(errors, json_pack("{s:i, s:s}", "code", *c, "message", ac_err_name(*c)));
+    char result[96];
+    snprintf(result, sizeof result, "%s.result", m->name);
+    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:{s:s}}, s:o, s:s, s:s, s:b}", "name", m->name, "summary",
+                     m->doc ? m->doc : "", "paramStructure", "by-name", "params", params, "result", "name", result,
+                     "schema", "type", "object", "errors", errors, "x-permission",
+                     m->permission ? ac_perm_name(m->permission) : "", "x-rate-limit-class",
+                     ac_rl_class_name(m->rl_class), "x-deferred", (m->flags & AC_METHOD_DEFER) != 0);
+}
+
+json_t *ac_rpc_openrpc(const ac_rpc_t *rpc)
+{
+    json_t *methods = json_array();
+    for (const ac_method_t *m = rpc->methods; m->name != NULL; m++)
+        json_array_append_new(methods, method_doc(m));
+    json_array_append_new(methods, method_doc(&rpc->discover));
+    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o}", "openrpc", "1.2.6", "info", "title",
+                     "AgentCore Training API", "version", AC_VERSION, "description",
+                     "GRPO training jobs over JSON-RPC 2.0 (see ../shared/SPEC.md and README.md)", "servers", "name",
+                     "agentcore", "url", "/api/v1/jsonrpc", "methods", methods);
+}
+
+static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    (void)params, (void)err;
+    *result = ac_rpc_openrpc(ctx->rpc);
+    return 0;
+}
+
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -1;
+        if (*buf != NULL && *len + (size_t)n < *cap) {
+            *len += (size_t)n;
+            return 0;
+        }
+        size_t ncap = (*cap ? *cap * 2 : 4096) + (size_t)n;
+        char *nb = realloc(*buf, ncap);
+        if (nb == NULL)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+}
+
+int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *cap)
+{
+    int rc = append(buf, len, cap, "# HELP agentcore_requests_total JSON-RPC calls by method and result code "
+                                   "(0: success).\n# TYPE agentcore_requests_total counter\n");
+    for (int i = 0; rc == 0 && i < rpc->n_methods + 2; i++) {
+        const char *name = i < rpc->n_methods ? rpc->methods[i].name : i == rpc->n_methods ? "rpc.discover" : "none";
+        for (int c = 0; rc == 0 && c < N_CODES; c++) {
+            unsigned long v = atomic_load(&rpc->stats[i].by_code[c]);
+            if (v > 0)
+                rc = append(buf, len, cap, "agentcore_requests_total{method=\"%s\",code=\"%d\"} %lu\n", name,
+                            metric_codes[c], v);
+        }
+    }
+    rc = rc || append(buf, len, cap, "# HELP agentcore_request_duration_seconds JSON-RPC call latency by "
+                                     "method.\n# TYPE agentcore_request_duration_seconds histogram\n");
+    for (int i = 0; rc == 0 && i < rpc->n_methods + 2; i++) {
+        const char *name = i < rpc->n_methods ? rpc->methods[i].name : i == rpc->n_methods ? "rpc.discover" : "none";
+        unsigned long count = atomic_load(&rpc->stats[i].count);
+        for (int b = 0; rc == 0 && b < N_BUCKETS; b++)
+            rc = append(buf, len, cap, "agentcore_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %lu\n",
+                        name, latency_buckets_s[b], atomic_load(&rpc->stats[i].buckets[b]));
+        rc = rc || append(buf, len, cap,
+                          "agentcore_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %lu\n"
+                          "agentcore_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
+                          "agentcore_request_duration_seconds_count{method=\"%s\"} %lu\n",
+                          name, count, name, (double)atomic_load(&rpc->stats[i].sum_ns) / 1e9, name, count);
+    }
+    return rc ? -1 : 0;
 }

@@ -32,7 +32,10 @@ typedef struct ac_param_spec {
     const char *doc; /* one line, for discovery */
 } ac_param_spec_t;
 
+typedef struct ac_rpc ac_rpc_t;
+
 typedef struct ac_call_ctx {
+    const ac_rpc_t *rpc;
     const ac_principal_t *principal; /* the authenticated caller */
     void *app;                       /* the application object given to ac_rpc_create */
     int64_t now_ms;
@@ -55,9 +58,9 @@ typedef struct ac_method {
     int param_error;     /* code for a parameter of the wrong shape: -32602, or -32600 where SPEC.md says so */
     const ac_param_spec_t *params; /* terminated by {NULL} */
     const char *doc;
+    const int *errors; /* the method's own error codes, 0-terminated (NULL: none); discovery lists
+                          them with the ones every method can return */
 } ac_method_t;
-
-typedef struct ac_rpc ac_rpc_t;
 
 /* methods: terminated by {NULL}; must outlive the rpc object. auth and rl are borrowed. */
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
@@ -87,5 +90,12 @@ void ac_rpc_response_free(ac_rpc_response_t *r);
 
 /* The method table, for discovery and tests. */
 const ac_method_t *ac_rpc_methods(const ac_rpc_t *rpc);
+
+/* The OpenRPC document of the method table (what `rpc.discover` answers). New reference. */
+json_t *ac_rpc_openrpc(const ac_rpc_t *rpc);
+
+/* Appends the request counters and latency histograms in Prometheus text format to *buf
+ * (malloc'd, grown as needed; *len bytes used). Returns 0 or -1 (memory). */
+int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *cap);
 
 #endif

@@ -809,31 +809,37 @@ static const ac_param_spec_t list_events_params[] = {
     {NULL, 0, 0, NULL},
 };
 
+static const int start_errors[] = {AC_ERR_BUDGET_EXCEEDED, AC_ERR_VALIDATION_FAILED, 0};
+static const int job_errors[] = {AC_ERR_NOT_FOUND, 0};
+static const int cancel_errors[] = {AC_ERR_NOT_FOUND, AC_ERR_CANNOT_CANCEL, 0};
+static const int evaluate_errors[] = {AC_ERR_NOT_FOUND, AC_ERR_EVALUATION_FAILED, 0};
+static const int export_errors[] = {AC_ERR_NOT_FOUND, AC_ERR_EXPORT_LIMIT, 0};
+
 const ac_method_t ac_training_methods[] = {
     /* start_grpo runs the validator plugin over up to max_body_bytes of data: off the event
      * loop. SPEC.md answers its missing or invalid parameters with -32600. */
     {"training.start_grpo", start_grpo, AC_PERM_TRAINING_START, AC_RL_START, AC_METHOD_DEFER, AC_ERR_INVALID_REQUEST,
-     start_params, "Start a new GRPO training job"},
+     start_params, "Start a new GRPO training job", start_errors},
     {"training.get_status", get_status, AC_PERM_TRAINING_VIEW, AC_RL_STATUS, 0, AC_ERR_INVALID_PARAMS, job_params,
-     "Current status and metrics of a training job"},
+     "Current status and metrics of a training job", job_errors},
     /* cancel waits for a running job to reach its safe point */
     {"training.cancel", cancel, AC_PERM_TRAINING_CANCEL, AC_RL_CANCEL, AC_METHOD_DEFER, AC_ERR_INVALID_PARAMS,
-     cancel_params, "Cancel a queued or running training job"},
+     cancel_params, "Cancel a queued or running training job", cancel_errors},
     {"training.evaluate", evaluate, AC_PERM_TRAINING_EVALUATE, AC_RL_EVALUATE, AC_METHOD_DEFER,
-     AC_ERR_INVALID_PARAMS, evaluate_params, "Evaluate a checkpoint against the untrained baseline"},
+     AC_ERR_INVALID_PARAMS, evaluate_params, "Evaluate a checkpoint against the untrained baseline", evaluate_errors},
     {"training.export_trajectories", export_trajectories, AC_PERM_DATA_EXPORT, AC_RL_EXPORT, 0,
-     AC_ERR_INVALID_PARAMS, export_params, "Export a job's trajectories, filtered and paginated"},
+     AC_ERR_INVALID_PARAMS, export_params, "Export a job's trajectories, filtered and paginated", export_errors},
     {"training.list_jobs", list_jobs, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
-     list_jobs_params, "The caller's jobs, newest first, by status, paginated"},
+     list_jobs_params, "The caller's jobs, newest first, by status, paginated", NULL},
     {"training.list_checkpoints", list_checkpoints, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
-     job_params, "A job's kept checkpoints (the best k by validation accuracy and the latest)"},
+     job_params, "A job's kept checkpoints (the best k by validation accuracy and the latest)", job_errors},
     {"training.list_events", list_events, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
-     list_events_params, "A job's events (state changes, progress, budget warnings), cursor-paginated"},
+     list_events_params, "A job's events (state changes, progress, budget warnings), cursor-paginated", job_errors},
     {"webhooks.subscribe", webhooks_subscribe, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, AC_METHOD_DEFER,
-     AC_ERR_INVALID_PARAMS, subscribe_params, "Subscribe a URL to your jobs' events (returns its signing secret)"},
+     AC_ERR_INVALID_PARAMS, subscribe_params, "Subscribe a URL to your jobs' events (returns its signing secret)", NULL},
     {"webhooks.list", webhooks_list, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
-     "Your subscriptions with their last delivery status and failure count"},
+     "Your subscriptions with their last delivery status and failure count", NULL},
     {"webhooks.unsubscribe", webhooks_unsubscribe, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
-     unsubscribe_params, "Remove a subscription"},
-    {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
+     unsubscribe_params, "Remove a subscription", job_errors},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };

@@ -38,6 +38,7 @@ struct ac_webhooks {
     int pending;
     ac_lua_host_t *host;
     ac_rng_t rng; /* jitter */
+    atomic_ulong delivered, failed, dropped;
 };
 
 /* ---- signing ----------------------------------------------------------------------------------- */
@@ -668,6 +669,11 @@ static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
             curl_easy_cleanup(easy[i]);
         }
         curl_slist_free_all(headers[i]);
+        int ok = out[i].status >= 200 && out[i].status < 300;
+        atomic_fetch_add(ok ? &w->delivered : &w->failed, 1);
+        if (!ok && (out[i].status == 410 ||
+                    json_integer_value(json_object_get(c.items[i].v, "attempt")) + 1 >= w->cfg->n_webhook_retries))
+            atomic_fetch_add(&w->dropped, 1);
         result_ctx_t r = {{0}, c.items[i].v, &out[i], w->cfg,
                           ac_rng_uniform_double(&w->rng) * 2.0 - 1.0, ac_clock_now_ms()};
         memcpy(r.key, c.items[i].key, 8);
@@ -749,6 +755,13 @@ void ac_webhooks_notify(ac_webhooks_t *w)
     w->pending = 1;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+}
+
+void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped)
+{
+    *delivered = w ? atomic_load(&w->delivered) : 0;
+    *failed = w ? atomic_load(&w->failed) : 0;
+    *dropped = w ? atomic_load(&w->dropped) : 0;
 }
 
 void ac_webhooks_stop(ac_webhooks_t *w)

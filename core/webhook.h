@@ -29,6 +29,10 @@ typedef struct ac_webhooks ac_webhooks_t;
 ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err);
 /* Wakes the delivery thread (an event was recorded). Thread-safe; NULL is a no-op. */
 void ac_webhooks_notify(ac_webhooks_t *w);
+/* Delivery counters since start: delivered (2xx), failed attempts, dropped (retries exhausted or
+ * 410). NULL gives zeros. */
+void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped);
+
 /* Stops the thread; pending work stays in the outbox for the next start. NULL is a no-op. */
 void ac_webhooks_stop(ac_webhooks_t *w);
 

@@ -52,9 +52,9 @@ static int h_ping(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t 
 }
 
 static const ac_method_t methods[] = {
-    {"test.block", h_block, 0, AC_RL_OTHER, AC_METHOD_DEFER, 0, NULL, "blocks until released"},
-    {"test.ping", h_ping, 0, AC_RL_OTHER, 0, 0, NULL, "answers at once"},
-    {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
+    {"test.block", h_block, 0, AC_RL_OTHER, AC_METHOD_DEFER, 0, NULL, "blocks until released", NULL},
+    {"test.ping", h_ping, 0, AC_RL_OTHER, 0, 0, NULL, "answers at once", NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
 static char url[128];
