@@ -57,7 +57,7 @@ static json_t *run_lua_file(experiment_t *x, const char *path, const char *call,
     char chunk[1100];
     snprintf(chunk, sizeof chunk, "@%s", path);
     if (call != NULL)
-        snprintf(code, n, "return (function() %s\nend)()%s", text, call);
+        snprintf(code, n, "return (function(...) %s\nend)()%s", text, call);
     else
         snprintf(code, n, "%s", text);
     free(text);

@@ -237,7 +237,8 @@ static int defer_request(loop_t *l, h2o_req_t *req, req_guard_t *guard, const ch
         task_free(t);
         return -1;
     }
-    memcpy(t->body, req->entity.base, t->len);
+    if (t->len > 0) /* an empty body may have no buffer at all */
+        memcpy(t->body, req->entity.base, t->len);
     if (auth != NULL)
         memcpy(t->auth, auth, auth_len);
     guard->task = t;

@@ -197,7 +197,7 @@ int ac_txn_del(ac_txn_t *t, int db, const void *key, size_t klen, ac_err_t *err)
 
 static int has_prefix(const MDB_val *k, const void *prefix, size_t plen)
 {
-    return k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0;
+    return plen == 0 || (k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0);
 }
 
 int ac_txn_scan(ac_txn_t *t, int db, const void *prefix, size_t plen, const void *start, size_t slen, ac_scan_fn cb,

@@ -55,4 +55,42 @@ return {
   -- Where plugins and the Lua runtime library are found (default: this checkout's).
   -- plugins_dir = "plugins",
   -- lua_dir = "lua",
+
+  -- Training workers: threads that take queued jobs in order and run them. OpenBLAS gets
+  -- threads / workers threads each, so that all workers together fit the cores.
+  workers = 1,
+
+  -- Each principal's (JWT sub) budget over its jobs: the max_budget_usd of its queued and
+  -- running jobs plus the cost of its finished ones must stay under it (else -40001).
+  budgets = {
+    default_usd = 1000,
+    -- principals = { alice = 50, ["team-research"] = 10000 },
+  },
+
+  -- agent_id -> plugins. An agent_id not listed here uses plugins/agents/<id>.lua, the reward of
+  -- the same name and the default validator.
+  agents = {
+    -- ["calculator-v2"] = { agent = "calculator", reward = "calculator", validator = "default" },
+  },
+
+  training = {
+    step_cost_usd = 0.00001,           -- price of one policy step, added to each tool's cost_usd
+    keep_best_checkpoints = 3,         -- per job: these and the latest are kept
+    max_trajectories_per_job = 100000, -- the oldest iterations' trajectories go first
+    max_failure_rate = 0.5,            -- plugin failures per episode above which a job fails
+  },
+
+  webhooks = {
+    -- Signs deliveries of the subscriptions below and of jobs' own webhooks (Standard
+    -- Webhooks: whsec_ followed by base64). webhooks.subscribe makes one per subscription.
+    -- secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    policy = "default",          -- plugins/webhooks/<name>.lua decides what each subscriber gets
+    allow_private = false,       -- deliver to loopback/private addresses (tests, local receivers)
+    timeout_ms = 15000,
+    -- delays before each attempt, in seconds (jittered by +-jitter): at once, 5 s, 5 min, ...
+    retry_schedule_s = { 0, 5, 300, 1800, 7200, 18000, 36000, 36000 },
+    jitter = 0.1,
+    -- every job's events, for operators:
+    -- subscriptions = { { url = "https://ops.example.com/hooks", events = { "training.job.failed" } } },
+  },
 }

@@ -258,8 +258,9 @@ function M.generate(seed, n_train, n_eval)
       error("calculator data: could not draw enough distinct queries")
     end
     local text, ops, _, answer = draw_query(rng)
-    if text and not seen[text] then
-      seen[text] = true
+    local key = text and string.lower(text)  -- the validator compares lowercased texts
+    if key and not seen[key] then
+      seen[key] = true
       local copy = {}
       for i, op in ipairs(ops) do copy[i] = op end
       all[#all + 1] = { query = text, expected_outcome = { answer = answer, ops = copy } }

@@ -120,8 +120,9 @@ function M.generate(seed, n_train, n_eval)
       error("codegen data: could not draw enough distinct queries")
     end
     local text = draw_text(rng, spec)
-    if not seen[text] then
-      seen[text] = true
+    local key = string.lower(text)  -- the validator compares lowercased texts
+    if not seen[key] then
+      seen[key] = true
       local snippets = {}
       for i, s in ipairs(spec.snippets) do snippets[i] = s end
       all[#all + 1] = { query = text, expected_outcome = { task = spec.task, snippets = snippets,

@@ -115,11 +115,15 @@ M.CASES = {
   { case = "cancel", intent = "cancel", resolution = "cancelled",
     fits = function(o) return o.status == "processing" end,
     tools = { LOOKUP, "cancel_order", REPLY } },
-
+  { case = "cancel_too_late", intent = "cancel", resolution = "shipping_info",
+    fits = function(o) return o.status ~= "processing" end,
+    tools = { LOOKUP, "check_shipping", REPLY } },
   { case = "address", intent = "address", resolution = "address_updated",
     fits = function(o) return o.status == "processing" end,
     tools = { LOOKUP, "update_address", REPLY } },
-
+  { case = "address_too_late", intent = "address", resolution = "shipping_info",
+    fits = function(o) return o.status ~= "processing" end,
+    tools = { LOOKUP, "check_shipping", REPLY } },
   { case = "info", intent = "info", resolution = "info",
     fits = function() return true end,
     tools = { LOOKUP, REPLY } },
@@ -158,8 +162,9 @@ function M.generate(seed, n_train, n_eval)
       error("support data: could not draw enough distinct queries")
     end
     local q = draw(rng, order[#all % #order + 1])
-    if not seen[q.query] then
-      seen[q.query] = true
+    local key = string.lower(q.query)  -- the validator compares lowercased texts
+    if not seen[key] then
+      seen[key] = true
       all[#all + 1] = q
     end
   end

@@ -52,6 +52,16 @@ class CalculatorExperimentTest(unittest.TestCase):
         self.assertEqual(ra["final_iteration"], rb["final_iteration"])
 
 
+class OtherAgentsTest(unittest.TestCase):
+    def test_codegen_and_support_learn(self):
+        for name in ("codegen", "support"):
+            r = train(f"examples/{name}/experiment.lua", "--json", "--out", tempfile.mkdtemp())
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            report = json.loads(r.stdout.decode().splitlines()[-1])
+            self.assertGreater(report["trained"]["success_rate"], report["baseline"]["success_rate"] + 0.3, name)
+            self.assertLess(report["p_value"], 0.001, name)
+
+
 class ExperimentFileTest(unittest.TestCase):
     def write(self, text):
         d = tempfile.mkdtemp(prefix="ac-exp-")

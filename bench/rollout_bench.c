@@ -1,0 +1,111 @@
+/* Rollout throughput: agent steps per second, each step being the agent's observe + legal in
+ * Lua, the policy's batched forward (OpenBLAS), sampling, and the tool call in Lua — what a GRPO
+ * iteration spends its rollouts on. Not a test: it prints figures (bench/README.md).
+ *
+ *   build/bench_rollout [--agent calculator] [--episodes 512] [--runs 7]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "clock.h"
+#include "lua_host.h"
+#include "plugin.h"
+#include "rollout.h"
+#include "train_config.h"
+#include "trainer.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    ac_blas_maybe_reexec(argc, argv);
+    const char *agent_name = "calculator";
+    int episodes = 512, runs = 7;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--agent") == 0)
+            agent_name = argv[i + 1];
+        else if (strcmp(argv[i], "--episodes") == 0)
+            episodes = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--runs") == 0)
+            runs = atoi(argv[i + 1]);
+    }
+    ac_blas_set_threads(1);
+    ac_err_t err = AC_ERR_INIT;
+    ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
+    ac_lua_host_t *host = ac_lua_host_create(AC_SOURCE_DIR "/lua", AC_SOURCE_DIR "/plugins", &limits, &err);
+    /* the agent's own generator makes the queries */
+    char path[512];
+    snprintf(path, sizeof path, AC_SOURCE_DIR "/examples/%s/data.lua", agent_name);
+    FILE *f = fopen(path, "rb");
+    if (host == NULL || f == NULL) {
+        fprintf(stderr, "bench_rollout: %s\n", host ? path : err.message);
+        return 1;
+    }
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *wrapped = malloc(n + 128);
+    snprintf(wrapped, n + 128, "return (function(...) %s\nend)().generate(1, 256, 64)", text);
+    json_t *data = NULL;
+    if (ac_lua_host_run(host, wrapped, "=data", &data, &err) != 0) {
+        fprintf(stderr, "bench_rollout: %s\n", err.message);
+        return 1;
+    }
+    free(wrapped);
+    json_t *queries = json_object_get(data, "training_data");
+    ac_agent_t *agent = ac_agent_open(host, agent_name, &err);
+    ac_reward_t *reward = agent ? ac_reward_open(host, agent_name, &err) : NULL;
+    if (reward == NULL) {
+        fprintf(stderr, "bench_rollout: %s\n", err.message);
+        return 1;
+    }
+    ac_train_config_t cfg;
+    ac_train_config_defaults(&cfg);
+    ac_policy_config_t pc;
+    ac_trainer_policy_config(&pc, &cfg, agent, 1);
+    ac_policy_t *policy = ac_policy_create(&pc, &err);
+    ac_rng_t rng;
+    ac_rng_seed(&rng, 7);
+    int groups = episodes / 8;
+    int *idx = malloc(sizeof *idx * (size_t)groups);
+    for (int i = 0; i < groups; i++)
+        idx[i] = i % (int)json_array_size(queries);
+    double *rate = malloc(sizeof *rate * (size_t)runs);
+    ac_rollout_t ro;
+    ac_rollout_init(&ro, &pc, &err);
+    int steps = 0;
+    for (int r = -1; r < runs; r++) { /* one warm-up run */
+        ac_rollout_clear(&ro);
+        ac_rollout_spec_t spec = {agent, reward, policy, &rng, queries, idx, groups, 8, 20, 1.0f, 0, -1};
+        int64_t t0 = ac_clock_mono_ns();
+        if (ac_rollout_run(&ro, &spec, &err) != 0) {
+            fprintf(stderr, "bench_rollout: %s\n", err.message);
+            return 1;
+        }
+        double s = (double)(ac_clock_mono_ns() - t0) / 1e9;
+        steps = ro.n_steps;
+        if (r >= 0)
+            rate[r] = ro.n_steps / s;
+    }
+    qsort(rate, (size_t)runs, sizeof *rate, cmp_double);
+    printf("agent %s: %d episodes, %d steps per run, rewards scored; BLAS kernel %s, 1 thread\n", agent_name,
+           groups * 8, steps, ac_blas_kernel());
+    printf("rollout throughput: median %.0f agent steps/s (min %.0f, max %.0f) over %d runs\n", rate[runs / 2],
+           rate[0], rate[runs - 1], runs);
+    ac_rollout_free(&ro);
+    ac_policy_destroy(policy);
+    ac_reward_close(reward);
+    ac_agent_close(agent);
+    json_decref(data);
+    ac_lua_host_destroy(host);
+    free(idx);
+    free(rate);
+    return 0;
+}

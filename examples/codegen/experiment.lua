@@ -1,0 +1,25 @@
+-- agentcore train examples/codegen/experiment.lua --json
+--
+-- Trains the codegen agent (plugins/agents/codegen.lua) with GRPO on generated
+-- tasks and compares the trained policy with the untrained one on held-out problems.
+return {
+  name = "codegen",
+  agent = "codegen",          -- plugins/agents/codegen.lua
+  reward = "codegen",         -- plugins/rewards/codegen.lua
+  validator = "default",         -- plugins/validators/default.lua
+  seed = 1,
+  data = {
+    generator = "data.lua",      -- relative to this file; generate(seed, n_train, n_eval)
+    n_train = 256,
+    n_eval = 64,
+  },
+  config = {
+    n_iterations = 200,
+    batch_size = 16,
+    n_trajectories_per_query = 8,
+    learning_rate = 0.01,
+    max_steps_per_trajectory = 8,
+    beta = 0.0,
+  },
+  -- sweep = { learning_rate = { 0.003, 0.01, 0.03 } },   -- each value a run, side by side
+}
