@@ -568,6 +568,17 @@ int ac_config_finish(ac_config_t *cfg, ac_err_t *err)
     } else {
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "auth.alg must be HS256, RS256 or ES256, not '%s'", alg);
     }
+    /* a binding must name plugins that exist: find out now, not at the first job */
+    for (int i = 0; i < cfg->n_agents; i++) {
+        const ac_agent_binding_t *b = &cfg->agents[i];
+        const char *kinds[3] = {"agents", "rewards", "validators"}, *names[3] = {b->agent, b->reward, b->validator};
+        for (int k = 0; k < 3; k++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s/%s.lua", cfg->plugins_dir, kinds[k], names[k]);
+            if (strchr(names[k], '/') != NULL || access(path, R_OK) != 0)
+                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "agents[\"%s\"]: %s does not exist", b->id, path);
+        }
+    }
     if (cfg->webhook_secret != NULL && strncmp(cfg->webhook_secret, "whsec_", 6) != 0)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "webhooks.secret must look like whsec_<base64>");
     if (json_array_size(cfg->webhook_subscriptions) > 0 && cfg->webhook_secret == NULL)

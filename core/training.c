@@ -88,8 +88,10 @@ static int validate_data(ac_call_ctx_t *ctx, const char *validator, json_t *trai
     if (h == NULL)
         return -1;
     ac_validator_t *v = ac_validator_open(h, validator, err);
-    if (v == NULL)
+    if (v == NULL) { /* the server's plugins are wrong, not the request */
+        err->code = AC_ERR_INTERNAL;
         return -1;
+    }
     json_t *problems = NULL;
     int rc = ac_validator_run(v, training, evaluation, MIN_TRAINING_QUERIES, &problems, err);
     ac_validator_close(v);

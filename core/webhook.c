@@ -416,9 +416,9 @@ static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *entry
         }
         json_t *headers = json_object_get(d, "headers");
         json_array_append_new(
-            deliveries, json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s?, s:s?, s:s, s:i, s:I}", "kind",
+            deliveries, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:s, s:i, s:I}", "kind",
                                   "delivery", "webhook_id", id, "url", to, "event", event, "body", text, "headers",
-                                  headers ? headers : json_object(), "source", source, "subscription_id", sub_id,
+                                  headers ? json_incref(headers) : json_object(), "source", source, "subscription_id", sub_id,
                                   "owner", owner, "secret", secret, "attempt", 0, "next_at_ms",
                                   (json_int_t)ac_clock_now_ms()));
         free(text);

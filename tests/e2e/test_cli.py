@@ -64,6 +64,9 @@ class CliTest(unittest.TestCase):
         self.assertIn("thread", err)
         path, err = self.config_error("error('boom')\n")
         self.assertIn(path + ":1:", err)
+        _, err = self.config_error('return { agents = { x = { agent = "calculator", validator = "nope" } } }')
+        self.assertIn('agents["x"]', err)
+        self.assertIn("validators/nope.lua does not exist", err)
 
     def test_flags_override_config(self):
         d = tempfile.mkdtemp()
