@@ -200,6 +200,26 @@ static int has_prefix(const MDB_val *k, const void *prefix, size_t plen)
     return plen == 0 || (k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0);
 }
 
+/* Calls cb from the cursor's position (rc: the positioning result) while keys have the prefix,
+ * stepping with `step`; closes the cursor. */
+static int walk(MDB_cursor *c, int rc, MDB_val *k, MDB_val *v, MDB_cursor_op step, const void *prefix, size_t plen,
+                ac_scan_fn cb, void *ud, ac_err_t *err)
+{
+    int ret = 0;
+    while (rc == 0 && has_prefix(k, prefix, plen)) {
+        int r = cb(k->mv_data, k->mv_size, v->mv_data, v->mv_size, ud, err);
+        if (r != 0) {
+            ret = r < 0 ? -1 : 0;
+            break;
+        }
+        rc = mdb_cursor_get(c, k, v, step);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND && ret == 0)
+        ret = lmdb_err(err, "scan", rc);
+    mdb_cursor_close(c);
+    return ret;
+}
+
 int ac_txn_scan(ac_txn_t *t, int db, const void *prefix, size_t plen, const void *start, size_t slen, ac_scan_fn cb,
                 void *ud, ac_err_t *err)
 {
@@ -216,19 +236,7 @@ int ac_txn_scan(ac_txn_t *t, int db, const void *prefix, size_t plen, const void
         k.mv_size = plen;
     }
     rc = k.mv_size > 0 ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    int ret = 0;
-    while (rc == 0 && has_prefix(&k, prefix, plen)) {
-        int r = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, ud, err);
-        if (r != 0) {
-            ret = r < 0 ? -1 : 0;
-            break;
-        }
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND && ret == 0)
-        ret = lmdb_err(err, "scan", rc);
-    mdb_cursor_close(c);
-    return ret;
+    return walk(c, rc, &k, &v, MDB_NEXT, prefix, plen, cb, ud, err);
 }
 
 int ac_txn_scan_rev(ac_txn_t *t, int db, const void *prefix, size_t plen, ac_scan_fn cb, void *ud, ac_err_t *err)
@@ -250,19 +258,7 @@ int ac_txn_scan_rev(ac_txn_t *t, int db, const void *prefix, size_t plen, ac_sca
     } else {
         rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
     }
-    int ret = 0;
-    while (rc == 0 && has_prefix(&k, prefix, plen)) {
-        int r = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, ud, err);
-        if (r != 0) {
-            ret = r < 0 ? -1 : 0;
-            break;
-        }
-        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND && ret == 0)
-        ret = lmdb_err(err, "scan", rc);
-    mdb_cursor_close(c);
-    return ret;
+    return walk(c, rc, &k, &v, MDB_PREV, prefix, plen, cb, ud, err);
 }
 
 size_t ac_txn_count(ac_txn_t *t, int db)

@@ -15,16 +15,7 @@
 #include "ratelimit.h"
 #include "rpc.h"
 
-static int failures;
-#define CHECK(cond, what)                                                                                          \
-    do {                                                                                                           \
-        if (!(cond)) {                                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what);                                         \
-            failures++;                                                                                            \
-        } else {                                                                                                   \
-            printf("ok   %s\n", what);                                                                             \
-        }                                                                                                          \
-    } while (0)
+#include "check.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -197,6 +188,5 @@ int main(void)
     ac_auth_destroy(auth);
     ac_config_free(&cfg);
     curl_global_cleanup();
-    printf("%s: %d failed\n", __FILE__, failures);
-    return failures ? 1 : 0;
+    return check_done(__FILE__);
 }

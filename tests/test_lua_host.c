@@ -14,16 +14,7 @@
 #include "lua_host.h"
 #include "plugin.h"
 
-static int failures;
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what);                         \
-            failures++;                                                                            \
-        } else {                                                                                   \
-            printf("ok   %s\n", what);                                                             \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static char src_dir[1024], lua_dir[1100], tmp_dir[64];
 
@@ -831,6 +822,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmp_dir);
-    printf("%s: %d failed\n", __FILE__, failures);
-    return failures ? 1 : 0;
+    return check_done(__FILE__);
 }

@@ -4,16 +4,7 @@
 
 #include "ratelimit.h"
 
-static int failures;
-#define CHECK(cond, what)                                                                                          \
-    do {                                                                                                           \
-        if (!(cond)) {                                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what);                                         \
-            failures++;                                                                                            \
-        } else {                                                                                                   \
-            printf("ok   %s\n", what);                                                                             \
-        }                                                                                                          \
-    } while (0)
+#include "check.h"
 
 int main(void)
 {
@@ -50,6 +41,5 @@ int main(void)
     CHECK(ac_ratelimit_take(rl, "p99999", AC_RL_CANCEL, t0 + 999990, &info) && info.remaining == 1,
           "windows of 100000 principals stay exact");
     ac_ratelimit_destroy(rl);
-    printf("%s: %d failed\n", __FILE__, failures);
-    return failures ? 1 : 0;
+    return check_done(__FILE__);
 }

@@ -7,16 +7,7 @@
 
 #include "store.h"
 
-static int failures;
-#define CHECK(cond, what)                                                                                          \
-    do {                                                                                                           \
-        if (!(cond)) {                                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what);                                         \
-            failures++;                                                                                            \
-        } else {                                                                                                   \
-            printf("ok   %s\n", what);                                                                             \
-        }                                                                                                          \
-    } while (0)
+#include "check.h"
 
 typedef struct fill {
     int from, n;
@@ -133,6 +124,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         return 1;
-    printf("%s: %d failed\n", __FILE__, failures);
-    return failures ? 1 : 0;
+    return check_done(__FILE__);
 }
