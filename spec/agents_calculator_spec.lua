@@ -63,11 +63,10 @@ local function features(tokenize, text)
   end
   return f
 end
-local function new_perceptron(actions)
+local function imitation_success(d, tokenize, epochs)
   local w = {}
-  for _, a in ipairs(actions) do w[a] = {} end
-  local p = {}
-  function p.predict(f, legal)
+  for _, a in ipairs(agent.actions) do w[a] = {} end
+  local function predict(f, legal)
     local best, best_score
     for _, a in ipairs(legal) do
       local s = 0
@@ -76,18 +75,6 @@ local function new_perceptron(actions)
     end
     return best
   end
-  function p.update(f, legal, want)
-    local got = p.predict(f, legal)
-    if got == want then return end
-    for _, x in ipairs(f) do
-      w[want][x] = (w[want][x] or 0) + 1
-      w[got][x] = (w[got][x] or 0) - 1
-    end
-  end
-  return p
-end
-local function imitation_success(d, tokenize, epochs)
-  local p = new_perceptron(agent.actions)
   local examples = {}
   for _, q in ipairs(d.training_data) do
     local policy = script(q.expected_outcome)
@@ -96,13 +83,30 @@ local function imitation_success(d, tokenize, epochs)
       examples[#examples + 1] = { f = features(tokenize, obs), legal = legals[k], want = policy(nil, nil, k) }
     end
   end
+  -- averaged perceptron: u accumulates every update times its time c; the average is w - u / c
+  local u, c = {}, 1
+  for _, a in ipairs(agent.actions) do u[a] = {} end
   for _ = 1, epochs do
-    for _, e in ipairs(examples) do p.update(e.f, e.legal, e.want) end
+    for _, e in ipairs(examples) do
+      local got = predict(e.f, e.legal)
+      if got ~= e.want then
+        for _, x in ipairs(e.f) do
+          w[e.want][x] = (w[e.want][x] or 0) + 1
+          w[got][x] = (w[got][x] or 0) - 1
+          u[e.want][x] = (u[e.want][x] or 0) + c
+          u[got][x] = (u[got][x] or 0) - c
+        end
+      end
+      c = c + 1
+    end
+  end
+  for a, wa in pairs(w) do
+    for x, v in pairs(wa) do wa[x] = v - (u[a][x] or 0) / c end
   end
   local wins = 0
   for _, q in ipairs(d.evaluation_data) do
     local traj = run(q.query, function(state, legal)
-      return p.predict(features(tokenize, agent.observe(state)), legal)
+      return predict(features(tokenize, agent.observe(state)), legal)
     end)
     if reward.score(traj, q.expected_outcome) == 1 then wins = wins + 1 end
   end
@@ -302,10 +306,10 @@ describe("calculator data generator", function()
       local d = data.generate(seed)
       local seen = {}
       for _, q in ipairs(d.training_data) do
-        assert.is_nil(seen[q.query], "duplicate training query " .. q.query)
-        seen[q.query] = true
+        assert.is_nil(seen[q.query:lower()], "duplicate training query " .. q.query)
+        seen[q.query:lower()] = true
       end
-      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query], q.query) end
+      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query:lower()], q.query) end
     end
   end)
 

@@ -79,6 +79,9 @@ local function imitation_success(d, tokenize, epochs)
       examples[#examples + 1] = { f = features(tokenize, obs), legal = legals[k], want = policy(nil, nil, k) }
     end
   end
+  -- averaged perceptron: u accumulates every update times its time c; the average is w - u / c
+  local u, c = {}, 1
+  for _, a in ipairs(agent.actions) do u[a] = {} end
   for _ = 1, epochs do
     for _, e in ipairs(examples) do
       local got = predict(e.f, e.legal)
@@ -86,9 +89,15 @@ local function imitation_success(d, tokenize, epochs)
         for _, x in ipairs(e.f) do
           w[e.want][x] = (w[e.want][x] or 0) + 1
           w[got][x] = (w[got][x] or 0) - 1
+          u[e.want][x] = (u[e.want][x] or 0) + c
+          u[got][x] = (u[got][x] or 0) - c
         end
       end
+      c = c + 1
     end
+  end
+  for a, wa in pairs(w) do
+    for x, v in pairs(wa) do wa[x] = v - (u[a][x] or 0) / c end
   end
   local wins = 0
   for _, q in ipairs(d.evaluation_data) do
@@ -149,11 +158,18 @@ describe("codegen agent", function()
     assert.is_false(contains(agent.legal(s), "run_tests"))
     assert.is_false(contains(agent.legal(s), "answer"))
     agent.step(s, "use_reverse_string")
-    local legal = agent.legal(s)
-    assert.is_true(contains(legal, "use_uppercase"))
-    assert.is_false(contains(legal, "use_reverse_string"))
-    assert.is_false(contains(legal, "use_sort"))
-    assert.is_true(contains(legal, "run_tests"))
+    assert.are.same({ "use_uppercase", "run_tests" }, agent.legal(s))  -- count_vowels would ignore it
+    s = agent.init("x")
+    agent.step(s, "use_sort")
+    assert.are.same({ "use_reverse_list", "use_unique", "run_tests" }, agent.legal(s))
+    s = agent.init("x")
+    agent.step(s, "use_unique")
+    assert.are.same({ "use_sort", "use_reverse_list", "use_sum", "use_length", "run_tests" }, agent.legal(s))
+    s = agent.init("x")
+    agent.step(s, "use_fizzbuzz")
+    assert.are.same({ "run_tests" }, agent.legal(s))
+    s = agent.init("reverse a string")
+    agent.step(s, "use_reverse_string")
     agent.step(s, "use_uppercase")
     assert.are.same({ "run_tests" }, agent.legal(s))
     agent.step(s, "run_tests")
@@ -164,6 +180,7 @@ describe("codegen agent", function()
   end)
 
   it("records a failing run instead of raising", function()
+    -- step() does not re-check legal() (the host masks); fizzbuzz then sum is not offered
     local s = agent.init("sum fizzbuzz")
     agent.step(s, "use_fizzbuzz")
     agent.step(s, "use_sum")
@@ -194,12 +211,16 @@ describe("codegen agent", function()
           local r, info = reward.score(run("x", script_for({ name })), expected)
           assert.are.equal(0, r, spec.task .. " solved by " .. name)
           assert.is_false(info.success)
+          assert.is_false(info.test_passed)
+          if spec.snippets[1] ~= name then assert.is_true(info.tool_accuracy < 1) end
         end
       end
       -- the right snippets, but answered without run_tests: nothing was tested
       local s = agent.init("x")
       for _, name in ipairs(spec.snippets) do agent.step(s, "use_" .. name) end
-      assert.are.equal(0, (reward.score({ query = "x", steps = {}, final = agent.final(s) }, expected)))
+      local r, info = reward.score({ query = "x", steps = {}, final = agent.final(s) }, expected)
+      assert.are.equal(0, r)
+      assert.is_false(info.success)
     end
   end)
 
@@ -238,10 +259,11 @@ describe("codegen agent", function()
     end
   end)
 
-  it("has observations from which a linear model learns the programs (held-out >= 90 %)", function()
+  -- 16 tasks from 4-5 words each is harder than the calculator: 0.91 .. 1.0 over seeds 1..99
+  it("has observations from which a linear model learns the programs (held-out >= 85 %)", function()
     for name, tokenize in pairs(TOKENIZERS) do
       local rate = imitation_success(d, tokenize, 12)
-      assert.is_true(rate >= 0.90, name .. " tokenizer: held-out success " .. rate)
+      assert.is_true(rate >= 0.85, name .. " tokenizer: held-out success " .. rate)
     end
   end)
 end)
@@ -307,10 +329,10 @@ describe("codegen data generator", function()
       local d = data.generate(seed)
       local seen = {}
       for _, q in ipairs(d.training_data) do
-        assert.is_nil(seen[q.query], q.query)
-        seen[q.query] = true
+        assert.is_nil(seen[q.query:lower()], q.query)
+        seen[q.query:lower()] = true
       end
-      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query], q.query) end
+      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query:lower()], q.query) end
     end
   end)
 end)

@@ -83,6 +83,9 @@ local function imitation_success(d, tokenize, epochs)
       examples[#examples + 1] = { f = features(tokenize, obs), legal = legals[k], want = tools[k] }
     end
   end
+  -- averaged perceptron: u accumulates every update times its time c; the average is w - u / c
+  local u, c = {}, 1
+  for _, a in ipairs(agent.actions) do u[a] = {} end
   for _ = 1, epochs do
     for _, e in ipairs(examples) do
       local got = predict(e.f, e.legal)
@@ -90,9 +93,15 @@ local function imitation_success(d, tokenize, epochs)
         for _, x in ipairs(e.f) do
           w[e.want][x] = (w[e.want][x] or 0) + 1
           w[got][x] = (w[got][x] or 0) - 1
+          u[e.want][x] = (u[e.want][x] or 0) + c
+          u[got][x] = (u[got][x] or 0) - c
         end
       end
+      c = c + 1
     end
+  end
+  for a, wa in pairs(w) do
+    for x, v in pairs(wa) do wa[x] = v - (u[a][x] or 0) / c end
   end
   local wins = 0
   for _, q in ipairs(d.evaluation_data) do
@@ -157,12 +166,14 @@ describe("support agent", function()
     agent.step(s, "lookup_order")
     assert.matches("| step:1 done:lookup_order | status:delivered amount:high", agent.observe(s), 1, true)
     local legal = agent.legal(s)
-    assert.is_true(contains(legal, "refund"))
+    assert.is_false(contains(legal, "refund"))
+    assert.is_true(contains(legal, "verify_customer"))
     assert.is_false(contains(legal, "cancel_order"))
     assert.is_false(contains(legal, "lookup_order"))
     agent.step(s, "verify_customer")
+    assert.is_true(contains(agent.legal(s), "refund"))
     local _, r = agent.step(s, "refund")
-    assert.is_nil(r.policy_violation)
+    assert.is_true(r.verified)
     assert.is_false(contains(agent.legal(s), "refund"))
     local _, r2, done = agent.step(s, "reply")
     assert.is_true(done)
@@ -174,11 +185,13 @@ describe("support agent", function()
     assert.are.same({ "lookup_order", "verify_customer", "refund", "reply" }, f.tools)
   end)
 
-  it("flags an unverified refund over the limit and refuses infeasible changes", function()
+  it("refuses an unverified refund over the limit and infeasible changes", function()
     local s = agent.init("refund #" .. HIGH)
     agent.step(s, "lookup_order")
-    local _, r = agent.step(s, "refund")
-    assert.is_string(r.policy_violation)
+    assert.has_error(function() agent.step(s, "refund") end, "refund: over $100.00 needs verify_customer first")
+    s = agent.init("refund #" .. LOW)
+    agent.step(s, "lookup_order")
+    assert.is_true(contains(agent.legal(s), "refund"))
     s = agent.init("cancel #" .. SHIPPED)
     agent.step(s, "lookup_order")
     assert.is_false(contains(agent.legal(s), "cancel_order"))
@@ -310,6 +323,33 @@ describe("support agent", function()
 end)
 
 describe("support reward", function()
+  local function traj(tools, resolution)
+    local steps = {}
+    for i, t in ipairs(tools) do steps[i] = { action = { tool = t, params = {} }, result = { ok = true } } end
+    return { query = "q", steps = steps, final = { resolution = resolution, order_id = 7 }, truncated = false }
+  end
+  local expected = { resolution = "refunded", order_id = 7,
+    tools = { "lookup_order", "verify_customer", "refund", "reply" } }
+
+  it("checks the order of the calls itself, whatever the agent allowed", function()
+    assert.are.equal(1, (reward.score(traj(expected.tools, "refunded"), expected)))
+    assert.are.equal(0, (reward.score(traj({ "lookup_order", "refund", "verify_customer", "reply" },
+      "refunded"), expected)))
+    assert.are.equal(0, (reward.score(traj({ "lookup_order", "refund", "reply" }, "refunded"), expected)))
+    assert.are.equal(0, (reward.score(traj({ "lookup_order", "verify_customer", "refund", "cancel_order",
+      "reply" }, "refunded"), expected)))
+    assert.are.equal(0.5, (reward.score(traj({ "lookup_order", "verify_customer", "check_shipping",
+      "refund", "reply" }, "refunded"), expected)))
+    local r, info = reward.score(traj({ "lookup_order", "check_shipping", "reply" }, "shipping_info"),
+      expected)
+    assert.are.equal(0, r)
+    assert.are.equal(2 / 3, info.tool_accuracy)
+    info = select(2, reward.score(traj({ "lookup_order", "refund", "verify_customer", "reply" }, "refunded"),
+      expected))
+    assert.are.equal(3 / 4, info.tool_accuracy)
+    assert.are.equal(0, (reward.score({ query = "q", steps = {}, final = {} }, expected)))
+  end)
+
   it("rejects an expected_outcome without resolution or tools", function()
     assert.has_error(function() reward.score({ steps = {}, final = {} }, { resolution = "info" }) end)
     assert.has_error(function() reward.score({ steps = {}, final = {} }, { tools = {} }) end)
@@ -329,10 +369,10 @@ describe("support data generator", function()
       assert.are.equal("integer", math.type(e.order_id))
       assert.matches('"order_id":' .. e.order_id .. "[,}]", cjson.encode(q))
     end
-    -- refunded/3, refunded/4, shipping_info/3 (x3), cancelled/3, address_updated/3, info/2
-    assert.is_true(counts["refunded/3"] >= 30 and counts["refunded/4"] >= 30)
-    assert.is_true(counts["cancelled/3"] >= 30 and counts["address_updated/3"] >= 30)
-    assert.is_true(counts["shipping_info/3"] >= 90 and counts["info/2"] >= 30)
+    -- refunded/3, refunded/4, shipping_info/3 (x2), cancelled/3, address_updated/3, info/2
+    assert.is_true(counts["refunded/3"] >= 40 and counts["refunded/4"] >= 40)
+    assert.is_true(counts["cancelled/3"] >= 40 and counts["address_updated/3"] >= 40)
+    assert.is_true(counts["shipping_info/3"] >= 80 and counts["info/2"] >= 40)
     local d2 = data.generate(5, 16, 8)
     assert.are.equal(16, #d2.training_data)
     assert.are.equal(8, #d2.evaluation_data)
@@ -348,10 +388,10 @@ describe("support data generator", function()
       local d = data.generate(seed)
       local seen = {}
       for _, q in ipairs(d.training_data) do
-        assert.is_nil(seen[q.query], q.query)
-        seen[q.query] = true
+        assert.is_nil(seen[q.query:lower()], q.query)
+        seen[q.query:lower()] = true
       end
-      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query], q.query) end
+      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query:lower()], q.query) end
     end
   end)
 end)

@@ -48,7 +48,6 @@ local OPS = {
     return a / b
   end,
 }
-agent.operations = { "add", "subtract", "subtract_from", "multiply", "divide" }
 
 -- Integral floats (20 / 4 = 5.0) become integers, so that answers read 5, not 5.0.
 local function tidy(x)

@@ -16,10 +16,12 @@
 --
 -- Observation: the query (lowercase words) and "step:N snippets:K" (plus "tested" after
 -- run_tests); snippet names are not repeated in it, so that a chosen "sort" never reads like
--- the word "sort" of the query. agent.legal allows: first any snippet; then a snippet whose
--- input type is the previous output type (not the same snippet twice, and not one that takes a
--- number n: n is the caller's, never computed) or run_tests; after two snippets only
--- run_tests; after run_tests only answer. fizzbuzz and factorial refuse an n they cannot
+-- the word "sort" of the query. agent.legal allows: first any snippet; then run_tests or a
+-- second snippet that fits and makes a difference (see FOLLOWS: after sort only reverse_list
+-- or unique, never sum, which would ignore the order); after two snippets only run_tests;
+-- after run_tests only answer. Fewer pointless choices matter: with every type-compatible
+-- second snippet offered, "unique, then run_tests" was a 1-in-90 guess for an untrained policy
+-- and a simulated GRPO run never found it. fizzbuzz and factorial refuse an n they cannot
 -- handle (an error, recorded by run_tests) rather than build a huge result.
 
 local agent = {
@@ -164,7 +166,7 @@ end
   return t == string.reverse(t)
 end)
 
-snippet("fizzbuzz", "number", "list", "the FizzBuzz sequence from 1 to n", [[
+snippet("fizzbuzz", "number", "strings", "the FizzBuzz sequence from 1 to n", [[
 function fizzbuzz(n)
   if math.type(n) ~= "integer" or n < 0 or n > 10000 then error("fizzbuzz: n must be an integer in 0..10000") end
   local out = {}
@@ -213,6 +215,36 @@ local PROBES = {
 }
 agent.probes = PROBES
 
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  if #a ~= #b then return false end
+  for i = 1, #a do if not same(a[i], b[i]) then return false end end
+  return true
+end
+
+-- FOLLOWS[a][b]: snippet b may come right after snippet a. b must take a's output type, must
+-- not take a number (n is the caller's, never computed), and must make a difference: b(a(x))
+-- must differ from b(x) on some probe input (sum after sort is just sum, max after unique is
+-- just max: not offered). Computed once from the library itself.
+local FOLLOWS = {}
+for _, a in ipairs(ORDER) do
+  FOLLOWS[a] = {}
+  local sa = LIBRARY[a]
+  for _, b in ipairs(ORDER) do
+    local sb = LIBRARY[b]
+    if b ~= a and sb.input == sa.output and sb.input ~= "number" then
+      local differs = sb.input ~= sa.input
+      for _, x in ipairs(PROBES[sa.input]) do
+        local ok1, y1 = pcall(function() return sb.fn(sa.fn(x)) end)
+        local ok2, y2 = pcall(sb.fn, x)
+        if ok1 and (not ok2 or not same(y1, y2)) then differs = true end
+      end
+      FOLLOWS[a][b] = differs or nil
+    end
+  end
+end
+agent.follows = FOLLOWS
+
 agent.actions = {}
 agent.tools = {}
 for _, name in ipairs(ORDER) do
@@ -252,12 +284,9 @@ function agent.legal(state)
   local n = #state.program
   if n >= MAX_SNIPPETS then return { "run_tests" } end
   local legal = {}
-  local last = n > 0 and LIBRARY[state.program[n]] or nil
+  local last = state.program[n]
   for _, name in ipairs(ORDER) do
-    local s = LIBRARY[name]
-    if not last or (s.input == last.output and s.input ~= "number" and name ~= last.name) then
-      legal[#legal + 1] = "use_" .. name
-    end
+    if not last or FOLLOWS[last][name] then legal[#legal + 1] = "use_" .. name end
   end
   if n > 0 then legal[#legal + 1] = "run_tests" end
   return legal

@@ -6,22 +6,24 @@
 -- order (status, amount, item, customer, carrier, ...) from its number with a fixed hash, so the
 -- same query always meets the same order and no data needs to be stored.
 --
--- Rules the tools and agent.legal enforce (feasibility):
+-- Rules the tools and agent.legal enforce (what is possible at all):
 --   * lookup_order comes first; without an order number in the message only reply follows;
---   * refund needs a delivered order; cancel_order and update_address need an order that has
---     not shipped (status processing); every tool runs at most once; reply ends the episode.
--- Rules the policy has to learn (the reward checks them against expected_outcome.tools):
+--   * refund needs a delivered order, and verify_customer first when it is over
+--     REFUND_LIMIT_USD; cancel_order and update_address need an order that has not shipped
+--     (status processing); every tool runs at most once; reply ends the episode.
+-- What the policy has to learn (the reward checks it against expected_outcome.tools):
 --   * which tools the request needs (refund, shipping status, cancellation, address change,
---     or just information);
---   * verify_customer before a refund over REFUND_LIMIT_USD (the amount is in the observation,
---     bucketed as high / low);
---   * a cancellation or address change asked for on an order that has shipped gets the shipping
---     details instead (check_shipping, then reply: "it can no longer be cancelled or redirected").
--- A refund over the limit without verification still runs, and its result says so
--- (policy_violation). Address changes need no verification on purpose: with it, a simulated
--- GRPO run (linear softmax policy) never found the four-call path. For the same reason a late
--- cancellation or address change answers with check_shipping rather than a bare reply: when a
--- bare reply was right for them too, it soaked up the exploration of every request.
+--     or just information), and when to stop;
+--   * to verify the customer when a refund is wanted but not yet possible (the observation says
+--     "amount:high");
+--   * that a cancellation asked for on an order that has shipped gets the shipping details
+--     instead (check_shipping, then reply: "it can no longer be cancelled or redirected").
+-- Why the verification is a legal() rule and not only a reward rule, and why a late request
+-- gets check_shipping rather than a bare reply: in simulated GRPO runs (linear softmax policy
+-- over the same features) the policy got stuck refunding unverified (all of a group scored 0, so
+-- nothing was learned) and a bare reply, right for several cases, soaked up the exploration of
+-- the others. For the same reason address changes need no verification (and the generator
+-- asks for them on unshipped orders only, see examples/support/data.lua).
 --
 -- Observation: the message (lowercase words, numbers as "num"), "step:N", the tools done so
 -- far ("done:lookup_order done:verify_customer") and, once looked up, the order's facts in
@@ -156,7 +158,7 @@ function agent.legal(state)
     local function offer(tool, ok) if ok and not state.used[tool] then legal[#legal + 1] = tool end end
     offer("verify_customer", true)
     offer("check_shipping", true)
-    offer("refund", o.status == "delivered")
+    offer("refund", o.status == "delivered" and (state.verified or o.amount_usd <= REFUND_LIMIT_USD))
     offer("cancel_order", o.status == "processing")
     offer("update_address", o.status == "processing")
   end
@@ -227,6 +229,9 @@ function agent.step(state, action)
       or ((action == "cancel_order" or action == "update_address") and o.status ~= "processing") then
     error(action .. ": order #" .. o.order_id .. " is " .. o.status, 0)
   end
+  if action == "refund" and o.amount_usd > REFUND_LIMIT_USD and not state.verified then
+    error("refund: over " .. money(REFUND_LIMIT_USD) .. " needs verify_customer first", 0)
+  end
   state.steps = state.steps + 1
   state.used[action] = true
   state.done_list[#state.done_list + 1] = action
@@ -256,11 +261,8 @@ function agent.step(state, action)
     return { order_id = o.order_id }, result, false
   elseif action == "refund" then
     state.changes.refunded = true
-    local result = { refunded_usd = o.amount_usd, verified = state.verified == true }
-    if o.amount_usd > REFUND_LIMIT_USD and not state.verified then
-      result.policy_violation = "refund over " .. money(REFUND_LIMIT_USD) .. " without verify_customer"
-    end
-    return { order_id = o.order_id, amount_usd = o.amount_usd }, result, false
+    return { order_id = o.order_id, amount_usd = o.amount_usd },
+      { refunded_usd = o.amount_usd, verified = state.verified == true }, false
   elseif action == "cancel_order" then
     state.changes.cancelled = true
     return { order_id = o.order_id }, { cancelled = true, refunded_usd = o.amount_usd }, false

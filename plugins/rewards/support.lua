@@ -9,8 +9,8 @@
 --   0    anything else: wrong resolution, a failed call, a missing reply, a state change
 --        (refund, cancel_order, update_address) that was not asked for, or a required
 --        verify_customer that came after the refund (or never).
--- Success is the 1.0 case. tool_accuracy: the fraction of steps that match expected tools in
--- order (greedy) and did not fail.
+-- Success is the 1.0 case. tool_accuracy: the fraction of steps that did not fail and belong to
+-- a longest in-order match (longest common subsequence) with the expected tools.
 
 local CHANGES = { refund = true, cancel_order = true, update_address = true }
 
@@ -30,6 +30,21 @@ local function in_order(got, want)
     if want[j] ~= nil and t == want[j] then j = j + 1 end
   end
   return j > #want
+end
+
+-- Length of the longest common subsequence of got (failed steps excluded) and want.
+local function lcs(got, bad, want)
+  local prev = {}
+  for j = 0, #want do prev[j] = 0 end
+  for i = 1, #got do
+    local cur = { [0] = 0 }
+    for j = 1, #want do
+      if not bad[i] and got[i] == want[j] then cur[j] = prev[j - 1] + 1
+      else cur[j] = math.max(prev[j], cur[j - 1]) end
+    end
+    prev = cur
+  end
+  return prev[#want]
 end
 
 local function same_list(a, b)
@@ -55,16 +70,11 @@ return {
     local all_in_order = in_order(got, expected.tools)
     local accuracy = nil
     if #steps > 0 then
-      local right = 0
-      local j = 1
+      local bad = {}
       for i, step in ipairs(steps) do
-        local bad = type(step.result) == "table" and step.result.error ~= nil
-        if got[i] == expected.tools[j] then
-          j = j + 1
-          if not bad then right = right + 1 end
-        end
+        bad[i] = type(step.result) == "table" and step.result.error ~= nil
       end
-      accuracy = right / #steps
+      accuracy = lcs(got, bad, expected.tools) / #steps
     end
     local info = { tool_accuracy = accuracy, success = false }
     local right_case = final.resolution == expected.resolution
