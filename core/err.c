@@ -58,6 +58,18 @@ int ac_err_field(ac_err_t *err, int code, const char *field, const char *fmt, ..
     va_end(ap);
     ac_err_set(err, code, "%s", ac_err_name(code));
     err->data = json_pack("{s:s, s:s}", "field", field, "error", text);
+    if (err->data == NULL) {
+        /* user text cut inside a UTF-8 character (or not UTF-8 at all): keep the ASCII */
+        for (char *p = text; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        char f[256];
+        snprintf(f, sizeof f, "%s", field);
+        for (char *p = f; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        err->data = json_pack("{s:s, s:s}", "field", f, "error", text);
+    }
     return -1;
 }
 

@@ -457,6 +457,16 @@ out:
     return ret;
 }
 
+/* An AC_P_INTEGER parameter, or dflt when absent. rpc.c lets any JSON integer through, and
+ * reals with an integral value below 2^53: going through a double would round an integer near
+ * 2^63 to a value that does not fit back into json_int_t (undefined behaviour). */
+static json_int_t int_param(const json_t *v, json_int_t dflt)
+{
+    if (v == NULL)
+        return dflt;
+    return json_is_integer(v) ? json_integer_value(v) : (json_int_t)json_real_value(v);
+}
+
 /* ---- training.export_trajectories ----------------------------------------------------------- */
 
 #define EXPORT_MAX 10000
@@ -522,8 +532,7 @@ static int export_trajectories(ac_call_ctx_t *ctx, json_t *params, json_t **resu
     json_t *jm = json_object_get(params, "min_reward");
     export_ctx_t x = {.job_id = id, .success_only = json_is_true(json_object_get(params, "success_only")),
                       .has_min = jm != NULL, .min_reward = jm ? json_number_value(jm) : 0.0,
-                      .limit = jl ? (json_int_t)json_number_value(jl) : 1000,
-                      .offset = jo ? (json_int_t)json_number_value(jo) : 0};
+                      .limit = int_param(jl, 1000), .offset = int_param(jo, 0)};
     if (x.limit > EXPORT_MAX)
         return ac_err_field(err, AC_ERR_EXPORT_LIMIT, "limit", "at most %d trajectories per request", EXPORT_MAX);
     if (x.limit < 1)
@@ -616,8 +625,7 @@ static int list_jobs(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err
             return ac_err_field(err, AC_ERR_INVALID_PARAMS, "status",
                                 "must be queued, running, completed, failed or cancelled");
     }
-    list_ctx_t l = {ctx->principal->sub, status, jl ? (json_int_t)json_number_value(jl) : 50,
-                    jo ? (json_int_t)json_number_value(jo) : 0, 0, NULL, json_array()};
+    list_ctx_t l = {ctx->principal->sub, status, int_param(jl, 50), int_param(jo, 0), 0, NULL, json_array()};
     if (l.limit < 1 || l.limit > 1000) {
         json_decref(l.jobs);
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and 1000");
@@ -706,8 +714,7 @@ static int list_events(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_e
         return -1;
     json_decref(job);
     json_t *jc = json_object_get(params, "cursor"), *jl = json_object_get(params, "limit");
-    events_ctx_t e = {id, jc ? (json_int_t)json_number_value(jc) : 0, jl ? (json_int_t)json_number_value(jl) : 100,
-                      json_array(), 0, 0};
+    events_ctx_t e = {id, int_param(jc, 0), int_param(jl, 100), json_array(), 0, 0};
     if (e.limit < 1 || e.limit > 1000 || e.after < 0) {
         json_decref(e.events);
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, e.after < 0 ? "cursor" : "limit",

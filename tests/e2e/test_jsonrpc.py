@@ -124,6 +124,16 @@ class JsonRpcTest(ServerTest):
         _, _, resp = self.server.call("training.get_status", [UNKNOWN])
         self.assertError(resp, -32602, "params")
 
+    def test_huge_integer_parameters(self):
+        _, _, resp = self.server.call("training.list_jobs", {"offset": 9223372036854775807})
+        self.assertEqual(resp["result"]["returned_count"], 0)
+        _, _, resp = self.server.call("training.list_jobs", {"limit": -9223372036854775808})
+        self.assertError(resp, -32602, "limit")
+
+    def test_long_unicode_method_name_keeps_error_data(self):
+        _, _, resp = self.server.call("é" * 40, {})  # cut at 64 bytes: inside a character
+        self.assertError(resp, -32601, "method")
+
     def test_error_messages_do_not_echo_control_characters(self):
         _, _, resp = self.server.call("bad\u0001\nname", {})
         self.assertError(resp, -32601)

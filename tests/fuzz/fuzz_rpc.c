@@ -39,7 +39,8 @@
  *     -32600 with id null for nesting deeper than max_json_depth or an empty/oversized batch; a
  *     call with an id (or no object at all) is never left unanswered (no 204, and a batch answer
  *     has at least that many entries).
- *   - nobody never gets a result; no result to user names the third principal's job.
+ *   - nobody gets results only from methods that need no permission (rpc.discover); no result
+ *     to user names the third principal's job.
  *
  * The store lives in a temporary directory ($TMPDIR, else /tmp) and is wiped and reopened when
  * it passes STORE_MAX_BYTES, so long runs stay bounded. */
@@ -347,8 +348,8 @@ static int mentions(json_t *v, const char *s)
     return 0;
 }
 
-/* One response object (a single response or a batch entry). */
-static void check_one(json_t *o, json_t *req, int who)
+/* One response object (a single response or a batch entry). Returns 1 when it is a result. */
+static int check_one(json_t *o, json_t *req, int who)
 {
     CHECK(json_is_object(o), "a batch entry is not an object");
     json_t *v = json_object_get(o, "jsonrpc");
@@ -367,11 +368,26 @@ static void check_one(json_t *o, json_t *req, int who)
         CHECK(json_is_string(json_object_get(error, "message")), "error.message is not a string");
         CHECK(json_object_size(error) == 2 + (json_object_get(error, "data") != NULL),
               "error has members other than code, message, data");
-        return;
+        return 0;
     }
-    CHECK(who != WHO_NOBODY, "a caller without permissions got a result");
     CHECK(!(who == WHO_USER && mentions(result, F.fixture_id[FIX_OTHER])),
           "user got a result that names another principal's job");
+    return 1;
+}
+
+/* 1 when a call names a method that needs no permission (rpc.c's built-in rpc.discover, or a
+ * table entry declared with permission 0): the only calls that may succeed for nobody. */
+static int open_call(json_t *call)
+{
+    const char *name = json_string_value(json_object_get(call, "method"));
+    if (name == NULL)
+        return 0;
+    if (strcmp(name, "rpc.discover") == 0)
+        return 1;
+    for (const ac_method_t *m = ac_rpc_methods(F.rpc_loose); m->name != NULL; m++)
+        if (strcmp(m->name, name) == 0)
+            return m->permission == 0;
+    return 0;
 }
 
 static int error_code(json_t *o)
@@ -467,12 +483,16 @@ static void check_response(const ac_rpc_response_t *r, int who, int no_header, i
               json_array_size(req));
         CHECK(json_array_size(doc) >= need, "%zu answers but %zu calls must be answered", json_array_size(doc),
               need);
-        size_t i;
+        size_t i, results = 0, open = 0;
         json_t *o;
-        json_array_foreach(doc, i, o) check_one(o, req, who);
+        json_array_foreach(doc, i, o) results += (size_t)check_one(o, req, who);
+        json_array_foreach(req, i, o) open += (size_t)open_call(o);
+        CHECK(who != WHO_NOBODY || results <= open, "a caller without permissions got %zu result(s) for %zu call(s) "
+              "to open methods", results, open);
     } else {
         CHECK(json_is_object(doc), "the body is neither an object nor an array");
-        check_one(doc, req, who);
+        int result = check_one(doc, req, who);
+        CHECK(who != WHO_NOBODY || !result || open_call(req), "a caller without permissions got a result");
         int code = error_code(doc);
         if (st == 401)
             CHECK(code == AC_ERR_UNAUTHORIZED, "401 with error code %d", code);

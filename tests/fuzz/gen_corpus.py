@@ -82,7 +82,6 @@ seed("start_grpo-valid-full", "0", call("training.start_grpo", {
                "temperature": 0.7, "max_grad_norm": 1.0, "hidden_size": 32, "embed_dim": 16,
                "n_buckets": 1024, "seed": 7, "dapo_max_draws": 3},
     "training_data": queries(100), "evaluation_data": queries(3, "e")}, id=2))
-seed("start_grpo-user", "1", call("training.start_grpo", START_OK, id=3))
 seed("get_status-admin-own", "0", call("training.get_status", {"job_id": JOB_A}, id="status-001"))
 seed("get_status-admin-batch", "0", [call("training.get_status", {"job_id": JOB_C}, id=6),
                                       call("training.get_status", {"job_id": JOB_NONE.upper()}, id=7)])
@@ -92,6 +91,8 @@ seed("cancel-admin-reason", "0", call("training.cancel", {"job_id": JOB_A, "reas
                                       id="cancel-001"))
 seed("cancel-user", "1", [call("training.cancel", {"job_id": JOB_B, "reason": None}, id=8),
                           call("training.cancel", {"job_id": JOB_C}, id=9)])
+seed("discover-nobody", "2", [call("rpc.discover", id=1), call("rpc.discover", {}, id=None),
+                              call("rpc.discover", {"x": 1}, id=2)])
 seed("forbidden-nobody", "2", [call("training.get_status", {"job_id": JOB_A}, id=10),
                                call("training.start_grpo", START_OK, id=11), call("webhooks.list", id=12)])
 seed("forbidden-user", "1", [call("training.evaluate", {"job_id": JOB_B}, id=1),
@@ -239,7 +240,6 @@ seed("auth-minted-expired", "5", call("training.get_status", {"job_id": JOB_A}, 
 seed("auth-minted-bad-claims", "5", [call("training.get_status", {"job_id": JOB_A}, id=1)],
      with_len(jwt({"alg": "HS256", "crit": ["b64"]}, {"sub": "", "exp": "soon", "nbf": 1e30,
                                                        "permissions": "training:view"})))
-seed("auth-token-one-byte-changed", "6", call("training.get_status", {"job_id": JOB_A}, id=1), bytes([200, 0x41]))
 seed("auth-token-suffix", "7", call("training.get_status", {"job_id": JOB_A}, id=1), with_len(b" \t"))
 
 # ---- rate limits (the tight limiter: one call per class per hour)
