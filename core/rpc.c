@@ -355,7 +355,8 @@ static void finish(ac_rpc_response_t *out, json_t *doc, int status)
         out->status = 204;
         return;
     }
-    out->body = json_dumps(doc, JSON_COMPACT);
+    /* 15 significant digits: 97.8, not 97.799999999999997 (ids keep their exact integers) */
+    out->body = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
     out->len = out->body != NULL ? strlen(out->body) : 0;
     json_decref(doc);
 }

@@ -121,17 +121,17 @@ static int resume(run_t *r, ac_err_t *err)
         if (found < 0)
             return -1;
         if (found) {
-            int rc = ac_trainer_restore(r->tr, buf, len, err);
+            char *meta = NULL;
+            size_t meta_len = 0;
+            int rc = ac_trainer_restore(r->tr, buf, len, &meta, &meta_len, err);
             free(buf);
             if (rc != 0)
                 return -1;
-            json_t *ck = NULL;
-            for (size_t i = 0; i < json_array_size(json_object_get(r->job, "checkpoints")); i++) {
-                json_t *c = json_array_get(json_object_get(r->job, "checkpoints"), i);
-                if (strcmp(json_string_value(json_object_get(c, "checkpoint_id")), latest) == 0)
-                    ck = c;
-            }
-            counters_from_json(r, json_object_get(ck, "counters"));
+            /* the job's counters travel in the checkpoint's meta bytes */
+            json_t *counters = meta ? json_loadb(meta, meta_len, 0, NULL) : NULL;
+            free(meta);
+            counters_from_json(r, counters);
+            json_decref(counters);
             r->drop_from = (uint32_t)r->tr->iteration + 1;
         }
     }
@@ -241,11 +241,10 @@ static int checkpoint_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         json_object_set_new(job, "checkpoints", list);
     }
     char ts[40];
-    json_t *entry = json_pack("{s:s, s:I, s:o, s:s, s:o}", "checkpoint_id", r->ckpt_id, "iteration",
+    json_t *entry = json_pack("{s:s, s:I, s:o, s:s}", "checkpoint_id", r->ckpt_id, "iteration",
                               (json_int_t)r->ckpt_iteration, "validation_accuracy",
                               isnan(r->validation_accuracy) ? json_null() : json_real(r->validation_accuracy),
-                              "created_at", ac_clock_iso8601(ts, sizeof ts, ac_clock_now_ms(), 0), "counters",
-                              counters_json(r));
+                              "created_at", ac_clock_iso8601(ts, sizeof ts, ac_clock_now_ms(), 0));
     json_array_append_new(list, entry);
     /* best: highest validation accuracy, the later one on a tie */
     json_t *best = NULL;
@@ -303,8 +302,13 @@ static int save_checkpoint(run_t *r, int evaluate, ac_err_t *err)
         return ac_err_set(err, AC_ERR_INTERNAL, "no random source for a checkpoint id");
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (ac_trainer_save(r->tr, NULL, 0, &buf, &len, err) != 0)
-        return -1;
+    json_t *counters = counters_json(r);
+    char *meta = counters ? json_dumps(counters, JSON_COMPACT) : NULL;
+    json_decref(counters);
+    int saved = meta != NULL && ac_trainer_save(r->tr, meta, strlen(meta), &buf, &len, err) == 0;
+    free(meta);
+    if (!saved)
+        return err->code ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "cannot encode the job's counters");
     r->ckpt_id = id;
     r->ckpt_buf = buf;
     r->ckpt_len = len;

@@ -375,7 +375,8 @@ int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, ui
     return ac_checkpoint_save(buf, len, &ck, err);
 }
 
-int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, ac_err_t *err)
+int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **meta, size_t *meta_len,
+                       ac_err_t *err)
 {
     ac_checkpoint_t ck;
     if (ac_checkpoint_load(&ck, buf, len, err) != 0)
@@ -392,6 +393,14 @@ int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, ac_err_t
     }
     t->rng = ck.rng;
     t->iteration = ck.iteration;
+    if (meta != NULL) {
+        *meta = NULL;
+        *meta_len = ck.meta_len;
+        if (ck.meta_len > 0 && (*meta = malloc(ck.meta_len + 1)) != NULL) {
+            memcpy(*meta, ck.meta, ck.meta_len);
+            (*meta)[ck.meta_len] = 0;
+        }
+    }
     ac_checkpoint_release(&ck);
     return 0;
 }

@@ -91,7 +91,10 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
  * it). *buf is malloc'd. */
 int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, uint8_t **buf, size_t *len,
                     ac_err_t *err);
-/* Restores a checkpoint made by ac_trainer_save for the same config, agent and seed. */
-int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, ac_err_t *err);
+/* Restores a checkpoint made by ac_trainer_save for the same config, agent and seed. When meta
+ * is not NULL, *meta receives a malloc'd, NUL-terminated copy of the saved meta bytes (NULL when
+ * there were none) and *meta_len their length. */
+int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **meta, size_t *meta_len,
+                       ac_err_t *err);
 
 #endif

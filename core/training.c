@@ -836,7 +836,8 @@ const ac_method_t ac_training_methods[] = {
      cancel_params, "Cancel a queued or running training job", cancel_errors},
     {"training.evaluate", evaluate, AC_PERM_TRAINING_EVALUATE, AC_RL_EVALUATE, AC_METHOD_DEFER,
      AC_ERR_INVALID_PARAMS, evaluate_params, "Evaluate a checkpoint against the untrained baseline", evaluate_errors},
-    {"training.export_trajectories", export_trajectories, AC_PERM_DATA_EXPORT, AC_RL_EXPORT, 0,
+    /* a page of up to 10000 trajectories takes ~1 s to build: not on an event loop */
+    {"training.export_trajectories", export_trajectories, AC_PERM_DATA_EXPORT, AC_RL_EXPORT, AC_METHOD_DEFER,
      AC_ERR_INVALID_PARAMS, export_params, "Export a job's trajectories, filtered and paginated", export_errors},
     {"training.list_jobs", list_jobs, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
      list_jobs_params, "The caller's jobs, newest first, by status, paginated", NULL},
