@@ -18,6 +18,13 @@ static int put_json(ac_txn_t *t, int db, const char *key, const json_t *v, ac_er
         return ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot encode a record");
     int rc = ac_txn_put(t, db, key, strlen(key), text, strlen(text), err);
     free(text);
+    if (rc == 0 && db == AC_DB_JOBS) {
+        /* every change of a job record bumps its revision: readers cache what they rendered */
+        char name[64];
+        uint64_t rev;
+        snprintf(name, sizeof name, "rev:%s", key);
+        rc = ac_txn_next_seq(t, name, &rev, err);
+    }
     return rc;
 }
 
@@ -153,6 +160,7 @@ int ac_jobs_create(ac_store_t *s, const ac_job_new_t *nj, json_t **job, ac_err_t
 typedef struct get_ctx {
     const char *id;
     json_t *job;
+    uint64_t known_rev, rev;
 } get_ctx_t;
 
 static int get_txn(ac_txn_t *t, void *ud, ac_err_t *err)
@@ -161,9 +169,36 @@ static int get_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     return get_json(t, AC_DB_JOBS, g->id, &g->job, err);
 }
 
+static int get_changed_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    get_ctx_t *g = ud;
+    char name[64];
+    snprintf(name, sizeof name, "rev:%s", g->id);
+    const void *val = NULL;
+    size_t vlen = 0;
+    int found = ac_txn_get(t, AC_DB_META, name, strlen(name), &val, &vlen, err);
+    if (found < 0)
+        return -1;
+    g->rev = found && vlen == 8 ? ac_be64_get(val) : 0;
+    if (found && g->rev == g->known_rev)
+        return 2; /* unchanged: the record is not read at all */
+    return get_json(t, AC_DB_JOBS, g->id, &g->job, err);
+}
+
+int ac_jobs_get_if_changed(ac_store_t *s, const char *job_id, uint64_t known_rev, uint64_t *rev, json_t **job,
+                           ac_err_t *err)
+{
+    get_ctx_t g = {job_id, NULL, known_rev, 0};
+    int rc = ac_store_read(s, get_changed_txn, &g, err);
+    *rev = g.rev;
+    if (rc == 1)
+        *job = g.job;
+    return rc;
+}
+
 int ac_jobs_get(ac_store_t *s, const char *job_id, json_t **job, ac_err_t *err)
 {
-    get_ctx_t g = {job_id, NULL};
+    get_ctx_t g = {job_id, NULL, 0, 0};
     int rc = ac_store_read(s, get_txn, &g, err);
     if (rc == 1)
         *job = g.job;

@@ -35,6 +35,12 @@ int ac_jobs_create(ac_store_t *s, const ac_job_new_t *nj, json_t **job, ac_err_t
  * -1 on a store error. */
 int ac_jobs_get(ac_store_t *s, const char *job_id, json_t **job, ac_err_t *err);
 
+/* Like ac_jobs_get, for callers that cache what they render from a record: every change of a
+ * record bumps its revision. Returns 2 (and *rev) when the revision still equals known_rev
+ * (*job untouched), 1 with *job and *rev when it differs, 0 when there is no such job, -1. */
+int ac_jobs_get_if_changed(ac_store_t *s, const char *job_id, uint64_t known_rev, uint64_t *rev, json_t **job,
+                           ac_err_t *err);
+
 /* Cancels a queued job (it leaves the queue) or asks a running one to stop at its next safe
  * point. A job already completed, failed or cancelled is AC_ERR_CANNOT_CANCEL; an unknown one
  * AC_ERR_NOT_FOUND. *job receives the updated record. */

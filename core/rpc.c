@@ -223,6 +223,9 @@ static int check_params(const ac_method_t *m, json_t *params, ac_err_t *err)
 }
 
 typedef struct request_state {
+    int single;  /* the body is one call, not a batch: a raw result may become the whole body */
+    char *raw;   /* single call answered with raw text: the response body (malloc'd) */
+    size_t raw_len;
     const ac_principal_t *principal;
     int64_t now_ms;
     int has_rate;
@@ -300,18 +303,34 @@ static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
         json_decref(empty);
         goto fail;
     }
-    ac_call_ctx_t ctx = {rpc, st->principal, rpc->app, st->now_ms};
+    ac_call_ctx_t ctx = {rpc, st->principal, rpc->app, st->now_ms, NULL, 0};
     json_t *result = NULL;
     int rc = m->handler(&ctx, params, &result, &err);
     json_decref(empty);
     if (rc != 0) {
         json_decref(result);
+        free(ctx.raw_result);
         goto fail;
     }
     record(rpc, m, 0, t0);
     if (id == NULL) { /* a notification: done, and nothing to say */
         json_decref(result);
+        free(ctx.raw_result);
         return NULL;
+    }
+    if (ctx.raw_result != NULL) {
+        if (st->single) {
+            char *idtext = json_dumps(id, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+            size_t n = ctx.raw_len + (idtext ? strlen(idtext) : 4) + 40;
+            if ((st->raw = malloc(n)) != NULL)
+                st->raw_len = (size_t)snprintf(st->raw, n, "{\"jsonrpc\":\"2.0\",\"result\":%s,\"id\":%s}",
+                                               ctx.raw_result, idtext ? idtext : "null");
+            free(idtext);
+            free(ctx.raw_result);
+            return NULL;
+        }
+        result = json_loadb(ctx.raw_result, ctx.raw_len, 0, NULL); /* in a batch: back to a value */
+        free(ctx.raw_result);
     }
     resp = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result", result != NULL ? result : json_null(), "id", id);
     return resp;
@@ -394,7 +413,7 @@ int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const
         return AC_RPC_DONE;
     }
 
-    request_state_t st = {&principal, now_ms, 0, {0, 0, 0, 0}, 0};
+    request_state_t st = {!json_is_array(doc), NULL, 0, &principal, now_ms, 0, {0, 0, 0, 0}, 0};
     if (!depth_ok) {
         char msg[64];
         snprintf(msg, sizeof msg, "nesting deeper than %d levels", rpc->max_depth);
@@ -448,7 +467,13 @@ int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const
             status = 429;
             out->retry_after_s = st.single_rate_limited;
         }
-        finish(out, r, status);
+        if (st.raw != NULL) {
+            out->status = 200;
+            out->body = st.raw;
+            out->len = st.raw_len;
+        } else {
+            finish(out, r, status);
+        }
     }
     json_decref(doc);
 

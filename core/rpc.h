@@ -39,6 +39,11 @@ typedef struct ac_call_ctx {
     const ac_principal_t *principal; /* the authenticated caller */
     void *app;                       /* the application object given to ac_rpc_create */
     int64_t now_ms;
+    /* A handler may answer with ready JSON text instead of *result: a malloc'd, valid JSON
+     * object that the response embeds as is (the hot path of a cached status skips building
+     * and printing the result). The rpc layer frees it. */
+    char *raw_result;
+    size_t raw_len;
 } ac_call_ctx_t;
 
 /* A handler gets validated params (an object; never NULL) and returns 0 with *result set (a new

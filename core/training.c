@@ -218,11 +218,9 @@ static json_t *field_or_null(json_t *o, const char *name)
     return v != NULL ? json_incref(v) : json_null();
 }
 
-static int get_status(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+/* The status answer, rendered from a job record alone (so that it can be cached per revision). */
+static json_t *render_status(json_t *job)
 {
-    json_t *job;
-    if (load_visible_job(ctx, json_string_value(json_object_get(params, "job_id")), &job, err) != 0)
-        return -1;
     json_int_t cur = json_integer_value(json_object_get(job, "current_iteration"));
     json_int_t total = json_integer_value(json_object_get(job, "total_iterations"));
     json_int_t cost = json_integer_value(json_object_get(job, "cost_micro"));
@@ -236,19 +234,17 @@ static int get_status(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
                           field_or_null(metrics, "avg_reward"), "trajectories_generated",
                           json_integer_value(json_object_get(job, "trajectories_generated")));
     json_object_update_missing(m, metrics);
-    *result = json_pack("{s:O, s:O, s:O, s:I, s:I, s:f, s:o, s:s, s:s, s:f, s:o, s:o, s:o}", "job_id",
-                        json_object_get(job, "job_id"), "agent_id", json_object_get(job, "agent_id"), "status",
-                        json_object_get(job, "status"), "current_iteration", cur, "total_iterations", total,
-                        "progress_percent", total > 0 ? round(1000.0 * (double)cur / (double)total) / 10.0 : 0.0,
-                        "metrics", m, "cost_usd", ac_micro_to_usd_str(cost_s, sizeof cost_s, cost), "budget_usd",
-                        ac_micro_to_usd_str(budget_s, sizeof budget_s, budget), "budget_remaining_percent",
-                        round(remaining * 10.0) / 10.0, "started_at", field_or_null(job, "started_at"),
-                        "estimated_completion", field_or_null(job, "estimated_completion"), "best_checkpoint_id",
-                        field_or_null(job, "best_checkpoint_id"));
-    if (*result == NULL) {
-        json_decref(job);
-        return ac_err_set(err, AC_ERR_INTERNAL, "cannot build the status");
-    }
+    json_t *r = json_pack("{s:O, s:O, s:O, s:I, s:I, s:f, s:o, s:s, s:s, s:f, s:o, s:o, s:o}", "job_id",
+                          json_object_get(job, "job_id"), "agent_id", json_object_get(job, "agent_id"), "status",
+                          json_object_get(job, "status"), "current_iteration", cur, "total_iterations", total,
+                          "progress_percent", total > 0 ? round(1000.0 * (double)cur / (double)total) / 10.0 : 0.0,
+                          "metrics", m, "cost_usd", ac_micro_to_usd_str(cost_s, sizeof cost_s, cost), "budget_usd",
+                          ac_micro_to_usd_str(budget_s, sizeof budget_s, budget), "budget_remaining_percent",
+                          round(remaining * 10.0) / 10.0, "started_at", field_or_null(job, "started_at"),
+                          "estimated_completion", field_or_null(job, "estimated_completion"), "best_checkpoint_id",
+                          field_or_null(job, "best_checkpoint_id"));
+    if (r == NULL)
+        return NULL;
     /* beyond SPEC.md: what users of such services look for */
     static const char *const extra[] = {"created_at", "finished_at", "cancelled_at", "cancel_reason", "error",
                                         "latest_checkpoint_id", "trajectories_stored", "oldest_iteration",
@@ -256,9 +252,139 @@ static int get_status(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
     for (const char *const *k = extra; *k; k++) {
         json_t *v = json_object_get(job, *k);
         if (v != NULL && !json_is_null(v))
-            json_object_set(*result, *k, v);
+            json_object_set(r, *k, v);
     }
+    return r;
+}
+
+/* get_status is the hot read path (clients poll it): its answer is cached, rendered, per job
+ * revision, so that an unchanged job costs a revision lookup and a copy. Direct-mapped slots
+ * with striped locks; a slot holds one job. */
+#define STATUS_SLOTS 1024
+#define STATUS_LOCKS 64
+
+typedef struct status_slot {
+    char id[AC_UUID_LEN + 1];
+    uint64_t rev;
+    char *owner;
+    char *text;
+    size_t len;
+} status_slot_t;
+
+static status_slot_t status_cache[STATUS_SLOTS];
+static pthread_mutex_t status_locks[STATUS_LOCKS];
+static pthread_once_t status_once = PTHREAD_ONCE_INIT;
+
+static void status_init(void)
+{
+    for (int i = 0; i < STATUS_LOCKS; i++)
+        pthread_mutex_init(&status_locks[i], NULL);
+}
+
+static size_t status_slot_of(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    return (size_t)(h % STATUS_SLOTS);
+}
+
+static int visible_to(ac_call_ctx_t *ctx, const char *owner)
+{
+    return (owner != NULL && strcmp(owner, ctx->principal->sub) == 0) ||
+           ac_principal_has(ctx->principal, AC_PERM_TRAINING_ADMIN);
+}
+
+/* A copy of the cached answer when the slot holds this job at this revision and the caller may
+ * see it: 1, or 0 (miss), or -1 (the job is someone else's). */
+static int status_cached(ac_call_ctx_t *ctx, size_t slot, const char *id, uint64_t rev, char **text, size_t *len)
+{
+    status_slot_t *c = &status_cache[slot];
+    pthread_mutex_t *lock = &status_locks[slot % STATUS_LOCKS];
+    int ret = 0;
+    pthread_mutex_lock(lock);
+    if (c->text != NULL && strcmp(c->id, id) == 0 && (rev == 0 || c->rev == rev)) {
+        if (!visible_to(ctx, c->owner))
+            ret = -1;
+        else if ((*text = malloc(c->len + 1)) != NULL) {
+            memcpy(*text, c->text, c->len + 1);
+            *len = c->len;
+            ret = 1;
+        }
+    }
+    pthread_mutex_unlock(lock);
+    return ret;
+}
+
+static uint64_t status_known_rev(size_t slot, const char *id)
+{
+    pthread_mutex_t *lock = &status_locks[slot % STATUS_LOCKS];
+    pthread_mutex_lock(lock);
+    uint64_t rev = strcmp(status_cache[slot].id, id) == 0 ? status_cache[slot].rev : 0;
+    pthread_mutex_unlock(lock);
+    return rev;
+}
+
+static void status_store(size_t slot, const char *id, uint64_t rev, const char *owner, const char *text, size_t len)
+{
+    char *t = malloc(len + 1), *o = strdup(owner ? owner : "");
+    if (t == NULL || o == NULL) {
+        free(t);
+        free(o);
+        return;
+    }
+    memcpy(t, text, len + 1);
+    status_slot_t *c = &status_cache[slot];
+    pthread_mutex_t *lock = &status_locks[slot % STATUS_LOCKS];
+    pthread_mutex_lock(lock);
+    free(c->text);
+    free(c->owner);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->rev = rev;
+    c->owner = o;
+    c->text = t;
+    c->len = len;
+    pthread_mutex_unlock(lock);
+}
+
+static int get_status(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    (void)result;
+    pthread_once(&status_once, status_init);
+    const char *id = json_string_value(json_object_get(params, "job_id"));
+    size_t slot = status_slot_of(id);
+    uint64_t rev = 0;
+    json_t *job = NULL;
+    int rc = ac_jobs_get_if_changed(app_of(ctx)->store, id, status_known_rev(slot, id), &rev, &job, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 2) { /* unchanged since it was rendered */
+        int hit = status_cached(ctx, slot, id, rev, &ctx->raw_result, &ctx->raw_len);
+        if (hit == 1)
+            return 0;
+        if (hit < 0)
+            return ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no job %s", id);
+        rc = ac_jobs_get_if_changed(app_of(ctx)->store, id, 0, &rev, &job, err); /* evicted meanwhile */
+        if (rc < 0)
+            return -1;
+    }
+    if (rc == 0 || !visible_to(ctx, json_string_value(json_object_get(job, "owner")))) {
+        json_decref(job);
+        return ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no job %s", id);
+    }
+    json_t *r = render_status(job);
+    char *text = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(r);
+    if (text == NULL) {
+        json_decref(job);
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot build the status");
+    }
+    size_t len = strlen(text);
+    if (rev > 0)
+        status_store(slot, id, rev, json_string_value(json_object_get(job, "owner")), text, len);
     json_decref(job);
+    ctx->raw_result = text;
+    ctx->raw_len = len;
     return 0;
 }
 
