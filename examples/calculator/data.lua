@@ -19,30 +19,8 @@ M.DEFAULT_EVAL = 64
 
 local OPERATIONS = { "add", "subtract", "subtract_from", "multiply", "divide" }
 
--- 64-bit LCG (Knuth's MMIX constants); integer arithmetic wraps around in Lua 5.4.
--- The seed (integer or string) is scrambled with splitmix64 first.
-local function new_rng(seed)
-  local s
-  if type(seed) == "string" then
-    s = 1469598103934665603
-    for i = 1, #seed do s = (s ~ string.byte(seed, i)) * 1099511628211 end
-  else
-    s = math.tointeger(seed or 0)
-    if not s then error("seed must be an integer or a string", 2) end
-  end
-  s = s + 0x9E3779B97F4A7C15
-  s = (s ~ (s >> 30)) * 0xBF58476D1CE4E5B9
-  s = (s ~ (s >> 27)) * 0x94D049BB133111EB
-  s = s ~ (s >> 31)
-  local rng = {}
-  function rng.next()  -- 31 random bits
-    s = s * 6364136223846793005 + 1442695040888963407
-    return s >> 33
-  end
-  function rng.int(lo, hi) return lo + rng.next() % (hi - lo + 1) end
-  function rng.pick(t) return t[rng.int(1, #t)] end
-  return rng
-end
+-- A deterministic RNG shared by the generators (lua/agentcore/rng.lua).
+local new_rng = require("agentcore.rng").new
 M.new_rng = new_rng
 
 -- One-operation phrasings; {1} and {2} are the numbers in the order they appear.
