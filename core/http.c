@@ -117,10 +117,19 @@ static const char *reason_of(int status)
 
 static void add_header_num(h2o_req_t *req, const char *name, size_t nlen, long long v)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%lld", v);
-    h2o_iovec_t s = h2o_strdup(&req->pool, buf, (size_t)n);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, nlen, 0, NULL, s.base, s.len);
+    /* digits written straight into the request's pool: three of these on every response */
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        tmp[n++] = '-';
+    char *out = h2o_mem_alloc_pool(&req->pool, n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, nlen, 0, NULL, out, n);
 }
 
 static void send_body(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
@@ -136,12 +145,33 @@ static void send_body(h2o_req_t *req, int status, const char *ctype, const char 
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
+static void free_linked(void *p)
+{
+    free(*(char **)p);
+}
+
+/* Like send_body for a malloc'd body, without copying it: the request's pool frees it. */
+static void send_owned(h2o_req_t *req, int status, const char *ctype, char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    char **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, free_linked);
+    *slot = body;
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    h2o_start_response(req, &generator);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
 static void send_json(h2o_req_t *req, int status, const char *json)
 {
     send_body(req, status, "application/json", json, strlen(json));
 }
 
-static void send_rpc(h2o_req_t *req, const ac_rpc_response_t *r)
+/* Sends an RPC response; its body moves to the request (r->body is NULL afterwards). */
+static void send_rpc(h2o_req_t *req, ac_rpc_response_t *r)
 {
     if (r->has_rate && r->rate.limit > 0) {
         add_header_num(req, H2O_STRLIT("x-ratelimit-limit"), r->rate.limit);
@@ -153,10 +183,12 @@ static void send_rpc(h2o_req_t *req, const ac_rpc_response_t *r)
     if (r->unauthorized)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer error=\"invalid_token\""));
-    if (r->status == 204 || r->body == NULL)
+    if (r->status == 204 || r->body == NULL) {
         send_body(req, r->status == 204 ? 204 : 500, NULL, NULL, 0);
-    else
-        send_body(req, r->status, "application/json", r->body, r->len);
+    } else {
+        send_owned(req, r->status, "application/json", r->body, r->len);
+        r->body = NULL;
+    }
 }
 
 /* ---- deferred calls ------------------------------------------------------------------------- */

@@ -28,6 +28,10 @@ typedef struct method_stats {
     atomic_ullong sum_ns;
 } method_stats_t;
 
+#define STAT_SHARDS 8
+static atomic_int next_shard;
+static __thread int my_shard = -1;
+
 static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
 static const ac_param_spec_t no_params[] = {{NULL, 0, 0, NULL}};
 
@@ -41,7 +45,10 @@ struct ac_rpc {
     int rate_window_s[AC_RL_COUNT];
     ac_method_t discover; /* rpc.discover, built in */
     int n_methods;
-    method_stats_t *stats; /* n_methods + 2: the table, rpc.discover, then calls to no method */
+    /* STAT_SHARDS x (n_methods + 2): the table, rpc.discover, then calls to no method. Each
+     * thread counts into its own shard (summed when rendered): loop threads answering the same
+     * method would otherwise bounce the counters' cache lines on every call. */
+    method_stats_t *stats[STAT_SHARDS];
 };
 
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
@@ -50,24 +57,26 @@ ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, 
     ac_rpc_t *rpc = calloc(1, sizeof *rpc);
     if (rpc == NULL)
         return NULL;
-    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}, {0}, 0, NULL};
+    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}, {0}, 0, {NULL}};
     for (int i = 0; i < AC_RL_COUNT; i++)
         rpc->rate_window_s[i] = cfg->rate[i].window_s;
     rpc->discover = (ac_method_t){"rpc.discover", discover, 0, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
                                   "The OpenRPC document of this API", NULL};
     while (methods[rpc->n_methods].name != NULL)
         rpc->n_methods++;
-    if ((rpc->stats = calloc((size_t)rpc->n_methods + 2, sizeof *rpc->stats)) == NULL) {
-        free(rpc);
-        return NULL;
+    for (int i = 0; i < STAT_SHARDS; i++) {
+        if ((rpc->stats[i] = calloc((size_t)rpc->n_methods + 2, sizeof *rpc->stats[i])) == NULL) {
+            ac_rpc_destroy(rpc);
+            return NULL;
+        }
     }
     return rpc;
 }
 
 void ac_rpc_destroy(ac_rpc_t *rpc)
 {
-    if (rpc != NULL)
-        free(rpc->stats);
+    for (int i = 0; rpc != NULL && i < STAT_SHARDS; i++)
+        free(rpc->stats[i]);
     free(rpc);
 }
 
@@ -95,7 +104,9 @@ static const ac_method_t *find_method(const ac_rpc_t *rpc, const char *name)
 static void record(const ac_rpc_t *rpc, const ac_method_t *m, int code, int64_t t0)
 {
     int slot = m == NULL ? rpc->n_methods + 1 : m == &rpc->discover ? rpc->n_methods : (int)(m - rpc->methods);
-    method_stats_t *st = &rpc->stats[slot];
+    if (my_shard < 0)
+        my_shard = atomic_fetch_add(&next_shard, 1) % STAT_SHARDS;
+    method_stats_t *st = &rpc->stats[my_shard][slot];
     int ci = 0;
     while (ci < N_CODES && metric_codes[ci] != code)
         ci++;
@@ -583,6 +594,14 @@ static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     }
 }
 
+static unsigned long sum_code(const ac_rpc_t *rpc, int i, int c)
+{
+    unsigned long v = 0;
+    for (int k = 0; k < STAT_SHARDS; k++)
+        v += atomic_load(&rpc->stats[k][i].by_code[c]);
+    return v;
+}
+
 int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *cap)
 {
     int rc = append(buf, len, cap, "# HELP agentcore_requests_total JSON-RPC calls by method and result code "
@@ -590,7 +609,7 @@ int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *ca
     for (int i = 0; rc == 0 && i < rpc->n_methods + 2; i++) {
         const char *name = i < rpc->n_methods ? rpc->methods[i].name : i == rpc->n_methods ? "rpc.discover" : "none";
         for (int c = 0; rc == 0 && c < N_CODES; c++) {
-            unsigned long v = atomic_load(&rpc->stats[i].by_code[c]);
+            unsigned long v = sum_code(rpc, i, c);
             if (v > 0)
                 rc = append(buf, len, cap, "agentcore_requests_total{method=\"%s\",code=\"%d\"} %lu\n", name,
                             metric_codes[c], v);
@@ -600,9 +619,15 @@ int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *ca
                                      "method.\n# TYPE agentcore_request_duration_seconds histogram\n");
     for (int i = 0; rc == 0 && i < rpc->n_methods + 2; i++) {
         const char *name = i < rpc->n_methods ? rpc->methods[i].name : i == rpc->n_methods ? "rpc.discover" : "none";
-        unsigned long count = atomic_load(&rpc->stats[i].count), cumulative = 0;
+        unsigned long count = 0, cumulative = 0;
+        unsigned long long sum_ns = 0;
+        for (int k = 0; k < STAT_SHARDS; k++) {
+            count += atomic_load(&rpc->stats[k][i].count);
+            sum_ns += atomic_load(&rpc->stats[k][i].sum_ns);
+        }
         for (int b = 0; rc == 0 && b < N_BUCKETS; b++) {
-            cumulative += atomic_load(&rpc->stats[i].buckets[b]);
+            for (int k = 0; k < STAT_SHARDS; k++)
+                cumulative += atomic_load(&rpc->stats[k][i].buckets[b]);
             rc = append(buf, len, cap, "agentcore_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %lu\n",
                         name, latency_buckets_s[b], cumulative);
         }
@@ -610,7 +635,7 @@ int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *ca
                           "agentcore_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %lu\n"
                           "agentcore_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
                           "agentcore_request_duration_seconds_count{method=\"%s\"} %lu\n",
-                          name, count, name, (double)atomic_load(&rpc->stats[i].sum_ns) / 1e9, name, count);
+                          name, count, name, (double)sum_ns / 1e9, name, count);
     }
     return rc ? -1 : 0;
 }
