@@ -1,5 +1,6 @@
 #include "workers.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -71,6 +72,9 @@ static void *worker_main(void *arg)
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
             ac_err_clear(&err);
         }
+        /* a job's rollouts, batches and JSON are freed now: give the memory back to the system
+         * rather than keep it in the allocator's free lists while the worker idles */
+        malloc_trim(0);
     }
     ac_lua_host_destroy(host);
     return NULL;
