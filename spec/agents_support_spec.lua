@@ -6,41 +6,16 @@ local reward = require("rewards.support")
 local data = require("support.data")
 local cjson = require("cjson")
 
--- Runs one episode; policy(state, legal, k) returns the next action.
-local function run(query, policy)
-  local state = agent.init(query)
-  local steps, observations, legals = {}, {}, {}
-  local done = false
-  while not done and #steps < agent.max_steps do
-    local legal = agent.legal(state)
-    assert.is_true(#legal > 0, "legal() is empty before the episode ended: " .. query)
-    observations[#observations + 1] = agent.observe(state)
-    legals[#legals + 1] = legal
-    local action = policy(state, legal, #steps + 1)
-    local ok, params, result, d = pcall(agent.step, state, action)
-    if not ok then result, d = { error = params }, true; params = {} end
-    steps[#steps + 1] = { action = { tool = action, params = params }, result = result }
-    done = d
-  end
-  return { query = query, steps = steps, final = agent.final(state), truncated = not done },
-    observations, legals
-end
+local episode = require("helpers.episode")
+local function run(query, policy) return episode.run(agent, query, policy) end
 
 local function script_for(tools)
   return function(_, _, k) return tools[k] end
 end
 
-local function contains(list, x)
-  for _, v in ipairs(list) do if v == x then return true end end
-  return false
-end
+local contains = episode.contains
 
-local function all_queries(d)
-  local all = {}
-  for _, q in ipairs(d.training_data) do all[#all + 1] = q end
-  for _, q in ipairs(d.evaluation_data) do all[#all + 1] = q end
-  return all
-end
+local all_queries = episode.all_queries
 
 -- An order number whose order fits pred.
 local function find_order(pred)
