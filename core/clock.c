@@ -30,3 +30,16 @@ char *ac_clock_iso8601(char *buf, size_t len, int64_t ms, int with_ms)
                  tm.tm_hour, tm.tm_min, tm.tm_sec);
     return buf;
 }
+
+struct timespec ac_clock_deadline(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}

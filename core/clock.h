@@ -4,9 +4,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 int64_t ac_clock_now_ms(void);  /* wall clock, milliseconds since the epoch */
 int64_t ac_clock_mono_ns(void); /* monotonic nanoseconds, for durations */
+
+/* The CLOCK_REALTIME instant ms milliseconds from now: the deadline pthread_cond_timedwait takes. */
+struct timespec ac_clock_deadline(int64_t ms);
 
 /* Writes "2025-10-17T10:30:00Z" (or with ".123Z" when with_ms) for `ms` since the epoch into buf
  * (at least 32 bytes). Returns buf. */

@@ -130,6 +130,25 @@ static int ensure(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
+/* logp, ref_logp and dlogits: (N, A) each, grown together. */
+static int reserve_scratch(ac_trainer_t *t, int n)
+{
+    if (n <= t->cap_states)
+        return 0;
+    float *bufs[3] = {t->logp, t->ref_logp, t->dlogits};
+    for (int i = 0; i < 3; i++) {
+        float *p = realloc(bufs[i], sizeof(float) * (size_t)n);
+        if (p == NULL) {
+            t->logp = bufs[0], t->ref_logp = bufs[1], t->dlogits = bufs[2];
+            return -1;
+        }
+        bufs[i] = p;
+    }
+    t->logp = bufs[0], t->ref_logp = bufs[1], t->dlogits = bufs[2];
+    t->cap_states = n;
+    return 0;
+}
+
 /* A group carries signal when its scored episodes do not all have the same reward. */
 static void group_signal(const ac_rollout_t *ro, uint8_t *signal, int n_groups)
 {
@@ -288,19 +307,7 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
     if (n_steps > 0) {
         /* ---- mu epochs of clipped-surrogate updates ---- */
         int N = ro->batch.n;
-        if (ensure((void **)&t->logp, &t->cap_states, N * A, sizeof(float))) {
-            free(gmap);
-            free(emap);
-            goto oom;
-        }
-        int cap = t->cap_states, cap2 = 0, cap3 = 0;
-        float *nr = realloc(t->ref_logp, sizeof(float) * (size_t)cap);
-        if (nr)
-            t->ref_logp = nr, cap2 = cap;
-        float *nd = realloc(t->dlogits, sizeof(float) * (size_t)cap);
-        if (nd)
-            t->dlogits = nd, cap3 = cap;
-        if (cap2 != cap || cap3 != cap) {
+        if (reserve_scratch(t, N * A) != 0) {
             free(gmap);
             free(emap);
             goto oom;

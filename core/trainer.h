@@ -61,7 +61,7 @@ typedef struct ac_trainer {
     double *ep_norm_reward;
     /* scratch, reused */
     float *logp, *ref_logp, *dlogits;
-    int cap_states;
+    int cap_states; /* floats each of the three holds */
     ac_grpo_step_t *steps;
     ac_grpo_episode_t *eps;
     int cap_steps, cap_eps;

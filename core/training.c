@@ -26,6 +26,13 @@ static ac_app_t *app_of(ac_call_ctx_t *ctx)
     return ctx->app;
 }
 
+/* A job is its owner's; training:admin sees every job. */
+static int visible_to(ac_call_ctx_t *ctx, const char *owner)
+{
+    return (owner != NULL && strcmp(owner, ctx->principal->sub) == 0) ||
+           ac_principal_has(ctx->principal, AC_PERM_TRAINING_ADMIN);
+}
+
 /* Loads a job the caller may see. Another principal's job is "not found": its existence is
  * not revealed. training:admin sees every job. */
 static int load_visible_job(ac_call_ctx_t *ctx, const char *job_id, json_t **job, ac_err_t *err)
@@ -34,9 +41,7 @@ static int load_visible_job(ac_call_ctx_t *ctx, const char *job_id, json_t **job
     if (found < 0)
         return -1;
     if (found) {
-        const char *owner = json_string_value(json_object_get(*job, "owner"));
-        if ((owner != NULL && strcmp(owner, ctx->principal->sub) == 0) ||
-            ac_principal_has(ctx->principal, AC_PERM_TRAINING_ADMIN))
+        if (visible_to(ctx, json_string_value(json_object_get(*job, "owner"))))
             return 0;
         json_decref(*job);
         *job = NULL;
@@ -287,12 +292,6 @@ static size_t status_slot_of(const char *id)
     for (const char *p = id; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ULL;
     return (size_t)(h % STATUS_SLOTS);
-}
-
-static int visible_to(ac_call_ctx_t *ctx, const char *owner)
-{
-    return (owner != NULL && strcmp(owner, ctx->principal->sub) == 0) ||
-           ac_principal_has(ctx->principal, AC_PERM_TRAINING_ADMIN);
 }
 
 /* A copy of the cached answer when the slot holds this job at this revision and the caller may

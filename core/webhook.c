@@ -705,11 +705,7 @@ static void *delivery_main(void *arg)
         }
         pthread_mutex_lock(&w->lock);
         if (w->pending == 0 && !atomic_load(&w->stopping) && wait_ms > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)wait_ms * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts = ac_clock_deadline(wait_ms);
             pthread_cond_timedwait(&w->cond, &w->lock, &ts);
         }
         w->pending = 0;

@@ -32,11 +32,7 @@ static void wait_for_work(ac_workers_t *w)
 {
     pthread_mutex_lock(&w->lock);
     if (w->pending == 0 && !atomic_load(&w->stopping)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)IDLE_POLL_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        struct timespec ts = ac_clock_deadline(IDLE_POLL_MS);
         pthread_cond_timedwait(&w->cond, &w->lock, &ts);
     }
     if (w->pending > 0)
