@@ -375,7 +375,7 @@ typedef struct fanout {
     json_t *deliveries; /* array of delivery entries */
 } fanout_t;
 
-static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *entry, const json_t *payload,
+static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *payload,
                        const char *url, const json_t *events, const char *source, const char *sub_id,
                        const char *owner, const char *secret)
 {
@@ -425,7 +425,6 @@ static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *entry
     }
     json_decref(routed);
     json_decref(target);
-    (void)entry;
 }
 
 static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
@@ -472,13 +471,13 @@ static int fan_out(ac_webhooks_t *w)
         json_t *sub;
         json_array_foreach(w->cfg->webhook_subscriptions, k, sub)
         {
-            add_target(w, f.deliveries, entry, payload, json_string_value(json_object_get(sub, "url")),
+            add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
                        json_object_get(sub, "events"), "config", NULL, owner, w->cfg->webhook_secret);
         }
         json_array_foreach(json_object_get(entry, "webhooks"), k, sub)
         {
             const char *secret = json_string_value(json_object_get(sub, "secret"));
-            add_target(w, f.deliveries, entry, payload, json_string_value(json_object_get(sub, "url")),
+            add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
                        json_object_get(sub, "events"), "job", NULL, owner,
                        secret ? secret : w->cfg->webhook_secret);
         }
@@ -487,7 +486,7 @@ static int fan_out(ac_webhooks_t *w)
             json_array_foreach(subs, k, sub)
             {
                 if (!json_is_true(json_object_get(sub, "disabled")))
-                    add_target(w, f.deliveries, entry, payload, json_string_value(json_object_get(sub, "url")),
+                    add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
                                json_object_get(sub, "events"), "subscription",
                                json_string_value(json_object_get(sub, "subscription_id")), owner,
                                json_string_value(json_object_get(sub, "secret")));
