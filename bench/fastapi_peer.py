@@ -71,7 +71,7 @@ PERMS = {
     "training:admin", "webhooks:manage", "metrics:view",
 }
 
-# the same error codes as agentcore (core/err.h)
+# the same error codes as agentcore (core/base/err.h)
 E_PARSE, E_INVALID_REQUEST, E_METHOD_NOT_FOUND, E_INVALID_PARAMS, E_INTERNAL = -32700, -32600, -32601, -32602, -32603
 E_NOT_FOUND, E_UNAUTHORIZED, E_FORBIDDEN, E_RATE_LIMITED = -32001, -32002, -32003, -32029
 E_VALIDATION_FAILED = -40002

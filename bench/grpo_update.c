@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "blas.h"
-#include "grpo.h"
-#include "optim.h"
-#include "policy.h"
+#include "engine/blas.h"
+#include "engine/grpo.h"
+#include "engine/optim.h"
+#include "engine/policy.h"
 
 enum { Q = 16, G = 8, T = 20, N = Q * G * T, F = 48, NB = 32768, D = 64, H1 = 256, H2 = 256, NA = 16 };
 

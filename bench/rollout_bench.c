@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "clock.h"
-#include "lua_host.h"
-#include "plugin.h"
-#include "rollout.h"
-#include "train_config.h"
-#include "trainer.h"
+#include "engine/blas.h"
+#include "base/clock.h"
+#include "lua/lua_host.h"
+#include "lua/plugin.h"
+#include "engine/rollout.h"
+#include "base/train_config.h"
+#include "engine/trainer.h"
 
 static int cmp_double(const void *a, const void *b)
 {

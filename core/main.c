@@ -8,10 +8,10 @@
 
 #include <unistd.h>
 
-#include "blas.h"
-#include "config.h"
-#include "experiment.h"
-#include "server.h"
+#include "engine/blas.h"
+#include "lua/config.h"
+#include "engine/experiment.h"
+#include "service/server.h"
 
 static const char usage_main[] =
     "usage: agentcore <command> [options]\n"
@@ -257,7 +257,7 @@ static void print_version(void)
            ac_blas_cpu_coretype() ? ac_blas_cpu_coretype() : "the library default");
 }
 
-/* Picks the fastest correct OpenBLAS kernel (core/blas.h): re-executes once with
+/* Picks the fastest correct OpenBLAS kernel (core/engine/blas.h): re-executes once with
  * OPENBLAS_CORETYPE set from CPUID, then checks sgemm against a double reference and falls
  * back to the library's default kernel when the chosen one computes wrong results. */
 static int blas_setup(int argc, char **argv)

@@ -1,5 +1,5 @@
 -- Specs for the plugin runtime library: lua/agentcore/init.lua and lua/agentcore/util.lua.
--- (Inside the host the same functions run on the C core's null and array_mt: tests/test_lua_host.c.)
+-- (Inside the host the same functions run on the C core's null and array_mt: tests/unit/lua/test_lua_host.c.)
 package.path = "./lua/?.lua;./lua/?/init.lua;./plugins/?.lua;" .. package.path
 
 local ac = require("agentcore")

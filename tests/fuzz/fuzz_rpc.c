@@ -54,17 +54,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "auth.h"
-#include "clock.h"
-#include "config.h"
-#include "jobs.h"
-#include "ratelimit.h"
-#include "rpc.h"
-#include "store.h"
-#include "train_config.h"
-#include "training.h"
-#include "uuid.h"
+#include "service/app.h"
+#include "net/auth.h"
+#include "base/clock.h"
+#include "lua/config.h"
+#include "store/jobs.h"
+#include "net/ratelimit.h"
+#include "net/rpc.h"
+#include "store/store.h"
+#include "base/train_config.h"
+#include "service/training.h"
+#include "base/uuid.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

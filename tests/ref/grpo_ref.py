@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NumPy reference for the GRPO engine (core/policy.c, core/grpo.c, core/optim.c).
+"""NumPy reference for the GRPO engine (core/engine/policy.c, core/engine/grpo.c, core/engine/optim.c).
 
 Re-implements, in float64 and without autograd, what one GRPO update does: featurize the texts,
 forward the policy and its reference, group-normalised advantages, the loss of each loss type,

@@ -1,0 +1,296 @@
+#include "engine/checkpoint.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char MAGIC[8] = {'A', 'C', 'C', 'K', 'P', 'T', '\r', '\n'};
+enum { HEADER = 8 + 4 + 4 + 8, TRAILER = 4 };
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t ac_checkpoint_crc32(const void *data, size_t n)
+{
+    /* Byte-wise table CRC: ~1 GB/s, plenty for checkpoints of tens of MB. Workers may save
+     * concurrently, hence the once-initialised table. */
+    pthread_once(&crc_once, crc_init);
+    const uint32_t *table = crc_table;
+    const uint8_t *p = data;
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++)
+        c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ---- writer: explicit little-endian, independent of the host's byte order ---------------- */
+
+typedef struct {
+    uint8_t *p;
+} wr_t;
+
+static void put_u32(wr_t *w, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        *w->p++ = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(wr_t *w, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        *w->p++ = (uint8_t)(v >> (8 * i));
+}
+static void put_f32(wr_t *w, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(w, v);
+}
+static void put_f32s(wr_t *w, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put_f32(w, x[i]);
+}
+
+static size_t body_size(size_t n_params, size_t meta_len)
+{
+    return (6 + AC_POLICY_MAX_HIDDEN) * 4 + 8          /* config: 6 ints + hidden[], seed */
+           + 8 + 4 * n_params                          /* params */
+           + 5 * 4 + 8 + 8 + 8 * n_params              /* optim config, step, n, m, v */
+           + 4 * 8 + 8                                 /* rng, iteration */
+           + 4 + meta_len;
+}
+
+int ac_checkpoint_save(uint8_t **out, size_t *out_len, const ac_checkpoint_t *ck, ac_err_t *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    const ac_policy_t *p = ck->policy;
+    const ac_optim_t *o = ck->optim;
+    if (p == NULL || o == NULL)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: policy and optimizer required");
+    if (o->n != p->n_params)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS,
+                          "checkpoint: optimizer has %zu parameters, policy %zu", o->n, p->n_params);
+    if (ck->meta_len > AC_CHECKPOINT_MAX_META || (ck->meta_len && ck->meta == NULL))
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: metadata too large (%zu bytes)",
+                          ck->meta_len);
+    size_t body = body_size(p->n_params, ck->meta_len), total = HEADER + body + TRAILER;
+    uint8_t *buf = malloc(total);
+    if (buf == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "checkpoint: out of memory (%zu bytes)", total);
+    wr_t w = {buf};
+    memcpy(w.p, MAGIC, 8);
+    w.p += 8;
+    put_u32(&w, AC_CHECKPOINT_VERSION);
+    put_u32(&w, 0);
+    put_u64(&w, body);
+
+    const ac_policy_config_t *c = &p->cfg;
+    put_u32(&w, (uint32_t)c->n_buckets);
+    put_u32(&w, (uint32_t)c->d_emb);
+    put_u32(&w, (uint32_t)c->n_hidden);
+    for (int l = 0; l < AC_POLICY_MAX_HIDDEN; l++)
+        put_u32(&w, (uint32_t)c->hidden[l]);
+    put_u32(&w, (uint32_t)c->activation);
+    put_u32(&w, (uint32_t)c->n_actions);
+    put_u32(&w, (uint32_t)c->max_features);
+    put_u64(&w, c->seed);
+    put_u64(&w, p->n_params);
+    put_f32s(&w, p->params, p->n_params);
+
+    put_f32(&w, o->cfg.lr);
+    put_f32(&w, o->cfg.beta1);
+    put_f32(&w, o->cfg.beta2);
+    put_f32(&w, o->cfg.eps);
+    put_f32(&w, o->cfg.weight_decay);
+    put_u64(&w, (uint64_t)o->step);
+    put_u64(&w, o->n);
+    put_f32s(&w, o->m, o->n);
+    put_f32s(&w, o->v, o->n);
+
+    for (int i = 0; i < 4; i++)
+        put_u64(&w, ck->rng.s[i]);
+    put_u64(&w, ck->iteration);
+    put_u32(&w, (uint32_t)ck->meta_len);
+    if (ck->meta_len)
+        memcpy(w.p, ck->meta, ck->meta_len);
+    w.p += ck->meta_len;
+    put_u32(&w, ac_checkpoint_crc32(buf, HEADER + body));
+    /* body_size and the writes above must agree to the byte. */
+    if ((size_t)(w.p - buf) != total) {
+        free(buf);
+        return ac_err_set(err, AC_ERR_INTERNAL, "checkpoint: size mismatch (bug)");
+    }
+    *out = buf;
+    *out_len = total;
+    return 0;
+}
+
+/* ---- reader: every read is bounds-checked against the body ------------------------------ */
+
+typedef struct {
+    const uint8_t *p, *end;
+    int bad; /* a read ran past the end */
+} rd_t;
+
+static uint64_t get_n(rd_t *r, int bytes)
+{
+    if (r->end - r->p < bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += bytes;
+    return v;
+}
+static uint32_t get_u32(rd_t *r) { return (uint32_t)get_n(r, 4); }
+static uint64_t get_u64(rd_t *r) { return get_n(r, 8); }
+static float get_f32(rd_t *r)
+{
+    uint32_t v = get_u32(r);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+static void get_f32s(rd_t *r, float *x, size_t n)
+{
+    if ((size_t)(r->end - r->p) / 4 < n) {
+        r->bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = get_f32(r);
+}
+
+#define BAD(...) (ac_checkpoint_release(ck), ac_err_set(err, AC_ERR_INVALID_PARAMS, __VA_ARGS__))
+
+int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_err_t *err)
+{
+    memset(ck, 0, sizeof *ck);
+    if (len < HEADER + TRAILER)
+        return BAD("checkpoint: truncated (%zu bytes, header needs %d)", len, HEADER + TRAILER);
+    if (memcmp(buf, MAGIC, 8) != 0)
+        return BAD("checkpoint: bad magic (not an agentcore checkpoint)");
+    rd_t r = {buf + 8, buf + HEADER, 0};
+    uint32_t version = get_u32(&r);
+    uint32_t flags = get_u32(&r);
+    uint64_t body = get_u64(&r);
+    if (version != AC_CHECKPOINT_VERSION)
+        return BAD("checkpoint: version %u not supported (this build reads %u)", version,
+                   AC_CHECKPOINT_VERSION);
+    if (flags != 0)
+        return BAD("checkpoint: unknown flags 0x%x", flags);
+    if (body > len - HEADER - TRAILER)
+        return BAD("checkpoint: truncated (%zu bytes, header declares %llu)", len,
+                   (unsigned long long)(HEADER + body + TRAILER));
+    if (body < len - HEADER - TRAILER)
+        return BAD("checkpoint: %llu trailing bytes after the checksum",
+                   (unsigned long long)(len - HEADER - TRAILER - body));
+    rd_t t = {buf + HEADER + body, buf + len, 0};
+    uint32_t crc = get_u32(&t);
+    if (crc != ac_checkpoint_crc32(buf, HEADER + body))
+        return BAD("checkpoint: checksum mismatch (corrupt)");
+
+    /* Past the CRC the bytes are what a writer produced; the checks below still guard against a
+     * buggy or hostile writer, since a CRC is not a signature. */
+    r = (rd_t){buf + HEADER, buf + HEADER + body, 0};
+    ac_policy_config_t c;
+    memset(&c, 0, sizeof c);
+    c.n_buckets = (int32_t)get_u32(&r);
+    c.d_emb = (int32_t)get_u32(&r);
+    c.n_hidden = (int32_t)get_u32(&r);
+    for (int l = 0; l < AC_POLICY_MAX_HIDDEN; l++)
+        c.hidden[l] = (int32_t)get_u32(&r);
+    c.activation = (int32_t)get_u32(&r);
+    c.n_actions = (int32_t)get_u32(&r);
+    c.max_features = (int32_t)get_u32(&r);
+    c.seed = get_u64(&r);
+    uint64_t n_params = get_u64(&r);
+    if (r.bad)
+        return BAD("checkpoint: truncated policy config");
+    /* The stored count must agree with the config, and the body must hold params, m and v,
+     * before anything is allocated: a forged config must not make us allocate gigabytes. */
+    if (c.n_hidden < 0 || c.n_hidden > AC_POLICY_MAX_HIDDEN)
+        return BAD("checkpoint: invalid policy config (n_hidden %d)", c.n_hidden);
+    uint64_t expect = (uint64_t)(uint32_t)c.n_buckets * (uint32_t)c.d_emb;
+    for (int l = 0, in = c.d_emb; l <= c.n_hidden; l++) {
+        int out = l < c.n_hidden ? c.hidden[l] : c.n_actions;
+        expect += (uint64_t)(uint32_t)in * (uint32_t)out + (uint32_t)out;
+        in = out;
+    }
+    if (n_params != expect)
+        return BAD("checkpoint: %llu parameters stored, config implies %llu",
+                   (unsigned long long)n_params, (unsigned long long)expect);
+    if (n_params > body / 12)
+        return BAD("checkpoint: truncated (%llu parameters do not fit in the body)",
+                   (unsigned long long)n_params);
+    ac_err_t cerr = AC_ERR_INIT;
+    ck->policy = ac_policy_create(&c, &cerr); /* initialises, then we overwrite the params */
+    if (ck->policy == NULL) {
+        int code = cerr.code;
+        ac_err_clear(&cerr);
+        if (code == AC_ERR_INTERNAL)
+            return ac_err_set(err, AC_ERR_INTERNAL, "checkpoint: out of memory");
+        return BAD("checkpoint: invalid policy config");
+    }
+    if (ck->policy->n_params != n_params) /* the two size computations must agree */
+        return BAD("checkpoint: parameter count mismatch (bug)");
+    get_f32s(&r, ck->policy->params, n_params);
+
+    ac_optim_config_t oc;
+    oc.lr = get_f32(&r);
+    oc.beta1 = get_f32(&r);
+    oc.beta2 = get_f32(&r);
+    oc.eps = get_f32(&r);
+    oc.weight_decay = get_f32(&r);
+    int64_t step = (int64_t)get_u64(&r);
+    uint64_t n = get_u64(&r);
+    if (r.bad)
+        return BAD("checkpoint: truncated parameters");
+    if (n != n_params || step < 0)
+        return BAD("checkpoint: optimizer state does not match the policy");
+    ck->optim = ac_optim_create(n, &oc, NULL);
+    if (ck->optim == NULL)
+        return BAD("checkpoint: invalid optimizer config");
+    ck->optim->step = step;
+    get_f32s(&r, ck->optim->m, n);
+    get_f32s(&r, ck->optim->v, n);
+    for (int i = 0; i < 4; i++)
+        ck->rng.s[i] = get_u64(&r);
+    ck->iteration = get_u64(&r);
+    uint32_t meta_len = get_u32(&r);
+    if (r.bad)
+        return BAD("checkpoint: truncated optimizer or rng state");
+    if (meta_len > AC_CHECKPOINT_MAX_META || meta_len != (size_t)(r.end - r.p))
+        return BAD("checkpoint: metadata length %u does not match the body", meta_len);
+    ck->meta = malloc(meta_len ? meta_len : 1);
+    if (ck->meta == NULL) {
+        ac_checkpoint_release(ck);
+        return ac_err_set(err, AC_ERR_INTERNAL, "checkpoint: out of memory");
+    }
+    memcpy(ck->meta, r.p, meta_len);
+    ck->meta_len = meta_len;
+    return 0;
+}
+
+void ac_checkpoint_release(ac_checkpoint_t *ck)
+{
+    if (ck == NULL)
+        return;
+    ac_policy_destroy(ck->policy);
+    ac_optim_destroy(ck->optim);
+    free(ck->meta);
+    memset(ck, 0, sizeof *ck);
+}

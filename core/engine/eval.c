@@ -1,0 +1,104 @@
+#include "engine/eval.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "engine/rollout.h"
+#include "base/stats.h"
+
+#define SIGN_FLIP_ROUNDS 9999
+#define SIGN_FLIP_SEED 20251017
+
+int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
+                ac_eval_result_t *out, ac_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    int64_t t0 = ac_clock_mono_ns();
+    int n = (int)json_array_size(queries);
+    out->n = n;
+    if (n == 0)
+        return 0;
+    out->success = calloc((size_t)n, 1);
+    out->reward = calloc((size_t)n, sizeof *out->reward);
+    int *idx = malloc(sizeof *idx * (size_t)n);
+    ac_rollout_t ro;
+    if (!out->success || !out->reward || !idx || ac_rollout_init(&ro, &policy->cfg, err) != 0) {
+        free(idx);
+        ac_eval_result_free(out);
+        return ac_err_set(err, AC_ERR_INTERNAL, "eval: out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1};
+    int rc = ac_rollout_run(&ro, &spec, err);
+    free(idx);
+    if (rc != 0) {
+        ac_rollout_free(&ro);
+        ac_eval_result_free(out);
+        return -1;
+    }
+    double steps = 0, acc = 0, rew = 0;
+    int ok = 0;
+    for (int e = 0; e < ro.n_eps; e++) {
+        const ac_episode_rec_t *ep = &ro.eps[e];
+        steps += ep->n_steps;
+        if (ep->failed) {
+            out->failures++;
+            if (out->first_error == NULL && ep->error != NULL)
+                out->first_error = strdup(ep->error);
+            continue;
+        }
+        out->success[ep->query] = (uint8_t)(ep->success != 0);
+        out->reward[ep->query] = ep->reward;
+        ok += ep->success != 0;
+        rew += ep->reward;
+        acc += ep->tool_accuracy;
+    }
+    out->success_rate = (double)ok / n;
+    out->avg_reward = rew / n;
+    out->avg_steps = steps / n;
+    out->tool_accuracy = acc / n;
+    out->wall_ms = (double)(ac_clock_mono_ns() - t0) / 1e6;
+    ac_rollout_free(&ro);
+    return 0;
+}
+
+void ac_eval_result_free(ac_eval_result_t *r)
+{
+    free(r->success);
+    free(r->reward);
+    free(r->first_error);
+    r->success = NULL;
+    r->reward = NULL;
+    r->first_error = NULL;
+}
+
+void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *trained, ac_eval_comparison_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int n = base->n < trained->n ? base->n : trained->n;
+    double *d = malloc(sizeof *d * (size_t)(n ? n : 1));
+    int kb = 0, kt = 0;
+    for (int i = 0; i < n; i++) {
+        out->only_baseline += base->success[i] && !trained->success[i];
+        out->only_trained += !base->success[i] && trained->success[i];
+        kb += base->success[i];
+        kt += trained->success[i];
+        if (d != NULL)
+            d[i] = trained->reward[i] - base->reward[i];
+    }
+    out->success_rate_improvement = trained->success_rate - base->success_rate;
+    out->avg_reward_improvement = trained->avg_reward - base->avg_reward;
+    out->p_value = ac_stats_mcnemar_exact(out->only_baseline, out->only_trained);
+    out->p_value_reward = d != NULL ? ac_stats_sign_flip(d, n, SIGN_FLIP_ROUNDS, SIGN_FLIP_SEED) : 1.0;
+    ac_stats_wilson(kb, n, 1.96, &out->baseline_ci[0], &out->baseline_ci[1]);
+    ac_stats_wilson(kt, n, 1.96, &out->trained_ci[0], &out->trained_ci[1]);
+    free(d);
+}
+
+json_t *ac_eval_metrics_json(const ac_eval_result_t *r)
+{
+    return json_pack("{s:f, s:f, s:f, s:f}", "success_rate", r->success_rate, "avg_reward", r->avg_reward,
+                     "avg_steps", r->avg_steps, "tool_accuracy", r->tool_accuracy);
+}

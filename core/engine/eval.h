@@ -1,0 +1,46 @@
+/* Evaluation: a policy acting greedily on held-out queries, and the comparison of a trained
+ * policy with its baseline (the untrained one) on the same queries. */
+#ifndef AC_EVAL_H
+#define AC_EVAL_H
+
+#include <stdint.h>
+
+#include "lua/plugin.h"
+#include "engine/policy.h"
+
+typedef struct ac_eval_result {
+    int n;                 /* queries evaluated */
+    int failures;          /* episodes a plugin failed (they count as unsuccessful, reward 0) */
+    double success_rate;
+    double avg_reward;
+    double avg_steps;
+    double tool_accuracy;
+    uint8_t *success;      /* (n) per query */
+    double *reward;        /* (n) per query */
+    char *first_error;     /* a sample failure message, or NULL */
+    double wall_ms;
+} ac_eval_result_t;
+
+/* One greedy episode per query, all queries in lockstep. */
+int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
+                ac_eval_result_t *out, ac_err_t *err);
+void ac_eval_result_free(ac_eval_result_t *r);
+
+typedef struct ac_eval_comparison {
+    double success_rate_improvement; /* trained - baseline */
+    double avg_reward_improvement;
+    int only_baseline;               /* queries only the baseline solved (McNemar's b) */
+    int only_trained;                /* queries only the trained policy solved (c) */
+    double p_value;                  /* exact McNemar on paired success */
+    double p_value_reward;           /* paired sign-flip permutation test on per-query rewards */
+    double baseline_ci[2];           /* Wilson 95 % interval of each success rate */
+    double trained_ci[2];
+} ac_eval_comparison_t;
+
+/* base and trained must have evaluated the same queries in the same order. */
+void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *trained, ac_eval_comparison_t *out);
+
+/* {"success_rate", "avg_reward", "avg_steps", "tool_accuracy"}: new reference. */
+json_t *ac_eval_metrics_json(const ac_eval_result_t *r);
+
+#endif

@@ -1,0 +1,109 @@
+/* Rollouts: the policy acting in a Lua agent's environment.
+ *
+ * Episodes run in lockstep: at each step every live episode renders its observation, the policy
+ * scores all of them in one batched forward (one sgemm per layer), each samples its action (or
+ * takes the greedy one) and the agent runs the tool. An episode ends when the agent says done,
+ * when a tool fails, or at max_steps (truncated). Then the agent gives its final answer and the
+ * reward plugin scores the trajectory.
+ *
+ * Everything the GRPO update needs is kept: the states' features (one policy batch over the whole
+ * rollout, in step order), their legal-action masks, the taken actions and their behaviour
+ * log-probabilities (stored when sampled, never recomputed), and per-episode rewards. Everything
+ * the API exports is kept too: per step the observation, the tool and its params and result,
+ * a timestamp and a duration. */
+#ifndef AC_ROLLOUT_H
+#define AC_ROLLOUT_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "lua/plugin.h"
+#include "engine/policy.h"
+#include "base/rng.h"
+
+typedef struct ac_step_rec {
+    int state;          /* row of this step's state in ac_rollout_t.batch and .mask */
+    int action;
+    float logp_old;     /* behaviour log-prob of the action (0 for greedy steps) */
+    char *observation;  /* the text the policy read (owned) */
+    json_t *params;     /* tool params (owned; JSON null when none) */
+    json_t *result;     /* tool result (owned) */
+    int64_t ts_ms;      /* wall clock when the step started */
+    int64_t duration_us;
+    int tool_failed;
+    int next;           /* the episode's next step in steps[], -1 after its last (episodes run in
+                           lockstep, so their steps interleave) */
+} ac_step_rec_t;
+
+typedef struct ac_episode_rec {
+    int query;          /* index into the query array the rollout was given */
+    int group;          /* 0-based group: episodes of the same query in this rollout */
+    int first_step;     /* its first step in steps[] (-1 when none); follow step.next */
+    int last_step;
+    int n_steps;
+    int truncated;      /* cut at max_steps */
+    int failed;         /* a plugin (not a tool) failed: the episode has no reward and no gradient */
+    char *error;        /* why it failed (owned), or NULL */
+    json_t *final;      /* agent.final's answer (owned; NULL when failed) */
+    double reward;
+    int success;
+    double tool_accuracy; /* from the reward plugin, or the fraction of tool calls that did not fail */
+    double *step_rewards; /* (n_steps) owned, or NULL */
+    int64_t cost_micro;   /* tool calls plus policy steps, micro-USD */
+    int64_t start_ms;
+    int64_t exec_ms;
+} ac_episode_rec_t;
+
+typedef struct ac_rollout {
+    ac_policy_batch_t batch; /* every state visited, in step order */
+    uint8_t *mask;           /* (batch.n, n_actions) legal-action masks of those states */
+    int _cap_mask;           /* rows mask holds */
+    int n_actions;
+    ac_step_rec_t *steps;
+    int n_steps, _cap_steps;
+    ac_episode_rec_t *eps;
+    int n_eps, _cap_eps;
+    int n_groups;
+    /* plugin failures, counted (not hidden) */
+    int tool_failures, agent_failures, reward_failures;
+    char *first_errors[4]; /* a few sample messages (owned) */
+    int n_errors;
+    int64_t cost_micro;    /* all episodes */
+    int budget_exhausted;  /* a step was refused because it would have passed budget_micro */
+} ac_rollout_t;
+
+typedef struct ac_rollout_spec {
+    ac_agent_t *agent;
+    ac_reward_t *reward;       /* NULL: no scoring */
+    ac_policy_t *policy;
+    ac_rng_t *rng;             /* sampling; unused when temperature <= 0 */
+    const json_t *queries;     /* array of {query, expected_outcome} */
+    const int *query_idx;      /* (n_groups) which queries this rollout runs */
+    int n_groups;
+    int n_per_group;           /* episodes per query */
+    int max_steps;             /* the job's cap; the agent's own max_steps applies when smaller */
+    float temperature;         /* <= 0: greedy */
+    int64_t step_cost_micro;   /* price of one policy step */
+    int64_t budget_micro;      /* < 0: unlimited; else no step is taken that would bring the
+                                  rollout's cost_micro past it (the rollout then stops with
+                                  budget_exhausted set, its unfinished episodes unscored) */
+} ac_rollout_spec_t;
+
+/* Prepares an empty rollout for a policy of cfg. */
+int ac_rollout_init(ac_rollout_t *ro, const ac_policy_config_t *cfg, ac_err_t *err);
+/* Empties it, keeping its memory. */
+void ac_rollout_clear(ac_rollout_t *ro);
+void ac_rollout_free(ac_rollout_t *ro);
+
+/* Runs spec's episodes and APPENDS them (groups numbered after the ones already there; DAPO's
+ * dynamic sampling draws more groups into the same rollout). Plugin failures are counted in ro
+ * and mark their episode failed; -1 only for failures of the host itself (memory, the policy). */
+int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *err);
+
+/* The trajectory as the reward plugin and the export API see it:
+ * {query, steps: [{state: {context}, action: {tool, params}, result, timestamp, duration_ms}],
+ *  final, truncated}. New reference. */
+json_t *ac_rollout_trajectory_json(const ac_rollout_t *ro, const ac_agent_t *agent, const json_t *queries,
+                                   int episode);
+
+#endif

@@ -1,0 +1,100 @@
+/* The GRPO trainer: one policy learning one agent's task, an iteration at a time.
+ *
+ * An iteration samples batch_size queries, runs n_trajectories_per_query rollouts of each (a
+ * group), scores them with the reward plugin, computes group-relative advantages, and takes mu
+ * Adam steps on the clipped surrogate plus a KL penalty to the reference policy (the initial
+ * one). DAPO's dynamic sampling drops groups whose rewards are all equal and draws more queries,
+ * at most dapo_max_draws rollouts per iteration.
+ *
+ * The state that makes a run reproducible is the policy, the Adam moments, the RNG and the
+ * iteration: a checkpoint holds exactly that (ac_trainer_save/restore), and restoring then
+ * continuing gives the same numbers as never stopping. The reference policy is not saved: it is
+ * rebuilt from the seed. */
+#ifndef AC_TRAINER_H
+#define AC_TRAINER_H
+
+#include <stdint.h>
+
+#include "engine/grpo.h"
+#include "engine/optim.h"
+#include "lua/plugin.h"
+#include "engine/policy.h"
+#include "engine/rollout.h"
+#include "base/train_config.h"
+
+typedef struct ac_iter_metrics {
+    uint64_t iteration;      /* 1-based number of the iteration just done */
+    double loss;             /* the objective of the last epoch */
+    double avg_reward;
+    double reward_std;
+    double success_rate;     /* over the scored episodes */
+    double kl;               /* k3 estimate at the taken actions */
+    double kl_exact;         /* exact KL(pi || ref) over the legal actions */
+    double entropy;
+    double clip_fraction;    /* of the last epoch: only clipping that removed gradient */
+    double zero_var_frac;    /* groups with equal rewards (no signal), before DAPO drops them */
+    double grad_norm;        /* before clipping, last epoch */
+    int trajectories;        /* episodes generated (all draws) */
+    int steps;               /* agent steps taken */
+    int groups_used;         /* groups that carried gradient */
+    int tool_failures, agent_failures, reward_failures;
+    int64_t cost_micro;      /* this iteration's tool and policy-step cost */
+    int budget_exhausted;    /* the budget stopped the rollouts: no update, iteration not counted */
+    double wall_ms;
+} ac_iter_metrics_t;
+
+typedef struct ac_trainer {
+    ac_train_config_t cfg;
+    ac_agent_t *agent;   /* borrowed */
+    ac_reward_t *reward; /* borrowed */
+    uint64_t seed;
+    ac_policy_t *policy;
+    ac_policy_t *ref;    /* frozen initial policy */
+    ac_optim_t *optim;
+    ac_rng_t rng;
+    uint64_t iteration;
+    ac_grpo_config_t gcfg;
+    int64_t step_cost_micro;
+    ac_rollout_t ro;     /* the last iteration's rollouts (for storing trajectories) */
+    /* per-episode advantage of the last iteration's episodes (ro.eps order; NaN when unused) */
+    double *ep_advantage;
+    double *ep_norm_reward;
+    /* scratch, reused */
+    float *logp, *ref_logp, *dlogits;
+    int cap_states; /* floats each of the three holds */
+    ac_grpo_step_t *steps;
+    ac_grpo_episode_t *eps;
+    int cap_steps, cap_eps;
+    int *order; /* (n queries) sampling scratch */
+    int n_order;
+} ac_trainer_t;
+
+/* The policy a config describes for an agent (sizes from cfg, output = the agent's actions). */
+void ac_trainer_policy_config(ac_policy_config_t *pc, const ac_train_config_t *cfg, const ac_agent_t *agent,
+                              uint64_t seed);
+
+/* Creates a trainer at iteration 0 with a fresh policy from seed. agent and reward are borrowed
+ * and must outlive it. step_cost_micro: the price of one policy step. */
+ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent, ac_reward_t *reward,
+                                uint64_t seed, int64_t step_cost_micro, ac_err_t *err);
+void ac_trainer_destroy(ac_trainer_t *t);
+
+/* One iteration over `training` (array of {query, expected_outcome}). budget_micro < 0 is
+ * unlimited; else no agent step is taken that would bring the iteration's cost past it, and
+ * when that happens the iteration is abandoned (m->budget_exhausted, no update; the cost of
+ * the steps taken is in m->cost_micro). Plugin failures are counted in m, not returned; -1
+ * only when the engine itself fails. */
+int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_micro, ac_iter_metrics_t *m,
+                       ac_err_t *err);
+
+/* Checkpoint: serialises policy, Adam state, RNG and iteration (meta: optional bytes kept with
+ * it). *buf is malloc'd. */
+int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, uint8_t **buf, size_t *len,
+                    ac_err_t *err);
+/* Restores a checkpoint made by ac_trainer_save for the same config, agent and seed. When meta
+ * is not NULL, *meta receives a malloc'd, NUL-terminated copy of the saved meta bytes (NULL when
+ * there were none) and *meta_len their length. */
+int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **meta, size_t *meta_len,
+                       ac_err_t *err);
+
+#endif

@@ -1,0 +1,122 @@
+/* Server configuration: a Lua file returning a table (examples/server.lua documents every key),
+ * then command-line flags and environment variables on top. The config is trusted operator
+ * input, so it runs in a plain Lua state (not the plugin sandbox) with no instruction limits. */
+#ifndef AC_CONFIG_H
+#define AC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define AC_MAX_LISTEN 8
+
+/* Rate-limit classes: one per method group (SPEC.md "Rate Limits"). */
+enum ac_rl_class {
+    AC_RL_START,
+    AC_RL_STATUS,
+    AC_RL_CANCEL,
+    AC_RL_EVALUATE,
+    AC_RL_EXPORT,
+    AC_RL_OTHER, /* list_*, discovery and the methods later issues add */
+    AC_RL_COUNT
+};
+
+typedef struct ac_rate_rule {
+    int limit;    /* requests per window; 0 disables the limit */
+    int window_s; /* window length in seconds */
+} ac_rate_rule_t;
+
+#define AC_MAX_BUDGETS 64
+#define AC_MAX_AGENTS 64
+#define AC_MAX_RETRIES 16
+
+typedef struct ac_agent_binding {
+    char *id;        /* the agent_id clients send */
+    char *agent;     /* plugins/agents/<agent>.lua */
+    char *reward;    /* plugins/rewards/<reward>.lua */
+    char *validator; /* plugins/validators/<validator>.lua */
+} ac_agent_binding_t;
+
+typedef struct ac_config {
+    char *path; /* the file read, or NULL for built-in defaults */
+
+    char *listen[AC_MAX_LISTEN]; /* "HOST:PORT" cleartext listeners (HTTP/1.1 and h2c) */
+    int n_listen;
+    int threads; /* event-loop threads; 0 = number of cores */
+    char *data_dir;
+
+    char *tls_listen; /* "HOST:PORT" TLS listener (HTTP/1.1 and h2 by ALPN), or NULL */
+    char *tls_cert_file;
+    char *tls_key_file;
+
+    char *auth_alg; /* "HS256" | "RS256" | "ES256" */
+    char *auth_secret;
+    char *auth_public_key_file;
+    char *auth_private_key_file;
+    char *auth_issuer;
+    char *auth_audience;
+    int auth_leeway_s;
+
+    ac_rate_rule_t rate[AC_RL_COUNT];
+
+    size_t max_body_bytes; /* request bodies above it get 413 */
+    int max_json_depth;    /* nesting above it is -32600 */
+    int max_batch;         /* calls in one batch */
+    int rpc_workers;       /* threads that run long RPC calls off the event loops */
+
+    char *plugins_dir;
+    char *lua_dir;
+
+    /* training service */
+    int workers;                  /* job worker threads */
+    double step_cost_usd;         /* price of one policy step, added to tool costs */
+    double default_budget_usd;    /* a principal's budget over its jobs (reservations + costs) */
+    int n_budgets;                /* per-principal overrides */
+    char *budget_sub[AC_MAX_BUDGETS];
+    double budget_usd[AC_MAX_BUDGETS];
+    int n_agents;                 /* agent_id -> plugins; ids not listed use the plugins of their name */
+    ac_agent_binding_t agents[AC_MAX_AGENTS];
+    int keep_best_checkpoints;    /* besides the latest, the k with the best validation accuracy */
+    long max_trajectories_per_job; /* stored per job; the oldest iterations go first */
+    double max_failure_rate;      /* plugin failures per episode above which a job fails */
+
+    /* webhooks (webhook.h) */
+    char *webhook_secret;         /* whsec_<base64>: signs deliveries of config and job subscriptions */
+    char *webhook_policy;         /* plugins/webhooks/<name>.lua */
+    int webhook_allow_private;    /* deliver to loopback and private addresses (tests) */
+    int webhook_timeout_ms;
+    int n_webhook_retries;        /* delays before attempt 1, 2, ... (seconds) */
+    double webhook_retry_s[AC_MAX_RETRIES];
+    double webhook_jitter;        /* each delay is scaled by 1 +- jitter at random */
+    json_t *webhook_subscriptions; /* [{url, events}] for every job (owned; NULL when none) */
+} ac_config_t;
+
+/* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's
+ * rate limits, 16 MiB bodies). Free with ac_config_free. */
+void ac_config_defaults(ac_config_t *cfg);
+
+/* Reads path (a Lua file returning a table) over the values already in cfg. Errors name
+ * "file:line: problem" (the line of the key when a value is wrong). */
+int ac_config_load(ac_config_t *cfg, const char *path, ac_err_t *err);
+
+/* Applies AGENTCORE_JWT_SECRET (sets HS256 and that secret) and checks that the whole config is
+ * usable (a secret or key file for the algorithm, a TLS pair when tls_listen is set). */
+int ac_config_finish(ac_config_t *cfg, ac_err_t *err);
+
+/* Replaces a string field (used by command-line flags). */
+void ac_config_set_str(char **field, const char *value);
+
+void ac_config_free(ac_config_t *cfg);
+
+/* The plugins of an agent_id: the config's binding, else the agent and reward plugins named
+ * like the id and the default validator. Returns 0, or -1 when the id names no agent plugin. */
+int ac_config_agent(const ac_config_t *cfg, const char *agent_id, ac_agent_binding_t *out);
+
+/* A principal's budget in USD. */
+double ac_config_budget(const ac_config_t *cfg, const char *sub);
+
+/* The rate-limit class name used in the config file ("start_grpo", "get_status", ...). */
+const char *ac_rl_class_name(int cls);
+
+#endif

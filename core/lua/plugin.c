@@ -1,0 +1,757 @@
+/* Typed calls into agent, reward and validator plugins. See plugin.h.
+ *
+ * Each call is a small C function (`*_k`) run by ac_lua_host_pcall: it pushes the plugin function
+ * and its arguments, calls it, and checks and converts the results into its context struct. What
+ * it mallocs goes straight into that struct (or the caller's buffers), so the caller can free it
+ * whatever error interrupts the call. */
+#include "lua/plugin.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { AC_FN_INIT, AC_FN_OBSERVE, AC_FN_LEGAL, AC_FN_STEP, AC_FN_FINAL, AC_FN_COUNT };
+static const char *const ac_agent_fn_names[AC_FN_COUNT] = {"init", "observe", "legal", "step",
+                                                           "final"};
+
+static lua_State *ac_state_of(ac_lua_plugin_t *p)
+{
+    return ac_lua_host_state(ac_lua_plugin_host(p));
+}
+
+/* Moves a local error into the caller's err (which may be NULL). */
+static int ac_err_move(ac_err_t *err, ac_err_t *local)
+{
+    if (err) {
+        ac_err_clear(err);
+        *err = *local;
+    } else {
+        ac_err_clear(local);
+    }
+    return -1;
+}
+
+/* ---- agents: contract check ------------------------------------------------------------------ */
+
+static void ac_agent_fini(lua_State *L, void *data)
+{
+    ac_agent_t *a = data;
+    for (int i = 0; i < AC_FN_COUNT; i++)
+        ac_lua_unref(L, a->_fn[i]);
+    ac_lua_unref(L, a->_index);
+    free(a->_mem);
+}
+
+/* Reads agent.actions into a->_mem and leaves {name = 0-based index} on the stack. */
+static void ac_agent_check_actions(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t *a)
+{
+    if (lua_getfield(L, module, "actions") != LUA_TTABLE) /* actions */
+        ac_lua_plugin_fail(L, p, "'actions' must be an array of action names (got %s)",
+                           luaL_typename(L, -1));
+    int actions = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, actions), keys = 0;
+    lua_pushnil(L); /* actions nil */
+    while (lua_next(L, actions)) { /* actions key value */
+        keys++;
+        lua_pop(L, 1); /* actions key */
+    }
+    if (keys != n)
+        ac_lua_plugin_fail(L, p, "'actions' must be an array (keys 1..n only)");
+    if (n < 1 || n > AC_AGENT_MAX_ACTIONS)
+        ac_lua_plugin_fail(L, p, "'actions' must have 1 to %d entries (has %d)",
+                           AC_AGENT_MAX_ACTIONS, (int)n);
+    lua_createtable(L, 0, (int)n); /* actions index */
+    size_t names = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len;
+        if (lua_rawgeti(L, actions, i) != LUA_TSTRING || lua_rawlen(L, -1) == 0) /* ... name */
+            ac_lua_plugin_fail(L, p, "actions[%d] must be a non-empty string", (int)i);
+        lua_tolstring(L, -1, &len);
+        names += len + 1;
+        lua_pushvalue(L, -1); /* actions index name name */
+        if (lua_rawget(L, -3) != LUA_TNIL) /* actions index name dup */
+            ac_lua_plugin_fail(L, p, "actions[%d] ('%s') repeats an earlier action", (int)i,
+                               lua_tostring(L, -2));
+        lua_pop(L, 1);                    /* actions index name */
+        lua_pushinteger(L, i - 1);        /* actions index name i */
+        lua_rawset(L, -3);                /* actions index */
+    }
+    /* one block: pointers, costs, flags, then the names */
+    size_t head = (size_t)n * (sizeof(char *) + sizeof(int64_t) + 1);
+    char *mem = a->_mem = calloc(1, head + names);
+    if (mem == NULL)
+        ac_lua_plugin_fail(L, p, "out of memory");
+    const char **ptrs = (const char **)mem;
+    int64_t *costs = (int64_t *)(mem + (size_t)n * sizeof(char *));
+    uint8_t *flags = (uint8_t *)(costs + n);
+    char *text = (char *)(flags + n);
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len;
+        lua_rawgeti(L, actions, i); /* actions index name */
+        const char *s = lua_tolstring(L, -1, &len);
+        memcpy(text, s, len + 1);
+        ptrs[i - 1] = text;
+        text += len + 1;
+        lua_pop(L, 1); /* actions index */
+    }
+    a->n_actions = (int)n;
+    a->actions = ptrs;
+    a->tool_cost_micro_usd = costs;
+    a->has_tool = flags;
+    lua_remove(L, actions); /* index */
+}
+
+/* Reads agent.tools (index at -1) into the costs and flags. */
+static void ac_agent_check_tools(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t *a)
+{
+    int index = lua_gettop(L);
+    int t = lua_getfield(L, module, "tools"); /* index tools */
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (t != LUA_TTABLE)
+        ac_lua_plugin_fail(L, p, "'tools' must be a table {action = {cost_usd = ...}} (got %s)",
+                           lua_typename(L, t));
+    int tools = lua_gettop(L);
+    int64_t *costs = (int64_t *)a->tool_cost_micro_usd;
+    uint8_t *flags = (uint8_t *)a->has_tool;
+    lua_pushnil(L); /* index tools nil */
+    while (lua_next(L, tools)) { /* index tools key tool */
+        if (lua_type(L, -2) != LUA_TSTRING)
+            ac_lua_plugin_fail(L, p, "'tools' keys must be action names");
+        const char *name = lua_tostring(L, -2);
+        lua_pushvalue(L, -2); /* index tools key tool key */
+        if (lua_rawget(L, index) != LUA_TNUMBER) /* index tools key tool i */
+            ac_lua_plugin_fail(L, p, "tools.%s is not one of the actions", name);
+        int i = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1); /* index tools key tool */
+        if (!lua_istable(L, -1))
+            ac_lua_plugin_fail(L, p, "tools.%s must be a table with cost_usd", name);
+        int ct = lua_getfield(L, -1, "cost_usd"); /* index tools key tool cost */
+        double cost = lua_tonumber(L, -1);
+        if (ct != LUA_TNUMBER || !(cost >= 0) || cost > 1e6)
+            ac_lua_plugin_fail(L, p, "tools.%s.cost_usd must be a number from 0 to 1e6 (got %s)",
+                               name, ct == LUA_TNUMBER ? lua_tostring(L, -1) : lua_typename(L, ct));
+        costs[i] = llround(cost * 1e6);
+        flags[i] = 1;
+        lua_pop(L, 1);                          /* index tools key tool */
+        int dt = lua_getfield(L, -1, "description"); /* index tools key tool desc */
+        if (dt != LUA_TNIL && dt != LUA_TSTRING)
+            ac_lua_plugin_fail(L, p, "tools.%s.description must be a string", name);
+        lua_pop(L, 2); /* index tools key */
+    }
+    lua_pop(L, 1); /* index */
+}
+
+static void ac_agent_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
+{
+    ac_agent_t *a = data;
+    a->_plugin = p;
+    a->name = ac_lua_plugin_name(p);
+    a->version = ac_lua_plugin_version(p);
+    a->path = ac_lua_plugin_path(p);
+    ac_agent_check_actions(L, module, p, a); /* index */
+    ac_agent_check_tools(L, module, p, a);   /* index */
+    int t = lua_getfield(L, module, "max_steps"); /* index max */
+    if (t != LUA_TNIL) {
+        lua_Integer m = lua_tointeger(L, -1);
+        if (!lua_isinteger(L, -1) || m < 1 || m > AC_AGENT_MAX_STEPS)
+            ac_lua_plugin_fail(L, p, "'max_steps' must be an integer from 1 to %d",
+                               AC_AGENT_MAX_STEPS);
+        a->max_steps = (int)m;
+    }
+    lua_pop(L, 1); /* index */
+    for (int i = 0; i < AC_FN_COUNT; i++)
+        a->_fn[i] = ac_lua_plugin_fn_ref(L, module, p, ac_agent_fn_names[i]);
+    a->_index = luaL_ref(L, LUA_REGISTRYINDEX); /* (empty) */
+}
+
+static const ac_lua_plugin_kind_t ac_agent_kind = {"agents", sizeof(ac_agent_t), ac_agent_check,
+                                                   ac_agent_fini};
+
+ac_agent_t *ac_agent_open(ac_lua_host_t *h, const char *name, ac_err_t *err)
+{
+    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &ac_agent_kind, name, err);
+    return p ? ac_lua_plugin_data(p) : NULL;
+}
+
+void ac_agent_close(ac_agent_t *a)
+{
+    if (a)
+        ac_lua_plugin_release(a->_plugin);
+}
+
+/* ---- agents: calls --------------------------------------------------------------------------- */
+
+typedef struct ac_agent_call {
+    ac_agent_t *a;
+    int state; /* registry ref of the episode's table */
+    /* inputs */
+    const json_t *query;
+    int action;
+    char **buf;
+    size_t *cap;
+    uint8_t *mask;
+    /* outputs */
+    int ref;
+    size_t len;
+    int returned; /* the plugin function returned: later errors are not its raising */
+    int done;
+    json_t *params, *result, *answer;
+    ac_err_t conv; /* a result that is not JSON */
+} ac_agent_call_t;
+
+/* Pushes agent function `fn` and the episode's state. */
+static void ac_agent_push(lua_State *L, ac_agent_call_t *c, int fn)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_fn[fn]); /* fn */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->state);      /* fn state */
+}
+
+static int ac_agent_init_k(lua_State *L)
+{
+    ac_agent_call_t *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_fn[AC_FN_INIT]); /* init */
+    ac_lua_push_json(L, c->query);                            /* init query */
+    lua_call(L, 1, 1);                                        /* state */
+    if (!lua_istable(L, -1))
+        ac_lua_plugin_fail(L, c->a->_plugin, "init must return a table (got %s)",
+                           luaL_typename(L, -1));
+    c->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* (empty) */
+    return 0;
+}
+
+static int ac_agent_observe_k(lua_State *L)
+{
+    ac_agent_call_t *c = lua_touserdata(L, 1);
+    ac_agent_push(L, c, AC_FN_OBSERVE); /* observe state */
+    lua_call(L, 1, 1);                  /* text */
+    if (lua_type(L, -1) != LUA_TSTRING)
+        ac_lua_plugin_fail(L, c->a->_plugin, "observe must return a string (got %s)",
+                           luaL_typename(L, -1));
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (n + 1 > *c->cap) {
+        char *nb = realloc(*c->buf, n + 1);
+        if (nb == NULL)
+            ac_lua_plugin_fail(L, c->a->_plugin, "observe: out of memory");
+        *c->buf = nb; /* the caller's from here on */
+        *c->cap = n + 1;
+    }
+    memcpy(*c->buf, s, n + 1);
+    c->len = n;
+    return 0;
+}
+
+static int ac_agent_legal_k(lua_State *L)
+{
+    ac_agent_call_t *c = lua_touserdata(L, 1);
+    ac_lua_plugin_t *p = c->a->_plugin;
+    ac_agent_push(L, c, AC_FN_LEGAL); /* legal state */
+    lua_call(L, 1, 1);                /* list */
+    if (!lua_istable(L, -1))
+        ac_lua_plugin_fail(L, p, "legal must return an array of action names (got %s)",
+                           luaL_typename(L, -1));
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_index); /* list index */
+    memset(c->mask, 0, (size_t)c->a->n_actions);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -2);
+    int any = 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -2, i) != LUA_TSTRING) /* list index name */
+            ac_lua_plugin_fail(L, p, "legal()[%d] must be an action name (got %s)", (int)i,
+                               luaL_typename(L, -1));
+        lua_pushvalue(L, -1);                     /* list index name name */
+        if (lua_rawget(L, -3) != LUA_TNUMBER)     /* list index name k */
+            ac_lua_plugin_fail(L, p, "legal returned '%s', which is not one of the actions",
+                               lua_tostring(L, -2));
+        c->mask[lua_tointeger(L, -1)] = 1;
+        any = 1;
+        lua_pop(L, 2); /* list index */
+    }
+    if (!any)
+        ac_lua_plugin_fail(L, p, "legal returned no action (at least one must be legal)");
+    return 0;
+}
+
+static int ac_agent_step_k(lua_State *L)
+{
+    ac_agent_call_t *c = lua_touserdata(L, 1);
+    ac_agent_push(L, c, AC_FN_STEP);             /* step state */
+    lua_pushstring(L, c->a->actions[c->action]); /* step state action */
+    lua_call(L, 2, 3);                           /* params result done */
+    c->returned = 1;
+    c->done = lua_toboolean(L, -1);
+    /* ac_lua_to_json never raises: nothing below can interrupt this function */
+    if ((c->params = ac_lua_to_json_named(L, -3, "params", &c->conv)) != NULL)
+        c->result = ac_lua_to_json_named(L, -2, "result", &c->conv);
+    return 0;
+}
+
+static int ac_agent_final_k(lua_State *L)
+{
+    ac_agent_call_t *c = lua_touserdata(L, 1);
+    ac_agent_push(L, c, AC_FN_FINAL); /* final state */
+    lua_call(L, 1, 1);                /* answer */
+    c->answer = ac_lua_to_json_named(L, -1, "answer", &c->conv);
+    return 0;
+}
+
+/* Runs an agent call on an initialized episode (or init when ep is NULL). */
+static int ac_agent_run(ac_agent_call_t *c, const ac_episode_t *ep, lua_CFunction k,
+                        ac_err_t *err)
+{
+    if (ep) {
+        if (ep->_state <= 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "%s: episode not initialized", c->a->path);
+        c->state = ep->_state;
+    }
+    return ac_lua_host_pcall(ac_lua_plugin_host(c->a->_plugin), k, c, c->a->path, err);
+}
+
+int ac_agent_init(ac_agent_t *a, const json_t *query, ac_episode_t *ep, ac_err_t *err)
+{
+    ac_agent_call_t c = {.a = a, .query = query, .ref = LUA_NOREF};
+    ep->_state = LUA_NOREF;
+    if (ac_agent_run(&c, NULL, ac_agent_init_k, err) != 0)
+        return -1;
+    ep->_state = c.ref;
+    return 0;
+}
+
+int ac_agent_observe(ac_agent_t *a, const ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
+                     ac_err_t *err)
+{
+    ac_agent_call_t c = {.a = a, .buf = buf, .cap = cap};
+    if (ac_agent_run(&c, ep, ac_agent_observe_k, err) != 0)
+        return -1;
+    *len = c.len;
+    return 0;
+}
+
+int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_t *err)
+{
+    ac_agent_call_t c = {.a = a, .mask = mask};
+    return ac_agent_run(&c, ep, ac_agent_legal_k, err);
+}
+
+int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **params,
+                  json_t **result, int *done, ac_err_t *err)
+{
+    *params = *result = NULL;
+    *done = 1;
+    if (action < 0 || action >= a->n_actions)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: action %d out of range (%d actions)",
+                          a->path, action, a->n_actions);
+    ac_agent_call_t c = {.a = a, .action = action};
+    ac_err_t local = AC_ERR_INIT;
+    if (ac_agent_run(&c, ep, ac_agent_step_k, &local) != 0) {
+        json_decref(c.params);
+        json_decref(c.result);
+        if (c.returned || ep->_state <= 0)
+            return ac_err_move(err, &local);
+        /* step raised: the contract's failed tool call */
+        *params = json_null();
+        *result = json_pack("{s:s}", "error", local.message);
+        ac_err_move(err, &local);
+        return AC_AGENT_TOOL_FAILED;
+    }
+    if (c.result == NULL) {
+        json_decref(c.params);
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: step returned %s", a->path, c.conv.message);
+    }
+    *params = c.params;
+    *result = c.result;
+    *done = c.done;
+    return 0;
+}
+
+int ac_agent_final(ac_agent_t *a, const ac_episode_t *ep, json_t **answer, ac_err_t *err)
+{
+    ac_agent_call_t c = {.a = a};
+    *answer = NULL;
+    if (ac_agent_run(&c, ep, ac_agent_final_k, err) != 0) {
+        json_decref(c.answer);
+        return -1;
+    }
+    if (c.answer == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: final returned %s", a->path, c.conv.message);
+    *answer = c.answer;
+    return 0;
+}
+
+void ac_agent_episode_free(ac_agent_t *a, ac_episode_t *ep)
+{
+    ac_lua_unref(ac_state_of(a->_plugin), ep->_state);
+    ep->_state = LUA_NOREF;
+}
+
+/* ---- rewards --------------------------------------------------------------------------------- */
+
+static void ac_reward_fini(lua_State *L, void *data)
+{
+    ac_lua_unref(L, ((ac_reward_t *)data)->_score);
+}
+
+static void ac_reward_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
+{
+    ac_reward_t *r = data;
+    r->_plugin = p;
+    r->name = ac_lua_plugin_name(p);
+    r->version = ac_lua_plugin_version(p);
+    r->path = ac_lua_plugin_path(p);
+    if (lua_getfield(L, module, "range") != LUA_TTABLE) /* range */
+        ac_lua_plugin_fail(L, p, "'range' must be {min, max}");
+    int t1 = lua_rawgeti(L, -1, 1), t2 = lua_rawgeti(L, -2, 2); /* range lo hi */
+    r->range_min = lua_tonumber(L, -2);
+    r->range_max = lua_tonumber(L, -1);
+    if (t1 != LUA_TNUMBER || t2 != LUA_TNUMBER || !isfinite(r->range_min) ||
+        !isfinite(r->range_max) || !(r->range_min < r->range_max))
+        ac_lua_plugin_fail(L, p, "'range' must be {min, max} with finite numbers, min < max");
+    lua_pop(L, 3);
+    r->success_threshold = r->range_max;
+    int t = lua_getfield(L, module, "success_threshold"); /* thr */
+    if (t != LUA_TNIL) {
+        double v = lua_tonumber(L, -1);
+        if (t != LUA_TNUMBER || !(v >= r->range_min && v <= r->range_max))
+            ac_lua_plugin_fail(L, p, "'success_threshold' must be a number within 'range'");
+        r->success_threshold = v;
+    }
+    lua_pop(L, 1);
+    r->_score = ac_lua_plugin_fn_ref(L, module, p, "score");
+}
+
+static const ac_lua_plugin_kind_t ac_reward_kind = {"rewards", sizeof(ac_reward_t),
+                                                    ac_reward_check, ac_reward_fini};
+
+ac_reward_t *ac_reward_open(ac_lua_host_t *h, const char *name, ac_err_t *err)
+{
+    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &ac_reward_kind, name, err);
+    return p ? ac_lua_plugin_data(p) : NULL;
+}
+
+void ac_reward_close(ac_reward_t *r)
+{
+    if (r)
+        ac_lua_plugin_release(r->_plugin);
+}
+
+void ac_reward_info_clear(ac_reward_info_t *info)
+{
+    if (info == NULL)
+        return;
+    free(info->step_rewards);
+    info->step_rewards = NULL;
+    info->n_step_rewards = 0;
+    info->success = 0;
+    info->tool_accuracy = -1;
+}
+
+typedef struct ac_reward_call {
+    ac_reward_t *r;
+    const json_t *trajectory, *expected;
+    long n_steps; /* the trajectory's steps, or -1 when it has no "steps" array */
+    double reward;
+    ac_reward_info_t info; /* step_rewards owned here until handed over */
+} ac_reward_call_t;
+
+static int ac_reward_score_k(lua_State *L)
+{
+    ac_reward_call_t *c = lua_touserdata(L, 1);
+    ac_lua_plugin_t *p = c->r->_plugin;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->r->_score); /* score */
+    ac_lua_push_json(L, c->trajectory);              /* score traj */
+    ac_lua_push_json(L, c->expected);                /* score traj expected */
+    lua_call(L, 2, 2);                               /* reward info */
+    if (lua_type(L, -2) != LUA_TNUMBER)
+        ac_lua_plugin_fail(L, p, "score must return a number (got %s)", luaL_typename(L, -2));
+    double r = lua_tonumber(L, -2);
+    if (isnan(r))
+        ac_lua_plugin_fail(L, p, "score returned NaN");
+    if (r < c->r->range_min || r > c->r->range_max)
+        ac_lua_plugin_fail(L, p, "score returned %g, outside range [%g, %g]", r,
+                           c->r->range_min, c->r->range_max);
+    c->reward = r;
+    c->info.success = r >= c->r->success_threshold;
+    c->info.tool_accuracy = -1;
+    if (lua_isnil(L, -1))
+        return 0;
+    if (!lua_istable(L, -1))
+        ac_lua_plugin_fail(L, p, "score's second result must be a table or nil (got %s)",
+                           luaL_typename(L, -1));
+    int info = lua_gettop(L);
+    int t = lua_getfield(L, info, "success"); /* ... success */
+    if (t == LUA_TBOOLEAN)
+        c->info.success = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL)
+        ac_lua_plugin_fail(L, p, "info.success must be a boolean");
+    t = lua_getfield(L, info, "tool_accuracy"); /* ... success acc */
+    if (t != LUA_TNIL) {
+        double acc = lua_tonumber(L, -1);
+        if (t != LUA_TNUMBER || !(acc >= 0 && acc <= 1))
+            ac_lua_plugin_fail(L, p, "info.tool_accuracy must be a number from 0 to 1");
+        c->info.tool_accuracy = acc;
+    }
+    t = lua_getfield(L, info, "step_rewards"); /* ... success acc steps */
+    if (t == LUA_TNIL)
+        return 0;
+    if (t != LUA_TTABLE)
+        ac_lua_plugin_fail(L, p, "info.step_rewards must be an array of numbers");
+    size_t n = lua_rawlen(L, -1);
+    if (c->n_steps >= 0 && n != (size_t)c->n_steps)
+        ac_lua_plugin_fail(L, p, "info.step_rewards has %d entries for %d steps", (int)n,
+                           (int)c->n_steps);
+    if (n > 0 && (c->info.step_rewards = malloc(n * sizeof(double))) == NULL)
+        ac_lua_plugin_fail(L, p, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int et = lua_rawgeti(L, -1, (lua_Integer)i + 1); /* ... steps v */
+        double v = lua_tonumber(L, -1);
+        if (et != LUA_TNUMBER || !isfinite(v))
+            ac_lua_plugin_fail(L, p, "info.step_rewards[%d] must be a finite number", (int)i + 1);
+        c->info.step_rewards[i] = v;
+        c->info.n_step_rewards = i + 1;
+        lua_pop(L, 1); /* ... steps */
+    }
+    return 0;
+}
+
+int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected,
+                    double *reward, ac_reward_info_t *info, ac_err_t *err)
+{
+    const json_t *steps = json_object_get(trajectory, "steps");
+    ac_reward_call_t c = {.r = r, .trajectory = trajectory, .expected = expected,
+                          .n_steps = json_is_array(steps) ? (long)json_array_size(steps) : -1};
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->tool_accuracy = -1;
+    }
+    int rc = ac_lua_host_pcall(ac_lua_plugin_host(r->_plugin), ac_reward_score_k, &c, r->path,
+                               err);
+    if (rc != 0 || info == NULL) {
+        free(c.info.step_rewards);
+        if (rc != 0)
+            return -1;
+    } else {
+        *info = c.info;
+    }
+    *reward = c.reward;
+    return 0;
+}
+
+/* ---- validators ------------------------------------------------------------------------------ */
+
+static void ac_validator_fini(lua_State *L, void *data)
+{
+    ac_lua_unref(L, ((ac_validator_t *)data)->_validate);
+}
+
+static void ac_validator_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
+{
+    ac_validator_t *v = data;
+    v->_plugin = p;
+    v->name = ac_lua_plugin_name(p);
+    v->version = ac_lua_plugin_version(p);
+    v->path = ac_lua_plugin_path(p);
+    v->_validate = ac_lua_plugin_fn_ref(L, module, p, "validate");
+}
+
+static const ac_lua_plugin_kind_t ac_validator_kind = {"validators", sizeof(ac_validator_t),
+                                                       ac_validator_check, ac_validator_fini};
+
+ac_validator_t *ac_validator_open(ac_lua_host_t *h, const char *name, ac_err_t *err)
+{
+    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &ac_validator_kind, name, err);
+    return p ? ac_lua_plugin_data(p) : NULL;
+}
+
+void ac_validator_close(ac_validator_t *v)
+{
+    if (v)
+        ac_lua_plugin_release(v->_plugin);
+}
+
+typedef struct ac_validator_call {
+    ac_validator_t *v;
+    const json_t *training, *evaluation;
+    int min_training;
+    json_t *problems;
+    ac_err_t conv;
+} ac_validator_call_t;
+
+static int ac_validator_run_k(lua_State *L)
+{
+    ac_validator_call_t *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->v->_validate); /* validate */
+    ac_lua_push_json(L, c->training);                   /* validate training */
+    ac_lua_push_json(L, c->evaluation);                 /* validate training evaluation */
+    lua_createtable(L, 0, 1);                           /* validate training evaluation limits */
+    lua_pushinteger(L, c->min_training);                /* ... limits n */
+    lua_setfield(L, -2, "min_training");                /* ... limits */
+    lua_call(L, 3, 1);                                  /* problems */
+    int empty = 0;
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);       /* problems nil */
+        if (lua_next(L, -2))  /* problems k v */
+            lua_pop(L, 2);    /* problems */
+        else
+            empty = 1;        /* problems: {} means none (it has no array_mt to say "array") */
+    }
+    c->problems = empty ? json_array() : ac_lua_to_json_named(L, -1, "problems", &c->conv);
+    return 0;
+}
+
+/* Checks the shape of a validator's problems: an array of objects with an "error" string. */
+static int ac_problems_check(const ac_validator_t *v, const json_t *problems, ac_err_t *err)
+{
+    if (!json_is_array(problems))
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: validate must return an array of problems",
+                          v->path);
+    size_t i;
+    json_t *pr;
+    json_array_foreach(problems, i, pr) {
+        json_t *field = json_object_get(pr, "field"), *index = json_object_get(pr, "index");
+        if (!json_is_string(json_object_get(pr, "error")) || (field && !json_is_string(field)) ||
+            (index && !json_is_integer(index)))
+            return ac_err_set(err, AC_ERR_INTERNAL, "%s: problems[%zu] must be {error = string, "
+                              "field = string, index = integer}", v->path, i + 1);
+    }
+    return 0;
+}
+
+int ac_validator_run(ac_validator_t *v, const json_t *training, const json_t *evaluation,
+                     int min_training, json_t **problems, ac_err_t *err)
+{
+    json_t *empty = evaluation ? NULL : json_array();
+    ac_validator_call_t c = {.v = v, .training = training,
+                             .evaluation = evaluation ? evaluation : empty,
+                             .min_training = min_training};
+    *problems = NULL;
+    int rc = ac_lua_host_pcall(ac_lua_plugin_host(v->_plugin), ac_validator_run_k, &c, v->path,
+                               err);
+    json_decref(empty);
+    if (rc != 0) {
+        json_decref(c.problems);
+        return -1;
+    }
+    if (c.problems == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: validate returned %s", v->path,
+                          c.conv.message);
+    if (ac_problems_check(v, c.problems, err) != 0) {
+        json_decref(c.problems);
+        return -1;
+    }
+    *problems = c.problems;
+    return 0;
+}
+
+/* ---- webhook policies ------------------------------------------------------------------------- */
+
+static void ac_webhook_policy_fini(lua_State *L, void *data)
+{
+    ac_lua_unref(L, ((ac_webhook_policy_t *)data)->_route);
+}
+
+static void ac_webhook_policy_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
+{
+    ac_webhook_policy_t *w = data;
+    w->_plugin = p;
+    w->name = ac_lua_plugin_name(p);
+    w->version = ac_lua_plugin_version(p);
+    w->path = ac_lua_plugin_path(p);
+    w->_route = ac_lua_plugin_fn_ref(L, module, p, "route");
+}
+
+static const ac_lua_plugin_kind_t ac_webhook_policy_kind = {"webhooks", sizeof(ac_webhook_policy_t),
+                                                            ac_webhook_policy_check, ac_webhook_policy_fini};
+
+ac_webhook_policy_t *ac_webhook_policy_open(ac_lua_host_t *h, const char *name, ac_err_t *err)
+{
+    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &ac_webhook_policy_kind, name, err);
+    return p ? ac_lua_plugin_data(p) : NULL;
+}
+
+void ac_webhook_policy_close(ac_webhook_policy_t *w)
+{
+    if (w)
+        ac_lua_plugin_release(w->_plugin);
+}
+
+typedef struct ac_route_call {
+    ac_webhook_policy_t *w;
+    const json_t *event, *target;
+    json_t *out;
+    int verdict; /* 0 drop, 1 as is, 2 out holds one or more deliveries */
+    ac_err_t conv;
+} ac_route_call_t;
+
+static int ac_webhook_route_k(lua_State *L)
+{
+    ac_route_call_t *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->w->_route); /* route */
+    ac_lua_push_json(L, c->event);                   /* route event */
+    ac_lua_push_json(L, c->target);                  /* route event target */
+    lua_call(L, 2, 1);                               /* verdict */
+    if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
+        c->verdict = 0;
+    } else if (lua_isboolean(L, -1)) {
+        c->verdict = 1;
+    } else {
+        c->verdict = 2;
+        c->out = ac_lua_to_json_named(L, -1, "route's result", &c->conv);
+    }
+    return 0;
+}
+
+/* One delivery as the policy may describe it: {url?, payload?, headers?} with string headers. */
+static int ac_delivery_check(const ac_webhook_policy_t *w, const json_t *d, size_t i, ac_err_t *err)
+{
+    json_t *url = json_object_get(d, "url"), *headers = json_object_get(d, "headers");
+    if (!json_is_object(d) || (url && !json_is_string(url)) || (headers && !json_is_object(headers)))
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: route's delivery %zu must be {url = string, payload = table, "
+                          "headers = {name = string}}", w->path, i + 1);
+    const char *k;
+    json_t *v;
+    json_object_foreach(headers, k, v) {
+        if (!json_is_string(v))
+            return ac_err_set(err, AC_ERR_INTERNAL, "%s: header '%s' must be a string", w->path, k);
+    }
+    return 0;
+}
+
+int ac_webhook_route(ac_webhook_policy_t *w, const json_t *event, const json_t *target, json_t **deliveries,
+                     ac_err_t *err)
+{
+    ac_route_call_t c = {.w = w, .event = event, .target = target};
+    *deliveries = NULL;
+    if (ac_lua_host_pcall(ac_lua_plugin_host(w->_plugin), ac_webhook_route_k, &c, w->path, err) != 0) {
+        json_decref(c.out);
+        return -1;
+    }
+    if (c.verdict == 0) {
+        *deliveries = json_array();
+        return 0;
+    }
+    if (c.verdict == 1) {
+        *deliveries = json_pack("[{}]");
+        return 0;
+    }
+    if (c.out == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: route returned %s", w->path, c.conv.message);
+    /* one delivery (a table with string keys) or a list of them */
+    if (json_is_object(c.out)) {
+        json_t *one = json_array();
+        json_array_append_new(one, c.out);
+        c.out = one;
+    }
+    size_t i;
+    json_t *d;
+    json_array_foreach(c.out, i, d) {
+        if (ac_delivery_check(w, d, i, err) != 0) {
+            json_decref(c.out);
+            return -1;
+        }
+    }
+    *deliveries = c.out;
+    return 0;
+}

@@ -1,0 +1,156 @@
+/* Typed calls into the three plugin kinds: agents, rewards, validators (docs/plugins.md has the
+ * Lua side of each; /tmp/ac/plugin_contract.md is the contract).
+ *
+ * A handle comes from a host (lua_host.h) and belongs to that host's thread. It pins the version
+ * of the plugin it was opened on: when the file changes, the NEXT open returns the new version
+ * while this handle keeps calling the old one until it is closed.
+ *
+ * Every function returns 0 on success, -1 with err filled on failure (AC_ERR_INTERNAL for a
+ * plugin that raised, broke a limit or returned something the contract does not allow; the
+ * message starts with the plugin's path or file:line, err->data may hold {"traceback": ...}).
+ * No function raises; each runs its plugin call under the host's limits. */
+#ifndef AC_PLUGIN_H
+#define AC_PLUGIN_H
+
+#include <stdint.h>
+
+#include "lua/lua_host.h"
+
+#define AC_AGENT_MAX_ACTIONS 64
+#define AC_AGENT_MAX_STEPS 100000
+/* ac_agent_step's result when agent.step raised (or broke a limit): a failed tool call, which
+ * ends the episode; not a host failure. */
+#define AC_AGENT_TOOL_FAILED 1
+
+/* ---- agents: plugins/agents/<name>.lua ------------------------------------------------------- */
+
+typedef struct ac_agent {
+    const char *name;    /* the file name ("calculator"), as passed to ac_agent_open */
+    const char *version; /* agent.version */
+    const char *path;    /* "plugins/agents/calculator.lua" */
+    int n_actions;       /* 1..AC_AGENT_MAX_ACTIONS: the policy's output size */
+    const char *const *actions;         /* (n_actions) names, in agent.actions order */
+    const int64_t *tool_cost_micro_usd; /* (n_actions) tools[a].cost_usd * 1e6, rounded; 0: none */
+    const uint8_t *has_tool;            /* (n_actions) 1 when agent.tools has an entry */
+    int max_steps;                      /* agent.max_steps, or 0 when the agent sets none */
+    /* private */
+    ac_lua_plugin_t *_plugin;
+    int _fn[5];   /* registry refs: init observe legal step final */
+    int _index;   /* registry ref: {action name = 0-based index} */
+    void *_mem;   /* backs actions, tool_cost_micro_usd, has_tool and the names */
+} ac_agent_t;
+
+/* One episode's state: agent.init's table, kept in the Lua registry between calls (no JSON
+ * round trip per step). Caller-allocated; belongs to the agent handle that initialized it. */
+typedef struct ac_episode {
+    int _state;
+} ac_episode_t;
+#define AC_EPISODE_INIT {-2 /* LUA_NOREF */}
+
+/* Opens the current version of plugins/agents/<name>.lua (loading or reloading it as needed,
+ * see ac_lua_plugin_get). Returns a handle to close with ac_agent_close, or NULL with err:
+ * AC_ERR_INVALID_PARAMS (bad name), AC_ERR_NOT_FOUND (no file), AC_ERR_INTERNAL (the file
+ * fails to load or breaks the contract: "plugins/agents/x.lua: missing function 'step'"). */
+ac_agent_t *ac_agent_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
+/* Drops the handle; its version is freed once no handle holds it. NULL is a no-op. */
+void ac_agent_close(ac_agent_t *a);
+
+/* agent.init(query): starts an episode. query is borrowed and converted to Lua (the rollout
+ * passes the training item's query string; the agent never sees expected_outcome). On success
+ * ep holds the state until ac_agent_episode_free. */
+int ac_agent_init(ac_agent_t *a, const json_t *query, ac_episode_t *ep, ac_err_t *err);
+
+/* agent.observe(state): the text the policy reads. *buf is a malloc'd buffer of *cap bytes that
+ * the call grows with realloc as needed (start with NULL and 0; free it when done); on success it
+ * holds the text NUL-terminated and *len is its length. Reuse one buffer across steps. */
+int ac_agent_observe(ac_agent_t *a, const ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
+                     ac_err_t *err);
+
+/* agent.legal(state): mask (n_actions bytes, caller's) gets 1 for each legal action, else 0.
+ * An unknown action name or no legal action at all is an error. */
+int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_t *err);
+
+/* agent.step(state, actions[action]): runs the action's tool. On 0, *params and *result are new
+ * references (nil becomes JSON null) and *done is 1 when the episode ended. When step raised or
+ * broke a limit, returns AC_AGENT_TOOL_FAILED with *params = null, *result = {"error": message},
+ * *done = 1 and err holding the same message. -1: action out of range, or step returned values
+ * that are not JSON (outputs are then NULL). */
+int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **params,
+                  json_t **result, int *done, ac_err_t *err);
+
+/* agent.final(state): the episode's answer, a new reference in *answer. */
+int ac_agent_final(ac_agent_t *a, const ac_episode_t *ep, json_t **answer, ac_err_t *err);
+
+/* Drops the episode's state; ep may be reused with ac_agent_init. A freed or never initialized
+ * episode is a no-op. */
+void ac_agent_episode_free(ac_agent_t *a, ac_episode_t *ep);
+
+/* ---- rewards: plugins/rewards/<name>.lua ----------------------------------------------------- */
+
+typedef struct ac_reward {
+    const char *name, *version, *path;
+    double range_min, range_max; /* reward.range: a reward outside it is an error */
+    double success_threshold;    /* reward.success_threshold, default range_max */
+    /* private */
+    ac_lua_plugin_t *_plugin;
+    int _score;
+} ac_reward_t;
+
+typedef struct ac_reward_info {
+    int success;             /* info.success, default reward >= success_threshold */
+    double *step_rewards;    /* (n_step_rewards) malloc'd, or NULL when the plugin gave none */
+    size_t n_step_rewards;   /* equals the trajectory's number of steps when given */
+    double tool_accuracy;    /* info.tool_accuracy in [0, 1], or -1 when the plugin gave none */
+} ac_reward_info_t;
+
+ac_reward_t *ac_reward_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
+void ac_reward_close(ac_reward_t *r);
+
+/* reward.score(trajectory, expected_outcome). trajectory ({query, steps, final, truncated}) and
+ * expected are borrowed. Fills *reward and *info (info may be NULL; free info->step_rewards with
+ * ac_reward_info_clear). A non-number, NaN or out-of-range reward, or a malformed info table, is
+ * an error; info is then left empty. */
+int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected,
+                    double *reward, ac_reward_info_t *info, ac_err_t *err);
+void ac_reward_info_clear(ac_reward_info_t *info);
+
+/* ---- validators: plugins/validators/<name>.lua ----------------------------------------------- */
+
+typedef struct ac_validator {
+    const char *name, *version, *path;
+    /* private */
+    ac_lua_plugin_t *_plugin;
+    int _validate;
+} ac_validator_t;
+
+ac_validator_t *ac_validator_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
+void ac_validator_close(ac_validator_t *v);
+
+/* validator.validate(training, evaluation, {min_training = min_training}). training and
+ * evaluation are borrowed (evaluation NULL: an empty array). On 0, *problems is a new array,
+ * empty when the data is fine; each problem is an object with "error" (string) and usually
+ * "field" ("training_data[7].query") and "index" (0-based position in its array). The caller
+ * turns a non-empty list into AC_ERR_VALIDATION_FAILED. -1 means the validator itself failed. */
+int ac_validator_run(ac_validator_t *v, const json_t *training, const json_t *evaluation,
+                     int min_training, json_t **problems, ac_err_t *err);
+
+/* ---- webhook policies: plugins/webhooks/<name>.lua ------------------------------------------------ */
+
+typedef struct ac_webhook_policy {
+    const char *name, *version, *path;
+    /* private */
+    ac_lua_plugin_t *_plugin;
+    int _route;
+} ac_webhook_policy_t;
+
+ac_webhook_policy_t *ac_webhook_policy_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
+void ac_webhook_policy_close(ac_webhook_policy_t *w);
+
+/* policy.route(event, target): decides what one subscription gets of one event. event is the
+ * payload {event, timestamp, data}; target {url, events, source, subscription_id}. On 0,
+ * *deliveries is a new array: empty (drop), or one object per delivery with optional "url"
+ * (route elsewhere), "payload" (replace the body) and "headers" (string values to add). */
+int ac_webhook_route(ac_webhook_policy_t *w, const json_t *event, const json_t *target, json_t **deliveries,
+                     ac_err_t *err);
+
+#endif

@@ -1,0 +1,641 @@
+#include "net/rpc.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/uuid.h"
+
+/* Request metrics per method (Prometheus): counts by result code and a latency histogram. */
+static const int metric_codes[] = {0, AC_ERR_PARSE, AC_ERR_INVALID_REQUEST, AC_ERR_METHOD_NOT_FOUND,
+                                   AC_ERR_INVALID_PARAMS, AC_ERR_INTERNAL, AC_ERR_NOT_FOUND, AC_ERR_UNAUTHORIZED,
+                                   AC_ERR_FORBIDDEN, AC_ERR_RATE_LIMITED, AC_ERR_BUDGET_EXCEEDED,
+                                   AC_ERR_VALIDATION_FAILED, AC_ERR_CANNOT_CANCEL, AC_ERR_EVALUATION_FAILED,
+                                   AC_ERR_EXPORT_LIMIT};
+#define N_CODES ((int)(sizeof metric_codes / sizeof metric_codes[0]))
+static const double latency_buckets_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 10};
+#define N_BUCKETS ((int)(sizeof latency_buckets_s / sizeof latency_buckets_s[0]))
+
+typedef struct method_stats {
+    atomic_ulong by_code[N_CODES];
+    atomic_ulong buckets[N_BUCKETS]; /* calls whose latency falls in (bound[b-1], bound[b]] */
+    atomic_ulong count;
+    atomic_ullong sum_ns;
+} method_stats_t;
+
+#define STAT_SHARDS 8
+static atomic_int next_shard;
+static __thread int my_shard = -1;
+
+static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
+static const ac_param_spec_t no_params[] = {{NULL, 0, 0, NULL}};
+
+struct ac_rpc {
+    const ac_method_t *methods;
+    void *app;
+    ac_auth_t *auth;
+    ac_ratelimit_t *rl;
+    int max_depth;
+    int max_batch;
+    int rate_window_s[AC_RL_COUNT];
+    ac_method_t discover; /* rpc.discover, built in */
+    int n_methods;
+    /* STAT_SHARDS x (n_methods + 2): the table, rpc.discover, then calls to no method. Each
+     * thread counts into its own shard (summed when rendered): loop threads answering the same
+     * method would otherwise bounce the counters' cache lines on every call. */
+    method_stats_t *stats[STAT_SHARDS];
+};
+
+ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
+                        const ac_config_t *cfg)
+{
+    ac_rpc_t *rpc = calloc(1, sizeof *rpc);
+    if (rpc == NULL)
+        return NULL;
+    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}, {0}, 0, {NULL}};
+    for (int i = 0; i < AC_RL_COUNT; i++)
+        rpc->rate_window_s[i] = cfg->rate[i].window_s;
+    rpc->discover = (ac_method_t){"rpc.discover", discover, 0, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
+                                  "The OpenRPC document of this API", NULL};
+    while (methods[rpc->n_methods].name != NULL)
+        rpc->n_methods++;
+    for (int i = 0; i < STAT_SHARDS; i++) {
+        if ((rpc->stats[i] = calloc((size_t)rpc->n_methods + 2, sizeof *rpc->stats[i])) == NULL) {
+            ac_rpc_destroy(rpc);
+            return NULL;
+        }
+    }
+    return rpc;
+}
+
+void ac_rpc_destroy(ac_rpc_t *rpc)
+{
+    for (int i = 0; rpc != NULL && i < STAT_SHARDS; i++)
+        free(rpc->stats[i]);
+    free(rpc);
+}
+
+const ac_method_t *ac_rpc_methods(const ac_rpc_t *rpc)
+{
+    return rpc->methods;
+}
+
+void ac_rpc_response_free(ac_rpc_response_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+static const ac_method_t *find_method(const ac_rpc_t *rpc, const char *name)
+{
+    for (const ac_method_t *m = rpc->methods; m->name != NULL; m++)
+        if (strcmp(m->name, name) == 0)
+            return m;
+    if (strcmp(name, rpc->discover.name) == 0)
+        return &rpc->discover;
+    return NULL;
+}
+
+static void record(const ac_rpc_t *rpc, const ac_method_t *m, int code, int64_t t0)
+{
+    int slot = m == NULL ? rpc->n_methods + 1 : m == &rpc->discover ? rpc->n_methods : (int)(m - rpc->methods);
+    if (my_shard < 0)
+        my_shard = atomic_fetch_add(&next_shard, 1) % STAT_SHARDS;
+    method_stats_t *st = &rpc->stats[my_shard][slot];
+    int ci = 0;
+    while (ci < N_CODES && metric_codes[ci] != code)
+        ci++;
+    if (ci == N_CODES)
+        ci = 5; /* an unlisted code counts as internal */
+    atomic_fetch_add_explicit(&st->by_code[ci], 1, memory_order_relaxed);
+    int64_t ns = ac_clock_mono_ns() - t0;
+    /* one counter per call (the first bucket it fits); the cumulative counts Prometheus wants
+     * are summed when rendered: fewer shared cache lines touched on the hot path */
+    int b = 0;
+    while (b < N_BUCKETS && (double)ns / 1e9 > latency_buckets_s[b])
+        b++;
+    if (b < N_BUCKETS)
+        atomic_fetch_add_explicit(&st->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->sum_ns, (unsigned long long)ns, memory_order_relaxed);
+}
+
+/* Nesting is measured before parsing so that a hostile body cannot make the parser recurse
+ * deeply; brackets inside strings do not count. */
+static int nesting_ok(const char *s, size_t len, int max)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return 0;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+static json_t *error_object(const ac_err_t *err, json_t *id)
+{
+    int code = err->code != 0 ? err->code : AC_ERR_INTERNAL;
+    const char *msg = err->message[0] ? err->message : ac_err_name(code);
+    json_t *e = json_pack("{s:i, s:s}", "code", code, "message", msg);
+    if (e == NULL) /* a message that is not UTF-8: fall back to the code's name */
+        e = json_pack("{s:i, s:s}", "code", code, "message", ac_err_name(code));
+    if (err->data != NULL)
+        json_object_set(e, "data", err->data);
+    return json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "error", e, "id", id != NULL ? id : json_null());
+}
+
+static int id_ok(const json_t *id)
+{
+    return json_is_string(id) || json_is_number(id) || json_is_null(id);
+}
+
+static int check_param(const ac_param_spec_t *p, json_t *v, int code, ac_err_t *err)
+{
+    switch (p->type) {
+    case AC_P_STRING:
+        if (!json_is_string(v))
+            return ac_err_field(err, code, p->name, "must be a string");
+        return 0;
+    case AC_P_UUID:
+        if (!json_is_string(v) || !ac_uuid_valid(json_string_value(v), json_string_length(v)))
+            return ac_err_field(err, code, p->name, "must be a UUID");
+        return 0;
+    case AC_P_INTEGER:
+        if (json_is_integer(v))
+            return 0;
+        if (json_is_real(v)) {
+            double d = json_real_value(v);
+            if (d == floor(d) && fabs(d) < 9007199254740992.0)
+                return 0;
+        }
+        return ac_err_field(err, code, p->name, "must be an integer");
+    case AC_P_NUMBER:
+        if (!json_is_number(v))
+            return ac_err_field(err, code, p->name, "must be a number");
+        return 0;
+    case AC_P_BOOL:
+        if (!json_is_boolean(v))
+            return ac_err_field(err, code, p->name, "must be a boolean");
+        return 0;
+    case AC_P_OBJECT:
+        if (!json_is_object(v))
+            return ac_err_field(err, code, p->name, "must be an object");
+        return 0;
+    case AC_P_ARRAY:
+        if (!json_is_array(v))
+            return ac_err_field(err, code, p->name, "must be an array");
+        return 0;
+    }
+    return ac_err_field(err, AC_ERR_INTERNAL, p->name, "unknown parameter type");
+}
+
+/* Checks params against the method's declaration. Absent params mean an empty object; JSON
+ * null for an optional parameter means absent. Unknown names are refused so that a typo is
+ * not silently ignored. */
+static int check_params(const ac_method_t *m, json_t *params, ac_err_t *err)
+{
+    int code = m->param_error ? m->param_error : AC_ERR_INVALID_PARAMS;
+    if (!json_is_object(params))
+        return ac_err_field(err, code, "params", "must be an object of named parameters");
+    const ac_param_spec_t *specs = m->params;
+    for (const ac_param_spec_t *p = specs; p != NULL && p->name != NULL; p++) {
+        json_t *v = json_object_get(params, p->name);
+        if (v == NULL || json_is_null(v)) {
+            if (p->required)
+                return ac_err_field(err, code, p->name, "is required");
+            continue;
+        }
+        if (check_param(p, v, code, err) != 0)
+            return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v) {
+        int known = 0;
+        for (const ac_param_spec_t *p = specs; p != NULL && p->name != NULL && !known; p++)
+            known = strcmp(p->name, key) == 0;
+        if (!known)
+            return ac_err_field(err, code, key, "is not a parameter of %s", m->name);
+    }
+    return 0;
+}
+
+typedef struct request_state {
+    int single;  /* the body is one call, not a batch: a raw result may become the whole body */
+    char *raw;   /* single call answered with raw text: the response body (malloc'd) */
+    size_t raw_len;
+    const ac_principal_t *principal;
+    int64_t now_ms;
+    int has_rate;
+    ac_rate_info_t rate; /* the most constrained window any call of the request touched */
+    int single_rate_limited;
+} request_state_t;
+
+static void note_rate(request_state_t *st, const ac_rate_info_t *info)
+{
+    if (info->limit <= 0)
+        return;
+    if (!st->has_rate || info->remaining < st->rate.remaining ||
+        (info->remaining == st->rate.remaining && info->retry_after_s > st->rate.retry_after_s))
+        st->rate = *info;
+    st->has_rate = 1;
+}
+
+/* Runs one call object. Returns its response (a new reference), or NULL for a notification. */
+static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
+{
+    ac_err_t err = AC_ERR_INIT;
+    json_t *resp = NULL;
+    const ac_method_t *m = NULL;
+    int64_t t0 = ac_clock_mono_ns();
+    if (!json_is_object(req)) {
+        ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Invalid Request: a call must be an object");
+        goto fail_noid;
+    }
+    json_t *id = json_object_get(req, "id");
+    if (id != NULL && !id_ok(id)) {
+        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "id", "must be a string, a number or null");
+        goto fail_noid;
+    }
+    json_t *version = json_object_get(req, "jsonrpc");
+    if (!json_is_string(version) || strcmp(json_string_value(version), "2.0") != 0) {
+        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "jsonrpc", "must be \"2.0\"");
+        goto fail_reply;
+    }
+    json_t *jm = json_object_get(req, "method");
+    if (!json_is_string(jm)) {
+        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "method", "must be a string");
+        goto fail_reply;
+    }
+    json_t *params = json_object_get(req, "params");
+    if (params != NULL && !json_is_object(params) && !json_is_array(params)) {
+        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "params", "must be an object or an array");
+        goto fail_reply;
+    }
+    m = find_method(rpc, json_string_value(jm));
+    if (m == NULL) {
+        ac_err_field(&err, AC_ERR_METHOD_NOT_FOUND, "method", "no method named '%.64s'", json_string_value(jm));
+        goto fail;
+    }
+    if (!ac_principal_has(st->principal, m->permission)) {
+        ac_err_set(&err, AC_ERR_FORBIDDEN, "Forbidden: %s needs the %s permission", m->name,
+                   ac_perm_name(m->permission));
+        ac_err_set_data(&err, json_pack("{s:s, s:s}", "error", "missing permission", "required",
+                                        ac_perm_name(m->permission)));
+        goto fail;
+    }
+    ac_rate_info_t info;
+    int allowed = ac_ratelimit_take(rpc->rl, st->principal->sub, m->rl_class, st->now_ms, &info);
+    note_rate(st, &info);
+    if (!allowed) {
+        ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %d calls of %s per %d s", info.limit,
+                   m->name, rpc->rate_window_s[m->rl_class]);
+        ac_err_set_data(&err, json_pack("{s:i, s:i}", "retry_after_s", info.retry_after_s, "limit", info.limit));
+        st->single_rate_limited = info.retry_after_s > 0 ? info.retry_after_s : 1;
+        goto fail;
+    }
+    json_t *empty = NULL;
+    if (params == NULL)
+        params = empty = json_object();
+    if (check_params(m, params, &err) != 0) {
+        json_decref(empty);
+        goto fail;
+    }
+    ac_call_ctx_t ctx = {rpc, st->principal, rpc->app, st->now_ms, NULL, 0};
+    json_t *result = NULL;
+    int rc = m->handler(&ctx, params, &result, &err);
+    json_decref(empty);
+    if (rc != 0) {
+        json_decref(result);
+        free(ctx.raw_result);
+        goto fail;
+    }
+    record(rpc, m, 0, t0);
+    if (id == NULL) { /* a notification: done, and nothing to say */
+        json_decref(result);
+        free(ctx.raw_result);
+        return NULL;
+    }
+    if (ctx.raw_result != NULL) {
+        if (st->single) {
+            char *idtext = json_dumps(id, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+            static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
+            const char *idt = idtext ? idtext : "null";
+            size_t hl = sizeof head - 1, ml = sizeof mid - 1, il = strlen(idt);
+            if ((st->raw = malloc(hl + ctx.raw_len + ml + il + 2)) != NULL) {
+                char *p = st->raw;
+                memcpy(p, head, hl), p += hl;
+                memcpy(p, ctx.raw_result, ctx.raw_len), p += ctx.raw_len;
+                memcpy(p, mid, ml), p += ml;
+                memcpy(p, idt, il), p += il;
+                *p++ = '}';
+                *p = '\0';
+                st->raw_len = (size_t)(p - st->raw);
+            }
+            free(idtext);
+            free(ctx.raw_result);
+            return NULL;
+        }
+        result = json_loadb(ctx.raw_result, ctx.raw_len, 0, NULL); /* in a batch: back to a value */
+        free(ctx.raw_result);
+    }
+    resp = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result", result != NULL ? result : json_null(), "id", id);
+    return resp;
+
+fail:
+    record(rpc, m, err.code, t0);
+    t0 = -1;
+    if (json_object_get(req, "id") == NULL) {
+        /* a well-formed notification gets no reply, not even an error */
+        ac_err_clear(&err);
+        return NULL;
+    }
+fail_reply: /* a malformed call is not a notification: it is answered, with id null if absent */
+    if (t0 >= 0) /* not counted yet: a malformed call */
+        record(rpc, NULL, err.code, t0);
+    resp = error_object(&err, json_object_get(req, "id"));
+    ac_err_clear(&err);
+    return resp;
+fail_noid:
+    record(rpc, NULL, err.code, t0);
+    resp = error_object(&err, NULL);
+    ac_err_clear(&err);
+    return resp;
+}
+
+static int wants_defer(ac_rpc_t *rpc, json_t *req)
+{
+    if (!json_is_object(req))
+        return 0;
+    json_t *jm = json_object_get(req, "method");
+    if (!json_is_string(jm))
+        return 0;
+    const ac_method_t *m = find_method(rpc, json_string_value(jm));
+    return m != NULL && (m->flags & AC_METHOD_DEFER);
+}
+
+static void finish(ac_rpc_response_t *out, json_t *doc, int status)
+{
+    out->status = status;
+    if (doc == NULL) {
+        out->status = 204;
+        return;
+    }
+    /* 15 significant digits: 97.8, not 97.799999999999997 (ids keep their exact integers) */
+    out->body = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    out->len = out->body != NULL ? strlen(out->body) : 0;
+    json_decref(doc);
+}
+
+static void finish_error(ac_rpc_response_t *out, int code, const char *msg, json_t *data, json_t *id, int status)
+{
+    ac_err_t err = AC_ERR_INIT;
+    ac_err_set(&err, code, "%s", msg);
+    ac_err_set_data(&err, data);
+    finish(out, error_object(&err, id), status);
+    ac_err_clear(&err);
+}
+
+int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const char *body, size_t len,
+                  int allow_defer, ac_rpc_response_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t now_ms = ac_clock_now_ms();
+    ac_principal_t principal;
+    ac_err_t err = AC_ERR_INIT;
+    int depth_ok = nesting_ok(body, len, rpc->max_depth);
+    json_error_t jerr;
+    /* DECODE_ANY: a bare scalar is valid JSON but not a request (-32600, not -32700). */
+    json_t *doc = depth_ok ? json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr) : NULL;
+
+    if (ac_auth_bearer(rpc->auth, auth_header, auth_len, now_ms / 1000, &principal, &err) != 0) {
+        /* echo the id of a single call when there is one, so clients can match the error */
+        json_t *id = json_is_object(doc) ? json_object_get(doc, "id") : NULL;
+        if (id != NULL && !id_ok(id))
+            id = NULL;
+        finish(out, error_object(&err, id), 401);
+        out->unauthorized = 1;
+        ac_err_clear(&err);
+        json_decref(doc);
+        return AC_RPC_DONE;
+    }
+
+    request_state_t st = {!json_is_array(doc), NULL, 0, &principal, now_ms, 0, {0, 0, 0, 0}, 0};
+    if (!depth_ok) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "nesting deeper than %d levels", rpc->max_depth);
+        finish_error(out, AC_ERR_INVALID_REQUEST, "Invalid Request: JSON nested too deeply",
+                     json_pack("{s:s}", "error", msg), NULL, 200);
+    } else if (doc == NULL) {
+        finish_error(out, AC_ERR_PARSE, "Parse error",
+                     json_pack("{s:s, s:i}", "error", jerr.text, "position", jerr.position), NULL, 200);
+    } else if (json_is_array(doc)) {
+        size_t n = json_array_size(doc);
+        if (n == 0) {
+            finish_error(out, AC_ERR_INVALID_REQUEST, "Invalid Request: empty batch",
+                         json_pack("{s:s, s:s}", "field", "batch", "error", "must hold at least one call"), NULL,
+                         200);
+        } else if (n > (size_t)rpc->max_batch) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "must hold at most %d calls", rpc->max_batch);
+            finish_error(out, AC_ERR_INVALID_REQUEST, "Invalid Request: batch too large",
+                         json_pack("{s:s, s:s}", "field", "batch", "error", msg), NULL, 200);
+        } else {
+            size_t i;
+            json_t *req;
+            if (allow_defer) {
+                json_array_foreach(doc, i, req) if (wants_defer(rpc, req))
+                {
+                    json_decref(doc);
+                    return AC_RPC_DEFER;
+                }
+            }
+            json_t *results = json_array();
+            json_array_foreach(doc, i, req)
+            {
+                json_t *r = call_one(rpc, &st, req);
+                if (r != NULL)
+                    json_array_append_new(results, r);
+            }
+            if (json_array_size(results) == 0) {
+                json_decref(results);
+                results = NULL;
+            }
+            finish(out, results, 200);
+        }
+    } else {
+        if (allow_defer && wants_defer(rpc, doc)) {
+            json_decref(doc);
+            return AC_RPC_DEFER;
+        }
+        json_t *r = call_one(rpc, &st, doc);
+        int status = 200;
+        if (r != NULL && st.single_rate_limited) {
+            status = 429;
+            out->retry_after_s = st.single_rate_limited;
+        }
+        if (st.raw != NULL) {
+            out->status = 200;
+            out->body = st.raw;
+            out->len = st.raw_len;
+        } else {
+            finish(out, r, status);
+        }
+    }
+    json_decref(doc);
+
+    /* every authenticated response says where the caller stands */
+    if (!st.has_rate) {
+        ac_rate_info_t info;
+        ac_ratelimit_peek(rpc->rl, principal.sub, AC_RL_OTHER, now_ms, &info);
+        note_rate(&st, &info);
+    }
+    out->has_rate = st.has_rate;
+    out->rate = st.rate;
+    return AC_RPC_DONE;
+}
+
+/* ---- discovery ------------------------------------------------------------------------------- */
+
+static const int common_errors[] = {AC_ERR_INVALID_REQUEST, AC_ERR_INVALID_PARAMS, AC_ERR_INTERNAL,
+                                    AC_ERR_UNAUTHORIZED, AC_ERR_FORBIDDEN, AC_ERR_RATE_LIMITED, 0};
+
+static json_t *param_schema(ac_param_type_t t)
+{
+    switch (t) {
+    case AC_P_STRING: return json_pack("{s:s}", "type", "string");
+    case AC_P_UUID: return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
+    case AC_P_INTEGER: return json_pack("{s:s}", "type", "integer");
+    case AC_P_NUMBER: return json_pack("{s:s}", "type", "number");
+    case AC_P_BOOL: return json_pack("{s:s}", "type", "boolean");
+    case AC_P_OBJECT: return json_pack("{s:s}", "type", "object");
+    case AC_P_ARRAY: return json_pack("{s:s}", "type", "array");
+    }
+    return json_object();
+}
+
+static json_t *method_doc(const ac_method_t *m)
+{
+    json_t *params = json_array(), *errors = json_array();
+    for (const ac_param_spec_t *p = m->params; p != NULL && p->name != NULL; p++)
+        json_array_append_new(params, json_pack("{s:s, s:b, s:s, s:o}", "name", p->name, "required", p->required,
+                                                "description", p->doc ? p->doc : "", "schema", param_schema(p->type)));
+    const int *lists[2] = {m->errors, common_errors};
+    for (int l = 0; l < 2; l++)
+        for (const int *c = lists[l]; c != NULL && *c != 0; c++)
+            json_array_append_new(errors, json_pack("{s:i, s:s}", "code", *c, "message", ac_err_name(*c)));
+    char result[96];
+    snprintf(result, sizeof result, "%s.result", m->name);
+    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:{s:s}}, s:o, s:s, s:s, s:b}", "name", m->name, "summary",
+                     m->doc ? m->doc : "", "paramStructure", "by-name", "params", params, "result", "name", result,
+                     "schema", "type", "object", "errors", errors, "x-permission",
+                     m->permission ? ac_perm_name(m->permission) : "", "x-rate-limit-class",
+                     ac_rl_class_name(m->rl_class), "x-deferred", (m->flags & AC_METHOD_DEFER) != 0);
+}
+
+json_t *ac_rpc_openrpc(const ac_rpc_t *rpc)
+{
+    json_t *methods = json_array();
+    for (const ac_method_t *m = rpc->methods; m->name != NULL; m++)
+        json_array_append_new(methods, method_doc(m));
+    json_array_append_new(methods, method_doc(&rpc->discover));
+    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o}", "openrpc", "1.2.6", "info", "title",
+                     "AgentCore Training API", "version", AC_VERSION, "description",
+                     "GRPO training jobs over JSON-RPC 2.0 (see ../shared/SPEC.md and README.md)", "servers", "name",
+                     "agentcore", "url", "/api/v1/jsonrpc", "methods", methods);
+}
+
+static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    (void)params, (void)err;
+    *result = ac_rpc_openrpc(ctx->rpc);
+    return 0;
+}
+
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -1;
+        if (*buf != NULL && *len + (size_t)n < *cap) {
+            *len += (size_t)n;
+            return 0;
+        }
+        size_t ncap = (*cap ? *cap * 2 : 4096) + (size_t)n;
+        char *nb = realloc(*buf, ncap);
+        if (nb == NULL)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+}
+
+static unsigned long sum_code(const ac_rpc_t *rpc, int i, int c)
+{
+    unsigned long v = 0;
+    for (int k = 0; k < STAT_SHARDS; k++)
+        v += atomic_load(&rpc->stats[k][i].by_code[c]);
+    return v;
+}
+
+int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *cap)
+{
+    int rc = append(buf, len, cap, "# HELP agentcore_requests_total JSON-RPC calls by method and result code "
+                                   "(0: success).\n# TYPE agentcore_requests_total counter\n");
+    for (int i = 0; rc == 0 && i < rpc->n_methods + 2; i++) {
+        const char *name = i < rpc->n_methods ? rpc->methods[i].name : i == rpc->n_methods ? "rpc.discover" : "none";
+        for (int c = 0; rc == 0 && c < N_CODES; c++) {
+            unsigned long v = sum_code(rpc, i, c);
+            if (v > 0)
+                rc = append(buf, len, cap, "agentcore_requests_total{method=\"%s\",code=\"%d\"} %lu\n", name,
+                            metric_codes[c], v);
+        }
+    }
+    rc = rc || append(buf, len, cap, "# HELP agentcore_request_duration_seconds JSON-RPC call latency by "
+                                     "method.\n# TYPE agentcore_request_duration_seconds histogram\n");
+    for (int i = 0; rc == 0 && i < rpc->n_methods + 2; i++) {
+        const char *name = i < rpc->n_methods ? rpc->methods[i].name : i == rpc->n_methods ? "rpc.discover" : "none";
+        unsigned long count = 0, cumulative = 0;
+        unsigned long long sum_ns = 0;
+        for (int k = 0; k < STAT_SHARDS; k++) {
+            count += atomic_load(&rpc->stats[k][i].count);
+            sum_ns += atomic_load(&rpc->stats[k][i].sum_ns);
+        }
+        for (int b = 0; rc == 0 && b < N_BUCKETS; b++) {
+            for (int k = 0; k < STAT_SHARDS; k++)
+                cumulative += atomic_load(&rpc->stats[k][i].buckets[b]);
+            rc = append(buf, len, cap, "agentcore_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %lu\n",
+                        name, latency_buckets_s[b], cumulative);
+        }
+        rc = rc || append(buf, len, cap,
+                          "agentcore_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %lu\n"
+                          "agentcore_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
+                          "agentcore_request_duration_seconds_count{method=\"%s\"} %lu\n",
+                          name, count, name, (double)sum_ns / 1e9, name, count);
+    }
+    return rc ? -1 : 0;
+}

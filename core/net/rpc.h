@@ -1,0 +1,106 @@
+/* JSON-RPC 2.0 over one HTTP request body: single calls, notifications and batches.
+ *
+ * The method table declares, for each method, its handler, the permission it needs, its
+ * rate-limit class and the shape of its parameters; authentication, permission, rate-limit and
+ * parameter-shape checks run here, once, before the handler. Handlers only do their own work.
+ * This is also the only place where an ac_err_t becomes a JSON-RPC error object. */
+#ifndef AC_RPC_H
+#define AC_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/auth.h"
+#include "lua/config.h"
+#include "base/err.h"
+#include "net/ratelimit.h"
+
+typedef enum ac_param_type {
+    AC_P_STRING = 1,
+    AC_P_UUID,    /* a string in UUID form (-32602 otherwise) */
+    AC_P_INTEGER, /* a JSON integer, or a real with an integral value */
+    AC_P_NUMBER,
+    AC_P_BOOL,
+    AC_P_OBJECT,
+    AC_P_ARRAY,
+} ac_param_type_t;
+
+typedef struct ac_param_spec {
+    const char *name;
+    ac_param_type_t type;
+    int required;
+    const char *doc; /* one line, for discovery */
+} ac_param_spec_t;
+
+typedef struct ac_rpc ac_rpc_t;
+
+typedef struct ac_call_ctx {
+    const ac_rpc_t *rpc;
+    const ac_principal_t *principal; /* the authenticated caller */
+    void *app;                       /* the application object given to ac_rpc_create */
+    int64_t now_ms;
+    /* A handler may answer with ready JSON text instead of *result: a malloc'd, valid JSON
+     * object that the response embeds as is (the hot path of a cached status skips building
+     * and printing the result). The rpc layer frees it. */
+    char *raw_result;
+    size_t raw_len;
+} ac_call_ctx_t;
+
+/* A handler gets validated params (an object; never NULL) and returns 0 with *result set (a new
+ * reference), or -1 with err set. */
+typedef int (*ac_rpc_handler_t)(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
+
+enum {
+    AC_METHOD_DEFER = 1, /* long work: runs on an RPC worker thread, never on an event loop */
+};
+
+typedef struct ac_method {
+    const char *name;
+    ac_rpc_handler_t handler;
+    uint32_t permission; /* AC_PERM_* bits all required */
+    int rl_class;        /* AC_RL_* */
+    int flags;           /* AC_METHOD_* */
+    int param_error;     /* code for a parameter of the wrong shape: -32602, or -32600 where SPEC.md says so */
+    const ac_param_spec_t *params; /* terminated by {NULL} */
+    const char *doc;
+    const int *errors; /* the method's own error codes, 0-terminated (NULL: none); discovery lists
+                          them with the ones every method can return */
+} ac_method_t;
+
+/* methods: terminated by {NULL}; must outlive the rpc object. auth and rl are borrowed. */
+ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
+                        const ac_config_t *cfg);
+void ac_rpc_destroy(ac_rpc_t *rpc);
+
+typedef struct ac_rpc_response {
+    int status;          /* HTTP status: 200, 204 (only notifications), 401, 429 */
+    char *body;          /* malloc'd JSON text, NULL with 204 */
+    size_t len;
+    int has_rate;        /* X-RateLimit-* headers apply */
+    ac_rate_info_t rate;
+    int retry_after_s;   /* > 0: send Retry-After */
+    int unauthorized;    /* send WWW-Authenticate: Bearer error="invalid_token" */
+} ac_rpc_response_t;
+
+enum { AC_RPC_DONE = 0, AC_RPC_DEFER = 1 };
+
+/* Handles one request body. auth_header is the Authorization header value (NULL when absent).
+ * With allow_defer set, a request that calls an AC_METHOD_DEFER method is left untouched and
+ * AC_RPC_DEFER is returned: the caller runs ac_rpc_handle again, with allow_defer unset, on a
+ * worker thread. Otherwise fills *out and returns AC_RPC_DONE. Thread-safe. */
+int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const char *body, size_t len,
+                  int allow_defer, ac_rpc_response_t *out);
+
+void ac_rpc_response_free(ac_rpc_response_t *r);
+
+/* The method table, for discovery and tests. */
+const ac_method_t *ac_rpc_methods(const ac_rpc_t *rpc);
+
+/* The OpenRPC document of the method table (what `rpc.discover` answers). New reference. */
+json_t *ac_rpc_openrpc(const ac_rpc_t *rpc);
+
+/* Appends the request counters and latency histograms in Prometheus text format to *buf
+ * (malloc'd, grown as needed; *len bytes used). Returns 0 or -1 (memory). */
+int ac_rpc_metrics_text(const ac_rpc_t *rpc, char **buf, size_t *len, size_t *cap);
+
+#endif

@@ -1,0 +1,40 @@
+/* Runs one training job on the calling (worker) thread: GRPO iterations with everything a job
+ * owes its user persisted as it goes.
+ *
+ * Each iteration commits, in one transaction, its trajectories (every SPEC.md field), the job's
+ * progress and metrics, and its events (progress every 10 iterations, budget warnings at 75 %
+ * and 90 %). Every checkpoint_interval iterations and at the end the runner evaluates the policy
+ * on the job's evaluation data (validation accuracy) and stores a checkpoint: policy, Adam state,
+ * RNG, iteration, and the job's counters. A job that finds a checkpoint resumes from it and first
+ * drops the trajectories written after it, so that a crash loses nothing relative to the last
+ * checkpoint, duplicates nothing, and (same seed, one BLAS thread) ends exactly as an
+ * uninterrupted run.
+ *
+ * A job ends completed, failed (engine error, or plugin failures above the configured rate:
+ * `error` holds the count and sample messages with file:line), or cancelled (at the user's
+ * request, or before a step would pass max_budget_usd: reason budget_exceeded), each time with a
+ * checkpoint of where it stopped. */
+#ifndef AC_RUNNER_H
+#define AC_RUNNER_H
+
+#include <stdatomic.h>
+
+#include "lua/config.h"
+#include "lua/lua_host.h"
+#include "store/store.h"
+
+typedef struct ac_runner_env {
+    ac_store_t *store;
+    const ac_config_t *cfg;
+    ac_lua_host_t *host;    /* this thread's */
+    atomic_int *stopping;   /* server shutdown: leave the job running, it resumes at restart */
+} ac_runner_env_t;
+
+/* Runs the job (already claimed: status running) until it ends or the server stops. Returns 0,
+ * or -1 when the store fails (the job then stays running and resumes at the next start). */
+int ac_runner_run(const ac_runner_env_t *env, const char *job_id, ac_err_t *err);
+
+/* The seed a job trains with: its config's, else one derived from its id. */
+uint64_t ac_runner_seed(const char *job_id, int config_seed);
+
+#endif

@@ -1,0 +1,185 @@
+#include "service/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/app.h"
+#include "base/clock.h"
+#include "net/http.h"
+#include "net/rpc.h"
+#include "service/training.h"
+
+#define GRACE_MS 10000
+
+/* ---- GET /metrics ----------------------------------------------------------------------------- */
+
+typedef struct metrics_ctx {
+    ac_app_t *app;
+    ac_rpc_t *rpc;
+} metrics_ctx_t;
+
+typedef struct job_totals {
+    long by_status[5];
+    long long iterations, trajectories;
+} job_totals_t;
+
+static const char *const statuses[5] = {"queued", "running", "completed", "failed", "cancelled"};
+
+static int count_job(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)key, (void)klen, (void)err;
+    job_totals_t *t = ud;
+    json_t *job = json_loadb(val, vlen, 0, NULL);
+    const char *st = json_string_value(json_object_get(job, "status"));
+    for (int i = 0; st != NULL && i < 5; i++)
+        if (strcmp(st, statuses[i]) == 0)
+            t->by_status[i]++;
+    t->iterations += json_integer_value(json_object_get(job, "current_iteration"));
+    t->trajectories += json_integer_value(json_object_get(job, "trajectories_generated"));
+    json_decref(job);
+    return 0;
+}
+
+static int totals_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    return ac_txn_scan(t, AC_DB_JOBS, NULL, 0, NULL, 0, count_job, ud, err);
+}
+
+static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *status, char **body, size_t *len,
+                          const char **ctype)
+{
+    metrics_ctx_t *m = ud;
+    ac_principal_t p;
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_auth_bearer(m->app->auth, auth, auth_len, ac_clock_now_ms() / 1000, &p, &err) != 0 ||
+        !ac_principal_has(&p, AC_PERM_METRICS_VIEW)) {
+        *status = err.code ? 401 : 403;
+        *body = strdup(err.code ? "unauthorized: a bearer token is required\n"
+                                : "forbidden: the token lacks metrics:view\n");
+        *len = strlen(*body);
+        ac_err_clear(&err);
+        return;
+    }
+    size_t cap = 0;
+    *len = 0;
+    *body = NULL;
+    job_totals_t t = {{0}, 0, 0};
+    ac_store_read(m->app->store, totals_txn, &t, &err);
+    ac_err_clear(&err);
+    uint64_t delivered, failed, dropped;
+    ac_webhooks_counters(m->app->webhooks, &delivered, &failed, &dropped);
+    int rc = ac_rpc_metrics_text(m->rpc, body, len, &cap);
+    char tail[2048];
+    int n = snprintf(tail, sizeof tail,
+                     "# HELP agentcore_jobs Jobs by status.\n# TYPE agentcore_jobs gauge\n"
+                     "agentcore_jobs{status=\"queued\"} %ld\nagentcore_jobs{status=\"running\"} %ld\n"
+                     "agentcore_jobs{status=\"completed\"} %ld\nagentcore_jobs{status=\"failed\"} %ld\n"
+                     "agentcore_jobs{status=\"cancelled\"} %ld\n"
+                     "# HELP agentcore_iterations_total GRPO iterations done, all jobs.\n"
+                     "# TYPE agentcore_iterations_total counter\nagentcore_iterations_total %lld\n"
+                     "# HELP agentcore_trajectories_total Trajectories generated, all jobs.\n"
+                     "# TYPE agentcore_trajectories_total counter\nagentcore_trajectories_total %lld\n"
+                     "# HELP agentcore_webhook_deliveries_total Webhook deliveries answered 2xx.\n"
+                     "# TYPE agentcore_webhook_deliveries_total counter\nagentcore_webhook_deliveries_total %llu\n"
+                     "# HELP agentcore_webhook_failures_total Webhook attempts that failed.\n"
+                     "# TYPE agentcore_webhook_failures_total counter\nagentcore_webhook_failures_total %llu\n"
+                     "# HELP agentcore_webhook_dropped_total Webhook deliveries given up (retries spent or 410).\n"
+                     "# TYPE agentcore_webhook_dropped_total counter\nagentcore_webhook_dropped_total %llu\n",
+                     t.by_status[0], t.by_status[1], t.by_status[2], t.by_status[3], t.by_status[4], t.iterations,
+                     t.trajectories, (unsigned long long)delivered, (unsigned long long)failed,
+                     (unsigned long long)dropped);
+    char *nb = rc == 0 ? realloc(*body, *len + (size_t)n + 1) : NULL;
+    if (nb == NULL) {
+        free(*body);
+        *body = NULL;
+        *status = 500;
+        return;
+    }
+    memcpy(nb + *len, tail, (size_t)n + 1);
+    *body = nb;
+    *len += (size_t)n;
+    *status = 200;
+    *ctype = "text/plain; version=0.0.4";
+}
+
+static ac_auth_t *create_auth(const ac_config_t *cfg, ac_err_t *err)
+{
+    int hs = strcmp(cfg->auth_alg, "HS256") == 0;
+    ac_auth_config_t ac = {
+        .alg = cfg->auth_alg,
+        .secret = hs ? cfg->auth_secret : NULL,
+        .public_key_file = hs ? NULL : cfg->auth_public_key_file,
+        .private_key_file = hs ? NULL : cfg->auth_private_key_file,
+        .issuer = cfg->auth_issuer,
+        .audience = cfg->auth_audience,
+        .leeway_s = cfg->auth_leeway_s,
+    };
+    return ac_auth_create(&ac, err);
+}
+
+ac_auth_t *ac_server_auth(const ac_config_t *cfg, ac_err_t *err)
+{
+    return create_auth(cfg, err);
+}
+
+int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
+{
+    /* Signals go to this thread only (sigwait below); every thread created later inherits the
+     * mask. A client that vanishes must not kill the process with SIGPIPE. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int ret = -1;
+    ac_app_t app = {cfg, NULL, NULL, NULL, NULL, NULL};
+    ac_rpc_t *rpc = NULL;
+    ac_http_t *http = NULL;
+    if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL)
+        goto out;
+    if ((app.auth = create_auth(cfg, err)) == NULL)
+        goto out;
+    if ((app.rl = ac_ratelimit_create(cfg->rate)) == NULL ||
+        (rpc = ac_rpc_create(ac_training_methods, &app, app.auth, app.rl, cfg)) == NULL) {
+        ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if ((http = ac_http_create(cfg, rpc, err)) == NULL)
+        goto out;
+    metrics_ctx_t mctx = {&app, rpc};
+    ac_http_set_metrics(http, serve_metrics, &mctx);
+    if ((app.webhooks = ac_webhooks_start(cfg, app.store, err)) == NULL ||
+        (app.workers = ac_workers_start(cfg, app.store, err)) == NULL || ac_http_start(http, err) != 0)
+        goto out;
+
+    /* the real port, which differs from the config's with port 0 */
+    const char *colon = strrchr(cfg->listen[0], ':');
+    printf("agentcore: listening on http://%.*s:%d port=%d", (int)(colon - cfg->listen[0]), cfg->listen[0],
+           ac_http_port(http, 0), ac_http_port(http, 0));
+    if (cfg->tls_listen != NULL)
+        printf(" tls_port=%d", ac_http_tls_port(http));
+    printf(" threads=%d data=%s\n", cfg->threads, cfg->data_dir);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop_set, &sig);
+    fprintf(stderr, "agentcore: %s received, finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ac_http_stop(http, GRACE_MS);
+    ret = 0;
+out:
+    ac_workers_stop(app.workers); /* running jobs stop between iterations and resume at restart */
+    ac_webhooks_stop(app.webhooks); /* undelivered events stay in the outbox */
+    ac_http_destroy(http);
+    ac_rpc_destroy(rpc);
+    ac_ratelimit_destroy(app.rl);
+    ac_auth_destroy(app.auth);
+    ac_store_close(app.store); /* LMDB closed cleanly: nothing to recover at the next start */
+    if (ret == 0)
+        fprintf(stderr, "agentcore: stopped\n");
+    return ret;
+}

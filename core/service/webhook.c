@@ -1,0 +1,773 @@
+#include "service/webhook.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <netdb.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "lua/lua_host.h"
+#include "lua/plugin.h"
+#include "base/rng.h"
+#include "base/uuid.h"
+
+#define BATCH 32         /* outbox entries handled per pass */
+#define IDLE_WAIT_MS 200 /* longest sleep without a notification (workers do not notify) */
+
+static const char *const event_names[] = {"training.job.started",   "training.job.progress",
+                                          "training.job.completed", "training.job.failed",
+                                          "training.job.cancelled", "training.budget.warning",
+                                          NULL};
+
+struct ac_webhooks {
+    const ac_config_t *cfg;
+    ac_store_t *store;
+    pthread_t thread;
+    atomic_int stopping;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int pending;
+    ac_lua_host_t *host;
+    ac_rng_t rng; /* jitter */
+    atomic_ulong delivered, failed, dropped;
+};
+
+/* ---- signing ----------------------------------------------------------------------------------- */
+
+int ac_webhook_sign(const char *secret, const char *msg_id, int64_t timestamp, const char *body, size_t len,
+                    char *out, size_t outlen)
+{
+    if (strncmp(secret, "whsec_", 6) != 0)
+        return -1;
+    const char *b64 = secret + 6;
+    size_t blen = strlen(b64);
+    unsigned char key[256];
+    if (blen == 0 || blen % 4 != 0 || blen / 4 * 3 > sizeof key)
+        return -1;
+    int klen = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)blen);
+    if (klen < 0)
+        return -1;
+    klen -= (b64[blen - 1] == '=') + (b64[blen - 2] == '='); /* DecodeBlock counts the padding */
+    char prefix[128];
+    int plen = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, (long long)timestamp);
+    /* the signed content is "id.timestamp.body" */
+    char *msg = malloc((size_t)plen + len + 1);
+    if (msg == NULL)
+        return -1;
+    memcpy(msg, prefix, (size_t)plen);
+    memcpy(msg + plen, body, len);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    int ok = HMAC(EVP_sha256(), key, klen, (const unsigned char *)msg, (size_t)plen + len, mac, &maclen) != NULL;
+    free(msg);
+    if (!ok || outlen < 4 + 4 * ((maclen + 2) / 3) + 1)
+        return -1;
+    memcpy(out, "v1,", 3);
+    EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen);
+    return 0;
+}
+
+int ac_webhook_new_secret(char *out, size_t outlen)
+{
+    unsigned char raw[24];
+    if (outlen < 6 + 32 + 1 || getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return -1;
+    memcpy(out, "whsec_", 6);
+    EVP_EncodeBlock((unsigned char *)out + 6, raw, sizeof raw);
+    return 0;
+}
+
+/* ---- targets ------------------------------------------------------------------------------------ */
+
+static int private_addr(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 10 || (a >> 24) == 127 || (a >> 24) == 0 || (a >> 20) == (172 << 4 | 1) ||
+               (a >> 16) == (192 << 8 | 168) || (a >> 16) == (169 << 8 | 254) || (a >> 22) == (100 << 2 | 1);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t loop[16] = {[15] = 1}, any[16] = {0};
+        if (memcmp(b, loop, 16) == 0 || memcmp(b, any, 16) == 0 || (b[0] & 0xfe) == 0xfc ||
+            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
+            return 1;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0) {
+            struct sockaddr_in v4 = {.sin_family = AF_INET};
+            memcpy(&v4.sin_addr, b + 12, 4);
+            return private_addr((const struct sockaddr *)&v4);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+int ac_webhook_url_check(const ac_config_t *cfg, const char *url, const char *field, ac_err_t *err)
+{
+    const char *rest;
+    if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "must be an http:// or https:// URL");
+    if (strlen(url) > 2048)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "longer than 2048 characters");
+    char host[256];
+    size_t n = strcspn(rest, "/?#");
+    if (n == 0 || n >= sizeof host || memchr(rest, '@', n) != NULL)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "must name a host (and no user information)");
+    memcpy(host, rest, n);
+    host[n] = 0;
+    /* strip the port (and the brackets of an IPv6 literal) */
+    char *h = host;
+    if (*h == '[') {
+        char *close = strchr(h, ']');
+        if (close == NULL)
+            return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "has an unterminated IPv6 address");
+        *close = 0;
+        h++;
+    } else {
+        char *colon = strrchr(h, ':');
+        if (colon != NULL)
+            *colon = 0;
+    }
+    if (cfg->webhook_allow_private)
+        return 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(h, NULL, &hints, &ai) != 0)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "the host '%s' does not resolve", h);
+    int refused = 0;
+    for (struct addrinfo *p = ai; p != NULL; p = p->ai_next)
+        refused |= private_addr(p->ai_addr);
+    freeaddrinfo(ai);
+    if (refused)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field,
+                            "'%s' is a loopback or private address: refused (webhooks.allow_private)", h);
+    return 0;
+}
+
+int ac_webhook_events_check(const json_t *events, const char *field, ac_err_t *err)
+{
+    if (!json_is_array(events) || json_array_size(events) == 0)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "must be a non-empty array of event names");
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        const char *name = json_string_value(e);
+        int ok = name != NULL && strcmp(name, "*") == 0;
+        for (const char *const *p = event_names; name != NULL && *p && !ok; p++)
+            ok = strcmp(*p, name) == 0;
+        if (!ok)
+            return ac_err_field(err, AC_ERR_INVALID_PARAMS, field,
+                                "unknown event %s: use training.job.started, .progress, .completed, .failed, "
+                                ".cancelled, training.budget.warning or *",
+                                name ? name : "(not a string)");
+    }
+    return 0;
+}
+
+static int wants(const json_t *events, const char *event)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        const char *name = json_string_value(e);
+        if (name != NULL && (strcmp(name, "*") == 0 || strcmp(name, event) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- subscriptions (API) ----------------------------------------------------------------------- */
+
+static size_t sub_key(char *key, const char *owner, const char *id)
+{
+    size_t olen = strlen(owner);
+    memcpy(key, owner, olen);
+    key[olen] = 0;
+    memcpy(key + olen + 1, id, AC_UUID_LEN);
+    return olen + 1 + AC_UUID_LEN;
+}
+
+static int put_sub(ac_txn_t *t, const char *owner, const json_t *sub, ac_err_t *err)
+{
+    char key[512];
+    size_t klen = sub_key(key, owner, json_string_value(json_object_get(sub, "subscription_id")));
+    char *text = json_dumps(sub, JSON_COMPACT);
+    int rc = text ? ac_txn_put(t, AC_DB_WEBHOOKS, key, klen, text, strlen(text), err)
+                  : ac_err_set(err, AC_ERR_INTERNAL, "webhooks: cannot encode a subscription");
+    free(text);
+    return rc;
+}
+
+static int put_sub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    json_t *sub = ud;
+    return put_sub(t, json_string_value(json_object_get(sub, "owner")), sub, err);
+}
+
+int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *owner, const char *url,
+                          const json_t *events, int64_t now_ms, json_t **out, ac_err_t *err)
+{
+    /* the cheap check first: the URL's may wait on DNS */
+    if (ac_webhook_events_check(events, "events", err) != 0 || ac_webhook_url_check(cfg, url, "url", err) != 0)
+        return -1;
+    if (strlen(owner) > 400)
+        return ac_err_set(err, AC_ERR_INTERNAL, "webhooks: owner too long");
+    char id[AC_UUID_LEN + 1], secret[64], ts[40];
+    if (ac_uuid_v4(id) != 0 || ac_webhook_new_secret(secret, sizeof secret) != 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "webhooks: no random source");
+    json_t *sub = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:b, s:n, s:n, s:i, s:i}", "subscription_id", id,
+                            "owner", owner, "url", url, "events", events, "secret", secret, "created_at",
+                            ac_clock_iso8601(ts, sizeof ts, now_ms, 0), "disabled", 0, "last_status",
+                            "last_delivery_at", "failures", 0, "deliveries", 0);
+    if (sub == NULL)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "url", "must be valid UTF-8");
+    if (ac_store_write(s, put_sub_txn, sub, err) != 0) {
+        json_decref(sub);
+        return -1;
+    }
+    json_object_del(sub, "owner");
+    *out = sub;
+    return 0;
+}
+
+typedef struct list_ctx {
+    json_t *out;
+    int with_secret;
+} list_ctx_t;
+
+static int list_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)key, (void)klen, (void)err;
+    list_ctx_t *l = ud;
+    json_t *sub = json_loadb(val, vlen, 0, NULL);
+    if (sub != NULL) {
+        if (!l->with_secret)
+            json_object_del(sub, "secret");
+        json_object_del(sub, "owner");
+        json_array_append_new(l->out, sub);
+    }
+    return 0;
+}
+
+typedef struct owner_ctx {
+    const char *owner;
+    list_ctx_t list;
+} owner_ctx_t;
+
+static int list_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    owner_ctx_t *o = ud;
+    json_array_clear(o->list.out);
+    size_t olen = strlen(o->owner);
+    return ac_txn_scan(t, AC_DB_WEBHOOKS, o->owner, olen + 1, NULL, 0, list_one, &o->list, err);
+}
+
+static int owner_subs(ac_store_t *s, const char *owner, int with_secret, json_t **out, ac_err_t *err)
+{
+    owner_ctx_t o = {owner, {json_array(), with_secret}};
+    if (ac_store_read(s, list_txn, &o, err) != 0) {
+        json_decref(o.list.out);
+        return -1;
+    }
+    *out = o.list.out;
+    return 0;
+}
+
+int ac_webhooks_list(ac_store_t *s, const char *owner, json_t **out, ac_err_t *err)
+{
+    return owner_subs(s, owner, 0, out, err);
+}
+
+typedef struct unsub_ctx {
+    const char *owner, *id;
+} unsub_ctx_t;
+
+static int unsub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    unsub_ctx_t *u = ud;
+    char key[512];
+    int rc = ac_txn_del(t, AC_DB_WEBHOOKS, key, sub_key(key, u->owner, u->id), err);
+    if (rc < 0)
+        return -1;
+    return rc == 1 ? 0 : ac_err_field(err, AC_ERR_NOT_FOUND, "subscription_id", "no subscription %s", u->id);
+}
+
+int ac_webhooks_unsubscribe(ac_store_t *s, const char *owner, const char *id, ac_err_t *err)
+{
+    if (strlen(owner) > 400)
+        return ac_err_field(err, AC_ERR_NOT_FOUND, "subscription_id", "no subscription %s", id);
+    unsub_ctx_t u = {owner, id};
+    return ac_store_write(s, unsub_txn, &u, err);
+}
+
+/* ---- the outbox ---------------------------------------------------------------------------------- */
+
+typedef struct entry {
+    uint8_t key[8];
+    json_t *v;
+} entry_t;
+
+typedef struct take_ctx {
+    const char *kind;
+    int64_t now_ms;
+    entry_t items[BATCH];
+    int n;
+    int64_t next_due; /* earliest next_at among deliveries not yet due */
+} take_ctx_t;
+
+static int take_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)err;
+    take_ctx_t *c = ud;
+    if (klen != 8)
+        return 0;
+    json_t *v = json_loadb(val, vlen, 0, NULL);
+    const char *kind = json_string_value(json_object_get(v, "kind"));
+    int take = kind != NULL && strcmp(kind, c->kind) == 0;
+    if (take && strcmp(c->kind, "delivery") == 0) {
+        int64_t at = json_integer_value(json_object_get(v, "next_at_ms"));
+        if (at > c->now_ms) {
+            if (c->next_due == 0 || at < c->next_due)
+                c->next_due = at;
+            take = 0;
+        }
+    }
+    if (!take) {
+        json_decref(v);
+        return 0;
+    }
+    memcpy(c->items[c->n].key, key, 8);
+    c->items[c->n++].v = v;
+    return c->n == BATCH;
+}
+
+static int take_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    take_ctx_t *c = ud;
+    return ac_txn_scan(t, AC_DB_OUTBOX, NULL, 0, NULL, 0, take_one, c, err);
+}
+
+static void release(take_ctx_t *c)
+{
+    for (int i = 0; i < c->n; i++)
+        json_decref(c->items[i].v);
+    c->n = 0;
+}
+
+/* Fan-out of one event: the deliveries its subscriptions get, as outbox entries. */
+typedef struct fanout {
+    uint8_t key[8];
+    json_t *deliveries; /* array of delivery entries */
+} fanout_t;
+
+static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *payload,
+                       const char *url, const json_t *events, const char *source, const char *sub_id,
+                       const char *owner, const char *secret)
+{
+    const char *event = json_string_value(json_object_get(payload, "event"));
+    if (url == NULL || secret == NULL || !wants(events, event))
+        return;
+    ac_webhook_policy_t *policy = NULL;
+    ac_err_t err = AC_ERR_INIT;
+    json_t *target = json_pack("{s:s, s:O, s:s, s:s?}", "url", url, "events", events, "source", source,
+                               "subscription_id", sub_id);
+    json_t *routed = NULL;
+    if ((policy = ac_webhook_policy_open(w->host, w->cfg->webhook_policy, &err)) == NULL ||
+        ac_webhook_route(policy, payload, target, &routed, &err) != 0) {
+        /* a broken policy must not swallow events: deliver as is, and say why */
+        fprintf(stderr, "agentcore: webhook policy: %s (delivering unchanged)\n", err.message);
+        routed = json_pack("[{}]");
+    }
+    ac_webhook_policy_close(policy);
+    ac_err_clear(&err);
+    size_t i;
+    json_t *d;
+    json_array_foreach(routed, i, d)
+    {
+        const char *to = json_string_value(json_object_get(d, "url"));
+        if (to == NULL)
+            to = url;
+        else if (ac_webhook_url_check(w->cfg, to, "url", &err) != 0) {
+            fprintf(stderr, "agentcore: webhook policy routed to %s: %s\n", to, err.message);
+            ac_err_clear(&err);
+            continue;
+        }
+        json_t *body = json_object_get(d, "payload");
+        char *text = json_dumps(body ? body : payload, JSON_COMPACT);
+        char id[AC_UUID_LEN + 5] = "msg_";
+        if (text == NULL || ac_uuid_v4(id + 4) != 0) {
+            free(text);
+            continue;
+        }
+        json_t *headers = json_object_get(d, "headers");
+        json_array_append_new(
+            deliveries, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:s, s:i, s:I}", "kind",
+                                  "delivery", "webhook_id", id, "url", to, "event", event, "body", text, "headers",
+                                  headers ? json_incref(headers) : json_object(), "source", source, "subscription_id", sub_id,
+                                  "owner", owner, "secret", secret, "attempt", 0, "next_at_ms",
+                                  (json_int_t)ac_clock_now_ms()));
+        free(text);
+    }
+    json_decref(routed);
+    json_decref(target);
+}
+
+static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    fanout_t *f = ud;
+    if (ac_txn_del(t, AC_DB_OUTBOX, f->key, 8, err) < 0)
+        return -1;
+    size_t i;
+    json_t *d;
+    json_array_foreach(f->deliveries, i, d)
+    {
+        uint64_t seq;
+        uint8_t key[8];
+        char *text = json_dumps(d, JSON_COMPACT);
+        int rc = text == NULL || ac_txn_next_seq(t, "outbox_seq", &seq, err) != 0;
+        if (!rc) {
+            ac_be64_put(key, seq);
+            rc = ac_txn_put(t, AC_DB_OUTBOX, key, 8, text, strlen(text), err) != 0;
+        }
+        free(text);
+        if (rc)
+            return err && err->code ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "webhooks: cannot store a delivery");
+    }
+    return 0;
+}
+
+static int fan_out(ac_webhooks_t *w)
+{
+    ac_err_t err = AC_ERR_INIT;
+    take_ctx_t c = {.kind = "event", .now_ms = ac_clock_now_ms()};
+    if (ac_store_read(w->store, take_txn, &c, &err) != 0) {
+        fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
+        ac_err_clear(&err);
+        return 0;
+    }
+    int done = 0;
+    for (int i = 0; i < c.n; i++) {
+        json_t *entry = c.items[i].v;
+        json_t *payload = json_object_get(entry, "event");
+        const char *owner = json_string_value(json_object_get(entry, "owner"));
+        fanout_t f = {{0}, json_array()};
+        memcpy(f.key, c.items[i].key, 8);
+        size_t k;
+        json_t *sub;
+        json_array_foreach(w->cfg->webhook_subscriptions, k, sub)
+        {
+            add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
+                       json_object_get(sub, "events"), "config", NULL, owner, w->cfg->webhook_secret);
+        }
+        json_array_foreach(json_object_get(entry, "webhooks"), k, sub)
+        {
+            const char *secret = json_string_value(json_object_get(sub, "secret"));
+            add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
+                       json_object_get(sub, "events"), "job", NULL, owner,
+                       secret ? secret : w->cfg->webhook_secret);
+        }
+        json_t *subs = NULL;
+        if (owner != NULL && owner_subs(w->store, owner, 1, &subs, &err) == 0) {
+            json_array_foreach(subs, k, sub)
+            {
+                if (!json_is_true(json_object_get(sub, "disabled")))
+                    add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
+                               json_object_get(sub, "events"), "subscription",
+                               json_string_value(json_object_get(sub, "subscription_id")), owner,
+                               json_string_value(json_object_get(sub, "secret")));
+            }
+        }
+        json_decref(subs);
+        ac_err_clear(&err);
+        if (ac_store_write(w->store, fanout_txn, &f, &err) != 0) {
+            fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
+            ac_err_clear(&err);
+        } else {
+            done++;
+        }
+        json_decref(f.deliveries);
+    }
+    release(&c);
+    return done;
+}
+
+/* ---- delivery ------------------------------------------------------------------------------------ */
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    const ac_webhooks_t *w = ud;
+    /* checked at connect time: a name may resolve to a private address only later */
+    if (!w->cfg->webhook_allow_private && private_addr(&addr->addr))
+        return CURL_SOCKET_BAD;
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p, (void)ud;
+    return size * n;
+}
+
+typedef struct outcome {
+    long status; /* HTTP status, 0 when there was none */
+    char error[CURL_ERROR_SIZE];
+} outcome_t;
+
+typedef struct result_ctx {
+    uint8_t key[8];
+    json_t *d;
+    const outcome_t *o;
+    const ac_config_t *cfg;
+    double jitter; /* in [-1, 1] */
+    int64_t now_ms;
+} result_ctx_t;
+
+static int update_sub(ac_txn_t *t, const char *owner, const char *id, const outcome_t *o, int ok, int disable,
+                      int64_t now_ms, ac_err_t *err)
+{
+    char key[512];
+    size_t klen = sub_key(key, owner, id);
+    const void *val;
+    size_t vlen;
+    int found = ac_txn_get(t, AC_DB_WEBHOOKS, key, klen, &val, &vlen, err);
+    if (found <= 0)
+        return found;
+    json_t *sub = json_loadb(val, vlen, 0, NULL);
+    if (sub == NULL)
+        return 0;
+    char ts[40];
+    json_object_set_new(sub, "last_status", o->status ? json_integer(o->status) : json_string(o->error));
+    json_object_set_new(sub, "last_delivery_at", json_string(ac_clock_iso8601(ts, sizeof ts, now_ms, 0)));
+    if (ok) {
+        json_object_set_new(sub, "deliveries", json_integer(json_integer_value(json_object_get(sub, "deliveries")) + 1));
+    } else {
+        json_object_set_new(sub, "failures", json_integer(json_integer_value(json_object_get(sub, "failures")) + 1));
+    }
+    if (disable)
+        json_object_set_new(sub, "disabled", json_true());
+    int rc = put_sub(t, owner, sub, err);
+    json_decref(sub);
+    return rc;
+}
+
+static int result_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    result_ctx_t *r = ud;
+    const outcome_t *o = r->o;
+    int ok = o->status >= 200 && o->status < 300, gone = o->status == 410;
+    json_int_t attempt = json_integer_value(json_object_get(r->d, "attempt")) + 1;
+    int dead = !ok && !gone && attempt >= r->cfg->n_webhook_retries;
+    const char *sub_id = json_string_value(json_object_get(r->d, "subscription_id"));
+    const char *owner = json_string_value(json_object_get(r->d, "owner"));
+    if (sub_id != NULL && owner != NULL && update_sub(t, owner, sub_id, o, ok, gone, r->now_ms, err) < 0)
+        return -1;
+    if (ok || gone || dead)
+        return ac_txn_del(t, AC_DB_OUTBOX, r->key, 8, err) < 0 ? -1 : 0;
+    /* retry: the schedule's next delay, scaled by 1 +- jitter */
+    double delay_s = r->cfg->webhook_retry_s[attempt] * (1.0 + r->cfg->webhook_jitter * r->jitter);
+    json_object_set_new(r->d, "attempt", json_integer(attempt));
+    json_object_set_new(r->d, "next_at_ms", json_integer((json_int_t)(r->now_ms + (int64_t)(delay_s * 1000.0))));
+    json_object_set_new(r->d, "last_error", o->status ? json_integer(o->status) : json_string(o->error));
+    char *text = json_dumps(r->d, JSON_COMPACT);
+    int rc = text ? ac_txn_put(t, AC_DB_OUTBOX, r->key, 8, text, strlen(text), err)
+                  : ac_err_set(err, AC_ERR_INTERNAL, "webhooks: cannot encode a delivery");
+    free(text);
+    return rc;
+}
+
+static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
+{
+    ac_err_t err = AC_ERR_INIT;
+    take_ctx_t c = {.kind = "delivery", .now_ms = ac_clock_now_ms()};
+    if (ac_store_read(w->store, take_txn, &c, &err) != 0) {
+        ac_err_clear(&err);
+        return 0;
+    }
+    *next_due = c.next_due;
+    if (c.n == 0)
+        return 0;
+    CURLM *multi = curl_multi_init();
+    CURL *easy[BATCH] = {0};
+    struct curl_slist *headers[BATCH] = {0};
+    outcome_t out[BATCH];
+    memset(out, 0, sizeof out);
+    for (int i = 0; i < c.n; i++) {
+        json_t *d = c.items[i].v;
+        const char *body = json_string_value(json_object_get(d, "body"));
+        const char *id = json_string_value(json_object_get(d, "webhook_id"));
+        int64_t ts = ac_clock_now_ms() / 1000;
+        char sig[128], line[512];
+        if (body == NULL || id == NULL ||
+            ac_webhook_sign(json_string_value(json_object_get(d, "secret")), id, ts, body, strlen(body), sig,
+                            sizeof sig) != 0) {
+            snprintf(out[i].error, sizeof out[i].error, "cannot sign (bad secret)");
+            continue;
+        }
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        snprintf(line, sizeof line, "webhook-id: %s", id);
+        h = curl_slist_append(h, line);
+        snprintf(line, sizeof line, "webhook-timestamp: %lld", (long long)ts);
+        h = curl_slist_append(h, line);
+        snprintf(line, sizeof line, "webhook-signature: %s", sig);
+        h = curl_slist_append(h, line);
+        h = curl_slist_append(h, "User-Agent: agentcore-webhooks/" AC_VERSION);
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(d, "headers"), name, v)
+        {
+            /* a policy may add headers, not smuggle lines */
+            if (strpbrk(name, "\r\n:") == NULL && strpbrk(json_string_value(v), "\r\n") == NULL) {
+                snprintf(line, sizeof line, "%s: %s", name, json_string_value(v));
+                h = curl_slist_append(h, line);
+            }
+        }
+        headers[i] = h;
+        CURL *e = curl_easy_init();
+        easy[i] = e;
+        curl_easy_setopt(e, CURLOPT_URL, json_string_value(json_object_get(d, "url")));
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)w->cfg->webhook_timeout_ms);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, out[i].error);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, &out[i]);
+        curl_multi_add_handle(multi, e);
+    }
+    int running = 1;
+    while (running > 0) {
+        curl_multi_perform(multi, &running);
+        if (running > 0)
+            curl_multi_poll(multi, NULL, 0, 200, NULL);
+    }
+    for (int i = 0; i < c.n; i++) {
+        if (easy[i] != NULL) {
+            curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &out[i].status);
+            if (out[i].status == 0 && out[i].error[0] == '\0')
+                snprintf(out[i].error, sizeof out[i].error, "no response");
+            curl_multi_remove_handle(multi, easy[i]);
+            curl_easy_cleanup(easy[i]);
+        }
+        curl_slist_free_all(headers[i]);
+        int ok = out[i].status >= 200 && out[i].status < 300;
+        atomic_fetch_add(ok ? &w->delivered : &w->failed, 1);
+        if (!ok && (out[i].status == 410 ||
+                    json_integer_value(json_object_get(c.items[i].v, "attempt")) + 1 >= w->cfg->n_webhook_retries))
+            atomic_fetch_add(&w->dropped, 1);
+        result_ctx_t r = {{0}, c.items[i].v, &out[i], w->cfg,
+                          ac_rng_uniform_double(&w->rng) * 2.0 - 1.0, ac_clock_now_ms()};
+        memcpy(r.key, c.items[i].key, 8);
+        if (ac_store_write(w->store, result_txn, &r, &err) != 0) {
+            fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
+            ac_err_clear(&err);
+        }
+    }
+    curl_multi_cleanup(multi);
+    int n = c.n;
+    release(&c);
+    return n;
+}
+
+static void *delivery_main(void *arg)
+{
+    ac_webhooks_t *w = arg;
+    while (!atomic_load(&w->stopping)) {
+        int64_t next_due = 0;
+        int work = fan_out(w);
+        work += deliver_due(w, &next_due);
+        if (work > 0)
+            continue;
+        int64_t wait_ms = IDLE_WAIT_MS;
+        if (next_due > 0) {
+            int64_t until = next_due - ac_clock_now_ms();
+            if (until < wait_ms)
+                wait_ms = until > 0 ? until : 0;
+        }
+        pthread_mutex_lock(&w->lock);
+        if (w->pending == 0 && !atomic_load(&w->stopping) && wait_ms > 0) {
+            struct timespec ts = ac_clock_deadline(wait_ms);
+            pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        }
+        w->pending = 0;
+        pthread_mutex_unlock(&w->lock);
+    }
+    return NULL;
+}
+
+ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err)
+{
+    ac_webhooks_t *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        ac_err_set(err, AC_ERR_INTERNAL, "webhooks: out of memory");
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->store = store;
+    ac_rng_seed(&w->rng, (uint64_t)ac_clock_mono_ns());
+    ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
+    if ((w->host = ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &limits, err)) == NULL) {
+        free(w);
+        return NULL;
+    }
+    /* a policy that does not load is a config error: say so at start */
+    ac_webhook_policy_t *p = ac_webhook_policy_open(w->host, cfg->webhook_policy, err);
+    if (p == NULL) {
+        ac_lua_host_destroy(w->host);
+        free(w);
+        return NULL;
+    }
+    ac_webhook_policy_close(p);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    pthread_create(&w->thread, NULL, delivery_main, w);
+    return w;
+}
+
+void ac_webhooks_notify(ac_webhooks_t *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->pending = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped)
+{
+    *delivered = w ? atomic_load(&w->delivered) : 0;
+    *failed = w ? atomic_load(&w->failed) : 0;
+    *dropped = w ? atomic_load(&w->dropped) : 0;
+}
+
+void ac_webhooks_stop(ac_webhooks_t *w)
+{
+    if (w == NULL)
+        return;
+    atomic_store(&w->stopping, 1);
+    ac_webhooks_notify(w);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    ac_lua_host_destroy(w->host);
+    free(w);
+}

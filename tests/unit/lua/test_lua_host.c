@@ -1,0 +1,826 @@
+/* Lua host and plugin calls: sandbox, limits, error locations, JSON <-> Lua, plugin contract,
+ * reload, and the typed agent/reward/validator calls on plugins written into a temp dir. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "lua/lua_host.h"
+#include "lua/plugin.h"
+
+#include "check.h"
+
+static char src_dir[1024], lua_dir[1100], tmp_dir[64];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void write_file(const char *rel, const char *fmt, ...)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmp_dir, rel);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        exit(2);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
+}
+
+static int has(const char *s, const char *part) { return s && strstr(s, part) != NULL; }
+
+/* Runs code; returns the result (NULL on error, with the message in err). */
+static json_t *run(ac_lua_host_t *h, const char *code, ac_err_t *err)
+{
+    json_t *r = NULL;
+    ac_err_clear(err);
+    if (ac_lua_host_run(h, code, "@tests/chunk.lua", &r, err) != 0)
+        return NULL;
+    return r;
+}
+
+/* Whether code runs and returns true. */
+static int run_true(ac_lua_host_t *h, const char *code)
+{
+    ac_err_t err = AC_ERR_INIT;
+    json_t *r = run(h, code, &err);
+    int ok = r && json_is_true(r);
+    if (!ok)
+        fprintf(stderr, "  (%s -> %s)\n", code, r ? "not true" : err.message);
+    json_decref(r);
+    ac_err_clear(&err);
+    return ok;
+}
+
+/* Whether code fails with a message containing `part`. */
+static int run_fails(ac_lua_host_t *h, const char *code, const char *part)
+{
+    ac_err_t err = AC_ERR_INIT;
+    json_t *r = run(h, code, &err);
+    int ok = r == NULL && has(err.message, part);
+    if (!ok)
+        fprintf(stderr, "  (%s -> %s)\n", code, r ? "succeeded" : err.message);
+    json_decref(r);
+    ac_err_clear(&err);
+    return ok;
+}
+
+/* ---- JSON round trips through Lua ------------------------------------------------------------ */
+
+typedef struct {
+    const json_t *in;
+    const char *check; /* Lua code receiving the value as `...`, returning true */
+    json_t *out;
+    int checked;
+    ac_err_t conv;
+} rt_ctx_t;
+
+static int rt_k(lua_State *L)
+{
+    rt_ctx_t *c = lua_touserdata(L, 1);
+    ac_lua_push_json(L, c->in); /* v */
+    if (c->check) {
+        luaL_loadbufferx(L, c->check, strlen(c->check), "=check", "t"); /* v f */
+        lua_pushvalue(L, -2);                                          /* v f v */
+        lua_call(L, 1, 1);                                             /* v ok */
+        c->checked = lua_toboolean(L, -1);
+        lua_pop(L, 1); /* v */
+    }
+    c->out = ac_lua_to_json(L, -1, &c->conv);
+    return 0;
+}
+
+static json_t *round_trip(ac_lua_host_t *h, const json_t *in, const char *check, int *checked,
+                          ac_err_t *err)
+{
+    rt_ctx_t c = {in, check, NULL, 0, AC_ERR_INIT};
+    if (ac_lua_host_pcall(h, rt_k, &c, "round trip", err) != 0) {
+        json_decref(c.out);
+        return NULL;
+    }
+    if (checked)
+        *checked = c.checked;
+    if (c.out == NULL)
+        *err = c.conv;
+    return c.out;
+}
+
+/* Converts what `code` returns to JSON and compares it with the JSON text `want`; with want
+ * NULL, expects a conversion error containing `part`. */
+static int converts(ac_lua_host_t *h, const char *code, const char *want, const char *part)
+{
+    ac_err_t err = AC_ERR_INIT;
+    json_t *r = run(h, code, &err);
+    int ok;
+    if (want) {
+        json_t *w = json_loads(want, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        ok = r && w && json_equal(r, w);
+        if (!ok) {
+            char *got = r ? json_dumps(r, JSON_ENCODE_ANY) : NULL;
+            fprintf(stderr, "  (%s -> %s, want %s)\n", code, got ? got : err.message, want);
+            free(got);
+        }
+        json_decref(w);
+    } else {
+        ok = r == NULL && has(err.message, part);
+        if (!ok)
+            fprintf(stderr, "  (%s -> %s)\n", code, r ? "converted" : err.message);
+    }
+    json_decref(r);
+    ac_err_clear(&err);
+    return ok;
+}
+
+static void test_json(ac_lua_host_t *h)
+{
+    const char *doc = "{\"i\": 1, \"f\": 1.0, \"neg\": -5, \"big\": 9007199254740993,"
+                      " \"n\": null, \"e\": [], \"o\": {}, \"t\": true,"
+                      " \"nested\": {\"a\": [1, [2, {\"b\": null}]]},"
+                      " \"u\": \"h\\u00e9llo \\u2713 \\ud83d\\ude00\", \"z\": \"a\\u0000b\"}";
+    json_t *in = json_loads(doc, JSON_ALLOW_NUL, NULL);
+    const char *check =
+        "local v = ...; local ac = require('agentcore')\n"
+        "return math.type(v.i) == 'integer' and math.type(v.f) == 'float'\n"
+        " and v.big == 9007199254740993\n"
+        " and v.n == ac.null and v.n == require('cjson').null and getmetatable(v.e) == ac.array_mt\n"
+        " and #v.e == 0 and next(v.o) == nil and getmetatable(v.o) == nil and v.t == true\n"
+        " and v.nested.a[2][2].b == ac.null and v.u == 'h\\u{e9}llo \\u{2713} \\u{1F600}' and #v.z == 3";
+    ac_err_t err = AC_ERR_INIT;
+    int checked = 0;
+    json_t *out = round_trip(h, in, check, &checked, &err);
+    CHECK(checked, "JSON -> Lua: integer, float, null sentinel (= cjson.null), empty array with "
+                   "array_mt, empty object, nesting, unicode, NUL");
+    CHECK(out && json_equal(in, out), "JSON -> Lua -> JSON round trip is exact (int vs float kept)");
+    char *text = out ? json_dumps(json_object_get(out, "f"), JSON_ENCODE_ANY) : NULL;
+    CHECK(text && strcmp(text, "1.0") == 0, "a float 1.0 goes back out as 1.0, not 1");
+    free(text);
+    json_decref(out);
+    json_decref(in);
+
+    CHECK(converts(h, "return {1, 2, 3}", "[1, 2, 3]", NULL), "keys 1..n are an array");
+    CHECK(converts(h, "return {}", "{}", NULL), "an empty plain table is an object");
+    CHECK(converts(h, "return require('agentcore').array()", "[]", NULL),
+          "an empty table with array_mt is []");
+    CHECK(converts(h, "local ac = require('agentcore') return {a = ac.null, b = {ac.null, 2}}",
+                   "{\"a\": null, \"b\": [null, 2]}", NULL), "agentcore.null is null");
+    CHECK(converts(h, "return 3", "3", NULL) && converts(h, "return 3.0", "3.0", NULL) &&
+              converts(h, "return 2^53", "9007199254740992.0", NULL),
+          "Lua integers and floats keep their kind");
+    CHECK(converts(h, "return 0/0", NULL, "NaN is not valid JSON"), "NaN rejected");
+    CHECK(converts(h, "return {x = {1, 1/0}}", NULL, "infinity is not valid JSON (at result.x[2])"),
+          "infinity rejected, with its path");
+    CHECK(converts(h, "local t = {} t.self = t return t", NULL, "cycle"), "cycle rejected");
+    CHECK(converts(h, "local t = {} return {a = t, b = t}", "{\"a\": {}, \"b\": {}}", NULL),
+          "a table shared twice (no cycle) is fine");
+    CHECK(converts(h, "return {[true] = 1}", NULL, "key of type boolean"),
+          "non-string key rejected");
+    CHECK(converts(h, "return {1, 2, a = 3}", NULL, "mixes"), "mixed keys rejected");
+    CHECK(converts(h, "return {[1] = 1, [3] = 3}", NULL, "sparse"), "sparse array rejected");
+    CHECK(converts(h, "return {f = print}", NULL, "function cannot be converted to JSON (at result.f)"),
+          "function rejected");
+    CHECK(converts(h, "return {s = '\\xff'}", NULL, "not valid UTF-8 (at result.s)"),
+          "invalid UTF-8 rejected");
+    CHECK(converts(h, "return {['\\xff'] = 1}", NULL, "key is not valid UTF-8"),
+          "invalid UTF-8 key rejected");
+    CHECK(converts(h, "local t = {} for i = 1, 200 do t = {t} end return t", NULL,
+                   "nested deeper than 128"), "Lua value nested too deep rejected");
+    CHECK(converts(h, "local t = {1} for i = 1, 40 do t = {t, t} end return t", NULL,
+                   "more than 1000000 values"), "a shared-table bomb stops at the value cap");
+    CHECK(converts(h, "local a = require('agentcore').array({1}) a.x = 1 return a", NULL,
+                   "array_mt has keys other than 1..n"), "array_mt with string keys rejected");
+
+    json_t *deep = json_array();
+    for (int i = 0; i < 200; i++) {
+        json_t *outer = json_array();
+        json_array_append_new(outer, deep);
+        deep = outer;
+    }
+    out = round_trip(h, deep, NULL, NULL, &err);
+    CHECK(out == NULL && has(err.message, "nested deeper than 128"),
+          "JSON nested deeper than the cap fails the call, not the process");
+    json_decref(deep);
+    ac_err_clear(&err);
+}
+
+/* ---- sandbox and limits ------------------------------------------------------------------------ */
+
+static void test_sandbox(ac_lua_host_t *h)
+{
+    CHECK(run_true(h, "return io == nil and load == nil and dofile == nil and loadfile == nil "
+                      "and collectgarbage == nil and string.dump == nil and debug == nil and "
+                      "package == nil and coroutine == nil"),
+          "io, load, dofile, loadfile, collectgarbage, string.dump, debug, package absent");
+    CHECK(run_true(h, "return os.execute == nil and os.exit == nil and os.getenv == nil and "
+                      "os.remove == nil and type(os.time()) == 'number' and os.clock() >= 0"),
+          "os has only time and clock");
+    CHECK(run_true(h, "return type(pcall) == 'function' and select('#', 1, 2) == 2 and "
+                      "rawequal(1, 1) and rawlen({1}) == 1 and tostring(1) == '1' and "
+                      "utf8.char(233) == '\\u{e9}' and math.floor(1.5) == 1 and "
+                      "table.concat({1, 2}) == '12'"),
+          "base, table, string, math and utf8 usable");
+    CHECK(run_true(h, "return require('cjson').decode('[1]')[1] == 1"), "cjson preloaded");
+    CHECK(run_true(h, "return getmetatable('') == false"), "the string metatable is hidden");
+    CHECK(run_fails(h, "return require('../x')", "bad module name"), "require of ../x rejected");
+    CHECK(run_fails(h, "return require('a..b')", "bad module name") &&
+              run_fails(h, "return require('a/b')", "bad module name"),
+          "require of a..b and a/b rejected");
+    CHECK(run_fails(h, "return require('nope.nothing')", "module 'nope.nothing' not found"),
+          "require of a missing module says where it looked");
+    write_file("binmod.lua", "\x1bLuaT fake bytecode");
+    CHECK(run_fails(h, "return require('binmod')", "binary chunk"),
+          "require of a binary chunk rejected");
+    ac_err_t err = AC_ERR_INIT;
+    CHECK(ac_lua_host_run(h, "\x1bLua", "=bin", NULL, &err) != 0 && has(err.message, "binary"),
+          "a binary chunk is rejected by the loader");
+    ac_err_clear(&err);
+    write_file("mods/helper.lua", "helper_global = 1\nreturn {twice = function(x) return 2 * x end}");
+    CHECK(run_true(h, "return require('mods.helper').twice(21) == 42 and "
+                      "require('mods.helper') == require('mods.helper') and helper_global == nil"),
+          "require finds plugins/a/b.lua, caches it, and keeps its globals to itself");
+    write_file("mods/broken.lua", "return {");
+    CHECK(run_fails(h, "return require('mods.broken')", "plugins/mods/broken.lua:1:") &&
+              run_fails(h, "return require('mods.broken')", "plugins/mods/broken.lua:1:"),
+          "a module with a syntax error reports it again on the next require");
+    write_file("mods/loop_a.lua", "return require('mods.loop_b')");
+    write_file("mods/loop_b.lua", "return require('mods.loop_a')");
+    CHECK(run_fails(h, "return require('mods.loop_a')", "module 'mods.loop_a' requires itself"),
+          "a require loop is reported");
+    CHECK(run_fails(h, "return require('x:1:')", "tests/chunk.lua:1: require: bad module name"),
+          "a message that merely contains ':1:' still gets the caller's location");
+    CHECK(run_true(h, "return require('agentcore').null ~= nil and "
+                      "require('agentcore.util').trim('  a b  ') == 'a b'"),
+          "require finds lua/agentcore/init.lua and lua/agentcore/util.lua");
+    CHECK(run_true(h, "x = 5 return x == 5") && run_true(h, "return x == nil"),
+          "a chunk's globals are its own");
+    CHECK(run_fails(h, "_G.y = 1", "shared global 'y'"), "writing a shared global is refused");
+    CHECK(run_fails(h, "setmetatable({}, {__gc = function() end})", "__gc"),
+          "__gc metamethods refused");
+    CHECK(run_true(h, "return getmetatable(setmetatable({}, {__index = {a = 1}})).__index.a == 1"),
+          "setmetatable still works");
+}
+
+static void test_limits(ac_lua_host_t *h)
+{
+    ac_err_t err = AC_ERR_INIT;
+    double t0 = now_s();
+    json_t *r = NULL;
+    int rc = ac_lua_host_run(h, "local n = 0\nwhile true do n = n + 1 end", "@tests/loop.lua", &r,
+                             &err);
+    double dt = now_s() - t0;
+    CHECK(rc != 0 && has(err.message, "tests/loop.lua:2: instruction budget exceeded"),
+          "an infinite loop is stopped with file:line and a clear message");
+    printf("     (stopped after %.2f s: %s)\n", dt, err.message);
+    CHECK(run_true(h, "return 1 + 1 == 2"), "the next call after a loop works");
+    CHECK(run_fails(h, "while true do pcall(function() while true do end end) end",
+                    "instruction budget exceeded"), "pcall cannot catch the instruction budget");
+    CHECK(run_fails(h, "local ok = xpcall(function() while true do end end, function(m) return m end)"
+                       " while true do end", "instruction budget exceeded"),
+          "xpcall cannot catch it either");
+    CHECK(run_true(h, "return pcall(error, 'x') == false"), "pcall still catches plain errors");
+
+    ac_lua_limits_t saved = *ac_lua_host_limits(h), wall = saved;
+    wall.max_instructions = 0;
+    wall.max_wall_ms = 200;
+    ac_lua_host_set_limits(h, &wall);
+    t0 = now_s();
+    CHECK(run_fails(h, "while true do end", "wall-clock limit exceeded (200 ms"),
+          "the wall-clock deadline stops a loop when the budget is off");
+    dt = now_s() - t0;
+    CHECK(dt < 1.0, "... within the deadline plus a hook interval");
+    ac_lua_host_set_limits(h, &saved);
+
+    size_t base = ac_lua_host_memory(h);
+    /* a 16 MiB cap for the bomb: under ASan, filling the default 128 MiB can take longer than
+     * the wall-clock limit, which would then stop the call first */
+    ac_lua_limits_t small = saved;
+    small.max_call_bytes = (size_t)16 << 20;
+    ac_lua_host_set_limits(h, &small);
+    CHECK(run_fails(h, "local t, i = {}, 0 while true do i = i + 1 t[i] = {i} end",
+                    "not enough memory"), "a table bomb fails with not enough memory");
+    ac_lua_host_set_limits(h, &saved);
+    CHECK(ac_lua_host_memory(h) < base + (4u << 20), "... and its memory is collected at once");
+    CHECK(run_true(h, "local t = {} for i = 1, 1000 do t[i] = {i} end return #t == 1000"),
+          "the next call after a table bomb works");
+    CHECK(run_fails(h, "return #string.rep('x', 1e9)", "not enough memory"),
+          "string.rep('x', 1e9) fails with not enough memory");
+    CHECK(run_fails(h, "local s = 'x' while true do s = s .. s end", "not enough memory"),
+          "a doubling string fails with not enough memory");
+    CHECK(run_true(h, "return #string.rep('ab', 1000, ',') == 2999"),
+          "the next call after a string bomb works");
+    t0 = now_s();
+    CHECK(run_true(h, "return string.rep('', 1e18) == '' and ('x'):rep(0) == ''"),
+          "string.rep of an empty string returns at once");
+    CHECK(now_s() - t0 < 0.5, "... in well under a second");
+    CHECK(run_fails(h, "table.move({}, 1, math.maxinteger - 1, 1)", "table.move: range"),
+          "table.move over a huge range refused");
+
+    t0 = now_s();
+    CHECK(run_fails(h, "return string.find(string.rep('a', 250), '.-.-.-.-b')",
+                    "string.find: pattern '.-.-.-.-b' is too costly"),
+          "the pathological string.find pattern is refused with a clear error");
+    dt = now_s() - t0;
+    CHECK(dt < 1.0, "... in under a second");
+    printf("     (refused in %.4f s)\n", dt);
+    CHECK(run_fails(h, "return string.rep('a', 100000):match('a*b')", "string.match"),
+          "a quadratic match over 100 KB refused");
+    CHECK(run_fails(h, "for w in string.rep('a', 60):gmatch('.-.-.-.-.-b') do end",
+                    "string.gmatch") &&
+              run_fails(h, "return (string.rep('a', 60):gsub('.-.-.-.-.-b', ''))", "string.gsub"),
+          "gmatch and gsub are guarded too");
+    CHECK(run_true(h, "local n = 0 for l in ('x'):rep(20000):gmatch('[^\\n]+') do n = n + #l end "
+                      "return n == 20000"),
+          "a quantifier that ends the pattern counts once ([^\\n]+ over one 20 KB line passes)");
+    CHECK(run_fails(h, "for l in ('x'):rep(20000):gmatch('(.-)\\n') do end",
+                    "pattern '(.-)\\010' is too costly for a 20000-byte subject"),
+          "a refused pattern is shown with its control bytes escaped");
+    CHECK(run_fails(h, "return ('x'):rep(2^20):find(('x'):rep(2^16)..'y', 1, true)", "too costly"),
+          "a plain find of a long needle in a long haystack is refused");
+    t0 = now_s();
+    CHECK(run_true(h, "local s = ('word '):rep(20000)\n"
+                      "local a = s:gsub('%s+', ' ')\n"
+                      "local b = s:match('^%s*(.-)%s*$')\n"
+                      "local c = ('add 3 and 4'):match('(%d+) and (%d+)')\n"
+                      "local n = 0 for w in s:gmatch('%a+') do n = n + 1 end\n"
+                      "return #a == 100000 and #b == 99999 and c == '3' and n == 20000 and "
+                      "s:find('word', 1, true) == 1"),
+          "common patterns on a 100 KB subject pass the guard");
+    printf("     (common patterns: %.3f s)\n", now_s() - t0);
+    CHECK(run_fails(h, "local t = {} t[#t + 1] = string.rep()", "tests/chunk.lua:1: bad argument"),
+          "an error raised in a C function gets the caller's file:line");
+    CHECK(run_fails(h, "error({})", "tests/chunk.lua:1: (error object is a table value)"),
+          "a non-string error object gets file:line");
+    ac_err_t e0 = AC_ERR_INIT;
+    CHECK(run(h, "error('as is', 0)", &e0) == NULL && strcmp(e0.message, "as is") == 0,
+          "error(msg, 0) keeps its message as is (Lua's 'no position')");
+    ac_err_clear(&e0);
+    ac_err_clear(&err);
+}
+
+/* ---- plugins ------------------------------------------------------------------------------------- */
+
+static const char *agent_src =
+    "local agent = {\n"                                                    /* 1 */
+    "  name = 'calc', version = '%s',\n"                                   /* 2 */
+    "  actions = {'add', 'fail', 'answer'},\n"                             /* 3 */
+    "  tools = {add = {cost_usd = 0.0001, description = 'adds one'}, fail = {cost_usd = 0.5}},\n"
+    "  max_steps = 5,\n"                                                   /* 5 */
+    "}\n"                                                                  /* 6 */
+    "function agent.init(query) return {q = query, n = 0} end\n"           /* 7 */
+    "function agent.observe(s) return '%s' .. s.q .. ' | ' .. s.n end\n"   /* 8 */
+    "function agent.legal(s)\n"                                            /* 9 */
+    "  if s.q == 'bogus' then return {'nope'} end\n"                       /* 10 */
+    "  if s.q == 'none' then return {} end\n"                              /* 11 */
+    "  return {'add', 'fail', 'answer'}\n"                                 /* 12 */
+    "end\n"                                                                /* 13 */
+    "function agent.step(s, action)\n"                                     /* 14 */
+    "  if action == 'fail' then error('tool broke') end\n"                 /* 15 */
+    "  if s.q == 'nan' then return {}, {v = 0/0}, false end\n"             /* 16 */
+    "  if s.q == 'loop' then while true do end end\n"                      /* 17 */
+    "  if action == 'answer' then return nil, {answer = s.n}, true end\n"  /* 18 */
+    "  s.n = s.n + 1\n"                                                    /* 19 */
+    "  return {x = 1}, {n = s.n}, false\n"                                 /* 20 */
+    "end\n"
+    "function agent.final(s) return {answer = s.n} end\n"
+    "return agent\n";
+
+static const char *reward_src =
+    "return {\n"
+    "  name = 'r', version = '1', range = {0, 1},\n"
+    "  score = function(traj, expected)\n"
+    "    local m = expected.mode\n"
+    "    if m == 'ok' then return 1.0, {success = true, step_rewards = {0.25, 0.75}, tool_accuracy = 0.5} end\n"
+    "    if m == 'half' then return 0.5 end\n"
+    "    if m == 'out' then return 1.5 end\n"
+    "    if m == 'nan' then return 0/0 end\n"
+    "    if m == 'steps' then return 1, {step_rewards = {1}} end\n"
+    "    if m == 'acc' then return 1, {tool_accuracy = 2} end\n"
+    "    if m == 'str' then return 'x' end\n"
+    "    error('unknown mode ' .. tostring(m))\n"
+    "  end,\n"
+    "}\n";
+
+/* Expects ac_agent_open of a file with `body` to fail with a message containing `part`. */
+static int agent_rejected(ac_lua_host_t *h, const char *name, const char *body, const char *part)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "agents/%s.lua", name);
+    write_file(rel, "%s", body);
+    ac_err_t err = AC_ERR_INIT;
+    ac_agent_t *a = ac_agent_open(h, name, &err);
+    int ok = a == NULL && has(err.message, part);
+    if (!ok)
+        fprintf(stderr, "  (%s -> %s)\n", name, a ? "accepted" : err.message);
+    ac_agent_close(a);
+    ac_err_clear(&err);
+    return ok;
+}
+
+static void test_contract(ac_lua_host_t *h)
+{
+    const char *fns = "function a.init() return {} end function a.observe() return '' end "
+                      "function a.legal() return {'x'} end function a.step() end "
+                      "function a.final() end return a";
+    char body[1024];
+    CHECK(agent_rejected(h, "noname", "local a = {version = '1', actions = {'x'}} return a",
+                         "plugins/agents/noname.lua: missing field 'name'"),
+          "agent without name rejected, naming the file and field");
+    snprintf(body, sizeof body, "local a = {name = 'a', actions = {'x'}} %s", fns);
+    CHECK(agent_rejected(h, "noversion", body, "missing field 'version'"),
+          "agent without version rejected");
+    CHECK(agent_rejected(h, "nostep", "local a = {name = 'a', version = '1', actions = {'x'}} "
+                                      "function a.init() end function a.observe() end "
+                                      "function a.legal() end function a.final() end return a",
+                         "plugins/agents/nostep.lua: missing function 'step'"),
+          "agent without step rejected: missing function 'step'");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {'x', 'y', 'x'}} %s",
+             fns);
+    CHECK(agent_rejected(h, "dup", body, "actions[3] ('x') repeats"), "duplicate action rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {}} %s", fns);
+    CHECK(agent_rejected(h, "noactions", body, "1 to 64 entries"), "empty actions rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {}} "
+                                "for i = 1, 65 do a.actions[i] = 'a' .. i end %s", fns);
+    CHECK(agent_rejected(h, "many", body, "1 to 64 entries (has 65)"), "65 actions rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {'x', 7}} %s", fns);
+    CHECK(agent_rejected(h, "numaction", body, "actions[2] must be a non-empty string"),
+          "non-string action rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {'x'}, "
+                                "tools = {y = {cost_usd = 1}}} %s", fns);
+    CHECK(agent_rejected(h, "badtool", body, "tools.y is not one of the actions"),
+          "tool that is not an action rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {'x'}, "
+                                "tools = {x = {cost_usd = -1}}} %s", fns);
+    CHECK(agent_rejected(h, "negcost", body, "tools.x.cost_usd must be a number from 0"),
+          "negative tool cost rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {'x'}, "
+                                "tools = {x = {}}} %s", fns);
+    CHECK(agent_rejected(h, "nocost", body, "tools.x.cost_usd must be a number"),
+          "missing tool cost rejected");
+    snprintf(body, sizeof body, "local a = {name = 'a', version = '1', actions = {'x'}, "
+                                "max_steps = 0} %s", fns);
+    CHECK(agent_rejected(h, "badsteps", body, "'max_steps' must be an integer"),
+          "max_steps 0 rejected");
+    CHECK(agent_rejected(h, "notable", "return 42", "must return a table (got number)"),
+          "a module that returns no table rejected");
+    CHECK(agent_rejected(h, "syntax", "return {", "plugins/agents/syntax.lua:1:"),
+          "a syntax error names file:line");
+    CHECK(agent_rejected(h, "raises", "local x = nil\nreturn x.y", "plugins/agents/raises.lua:2:"),
+          "an error while loading names file:line");
+    CHECK(agent_rejected(h, "usesio", "io.write('x') return {}", "plugins/agents/usesio.lua:1:"),
+          "a plugin touching io fails to load");
+    write_file("agents/bin.lua", "\x1bLua");
+    ac_err_t err = AC_ERR_INIT;
+    CHECK(ac_agent_open(h, "bin", &err) == NULL && has(err.message, "binary chunk"),
+          "a binary plugin file rejected");
+    CHECK(ac_agent_open(h, "Bad/../x", &err) == NULL && err.code == AC_ERR_INVALID_PARAMS,
+          "a plugin name outside ^[a-z0-9_-]+$ rejected");
+    CHECK(ac_agent_open(h, "absent", &err) == NULL && err.code == AC_ERR_NOT_FOUND,
+          "a missing plugin is Not found");
+    write_file("rewards/badrange.lua", "return {name = 'r', version = '1', range = {1, 0}, "
+                                       "score = function() return 0 end}");
+    CHECK(ac_reward_open(h, "badrange", &err) == NULL && has(err.message, "'range' must be"),
+          "reward with range min >= max rejected");
+    write_file("rewards/noscore.lua", "return {name = 'r', version = '1', range = {0, 1}}");
+    CHECK(ac_reward_open(h, "noscore", &err) == NULL && has(err.message, "missing function 'score'"),
+          "reward without score rejected");
+    write_file("validators/novalidate.lua", "return {name = 'v', version = '1'}");
+    CHECK(ac_validator_open(h, "novalidate", &err) == NULL &&
+              has(err.message, "missing function 'validate'"),
+          "validator without validate rejected");
+    ac_err_clear(&err);
+}
+
+static void test_agent(ac_lua_host_t *h)
+{
+    char body[4096];
+    snprintf(body, sizeof body, agent_src, "1.0", "");
+    write_file("agents/calc.lua", "%s", body);
+    ac_err_t err = AC_ERR_INIT;
+    ac_agent_t *a = ac_agent_open(h, "calc", &err);
+    CHECK(a != NULL, "a valid agent loads");
+    if (a == NULL) {
+        fprintf(stderr, "  (%s)\n", err.message);
+        return;
+    }
+    CHECK(a->n_actions == 3 && strcmp(a->actions[0], "add") == 0 &&
+              strcmp(a->actions[2], "answer") == 0 && strcmp(a->version, "1.0") == 0 &&
+              strcmp(a->path, "plugins/agents/calc.lua") == 0,
+          "agent handle: actions in order, version, path");
+    CHECK(a->tool_cost_micro_usd[0] == 100 && a->tool_cost_micro_usd[1] == 500000 &&
+              a->tool_cost_micro_usd[2] == 0 && a->has_tool[0] && !a->has_tool[2] &&
+              a->max_steps == 5,
+          "tool costs in micro-USD, tool flags, max_steps");
+
+    ac_episode_t ep = AC_EPISODE_INIT;
+    json_t *q = json_string("hello");
+    CHECK(ac_agent_init(a, q, &ep, &err) == 0, "init starts an episode");
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    CHECK(ac_agent_observe(a, &ep, &buf, &cap, &len, &err) == 0 && strcmp(buf, "hello | 0") == 0 &&
+              len == 9, "observe returns the text");
+    uint8_t mask[3] = {0, 0, 0};
+    CHECK(ac_agent_legal(a, &ep, mask, &err) == 0 && mask[0] && mask[1] && mask[2],
+          "legal fills the mask");
+    json_t *params = NULL, *result = NULL;
+    int done = -1;
+    int rc = ac_agent_step(a, &ep, 0, &params, &result, &done, &err);
+    CHECK(rc == 0 && json_integer_value(json_object_get(params, "x")) == 1 &&
+              json_integer_value(json_object_get(result, "n")) == 1 && done == 0,
+          "step returns params, result and done");
+    json_decref(params);
+    json_decref(result);
+    CHECK(ac_agent_observe(a, &ep, &buf, &cap, &len, &err) == 0 && strcmp(buf, "hello | 1") == 0,
+          "the episode state lives on between calls");
+    rc = ac_agent_step(a, &ep, 1, &params, &result, &done, &err);
+    const char *emsg = json_string_value(json_object_get(result, "error"));
+    CHECK(rc == AC_AGENT_TOOL_FAILED && json_is_null(params) && done == 1 &&
+              has(emsg, "plugins/agents/calc.lua:15: tool broke") && has(err.message, "tool broke"),
+          "a Lua error in step is a failed tool call: {error = 'file:line: msg'}, done");
+    json_decref(params);
+    json_decref(result);
+    rc = ac_agent_step(a, &ep, 2, &params, &result, &done, &err);
+    CHECK(rc == 0 && json_is_null(params) && done == 1, "a nil params becomes null");
+    json_decref(params);
+    json_decref(result);
+    json_t *answer = NULL;
+    CHECK(ac_agent_final(a, &ep, &answer, &err) == 0 &&
+              json_integer_value(json_object_get(answer, "answer")) == 1,
+          "final returns the answer");
+    json_decref(answer);
+    CHECK(ac_agent_step(a, &ep, 3, &params, &result, &done, &err) == -1 && params == NULL,
+          "an action index out of range is an error");
+    ac_agent_episode_free(a, &ep);
+    CHECK(ep._state == -2 && ac_agent_final(a, &ep, &answer, &err) == -1,
+          "a freed episode cannot be used");
+    ac_agent_episode_free(a, &ep); /* twice: a no-op */
+
+    const char *queries[] = {"bogus", "none", "nan", "loop"};
+    ac_episode_t eps[4];
+    for (int i = 0; i < 4; i++) {
+        json_t *qq = json_string(queries[i]);
+        ac_agent_init(a, qq, &eps[i], &err);
+        json_decref(qq);
+    }
+    CHECK(ac_agent_legal(a, &eps[0], mask, &err) == -1 && has(err.message, "'nope', which is not"),
+          "legal naming an unknown action is an error");
+    CHECK(ac_agent_legal(a, &eps[1], mask, &err) == -1 && has(err.message, "no action"),
+          "legal with no action is an error");
+    CHECK(ac_agent_step(a, &eps[2], 0, &params, &result, &done, &err) == -1 &&
+              has(err.message, "NaN is not valid JSON (at result.v)") && result == NULL,
+          "step returning NaN is a contract error, not a tool failure");
+    rc = ac_agent_step(a, &eps[3], 0, &params, &result, &done, &err);
+    CHECK(rc == AC_AGENT_TOOL_FAILED && has(err.message, "calc.lua:17: instruction budget"),
+          "a step that loops forever is a failed tool call with file:line");
+    json_decref(params);
+    json_decref(result);
+    for (int i = 0; i < 4; i++)
+        ac_agent_episode_free(a, &eps[i]);
+
+    /* throughput of the rollout's inner loop */
+    int steps = 0;
+    double t0 = now_s();
+    for (int e = 0; e < 2000; e++) {
+        ac_agent_init(a, q, &ep, &err);
+        for (int s = 0; s < 4; s++, steps++) {
+            ac_agent_observe(a, &ep, &buf, &cap, &len, &err);
+            ac_agent_legal(a, &ep, mask, &err);
+            ac_agent_step(a, &ep, s < 3 ? 0 : 2, &params, &result, &done, &err);
+            json_decref(params);
+            json_decref(result);
+        }
+        ac_agent_final(a, &ep, &answer, &err);
+        json_decref(answer);
+        ac_agent_episode_free(a, &ep);
+    }
+    double dt = now_s() - t0;
+    /* a figure, not a test: throughput is measured in bench/ (a loaded machine is slower) */
+    printf("     (%d steps of observe+legal+step in %.3f s: %.0f steps/s)\n", steps, dt, steps / dt);
+    json_decref(q);
+    free(buf);
+    ac_agent_close(a);
+    ac_err_clear(&err);
+}
+
+static int score(ac_reward_t *r, const char *mode, double *reward, ac_reward_info_t *info,
+                 ac_err_t *err)
+{
+    json_t *traj = json_pack("{s:s, s:[{}, {}], s:{}, s:b}", "query", "q", "steps", "final",
+                             "truncated", 0);
+    json_t *expected = json_pack("{s:s}", "mode", mode);
+    int rc = ac_reward_score(r, traj, expected, reward, info, err);
+    json_decref(traj);
+    json_decref(expected);
+    return rc;
+}
+
+static void test_reward(ac_lua_host_t *h)
+{
+    write_file("rewards/r.lua", "%s", reward_src);
+    ac_err_t err = AC_ERR_INIT;
+    ac_reward_t *r = ac_reward_open(h, "r", &err);
+    CHECK(r && r->range_min == 0 && r->range_max == 1 && r->success_threshold == 1,
+          "reward loads with its range and default threshold");
+    if (r == NULL)
+        return;
+    double v = -1;
+    ac_reward_info_t info;
+    CHECK(score(r, "ok", &v, &info, &err) == 0 && v == 1.0 && info.success &&
+              info.n_step_rewards == 2 && info.step_rewards[1] == 0.75 && info.tool_accuracy == 0.5,
+          "score returns reward, success, step rewards and tool accuracy");
+    ac_reward_info_clear(&info);
+    CHECK(score(r, "half", &v, &info, &err) == 0 && v == 0.5 && !info.success &&
+              info.step_rewards == NULL && info.tool_accuracy < 0,
+          "defaults: success = reward >= threshold, no step rewards, tool accuracy -1");
+    CHECK(score(r, "out", &v, &info, &err) == -1 && has(err.message, "1.5, outside range [0, 1]"),
+          "a reward outside the range is an error");
+    CHECK(score(r, "nan", &v, &info, &err) == -1 && has(err.message, "score returned NaN"),
+          "a NaN reward is an error");
+    CHECK(score(r, "steps", &v, &info, &err) == -1 && has(err.message, "1 entries for 2 steps"),
+          "step_rewards must have one entry per step");
+    CHECK(score(r, "acc", &v, &info, &err) == -1 && has(err.message, "tool_accuracy"),
+          "tool_accuracy outside 0..1 is an error");
+    CHECK(score(r, "str", &v, NULL, &err) == -1 && has(err.message, "must return a number"),
+          "a non-number reward is an error");
+    CHECK(score(r, "boom", &v, NULL, &err) == -1 && has(err.message, "plugins/rewards/r.lua:12:"),
+          "an error in score names file:line");
+    CHECK(score(r, "half", &v, NULL, &err) == 0 && v == 0.5, "the next score works");
+    ac_reward_close(r);
+    ac_err_clear(&err);
+}
+
+static void test_reload(ac_lua_host_t *h)
+{
+    char body[4096];
+    snprintf(body, sizeof body, agent_src, "1", "v1 ");
+    write_file("agents/rl.lua", "%s", body);
+    ac_err_t err = AC_ERR_INIT;
+    ac_agent_t *old = ac_agent_open(h, "rl", &err);
+    CHECK(old && strcmp(old->version, "1") == 0, "reload: version 1 loads");
+    if (old == NULL)
+        return;
+    json_t *q = json_string("q");
+    ac_episode_t ep_old = AC_EPISODE_INIT, ep_new = AC_EPISODE_INIT;
+    ac_agent_init(old, q, &ep_old, &err);
+
+    snprintf(body, sizeof body, agent_src, "2", "v2-changed ");
+    write_file("agents/rl.lua", "%s", body);
+    ac_agent_t *same = ac_agent_open(h, "rl", &err);
+    CHECK(same == old, "within reload_interval_ms the file is not looked at again");
+    ac_agent_close(same);
+    ac_lua_host_recheck_plugins(h);
+    ac_agent_t *cur = ac_agent_open(h, "rl", &err);
+    CHECK(cur && cur != old && strcmp(cur->version, "2") == 0, "a new lookup gets the new version");
+    char *buf = NULL;
+    size_t cap = 0, len;
+    CHECK(ac_agent_observe(old, &ep_old, &buf, &cap, &len, &err) == 0 && strcmp(buf, "v1 q | 0") == 0,
+          "a handle held across the reload keeps the old behaviour");
+    ac_agent_init(cur, q, &ep_new, &err);
+    CHECK(ac_agent_observe(cur, &ep_new, &buf, &cap, &len, &err) == 0 &&
+              strcmp(buf, "v2-changed q | 0") == 0, "the new handle has the new behaviour");
+    ac_agent_episode_free(old, &ep_old);
+    ac_agent_close(old); /* the last holder of version 1: freed now */
+
+    write_file("agents/rl.lua", "local agent = {\nname = 'rl' version = '3'}\nreturn agent\n");
+    ac_lua_host_recheck_plugins(h);
+    CHECK(ac_agent_open(h, "rl", &err) == NULL && has(err.message, "plugins/agents/rl.lua:2:"),
+          "a broken new version: the lookup reports its error with file:line");
+    CHECK(ac_agent_observe(cur, &ep_new, &buf, &cap, &len, &err) == 0 &&
+              strcmp(buf, "v2-changed q | 0") == 0, "... and the working version keeps working");
+    ac_lua_limits_t saved = *ac_lua_host_limits(h), eager = saved;
+    eager.reload_interval_ms = 0;
+    ac_lua_host_set_limits(h, &eager);
+    snprintf(body, sizeof body, agent_src, "4", "v4 ");
+    write_file("agents/rl.lua", "%s", body);
+    ac_agent_t *fixed = ac_agent_open(h, "rl", &err);
+    CHECK(fixed && strcmp(fixed->version, "4") == 0,
+          "with reload_interval_ms 0 every lookup sees a fixed file");
+    ac_lua_host_set_limits(h, &saved);
+    ac_agent_episode_free(cur, &ep_new);
+    ac_agent_close(cur);
+    ac_agent_close(fixed);
+    json_decref(q);
+    free(buf);
+    ac_err_clear(&err);
+}
+
+static json_t *make_set(int n, const char *prefix)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "%s query %d", prefix, i);
+        json_array_append_new(a, json_pack("{s:s, s:{s:i}}", "query", text, "expected_outcome",
+                                           "answer", i));
+    }
+    return a;
+}
+
+static void test_validator(ac_lua_host_t *h)
+{
+    char plugins[1200];
+    snprintf(plugins, sizeof plugins, "%s/plugins", src_dir);
+    ac_err_t err = AC_ERR_INIT;
+    ac_lua_host_t *repo = ac_lua_host_create(lua_dir, plugins, NULL, &err);
+    ac_validator_t *v = repo ? ac_validator_open(repo, "default", &err) : NULL;
+    CHECK(v != NULL, "the default validator loads from the repository");
+    if (v == NULL) {
+        fprintf(stderr, "  (%s)\n", err.message);
+        ac_lua_host_destroy(repo);
+        return;
+    }
+    json_t *train = make_set(100, "train"), *eval = make_set(3, "eval"), *problems = NULL;
+    CHECK(ac_validator_run(v, train, eval, 100, &problems, &err) == 0 && json_is_array(problems) &&
+              json_array_size(problems) == 0, "good data: an empty array of problems");
+    json_decref(problems);
+    CHECK(ac_validator_run(v, train, NULL, 100, &problems, &err) == 0 &&
+              json_array_size(problems) == 0, "no evaluation data is fine");
+    json_decref(problems);
+
+    json_array_set_new(train, 4, json_pack("{s:s, s:{}}", "query", "  ", "expected_outcome"));
+    json_array_set_new(train, 7, json_pack("{s:i, s:[]}", "query", 3, "expected_outcome"));
+    json_array_set_new(eval, 1, json_pack("{s:s, s:{}}", "query", "  TRAIN Query 9 ",
+                                          "expected_outcome"));
+    CHECK(ac_validator_run(v, train, eval, 200, &problems, &err) == 0, "bad data: validate runs");
+    char *text = json_dumps(problems, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("     (problems: %s)\n", text);
+    CHECK(json_array_size(problems) == 5 &&
+              has(text, "{\"error\":\"must be a non-empty string\",\"field\":\"training_data[4].query\",\"index\":4}") &&
+              has(text, "\"field\":\"training_data[7].query\",\"index\":7}") &&
+              has(text, "{\"error\":\"must be an object\",\"field\":\"training_data[7].expected_outcome\",\"index\":7}") &&
+              has(text, "{\"error\":\"needs at least 200 queries, got 100\",\"field\":\"training_data\"}") &&
+              has(text, "{\"error\":\"copies training_data[9].query (same text after trimming and lowercasing)\",\"field\":\"evaluation_data[1].query\",\"index\":1}"),
+          "every problem reported with index and field: empty query, non-string query, array "
+          "outcome, too few, copied evaluation query");
+    free(text);
+    json_decref(problems);
+    ac_validator_close(v);
+    ac_lua_host_destroy(repo);
+
+    write_file("validators/odd.lua", "return {name = 'odd', version = '1', validate = function() "
+                                     "return {{field = 'x'}} end}");
+    v = ac_validator_open(h, "odd", &err);
+    CHECK(v && ac_validator_run(v, train, eval, 1, &problems, &err) == -1 &&
+              has(err.message, "problems[1] must be {error = string"),
+          "a validator returning malformed problems is an error");
+    ac_validator_close(v);
+    json_decref(train);
+    json_decref(eval);
+    ac_err_clear(&err);
+}
+
+int main(void)
+{
+    const char *env = getenv("AC_SOURCE_DIR");
+    snprintf(src_dir, sizeof src_dir, "%s", env && *env ? env : AC_SOURCE_DIR);
+    snprintf(lua_dir, sizeof lua_dir, "%s/lua", src_dir);
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ac_lua_test.XXXXXX");
+    if (mkdtemp(tmp_dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    static const char *dirs[] = {"agents", "rewards", "validators", "mods"};
+    for (int i = 0; i < 4; i++) {
+        char d[128];
+        snprintf(d, sizeof d, "%s/%s", tmp_dir, dirs[i]);
+        mkdir(d, 0700);
+    }
+    ac_err_t err = AC_ERR_INIT;
+    ac_lua_host_t *h = ac_lua_host_create(lua_dir, tmp_dir, NULL, &err);
+    CHECK(h != NULL, "a host is created");
+    if (h == NULL) {
+        fprintf(stderr, "  (%s)\n", err.message);
+        return 1;
+    }
+    CHECK(ac_lua_host_create("/nonexistent", tmp_dir, NULL, &err) == NULL &&
+              has(err.message, "/nonexistent"), "a missing Lua directory is reported");
+    ac_err_clear(&err);
+    test_sandbox(h);
+    test_limits(h);
+    test_json(h);
+    test_contract(h);
+    test_agent(h);
+    test_reward(h);
+    test_reload(h);
+    test_validator(h);
+    ac_lua_host_destroy(h);
+    ac_lua_host_destroy(NULL);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp_dir);
+    return check_done(__FILE__);
+}
