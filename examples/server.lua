@@ -80,6 +80,22 @@ return {
     max_failure_rate = 0.5,            -- plugin failures per episode above which a job fails
   },
 
+  -- What every plugin call may use (docs/plugins.md, "Limits"). A call past max_wall_ms is
+  -- stopped at its next instruction-hook check; one that does not come back to Lua at all (stuck
+  -- inside a C function) is abandoned abandon_after_ms later: its job fails with that message,
+  -- its Lua state is dropped and the worker thread is replaced. A plugin that hands back more
+  -- than the byte limits below is a plugin failure of that episode.
+  plugin_limits = {
+    max_instructions = 50000000,       -- VM instructions per call
+    max_wall_ms = 2000,
+    max_call_mb = 128,                 -- memory a call may add to the state
+    max_state_mb = 256,                -- memory the state may hold
+    max_observation_bytes = 65536,     -- agent.observe's text
+    max_result_bytes = 1048576,        -- one step's params or result, or a final answer, as JSON
+    max_trajectory_bytes = 8388608,    -- one episode's observations, params and results
+    abandon_after_ms = 2000,
+  },
+
   webhooks = {
     -- Signs deliveries of the subscriptions below and of jobs' own webhooks (Standard
     -- Webhooks: whsec_ followed by base64). webhooks.subscribe makes one per subscription.

@@ -30,7 +30,7 @@ int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, con
     }
     for (int i = 0; i < n; i++)
         idx[i] = i;
-    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1};
+    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1, NULL};
     int rc = ac_rollout_run(&ro, &spec, err);
     free(idx);
     if (rc != 0) {

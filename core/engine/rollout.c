@@ -37,6 +37,7 @@ void ac_rollout_clear(ac_rollout_t *ro)
     ro->tool_failures = ro->agent_failures = ro->reward_failures = 0;
     ro->cost_micro = 0;
     ro->budget_exhausted = 0;
+    ro->stopped = 0;
 }
 
 void ac_rollout_free(ac_rollout_t *ro)
@@ -193,7 +194,13 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
     }
     ro->n_groups += spec->n_groups;
 
+    const size_t max_traj = ac_lua_host_limits(ac_lua_plugin_host(agent->_plugin))->max_trajectory_bytes;
     for (int t = 0; t < max_steps; t++) {
+        if (spec->stop && atomic_load(spec->stop)) {
+            ro->stopped = 1;
+            ret = 0;
+            goto out;
+        }
         ac_policy_batch_clear(&tb);
         int n = 0;
         for (int i = 0; i < E; i++) {
@@ -270,8 +277,15 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
             int64_t t0 = ac_clock_mono_ns();
             int done = 0;
             ac_err_t e = AC_ERR_INIT;
-            int rc = ac_agent_step(agent, &st[i], a, &s->params, &s->result, &done, &e);
+            size_t bytes = 0;
+            int rc = ac_agent_step(agent, &st[i], a, &s->params, &s->result, &done, &bytes, &e);
             s->duration_us = (ac_clock_mono_ns() - t0) / 1000;
+            ep->bytes += bytes + strlen(s->observation);
+            if (rc == 0 && max_traj && ep->bytes > max_traj) {
+                ac_err_set(&e, AC_ERR_INTERNAL, "%s: the trajectory is larger than %zu bytes "
+                           "(limits.max_trajectory_bytes)", agent->path, max_traj);
+                rc = -1;
+            }
             ep->cost_micro += cost;
             ro->cost_micro += cost;
             if (rc == AC_AGENT_TOOL_FAILED) {

@@ -14,6 +14,7 @@
 #ifndef AC_ROLLOUT_H
 #define AC_ROLLOUT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -52,6 +53,7 @@ typedef struct ac_episode_rec {
     int64_t cost_micro;   /* tool calls plus policy steps, micro-USD */
     int64_t start_ms;
     int64_t exec_ms;
+    size_t bytes;         /* its observations, params and results so far (limits.max_trajectory_bytes) */
 } ac_episode_rec_t;
 
 typedef struct ac_rollout {
@@ -70,6 +72,7 @@ typedef struct ac_rollout {
     int n_errors;
     int64_t cost_micro;    /* all episodes */
     int budget_exhausted;  /* a step was refused because it would have passed budget_micro */
+    int stopped;           /* spec.stop was set: the rollout ended early, unscored */
 } ac_rollout_t;
 
 typedef struct ac_rollout_spec {
@@ -87,6 +90,8 @@ typedef struct ac_rollout_spec {
     int64_t budget_micro;      /* < 0: unlimited; else no step is taken that would bring the
                                   rollout's cost_micro past it (the rollout then stops with
                                   budget_exhausted set, its unfinished episodes unscored) */
+    const atomic_int *stop;    /* NULL, or a flag that, once set, ends the rollout before its next
+                                  step with `stopped` set (its episodes are not to be used) */
 } ac_rollout_spec_t;
 
 /* Prepares an empty rollout for a policy of cfg. */

@@ -202,9 +202,15 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
                                   cfg->max_steps_per_trajectory,
                                   (float)cfg->temperature,
                                   t->step_cost_micro,
-                                  budget_micro};
+                                  budget_micro,
+                                  t->stop};
         if (ac_rollout_run(&t->ro, &spec, err) != 0)
             goto out;
+        if (t->ro.stopped) {
+            m->stopped = 1;
+            ret = 0;
+            goto out;
+        }
         if (t->ro.budget_exhausted) {
             m->budget_exhausted = 1;
             m->cost_micro = t->ro.cost_micro;

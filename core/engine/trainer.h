@@ -40,6 +40,7 @@ typedef struct ac_iter_metrics {
     int tool_failures, agent_failures, reward_failures;
     int64_t cost_micro;      /* this iteration's tool and policy-step cost */
     int budget_exhausted;    /* the budget stopped the rollouts: no update, iteration not counted */
+    int stopped;             /* the trainer's stop flag ended the rollouts: likewise */
     double wall_ms;
 } ac_iter_metrics_t;
 
@@ -67,6 +68,8 @@ typedef struct ac_trainer {
     int cap_steps, cap_eps;
     int *order; /* (n queries) sampling scratch */
     int n_order;
+    const atomic_int *stop; /* NULL, or a flag that ends the current iteration early (cancel,
+                               shutdown): it then changes nothing (m->stopped) */
 } ac_trainer_t;
 
 /* The policy a config describes for an agent (sizes from cfg, output = the agent's actions). */

@@ -1,7 +1,7 @@
 #include "lua/config.h"
 
 #include "base/file.h"
-#include "lua/lua_host.h"
+#include "lua/lua_json.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
@@ -49,6 +49,8 @@ void ac_config_defaults(ac_config_t *cfg)
     cfg->keep_best_checkpoints = 3;
     cfg->max_trajectories_per_job = 100000;
     cfg->max_failure_rate = 0.5;
+    cfg->plugin_limits = (ac_lua_limits_t)AC_LUA_DEFAULT_LIMITS;
+    cfg->abandon_after_ms = 2000;
     cfg->webhook_policy = strdup("default");
     cfg->webhook_timeout_ms = 15000;
     /* the Standard Webhooks schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h */
@@ -260,7 +262,7 @@ static int read_root(reader_t *r, ac_config_t *cfg)
 {
     static const char *const root_keys[] = {"listen", "threads", "data_dir", "tls", "auth", "rate_limits", "limits",
                                             "rpc_workers", "plugins_dir", "lua_dir",
-                                            "workers", "budgets", "agents", "training", "webhooks", NULL};
+                                            "workers", "budgets", "agents", "training", "plugin_limits", "webhooks", NULL};
     if (check_keys(r, "", root_keys) != 0 || read_listen(r, cfg) != 0)
         return -1;
     READ_INT(r, "threads", 0, 256, cfg->threads);
@@ -397,6 +399,37 @@ static int read_root(reader_t *r, ac_config_t *cfg)
                   read_num(r, "max_failure_rate", 0, 1, &cfg->max_failure_rate);
         cfg->keep_best_checkpoints = (int)keep;
         cfg->max_trajectories_per_job = (long)maxt;
+        lua_pop(r->L, 1);
+        if (ret)
+            return -1;
+    }
+    if ((s = open_section(r, "plugin_limits")) < 0)
+        return -1;
+    if (s) {
+        static const char *const keys[] = {"max_instructions", "max_wall_ms", "max_call_mb", "max_state_mb",
+                                           "max_observation_bytes", "max_result_bytes", "max_trajectory_bytes",
+                                           "abandon_after_ms", NULL};
+        ac_lua_limits_t *l = &cfg->plugin_limits;
+        long long instr = (long long)l->max_instructions, wall = l->max_wall_ms;
+        long long call = (long long)(l->max_call_bytes >> 20), state = (long long)(l->max_state_bytes >> 20);
+        long long obs = (long long)l->max_observation_bytes, res = (long long)l->max_result_bytes;
+        long long traj = (long long)l->max_trajectory_bytes, abandon = cfg->abandon_after_ms;
+        int ret = check_keys(r, "plugin_limits", keys) ||
+                  read_int(r, "max_instructions", 100000, 100000000000LL, &instr) ||
+                  read_int(r, "max_wall_ms", 10, 600000, &wall) || read_int(r, "max_call_mb", 1, 65536, &call) ||
+                  read_int(r, "max_state_mb", 1, 65536, &state) ||
+                  read_int(r, "max_observation_bytes", 64, 1LL << 30, &obs) ||
+                  read_int(r, "max_result_bytes", 64, 1LL << 30, &res) ||
+                  read_int(r, "max_trajectory_bytes", 1024, 1LL << 34, &traj) ||
+                  read_int(r, "abandon_after_ms", 100, 600000, &abandon);
+        l->max_instructions = (uint64_t)instr;
+        l->max_wall_ms = (uint32_t)wall;
+        l->max_call_bytes = (size_t)call << 20;
+        l->max_state_bytes = (size_t)state << 20;
+        l->max_observation_bytes = (size_t)obs;
+        l->max_result_bytes = (size_t)res;
+        l->max_trajectory_bytes = (size_t)traj;
+        cfg->abandon_after_ms = (int)abandon;
         lua_pop(r->L, 1);
         if (ret)
             return -1;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "lua/lua_host.h"
 
 #define AC_MAX_LISTEN 8
 
@@ -80,6 +81,9 @@ typedef struct ac_config {
     int keep_best_checkpoints;    /* besides the latest, the k with the best validation accuracy */
     long max_trajectories_per_job; /* stored per job; the oldest iterations go first */
     double max_failure_rate;      /* plugin failures per episode above which a job fails */
+    ac_lua_limits_t plugin_limits; /* every plugin call's (lua_host.h) */
+    int abandon_after_ms;         /* a job's plugin call this far past its wall-clock limit is
+                                     abandoned: the job fails, the worker is replaced */
 
     /* webhooks (webhook.h) */
     char *webhook_secret;         /* whsec_<base64>: signs deliveries of config and job subscriptions */

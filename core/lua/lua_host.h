@@ -1,19 +1,25 @@
-/* The Lua host: one sandboxed Lua 5.4 state with per-call limits, JSON <-> Lua conversion and a
- * registry of plugin files that reloads a plugin when its file changes.
+/* The Lua host: one sandboxed Lua 5.4 state with per-call limits that plugin code cannot catch,
+ * escape or outlast.
  *
- * Threads: a host is NOT thread-safe. Create one per thread (about 60 µs and 20 KB) and never
- * hand it, or anything obtained from it (plugin handles, episodes, the lua_State), to another
- * thread. Each thread therefore loads its own copy of every plugin it uses.
+ * Threads: a host is NOT thread-safe. Create one per job (or per call) on the thread that uses
+ * it and never hand it, or anything obtained from it (plugin handles, episodes, the lua_State),
+ * to another thread. Hosts share nothing: no state, library table or metatable is common to two
+ * hosts, so one job's plugins cannot change what another job's plugins see. The only thing
+ * another thread may touch is the watch (ac_lua_watch_t) the host reports to.
  *
  * Sandbox (docs/plugins.md, "The sandbox"): base without dofile/loadfile/load/collectgarbage/warn,
- * with pcall/xpcall that cannot catch a limit and setmetatable that refuses __gc; table; string
- * without dump and with guarded find/match/gmatch/gsub/rep; math; utf8; os.time and os.clock;
- * our own text-only `require`; `cjson` and `agentcore.core` (null, array_mt) preloaded. Every
- * module and plugin file runs with its own global table whose misses read the shared globals. */
+ * with pcall/xpcall that cannot catch a limit (nor run their message handler once a limit ended
+ * the call) and setmetatable that refuses __gc; table; string without dump and with guarded
+ * find/match/gmatch/gsub/rep; math; utf8; os.time and os.clock; our own text-only `require`;
+ * `cjson` (encode and decode only, fixed limits) and `agentcore.core` (null, array_mt). Library
+ * tables, the modules `require` returns and agentcore.array_mt are read-only (writes and rawset
+ * raise). Every module and plugin file runs with its own global table whose misses read the
+ * built-in globals. */
 #ifndef AC_LUA_HOST_H
 #define AC_LUA_HOST_H
 
 #include <lua.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,29 +33,39 @@ typedef struct ac_lua_limits {
     size_t max_call_bytes;       /* how much the state may grow during one call */
     size_t max_state_bytes;      /* how much the state may hold at any time */
     double max_pattern_cost;     /* worst-case steps of one string.find/match/gmatch/gsub */
-    size_t max_string_bytes;     /* largest string.rep result */
+    size_t max_string_bytes;     /* largest string.rep result, and cjson.encode output */
     uint32_t reload_interval_ms; /* a plugin's file is stat()ed at most this often */
+    /* what a plugin hands back (ac_lua_to_json_limited; the rollout applies them, and counts a
+     * plugin that passes one as a plugin failure) */
+    size_t max_observation_bytes; /* agent.observe's text */
+    size_t max_result_bytes;      /* one JSON value a plugin returns (a step's params or result,
+                                     a final answer), as JSON text */
+    size_t max_trajectory_bytes;  /* one episode's observations, params and results together */
 } ac_lua_limits_t;
 
 /* Defaults (measured on the 2-core build machine; docs/plugins.md explains each): 50M
  * instructions (0.2-0.4 s of plain Lua), 2000 ms, 128 MiB per call, 256 MiB per state, pattern
- * cost 1e8 (0.2-0.3 s at worst inside one pattern call), string.rep 16 MiB, reload 1000 ms. */
+ * cost 1e8 (0.2-0.3 s at worst inside one pattern call), string.rep 16 MiB, reload 1000 ms,
+ * observation 64 KiB, one result 1 MiB, one trajectory 8 MiB. */
 #define AC_LUA_DEFAULT_LIMITS {50000000u, 2000u, (size_t)128 << 20, (size_t)256 << 20, 1e8, \
-                               (size_t)16 << 20, 1000u}
+                               (size_t)16 << 20, 1000u, (size_t)64 << 10, (size_t)1 << 20, \
+                               (size_t)8 << 20}
 
 /* The instruction hook runs every this many VM instructions. */
 #define AC_LUA_HOOK_EVERY 1000
-/* JSON handed across the boundary: nesting depth and number of values per conversion. */
-#define AC_LUA_JSON_MAX_DEPTH 128
-#define AC_LUA_JSON_MAX_VALUES 1000000
-/* Plugin names match ^[a-z0-9_-]+$ and are at most this long. */
-#define AC_LUA_PLUGIN_NAME_MAX 64
+
+/* What another thread may see of a host and do to it (a watchdog, a cancel): owned by the
+ * caller, outlives the hosts that report to it, every field atomic. */
+typedef struct ac_lua_watch {
+    _Atomic uint64_t deadline_ns; /* monotonic time the running call must end by; 0: no call */
+    atomic_int interrupt;         /* set: the running and every later call raise at the next hook */
+} ac_lua_watch_t;
 
 typedef struct ac_lua_host ac_lua_host_t;
 
 /* Creates a host. lua_dir holds the runtime library (agentcore/init.lua), plugins_dir holds
- * agents/, rewards/, validators/ (both are copied). limits may be NULL for the defaults.
- * Returns NULL and fills err when the directories are missing or memory runs out. */
+ * agents/, rewards/, validators/, webhooks/ (both are copied). limits may be NULL for the
+ * defaults. Returns NULL and fills err when the directories are missing or memory runs out. */
 ac_lua_host_t *ac_lua_host_create(const char *lua_dir, const char *plugins_dir,
                                   const ac_lua_limits_t *limits, ac_err_t *err);
 
@@ -64,6 +80,13 @@ lua_State *ac_lua_host_state(ac_lua_host_t *h);
 const ac_lua_limits_t *ac_lua_host_limits(const ac_lua_host_t *h);
 /* Replaces the limits from the next call on (e.g. a larger budget to validate a big data set). */
 void ac_lua_host_set_limits(ac_lua_host_t *h, const ac_lua_limits_t *limits);
+
+/* Makes the host publish each call's deadline to w and obey w->interrupt (NULL: stop). w must
+ * outlive the host or be detached first. */
+void ac_lua_host_set_watch(ac_lua_host_t *h, ac_lua_watch_t *w);
+
+/* Whether the last failed call ended because w->interrupt was set (not a plugin's fault). */
+int ac_lua_host_interrupted(const ac_lua_host_t *h);
 
 /* Bytes the state holds now (as counted by its allocator). */
 size_t ac_lua_host_memory(const ac_lua_host_t *h);
@@ -86,68 +109,7 @@ int ac_lua_host_pcall(ac_lua_host_t *h, lua_CFunction fn, void *ud, const char *
 int ac_lua_host_run(ac_lua_host_t *h, const char *code, const char *chunkname, json_t **result,
                     ac_err_t *err);
 
-/* ---- JSON <-> Lua (the rules of the plugin contract) -------------------------------------- */
-
-/* Pushes v onto L: objects become tables with string keys, arrays become tables 1..n with the
- * metatable agentcore.array_mt (so that even empty ones go back out as []), integers stay
- * integers, reals stay floats, null becomes agentcore.null (the light userdata NULL, which is also
- * cjson.null). NULL pushes nil. Raises a Lua error past AC_LUA_JSON_MAX_DEPTH or when memory
- * runs out: call it only inside ac_lua_host_pcall. */
-void ac_lua_push_json(lua_State *L, const json_t *v);
-
-/* Converts the value at idx to a new JSON reference. Tables with keys exactly 1..n, or with
- * agentcore.array_mt, are arrays; other tables are objects and need string keys. Rejects NaN and
- * infinities, invalid UTF-8, cycles, functions/userdata, nesting past AC_LUA_JSON_MAX_DEPTH and
- * more than AC_LUA_JSON_MAX_VALUES values. nil converts to null. Uses raw access only (no
- * metamethods) and never raises, so it may run outside protected mode. Returns NULL and fills
- * err (the message names the place: "NaN is not valid JSON (at result.items[3])"). */
-json_t *ac_lua_to_json(lua_State *L, int idx, ac_err_t *err);
-/* The same, naming the converted value `root` in messages ("result", "params"). */
-json_t *ac_lua_to_json_named(lua_State *L, int idx, const char *root, ac_err_t *err);
-
-/* ---- plugins --------------------------------------------------------------------------------- */
-
-/* One loaded version of one plugin file, shared by reference count. A lookup returns the newest
- * good version; a version stays alive (with its Lua table) until every holder released it. */
-typedef struct ac_lua_plugin ac_lua_plugin_t;
-
-/* What a plugin kind needs from the registry. */
-typedef struct ac_lua_plugin_kind {
-    const char *dir;  /* sub-directory of plugins_dir ("agents"); also used in messages */
-    size_t size;      /* bytes of typed data kept with each version, zeroed before check */
-    /* Checks the module table at index `module` (name and version already checked) and fills
-     * data. Runs in protected mode: reports a contract violation with ac_lua_plugin_fail. */
-    void (*check)(lua_State *L, int module, ac_lua_plugin_t *p, void *data);
-    /* Frees what check stored in data; also runs after a failed check. May be NULL. */
-    void (*fini)(lua_State *L, void *data);
-} ac_lua_plugin_kind_t;
-
-/* Returns a new reference to the current version of <plugins_dir>/<kind->dir>/<name>.lua,
- * loading it first when it is new or its file changed (stat() at most once per
- * reload_interval_ms). A version that fails to load or to pass the contract check does not
- * replace a working one: the lookup fails with its message (AC_ERR_INTERNAL) while holders of the
- * old version keep using it. An invalid name is AC_ERR_INVALID_PARAMS, a missing file
- * AC_ERR_NOT_FOUND. */
-ac_lua_plugin_t *ac_lua_plugin_get(ac_lua_host_t *h, const ac_lua_plugin_kind_t *kind,
-                                   const char *name, ac_err_t *err);
-/* Drops a reference; the last one frees the version. NULL is a no-op. */
-void ac_lua_plugin_release(ac_lua_plugin_t *p);
-/* Makes the next lookup of every plugin stat() its file (on demand, e.g. an admin request). */
-void ac_lua_host_recheck_plugins(ac_lua_host_t *h);
-
-void *ac_lua_plugin_data(ac_lua_plugin_t *p);
-ac_lua_host_t *ac_lua_plugin_host(const ac_lua_plugin_t *p);
-const char *ac_lua_plugin_name(const ac_lua_plugin_t *p);    /* the file name ("calculator") */
-const char *ac_lua_plugin_version(const ac_lua_plugin_t *p); /* the module's `version` */
-const char *ac_lua_plugin_path(const ac_lua_plugin_t *p);    /* "plugins/agents/calculator.lua" */
-
-/* Helpers for kind->check (protected mode only). */
-/* Raises "<path>: <message>" without a traceback location. */
-int ac_lua_plugin_fail(lua_State *L, const ac_lua_plugin_t *p, const char *fmt, ...);
-/* Returns a registry reference to module[field], which must be a function; else fails with
- * "missing function 'field'" or "'field' must be a function (got string)". */
-int ac_lua_plugin_fn_ref(lua_State *L, int module, const ac_lua_plugin_t *p, const char *field);
-/* Drops a reference taken by ac_lua_plugin_fn_ref (refs <= 0 are ignored); never raises. */
+/* Drops a registry reference (refs <= 0 are ignored); never raises. */
 void ac_lua_unref(lua_State *L, int ref);
 
 #endif

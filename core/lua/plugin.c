@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua/lua_json.h"
+
 enum { AC_FN_INIT, AC_FN_OBSERVE, AC_FN_LEGAL, AC_FN_STEP, AC_FN_FINAL, AC_FN_COUNT };
 static const char *const ac_agent_fn_names[AC_FN_COUNT] = {"init", "observe", "legal", "step",
                                                            "final"};
@@ -233,6 +235,10 @@ static int ac_agent_observe_k(lua_State *L)
                            luaL_typename(L, -1));
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
+    size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_observation_bytes;
+    if (max && n > max)
+        ac_lua_plugin_fail(L, c->a->_plugin, "observe returned %zu bytes (limit %zu, "
+                           "limits.max_observation_bytes)", n, max);
     if (n + 1 > *c->cap) {
         char *nb = realloc(*c->buf, n + 1);
         if (nb == NULL)
@@ -284,8 +290,10 @@ static int ac_agent_step_k(lua_State *L)
     c->returned = 1;
     c->done = lua_toboolean(L, -1);
     /* ac_lua_to_json never raises: nothing below can interrupt this function */
-    if ((c->params = ac_lua_to_json_named(L, -3, "params", &c->conv)) != NULL)
-        c->result = ac_lua_to_json_named(L, -2, "result", &c->conv);
+    size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_result_bytes, pb = 0, rb = 0;
+    if ((c->params = ac_lua_to_json_limited(L, -3, "params", max, "limits.max_result_bytes", &pb, &c->conv)))
+        c->result = ac_lua_to_json_limited(L, -2, "result", max, "limits.max_result_bytes", &rb, &c->conv);
+    c->len = pb + rb;
     return 0;
 }
 
@@ -294,7 +302,8 @@ static int ac_agent_final_k(lua_State *L)
     ac_agent_call_t *c = lua_touserdata(L, 1);
     ac_agent_push(L, c, AC_FN_FINAL); /* final state */
     lua_call(L, 1, 1);                /* answer */
-    c->answer = ac_lua_to_json_named(L, -1, "answer", &c->conv);
+    size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_result_bytes;
+    c->answer = ac_lua_to_json_limited(L, -1, "answer", max, "limits.max_result_bytes", NULL, &c->conv);
     return 0;
 }
 
@@ -337,10 +346,12 @@ int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_
 }
 
 int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **params,
-                  json_t **result, int *done, ac_err_t *err)
+                  json_t **result, int *done, size_t *bytes, ac_err_t *err)
 {
     *params = *result = NULL;
     *done = 1;
+    if (bytes)
+        *bytes = 0;
     if (action < 0 || action >= a->n_actions)
         return ac_err_set(err, AC_ERR_INTERNAL, "%s: action %d out of range (%d actions)",
                           a->path, action, a->n_actions);
@@ -364,6 +375,8 @@ int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **pa
     *params = c.params;
     *result = c.result;
     *done = c.done;
+    if (bytes)
+        *bytes = c.len;
     return 0;
 }
 

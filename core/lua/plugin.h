@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "lua/lua_host.h"
+#include "lua/registry.h"
 
 #define AC_AGENT_MAX_ACTIONS 64
 #define AC_AGENT_MAX_STEPS 100000
@@ -71,12 +72,13 @@ int ac_agent_observe(ac_agent_t *a, const ac_episode_t *ep, char **buf, size_t *
 int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_t *err);
 
 /* agent.step(state, actions[action]): runs the action's tool. On 0, *params and *result are new
- * references (nil becomes JSON null) and *done is 1 when the episode ended. When step raised or
- * broke a limit, returns AC_AGENT_TOOL_FAILED with *params = null, *result = {"error": message},
- * *done = 1 and err holding the same message. -1: action out of range, or step returned values
- * that are not JSON (outputs are then NULL). */
+ * references (nil becomes JSON null), *done is 1 when the episode ended and *bytes (may be NULL)
+ * estimates their size as JSON text. Each is bounded by limits.max_result_bytes. When step raised
+ * or broke a limit, returns AC_AGENT_TOOL_FAILED with *params = null, *result =
+ * {"error": message}, *done = 1 and err holding the same message. -1: action out of range, or
+ * step returned values that are not JSON or too large (outputs are then NULL). */
 int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **params,
-                  json_t **result, int *done, ac_err_t *err);
+                  json_t **result, int *done, size_t *bytes, ac_err_t *err);
 
 /* agent.final(state): the episode's answer, a new reference in *answer. */
 int ac_agent_final(ac_agent_t *a, const ac_episode_t *ep, json_t **answer, ac_err_t *err);

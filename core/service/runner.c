@@ -18,6 +18,8 @@
 typedef struct run {
     const ac_runner_env_t *env;
     const char *id;
+    int64_t run;          /* this run of the job: every write names it (ac_jobs_update_run) */
+    ac_lua_host_t *host;  /* this job's own */
     json_t *job; /* the last committed record */
     ac_train_config_t cfg;
     ac_agent_t *agent;
@@ -137,7 +139,7 @@ static int resume(run_t *r, ac_err_t *err)
     }
     /* trajectories written after the checkpoint belong to iterations that will run again */
     json_t *job = NULL;
-    if (ac_jobs_update(r->env->store, r->id, resume_txn, r, &job, err) != 0)
+    if (ac_jobs_update_run(r->env->store, r->id, r->run, resume_txn, r, &job, err) != 0)
         return -1;
     json_decref(r->job);
     r->job = job;
@@ -288,6 +290,9 @@ static int checkpoint_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
 static int save_checkpoint(run_t *r, int evaluate, ac_err_t *err)
 {
     r->validation_accuracy = NAN;
+    /* once interrupted every plugin call fails at once: a validation score would be wrong */
+    if (evaluate && atomic_load(&r->env->watch->interrupt))
+        evaluate = 0;
     if (evaluate && json_array_size(r->evaluation) > 0) {
         ac_eval_result_t ev;
         if (ac_eval_run(r->agent, r->reward, r->tr->policy, r->evaluation, r->cfg.max_steps_per_trajectory, &ev,
@@ -314,7 +319,7 @@ static int save_checkpoint(run_t *r, int evaluate, ac_err_t *err)
     r->ckpt_len = len;
     r->ckpt_iteration = r->tr->iteration;
     json_t *job = NULL;
-    int rc = ac_jobs_update(r->env->store, r->id, checkpoint_txn, r, &job, err);
+    int rc = ac_jobs_update_run(r->env->store, r->id, r->run, checkpoint_txn, r, &job, err);
     free(buf);
     r->ckpt_id = NULL;
     r->ckpt_buf = NULL;
@@ -370,7 +375,7 @@ static int finish(run_t *r, const char *status, const char *reason, const char *
     r->reason = reason;
     r->error = error;
     json_t *job = NULL;
-    if (ac_jobs_update(r->env->store, r->id, finish_txn, r, &job, err) != 0)
+    if (ac_jobs_update_run(r->env->store, r->id, r->run, finish_txn, r, &job, err) != 0)
         return -1;
     json_decref(r->job);
     r->job = job;
@@ -399,13 +404,16 @@ static int run_loop(run_t *r, ac_err_t *err)
     const ac_runner_env_t *env = r->env;
     char failure[768];
     for (;;) {
-        if (atomic_load(env->stopping))
-            return 0; /* stays running: it resumes from its checkpoint at the next start */
+        if (atomic_load(env->stopping)) /* stays running: it resumes from its checkpoint */
+            return ac_jobs_clean_stop(env->store, r->id, r->run, err);
         json_t *job = NULL;
         if (ac_jobs_get(env->store, r->id, &job, err) != 1)
             return -1;
         int cancel = json_is_true(json_object_get(job, "cancel_requested"));
+        int ours = json_integer_value(json_object_get(job, "run")) == r->run;
         json_decref(job);
+        if (!ours)
+            return ac_err_set(err, AC_ERR_INTERNAL, "this run no longer owns the job (abandoned)");
         if (cancel) {
             if (r->tr->iteration > r->ckpt_iteration && save_checkpoint(r, 1, err) != 0)
                 return -1;
@@ -416,6 +424,16 @@ static int run_loop(run_t *r, ac_err_t *err)
         ac_iter_metrics_t m;
         if (ac_trainer_iterate(r->tr, r->training, r->budget_micro - r->cost_micro, &m, err) != 0)
             return -1;
+        if (m.stopped) { /* interrupted: the loop's checks above say why */
+            if (!atomic_load(env->stopping) && ac_jobs_get(env->store, r->id, &job, err) == 1) {
+                int why = json_is_true(json_object_get(job, "cancel_requested")) ||
+                          json_integer_value(json_object_get(job, "run")) != r->run;
+                json_decref(job);
+                if (!why)
+                    return ac_err_set(err, AC_ERR_INTERNAL, "interrupted without a reason");
+            }
+            continue;
+        }
         r->cost_micro += m.cost_micro;
         r->trajectories_generated += m.trajectories;
         if (m.budget_exhausted) {
@@ -436,7 +454,7 @@ static int run_loop(run_t *r, ac_err_t *err)
         r->warned75 |= r->fire75;
         r->warned90 |= r->fire90;
         json_t *updated = NULL;
-        if (ac_jobs_update(env->store, r->id, iteration_txn, r, &updated, err) != 0)
+        if (ac_jobs_update_run(env->store, r->id, r->run, iteration_txn, r, &updated, err) != 0)
             return -1;
         json_decref(r->job);
         r->job = updated;
@@ -458,9 +476,9 @@ static int run_loop(run_t *r, ac_err_t *err)
     return finish(r, "completed", NULL, NULL, err);
 }
 
-int ac_runner_run(const ac_runner_env_t *env, const char *job_id, ac_err_t *err)
+int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err)
 {
-    run_t r = {.env = env, .id = job_id, .session_start_ns = ac_clock_mono_ns()};
+    run_t r = {.env = env, .id = job_id, .run = run, .session_start_ns = ac_clock_mono_ns()};
     r.metrics = json_object();
     r.samples = json_array();
     int ret = -1;
@@ -480,8 +498,14 @@ int ac_runner_run(const ac_runner_env_t *env, const char *job_id, ac_err_t *err)
         snprintf(failure, sizeof failure, "unknown agent '%s'", agent_id);
         goto fail_job;
     }
-    if ((r.agent = ac_agent_open(env->host, bind.agent, &plugin_err)) == NULL ||
-        (r.reward = ac_reward_open(env->host, bind.reward, &plugin_err)) == NULL) {
+    if ((r.host = ac_lua_host_create(env->cfg->lua_dir, env->cfg->plugins_dir, &env->cfg->plugin_limits,
+                                     &plugin_err)) == NULL) {
+        snprintf(failure, sizeof failure, "%s", plugin_err.message);
+        goto fail_job;
+    }
+    ac_lua_host_set_watch(r.host, env->watch);
+    if ((r.agent = ac_agent_open(r.host, bind.agent, &plugin_err)) == NULL ||
+        (r.reward = ac_reward_open(r.host, bind.reward, &plugin_err)) == NULL) {
         snprintf(failure, sizeof failure, "%s", plugin_err.message);
         goto fail_job;
     }
@@ -491,6 +515,7 @@ int ac_runner_run(const ac_runner_env_t *env, const char *job_id, ac_err_t *err)
         snprintf(failure, sizeof failure, "%s", plugin_err.message);
         goto fail_job;
     }
+    r.tr->stop = &env->watch->interrupt;
     if (resume(&r, err) != 0)
         goto out;
     r.ckpt_iteration = r.tr->iteration;
@@ -503,6 +528,7 @@ out:
     ac_trainer_destroy(r.tr);
     ac_reward_close(r.reward);
     ac_agent_close(r.agent);
+    ac_lua_host_destroy(r.host);
     json_decref(r.training);
     json_decref(r.evaluation);
     json_decref(r.job);

@@ -26,13 +26,16 @@
 typedef struct ac_runner_env {
     ac_store_t *store;
     const ac_config_t *cfg;
-    ac_lua_host_t *host;    /* this thread's */
+    ac_lua_watch_t *watch;  /* the worker's: the job's plugin calls report to it, and its interrupt
+                               flag ends the current iteration (cancel, shutdown, abandonment) */
     atomic_int *stopping;   /* server shutdown: leave the job running, it resumes at restart */
 } ac_runner_env_t;
 
-/* Runs the job (already claimed: status running) until it ends or the server stops. Returns 0,
- * or -1 when the store fails (the job then stays running and resumes at the next start). */
-int ac_runner_run(const ac_runner_env_t *env, const char *job_id, ac_err_t *err);
+/* Runs the job (already claimed as run `run`: status running) until it ends or the server stops.
+ * The job's plugins get a Lua host of their own, made here and dropped at the end: nothing of
+ * one job's Lua survives into another's. Returns 0, or -1 when the store fails or the run lost
+ * the job (abandoned): the job then stays as the store has it. */
+int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err);
 
 /* The seed a job trains with: its config's, else one derived from its id. */
 uint64_t ac_runner_seed(const char *job_id, int config_seed);

@@ -1,3 +1,14 @@
+/* Job workers and their watchdog. See workers.h.
+ *
+ * Each worker thread owns a slot: the job it runs, that job's run number, and the Lua watch its
+ * plugin calls report their deadlines to. The watchdog thread looks at every slot a few times a
+ * second; a plugin call that is still running abandon_after_ms past its wall-clock deadline has
+ * not come back to Lua (the instruction hook would have ended it): the watchdog fails the job
+ * (fenced by the run number, so the stuck thread can write nothing more), marks the slot
+ * abandoned and starts a new worker in a new slot. The stuck thread, if it ever returns, sees
+ * its slot abandoned, drops its job's state and exits. Slots are never freed while their thread
+ * may still run. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "service/workers.h"
 
 #include <malloc.h>
@@ -5,27 +16,47 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#include "engine/blas.h"
 #include "base/clock.h"
-#include "store/jobs.h"
+#include "base/uuid.h"
+#include "engine/blas.h"
 #include "lua/lua_host.h"
 #include "service/runner.h"
+#include "store/jobs.h"
 
 /* An idle worker looks at the queue at least this often even without a notification (a job
  * whose runner failed on a store error is retried this way). */
 #define IDLE_POLL_MS 500
+/* How often the watchdog looks. */
+#define WATCH_EVERY_MS 100
+/* How long stop waits for a worker to reach a safe point before leaving it behind. */
+#define STOP_GRACE_MS 10000
+
+typedef struct slot {
+    ac_workers_t *w;
+    pthread_t tid;
+    ac_lua_watch_t watch;
+    atomic_int abandoned;
+    atomic_int finished;  /* the thread returned */
+    /* under w->lock */
+    char job_id[AC_UUID_LEN + 1]; /* "" when idle */
+    int64_t run;
+} slot_t;
 
 struct ac_workers {
     const ac_config_t *cfg;
     ac_store_t *store;
     atomic_int stopping;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int pending; /* notifications not yet consumed */
-    int n;
-    pthread_t *threads;
+    pthread_cond_t cond;       /* work arrived, or stop */
+    pthread_cond_t watch_cond; /* the watchdog's sleep */
+    int pending;               /* notifications not yet consumed */
+    slot_t **slots;            /* every slot ever made; the live ones are not abandoned */
+    int n_slots, cap_slots;
+    pthread_t watchdog;
+    atomic_ulong abandoned_total;
 };
 
 static void wait_for_work(ac_workers_t *w)
@@ -40,21 +71,26 @@ static void wait_for_work(ac_workers_t *w)
     pthread_mutex_unlock(&w->lock);
 }
 
+static void slot_set_job(slot_t *s, const char *job_id, int64_t run)
+{
+    pthread_mutex_lock(&s->w->lock);
+    snprintf(s->job_id, sizeof s->job_id, "%s", job_id ? job_id : "");
+    s->run = run;
+    if (job_id == NULL) /* an interrupt meant for the job that just ended must not hit the next */
+        atomic_store(&s->watch.interrupt, atomic_load(&s->w->stopping));
+    pthread_mutex_unlock(&s->w->lock);
+}
+
 static void *worker_main(void *arg)
 {
-    ac_workers_t *w = arg;
+    slot_t *s = arg;
+    ac_workers_t *w = s->w;
     ac_err_t err = AC_ERR_INIT;
-    ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
-    ac_lua_host_t *host = ac_lua_host_create(w->cfg->lua_dir, w->cfg->plugins_dir, &limits, &err);
-    if (host == NULL) {
-        fprintf(stderr, "agentcore: worker: %s\n", err.message);
-        ac_err_clear(&err);
-        return NULL;
-    }
-    ac_runner_env_t env = {w->store, w->cfg, host, &w->stopping};
-    while (!atomic_load(&w->stopping)) {
-        char id[37];
-        int got = ac_jobs_claim(w->store, ac_clock_now_ms(), id, &err);
+    ac_runner_env_t env = {w->store, w->cfg, &s->watch, &w->stopping};
+    while (!atomic_load(&w->stopping) && !atomic_load(&s->abandoned)) {
+        char id[AC_UUID_LEN + 1];
+        int64_t run = 0;
+        int got = ac_jobs_claim(w->store, ac_clock_now_ms(), id, &run, &err);
         if (got < 0) {
             fprintf(stderr, "agentcore: worker: %s\n", err.message);
             ac_err_clear(&err);
@@ -63,16 +99,89 @@ static void *worker_main(void *arg)
             wait_for_work(w);
             continue;
         }
-        if (ac_runner_run(&env, id, &err) != 0) {
+        slot_set_job(s, id, run);
+        if (ac_runner_run(&env, id, run, &err) != 0 && !atomic_load(&s->abandoned)) {
             /* the store failed: the job stays running and is retried at the next start */
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
-            ac_err_clear(&err);
         }
-        /* a job's rollouts, batches and JSON are freed now: give the memory back to the system
-         * rather than keep it in the allocator's free lists while the worker idles */
+        ac_err_clear(&err);
+        slot_set_job(s, NULL, 0);
+        /* a job's rollouts, batches, JSON and Lua state are freed now: give the memory back to
+         * the system rather than keep it in the allocator's free lists while the worker idles */
         malloc_trim(0);
     }
-    ac_lua_host_destroy(host);
+    atomic_store(&s->finished, 1);
+    return NULL;
+}
+
+/* Starts a worker in a new slot. Call with w->lock held. */
+static int start_slot(ac_workers_t *w)
+{
+    if (w->n_slots == w->cap_slots) {
+        int cap = w->cap_slots ? w->cap_slots * 2 : 4;
+        slot_t **ns = realloc(w->slots, sizeof *ns * (size_t)cap);
+        if (ns == NULL)
+            return -1;
+        w->slots = ns;
+        w->cap_slots = cap;
+    }
+    slot_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -1;
+    s->w = w;
+    if (pthread_create(&s->tid, NULL, worker_main, s) != 0) {
+        free(s);
+        return -1;
+    }
+    w->slots[w->n_slots++] = s;
+    return 0;
+}
+
+/* A plugin call of the slot's job has not come back: give up on it. */
+static void abandon(ac_workers_t *w, slot_t *s, const char *job_id, int64_t run)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "a plugin call did not return %d ms after its wall-clock limit (%u ms, "
+             "plugin_limits.max_wall_ms): it was abandoned with the job's Lua state",
+             w->cfg->abandon_after_ms, (unsigned)w->cfg->plugin_limits.max_wall_ms);
+    atomic_store(&s->abandoned, 1);
+    atomic_store(&s->watch.interrupt, 1);
+    atomic_fetch_add(&w->abandoned_total, 1);
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_jobs_abandon(w->store, job_id, run, msg, ac_clock_now_ms(), &err) != 0) {
+        fprintf(stderr, "agentcore: job %s: cannot record its abandonment: %s\n", job_id, err.message);
+        ac_err_clear(&err);
+    }
+    fprintf(stderr, "agentcore: job %s: %s; worker replaced\n", job_id, msg);
+    pthread_mutex_lock(&w->lock);
+    if (!atomic_load(&w->stopping) && start_slot(w) != 0)
+        fprintf(stderr, "agentcore: cannot start a replacement worker\n");
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void *watchdog_main(void *arg)
+{
+    ac_workers_t *w = arg;
+    const uint64_t margin = (uint64_t)w->cfg->abandon_after_ms * 1000000u;
+    pthread_mutex_lock(&w->lock);
+    while (!atomic_load(&w->stopping)) {
+        struct timespec ts = ac_clock_deadline(WATCH_EVERY_MS);
+        pthread_cond_timedwait(&w->watch_cond, &w->lock, &ts);
+        uint64_t now = (uint64_t)ac_clock_mono_ns();
+        for (int i = 0; i < w->n_slots; i++) {
+            slot_t *s = w->slots[i];
+            uint64_t d = atomic_load(&s->watch.deadline_ns);
+            if (atomic_load(&s->abandoned) || d == 0 || now <= d + margin || s->job_id[0] == 0)
+                continue;
+            char id[AC_UUID_LEN + 1];
+            memcpy(id, s->job_id, sizeof id);
+            int64_t run = s->run;
+            pthread_mutex_unlock(&w->lock); /* abandon writes the store and takes the lock */
+            abandon(w, s, id, run);
+            pthread_mutex_lock(&w->lock);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
     return NULL;
 }
 
@@ -84,22 +193,29 @@ ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_store_t *store, ac_err
     if (recovered > 0)
         fprintf(stderr, "agentcore: resuming %d interrupted job(s)\n", recovered);
     ac_workers_t *w = calloc(1, sizeof *w);
-    if (w == NULL || (w->threads = calloc((size_t)cfg->workers, sizeof *w->threads)) == NULL) {
-        free(w);
+    if (w == NULL) {
         ac_err_set(err, AC_ERR_INTERNAL, "workers: out of memory");
         return NULL;
     }
     w->cfg = cfg;
     w->store = store;
-    w->n = cfg->workers;
     w->pending = recovered;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->watch_cond, NULL);
     /* BLAS threads per worker so that all workers together fit the cores */
-    int per = cfg->threads > 0 ? cfg->threads / w->n : 1;
+    int per = cfg->threads > 0 ? cfg->threads / cfg->workers : 1;
     ac_blas_set_threads(per > 0 ? per : 1);
-    for (int i = 0; i < w->n; i++)
-        pthread_create(&w->threads[i], NULL, worker_main, w);
+    pthread_mutex_lock(&w->lock);
+    int ok = 1;
+    for (int i = 0; ok && i < cfg->workers; i++)
+        ok = start_slot(w) == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!ok || pthread_create(&w->watchdog, NULL, watchdog_main, w) != 0) {
+        ac_workers_stop(w);
+        ac_err_set(err, AC_ERR_INTERNAL, "workers: cannot start threads");
+        return NULL;
+    }
     return w;
 }
 
@@ -113,18 +229,60 @@ void ac_workers_notify(ac_workers_t *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-void ac_workers_stop(ac_workers_t *w)
+int ac_workers_interrupt(ac_workers_t *w, const char *job_id)
+{
+    int hit = 0;
+    if (w == NULL)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    for (int i = 0; i < w->n_slots; i++) {
+        slot_t *s = w->slots[i];
+        if (!atomic_load(&s->abandoned) && strcmp(s->job_id, job_id) == 0) {
+            atomic_store(&s->watch.interrupt, 1);
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return hit;
+}
+
+unsigned long ac_workers_abandoned(const ac_workers_t *w)
+{
+    return w ? atomic_load(&((ac_workers_t *)w)->abandoned_total) : 0;
+}
+
+int ac_workers_stop(ac_workers_t *w)
 {
     if (w == NULL)
-        return;
+        return 0;
     atomic_store(&w->stopping, 1);
     pthread_mutex_lock(&w->lock);
+    for (int i = 0; i < w->n_slots; i++)
+        atomic_store(&w->slots[i]->watch.interrupt, 1); /* the running iterations end at once */
     pthread_cond_broadcast(&w->cond);
+    pthread_cond_broadcast(&w->watch_cond);
     pthread_mutex_unlock(&w->lock);
-    for (int i = 0; i < w->n; i++)
-        pthread_join(w->threads[i], NULL);
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    free(w->threads);
-    free(w);
+    if (w->watchdog)
+        pthread_join(w->watchdog, NULL);
+    /* From here the slot list no longer changes. A thread stuck in a plugin call that never
+     * returns is left behind: the process is about to exit. */
+    int left = 0;
+    struct timespec deadline = ac_clock_deadline(STOP_GRACE_MS);
+    for (int i = 0; i < w->n_slots; i++) {
+        slot_t *s = w->slots[i];
+        if (!atomic_load(&s->abandoned) && pthread_timedjoin_np(s->tid, NULL, &deadline) == 0) {
+            free(s);
+            w->slots[i] = NULL;
+        } else {
+            left++;
+        }
+    }
+    if (left == 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        pthread_cond_destroy(&w->watch_cond);
+        free(w->slots);
+        free(w);
+    }
+    return left;
 }

@@ -438,6 +438,7 @@ typedef struct update_ctx {
     ac_job_update_fn fn;
     void *ud;
     json_t *job;
+    int64_t run; /* > 0: only while the record's run is this one */
 } update_ctx_t;
 
 static int update_txn(ac_txn_t *t, void *ud, ac_err_t *err)
@@ -448,6 +449,9 @@ static int update_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     int found = get_json(t, AC_DB_JOBS, u->id, &u->job, err);
     if (found <= 0)
         return found < 0 ? -1 : ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no such job");
+    if (u->run > 0 && json_integer_value(json_object_get(u->job, "run")) != u->run)
+        return ac_err_set(err, AC_ERR_INTERNAL, "job %s: this run (%lld) no longer owns the job", u->id,
+                          (long long)u->run);
     if (u->fn(t, u->job, u->ud, err) != 0)
         return -1;
     return put_json(t, AC_DB_JOBS, u->id, u->job, err);
@@ -456,7 +460,13 @@ static int update_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 int ac_jobs_update(ac_store_t *s, const char *job_id, ac_job_update_fn fn, void *ud, json_t **job_out,
                    ac_err_t *err)
 {
-    update_ctx_t u = {job_id, fn, ud, NULL};
+    return ac_jobs_update_run(s, job_id, 0, fn, ud, job_out, err);
+}
+
+int ac_jobs_update_run(ac_store_t *s, const char *job_id, int64_t run, ac_job_update_fn fn, void *ud,
+                       json_t **job_out, ac_err_t *err)
+{
+    update_ctx_t u = {job_id, fn, ud, NULL, run};
     int rc = ac_store_write(s, update_txn, &u, err);
     if (rc == 0 && job_out != NULL)
         *job_out = u.job;
@@ -470,6 +480,7 @@ typedef struct claim_ctx {
     char id[AC_UUID_LEN + 1];
     uint8_t qkey[8];
     int found;
+    int64_t run;
 } claim_ctx_t;
 
 static int first_in_queue(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
@@ -507,6 +518,17 @@ static int claim_txn(ac_txn_t *t, void *ud, ac_err_t *err)
         char ts[40];
         int first_start = json_is_null(json_object_get(job, "started_at"));
         json_object_set_new(job, "status", json_string("running"));
+        /* A new run: it alone may write the job from now on (ac_jobs_update_run). Runs that start
+         * from the same checkpoint and end without a clean stop are counted: recovery refuses to
+         * resume a job into the same fault a third time. */
+        c->run = json_integer_value(json_object_get(job, "run")) + 1;
+        json_object_set_new(job, "run", json_integer(c->run));
+        json_t *from = json_object_get(job, "latest_checkpoint_id");
+        json_t *prev = json_object_get(job, "run_from_checkpoint");
+        int same = prev != NULL && (json_is_null(from) ? json_is_null(prev) : json_equal(from, prev));
+        json_int_t unclean = json_integer_value(json_object_get(job, "unclean_runs"));
+        json_object_set_new(job, "unclean_runs", json_integer(same ? unclean + 1 : 1));
+        json_object_set(job, "run_from_checkpoint", from ? from : json_null());
         if (first_start)
             json_object_set_new(job, "started_at", json_string(ac_clock_iso8601(ts, sizeof ts, c->now_ms, 0)));
         int rc = (first_start ? ac_jobs_txn_event(t, job, "training.job.started",
@@ -520,20 +542,72 @@ static int claim_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     }
 }
 
-int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], ac_err_t *err)
+int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], int64_t *run, ac_err_t *err)
 {
-    claim_ctx_t c = {now_ms, {0}, {0}, 0};
+    claim_ctx_t c = {now_ms, {0}, {0}, 0, 0};
     if (ac_store_write(s, claim_txn, &c, err) != 0)
         return -1;
-    if (c.found)
+    if (c.found) {
         memcpy(job_id, c.id, AC_UUID_LEN + 1);
+        *run = c.run;
+    }
     return c.found;
+}
+
+static int clean_stop_fn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
+{
+    (void)t, (void)ud, (void)err;
+    json_object_set_new(job, "unclean_runs", json_integer(0));
+    return 0;
+}
+
+int ac_jobs_clean_stop(ac_store_t *s, const char *job_id, int64_t run, ac_err_t *err)
+{
+    return ac_jobs_update_run(s, job_id, run, clean_stop_fn, NULL, NULL, err);
+}
+
+/* Ends a running job as failed with `error` and a training.job.failed event. */
+static int fail_running(ac_txn_t *t, json_t *job, const char *error, int64_t now_ms, ac_err_t *err)
+{
+    char ts[40];
+    json_object_set_new(job, "status", json_string("failed"));
+    json_object_set_new(job, "error", json_string(error));
+    json_object_set_new(job, "finished_at", json_string(ac_clock_iso8601(ts, sizeof ts, now_ms, 0)));
+    json_object_del(job, "estimated_completion");
+    return ac_jobs_txn_event(t, job, "training.job.failed",
+                             json_pack("{s:O, s:O, s:s, s:s}", "job_id", json_object_get(job, "job_id"),
+                                       "agent_id", json_object_get(job, "agent_id"), "status", "failed", "error",
+                                       error),
+                             now_ms, err);
+}
+
+typedef struct abandon_ctx {
+    const char *error;
+    int64_t now_ms;
+} abandon_ctx_t;
+
+static int abandon_fn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
+{
+    abandon_ctx_t *a = ud;
+    if (strcmp(json_string_value(json_object_get(job, "status")), "running") != 0)
+        return 0;
+    /* the abandoned run's writes are refused from here on */
+    json_object_set_new(job, "run", json_integer(json_integer_value(json_object_get(job, "run")) + 1));
+    return fail_running(t, job, a->error, a->now_ms, err);
+}
+
+int ac_jobs_abandon(ac_store_t *s, const char *job_id, int64_t run, const char *error, int64_t now_ms,
+                    ac_err_t *err)
+{
+    abandon_ctx_t a = {error, now_ms};
+    return ac_jobs_update_run(s, job_id, run, abandon_fn, &a, NULL, err);
 }
 
 typedef struct recover_ctx {
     char (*ids)[AC_UUID_LEN + 1];
     json_int_t *seqs;
     size_t n, cap;
+    size_t failed;
 } recover_ctx_t;
 
 static int find_running(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
@@ -559,7 +633,10 @@ static int find_running(const void *key, size_t klen, const void *val, size_t vl
         }
         memcpy(r->ids[r->n], key, AC_UUID_LEN);
         r->ids[r->n][AC_UUID_LEN] = 0;
-        r->seqs[r->n++] = json_integer_value(json_object_get(job, "queue_seq"));
+        /* -1: not resumed (its last two runs died from the same checkpoint) */
+        r->seqs[r->n++] = json_integer_value(json_object_get(job, "unclean_runs")) >= AC_JOBS_MAX_UNCLEAN_RUNS
+                              ? -1
+                              : json_integer_value(json_object_get(job, "queue_seq"));
     }
     json_decref(job);
     return 0;
@@ -577,7 +654,22 @@ static int recover_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     recover_ctx_t *r = ud;
     if (find_running_txn(t, ud, err) != 0)
         return -1;
+    r->failed = 0;
     for (size_t i = 0; i < r->n; i++) {
+        if (r->seqs[i] < 0) {
+            json_t *job = NULL;
+            if (get_json(t, AC_DB_JOBS, r->ids[i], &job, err) != 1 ||
+                fail_running(t, job, "the server stopped unexpectedly twice while this job ran from the same "
+                                     "checkpoint (a crash, a kill or a hung plugin); it was not resumed a third time",
+                             ac_clock_now_ms(), err) != 0 ||
+                put_json(t, AC_DB_JOBS, r->ids[i], job, err) != 0) {
+                json_decref(job);
+                return -1;
+            }
+            json_decref(job);
+            r->failed++;
+            continue;
+        }
         /* its original place: older than every job queued after it */
         uint8_t qkey[8];
         ac_be64_put(qkey, (uint64_t)r->seqs[i]);
@@ -596,7 +688,7 @@ int ac_jobs_recover(ac_store_t *s, ac_err_t *err)
         rc = ac_store_write(s, recover_txn, &r, err);
     free(r.ids);
     free(r.seqs);
-    return rc == 0 ? (int)r.n : -1;
+    return rc == 0 ? (int)(r.n - r.failed) : -1;
 }
 
 typedef struct data_ctx {

@@ -55,12 +55,29 @@ size_t ac_jobs_queued(ac_store_t *s);
 
 /* ---- execution (workers) -------------------------------------------------------------------- */
 
+/* A job whose runs died this many times in a row from the same checkpoint (a crash, a kill -9
+ * or a hung plugin each time, no clean stop in between) is failed at start, not resumed. */
+#define AC_JOBS_MAX_UNCLEAN_RUNS 2
+
 /* Takes the oldest job from the queue and marks it running (started_at on its first start,
- * a training.job.started event). Returns 1 with job_id filled, 0 when the queue is empty. */
-int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], ac_err_t *err);
+ * a training.job.started event). Returns 1 with job_id and *run filled, 0 when the queue is
+ * empty. *run numbers this run of the job: from now on only writes that name it
+ * (ac_jobs_update_run) change the job. */
+int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], int64_t *run, ac_err_t *err);
+
+/* A run that stops cleanly (server shutdown) says so: the job then resumes at the next start
+ * whatever happened before. */
+int ac_jobs_clean_stop(ac_store_t *s, const char *job_id, int64_t run, ac_err_t *err);
+
+/* Fails a running job whose run is `run` with `error` (a training.job.failed event) and takes
+ * it from that run: the run's later writes are refused. For a run that cannot be stopped (a
+ * plugin call that never returns). A job that is no longer running is left alone. */
+int ac_jobs_abandon(ac_store_t *s, const char *job_id, int64_t run, const char *error, int64_t now_ms,
+                    ac_err_t *err);
 
 /* At start-up: jobs a crash left running go back to the queue, ahead of the jobs queued after
- * them, to resume from their last checkpoint. Returns how many, or -1. */
+ * them, to resume from their last checkpoint; those whose last AC_JOBS_MAX_UNCLEAN_RUNS runs
+ * died from the same checkpoint are failed instead. Returns how many were re-queued, or -1. */
 int ac_jobs_recover(ac_store_t *s, ac_err_t *err);
 
 /* The job's training and evaluation data (new references). */
@@ -74,6 +91,10 @@ int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json
 typedef int (*ac_job_update_fn)(ac_txn_t *txn, json_t *job, void *ud, ac_err_t *err);
 int ac_jobs_update(ac_store_t *s, const char *job_id, ac_job_update_fn fn, void *ud, json_t **job_out,
                    ac_err_t *err);
+/* The same, fenced: fails (AC_ERR_INTERNAL, nothing written) unless the job's run is still `run`
+ * (see ac_jobs_claim). Every write of a job's runner goes through it. */
+int ac_jobs_update_run(ac_store_t *s, const char *job_id, int64_t run, ac_job_update_fn fn, void *ud,
+                       json_t **job_out, ac_err_t *err);
 
 /* Appends an event to the job's log: {seq, event, timestamp, data} (data stolen). The same
  * events are what webhooks deliver. */

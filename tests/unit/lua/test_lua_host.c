@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "lua/lua_host.h"
+#include "lua/lua_json.h"
 #include "lua/plugin.h"
 
 #include "check.h"
@@ -218,6 +219,131 @@ static void test_json(ac_lua_host_t *h)
 
 /* ---- sandbox and limits ------------------------------------------------------------------------ */
 
+/* ---- what a plugin cannot change or escape ------------------------------------------------- */
+
+static void test_isolation(ac_lua_host_t *h)
+{
+    CHECK(run_fails(h, "string.lower = function() return 'poisoned' end", "read-only table (field 'lower')") &&
+              run_true(h, "return string.lower('AbC') == 'abc' and ('AbC'):lower() == 'abc'"),
+          "library functions cannot be replaced");
+    CHECK(run_fails(h, "table.newfield = 1", "read-only") && run_fails(h, "math.pi = 3", "read-only") &&
+              run_fails(h, "utf8.char = nil", "read-only") && run_fails(h, "os.time = nil", "read-only"),
+          "every library table is read-only");
+    CHECK(run_fails(h, "rawset(string, 'lower', print)", "rawset: the table is read-only") &&
+              run_fails(h, "rawset(_G, 'print', nil)", "rawset: the table is read-only"),
+          "rawset refuses read-only tables");
+    CHECK(run_true(h, "return getmetatable(string) == false and getmetatable('') == false"),
+          "the metatables of library tables and strings are out of reach");
+    CHECK(run_fails(h, "setmetatable(string, nil)", "protected metatable"),
+          "a read-only table's metatable cannot be replaced");
+    CHECK(run_true(h, "local n = 0 for k, v in pairs(math) do n = n + 1 end return n > 20 and math.floor(2.5) == 2"),
+          "pairs and reads still see a read-only table's fields");
+    CHECK(run_fails(h, "local ac = require('agentcore'); ac.array_mt.__gc = function() end", "read-only") &&
+              run_fails(h, "local ac = require('agentcore'); ac.array_mt.__index = error", "read-only") &&
+              run_fails(h, "rawset(require('agentcore').array_mt, '__index', error)", "read-only"),
+          "agentcore.array_mt is read-only");
+    CHECK(run_true(h, "local ac = require('agentcore') return getmetatable(ac.array{}) == ac.array_mt"),
+          "arrays still carry agentcore.array_mt");
+    CHECK(run_fails(h, "require('agentcore.util').trim = nil", "read-only") &&
+              run_fails(h, "require('agentcore').null = 1", "read-only") &&
+              run_true(h, "return require('agentcore.util').trim(' x ') == 'x'"),
+          "modules handed out by require are read-only");
+    CHECK(converts(h, "return require('agentcore.util')", NULL, "cannot be converted") &&
+              converts(h, "local m = require('mods.consts') return m.list", "[1,2,3]", NULL) &&
+              converts(h, "local m = require('mods.consts') return m", "{\"list\":[1,2,3],\"name\":\"c\"}", NULL),
+          "a read-only table converts to JSON as the fields it shows");
+    CHECK(run_true(h, "return #require('mods.consts').list == 3 and require('mods.consts').list[2] == 2"),
+          "# and indexing work on read-only arrays");
+    CHECK(run_fails(h, "getmetatable(_ENV).__index = {}", "attempt to index a boolean value"),
+          "a chunk cannot reach the built-in globals through its environment's metatable");
+    CHECK(run_true(h, "return require('cjson').decode_max_depth == nil and require('cjson').encode_max_depth == nil "
+                      "and require('cjson').new == nil and require('cjson').encode_keep_buffer == nil"),
+          "cjson has no settings a plugin could change");
+    CHECK(run_fails(h, "local c = require('cjson'); c.decode_max_depth = function() end", "read-only"),
+          "cjson's table is read-only");
+    CHECK(run_fails(h, "return require('cjson').decode(('['):rep(400000) .. (']'):rep(400000))", "cjson.decode:"),
+          "a deeply nested cjson.decode fails cleanly instead of overflowing the C stack");
+    CHECK(converts(h, "return require('cjson').decode('{\"a\":[1,2.5,null],\"e\":[]}')",
+                   "{\"a\":[1,2.5,null],\"e\":[]}", NULL),
+          "cjson.decode keeps integers, nulls and empty arrays");
+    CHECK(run_true(h, "local c = require('cjson') local ac = require('agentcore') "
+                      "return c.encode({1, 'x', {a = true}}) == '[1,\"x\",{\"a\":true}]' and c.encode(ac.array{}) == '[]'"
+                      " and c.encode(c.null) == 'null'"),
+          "cjson.encode follows the host's JSON rules");
+    CHECK(run_fails(h, "local s = string.rep('x', 1e7) local t = {} for i = 1, 100 do t[i] = s end "
+                       "return require('cjson').encode(t)", "larger than"),
+          "cjson.encode stops at limits.max_string_bytes");
+    CHECK(run_true(h, "return coroutine == nil and debug == nil and io == nil and package == nil and load == nil"),
+          "no coroutine, debug, io or package library");
+}
+
+static void test_escapes(ac_lua_host_t *h)
+{
+    ac_lua_limits_t limits = *ac_lua_host_limits(h), fast = limits;
+    fast.max_instructions = 2000000;
+    fast.max_wall_ms = 1000;
+    ac_lua_host_set_limits(h, &fast);
+    static const struct {
+        const char *code, *what;
+        int may_return; /* Lua itself ends it (stack overflow), with a value */
+    } escapes[] = {
+        {"return xpcall(function() error('x') end, function(m) while true do end end)",
+         "a message handler that loops", 0},
+        {"return xpcall(function() while true do end end, function(m) while true do end end)",
+         "a message handler of a limit error that loops", 0},
+        {"local ok = pcall(function() while true do end end) while true do end", "looping after a caught limit", 0},
+        {"do local x <close> = setmetatable({}, {__close = function() while true do end end}) end",
+         "a __close handler that loops", 0},
+        {"do local x <close> = setmetatable({}, {__close = function() while true do end end}) error('e') end",
+         "a __close handler that loops while an error unwinds", 0},
+        {"local t = setmetatable({}, {__index = function(t, k) while true do end end}) return t.x",
+         "a metamethod that loops", 0},
+        {"local t = {} table.sort({3, 2, 1, 5, 4}, function(a, b) while true do end end)",
+         "a sort comparator that loops", 0},
+        {"local s = string.gsub('aaaa', 'a', function() while true do end end)", "a gsub callback that loops", 0},
+        {"local function f() return xpcall(f, f) end return f()", "recursion through xpcall", 1},
+        {"local t = setmetatable({}, {__index = function(t, k) return t[k] end}) return t.x",
+         "recursion through a metamethod", 0},
+        {"local t = setmetatable({}, {__tostring = function(t) return tostring(t) end}) return tostring(t)",
+         "recursion through __tostring", 0},
+        {"error(setmetatable({}, {__tostring = function() while true do end end}))",
+         "an error object whose __tostring loops", 0},
+    };
+    for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++) {
+        ac_err_t err = AC_ERR_INIT;
+        double t0 = now_s();
+        json_t *r = run(h, escapes[i].code, &err);
+        double dt = now_s() - t0;
+        char what[160];
+        snprintf(what, sizeof what, "%s ends with an error within the limits", escapes[i].what);
+        int ok = (escapes[i].may_return || (r == NULL && err.code != 0)) && dt < 3.0;
+        CHECK(ok, what);
+        if (!ok)
+            fprintf(stderr, "  (%.2f s, %s)\n", dt, r ? "returned" : err.message);
+        json_decref(r);
+        ac_err_clear(&err);
+        CHECK(run_true(h, "return 1 + 1 == 2"), "the state works after it");
+    }
+    ac_lua_host_set_limits(h, &limits);
+}
+
+static void test_watch(ac_lua_host_t *h)
+{
+    ac_lua_watch_t w = {0};
+    ac_lua_host_set_watch(h, &w);
+    CHECK(run_true(h, "return true") && atomic_load(&w.deadline_ns) == 0 && !ac_lua_host_interrupted(h),
+          "a call publishes its deadline only while it runs");
+    atomic_store(&w.interrupt, 1);
+    ac_err_t err = AC_ERR_INIT;
+    json_t *r = run(h, "local n = 0 while true do n = n + 1 end", &err);
+    CHECK(r == NULL && has(err.message, "interrupted") && ac_lua_host_interrupted(h),
+          "an interrupted host refuses to start calls");
+    ac_err_clear(&err);
+    atomic_store(&w.interrupt, 0);
+    CHECK(run_true(h, "return true") && !ac_lua_host_interrupted(h), "it works again once the flag is cleared");
+    ac_lua_host_set_watch(h, NULL);
+}
+
 static void test_sandbox(ac_lua_host_t *h)
 {
     CHECK(run_true(h, "return io == nil and load == nil and dofile == nil and loadfile == nil "
@@ -266,7 +392,7 @@ static void test_sandbox(ac_lua_host_t *h)
           "require finds lua/agentcore/init.lua and lua/agentcore/util.lua");
     CHECK(run_true(h, "x = 5 return x == 5") && run_true(h, "return x == nil"),
           "a chunk's globals are its own");
-    CHECK(run_fails(h, "_G.y = 1", "shared global 'y'"), "writing a shared global is refused");
+    CHECK(run_fails(h, "_G.y = 1", "read-only table (field 'y')"), "writing a shared global is refused");
     CHECK(run_fails(h, "setmetatable({}, {__gc = function() end})", "__gc"),
           "__gc metamethods refused");
     CHECK(run_true(h, "return getmetatable(setmetatable({}, {__index = {a = 1}})).__index.a == 1"),
@@ -536,7 +662,7 @@ static void test_agent(ac_lua_host_t *h)
           "legal fills the mask");
     json_t *params = NULL, *result = NULL;
     int done = -1;
-    int rc = ac_agent_step(a, &ep, 0, &params, &result, &done, &err);
+    int rc = ac_agent_step(a, &ep, 0, &params, &result, &done, NULL, &err);
     CHECK(rc == 0 && json_integer_value(json_object_get(params, "x")) == 1 &&
               json_integer_value(json_object_get(result, "n")) == 1 && done == 0,
           "step returns params, result and done");
@@ -544,14 +670,14 @@ static void test_agent(ac_lua_host_t *h)
     json_decref(result);
     CHECK(ac_agent_observe(a, &ep, &buf, &cap, &len, &err) == 0 && strcmp(buf, "hello | 1") == 0,
           "the episode state lives on between calls");
-    rc = ac_agent_step(a, &ep, 1, &params, &result, &done, &err);
+    rc = ac_agent_step(a, &ep, 1, &params, &result, &done, NULL, &err);
     const char *emsg = json_string_value(json_object_get(result, "error"));
     CHECK(rc == AC_AGENT_TOOL_FAILED && json_is_null(params) && done == 1 &&
               has(emsg, "plugins/agents/calc.lua:15: tool broke") && has(err.message, "tool broke"),
           "a Lua error in step is a failed tool call: {error = 'file:line: msg'}, done");
     json_decref(params);
     json_decref(result);
-    rc = ac_agent_step(a, &ep, 2, &params, &result, &done, &err);
+    rc = ac_agent_step(a, &ep, 2, &params, &result, &done, NULL, &err);
     CHECK(rc == 0 && json_is_null(params) && done == 1, "a nil params becomes null");
     json_decref(params);
     json_decref(result);
@@ -560,7 +686,7 @@ static void test_agent(ac_lua_host_t *h)
               json_integer_value(json_object_get(answer, "answer")) == 1,
           "final returns the answer");
     json_decref(answer);
-    CHECK(ac_agent_step(a, &ep, 3, &params, &result, &done, &err) == -1 && params == NULL,
+    CHECK(ac_agent_step(a, &ep, 3, &params, &result, &done, NULL, &err) == -1 && params == NULL,
           "an action index out of range is an error");
     ac_agent_episode_free(a, &ep);
     CHECK(ep._state == -2 && ac_agent_final(a, &ep, &answer, &err) == -1,
@@ -578,10 +704,10 @@ static void test_agent(ac_lua_host_t *h)
           "legal naming an unknown action is an error");
     CHECK(ac_agent_legal(a, &eps[1], mask, &err) == -1 && has(err.message, "no action"),
           "legal with no action is an error");
-    CHECK(ac_agent_step(a, &eps[2], 0, &params, &result, &done, &err) == -1 &&
+    CHECK(ac_agent_step(a, &eps[2], 0, &params, &result, &done, NULL, &err) == -1 &&
               has(err.message, "NaN is not valid JSON (at result.v)") && result == NULL,
           "step returning NaN is a contract error, not a tool failure");
-    rc = ac_agent_step(a, &eps[3], 0, &params, &result, &done, &err);
+    rc = ac_agent_step(a, &eps[3], 0, &params, &result, &done, NULL, &err);
     CHECK(rc == AC_AGENT_TOOL_FAILED && has(err.message, "calc.lua:17: instruction budget"),
           "a step that loops forever is a failed tool call with file:line");
     json_decref(params);
@@ -597,7 +723,7 @@ static void test_agent(ac_lua_host_t *h)
         for (int s = 0; s < 4; s++, steps++) {
             ac_agent_observe(a, &ep, &buf, &cap, &len, &err);
             ac_agent_legal(a, &ep, mask, &err);
-            ac_agent_step(a, &ep, s < 3 ? 0 : 2, &params, &result, &done, &err);
+            ac_agent_step(a, &ep, s < 3 ? 0 : 2, &params, &result, &done, NULL, &err);
             json_decref(params);
             json_decref(result);
         }
@@ -624,6 +750,65 @@ static int score(ac_reward_t *r, const char *mode, double *reward, ac_reward_inf
     json_decref(traj);
     json_decref(expected);
     return rc;
+}
+
+/* What an agent hands back is bounded: observation, each result, each answer. */
+static void test_output_limits(void)
+{
+    ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
+    limits.max_observation_bytes = 1000;
+    limits.max_result_bytes = 5000;
+    ac_err_t err = AC_ERR_INIT;
+    ac_lua_host_t *h = ac_lua_host_create(lua_dir, tmp_dir, &limits, &err);
+    write_file("agents/bomb.lua",
+               "return { name = 'bomb', version = '1', actions = { 'small', 'big', 'huge' },\n"
+               "  init = function(q) return { q = q } end,\n"
+               "  observe = function(s) return s.q == 'long' and string.rep('o', 2000) or 'fine' end,\n"
+               "  legal = function(s) return { 'small', 'big', 'huge' } end,\n"
+               "  step = function(s, a)\n"
+               "    if a == 'small' then return { n = 1 }, { r = string.rep('x', 100) }, false end\n"
+               "    if a == 'big' then return {}, { r = string.rep('x', 6000) }, false end\n"
+               "    local t, s8 = {}, string.rep('y', 4000) for i = 1, 1000 do t[i] = s8 end\n"
+               "    return {}, t, false\n"
+               "  end,\n"
+               "  final = function(s) return { a = string.rep('z', 9000) } end }\n");
+    ac_agent_t *a = h ? ac_agent_open(h, "bomb", &err) : NULL;
+    CHECK(a != NULL, "the output-bomb agent loads");
+    if (a == NULL) {
+        fprintf(stderr, "  (%s)\n", err.message);
+        ac_lua_host_destroy(h);
+        return;
+    }
+    ac_episode_t ep = AC_EPISODE_INIT;
+    json_t *q = json_string("long"), *params = NULL, *result = NULL, *answer = NULL;
+    char *buf = NULL;
+    size_t cap = 0, len = 0, bytes = 0;
+    int done = 0;
+    CHECK(ac_agent_init(a, q, &ep, &err) == 0 && ac_agent_observe(a, &ep, &buf, &cap, &len, &err) != 0 &&
+              has(err.message, "limits.max_observation_bytes"),
+          "an observation over limits.max_observation_bytes is an error");
+    ac_err_clear(&err);
+    CHECK(ac_agent_step(a, &ep, 0, &params, &result, &done, &bytes, &err) == 0 && bytes > 100 && bytes < 200,
+          "a small result passes, with its size");
+    json_decref(params);
+    json_decref(result);
+    CHECK(ac_agent_step(a, &ep, 1, &params, &result, &done, NULL, &err) == -1 &&
+              has(err.message, "result is larger than 5000 bytes (limits.max_result_bytes)"),
+          "a step result over limits.max_result_bytes is an error");
+    ac_err_clear(&err);
+    double t0 = now_s();
+    CHECK(ac_agent_step(a, &ep, 2, &params, &result, &done, NULL, &err) == -1 &&
+              has(err.message, "limits.max_result_bytes") && now_s() - t0 < 0.5,
+          "a result of 4 MB made of one shared string is refused before it is copied");
+    ac_err_clear(&err);
+    CHECK(ac_agent_final(a, &ep, &answer, &err) != 0 && has(err.message, "answer is larger than"),
+          "a final answer over the limit is an error");
+    ac_err_clear(&err);
+    ac_agent_episode_free(a, &ep);
+    json_decref(q);
+    free(buf);
+    ac_agent_close(a);
+    ac_lua_host_destroy(h);
 }
 
 static void test_reward(ac_lua_host_t *h)
@@ -807,12 +992,17 @@ int main(void)
     CHECK(ac_lua_host_create("/nonexistent", tmp_dir, NULL, &err) == NULL &&
               has(err.message, "/nonexistent"), "a missing Lua directory is reported");
     ac_err_clear(&err);
+    write_file("mods/consts.lua", "return { name = 'c', list = require('agentcore').array{1, 2, 3} }");
     test_sandbox(h);
+    test_isolation(h);
+    test_escapes(h);
+    test_watch(h);
     test_limits(h);
     test_json(h);
     test_contract(h);
     test_agent(h);
     test_reward(h);
+    test_output_limits();
     test_reload(h);
     test_validator(h);
     ac_lua_host_destroy(h);
