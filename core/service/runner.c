@@ -404,8 +404,8 @@ static int run_loop(run_t *r, ac_err_t *err)
     const ac_runner_env_t *env = r->env;
     char failure[768];
     for (;;) {
-        if (atomic_load(env->stopping)) /* stays running: it resumes from its checkpoint */
-            return ac_jobs_clean_stop(env->store, r->id, r->run, err);
+        if (atomic_load(env->stopping))
+            return 0; /* stays running: it resumes from its checkpoint at the next start */
         json_t *job = NULL;
         if (ac_jobs_get(env->store, r->id, &job, err) != 1)
             return -1;

@@ -8,11 +8,11 @@
  * abandoned and starts a new worker in a new slot. The stuck thread, if it ever returns, sees
  * its slot abandoned, drops its job's state and exits. Slots are never freed while their thread
  * may still run. */
-#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "service/workers.h"
 
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@
 #include "base/uuid.h"
 #include "engine/blas.h"
 #include "lua/lua_host.h"
+#include "service/crashlog.h"
 #include "service/runner.h"
 #include "store/jobs.h"
 
@@ -33,6 +34,8 @@
 #define WATCH_EVERY_MS 100
 /* How long stop waits for a worker to reach a safe point before leaving it behind. */
 #define STOP_GRACE_MS 10000
+/* The crash handler's own stack (crashlog.h). */
+#define ALT_STACK (64 * 1024)
 
 typedef struct slot {
     ac_workers_t *w;
@@ -85,6 +88,10 @@ static void *worker_main(void *arg)
 {
     slot_t *s = arg;
     ac_workers_t *w = s->w;
+    /* the crash handler must run even when this thread's stack is what overflowed */
+    stack_t alt = {.ss_sp = malloc(ALT_STACK), .ss_size = ALT_STACK, .ss_flags = 0};
+    if (alt.ss_sp != NULL)
+        sigaltstack(&alt, NULL);
     ac_err_t err = AC_ERR_INIT;
     ac_runner_env_t env = {w->store, w->cfg, &s->watch, &w->stopping};
     while (!atomic_load(&w->stopping) && !atomic_load(&s->abandoned)) {
@@ -100,15 +107,22 @@ static void *worker_main(void *arg)
             continue;
         }
         slot_set_job(s, id, run);
+        ac_crashlog_set_job(id);
         if (ac_runner_run(&env, id, run, &err) != 0 && !atomic_load(&s->abandoned)) {
             /* the store failed: the job stays running and is retried at the next start */
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
         }
+        ac_crashlog_set_job(NULL);
         ac_err_clear(&err);
         slot_set_job(s, NULL, 0);
         /* a job's rollouts, batches, JSON and Lua state are freed now: give the memory back to
          * the system rather than keep it in the allocator's free lists while the worker idles */
         malloc_trim(0);
+    }
+    if (alt.ss_sp != NULL) {
+        stack_t off = {.ss_flags = SS_DISABLE};
+        sigaltstack(&off, NULL);
+        free(alt.ss_sp);
     }
     atomic_store(&s->finished, 1);
     return NULL;
@@ -187,9 +201,17 @@ static void *watchdog_main(void *arg)
 
 ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err)
 {
-    int recovered = ac_jobs_recover(store, err);
-    if (recovered < 0)
+    char **crashed = NULL;
+    size_t n_crashed = 0;
+    if (ac_crashlog_read(cfg->data_dir, &crashed, &n_crashed, err) != 0)
         return NULL;
+    int recovered = ac_jobs_recover(store, (const char *const *)crashed, n_crashed, err);
+    ac_crashlog_free(crashed, n_crashed);
+    if (recovered < 0 || ac_crashlog_install(cfg->data_dir, err) != 0)
+        return NULL;
+    ac_crashlog_clear(cfg->data_dir); /* recorded in the jobs now */
+    if (n_crashed > 0)
+        fprintf(stderr, "agentcore: the last run crashed in %zu job's plugins (see their 'crashes')\n", n_crashed);
     if (recovered > 0)
         fprintf(stderr, "agentcore: resuming %d interrupted job(s)\n", recovered);
     ac_workers_t *w = calloc(1, sizeof *w);
@@ -264,13 +286,23 @@ int ac_workers_stop(ac_workers_t *w)
     pthread_mutex_unlock(&w->lock);
     if (w->watchdog)
         pthread_join(w->watchdog, NULL);
-    /* From here the slot list no longer changes. A thread stuck in a plugin call that never
-     * returns is left behind: the process is about to exit. */
+    /* From here the slot list no longer changes. A worker ends at its next step; one stuck in a
+     * plugin call that does not return (past its deadline and the abandon margin) is left
+     * behind: the process is about to exit. */
+    const uint64_t margin = (uint64_t)w->cfg->abandon_after_ms * 1000000u;
+    const int64_t give_up = ac_clock_mono_ns() + (int64_t)STOP_GRACE_MS * 1000000;
     int left = 0;
-    struct timespec deadline = ac_clock_deadline(STOP_GRACE_MS);
     for (int i = 0; i < w->n_slots; i++) {
         slot_t *s = w->slots[i];
-        if (!atomic_load(&s->abandoned) && pthread_timedjoin_np(s->tid, NULL, &deadline) == 0) {
+        while (!atomic_load(&s->finished) && !atomic_load(&s->abandoned) && ac_clock_mono_ns() < give_up) {
+            uint64_t d = atomic_load(&s->watch.deadline_ns);
+            if (d != 0 && (uint64_t)ac_clock_mono_ns() > d + margin)
+                break;
+            struct timespec pause = {0, 10 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+        if (atomic_load(&s->finished)) {
+            pthread_join(s->tid, NULL);
             free(s);
             w->slots[i] = NULL;
         } else {

@@ -518,17 +518,9 @@ static int claim_txn(ac_txn_t *t, void *ud, ac_err_t *err)
         char ts[40];
         int first_start = json_is_null(json_object_get(job, "started_at"));
         json_object_set_new(job, "status", json_string("running"));
-        /* A new run: it alone may write the job from now on (ac_jobs_update_run). Runs that start
-         * from the same checkpoint and end without a clean stop are counted: recovery refuses to
-         * resume a job into the same fault a third time. */
+        /* a new run: it alone may write the job from now on (ac_jobs_update_run) */
         c->run = json_integer_value(json_object_get(job, "run")) + 1;
         json_object_set_new(job, "run", json_integer(c->run));
-        json_t *from = json_object_get(job, "latest_checkpoint_id");
-        json_t *prev = json_object_get(job, "run_from_checkpoint");
-        int same = prev != NULL && (json_is_null(from) ? json_is_null(prev) : json_equal(from, prev));
-        json_int_t unclean = json_integer_value(json_object_get(job, "unclean_runs"));
-        json_object_set_new(job, "unclean_runs", json_integer(same ? unclean + 1 : 1));
-        json_object_set(job, "run_from_checkpoint", from ? from : json_null());
         if (first_start)
             json_object_set_new(job, "started_at", json_string(ac_clock_iso8601(ts, sizeof ts, c->now_ms, 0)));
         int rc = (first_start ? ac_jobs_txn_event(t, job, "training.job.started",
@@ -552,18 +544,6 @@ int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], int64_t *run, 
         *run = c.run;
     }
     return c.found;
-}
-
-static int clean_stop_fn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
-{
-    (void)t, (void)ud, (void)err;
-    json_object_set_new(job, "unclean_runs", json_integer(0));
-    return 0;
-}
-
-int ac_jobs_clean_stop(ac_store_t *s, const char *job_id, int64_t run, ac_err_t *err)
-{
-    return ac_jobs_update_run(s, job_id, run, clean_stop_fn, NULL, NULL, err);
 }
 
 /* Ends a running job as failed with `error` and a training.job.failed event. */
@@ -608,6 +588,8 @@ typedef struct recover_ctx {
     json_int_t *seqs;
     size_t n, cap;
     size_t failed;
+    const char *const *crashed;
+    size_t n_crashed;
 } recover_ctx_t;
 
 static int find_running(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
@@ -633,10 +615,7 @@ static int find_running(const void *key, size_t klen, const void *val, size_t vl
         }
         memcpy(r->ids[r->n], key, AC_UUID_LEN);
         r->ids[r->n][AC_UUID_LEN] = 0;
-        /* -1: not resumed (its last two runs died from the same checkpoint) */
-        r->seqs[r->n++] = json_integer_value(json_object_get(job, "unclean_runs")) >= AC_JOBS_MAX_UNCLEAN_RUNS
-                              ? -1
-                              : json_integer_value(json_object_get(job, "queue_seq"));
+        r->seqs[r->n++] = json_integer_value(json_object_get(job, "queue_seq"));
     }
     json_decref(job);
     return 0;
@@ -656,17 +635,24 @@ static int recover_txn(ac_txn_t *t, void *ud, ac_err_t *err)
         return -1;
     r->failed = 0;
     for (size_t i = 0; i < r->n; i++) {
-        if (r->seqs[i] < 0) {
-            json_t *job = NULL;
-            if (get_json(t, AC_DB_JOBS, r->ids[i], &job, err) != 1 ||
-                fail_running(t, job, "the server stopped unexpectedly twice while this job ran from the same "
-                                     "checkpoint (a crash, a kill or a hung plugin); it was not resumed a third time",
-                             ac_clock_now_ms(), err) != 0 ||
-                put_json(t, AC_DB_JOBS, r->ids[i], job, err) != 0) {
-                json_decref(job);
-                return -1;
-            }
+        json_t *job = NULL;
+        if (get_json(t, AC_DB_JOBS, r->ids[i], &job, err) != 1)
+            return -1;
+        json_int_t crashes = json_integer_value(json_object_get(job, "crashes"));
+        for (size_t k = 0; k < r->n_crashed; k++)
+            crashes += strcmp(r->crashed[k], r->ids[i]) == 0;
+        json_object_set_new(job, "crashes", json_integer(crashes));
+        int give_up = crashes >= AC_JOBS_MAX_CRASHES;
+        if (give_up && fail_running(t, job, "the server crashed while this job's plugins ran, twice: it was not "
+                                            "resumed a third time", ac_clock_now_ms(), err) != 0) {
             json_decref(job);
+            return -1;
+        }
+        int rc = put_json(t, AC_DB_JOBS, r->ids[i], job, err);
+        json_decref(job);
+        if (rc != 0)
+            return -1;
+        if (give_up) {
             r->failed++;
             continue;
         }
@@ -679,9 +665,11 @@ static int recover_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     return 0;
 }
 
-int ac_jobs_recover(ac_store_t *s, ac_err_t *err)
+int ac_jobs_recover(ac_store_t *s, const char *const *crashed, size_t n_crashed, ac_err_t *err)
 {
     recover_ctx_t r = {0};
+    r.crashed = crashed;
+    r.n_crashed = n_crashed;
     /* look first: a start with nothing to recover writes nothing */
     int rc = ac_store_read(s, find_running_txn, &r, err);
     if (rc == 0 && r.n > 0)

@@ -55,19 +55,14 @@ size_t ac_jobs_queued(ac_store_t *s);
 
 /* ---- execution (workers) -------------------------------------------------------------------- */
 
-/* A job whose runs died this many times in a row from the same checkpoint (a crash, a kill -9
- * or a hung plugin each time, no clean stop in between) is failed at start, not resumed. */
-#define AC_JOBS_MAX_UNCLEAN_RUNS 2
+/* A job whose plugins crashed the server this many times is failed at start, not resumed. */
+#define AC_JOBS_MAX_CRASHES 2
 
 /* Takes the oldest job from the queue and marks it running (started_at on its first start,
  * a training.job.started event). Returns 1 with job_id and *run filled, 0 when the queue is
  * empty. *run numbers this run of the job: from now on only writes that name it
  * (ac_jobs_update_run) change the job. */
 int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], int64_t *run, ac_err_t *err);
-
-/* A run that stops cleanly (server shutdown) says so: the job then resumes at the next start
- * whatever happened before. */
-int ac_jobs_clean_stop(ac_store_t *s, const char *job_id, int64_t run, ac_err_t *err);
 
 /* Fails a running job whose run is `run` with `error` (a training.job.failed event) and takes
  * it from that run: the run's later writes are refused. For a run that cannot be stopped (a
@@ -76,9 +71,11 @@ int ac_jobs_abandon(ac_store_t *s, const char *job_id, int64_t run, const char *
                     ac_err_t *err);
 
 /* At start-up: jobs a crash left running go back to the queue, ahead of the jobs queued after
- * them, to resume from their last checkpoint; those whose last AC_JOBS_MAX_UNCLEAN_RUNS runs
- * died from the same checkpoint are failed instead. Returns how many were re-queued, or -1. */
-int ac_jobs_recover(ac_store_t *s, ac_err_t *err);
+ * them, to resume from their last checkpoint. crashed (n_crashed ids, repeats allowed) names the
+ * jobs that were in a plugin call when the process died (a crash, not a kill): each adds to the
+ * job's `crashes`, and a job at AC_JOBS_MAX_CRASHES is failed instead of resumed into the same
+ * fault. Returns how many were re-queued, or -1. */
+int ac_jobs_recover(ac_store_t *s, const char *const *crashed, size_t n_crashed, ac_err_t *err);
 
 /* The job's training and evaluation data (new references). */
 int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json_t **evaluation, ac_err_t *err);

@@ -1,0 +1,5 @@
+-- The plain infinite loop.
+-- expect: failed: instruction budget exceeded
+return require("hostile_base").agent("h_loop", "step", function()
+  while true do end
+end)

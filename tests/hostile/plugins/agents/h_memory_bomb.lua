@@ -1,0 +1,6 @@
+-- A table that grows without end.
+-- expect: failed: not enough memory
+return require("hostile_base").agent("h_memory_bomb", "step", function()
+  local t = {}
+  for i = 1, 1e10 do t[i] = i end
+end)
