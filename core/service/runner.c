@@ -350,7 +350,7 @@ static int finish_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
             json_object_set_new(job, "cancel_reason", json_string(r->reason));
         json_object_set(d, "reason", json_object_get(job, "cancel_reason"));
         json_object_set(d, "checkpoint_id", json_object_get(job, "latest_checkpoint_id"));
-        json_object_set_new(d, "iterations_completed", json_integer((json_int_t)r->tr->iteration));
+        json_object_set_new(d, "iterations_completed", json_integer(r->tr ? (json_int_t)r->tr->iteration : 0));
         event = "training.job.cancelled";
     } else if (strcmp(r->final_status, "failed") == 0) {
         json_object_set_new(job, "error", json_string(r->error));
@@ -397,6 +397,18 @@ static void metrics_from(run_t *r, const ac_iter_metrics_t *m)
         r->metrics = json_pack("{s:I}", "trajectories_generated", r->trajectories_generated);
     if (va != NULL)
         json_object_set_new(r->metrics, "validation_accuracy", va);
+}
+
+/* The job was interrupted before it could run: a cancel ends it (with no checkpoint: nothing
+ * was trained in this run); anything else leaves it as the store has it. */
+static int cancel_if_requested(run_t *r, ac_err_t *err)
+{
+    json_t *job = NULL;
+    if (ac_jobs_get(r->env->store, r->id, &job, err) != 1)
+        return -1;
+    int cancel = json_is_true(json_object_get(job, "cancel_requested"));
+    json_decref(job);
+    return cancel ? finish(r, "cancelled", NULL, NULL, err) : 0;
 }
 
 static int run_loop(run_t *r, ac_err_t *err)
@@ -522,6 +534,12 @@ int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, a
     ret = run_loop(&r, err);
     goto out;
 fail_job:
+    if (r.host != NULL && ac_lua_host_interrupted(r.host)) {
+        /* not the plugins' fault: the job was being cancelled (or the server stopped, or the
+         * run abandoned) while its plugins loaded */
+        ret = atomic_load(env->stopping) ? 0 : cancel_if_requested(&r, err);
+        goto out;
+    }
     ret = finish(&r, "failed", NULL, failure, err);
 out:
     ac_err_clear(&plugin_err);
