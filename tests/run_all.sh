@@ -44,11 +44,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     ctest --test-dir build-asan --output-on-failure -j 2 2>&1 | tee build-asan/ctest.log || true
 count_ctest build-asan/ctest.log
 
-echo "==> the fuzz corpus, replayed under ASan+UBSan (libFuzzer, clang; long runs: tests/fuzz/run.sh)"
+echo "==> the fuzz corpora, replayed under ASan+UBSan (libFuzzer, clang; long runs: tests/fuzz/run.sh)"
 CC=clang cmake -S "$AC_ROOT" -B "$AC_ROOT/build-fuzz" -DAC_FUZZ=ON -DAC_SANITIZE=ON >/dev/null
-cmake --build "$AC_ROOT/build-fuzz" -j "$(nproc)" --target fuzz_rpc
+cmake --build "$AC_ROOT/build-fuzz" -j "$(nproc)" --target fuzz_rpc fuzz_lua
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$AC_ROOT/tests/lsan.supp:print_suppressions=0" \
-    ctest --test-dir build-fuzz -R fuzz_rpc_corpus --output-on-failure 2>&1 | tee build-fuzz/ctest.log || true
+    ctest --test-dir build-fuzz -R "fuzz_(rpc|lua)_corpus" --output-on-failure 2>&1 | tee build-fuzz/ctest.log || true
 count_ctest build-fuzz/ctest.log
 
 echo

@@ -171,7 +171,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     fprintf(stderr, "agentcore: %s received, finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     ac_http_stop(http, GRACE_MS);
     ret = 0;
-out:
+out:;
     /* running jobs stop at their next step and resume at restart */
     int left = ac_workers_stop(app.workers);
     ac_webhooks_stop(app.webhooks); /* undelivered events stay in the outbox */
