@@ -235,7 +235,7 @@ static json_t *render_status(json_t *job)
     /* beyond SPEC.md: what users of such services look for */
     static const char *const extra[] = {"created_at", "finished_at", "cancelled_at", "cancel_reason", "error",
                                         "latest_checkpoint_id", "trajectories_stored", "oldest_iteration",
-                                        "plugin_failures", "episodes", NULL};
+                                        "plugin_failures", "episodes", "crashes", NULL};
     for (const char *const *k = extra; *k; k++) {
         json_t *v = json_object_get(job, *k);
         if (v != NULL && !json_is_null(v))
