@@ -110,12 +110,14 @@ int main(int argc, char **argv)
     float *logp = malloc(sizeof(float) * N * NA), *ref_logp = malloc(sizeof(float) * N * NA);
     float *dl = malloc(sizeof(float) * N * NA);
     ac_grpo_step_t *st = malloc(sizeof *st * N);
+    ac_grpo_token_t *tk = malloc(sizeof *tk * N);
     ac_grpo_episode_t ep[Q * G];
     ac_policy_forward(p, logp, &b, mask, &err);
     for (int i = 0; i < N; i++) {
         float lt;
         int a = ac_policy_sample(logp + (size_t)i * NA, NA, 1.0f, &rng, &lt);
-        st[i] = (ac_grpo_step_t){.state = i, .action = a, .episode = i / T, .logp_old = lt};
+        st[i] = (ac_grpo_step_t){.episode = i / T};
+        tk[i] = (ac_grpo_token_t){.step = i, .off = (size_t)i * NA, .n = NA, .chosen = a, .logp_old = lt};
     }
     for (int e = 0; e < Q * G; e++)
         ep[e] = (ac_grpo_episode_t){.group = e / G, .reward = (float)(ac_rng_u64(&rng) % 2)};
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
         double t1 = now();
         ac_policy_forward(p, logp, &b, mask, &err);
         double t2 = now();
-        ac_grpo_loss(dl, &m, logp, ref_logp, N, NA, st, N, ep, Q * G, &gc, &err);
+        ac_grpo_loss(dl, &m, logp, ref_logp, (size_t)N * NA, tk, N, st, N, ep, Q * G, &gc, &err);
         double t3 = now();
         ac_policy_zero_grad(p);
         ac_policy_backward(p, dl, &b, &err);
@@ -184,6 +186,7 @@ int main(int argc, char **argv)
     free(ref_logp);
     free(dl);
     free(st);
+    free(tk);
     ac_policy_batch_free(&b);
     ac_policy_destroy(p);
     ac_policy_destroy(ref);

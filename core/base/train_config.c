@@ -5,6 +5,7 @@
 #include <string.h>
 
 static const char *const loss_names[] = {"grpo", "dr_grpo", "dapo", NULL};
+static const char *const advantage_names[] = {"group", "rloo", "batch", NULL};
 
 #define F(name, type, min, max, def, choices, doc)                                                                 \
     {#name, type, min, max, def, choices, offsetof(ac_train_config_t, name), doc}
@@ -32,7 +33,10 @@ const ac_config_field_t ac_train_config_fields[] = {
     F(embed_dim, AC_F_INT, 4, 512, 64, NULL, "policy embedding width"),
     F(n_buckets, AC_F_INT, 64, 1 << 20, 4096, NULL, "hashed n-gram feature buckets"),
     F(seed, AC_F_INT, 0, 2147483647, 0, NULL, "random seed; 0: derived from the job id"),
-    F(dapo_max_draws, AC_F_INT, 1, 16, 4, NULL, "DAPO dynamic sampling: batches drawn at most"),
+    F(dapo_max_draws, AC_F_INT, 1, 16, 4, NULL,
+      "DAPO dynamic sampling: rollouts per iteration at most, in batches (batch_size x group)"),
+    F(advantage, AC_F_ENUM, 0, 2, AC_ADV_GROUP, advantage_names,
+      "group | rloo | batch: each rollout's baseline (a group of one always uses the batch's)"),
     {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -76,6 +80,7 @@ int ac_train_config_from_json(ac_train_config_t *c, const json_t *obj, int code,
             f++;
         if (f->name == NULL)
             return ac_err_field(err, code, key, "Unknown configuration field");
+        c->given |= (uint64_t)1 << (f - ac_train_config_fields);
         char *p = (char *)c + f->offset;
         switch (f->type) {
         case AC_F_INT: {
@@ -147,4 +152,22 @@ char *ac_micro_to_usd_str(char *buf, size_t len, int64_t micro)
     int64_t a = cents < 0 ? -cents : cents;
     snprintf(buf, len, "%s%lld.%02lld", cents < 0 ? "-" : "", (long long)(a / 100), (long long)(a % 100));
     return buf;
+}
+
+static int given(const ac_train_config_t *c, const char *name)
+{
+    for (const ac_config_field_t *f = ac_train_config_fields; f->name; f++)
+        if (strcmp(f->name, name) == 0)
+            return (c->given >> (f - ac_train_config_fields)) & 1;
+    return 0;
+}
+
+void ac_train_config_resolve(ac_train_config_t *c)
+{
+    if (c->loss_type == AC_LOSS_DAPO) {
+        if (!given(c, "epsilon_high"))
+            c->epsilon_high = 0.28;
+        if (!given(c, "beta"))
+            c->beta = 0.0;
+    }
 }

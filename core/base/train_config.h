@@ -10,6 +10,7 @@
 #include "base/err.h"
 
 typedef enum ac_loss_type { AC_LOSS_GRPO, AC_LOSS_DR_GRPO, AC_LOSS_DAPO } ac_loss_type_t;
+typedef enum ac_advantage { AC_ADV_GROUP, AC_ADV_RLOO, AC_ADV_BATCH } ac_advantage_t;
 
 typedef struct ac_train_config {
     /* SPEC.md GRPOConfig */
@@ -36,7 +37,9 @@ typedef struct ac_train_config {
     int embed_dim;
     int n_buckets;
     int seed;            /* 0: derived from the job id */
-    int dapo_max_draws;  /* DAPO dynamic sampling: batches drawn at most per iteration */
+    int dapo_max_draws;  /* DAPO dynamic sampling: rollouts per iteration at most, in batches */
+    int advantage;       /* ac_advantage_t */
+    uint64_t given;      /* bit i: field i of ac_train_config_fields was set explicitly */
 } ac_train_config_t;
 
 typedef enum ac_field_type { AC_F_INT, AC_F_NUMBER, AC_F_BOOL, AC_F_ENUM } ac_field_type_t;
@@ -55,10 +58,14 @@ extern const ac_config_field_t ac_train_config_fields[];
 
 void ac_train_config_defaults(ac_train_config_t *c);
 
-/* Reads a JSON object over c (absent keys keep their values). A wrong type, a value out of
- * range or an unknown key fails with `code` and data {field, error} as in SPEC.md
- * ("Must be between 1 and 10000"). */
+/* Reads a JSON object over c (absent keys keep their values; the keys read are marked in
+ * c->given). A wrong type, a value out of range or an unknown key fails with `code` and data
+ * {field, error} as in SPEC.md ("Must be between 1 and 10000"). */
 int ac_train_config_from_json(ac_train_config_t *c, const json_t *obj, int code, ac_err_t *err);
+
+/* Settings that follow from others unless given: loss_type "dapo" means epsilon_high 0.28 and
+ * beta 0 (DAPO's published recipe). Call once, after reading what the user sent. */
+void ac_train_config_resolve(ac_train_config_t *c);
 
 /* The whole config as a JSON object (every field, enums by name). New reference. */
 json_t *ac_train_config_to_json(const ac_train_config_t *c);

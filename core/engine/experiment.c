@@ -235,6 +235,7 @@ static json_t *run_one(experiment_t *x, json_t *config, const char *label, long 
         ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: config.%s: %s", x->opts->path, field, problem);
         return NULL;
     }
+    ac_train_config_resolve(&tc);
     json_t *js = json_object_get(x->spec, "seed");
     uint64_t seed = seed_opt >= 0 ? (uint64_t)seed_opt
                                   : json_is_integer(js) ? (uint64_t)json_integer_value(js)

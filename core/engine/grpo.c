@@ -8,6 +8,7 @@ void ac_grpo_config_default(ac_grpo_config_t *c)
 {
     memset(c, 0, sizeof *c);
     c->loss_type = AC_GRPO_LOSS_GRPO;
+    c->advantage = AC_GRPO_ADV_GROUP;
     c->clip_eps_low = 0.2f;
     c->clip_eps_high = 0.2f;
     c->kl_beta = 0.04f;
@@ -17,7 +18,7 @@ void ac_grpo_config_default(ac_grpo_config_t *c)
     c->per_step_rewards = 0;
     c->gamma = 1.0f;
     c->mask_truncated = 0;
-    c->max_steps = 0;
+    c->max_tokens = 0;
 }
 
 static int n_groups_of(const ac_grpo_episode_t *eps, int n, ac_err_t *err)
@@ -75,27 +76,26 @@ int ac_grpo_advantages(ac_grpo_step_t *steps, ac_grpo_metrics_t *m, int n_steps,
         if (steps[t].episode < 0 || steps[t].episode >= n_episodes)
             return ac_err_set(err, AC_ERR_INVALID_PARAMS, "grpo: step %d episode %d not in [0, %d)",
                               t, steps[t].episode, n_episodes);
-    /* per group: count, sum, sum of squares of the normalised quantity (episode reward or step
-     * return); per episode: the running discounted return. */
-    double *gs = calloc((size_t)3 * G + 1, sizeof(double));
-    double *ret = calloc((size_t)n_episodes + 1, sizeof(double));
+    /* One block of scratch: per group the episode count and count, sum, sum of squares of what
+     * is normalised (episode reward or step return); per episode the running return; per step
+     * the quantity itself. */
+    double *block = calloc((size_t)4 * G + (size_t)n_episodes + (size_t)n_steps + 1, sizeof(double));
     uint8_t *zv = malloc((size_t)G + 1);
-    if (!gs || !ret || !zv) {
-        free(gs);
-        free(ret);
+    if (block == NULL || zv == NULL) {
+        free(block);
         free(zv);
         return ac_err_set(err, AC_ERR_INTERNAL, "grpo: out of memory");
     }
-    double *cnt = gs, *sum = gs + G, *sq = gs + 2 * G;
+    double *ep_cnt = block, *cnt = block + G, *sum = block + 2 * G, *sq = block + 3 * G;
+    double *ret = block + 4 * G, *x = ret + n_episodes;
 
-    /* Reward metrics (always over episode rewards). */
-    double rsum = 0.0;
+    /* Reward metrics (always over episode rewards), and the episode statistics. */
+    double bcnt = n_episodes, bsum = 0, bsq = 0;
     for (int e = 0; e < n_episodes; e++) {
         int g = eps[e].group;
-        cnt[g] += 1;
-        sum[g] += eps[e].reward;
-        sq[g] += (double)eps[e].reward * eps[e].reward;
-        rsum += eps[e].reward;
+        double r = eps[e].reward;
+        ep_cnt[g] += 1, cnt[g] += 1, sum[g] += r, sq[g] += r * r;
+        bsum += r, bsq += r * r;
     }
     double std_sum = 0.0;
     int g_nonempty = 0;
@@ -107,125 +107,151 @@ int ac_grpo_advantages(ac_grpo_step_t *steps, ac_grpo_metrics_t *m, int n_steps,
         }
     int nzv = ac_grpo_zero_variance_groups(zv, G, eps, n_episodes, NULL);
     if (m != NULL) {
-        m->avg_reward = n_episodes ? rsum / n_episodes : 0.0;
+        m->avg_reward = n_episodes ? bsum / n_episodes : 0.0;
         m->reward_std = g_nonempty ? std_sum / g_nonempty : 0.0;
         m->zero_var_frac = G ? (double)nzv / G : 0.0;
         m->n_groups = G;
     }
 
     if (cfg->per_step_rewards) {
-        /* Discounted returns, walking each episode backwards: G_t = r_t + gamma G_{t+1}. */
+        /* discounted returns, walking each episode backwards: G_t = r_t + gamma G_{t+1} */
         for (int t = n_steps - 1; t >= 0; t--) {
             int e = steps[t].episode;
             ret[e] = steps[t].reward + cfg->gamma * ret[e];
-            steps[t].advantage = (float)ret[e]; /* the raw return for now */
+            x[t] = ret[e];
         }
-        memset(gs, 0, sizeof(double) * 3 * G);
+        /* the statistics are then over the steps' returns */
+        memset(cnt, 0, sizeof(double) * 3 * (size_t)G);
+        bcnt = bsum = bsq = 0;
         for (int t = 0; t < n_steps; t++) {
             int g = eps[steps[t].episode].group;
-            double x = steps[t].advantage;
-            cnt[g] += 1;
-            sum[g] += x;
-            sq[g] += x * x;
+            cnt[g] += 1, sum[g] += x[t], sq[g] += x[t] * x[t];
+            bcnt += 1, bsum += x[t], bsq += x[t] * x[t];
         }
+    } else {
+        for (int t = 0; t < n_steps; t++)
+            x[t] = eps[steps[t].episode].reward;
     }
-    /* The group statistics the normalisation uses are now in cnt/sum/sq (of episode rewards, or
-     * of step returns). Two-pass variance would be more accurate; rewards are O(1) and groups
-     * small, so the one-pass form in double loses nothing that matters. */
+    /* One-pass variance in double: rewards are O(1) and groups small, nothing that matters is
+     * lost to cancellation. A group of one episode has no peers: the batch is its baseline. */
     for (int t = 0; t < n_steps; t++) {
         int g = eps[steps[t].episode].group;
-        double x = cfg->per_step_rewards ? steps[t].advantage : eps[steps[t].episode].reward;
-        double mu = sum[g] / cnt[g], var = sq[g] / cnt[g] - mu * mu;
-        double a = x - mu;
-        if (cfg->scale_std)
-            a /= sqrt(var > 0 ? var : 0) + cfg->std_eps;
+        int batch = cfg->advantage == AC_GRPO_ADV_BATCH || ep_cnt[g] < 2;
+        double a;
+        if (!batch && cfg->advantage == AC_GRPO_ADV_RLOO && !cfg->per_step_rewards) {
+            a = x[t] - (sum[g] - x[t]) / (cnt[g] - 1); /* the mean of the group's others */
+        } else {
+            double n = batch ? bcnt : cnt[g], s1 = batch ? bsum : sum[g], s2 = batch ? bsq : sq[g];
+            double mu = s1 / n, var = s2 / n - mu * mu;
+            a = x[t] - mu;
+            if (cfg->scale_std)
+                a /= sqrt(var > 0 ? var : 0) + cfg->std_eps;
+        }
         steps[t].advantage = (float)a;
     }
-    free(gs);
-    free(ret);
+    free(block);
     free(zv);
     return 0;
 }
 
-void ac_grpo_fill_ref(ac_grpo_step_t *steps, int n_steps, const float *ref_logp, int A)
+void ac_grpo_fill_ref(ac_grpo_token_t *tokens, int n_tokens, const float *ref_logp)
 {
-    for (int t = 0; t < n_steps; t++)
-        steps[t].logp_ref = ref_logp[(size_t)steps[t].state * A + steps[t].action];
+    for (int k = 0; k < n_tokens; k++)
+        tokens[k].logp_ref = ref_logp[tokens[k].off + (size_t)tokens[k].chosen];
+}
+
+/* Legal options of a token (finite log-probs). */
+static int n_legal(const float *lp, int n)
+{
+    int c = 0;
+    for (int b = 0; b < n; b++)
+        c += lp[b] != -INFINITY;
+    return c;
 }
 
 int ac_grpo_loss(float *dlogits, ac_grpo_metrics_t *m, const float *logp, const float *ref_logp,
-                 int N, int A, const ac_grpo_step_t *steps, int n_steps,
-                 const ac_grpo_episode_t *eps, int n_episodes, const ac_grpo_config_t *cfg,
+                 size_t len, const ac_grpo_token_t *tokens, int n_tokens, const ac_grpo_step_t *steps,
+                 int n_steps, const ac_grpo_episode_t *eps, int n_episodes, const ac_grpo_config_t *cfg,
                  ac_err_t *err)
 {
-    if (cfg->loss_type == AC_GRPO_LOSS_DR_GRPO && cfg->max_steps <= 0)
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "max_steps", "dr_grpo needs max_steps > 0");
+    if (cfg->loss_type == AC_GRPO_LOSS_DR_GRPO && cfg->max_tokens <= 0)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "max_tokens", "dr_grpo needs max_tokens > 0");
     if (cfg->loss_type < AC_GRPO_LOSS_GRPO || cfg->loss_type > AC_GRPO_LOSS_DAPO)
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "loss_type", "unknown loss type %d",
                             cfg->loss_type);
-    for (int t = 0; t < n_steps; t++) {
-        const ac_grpo_step_t *s = &steps[t];
-        if (s->state < 0 || s->state >= N || s->action < 0 || s->action >= A || s->episode < 0 ||
-            s->episode >= n_episodes)
+    for (int k = 0; k < n_tokens; k++) {
+        const ac_grpo_token_t *tk = &tokens[k];
+        if (tk->step < 0 || tk->step >= n_steps || tk->n < 1 || tk->off > len || (size_t)tk->n > len - tk->off ||
+            tk->chosen < 0 || tk->chosen >= tk->n || steps[tk->step].episode < 0 ||
+            steps[tk->step].episode >= n_episodes)
             return ac_err_set(err, AC_ERR_INVALID_PARAMS,
-                              "grpo: step %d (state %d, action %d, episode %d) out of range", t,
-                              s->state, s->action, s->episode);
-        float lpa = logp[(size_t)s->state * A + s->action];
+                              "grpo: token %d (step %d, options %zu+%d, chosen %d) out of range", k, tk->step,
+                              tk->off, tk->n, tk->chosen);
+        float lpa = logp[tk->off + (size_t)tk->chosen];
         if (lpa == -INFINITY)
-            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "grpo: step %d took illegal action %d", t,
-                              s->action);
-        if (!isfinite(lpa) || !isfinite(s->logp_old))
+            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "grpo: token %d chose illegal option %d", k,
+                              tk->chosen);
+        if (!isfinite(lpa) || !isfinite(tk->logp_old))
             return ac_err_set(err, AC_ERR_INTERNAL,
-                              "grpo: step %d has a non-finite log-prob (diverged parameters?)", t);
+                              "grpo: token %d has a non-finite log-prob (diverged parameters?)", k);
     }
-    /* Per-step weight w_t so that L = sum_t w_t l_t; a masked step has w_t = 0. */
-    int *ep_steps = calloc((size_t)n_episodes + 1, sizeof(int));
-    if (ep_steps == NULL)
+    /* Which tokens count: a real decision (two or more legal options) of an episode that is not
+     * masked. Per episode: how many, for GRPO's per-episode mean. */
+    int *ep_tokens = calloc((size_t)n_episodes + 1, sizeof(int));
+    uint8_t *counts = malloc((size_t)n_tokens + 1);
+    if (ep_tokens == NULL || counts == NULL) {
+        free(ep_tokens);
+        free(counts);
         return ac_err_set(err, AC_ERR_INTERNAL, "grpo: out of memory");
-#define COUNTS(t) (!(cfg->mask_truncated && eps[steps[t].episode].truncated))
+    }
     int used = 0, eps_used = 0;
-    for (int t = 0; t < n_steps; t++)
-        if (COUNTS(t)) {
+    for (int k = 0; k < n_tokens; k++) {
+        int e = steps[tokens[k].step].episode;
+        counts[k] = !(cfg->mask_truncated && eps[e].truncated) && n_legal(logp + tokens[k].off, tokens[k].n) > 1;
+        if (counts[k]) {
             used++;
-            if (ep_steps[steps[t].episode]++ == 0)
+            if (ep_tokens[e]++ == 0)
                 eps_used++;
         }
+    }
 
-    memset(dlogits, 0, sizeof(float) * (size_t)N * A);
+    memset(dlogits, 0, sizeof(float) * len);
     const double lo = 1.0 - cfg->clip_eps_low, hi = 1.0 + cfg->clip_eps_high;
     const double beta = cfg->kl_beta, c_ent = cfg->entropy_coef;
     double loss = 0, surr_sum = 0, k3_sum = 0, kl_sum = 0, ent_sum = 0, r_sum = 0;
     double r_min = INFINITY, r_max = -INFINITY;
-    int n_clipped = 0;
-    for (int t = 0; t < n_steps; t++) {
-        if (!COUNTS(t))
+    int n_low = 0, n_high = 0, n_region = 0;
+    for (int k = 0; k < n_tokens; k++) {
+        if (!counts[k])
             continue;
-        const ac_grpo_step_t *s = &steps[t];
+        const ac_grpo_token_t *tk = &tokens[k];
+        const ac_grpo_step_t *s = &steps[tk->step];
         double w;
         switch (cfg->loss_type) {
-        case AC_GRPO_LOSS_GRPO: w = 1.0 / ((double)eps_used * ep_steps[s->episode]); break;
-        case AC_GRPO_LOSS_DR_GRPO: w = 1.0 / ((double)n_episodes * cfg->max_steps); break;
+        case AC_GRPO_LOSS_GRPO: w = 1.0 / ((double)eps_used * ep_tokens[s->episode]); break;
+        case AC_GRPO_LOSS_DR_GRPO: w = 1.0 / ((double)n_episodes * cfg->max_tokens); break;
         default: w = 1.0 / used; break;
         }
-        const float *lp = logp + (size_t)s->state * A;
-        const float *rp = ref_logp ? ref_logp + (size_t)s->state * A : NULL;
-        float *dz = dlogits + (size_t)s->state * A;
-        double lpa = lp[s->action], adv = s->advantage;
+        const float *lp = logp + tk->off;
+        const float *rp = ref_logp ? ref_logp + tk->off : NULL;
+        float *dz = dlogits + tk->off;
+        const int A = tk->n, a = tk->chosen;
+        double lpa = lp[a], adv = s->advantage;
 
         /* Clipped surrogate. The min picks the clipped branch exactly when clipping removes the
          * gradient; at the boundary both branches are equal and the unclipped one is kept. */
-        double r = exp(lpa - s->logp_old);
-        int clipped = (adv > 0 && r > hi) || (adv < 0 && r < lo);
+        double r = exp(lpa - tk->logp_old);
+        int low = adv < 0 && r < lo, high = adv > 0 && r > hi;
         double rc = r < lo ? lo : (r > hi ? hi : r);
         double surr = -fmin(r * adv, rc * adv);
-        double g_lp = clipped ? 0.0 : -r * adv; /* d surr / d logp_a */
+        double g_lp = (low || high) ? 0.0 : -r * adv; /* d surr / d logp_a */
 
         /* k3 = exp(d) - d - 1 with d = ref - logp: unbiased for KL(pi||ref) under pi, >= 0. */
-        double d = (rp ? rp[s->action] : s->logp_ref) - lpa;
+        double d = (rp ? rp[a] : tk->logp_ref) - lpa;
         double k3 = expm1(d) - d;
         g_lp += beta * -expm1(d); /* d k3 / d logp_a = 1 - exp(d) */
 
-        /* Exact entropy and KL over the legal actions (p = 0 at illegal ones). */
+        /* Exact entropy and KL over the legal options (p = 0 at illegal ones). */
         double H = 0, kl = 0;
         for (int b = 0; b < A; b++)
             if (lp[b] != -INFINITY) {
@@ -239,7 +265,7 @@ int ac_grpo_loss(float *dlogits, ac_grpo_metrics_t *m, const float *logp, const 
         for (int b = 0; b < A; b++)
             if (lp[b] != -INFINITY) {
                 double pb = exp(lp[b]);
-                double g = g_lp * ((b == s->action) - pb) + c_ent * pb * (lp[b] + H);
+                double g = g_lp * ((b == a) - pb) + c_ent * pb * (lp[b] + H);
                 dz[b] += (float)(w * g);
             }
 
@@ -251,10 +277,12 @@ int ac_grpo_loss(float *dlogits, ac_grpo_metrics_t *m, const float *logp, const 
         r_sum += r;
         r_min = fmin(r_min, r);
         r_max = fmax(r_max, r);
-        n_clipped += clipped;
+        n_low += low;
+        n_high += high;
+        n_region += r < lo || r > hi;
     }
-#undef COUNTS
-    free(ep_steps);
+    free(ep_tokens);
+    free(counts);
     if (m != NULL) {
         double inv = used ? 1.0 / used : 0.0;
         m->loss = loss;
@@ -262,11 +290,13 @@ int ac_grpo_loss(float *dlogits, ac_grpo_metrics_t *m, const float *logp, const 
         m->kl_k3 = k3_sum * inv;
         m->kl_exact = ref_logp ? kl_sum * inv : NAN;
         m->entropy = ent_sum * inv;
-        m->clip_fraction = n_clipped * inv;
+        m->clip_low = n_low * inv;
+        m->clip_high = n_high * inv;
+        m->clip_region = n_region * inv;
         m->ratio_mean = used ? r_sum * inv : 1.0;
         m->ratio_min = used ? r_min : 1.0;
         m->ratio_max = used ? r_max : 1.0;
-        m->n_steps_used = used;
+        m->n_tokens_used = used;
     }
     return 0;
 }

@@ -166,6 +166,7 @@ static ac_policy_t *alloc_policy(const ac_policy_config_t *cfg, ac_err_t *err)
         return NULL;
     }
     p->cfg = *cfg;
+    p->temperature = 1.0f;
     layout(p);
     p->params = calloc(p->n_params, sizeof(float));
     p->grads = calloc(p->n_params, sizeof(float));
@@ -452,6 +453,12 @@ int ac_policy_forward(ac_policy_t *p, float *logp, const ac_policy_batch_t *b, c
         if (l < L - 1)
             act_forward(p->_act[l + 1], (size_t)N * p->dim[l + 1], p->cfg.activation);
     }
+    if (p->temperature != 1.0f) {
+        float inv = 1.0f / p->temperature;
+        float *z = p->_act[L];
+        for (size_t i = 0; i < (size_t)N * p->cfg.n_actions; i++)
+            z[i] *= inv;
+    }
     int rc = ac_policy_log_softmax_forward(logp, p->_act[L], mask, N, p->cfg.n_actions);
     if (rc != 0)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "policy: state %d has no legal action", -1 - rc);
@@ -467,6 +474,12 @@ int ac_policy_backward(ac_policy_t *p, const float *dlogits, const ac_policy_bat
                           "forward %d)", b->n, p->_n_fwd);
     int N = b->n, L = p->n_layers;
     const float *dy = dlogits;
+    if (p->temperature != 1.0f) { /* z / T: the logits' gradient is dL/d(z/T) / T */
+        float inv = 1.0f / p->temperature, *scaled = p->_dbuf[L & 1]; /* not written by layer L-1 */
+        for (size_t i = 0; i < (size_t)N * p->cfg.n_actions; i++)
+            scaled[i] = dlogits[i] * inv;
+        dy = scaled;
+    }
     for (int l = L - 1; l >= 0; l--) {
         float *dx = p->_dbuf[l & 1]; /* never the buffer dy points into */
         dense_backward(dx, p->grads + p->off_w[l], p->grads + p->off_b[l], dy, p->_act[l],
@@ -515,6 +528,8 @@ int ac_policy_forward_ref(const ac_policy_t *p, double *logp, const ac_policy_ba
             }
             memcpy(x, y, sizeof(double) * OC);
         }
+        for (int a = 0; a < A; a++)
+            x[a] /= p->temperature;
         const uint8_t *m = mask ? mask + (size_t)i * A : NULL;
         double mx = -INFINITY, s = 0.0;
         for (int a = 0; a < A; a++)

@@ -73,6 +73,9 @@ int ac_policy_batch_add(ac_policy_batch_t *b, const char *text, size_t len, ac_e
 
 typedef struct ac_policy {
     ac_policy_config_t cfg;
+    float temperature; /* the logits are divided by it before the softmax (1 when created): a
+                          policy that samples and trains at the same temperature has ratio 1
+                          on-policy. Not part of the weights (checkpoints leave it out). */
     size_t n_params;
     float *params; /* (n_params) every weight, layout above; owned */
     float *grads;  /* (n_params) gradient accumulated by backward, same layout; owned */

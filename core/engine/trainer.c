@@ -36,7 +36,8 @@ static void grpo_config(ac_grpo_config_t *g, const ac_train_config_t *cfg, int m
     g->scale_std = cfg->scale_rewards && cfg->loss_type != AC_LOSS_DR_GRPO;
     g->gamma = (float)cfg->gamma;
     g->mask_truncated = cfg->mask_truncated;
-    g->max_steps = max_steps;
+    g->advantage = cfg->advantage;
+    g->max_tokens = max_steps; /* the bag policy makes one decision per step */
 }
 
 ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent, ac_reward_t *reward,
@@ -87,6 +88,11 @@ void ac_trainer_destroy(ac_trainer_t *t)
     free(t->dlogits);
     free(t->steps);
     free(t->eps);
+    free(t->tokens);
+    free(t->emap);
+    free(t->gmap);
+    free(t->signal);
+    free(t->first_adv);
     free(t->order);
     free(t);
 }
@@ -149,10 +155,11 @@ static int reserve_scratch(ac_trainer_t *t, int n)
     return 0;
 }
 
-/* A group carries signal when its scored episodes do not all have the same reward. */
-static void group_signal(const ac_rollout_t *ro, uint8_t *signal, int n_groups)
+/* A group carries signal when its scored episodes do not all have the same reward.
+ * signal (ro->n_groups) out. */
+static void group_signal(const ac_rollout_t *ro, uint8_t *signal)
 {
-    for (int g = 0; g < n_groups; g++) {
+    for (int g = 0; g < ro->n_groups; g++) {
         double first = NAN;
         signal[g] = 0;
         for (int e = 0; e < ro->n_eps; e++) {
@@ -167,218 +174,243 @@ static void group_signal(const ac_rollout_t *ro, uint8_t *signal, int n_groups)
     }
 }
 
+/* ---- one iteration ------------------------------------------------------------------------- */
+
+/* The rollouts of an iteration. DAPO's dynamic sampling keeps drawing groups in place of those
+ * without signal until the batch has B useful ones or the iteration has spent its rollout cap
+ * (dapo_max_draws x B x G); the other loss types draw B groups once. t->signal ends up with
+ * one flag per group (1: carries signal). Returns 0 (m->budget_exhausted, m->stopped and
+ * m->zero_var_stall say how it ended) or -1. */
+static int collect(ac_trainer_t *t, const json_t *training, int64_t budget_micro, ac_iter_metrics_t *m,
+                   ac_err_t *err)
+{
+    const ac_train_config_t *cfg = &t->cfg;
+    const int B = cfg->batch_size, G = cfg->n_trajectories_per_query;
+    const int n_queries = (int)json_array_size(training);
+    const int dapo = cfg->loss_type == AC_LOSS_DAPO;
+    const long cap = dapo ? (long)cfg->dapo_max_draws * B * G : (long)B * G;
+    int *qidx = malloc(sizeof *qidx * (size_t)B);
+    if (qidx == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    ac_rollout_clear(&t->ro);
+    int useful = 0, ret = 0;
+    for (int need = B; need > 0;) {
+        long room = (cap - t->ro.n_eps) / G; /* groups the cap still allows */
+        if (room < need)
+            need = (int)room;
+        if (need <= 0)
+            break;
+        ac_rollout_spec_t spec = {t->agent, t->reward, t->policy, &t->rng, training, qidx, need, G,
+                                  cfg->max_steps_per_trajectory, 1.0f, t->step_cost_micro,
+                                  budget_micro < 0 ? -1 : budget_micro, t->stop};
+        if (sample_queries(t, n_queries, qidx, need) != 0 || ac_rollout_run(&t->ro, &spec, err) != 0) {
+            ret = err->code ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+            break;
+        }
+        m->budget_exhausted = t->ro.budget_exhausted;
+        m->stopped = t->ro.stopped;
+        if (m->budget_exhausted || m->stopped)
+            break;
+        if (ensure((void **)&t->signal, &t->cap_signal, t->ro.n_groups, 1) != 0) {
+            ret = ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+            break;
+        }
+        group_signal(&t->ro, t->signal);
+        useful = 0;
+        for (int g = 0; g < t->ro.n_groups; g++)
+            useful += t->signal[g];
+        if (!dapo)
+            break;
+        need = B - useful;
+    }
+    if (dapo && ret == 0 && !m->budget_exhausted && !m->stopped && useful < B) {
+        m->zero_var_stall = 1; /* the cap was hit before the batch filled */
+        m->groups_short = B - useful;
+    }
+    free(qidx);
+    return ret;
+}
+
+/* What every rollout says, whether or not it trains: rewards and success over all scored
+ * episodes, failures, cost, groups without signal in the first draw. */
+static void summarize(const ac_trainer_t *t, ac_iter_metrics_t *m)
+{
+    const ac_rollout_t *ro = &t->ro;
+    const int B = t->cfg.batch_size;
+    double sum = 0, sq = 0;
+    int scored = 0, successes = 0, flat = 0;
+    for (int e = 0; e < ro->n_eps; e++) {
+        const ac_episode_rec_t *ep = &ro->eps[e];
+        if (ep->failed)
+            continue;
+        scored++;
+        successes += ep->success != 0;
+        sum += ep->reward;
+        sq += ep->reward * ep->reward;
+    }
+    for (int g = 0; g < ro->n_groups && g < B; g++)
+        flat += !t->signal[g];
+    double mean = scored ? sum / scored : 0.0, var = scored ? sq / scored - mean * mean : 0.0;
+    m->avg_reward = mean;
+    m->reward_std = sqrt(var > 0 ? var : 0);
+    m->success_rate = scored ? (double)successes / scored : 0.0;
+    m->zero_var_frac = ro->n_groups ? (double)flat / (ro->n_groups < B ? ro->n_groups : B) : 0.0;
+    m->trajectories = ro->n_eps;
+    m->steps = ro->n_steps;
+    m->tool_failures = ro->tool_failures;
+    m->agent_failures = ro->agent_failures;
+    m->reward_failures = ro->reward_failures;
+    m->cost_micro = ro->cost_micro;
+}
+
+/* Each scored episode's reward normalised within its group, (R - mean) / (std + eps), for the
+ * export API whatever the loss does with it: grpo.c's own group statistics, one step per
+ * episode. t->ep_norm_reward (ro->n_eps), NaN for failed episodes. */
+static int normalized_rewards(ac_trainer_t *t, ac_err_t *err)
+{
+    const ac_rollout_t *ro = &t->ro;
+    int n = ro->n_eps;
+    ac_grpo_episode_t *eps = malloc(sizeof *eps * (size_t)(n ? n : 1));
+    ac_grpo_step_t *st = malloc(sizeof *st * (size_t)(n ? n : 1));
+    int *of = malloc(sizeof *of * (size_t)(n ? n : 1));
+    if (eps == NULL || st == NULL || of == NULL) {
+        free(eps), free(st), free(of);
+        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    }
+    int k = 0;
+    for (int e = 0; e < n; e++) {
+        t->ep_norm_reward[e] = NAN;
+        if (ro->eps[e].failed)
+            continue;
+        eps[k] = (ac_grpo_episode_t){ro->eps[e].group, (float)ro->eps[e].reward, 0};
+        st[k] = (ac_grpo_step_t){k, 0, 0};
+        of[k++] = e;
+    }
+    ac_grpo_config_t gc;
+    ac_grpo_config_default(&gc); /* group, scaled by the std */
+    int rc = k > 0 ? ac_grpo_advantages(st, NULL, k, eps, k, &gc, err) : 0;
+    for (int i = 0; rc == 0 && i < k; i++)
+        t->ep_norm_reward[of[i]] = st[i].advantage;
+    free(eps), free(st), free(of);
+    return rc;
+}
+
+/* The update's inputs: the kept episodes (not failed, with steps, in a group with signal when
+ * DAPO drops the others), their steps, and one decision per step. Returns how many tokens. */
+static int build_batch(ac_trainer_t *t, ac_err_t *err)
+{
+    ac_rollout_t *ro = &t->ro;
+    const int A = t->agent->n_actions, dapo = t->cfg.loss_type == AC_LOSS_DAPO;
+    if (ensure((void **)&t->eps, &t->cap_eps, ro->n_eps, sizeof *t->eps) ||
+        ensure((void **)&t->steps, &t->cap_steps, ro->n_steps, sizeof *t->steps) ||
+        ensure((void **)&t->tokens, &t->cap_tokens, ro->n_steps, sizeof *t->tokens) ||
+        ensure((void **)&t->emap, &t->cap_emap, ro->n_eps, sizeof *t->emap) ||
+        ensure((void **)&t->gmap, &t->cap_gmap, ro->n_groups, sizeof *t->gmap))
+        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    int n_groups = 0;
+    for (int g = 0; g < ro->n_groups; g++)
+        t->gmap[g] = (!dapo || t->signal[g]) ? n_groups++ : -1;
+    int n_eps = 0, n_steps = 0, all_step_rewards = 1;
+    for (int e = 0; e < ro->n_eps; e++) {
+        const ac_episode_rec_t *ep = &ro->eps[e];
+        t->emap[e] = -1;
+        if (ep->failed || t->gmap[ep->group] < 0 || ep->n_steps == 0)
+            continue;
+        t->emap[e] = n_eps;
+        t->eps[n_eps++] = (ac_grpo_episode_t){t->gmap[ep->group], (float)ep->reward, ep->truncated};
+        all_step_rewards &= ep->step_rewards != NULL;
+        int k = 0;
+        for (int i = ep->first_step; i >= 0; i = ro->steps[i].next, k++) {
+            const ac_step_rec_t *s = &ro->steps[i];
+            t->tokens[n_steps] = (ac_grpo_token_t){n_steps, (size_t)s->state * A, A, s->action, s->logp_old, 0};
+            t->steps[n_steps++] = (ac_grpo_step_t){t->emap[e], ep->step_rewards ? (float)ep->step_rewards[k] : 0, 0};
+        }
+    }
+    t->n_batch_eps = n_eps;
+    t->gcfg.per_step_rewards = all_step_rewards && n_eps > 0;
+    return n_steps;
+}
+
+/* mu epochs of clipped-surrogate updates over the batch build_batch made. */
+static int update(ac_trainer_t *t, int n_tok, ac_iter_metrics_t *m, ac_err_t *err)
+{
+    ac_rollout_t *ro = &t->ro;
+    const int A = t->agent->n_actions, N = ro->batch.n;
+    const size_t len = (size_t)N * A;
+    if (reserve_scratch(t, (int)len) != 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    ac_grpo_metrics_t gm;
+    if (ac_policy_forward(t->ref, t->ref_logp, &ro->batch, ro->mask, err) != 0 ||
+        ac_grpo_advantages(t->steps, &gm, n_tok, t->eps, t->n_batch_eps, &t->gcfg, err) != 0)
+        return -1;
+    /* an episode's advantage, as exported, is its first step's (all of them in outcome mode) */
+    if (ensure((void **)&t->first_adv, &t->cap_first_adv, t->n_batch_eps, sizeof *t->first_adv) != 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    for (int k = n_tok - 1; k >= 0; k--)
+        t->first_adv[t->steps[k].episode] = t->steps[k].advantage;
+    for (int e = 0; e < ro->n_eps; e++)
+        t->ep_advantage[e] = t->emap[e] >= 0 ? t->first_adv[t->emap[e]] : NAN;
+    for (int epoch = 0; epoch < t->cfg.mu; epoch++) {
+        if (ac_policy_forward(t->policy, t->logp, &ro->batch, ro->mask, err) != 0 ||
+            ac_grpo_loss(t->dlogits, &gm, t->logp, t->ref_logp, len, t->tokens, n_tok, t->steps, n_tok, t->eps,
+                         t->n_batch_eps, &t->gcfg, err) != 0)
+            return -1;
+        ac_policy_zero_grad(t->policy);
+        if (ac_policy_backward(t->policy, t->dlogits, &ro->batch, err) != 0)
+            return -1;
+        m->grad_norm = ac_optim_clip_grad_norm(t->policy->grads, t->policy->n_params, t->cfg.max_grad_norm);
+        if (t->optim != NULL)
+            ac_optim_step(t->optim, t->policy->params, t->policy->grads);
+    }
+    m->loss = gm.loss;
+    m->kl = gm.kl_k3;
+    m->kl_exact = gm.kl_exact;
+    m->entropy = gm.entropy;
+    m->clip_low = gm.clip_low;
+    m->clip_high = gm.clip_high;
+    m->clip_region = gm.clip_region;
+    m->clip_fraction = gm.clip_low + gm.clip_high;
+    m->decisions = gm.n_tokens_used;
+    return 0;
+}
+
 int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_micro, ac_iter_metrics_t *m,
                        ac_err_t *err)
 {
     int64_t t0 = ac_clock_mono_ns();
     memset(m, 0, sizeof *m);
-    const ac_train_config_t *cfg = &t->cfg;
-    int n_queries = (int)json_array_size(training);
-    if (n_queries == 0)
+    if (json_array_size(training) == 0)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "trainer: no training queries");
-    const int B = cfg->batch_size, G = cfg->n_trajectories_per_query, A = t->agent->n_actions;
-    int dapo = cfg->loss_type == AC_LOSS_DAPO;
-    int draws = dapo ? cfg->dapo_max_draws : 1;
-    int *qidx = malloc(sizeof *qidx * (size_t)B);
-    uint8_t *signal = NULL;
-    int ret = -1;
-    if (qidx == NULL)
-        goto oom;
-
-    /* ---- rollouts (with DAPO's dynamic sampling) ---- */
-    ac_rollout_clear(&t->ro);
-    int useful = 0, need = B;
-    for (int d = 0; d < draws && need > 0; d++) {
-        if (sample_queries(t, n_queries, qidx, need) != 0)
-            goto oom;
-        ac_rollout_spec_t spec = {t->agent,
-                                  t->reward,
-                                  t->policy,
-                                  &t->rng,
-                                  training,
-                                  qidx,
-                                  need,
-                                  G,
-                                  cfg->max_steps_per_trajectory,
-                                  (float)cfg->temperature,
-                                  t->step_cost_micro,
-                                  budget_micro,
-                                  t->stop};
-        if (ac_rollout_run(&t->ro, &spec, err) != 0)
-            goto out;
-        if (t->ro.stopped) {
-            m->stopped = 1;
-            ret = 0;
-            goto out;
-        }
-        if (t->ro.budget_exhausted) {
-            m->budget_exhausted = 1;
-            m->cost_micro = t->ro.cost_micro;
-            m->trajectories = t->ro.n_eps;
-            m->steps = t->ro.n_steps;
-            ret = 0;
-            goto out;
-        }
-        free(signal);
-        if ((signal = malloc((size_t)t->ro.n_groups)) == NULL)
-            goto oom;
-        group_signal(&t->ro, signal, t->ro.n_groups);
-        if (d == 0) {
-            int flat = 0;
-            for (int g = 0; g < t->ro.n_groups; g++)
-                flat += !signal[g];
-            m->zero_var_frac = (double)flat / t->ro.n_groups;
-        }
-        if (!dapo)
-            break;
-        useful = 0;
-        for (int g = 0; g < t->ro.n_groups; g++)
-            useful += signal[g];
-        need = B - useful;
+    t->policy->temperature = t->ref->temperature = (float)t->cfg.temperature;
+    if (collect(t, training, budget_micro, m, err) != 0)
+        return -1;
+    if (m->budget_exhausted || m->stopped) { /* no update; the iteration does not count */
+        m->cost_micro = t->ro.cost_micro;
+        m->trajectories = t->ro.n_eps;
+        m->steps = t->ro.n_steps;
+        return 0;
     }
-    ac_rollout_t *ro = &t->ro;
-
-    /* ---- the update's inputs: kept episodes and their steps ---- */
-    if (ensure((void **)&t->eps, &t->cap_eps, ro->n_eps, sizeof *t->eps) ||
-        ensure((void **)&t->steps, &t->cap_steps, ro->n_steps, sizeof *t->steps))
-        goto oom;
+    summarize(t, m);
+    const int n = t->ro.n_eps ? t->ro.n_eps : 1;
     free(t->ep_advantage);
     free(t->ep_norm_reward);
-    t->ep_advantage = malloc(sizeof(double) * (size_t)(ro->n_eps ? ro->n_eps : 1));
-    t->ep_norm_reward = malloc(sizeof(double) * (size_t)(ro->n_eps ? ro->n_eps : 1));
-    int *gmap = malloc(sizeof *gmap * (size_t)(ro->n_groups ? ro->n_groups : 1));
-    int *emap = malloc(sizeof *emap * (size_t)(ro->n_eps ? ro->n_eps : 1));
-    if (!t->ep_advantage || !t->ep_norm_reward || !gmap || !emap) {
-        free(gmap);
-        free(emap);
-        goto oom;
-    }
-    int n_groups_used = 0;
-    for (int g = 0; g < ro->n_groups; g++)
-        gmap[g] = (!dapo || signal[g]) ? n_groups_used++ : -1;
-    int n_eps = 0, n_steps = 0, all_step_rewards = 1, scored = 0, successes = 0;
-    for (int e = 0; e < ro->n_eps; e++) {
-        const ac_episode_rec_t *ep = &ro->eps[e];
+    t->ep_advantage = malloc(sizeof(double) * (size_t)n);
+    t->ep_norm_reward = malloc(sizeof(double) * (size_t)n);
+    if (t->ep_advantage == NULL || t->ep_norm_reward == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    for (int e = 0; e < t->ro.n_eps; e++)
         t->ep_advantage[e] = NAN;
-        t->ep_norm_reward[e] = NAN;
-        emap[e] = -1;
-        if (!ep->failed) {
-            scored++;
-            successes += ep->success;
-        }
-        if (ep->failed || gmap[ep->group] < 0 || ep->n_steps == 0)
-            continue;
-        emap[e] = n_eps;
-        t->eps[n_eps++] = (ac_grpo_episode_t){gmap[ep->group], (float)ep->reward, ep->truncated};
-        all_step_rewards &= ep->step_rewards != NULL;
-    }
-    for (int e = 0; e < ro->n_eps; e++) {
-        const ac_episode_rec_t *ep = &ro->eps[e];
-        if (emap[e] < 0)
-            continue;
-        int k = 0;
-        for (int i = ep->first_step; i >= 0; i = ro->steps[i].next, k++) {
-            const ac_step_rec_t *s = &ro->steps[i];
-            t->steps[n_steps++] = (ac_grpo_step_t){s->state, s->action, emap[e], s->logp_old, 0.0f,
-                                                   ep->step_rewards ? (float)ep->step_rewards[k] : 0.0f, 0.0f};
-        }
-    }
-    t->gcfg.per_step_rewards = all_step_rewards && n_eps > 0;
-    /* every scored episode's reward normalised within its group, (R - mean) / (std + eps), for
-     * the export API, whatever loss_type does with it */
-    for (int g = 0; g < ro->n_groups; g++) {
-        double sum = 0, sq = 0;
-        int k = 0;
-        for (int e = 0; e < ro->n_eps; e++)
-            if (ro->eps[e].group == g && !ro->eps[e].failed) {
-                sum += ro->eps[e].reward;
-                sq += ro->eps[e].reward * ro->eps[e].reward;
-                k++;
-            }
-        double mean = k ? sum / k : 0.0, var = k ? sq / k - mean * mean : 0.0;
-        double sd = sqrt(var > 0 ? var : 0);
-        for (int e = 0; e < ro->n_eps; e++)
-            if (ro->eps[e].group == g && !ro->eps[e].failed)
-                t->ep_norm_reward[e] = (ro->eps[e].reward - mean) / (sd + 1e-4);
-    }
-    m->trajectories = ro->n_eps;
-    m->steps = ro->n_steps;
-    m->groups_used = n_groups_used;
-    m->success_rate = scored ? (double)successes / scored : 0.0;
-    m->tool_failures = ro->tool_failures;
-    m->agent_failures = ro->agent_failures;
-    m->reward_failures = ro->reward_failures;
-    m->cost_micro = ro->cost_micro;
-
-    if (n_steps > 0) {
-        /* ---- mu epochs of clipped-surrogate updates ---- */
-        int N = ro->batch.n;
-        if (reserve_scratch(t, N * A) != 0) {
-            free(gmap);
-            free(emap);
-            goto oom;
-        }
-        ac_grpo_metrics_t gm;
-        if (ac_policy_forward(t->ref, t->ref_logp, &ro->batch, ro->mask, err) != 0 ||
-            ac_grpo_advantages(t->steps, &gm, n_steps, t->eps, n_eps, &t->gcfg, err) != 0) {
-            free(gmap);
-            free(emap);
-            goto out;
-        }
-        for (int e = 0; e < ro->n_eps; e++) {
-            if (emap[e] < 0)
-                continue;
-            /* the first step's advantage is the episode's (equal for all steps in outcome mode) */
-            for (int k = 0; k < n_steps; k++)
-                if (t->steps[k].episode == emap[e]) {
-                    t->ep_advantage[e] = t->steps[k].advantage;
-                    break;
-                }
-        }
-        m->avg_reward = gm.avg_reward;
-        m->reward_std = gm.reward_std;
-        for (int epoch = 0; epoch < cfg->mu; epoch++) {
-            if (ac_policy_forward(t->policy, t->logp, &ro->batch, ro->mask, err) != 0 ||
-                ac_grpo_loss(t->dlogits, &gm, t->logp, t->ref_logp, N, A, t->steps, n_steps, t->eps, n_eps,
-                             &t->gcfg, err) != 0) {
-                free(gmap);
-                free(emap);
-                goto out;
-            }
-            ac_policy_zero_grad(t->policy);
-            if (ac_policy_backward(t->policy, t->dlogits, &ro->batch, err) != 0) {
-                free(gmap);
-                free(emap);
-                goto out;
-            }
-            m->grad_norm = ac_optim_clip_grad_norm(t->policy->grads, t->policy->n_params, cfg->max_grad_norm);
-            if (t->optim != NULL)
-                ac_optim_step(t->optim, t->policy->params, t->policy->grads);
-        }
-        m->loss = gm.loss;
-        m->kl = gm.kl_k3;
-        m->kl_exact = gm.kl_exact;
-        m->entropy = gm.entropy;
-        m->clip_fraction = gm.clip_fraction;
-    } else {
-        double sum = 0;
-        for (int e = 0; e < ro->n_eps; e++)
-            sum += ro->eps[e].failed ? 0 : ro->eps[e].reward;
-        m->avg_reward = scored ? sum / scored : 0.0;
-    }
-    free(gmap);
-    free(emap);
+    if (normalized_rewards(t, err) != 0)
+        return -1;
+    int n_tok = build_batch(t, err);
+    if (n_tok < 0 || (n_tok > 0 && update(t, n_tok, m, err) != 0))
+        return -1;
+    for (int g = 0; g < t->ro.n_groups; g++)
+        m->groups_used += t->gmap[g] >= 0;
     t->iteration++;
     m->iteration = t->iteration;
     m->wall_ms = (double)(ac_clock_mono_ns() - t0) / 1e6;
-    ret = 0;
-    goto out;
-oom:
-    ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
-out:
-    free(signal);
-    free(qidx);
-    return ret;
+    return 0;
 }
 
 int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, uint8_t **buf, size_t *len,

@@ -3,8 +3,8 @@
  * An iteration samples batch_size queries, runs n_trajectories_per_query rollouts of each (a
  * group), scores them with the reward plugin, computes group-relative advantages, and takes mu
  * Adam steps on the clipped surrogate plus a KL penalty to the reference policy (the initial
- * one). DAPO's dynamic sampling drops groups whose rewards are all equal and draws more queries,
- * at most dapo_max_draws rollouts per iteration.
+ * one). DAPO's dynamic sampling drops groups whose rewards are all equal and draws more queries
+ * until the batch is full or the iteration spent dapo_max_draws x batch rollouts.
  *
  * The state that makes a run reproducible is the policy, the Adam moments, the RNG and the
  * iteration: a checkpoint holds exactly that (ac_trainer_save/restore), and restoring then
@@ -31,7 +31,11 @@ typedef struct ac_iter_metrics {
     double kl;               /* k3 estimate at the taken actions */
     double kl_exact;         /* exact KL(pi || ref) over the legal actions */
     double entropy;
-    double clip_fraction;    /* of the last epoch: only clipping that removed gradient */
+    double clip_fraction;    /* of the last epoch: decisions whose clipping removed the gradient
+                                (clip_low + clip_high) */
+    double clip_low, clip_high; /* ... below 1 - eps with A < 0, above 1 + eps_high with A > 0 */
+    double clip_region;      /* decisions whose ratio left [1 - eps, 1 + eps_high], whatever A */
+    int decisions;           /* decisions the loss counted (more than one legal option) */
     double zero_var_frac;    /* groups with equal rewards (no signal), before DAPO drops them */
     double grad_norm;        /* before clipping, last epoch */
     int trajectories;        /* episodes generated (all draws) */
@@ -41,6 +45,8 @@ typedef struct ac_iter_metrics {
     int64_t cost_micro;      /* this iteration's tool and policy-step cost */
     int budget_exhausted;    /* the budget stopped the rollouts: no update, iteration not counted */
     int stopped;             /* the trainer's stop flag ended the rollouts: likewise */
+    int zero_var_stall;      /* DAPO: the rollout cap was hit with groups_short groups missing */
+    int groups_short;
     double wall_ms;
 } ac_iter_metrics_t;
 
@@ -64,8 +70,16 @@ typedef struct ac_trainer {
     float *logp, *ref_logp, *dlogits;
     int cap_states; /* floats each of the three holds */
     ac_grpo_step_t *steps;
+    ac_grpo_token_t *tokens;
     ac_grpo_episode_t *eps;
-    int cap_steps, cap_eps;
+    int cap_steps, cap_tokens, cap_eps;
+    int n_batch_eps;
+    int *emap, *gmap; /* rollout episode -> batch episode, rollout group -> batch group (-1: dropped) */
+    int cap_emap, cap_gmap;
+    uint8_t *signal;  /* per rollout group: its rewards differ */
+    int cap_signal;
+    double *first_adv; /* per batch episode: its first step's advantage */
+    int cap_first_adv;
     int *order; /* (n queries) sampling scratch */
     int n_order;
     const atomic_int *stop; /* NULL, or a flag that ends the current iteration early (cancel,

@@ -212,6 +212,15 @@ static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         if (ac_jobs_txn_event(t, job, "training.job.progress", d, now, err) != 0)
             return -1;
     }
+    if (m->zero_var_stall) {
+        json_t *d = base_event(r, job, "running");
+        json_object_set_new(d, "iteration", json_integer(it));
+        json_object_set_new(d, "groups_short", json_integer(m->groups_short));
+        json_object_set_new(d, "rollouts", json_integer(m->trajectories));
+        json_object_set_new(d, "batch_size", json_integer(r->cfg.batch_size));
+        if (ac_jobs_txn_event(t, job, "training.zero_variance_stall", d, now, err) != 0)
+            return -1;
+    }
     /* budget warnings fire once each, when the cost crosses the threshold (decided before the
      * transaction, which may run twice) */
     for (int level = 75; level <= 90; level += 15) {
@@ -386,13 +395,16 @@ static void metrics_from(run_t *r, const ac_iter_metrics_t *m)
 {
     json_t *va = json_incref(json_object_get(r->metrics, "validation_accuracy"));
     json_decref(r->metrics);
-    r->metrics = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:{s:i, s:i, s:i}}",
+    r->metrics = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:i, s:f, "
+                           "s:{s:i, s:i, s:i}}",
                            "train_loss", m->loss, "avg_reward", m->avg_reward, "reward_std", m->reward_std,
                            "success_rate", m->success_rate, "kl", m->kl, "kl_exact", m->kl_exact, "entropy",
-                           m->entropy, "clip_fraction", m->clip_fraction, "zero_variance_groups", m->zero_var_frac,
+                           m->entropy, "clip_fraction", m->clip_fraction, "clip_low", m->clip_low, "clip_high",
+                           m->clip_high, "clip_region", m->clip_region, "zero_variance_groups", m->zero_var_frac,
                            "grad_norm", m->grad_norm, "trajectories_generated", r->trajectories_generated,
-                           "groups_used", m->groups_used, "iteration_ms", m->wall_ms, "plugin_failures",
-                           "tool", m->tool_failures, "agent", m->agent_failures, "reward", m->reward_failures);
+                           "groups_used", m->groups_used, "decisions", m->decisions, "iteration_ms", m->wall_ms,
+                           "plugin_failures", "tool", m->tool_failures, "agent", m->agent_failures, "reward",
+                           m->reward_failures);
     if (r->metrics == NULL) /* NaN metrics (nothing to learn from): keep the counts */
         r->metrics = json_pack("{s:I}", "trajectories_generated", r->trajectories_generated);
     if (va != NULL)

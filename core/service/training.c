@@ -170,6 +170,7 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
         snprintf(err->message, sizeof err->message, "Invalid training configuration");
         return -1;
     }
+    ac_train_config_resolve(&cfg); /* the job stores what it will train with */
     json_t *hooks = json_object_get(params, "webhooks");
     if (check_job_webhooks(app->cfg, hooks, err) != 0)
         return -1;

@@ -125,6 +125,8 @@ def backward(pol, flat, ids, hs, dlogits):
 
 
 def advantages(steps, episodes, g):
+    """group: (x - group mean) / (group std + eps); rloo: R - mean of the group's others (outcome
+    rewards only); batch: against the whole batch. A group of one episode uses the batch."""
     ep_group = np.array([e[0] for e in episodes])
     rewards = np.array([e[1] for e in episodes], dtype=np.float64)
     ep_of = np.array([s[2] for s in steps])
@@ -135,17 +137,25 @@ def advantages(steps, episodes, g):
             e = steps[t][2]
             running[e] = steps[t][4] + g["gamma"] * running.get(e, 0.0)
             x[t] = running[e]
-        groups = ep_group[ep_of]
+        pool_of = lambda sel_steps, sel_eps: x[sel_steps]  # statistics over step returns
     else:
         x = rewards[ep_of]
-        groups = ep_group[ep_of]
-        # statistics are over episodes, not steps
+        pool_of = lambda sel_steps, sel_eps: rewards[sel_eps]  # statistics over episodes
+    groups = ep_group[ep_of]
     adv = np.zeros(len(steps))
-    for grp in set(ep_group.tolist()):
-        pool = x[groups == grp] if g["per_step"] else rewards[ep_group == grp]
+    for t in range(len(steps)):
+        grp = groups[t]
+        batch = g["advantage"] == 2 or (ep_group == grp).sum() < 2
+        if not batch and g["advantage"] == 1 and not g["per_step"]:
+            others = [rewards[e] for e in range(len(episodes)) if ep_group[e] == grp and e != ep_of[t]]
+            adv[t] = x[t] - np.mean(others)
+            continue
+        if batch:
+            pool = pool_of(np.ones(len(steps), dtype=bool), np.ones(len(episodes), dtype=bool))
+        else:
+            pool = pool_of(groups == grp, ep_group == grp)
         mu, sd = pool.mean(), pool.std()  # population std, as in C
-        sel = groups == grp
-        adv[sel] = (x[sel] - mu) / (sd + g["std_eps"]) if g["scale_std"] else x[sel] - mu
+        adv[t] = (x[t] - mu) / (sd + g["std_eps"]) if g["scale_std"] else x[t] - mu
     stds = [rewards[ep_group == grp].std() for grp in set(ep_group.tolist())]
     return adv, rewards.mean(), float(np.mean(stds))
 
@@ -159,7 +169,8 @@ def grpo_loss(logp, ref_logp, steps, episodes, adv, g):
     H_state = -(p * lp0).sum(axis=1)
     KL_state = (p * (lp0 - ref0)).sum(axis=1)
     trunc = np.array([e[2] for e in episodes], dtype=bool)
-    use = [t for t, s in enumerate(steps) if not (g["mask_truncated"] and trunc[s[2]])]
+    # a decision: not masked, and more than one legal option
+    use = [t for t, s in enumerate(steps) if not (g["mask_truncated"] and trunc[s[2]]) and legal[s[0]].sum() > 1]
     n_ep = len(episodes)
     counts = {}
     for t in use:
@@ -167,13 +178,13 @@ def grpo_loss(logp, ref_logp, steps, episodes, adv, g):
     lo, hi = 1 - g["eps_low"], 1 + g["eps_high"]
     dlogits = np.zeros((N, A))
     loss = 0.0
-    k3s, kls, Hs, clipped = [], [], [], 0
+    k3s, kls, Hs, low, high, region = [], [], [], 0, 0, 0
     for t in use:
         s, a, e, old = steps[t][0], steps[t][1], steps[t][2], steps[t][3]
         if g["loss_type"] == 0:
             w = 1.0 / (len(counts) * counts[e])
         elif g["loss_type"] == 1:
-            w = 1.0 / (n_ep * g["max_steps"])
+            w = 1.0 / (n_ep * g["max_tokens"])
         else:
             w = 1.0 / len(use)
         r = np.exp(logp[s, a] - old)
@@ -182,7 +193,9 @@ def grpo_loss(logp, ref_logp, steps, episodes, adv, g):
         surr = -min(unclipped, clip_r)
         # the gradient flows through r only when the unclipped term is the minimum
         grad_lp = -r * A_t if unclipped <= clip_r else 0.0
-        clipped += int(unclipped > clip_r)
+        low += int(unclipped > clip_r and A_t < 0)
+        high += int(unclipped > clip_r and A_t > 0)
+        region += int(r < lo or r > hi)
         d = ref_logp[s, a] - logp[s, a]
         k3 = np.exp(d) - d - 1
         grad_lp += g["beta"] * (1 - np.exp(d))
@@ -197,7 +210,7 @@ def grpo_loss(logp, ref_logp, steps, episodes, adv, g):
         kls.append(KL_state[s])
         Hs.append(H)
     metrics = dict(loss=loss, kl_k3=np.mean(k3s), kl_exact=np.mean(kls), entropy=np.mean(Hs),
-                   clip_fraction=clipped / len(use))
+                   clip_low=low / len(use), clip_high=high / len(use), clip_region=region / len(use))
     return dlogits, metrics
 
 
@@ -230,7 +243,7 @@ def close(name, got, want, rtol, atol):
 def check_case(k, case):
     cfg = case["policy"]
     g, a, c = case["grpo"], case["adam"], case["c"]
-    tag = f"case{k}/{['grpo', 'dr_grpo', 'dapo'][g['loss_type']]}"
+    tag = f"case{k}/{['grpo', 'dr_grpo', 'dapo'][g['loss_type']]}/{['group', 'rloo', 'batch'][g['advantage']]}"
     ids = [featurize(t, cfg["n_buckets"], cfg["max_features"]) for t in case["texts"]]
     global failures
     if ids != case["ids"]:
@@ -252,7 +265,7 @@ def check_case(k, case):
     close(f"{tag}/reward_std", c["reward_std"], r_std, 1e-6, 1e-9)
     # Use the C advantages downstream (float-rounded), so the loss check isolates the loss.
     dlogits, m = grpo_loss(logp, ref_logp, steps, episodes, np.array(c["advantages"]), g)
-    for key in ("loss", "kl_k3", "kl_exact", "entropy", "clip_fraction"):
+    for key in ("loss", "kl_k3", "kl_exact", "entropy", "clip_low", "clip_high", "clip_region"):
         close(f"{tag}/{key}", c[key], m[key], 1e-4, 1e-6)
     grads = backward(pol, pol.flat, ids, hs, dlogits)
     scale = max(np.abs(grads).max(), 1e-12)

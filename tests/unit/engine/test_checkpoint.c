@@ -32,19 +32,21 @@ static int update(ac_policy_t *p, const ac_policy_t *ref, ac_optim_t *o, ac_rng_
     }
     float logp[B * NA], ref_logp[B * NA], dl[B * NA];
     ac_grpo_step_t st[B];
+    ac_grpo_token_t tk[B];
     ac_grpo_episode_t ep[B];
     int rc = ac_policy_forward((ac_policy_t *)ref, ref_logp, &b, NULL, &err) ||
              ac_policy_forward(p, logp, &b, NULL, &err);
     for (int i = 0; i < B && !rc; i++) {
         float lt;
         int a = ac_policy_sample(logp + i * NA, NA, 1.0f, rng, &lt);
-        st[i] = (ac_grpo_step_t){.state = i, .action = a, .episode = i, .logp_old = lt};
+        st[i] = (ac_grpo_step_t){.episode = i};
+        tk[i] = (ac_grpo_token_t){.step = i, .off = (size_t)i * NA, .n = NA, .chosen = a, .logp_old = lt};
         ep[i] = (ac_grpo_episode_t){.group = i / G, .reward = a == target[i / G]};
     }
     ac_grpo_config_t gc;
     ac_grpo_config_default(&gc);
     rc = rc || ac_grpo_advantages(st, NULL, B, ep, B, &gc, &err) ||
-         ac_grpo_loss(dl, NULL, logp, ref_logp, B, NA, st, B, ep, B, &gc, &err);
+         ac_grpo_loss(dl, NULL, logp, ref_logp, (size_t)B * NA, tk, B, st, B, ep, B, &gc, &err);
     if (!rc) {
         ac_policy_zero_grad(p);
         rc = ac_policy_backward(p, dl, &b, &err);
