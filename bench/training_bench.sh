@@ -115,7 +115,7 @@ d = json.load(open(sys.argv[1]))
 print(json.dumps({"jsonrpc": "2.0", "method": "training.start_grpo", "id": 1, "params": {
     "agent_id": "calculator",
     "config": {"n_iterations": int(sys.argv[2]), "batch_size": int(sys.argv[3]),
-               "n_trajectories_per_query": int(sys.argv[4]), "learning_rate": 0.01, "beta": 0.0,
+               "n_trajectories_per_query": int(sys.argv[4]), "beta": 0.0,
                "max_steps_per_trajectory": 8, "checkpoint_interval": 50, "max_budget_usd": 1e6},
     "training_data": d["training_data"], "evaluation_data": d["evaluation_data"]}}))
 PY

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void ac_optim_config_default(ac_optim_config_t *c)
 {
@@ -50,23 +51,48 @@ void ac_optim_destroy(ac_optim_t *o)
     free(o);
 }
 
-void ac_optim_step(ac_optim_t *o, float *params, const float *grads)
+int ac_optim_set_lr_scale(ac_optim_t *o, const size_t *ends, const float *scale, int n, ac_err_t *err)
+{
+    if (n < 0 || n > AC_OPTIM_MAX_GROUPS)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "optim: %d groups (at most %d)", n, AC_OPTIM_MAX_GROUPS);
+    for (int i = 0; i < n; i++)
+        if ((i > 0 && ends[i] < ends[i - 1]) || ends[i] > o->n || !(scale[i] > 0))
+            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "optim: group %d (end %zu, scale %g) is invalid", i,
+                              ends[i], (double)scale[i]);
+    o->n_groups = n;
+    memcpy(o->group_end, ends, sizeof *ends * (size_t)n);
+    memcpy(o->group_scale, scale, sizeof *scale * (size_t)n);
+    return 0;
+}
+
+/* Adam over params[from, to) with learning rate lr. */
+static void adam_range(ac_optim_t *o, float *params, const float *grads, size_t from, size_t to, double lr)
 {
     const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
-    o->step++;
     /* Bias corrections folded into two scalars, computed in double: pow at large step counts
      * must not lose the tiny 1 - b^t. */
-    const float step_size = (float)(o->cfg.lr / (1.0 - pow(b1, (double)o->step)));
+    const float step_size = (float)(lr / (1.0 - pow(b1, (double)o->step)));
     const float inv_sqrt_c2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)o->step)));
-    const float decay = o->cfg.lr * o->cfg.weight_decay;
+    const float decay = (float)lr * o->cfg.weight_decay;
     float *m = o->m, *v = o->v;
-    for (size_t i = 0; i < o->n; i++) {
+    for (size_t i = from; i < to; i++) {
         float g = grads[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
         float denom = sqrtf(v[i]) * inv_sqrt_c2 + eps;
         params[i] -= step_size * m[i] / denom + decay * params[i];
     }
+}
+
+void ac_optim_step(ac_optim_t *o, float *params, const float *grads)
+{
+    o->step++;
+    size_t from = 0;
+    for (int g = 0; g < o->n_groups; g++) {
+        adam_range(o, params, grads, from, o->group_end[g], (double)o->cfg.lr * o->group_scale[g]);
+        from = o->group_end[g];
+    }
+    adam_range(o, params, grads, from, o->n, o->cfg.lr);
 }
 
 double ac_optim_clip_grad_norm(float *grads, size_t n, double max_norm)

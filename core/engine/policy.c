@@ -252,6 +252,18 @@ int ac_policy_reserve(ac_policy_t *p, int n, ac_err_t *err)
     return 0;
 }
 
+int ac_policy_lr_groups(const ac_policy_t *p, size_t *ends, float *scale)
+{
+    int n = 0;
+    ends[n] = p->off_w[0]; /* the embedding table */
+    scale[n++] = AC_POLICY_LR_SCALE;
+    for (int l = 0; l < p->n_layers; l++) { /* each dense layer, weights and bias */
+        ends[n] = l + 1 < p->n_layers ? p->off_w[l + 1] : p->n_params;
+        scale[n++] = AC_POLICY_LR_SCALE;
+    }
+    return n;
+}
+
 void ac_policy_zero_grad(ac_policy_t *p) { memset(p->grads, 0, sizeof(float) * p->n_params); }
 
 /* ---- kernels (outputs first, then inputs, then sizes) ------------------------------------- */

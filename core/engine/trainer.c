@@ -70,6 +70,15 @@ ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent,
         ac_trainer_destroy(t);
         return NULL;
     }
+    if (t->optim != NULL) {
+        size_t ends[AC_POLICY_MAX_HIDDEN + 2];
+        float scale[AC_POLICY_MAX_HIDDEN + 2];
+        int n = ac_policy_lr_groups(t->policy, ends, scale);
+        if (ac_optim_set_lr_scale(t->optim, ends, scale, n, err) != 0) {
+            ac_trainer_destroy(t);
+            return NULL;
+        }
+    }
     return t;
 }
 

@@ -17,9 +17,8 @@ return {
     n_iterations = 200,
     batch_size = 16,
     n_trajectories_per_query = 8,
-    learning_rate = 0.01,
     max_steps_per_trajectory = 8,
     beta = 0.04,
   },
-  -- sweep = { learning_rate = { 0.003, 0.01, 0.03 } },   -- each value a run, side by side
+  -- sweep = { learning_rate = { 0.00003, 0.0001, 0.0003 } },   -- each value a run, side by side
 }

@@ -73,7 +73,7 @@ data = json.load(open(sys.argv[1]))
 print(json.dumps({"jsonrpc": "2.0", "method": "training.start_grpo", "id": "start-1", "params": {
     "agent_id": "calculator",
     "config": {"n_iterations": 60, "batch_size": 16, "n_trajectories_per_query": 8,
-               "learning_rate": 0.01, "beta": 0.0, "max_steps_per_trajectory": 8,
+               "beta": 0.0, "max_steps_per_trajectory": 8,
                "checkpoint_interval": 20},
     "training_data": data["training_data"],        # 256 queries (at least 100 are required)
     "evaluation_data": data["evaluation_data"]}}))  # 64 held-out queries

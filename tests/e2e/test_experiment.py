@@ -74,14 +74,14 @@ class ExperimentFileTest(unittest.TestCase):
     def test_sweep_runs_side_by_side(self):
         d, path = self.write('return { agent = "calculator", data = { generator = "data.lua" },\n'
                              '  config = { n_iterations = 3, batch_size = 4, n_trajectories_per_query = 4 },\n'
-                             '  sweep = { learning_rate = { 0.001, 0.01 }, beta = { 0.0, 0.04 } } }\n')
+                             '  sweep = { learning_rate = { 0.0001, 0.0003 }, beta = { 0.0, 0.04 } } }\n')
         r = train(path, "--json", "--out", os.path.join(d, "out"))
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         report = json.loads(r.stdout.decode().splitlines()[-1])
         runs = report["runs"]
         self.assertEqual(len(runs), 4)
         self.assertEqual(sorted((x["config"]["learning_rate"], x["config"]["beta"]) for x in runs),
-                         [(0.001, 0.0), (0.001, 0.04), (0.01, 0.0), (0.01, 0.04)])
+                         [(0.0001, 0.0), (0.0001, 0.04), (0.0003, 0.0), (0.0003, 0.04)])
         with open(os.path.join(d, "out", "metrics.csv")) as f:
             self.assertEqual(len({row["run"] for row in csv.DictReader(f)}), 4)
 

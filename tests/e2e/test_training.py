@@ -20,7 +20,7 @@ def calculator_data(seed=7):
 
 
 DATA = calculator_data()
-FAST = {"batch_size": 8, "n_trajectories_per_query": 4, "learning_rate": 0.01, "beta": 0.0,
+FAST = {"batch_size": 8, "n_trajectories_per_query": 4, "beta": 0.0,
         "max_steps_per_trajectory": 8, "checkpoint_interval": 10, "seed": 42}
 
 

@@ -43,7 +43,7 @@ def calculator_data():
 
 DATA = calculator_data()
 VICTIM = {"agent_id": "calculator",
-          "config": {"n_iterations": 4, "batch_size": 4, "n_trajectories_per_query": 4, "learning_rate": 0.01,
+          "config": {"n_iterations": 4, "batch_size": 4, "n_trajectories_per_query": 4,
                      "beta": 0.0, "max_steps_per_trajectory": 8, "checkpoint_interval": 2, "seed": 7},
           "training_data": DATA["training_data"], "evaluation_data": DATA["evaluation_data"][:16]}
 

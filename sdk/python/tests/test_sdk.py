@@ -20,7 +20,7 @@ from agentcore.sdk import (AgentCoreError, BudgetExceeded, CannotCancel, Evaluat
                            MethodNotFound, NotFound, ParseError, RateLimited, TrainingClient, TransportError,
                            Unauthorized, ValidationFailed, WebhookVerificationError, sign_webhook, verify_webhook)
 
-FAST = {"n_iterations": 20, "batch_size": 8, "n_trajectories_per_query": 4, "learning_rate": 0.01, "beta": 0.0,
+FAST = {"n_iterations": 20, "batch_size": 8, "n_trajectories_per_query": 4, "beta": 0.0,
         "max_steps_per_trajectory": 8, "checkpoint_interval": 10}
 LONG = dict(FAST, n_iterations=10000, checkpoint_interval=1000)
 
