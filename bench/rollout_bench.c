@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     int steps = 0;
     for (int r = -1; r < runs; r++) { /* one warm-up run */
         ac_rollout_clear(&ro);
-        ac_rollout_spec_t spec = {agent, reward, policy, &rng, queries, idx, groups, 8, 20, 1.0f, 0, -1, NULL};
+        ac_rollout_spec_t spec = {agent, reward, policy, &rng, queries, idx, groups, 8, 20, 1.0f, 0, -1, NULL, 1, 1};
         int64_t t0 = ac_clock_mono_ns();
         if (ac_rollout_run(&ro, &spec, &err) != 0) {
             fprintf(stderr, "bench_rollout: %s\n", err.message);

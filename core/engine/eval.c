@@ -9,6 +9,7 @@
 
 #define SIGN_FLIP_ROUNDS 9999
 #define SIGN_FLIP_SEED 20251017
+#define AC_EVAL_SEED 0x0e7a1ULL
 
 int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err)
@@ -30,7 +31,10 @@ int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, con
     }
     for (int i = 0; i < n; i++)
         idx[i] = i;
-    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1, NULL};
+    /* the plugins' random numbers depend on the query's place alone: every policy evaluated on
+     * these queries meets the same environment */
+    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1, NULL,
+                              AC_EVAL_SEED, 0};
     int rc = ac_rollout_run(&ro, &spec, err);
     free(idx);
     if (rc != 0) {

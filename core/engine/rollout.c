@@ -102,6 +102,16 @@ json_t *ac_rollout_trajectory_json(const ac_rollout_t *ro, const ac_agent_t *age
                      ep->final ? ep->final : json_null(), "truncated", ep->truncated);
 }
 
+uint64_t ac_rollout_episode_seed(uint64_t seed, int64_t iteration, int episode)
+{
+    /* splitmix64 finaliser over the three: nearby runs, iterations and episodes get unrelated
+     * streams */
+    uint64_t z = seed ^ ((uint64_t)iteration * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)episode * 0xd1b54a32d192ed03ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* Ends an episode: its final answer, then its reward. */
 static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_episode_t *st)
 {
@@ -114,7 +124,7 @@ static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_ep
         json_t *traj = ac_rollout_trajectory_json(ro, spec->agent, spec->queries, e);
         json_t *expected = json_object_get(json_array_get(spec->queries, (size_t)ep->query), "expected_outcome");
         ac_reward_info_t info = {0};
-        if (traj == NULL || ac_reward_score(spec->reward, traj, expected, &ep->reward, &info, &err) != 0) {
+        if (traj == NULL || ac_reward_score(spec->reward, traj, expected, st, &ep->reward, &info, &err) != 0) {
             if (traj == NULL)
                 ac_err_set(&err, AC_ERR_INTERNAL, "cannot build the trajectory");
             fail_episode(ro, ep, &ro->reward_failures, &err);
@@ -184,7 +194,9 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
         ep->start_ms = ac_clock_now_ms();
         const json_t *q = json_object_get(json_array_get(spec->queries, (size_t)ep->query), "query");
         ac_err_t e = AC_ERR_INIT;
-        if (ac_agent_init(agent, q, &st[i], &e) != 0) {
+        ac_episode_ctx_t ctx = {ac_rollout_episode_seed(spec->seed, spec->iteration, ep_of[i]), ep_of[i],
+                                spec->iteration};
+        if (ac_agent_init(agent, q, &ctx, &st[i], &e) != 0) {
             fail_episode(ro, ep, &ro->agent_failures, &e);
             ep->exec_ms = 0;
         } else {

@@ -92,7 +92,14 @@ typedef struct ac_rollout_spec {
                                   budget_exhausted set, its unfinished episodes unscored) */
     const atomic_int *stop;    /* NULL, or a flag that, once set, ends the rollout before its next
                                   step with `stopped` set (its episodes are not to be used) */
+    uint64_t seed;             /* the plugins' random numbers: episode k of this rollout gets the
+                                  seed ac_rollout_episode_seed(seed, iteration, k) */
+    int64_t iteration;         /* 1-based training iteration, 0 for an evaluation */
 } ac_rollout_spec_t;
+
+/* The seed of an episode's plugin generator (ctx.seed): a mix of the run's seed, the iteration
+ * and the episode's number in the rollout, so that a rerun or a resumed run draws the same. */
+uint64_t ac_rollout_episode_seed(uint64_t seed, int64_t iteration, int episode);
 
 /* Prepares an empty rollout for a policy of cfg. */
 int ac_rollout_init(ac_rollout_t *ro, const ac_policy_config_t *cfg, ac_err_t *err);

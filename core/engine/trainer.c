@@ -211,7 +211,8 @@ static int collect(ac_trainer_t *t, const json_t *training, int64_t budget_micro
             break;
         ac_rollout_spec_t spec = {t->agent, t->reward, t->policy, &t->rng, training, qidx, need, G,
                                   cfg->max_steps_per_trajectory, 1.0f, t->step_cost_micro,
-                                  budget_micro < 0 ? -1 : budget_micro, t->stop};
+                                  budget_micro < 0 ? -1 : budget_micro, t->stop, t->seed,
+                                  (int64_t)t->iteration + 1};
         if (sample_queries(t, n_queries, qidx, need) != 0 || ac_rollout_run(&t->ro, &spec, err) != 0) {
             ret = err->code ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
             break;

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "base/rng.h"
 #include "lua/lua_host.h"
 
 /* Registry keys: the addresses are unique, their contents unused. */
@@ -22,6 +23,7 @@ extern const char ac_lua_key_loading;  /* marks a module whose chunk is running 
 extern const char ac_lua_key_env_mt;   /* {__index = built-in globals}: the metatable of each env */
 extern const char ac_lua_key_error;    /* the base library's error() */
 extern const char ac_lua_key_frozen;   /* weak set of the read-only tables */
+extern const char ac_lua_key_rng;      /* the episode generator object (ctx.rng) */
 
 /* What a file looked like when it was read: a reload happens when this changes. */
 typedef struct ac_lua_sig {
@@ -51,6 +53,10 @@ struct ac_lua_host {
     char abort_msg[160];
     int interrupted;        /* the last call ended because watch->interrupt was set */
     ac_lua_watch_t *watch;  /* may be NULL */
+    /* math.random: the running episode's generator, or (rng NULL) one reseeded at every call
+     * with a fixed seed, so that calls outside episodes are reproducible too */
+    ac_rng_t *rng;
+    ac_rng_t call_rng;
     /* plugins (registry.c) */
     struct ac_lua_entry *entries;
     struct ac_lua_plugin *versions;
@@ -61,6 +67,12 @@ static inline ac_lua_host_t *ac_lua_host_of(lua_State *L)
     return *(ac_lua_host_t **)lua_getextraspace(L);
 }
 
+/* The generator math.random draws from now. */
+static inline ac_rng_t *ac_lua_host_rng(ac_lua_host_t *h)
+{
+    return h->rng ? h->rng : &h->call_rng;
+}
+
 /* sandbox.c: sets up the globals of a fresh state (a lua_CFunction: run it protected). */
 int ac_lua_open_sandbox(lua_State *L);
 /* Makes the table at idx read-only for plugins, and every table reachable from its fields
@@ -69,6 +81,9 @@ void ac_lua_freeze(lua_State *L, int idx);
 /* Pushes the hidden table of the read-only table at idx and returns 1, or pushes nothing and
  * returns 0 when that table is not read-only. */
 int ac_lua_frozen_contents(lua_State *L, int idx);
+/* math.random over the host's current generator (upvalue 1: a table that, passed first, is
+ * skipped, for obj:random() calls; nil when none). */
+int ac_lua_random(lua_State *L);
 /* Pushes agentcore.array_mt. */
 void ac_lua_push_array_mt(lua_State *L);
 

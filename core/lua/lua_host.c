@@ -91,6 +91,7 @@ static void call_begin(ac_lua_host_t *h)
     h->cap_hits = 0;
     h->abort_what = NULL;
     h->interrupted = 0;
+    ac_rng_seed(&h->call_rng, 0x5eed0fa11ca11ULL); /* "seed of all calls" */
     h->deadline_ns = (uint64_t)ac_clock_mono_ns() + (uint64_t)h->limits.max_wall_ms * 1000000u;
     if (h->watch && h->limits.max_wall_ms)
         atomic_store(&h->watch->deadline_ns, h->deadline_ns);
@@ -239,6 +240,11 @@ int ac_lua_host_interrupted(const ac_lua_host_t *h) { return h->interrupted; }
 void ac_lua_host_set_watch(ac_lua_host_t *h, ac_lua_watch_t *w)
 {
     h->watch = w;
+}
+
+void ac_lua_host_use_rng(ac_lua_host_t *h, ac_rng_t *rng)
+{
+    h->rng = rng;
 }
 
 void ac_lua_host_set_limits(ac_lua_host_t *h, const ac_lua_limits_t *limits)

@@ -10,7 +10,8 @@
  * Sandbox (docs/plugins.md, "The sandbox"): base without dofile/loadfile/load/collectgarbage/warn,
  * with pcall/xpcall that cannot catch a limit (nor run their message handler once a limit ended
  * the call) and setmetatable that refuses __gc; table; string without dump and with guarded
- * find/match/gmatch/gsub/rep; math; utf8; os.time and os.clock; our own text-only `require`;
+ * find/match/gmatch/gsub/rep; math (random draws from the running episode's generator); utf8;
+ * os.time and os.clock; our own text-only `require`;
  * `cjson` (encode and decode only, fixed limits) and `agentcore.core` (null, array_mt). Library
  * tables, the modules `require` returns and agentcore.array_mt are read-only (writes and rawset
  * raise). Every module and plugin file runs with its own global table whose misses read the
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/rng.h"
 
 /* Per-call limits. A call is one ac_lua_host_pcall (one plugin function, one plugin load).
  * A field set to 0 disables that limit. */
@@ -84,6 +86,15 @@ void ac_lua_host_set_limits(ac_lua_host_t *h, const ac_lua_limits_t *limits);
 /* Makes the host publish each call's deadline to w and obey w->interrupt (NULL: stop). w must
  * outlive the host or be detached first. */
 void ac_lua_host_set_watch(ac_lua_host_t *h, ac_lua_watch_t *w);
+
+/* What math.random draws from in the next calls: rng (owned by the caller, e.g. an episode's;
+ * it must outlive its use), or with NULL a generator reseeded at each call from a fixed seed.
+ * Reproducible either way: the same calls in the same order give the same numbers. */
+void ac_lua_host_use_rng(ac_lua_host_t *h, ac_rng_t *rng);
+
+/* Pushes the object plugins get as ctx.rng: next(), int(lo, hi), pick(list), random(...),
+ * drawing from the generator ac_lua_host_use_rng set. Inside ac_lua_host_pcall only. */
+void ac_lua_push_episode_rng(lua_State *L);
 
 /* Whether the last failed call ended because w->interrupt was set (not a plugin's fault). */
 int ac_lua_host_interrupted(const ac_lua_host_t *h);

@@ -192,6 +192,7 @@ typedef struct ac_agent_call {
     int state; /* registry ref of the episode's table */
     /* inputs */
     const json_t *query;
+    const ac_episode_ctx_t *ctx;
     int action;
     char **buf;
     size_t *cap;
@@ -215,9 +216,20 @@ static void ac_agent_push(lua_State *L, ac_agent_call_t *c, int fn)
 static int ac_agent_init_k(lua_State *L)
 {
     ac_agent_call_t *c = lua_touserdata(L, 1);
+    static const ac_episode_ctx_t none = {0, 0, 0};
+    const ac_episode_ctx_t *x = c->ctx ? c->ctx : &none;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_fn[AC_FN_INIT]); /* init */
     ac_lua_push_json(L, c->query);                            /* init query */
-    lua_call(L, 1, 1);                                        /* state */
+    lua_createtable(L, 0, 4);                                 /* init query ctx */
+    lua_pushinteger(L, (lua_Integer)(x->seed & 0x7fffffffffffffffULL)); /* ... seed */
+    lua_setfield(L, -2, "seed");
+    lua_pushinteger(L, (lua_Integer)x->episode);
+    lua_setfield(L, -2, "episode");
+    lua_pushinteger(L, (lua_Integer)x->iteration);
+    lua_setfield(L, -2, "iteration");
+    ac_lua_push_episode_rng(L);
+    lua_setfield(L, -2, "rng");
+    lua_call(L, 2, 1);                                        /* state */
     if (!lua_istable(L, -1))
         ac_lua_plugin_fail(L, c->a->_plugin, "init must return a table (got %s)",
                            luaL_typename(L, -1));
@@ -307,29 +319,36 @@ static int ac_agent_final_k(lua_State *L)
     return 0;
 }
 
-/* Runs an agent call on an initialized episode (or init when ep is NULL). */
-static int ac_agent_run(ac_agent_call_t *c, const ac_episode_t *ep, lua_CFunction k,
+/* Runs an agent call of an episode (init: not yet initialized): math.random draws from the
+ * episode's generator meanwhile. */
+static int ac_agent_run(ac_agent_call_t *c, ac_episode_t *ep, lua_CFunction k,
                         ac_err_t *err)
 {
-    if (ep) {
+    if (k != ac_agent_init_k) {
         if (ep->_state <= 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "%s: episode not initialized", c->a->path);
         c->state = ep->_state;
     }
-    return ac_lua_host_pcall(ac_lua_plugin_host(c->a->_plugin), k, c, c->a->path, err);
+    ac_lua_host_t *h = ac_lua_plugin_host(c->a->_plugin);
+    ac_lua_host_use_rng(h, &ep->rng);
+    int rc = ac_lua_host_pcall(h, k, c, c->a->path, err);
+    ac_lua_host_use_rng(h, NULL);
+    return rc;
 }
 
-int ac_agent_init(ac_agent_t *a, const json_t *query, ac_episode_t *ep, ac_err_t *err)
+int ac_agent_init(ac_agent_t *a, const json_t *query, const ac_episode_ctx_t *ctx, ac_episode_t *ep,
+                  ac_err_t *err)
 {
-    ac_agent_call_t c = {.a = a, .query = query, .ref = LUA_NOREF};
+    ac_agent_call_t c = {.a = a, .query = query, .ctx = ctx, .ref = LUA_NOREF};
     ep->_state = LUA_NOREF;
-    if (ac_agent_run(&c, NULL, ac_agent_init_k, err) != 0)
+    ac_rng_seed(&ep->rng, ctx ? ctx->seed : 0);
+    if (ac_agent_run(&c, ep, ac_agent_init_k, err) != 0)
         return -1;
     ep->_state = c.ref;
     return 0;
 }
 
-int ac_agent_observe(ac_agent_t *a, const ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
+int ac_agent_observe(ac_agent_t *a, ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
                      ac_err_t *err)
 {
     ac_agent_call_t c = {.a = a, .buf = buf, .cap = cap};
@@ -339,13 +358,13 @@ int ac_agent_observe(ac_agent_t *a, const ac_episode_t *ep, char **buf, size_t *
     return 0;
 }
 
-int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_t *err)
+int ac_agent_legal(ac_agent_t *a, ac_episode_t *ep, uint8_t *mask, ac_err_t *err)
 {
     ac_agent_call_t c = {.a = a, .mask = mask};
     return ac_agent_run(&c, ep, ac_agent_legal_k, err);
 }
 
-int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **params,
+int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int action, json_t **params,
                   json_t **result, int *done, size_t *bytes, ac_err_t *err)
 {
     *params = *result = NULL;
@@ -380,7 +399,7 @@ int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **pa
     return 0;
 }
 
-int ac_agent_final(ac_agent_t *a, const ac_episode_t *ep, json_t **answer, ac_err_t *err)
+int ac_agent_final(ac_agent_t *a, ac_episode_t *ep, json_t **answer, ac_err_t *err)
 {
     ac_agent_call_t c = {.a = a};
     *answer = NULL;
@@ -529,7 +548,7 @@ static int ac_reward_score_k(lua_State *L)
     return 0;
 }
 
-int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected,
+int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected, ac_episode_t *ep,
                     double *reward, ac_reward_info_t *info, ac_err_t *err)
 {
     const json_t *steps = json_object_get(trajectory, "steps");
@@ -539,8 +558,10 @@ int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expe
         memset(info, 0, sizeof *info);
         info->tool_accuracy = -1;
     }
-    int rc = ac_lua_host_pcall(ac_lua_plugin_host(r->_plugin), ac_reward_score_k, &c, r->path,
-                               err);
+    ac_lua_host_t *h = ac_lua_plugin_host(r->_plugin);
+    ac_lua_host_use_rng(h, ep ? &ep->rng : NULL);
+    int rc = ac_lua_host_pcall(h, ac_reward_score_k, &c, r->path, err);
+    ac_lua_host_use_rng(h, NULL);
     if (rc != 0 || info == NULL) {
         free(c.info.step_rewards);
         if (rc != 0)

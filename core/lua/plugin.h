@@ -45,8 +45,18 @@ typedef struct ac_agent {
  * round trip per step). Caller-allocated; belongs to the agent handle that initialized it. */
 typedef struct ac_episode {
     int _state;
+    ac_rng_t rng; /* what math.random and ctx.rng draw from in this episode's calls */
 } ac_episode_t;
-#define AC_EPISODE_INIT {-2 /* LUA_NOREF */}
+#define AC_EPISODE_INIT {-2 /* LUA_NOREF */, {{0, 0, 0, 0}}}
+
+/* What agent.init learns about its episode (ctx): the seed of its random numbers (derived by the
+ * caller from the job's seed and the episode's place in the run, so that a rerun or a resumed run
+ * draws the same numbers), its number and its iteration. */
+typedef struct ac_episode_ctx {
+    uint64_t seed;
+    int64_t episode;   /* within the iteration (or the evaluation) */
+    int64_t iteration; /* 1-based training iteration; 0 in an evaluation */
+} ac_episode_ctx_t;
 
 /* Opens the current version of plugins/agents/<name>.lua (loading or reloading it as needed,
  * see ac_lua_plugin_get). Returns a handle to close with ac_agent_close, or NULL with err:
@@ -56,20 +66,24 @@ ac_agent_t *ac_agent_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
 /* Drops the handle; its version is freed once no handle holds it. NULL is a no-op. */
 void ac_agent_close(ac_agent_t *a);
 
-/* agent.init(query): starts an episode. query is borrowed and converted to Lua (the rollout
- * passes the training item's query string; the agent never sees expected_outcome). On success
- * ep holds the state until ac_agent_episode_free. */
-int ac_agent_init(ac_agent_t *a, const json_t *query, ac_episode_t *ep, ac_err_t *err);
+/* agent.init(query, ctx): starts an episode. query is borrowed and converted to Lua (the rollout
+ * passes the training item's query string; the agent never sees expected_outcome); ctx becomes
+ * {seed, episode, iteration, rng} (ctx NULL: seed 0, episode 0, iteration 0). The episode's
+ * generator is seeded with ctx->seed: math.random and ctx.rng draw from it in every call of this
+ * episode (and in the reward call that scores it). On success ep holds the state until
+ * ac_agent_episode_free. */
+int ac_agent_init(ac_agent_t *a, const json_t *query, const ac_episode_ctx_t *ctx, ac_episode_t *ep,
+                  ac_err_t *err);
 
 /* agent.observe(state): the text the policy reads. *buf is a malloc'd buffer of *cap bytes that
  * the call grows with realloc as needed (start with NULL and 0; free it when done); on success it
  * holds the text NUL-terminated and *len is its length. Reuse one buffer across steps. */
-int ac_agent_observe(ac_agent_t *a, const ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
+int ac_agent_observe(ac_agent_t *a, ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
                      ac_err_t *err);
 
 /* agent.legal(state): mask (n_actions bytes, caller's) gets 1 for each legal action, else 0.
  * An unknown action name or no legal action at all is an error. */
-int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_t *err);
+int ac_agent_legal(ac_agent_t *a, ac_episode_t *ep, uint8_t *mask, ac_err_t *err);
 
 /* agent.step(state, actions[action]): runs the action's tool. On 0, *params and *result are new
  * references (nil becomes JSON null), *done is 1 when the episode ended and *bytes (may be NULL)
@@ -77,11 +91,11 @@ int ac_agent_legal(ac_agent_t *a, const ac_episode_t *ep, uint8_t *mask, ac_err_
  * or broke a limit, returns AC_AGENT_TOOL_FAILED with *params = null, *result =
  * {"error": message}, *done = 1 and err holding the same message. -1: action out of range, or
  * step returned values that are not JSON or too large (outputs are then NULL). */
-int ac_agent_step(ac_agent_t *a, const ac_episode_t *ep, int action, json_t **params,
+int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int action, json_t **params,
                   json_t **result, int *done, size_t *bytes, ac_err_t *err);
 
 /* agent.final(state): the episode's answer, a new reference in *answer. */
-int ac_agent_final(ac_agent_t *a, const ac_episode_t *ep, json_t **answer, ac_err_t *err);
+int ac_agent_final(ac_agent_t *a, ac_episode_t *ep, json_t **answer, ac_err_t *err);
 
 /* Drops the episode's state; ep may be reused with ac_agent_init. A freed or never initialized
  * episode is a no-op. */
@@ -109,10 +123,11 @@ ac_reward_t *ac_reward_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
 void ac_reward_close(ac_reward_t *r);
 
 /* reward.score(trajectory, expected_outcome). trajectory ({query, steps, final, truncated}) and
- * expected are borrowed. Fills *reward and *info (info may be NULL; free info->step_rewards with
- * ac_reward_info_clear). A non-number, NaN or out-of-range reward, or a malformed info table, is
- * an error; info is then left empty. */
-int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected,
+ * expected are borrowed; ep (may be NULL) is the episode scored: its generator serves
+ * math.random during the call. Fills *reward and *info (info may be NULL; free
+ * info->step_rewards with ac_reward_info_clear). A non-number, NaN or out-of-range reward, or a
+ * malformed info table, is an error; info is then left empty. */
+int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected, ac_episode_t *ep,
                     double *reward, ac_reward_info_t *info, ac_err_t *err);
 void ac_reward_info_clear(ac_reward_info_t *info);
 

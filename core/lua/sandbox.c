@@ -27,6 +27,7 @@ const char ac_lua_key_loading = 0;
 const char ac_lua_key_env_mt = 0;
 const char ac_lua_key_error = 0;
 const char ac_lua_key_frozen = 0;
+const char ac_lua_key_rng = 0; /* the object plugins get as ctx.rng */
 /* In a read-only table's metatable: its hidden table (C only: getmetatable answers false). */
 const char ac_lua_key_hidden = 0;
 
@@ -332,6 +333,119 @@ static int sb_pattern(lua_State *L)
     return lua_gettop(L);
 }
 
+/* ---- math.random ------------------------------------------------------------------------------
+ * Lua's own generator is one per state, seeded at random: a plugin using it could not be rerun.
+ * These draw from the host's current generator instead (the running episode's: ac_lua_host_rng),
+ * with Lua 5.4's semantics. */
+
+/* A uniform integer in [0, n] (n + 1 values), without modulo bias. */
+static uint64_t project(ac_rng_t *r, uint64_t n)
+{
+    if ((n & (n + 1)) == 0) /* n + 1 is a power of two */
+        return ac_rng_u64(r) & n;
+    uint64_t lim = n;
+    for (int sh = 1; sh < 64; sh <<= 1) /* the smallest 2^b - 1 >= n */
+        lim |= lim >> sh;
+    uint64_t v;
+    while ((v = ac_rng_u64(r) & lim) > n)
+        ;
+    return v;
+}
+
+int ac_lua_random(lua_State *L)
+{
+    ac_rng_t *r = ac_lua_host_rng(ac_lua_host_of(L));
+    int first = 1;
+    if (lua_istable(L, lua_upvalueindex(1)) && lua_rawequal(L, 1, lua_upvalueindex(1)))
+        first = 2; /* called as ctx.rng:random(...) */
+    lua_Integer lo, up;
+    switch (lua_gettop(L) - first + 1) {
+    case 0:
+        lua_pushnumber(L, ac_rng_uniform_double(r));
+        return 1;
+    case 1:
+        lo = 1;
+        up = luaL_checkinteger(L, first);
+        if (up == 0) { /* random(0): every bit random */
+            lua_pushinteger(L, (lua_Integer)ac_rng_u64(r));
+            return 1;
+        }
+        break;
+    case 2:
+        lo = luaL_checkinteger(L, first);
+        up = luaL_checkinteger(L, first + 1);
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments");
+    }
+    luaL_argcheck(L, lo <= up, first, "interval is empty");
+    lua_pushinteger(L, (lua_Integer)(project(r, (uint64_t)up - (uint64_t)lo) + (uint64_t)lo));
+    return 1;
+}
+
+/* The episode's generator as plugins get it in ctx.rng: next() (31 bits), int(lo, hi),
+ * pick(list), random(...) as math.random; called with '.' or ':' alike. upvalue 1: the object. */
+static int self_args(lua_State *L)
+{
+    return lua_rawequal(L, 1, lua_upvalueindex(1)) ? 2 : 1;
+}
+
+static int rng_next(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)(ac_rng_u64(ac_lua_host_rng(ac_lua_host_of(L))) >> 33));
+    return 1;
+}
+
+static int rng_int(lua_State *L)
+{
+    int a = self_args(L);
+    lua_Integer lo = luaL_checkinteger(L, a), up = luaL_checkinteger(L, a + 1);
+    luaL_argcheck(L, lo <= up, a, "interval is empty");
+    ac_rng_t *r = ac_lua_host_rng(ac_lua_host_of(L));
+    lua_pushinteger(L, (lua_Integer)(project(r, (uint64_t)up - (uint64_t)lo) + (uint64_t)lo));
+    return 1;
+}
+
+static int rng_pick(lua_State *L)
+{
+    int a = self_args(L);
+    luaL_checktype(L, a, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, a);
+    luaL_argcheck(L, n > 0, a, "empty list");
+    lua_geti(L, a, 1 + (lua_Integer)project(ac_lua_host_rng(ac_lua_host_of(L)), (uint64_t)n - 1));
+    return 1;
+}
+
+void ac_lua_push_episode_rng(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ac_lua_key_rng); /* rng */
+}
+
+static void make_episode_rng(lua_State *L)
+{
+    static const struct {
+        const char *name;
+        lua_CFunction fn;
+    } fns[] = {{"next", rng_next}, {"int", rng_int}, {"pick", rng_pick}, {"random", ac_lua_random}};
+    lua_createtable(L, 0, 4); /* rng */
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        lua_pushvalue(L, -1);               /* rng rng */
+        lua_pushcclosure(L, fns[i].fn, 1);  /* rng f */
+        lua_setfield(L, -2, fns[i].name);   /* rng */
+    }
+    ac_lua_freeze(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ac_lua_key_rng); /* (empty) */
+}
+
+/* math.randomseed(x): restarts the current generator (the episode's) at x; no argument restarts
+ * it at a fixed seed (never at a random one: runs must be repeatable). */
+static int sb_randomseed(lua_State *L)
+{
+    lua_Integer x = luaL_optinteger(L, 1, 0);
+    ac_rng_seed(ac_lua_host_rng(ac_lua_host_of(L)), (uint64_t)x);
+    return 0;
+}
+
 /* ---- fault injection (tests only: AGENTCORE_FAULT) ------------------------------------------- */
 
 /* __fault_stall(seconds): a C call that does not return to Lua for that long, where no hook
@@ -435,6 +549,13 @@ static void open_libs(lua_State *L)
     wrap(L, "move", sb_move, -1);
     lua_pop(L, 1);                       /* G */
 
+    lua_getfield(L, -1, LUA_MATHLIBNAME); /* G math */
+    lua_pushnil(L);                       /* G math nil: no table to recognise ':' calls by */
+    lua_pushcclosure(L, ac_lua_random, 1); /* G math random */
+    lua_setfield(L, -2, "random");
+    set_fn(L, "randomseed", sb_randomseed);
+    lua_pop(L, 1);                        /* G */
+
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0); /* G os */
     lua_createtable(L, 0, 2);           /* G os safe */
     lua_getfield(L, -2, "time");        /* G os safe time */
@@ -469,6 +590,7 @@ int ac_lua_open_sandbox(lua_State *L)
     ac_lua_push_array_mt(L);                           /* array_mt */
     ac_lua_freeze(L, -1);
     lua_pop(L, 1);
+    make_episode_rng(L);
 
     lua_pushglobaltable(L); /* G */
     ac_lua_freeze(L, -1);   /* G and every library table in it */

@@ -652,7 +652,7 @@ static void test_agent(ac_lua_host_t *h)
 
     ac_episode_t ep = AC_EPISODE_INIT;
     json_t *q = json_string("hello");
-    CHECK(ac_agent_init(a, q, &ep, &err) == 0, "init starts an episode");
+    CHECK(ac_agent_init(a, q, NULL, &ep, &err) == 0, "init starts an episode");
     char *buf = NULL;
     size_t cap = 0, len = 0;
     CHECK(ac_agent_observe(a, &ep, &buf, &cap, &len, &err) == 0 && strcmp(buf, "hello | 0") == 0 &&
@@ -697,7 +697,7 @@ static void test_agent(ac_lua_host_t *h)
     ac_episode_t eps[4];
     for (int i = 0; i < 4; i++) {
         json_t *qq = json_string(queries[i]);
-        ac_agent_init(a, qq, &eps[i], &err);
+        ac_agent_init(a, qq, NULL, &eps[i], &err);
         json_decref(qq);
     }
     CHECK(ac_agent_legal(a, &eps[0], mask, &err) == -1 && has(err.message, "'nope', which is not"),
@@ -719,7 +719,7 @@ static void test_agent(ac_lua_host_t *h)
     int steps = 0;
     double t0 = now_s();
     for (int e = 0; e < 2000; e++) {
-        ac_agent_init(a, q, &ep, &err);
+        ac_agent_init(a, q, NULL, &ep, &err);
         for (int s = 0; s < 4; s++, steps++) {
             ac_agent_observe(a, &ep, &buf, &cap, &len, &err);
             ac_agent_legal(a, &ep, mask, &err);
@@ -746,7 +746,7 @@ static int score(ac_reward_t *r, const char *mode, double *reward, ac_reward_inf
     json_t *traj = json_pack("{s:s, s:[{}, {}], s:{}, s:b}", "query", "q", "steps", "final",
                              "truncated", 0);
     json_t *expected = json_pack("{s:s}", "mode", mode);
-    int rc = ac_reward_score(r, traj, expected, reward, info, err);
+    int rc = ac_reward_score(r, traj, expected, NULL, reward, info, err);
     json_decref(traj);
     json_decref(expected);
     return rc;
@@ -784,7 +784,7 @@ static void test_output_limits(void)
     char *buf = NULL;
     size_t cap = 0, len = 0, bytes = 0;
     int done = 0;
-    CHECK(ac_agent_init(a, q, &ep, &err) == 0 && ac_agent_observe(a, &ep, &buf, &cap, &len, &err) != 0 &&
+    CHECK(ac_agent_init(a, q, NULL, &ep, &err) == 0 && ac_agent_observe(a, &ep, &buf, &cap, &len, &err) != 0 &&
               has(err.message, "limits.max_observation_bytes"),
           "an observation over limits.max_observation_bytes is an error");
     ac_err_clear(&err);
@@ -809,6 +809,78 @@ static void test_output_limits(void)
     free(buf);
     ac_agent_close(a);
     ac_lua_host_destroy(h);
+}
+
+/* Plugins draw random numbers from their episode's generator: reproducible from ctx.seed,
+ * independent of what other episodes draw in between. */
+static void test_episode_rng(ac_lua_host_t *h)
+{
+    write_file("agents/dice.lua",
+               "return { name = 'dice', version = '1', actions = { 'roll' },\n"
+               "  init = function(q, ctx) return { ctx = ctx, first = math.random(1, 1000000) } end,\n"
+               "  observe = function(s) return tostring(s.first) .. ' ' .. s.ctx.rng.int(1, 1000000) end,\n"
+               "  legal = function(s) return { 'roll' } end,\n"
+               "  step = function(s, a) return {}, { r = math.random(), p = s.ctx.rng:pick({ 'a', 'b', 'c' }),\n"
+               "    seed = s.ctx.seed, e = s.ctx.episode, it = s.ctx.iteration }, false end,\n"
+               "  final = function(s) return {} end }\n");
+    ac_err_t err = AC_ERR_INIT;
+    ac_agent_t *a = ac_agent_open(h, "dice", &err);
+    CHECK(a != NULL, "an agent using ctx and math.random loads");
+    if (a == NULL) {
+        fprintf(stderr, "  (%s)\n", err.message);
+        return;
+    }
+    json_t *q = json_string("q");
+    char *buf = NULL, texts[3][64];
+    size_t cap = 0, len = 0;
+    json_t *results[3];
+    ac_episode_ctx_t ctx[3] = {{42, 0, 7}, {42, 1, 7}, {43, 2, 7}};
+    ac_episode_t eps[3] = {AC_EPISODE_INIT, AC_EPISODE_INIT, AC_EPISODE_INIT};
+    /* episodes 0 and 2 interleaved; episode 1 (same seed as 0) alone afterwards */
+    int order[3] = {0, 2, 1};
+    for (int k = 0; k < 3; k++) {
+        int i = order[k];
+        if (i == 1) {
+            /* episode 2 draws more first: must not shift episode 1 */
+            json_t *p2 = NULL, *r2 = NULL;
+            int d = 0;
+            ac_agent_step(a, &eps[2], 0, &p2, &r2, &d, NULL, &err);
+            json_decref(p2);
+            json_decref(r2);
+        }
+        CHECK(ac_agent_init(a, q, &ctx[i], &eps[i], &err) == 0 &&
+                  ac_agent_observe(a, &eps[i], &buf, &cap, &len, &err) == 0,
+              "init and observe with a ctx");
+        snprintf(texts[i], sizeof texts[i], "%s", buf ? buf : "");
+        json_t *params = NULL;
+        int done = 0;
+        CHECK(ac_agent_step(a, &eps[i], 0, &params, &results[i], &done, NULL, &err) == 0, "step draws");
+        json_decref(params);
+    }
+    CHECK(strcmp(texts[0], texts[1]) == 0 && json_equal(json_object_get(results[0], "r"), json_object_get(results[1], "r")) &&
+              json_equal(json_object_get(results[0], "p"), json_object_get(results[1], "p")),
+          "the same seed draws the same numbers, whatever other episodes drew in between");
+    CHECK(strcmp(texts[0], texts[2]) != 0, "another seed draws other numbers");
+    CHECK(json_integer_value(json_object_get(results[1], "seed")) == 42 &&
+              json_integer_value(json_object_get(results[1], "e")) == 1 &&
+              json_integer_value(json_object_get(results[1], "it")) == 7,
+          "ctx carries seed, episode and iteration");
+    ac_err_t e2 = AC_ERR_INIT;
+    CHECK(run_true(h, "local a = math.random(1, 100) math.randomseed(5) local b = math.random(1, 100) "
+                      "math.randomseed(5) return b == math.random(1, 100) and math.random(0) ~= nil"),
+          "math.randomseed restarts the generator");
+    json_t *x1 = run(h, "return math.random(1, 1000000000)", &e2), *x2 = run(h, "return math.random(1, 1000000000)", &e2);
+    CHECK(json_equal(x1, x2), "every call outside an episode starts from the same seed");
+    json_decref(x1);
+    json_decref(x2);
+    ac_err_clear(&e2);
+    for (int i = 0; i < 3; i++) {
+        json_decref(results[i]);
+        ac_agent_episode_free(a, &eps[i]);
+    }
+    free(buf);
+    json_decref(q);
+    ac_agent_close(a);
 }
 
 static void test_reward(ac_lua_host_t *h)
@@ -858,7 +930,7 @@ static void test_reload(ac_lua_host_t *h)
         return;
     json_t *q = json_string("q");
     ac_episode_t ep_old = AC_EPISODE_INIT, ep_new = AC_EPISODE_INIT;
-    ac_agent_init(old, q, &ep_old, &err);
+    ac_agent_init(old, q, NULL, &ep_old, &err);
 
     snprintf(body, sizeof body, agent_src, "2", "v2-changed ");
     write_file("agents/rl.lua", "%s", body);
@@ -872,7 +944,7 @@ static void test_reload(ac_lua_host_t *h)
     size_t cap = 0, len;
     CHECK(ac_agent_observe(old, &ep_old, &buf, &cap, &len, &err) == 0 && strcmp(buf, "v1 q | 0") == 0,
           "a handle held across the reload keeps the old behaviour");
-    ac_agent_init(cur, q, &ep_new, &err);
+    ac_agent_init(cur, q, NULL, &ep_new, &err);
     CHECK(ac_agent_observe(cur, &ep_new, &buf, &cap, &len, &err) == 0 &&
               strcmp(buf, "v2-changed q | 0") == 0, "the new handle has the new behaviour");
     ac_agent_episode_free(old, &ep_old);
@@ -1002,6 +1074,7 @@ int main(void)
     test_contract(h);
     test_agent(h);
     test_reward(h);
+    test_episode_rng(h);
     test_output_limits();
     test_reload(h);
     test_validator(h);
