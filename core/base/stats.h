@@ -18,4 +18,9 @@ void ac_stats_wilson(int k, int n, double z, double *lo, double *hi);
  * `seed` (with the observed pattern counted, so p > 0). */
 double ac_stats_sign_flip(const double *d, int n, int rounds, uint64_t seed);
 
+/* Mean of x (n values) and its two-sided 95 % confidence interval from Student's t with n - 1
+ * degrees of freedom (across seeds: mean +- t * sd / sqrt(n), sd the sample standard deviation).
+ * n = 1 gives the value itself as all three; n = 0 gives NaN. */
+void ac_stats_mean_ci95(const double *x, int n, double *mean, double *lo, double *hi);
+
 #endif

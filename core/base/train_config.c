@@ -37,6 +37,10 @@ const ac_config_field_t ac_train_config_fields[] = {
       "DAPO dynamic sampling: rollouts per iteration at most, in batches (batch_size x group)"),
     F(advantage, AC_F_ENUM, 0, 2, AC_ADV_GROUP, advantage_names,
       "group | rloo | batch: each rollout's baseline (a group of one always uses the batch's)"),
+    F(validation_fraction, AC_F_NUMBER, 0.05, 0.5, 0.2, NULL,
+      "without validation_data: this share of training_data (at least 20 queries) is held out to select checkpoints"),
+    F(eval_interval, AC_F_INT, 1, 10000, 10, NULL,
+      "iterations between greedy evaluations on the validation set (the learning curve)"),
     {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 

@@ -39,6 +39,8 @@ typedef struct ac_train_config {
     int seed;            /* 0: derived from the job id */
     int dapo_max_draws;  /* DAPO dynamic sampling: rollouts per iteration at most, in batches */
     int advantage;       /* ac_advantage_t */
+    double validation_fraction; /* held out of training_data for validation when none is given */
+    int eval_interval;   /* iterations between validation evaluations (learning curve) */
     uint64_t given;      /* bit i: field i of ac_train_config_fields was set explicitly */
 } ac_train_config_t;
 
