@@ -75,6 +75,17 @@ def poll(check, timeout=120, what="the condition", first=0.1, cap=1.0):
         delay = min(delay * 1.5, cap)
 
 
+def temp_dir(case, prefix="ac-e2e-"):
+    """A new temporary directory, removed whatever happens when the test ends (case: a TestCase)
+    or when its class's tests end (case: a TestCase class, e.g. in setUpClass)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    if isinstance(case, type):
+        case.addClassCleanup(shutil.rmtree, d, ignore_errors=True)
+    else:
+        case.addCleanup(shutil.rmtree, d, ignore_errors=True)
+    return d
+
+
 def queries(n, prefix="add", start=0):
     return [{"query": f"{prefix} {i} and {i + 1}", "expected_outcome": {"answer": 2 * i + 1}}
             for i in range(start, start + n)]

@@ -20,7 +20,7 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import SRC, Server, claims, make_jwt, main, poll
-from test_training import DATA, final, job_params, wait
+from test_training import final, job_params, wait
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 SIX = {"training.job.started", "training.job.progress", "training.job.completed", "training.job.failed",
@@ -82,9 +82,10 @@ class Receiver:
         self.httpd.server_close()
 
 
-def plugins_with(extra):
-    """A copy of plugins/ with extra files {relative path: text}."""
+def plugins_with(case, extra):
+    """A copy of plugins/ with extra files {relative path: text}, removed when the test ends."""
     d = tempfile.mkdtemp(prefix="ac-plugins-")
+    case.addCleanup(shutil.rmtree, d, ignore_errors=True)
     for kind in ("agents", "rewards", "validators", "webhooks"):
         shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(d, kind))
     for rel, text in extra.items():
@@ -109,47 +110,44 @@ def config(receiver_url, plugins=None, allow_private=True, schedule="{ 0, 0.2, 0
 class SixEventsTest(unittest.TestCase):
     def test_all_six_event_kinds_arrive_signed(self):
         receiver = Receiver(fail_first=2)  # also: the first two attempts of every message fail
+        self.addCleanup(receiver.close)
         with open(os.path.join(SRC, "plugins/rewards/calculator.lua")) as f:
-            plugins = plugins_with({"agents/flaky.lua": FLAKY, "rewards/flaky.lua": f.read()})
-        try:
-            server = Server(config(f"http://127.0.0.1:{receiver.port}/hook", plugins))
-            self.addCleanup(server.close)
-            jobs = {}
-            jobs["completed"] = server.result("training.start_grpo", job_params(n_iterations=20))["job_id"]
-            jobs["cancelled"] = server.result("training.start_grpo",
-                                              job_params(n_iterations=1000, max_budget_usd=0.1))["job_id"]
-            p = job_params(n_iterations=5)
-            p["agent_id"] = "flaky"
-            jobs["failed"] = server.result("training.start_grpo", p)["job_id"]
-            for kind, job in jobs.items():
-                self.assertEqual(wait(server, job, final)["status"], kind)
-            got = lambda: {x["payload"]["event"] for x in receiver.ok()}
-            self.assertTrue(receiver.wait_for(lambda: SIX <= got()), got())
-            # every recorded event of these jobs arrives, each once with a 2xx (at least once)
-            ev = server.result("training.list_events", {"job_id": jobs["completed"], "limit": 1000})
-            expected = [e["event"] for e in ev["events"]]
-            self.assertTrue(receiver.wait_for(lambda: sorted(
-                x["payload"]["event"] for x in receiver.ok() if x["payload"]["data"]["job_id"] == jobs["completed"])
-                == sorted(expected)))
-            for x in receiver.ok():
-                h = x["headers"]
-                self.assertTrue(verify(SECRET, h, x["body"]), h)
-                self.assertLess(abs(int(h["webhook-timestamp"]) - time.time()), 60)
-                self.assertEqual(set(x["payload"]), {"event", "timestamp", "data"})
-                self.assertIn(x["payload"]["data"]["job_id"], jobs.values())
-                # the failed attempts carried the same webhook-id: at-least-once with one identity
-                tries = [r for r in receiver.requests if r["headers"]["webhook-id"] == h["webhook-id"]]
-                self.assertEqual([r["status"] for r in tries], [500, 500, 200])
-            done = [x["payload"] for x in receiver.ok() if x["payload"]["event"] == "training.job.completed"][0]
-            self.assertEqual(done["data"]["status"], "completed")
-            self.assertIn("success_rate", done["data"]["final_metrics"])
-            self.assertRegex(done["data"]["final_metrics"]["cost_usd"], r"^\d+\.\d\d$")
-            warn = [x["payload"]["data"]["threshold_percent"] for x in receiver.ok()
-                    if x["payload"]["event"] == "training.budget.warning"]
-            self.assertEqual(sorted(warn), [75, 90])
-        finally:
-            receiver.close()
-            shutil.rmtree(plugins, ignore_errors=True)
+            plugins = plugins_with(self, {"agents/flaky.lua": FLAKY, "rewards/flaky.lua": f.read()})
+        server = Server(config(f"http://127.0.0.1:{receiver.port}/hook", plugins))
+        self.addCleanup(server.close)
+        jobs = {}
+        jobs["completed"] = server.result("training.start_grpo", job_params(n_iterations=20))["job_id"]
+        jobs["cancelled"] = server.result("training.start_grpo",
+                                          job_params(n_iterations=1000, max_budget_usd=0.1))["job_id"]
+        p = job_params(n_iterations=5)
+        p["agent_id"] = "flaky"
+        jobs["failed"] = server.result("training.start_grpo", p)["job_id"]
+        for kind, job in jobs.items():
+            self.assertEqual(wait(server, job, final)["status"], kind)
+        got = lambda: {x["payload"]["event"] for x in receiver.ok()}
+        self.assertTrue(receiver.wait_for(lambda: SIX <= got()), got())
+        # every recorded event of these jobs arrives, each once with a 2xx (at least once)
+        ev = server.result("training.list_events", {"job_id": jobs["completed"], "limit": 1000})
+        expected = [e["event"] for e in ev["events"]]
+        self.assertTrue(receiver.wait_for(lambda: sorted(
+            x["payload"]["event"] for x in receiver.ok() if x["payload"]["data"]["job_id"] == jobs["completed"])
+            == sorted(expected)))
+        for x in receiver.ok():
+            h = x["headers"]
+            self.assertTrue(verify(SECRET, h, x["body"]), h)
+            self.assertLess(abs(int(h["webhook-timestamp"]) - time.time()), 60)
+            self.assertEqual(set(x["payload"]), {"event", "timestamp", "data"})
+            self.assertIn(x["payload"]["data"]["job_id"], jobs.values())
+            # the failed attempts carried the same webhook-id: at-least-once with one identity
+            tries = [r for r in receiver.requests if r["headers"]["webhook-id"] == h["webhook-id"]]
+            self.assertEqual([r["status"] for r in tries], [500, 500, 200])
+        done = [x["payload"] for x in receiver.ok() if x["payload"]["event"] == "training.job.completed"][0]
+        self.assertEqual(done["data"]["status"], "completed")
+        self.assertIn("success_rate", done["data"]["final_metrics"])
+        self.assertRegex(done["data"]["final_metrics"]["cost_usd"], r"^\d+\.\d\d$")
+        warn = [x["payload"]["data"]["threshold_percent"] for x in receiver.ok()
+                if x["payload"]["event"] == "training.budget.warning"]
+        self.assertEqual(sorted(warn), [75, 90])
 
 
 class RestartTest(unittest.TestCase):
@@ -160,21 +158,17 @@ class RestartTest(unittest.TestCase):
         s.close()  # nobody listens there yet: deliveries fail and stay in the outbox
         # retries every 2 s for 30 s: they outlive the restart
         cfg = config(f"http://127.0.0.1:{port}/late", schedule="{ 0" + ", 2" * 15 + " }")
-        receiver = None
-        try:
-            server = Server(cfg)
-            self.addCleanup(server.close)
-            job = server.result("training.start_grpo", job_params(n_iterations=10))["job_id"]
-            self.assertEqual(wait(server, job, final)["status"], "completed")
-            self.assertEqual(server.stop(), 0)
-            receiver = Receiver(port=port)
-            server.start()
-            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 3, timeout=40))
-            kinds = sorted(x["payload"]["event"] for x in receiver.ok())
-            self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
-        finally:
-            if receiver:
-                receiver.close()
+        server = Server(cfg)
+        self.addCleanup(server.close)
+        job = server.result("training.start_grpo", job_params(n_iterations=10))["job_id"]
+        self.assertEqual(wait(server, job, final)["status"], "completed")
+        self.assertEqual(server.stop(), 0)
+        receiver = Receiver(port=port)
+        self.addCleanup(receiver.close)
+        server.start()
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 3, timeout=40))
+        kinds = sorted(x["payload"]["event"] for x in receiver.ok())
+        self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
 
 
 POLICY = '''return { name = "test_policy", version = "1",
@@ -195,27 +189,24 @@ POLICY = '''return { name = "test_policy", version = "1",
 class PolicyTest(unittest.TestCase):
     def test_filter_transform_and_route(self):
         receiver = Receiver()
-        plugins = plugins_with({"webhooks/test_policy.lua": POLICY})
+        self.addCleanup(receiver.close)
+        plugins = plugins_with(self, {"webhooks/test_policy.lua": POLICY})
         cfg = config(f"http://127.0.0.1:{receiver.port}/hook", plugins)
-        try:
-            server = Server(cfg.replace("allow_private = true,", 'allow_private = true, policy = "test_policy",'))
-            self.addCleanup(server.close)
-            job = server.result("training.start_grpo", job_params(n_iterations=20))["job_id"]
-            self.assertEqual(wait(server, job, final)["status"], "completed")
-            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/hook")) >= 2 and receiver.ok("/hook-copy")))
-            # every event of the job was fanned out by then (completed is the last): the progress
-            # events were dropped, not late
-            kinds = [x["payload"]["event"] for x in receiver.ok("/hook")]
-            self.assertNotIn("training.job.progress", kinds)
-            self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started"])
-            done = [x for x in receiver.ok("/hook") if x["payload"]["event"] == "training.job.completed"][0]
-            self.assertEqual(done["payload"]["data"]["note"], "seen by the policy")
-            self.assertEqual(done["headers"]["x-policy"], "yes")
-            self.assertTrue(verify(SECRET, done["headers"], done["body"]))  # the transformed body is signed
-            self.assertEqual([x["payload"]["event"] for x in receiver.ok("/hook-copy")], ["training.job.started"])
-        finally:
-            receiver.close()
-            shutil.rmtree(plugins, ignore_errors=True)
+        server = Server(cfg.replace("allow_private = true,", 'allow_private = true, policy = "test_policy",'))
+        self.addCleanup(server.close)
+        job = server.result("training.start_grpo", job_params(n_iterations=20))["job_id"]
+        self.assertEqual(wait(server, job, final)["status"], "completed")
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/hook")) >= 2 and receiver.ok("/hook-copy")))
+        # every event of the job was fanned out by then (completed is the last): the progress
+        # events were dropped, not late
+        kinds = [x["payload"]["event"] for x in receiver.ok("/hook")]
+        self.assertNotIn("training.job.progress", kinds)
+        self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started"])
+        done = [x for x in receiver.ok("/hook") if x["payload"]["event"] == "training.job.completed"][0]
+        self.assertEqual(done["payload"]["data"]["note"], "seen by the policy")
+        self.assertEqual(done["headers"]["x-policy"], "yes")
+        self.assertTrue(verify(SECRET, done["headers"], done["body"]))  # the transformed body is signed
+        self.assertEqual([x["payload"]["event"] for x in receiver.ok("/hook-copy")], ["training.job.started"])
 
 
 # A policy with a bug per subscription path; /good is delivered as is.
@@ -251,8 +242,7 @@ class PolicyErrorTest(unittest.TestCase):
     def run_job(self, on_policy_error=None):
         receiver = Receiver()
         self.addCleanup(receiver.close)
-        plugins = plugins_with({"webhooks/failing.lua": FAILING_POLICY})
-        self.addCleanup(shutil.rmtree, plugins, ignore_errors=True)
+        plugins = plugins_with(self, {"webhooks/failing.lua": FAILING_POLICY})
         mode = 'on_policy_error = "%s",' % on_policy_error if on_policy_error else ""
         server = Server('return { plugins_dir = "%s", webhooks = { policy = "failing", allow_private = true, %s '
                         'secret = "%s", retry_schedule_s = { 0, 0.2 } } }' % (plugins, mode, SECRET))
