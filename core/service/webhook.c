@@ -412,8 +412,8 @@ static void policy_failed(ac_webhooks_t *w, fanout_t *f, const ac_err_t *err, co
 {
     atomic_fetch_add(&w->policy_errors, 1);
     json_t *tb = json_object_get(err->data, "traceback");
-    fprintf(stderr, "agentcore: webhook policy error (%s, %s subscription%s%s): %s (%s)%s%s\n", event ? event : "?",
-            source, sub_id ? " " : "", sub_id ? sub_id : "", err->message,
+    fprintf(stderr, "agentcore: webhook policy error (event %s, source %s%s%s): %s (%s)%s%s\n", event ? event : "?",
+            source, sub_id ? ", subscription " : "", sub_id ? sub_id : "", err->message,
             w->cfg->webhook_deliver_on_policy_error ? "delivered unchanged: webhooks.on_policy_error = deliver"
                                                     : "delivery dropped",
             json_is_string(tb) ? "\n" : "", json_is_string(tb) ? json_string_value(tb) : "");
