@@ -101,12 +101,25 @@ return {
     -- Webhooks: whsec_ followed by base64). webhooks.subscribe makes one per subscription.
     -- secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
     policy = "default",          -- plugins/webhooks/<name>.lua decides what each subscriber gets
+    -- A policy that raises, returns garbage, sets a framing/hop-by-hop/signature header or routes
+    -- to a refused URL: "drop" that delivery (fail closed), or "deliver" the event unchanged.
+    -- Either way it is counted (agentcore_webhook_policy_errors_total), logged, and shown on the
+    -- subscription (webhooks.list: policy_errors, last_policy_error).
+    on_policy_error = "drop",
     allow_private = false,       -- deliver to loopback/private addresses (tests, local receivers)
     timeout_ms = 15000,
     -- delays before each attempt, in seconds (jittered by +-jitter): at once, 5 s, 5 min, ...
     retry_schedule_s = { 0, 5, 300, 1800, 7200, 18000, 36000, 36000 },
     jitter = 0.1,
-    -- every job's events, for operators:
+    -- every job's events, for operators (events: a list of names, or "*" for all); checked at
+    -- start: an http(s) URL without control characters or blanks, known event names:
     -- subscriptions = { { url = "https://ops.example.com/hooks", events = { "training.job.failed" } } },
+  },
+
+  errors = {
+    -- -32603 answers: false gives clients "Internal error" with data {error, ref} (no file paths,
+    -- no traceback; stderr has the whole message under the same ref); true answers with the
+    -- whole message and data.traceback (development only).
+    expose_internal = false,
   },
 }

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 const char *ac_err_name(int code)
 {
@@ -91,4 +92,38 @@ void ac_err_clear(ac_err_t *err)
     err->data = NULL;
     err->code = 0;
     err->message[0] = '\0';
+}
+
+char *ac_err_strip_paths(char *out, size_t outlen, const char *text)
+{
+    /* a "word" ends at blanks, quotes and brackets: Lua writes chunk names as [string "..."] */
+    static const char stops[] = " \t\n\"'()[]<>,;=";
+    size_t o = 0;
+    const char *end = text + strcspn(text, "\n");
+    for (const char *p = text; p < end && o + 1 < outlen;) {
+        size_t n = strcspn(p, stops);
+        if (p + n > end)
+            n = (size_t)(end - p);
+        if (n == 0) { /* a separator */
+            out[o++] = *p++;
+            continue;
+        }
+        const char *keep = p, *slash = NULL;
+        int url = 0;
+        for (const char *q = p; q < p + n; q++) {
+            if (*q == '/')
+                slash = q;
+            url |= q + 2 < p + n && q[0] == ':' && q[1] == '/' && q[2] == '/';
+        }
+        if (slash != NULL && !url) /* a path: keep its last component */
+            keep = slash + 1;
+        size_t k = (size_t)(p + n - keep), room = outlen - 1 - o;
+        if (k > room)
+            k = room;
+        memcpy(out + o, keep, k);
+        o += k;
+        p += n;
+    }
+    out[o] = '\0';
+    return out;
 }

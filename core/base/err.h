@@ -48,6 +48,12 @@ void ac_err_set_data(ac_err_t *err, json_t *data);
 /* Frees data and resets to no error. */
 void ac_err_clear(ac_err_t *err);
 
+/* Copies the first line of text into out (outlen > 0 bytes, always terminated) with each file
+ * path reduced to its last component ("/srv/plugins/validators/x.lua:12: boom" becomes
+ * "x.lua:12: boom"; URLs are kept): what a client may read of an internal message without
+ * learning the server's layout. Returns out. */
+char *ac_err_strip_paths(char *out, size_t outlen, const char *text);
+
 /* The standard message of a code ("Invalid Request", "Not Found", ...). */
 const char *ac_err_name(int code);
 

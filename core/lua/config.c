@@ -262,7 +262,8 @@ static int read_root(reader_t *r, ac_config_t *cfg)
 {
     static const char *const root_keys[] = {"listen", "threads", "data_dir", "tls", "auth", "rate_limits", "limits",
                                             "rpc_workers", "plugins_dir", "lua_dir",
-                                            "workers", "budgets", "agents", "training", "plugin_limits", "webhooks", NULL};
+                                            "workers", "budgets", "agents", "training", "plugin_limits", "webhooks",
+                                            "errors", NULL};
     if (check_keys(r, "", root_keys) != 0 || read_listen(r, cfg) != 0)
         return -1;
     READ_INT(r, "threads", 0, 256, cfg->threads);
@@ -438,13 +439,21 @@ static int read_root(reader_t *r, ac_config_t *cfg)
         return -1;
     if (s) {
         static const char *const keys[] = {"secret", "policy", "allow_private", "timeout_ms", "retry_schedule_s",
-                                           "jitter", "subscriptions", NULL};
+                                           "jitter", "subscriptions", "on_policy_error", NULL};
         long long timeout = cfg->webhook_timeout_ms;
         int ret = check_keys(r, "webhooks", keys) || read_str(r, "secret", &cfg->webhook_secret) ||
                   read_str(r, "policy", &cfg->webhook_policy) ||
                   read_int(r, "timeout_ms", 100, 600000, &timeout) ||
                   read_num(r, "jitter", 0, 1, &cfg->webhook_jitter);
         cfg->webhook_timeout_ms = (int)timeout;
+        lua_getfield(r->L, -1, "on_policy_error"); /* webhooks v */
+        if (lua_type(r->L, -1) == LUA_TSTRING && strcmp(lua_tostring(r->L, -1), "drop") == 0)
+            cfg->webhook_deliver_on_policy_error = 0;
+        else if (lua_type(r->L, -1) == LUA_TSTRING && strcmp(lua_tostring(r->L, -1), "deliver") == 0)
+            cfg->webhook_deliver_on_policy_error = 1;
+        else if (!lua_isnil(r->L, -1) && ret == 0)
+            ret = bad(r, "on_policy_error", "must be \"drop\" or \"deliver\"%s", "");
+        lua_pop(r->L, 1); /* webhooks */
         lua_getfield(r->L, -1, "allow_private"); /* webhooks v */
         if (lua_isboolean(r->L, -1))
             cfg->webhook_allow_private = lua_toboolean(r->L, -1);
@@ -477,12 +486,14 @@ static int read_root(reader_t *r, ac_config_t *cfg)
             size_t i;
             json_t *sub;
             if (!json_is_array(subs))
-                ret = bad(r, "subscriptions", "must be a list of {url = ..., events = {...}}%s", "");
+                ret = bad(r, "subscriptions", "must be a list of {url = ..., events = {...} or \"*\"}%s", "");
             json_array_foreach(subs, i, sub)
             {
+                json_t *events = json_object_get(sub, "events");
+                /* the URL and the event names are checked where webhooks start (webhook.c) */
                 if (ret == 0 && (!json_is_string(json_object_get(sub, "url")) ||
-                                 !json_is_array(json_object_get(sub, "events"))))
-                    ret = bad(r, "subscriptions", "must be a list of {url = ..., events = {...}}%s", "");
+                                 !(json_is_array(events) || json_is_string(events))))
+                    ret = bad(r, "subscriptions", "must be a list of {url = ..., events = {...} or \"*\"}%s", "");
             }
             if (ret == 0) {
                 json_decref(cfg->webhook_subscriptions);
@@ -494,6 +505,20 @@ static int read_root(reader_t *r, ac_config_t *cfg)
         }
         lua_pop(r->L, 1); /* webhooks */
         lua_pop(r->L, 1);
+        if (ret)
+            return -1;
+    }
+    if ((s = open_section(r, "errors")) < 0)
+        return -1;
+    if (s) {
+        static const char *const keys[] = {"expose_internal", NULL};
+        int ret = check_keys(r, "errors", keys);
+        lua_getfield(r->L, -1, "expose_internal"); /* errors v */
+        if (lua_isboolean(r->L, -1))
+            cfg->errors_expose_internal = lua_toboolean(r->L, -1);
+        else if (!lua_isnil(r->L, -1) && ret == 0)
+            ret = bad(r, "expose_internal", "must be a boolean%s", "");
+        lua_pop(r->L, 2); /* (root) */
         if (ret)
             return -1;
     }

@@ -94,6 +94,11 @@ typedef struct ac_config {
     double webhook_retry_s[AC_MAX_RETRIES];
     double webhook_jitter;        /* each delay is scaled by 1 +- jitter at random */
     json_t *webhook_subscriptions; /* [{url, events}] for every job (owned; NULL when none) */
+    int webhook_deliver_on_policy_error; /* a failing policy: 0 drops the delivery, 1 delivers it unchanged */
+
+    /* errors: -32603 answers carry the whole message and Lua traceback (development) instead
+     * of a cleaned description and a reference into the server log */
+    int errors_expose_internal;
 } ac_config_t;
 
 /* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's

@@ -737,18 +737,75 @@ static int ac_webhook_route_k(lua_State *L)
     return 0;
 }
 
-/* One delivery as the policy may describe it: {url?, payload?, headers?} with string headers. */
+/* Headers the delivery owns: a policy that could set them could break the request's framing
+ * (Content-Length against Transfer-Encoding: request smuggling at a proxy), send it to another
+ * virtual host, or forge our signature. Compared without case; "proxy-" is a prefix. */
+static const char *const ac_owned_headers[] = {
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+    "expect", "content-type", "webhook-id", "webhook-timestamp", "webhook-signature", NULL};
+
+static int ac_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int ac_webhook_header_check(const char *name, size_t name_len, const char *value, size_t value_len,
+                            ac_err_t *err)
+{
+    /* the name is echoed in the message: show it only once it is known to be printable */
+    if (name_len == 0 || name_len > AC_WEBHOOK_MAX_HEADER_NAME)
+        return ac_err_set(err, AC_ERR_INTERNAL, "a header name must be 1 to %d characters",
+                          AC_WEBHOOK_MAX_HEADER_NAME);
+    for (size_t i = 0; i < name_len; i++)
+        if (!ac_token_char((unsigned char)name[i]))
+            return ac_err_set(err, AC_ERR_INTERNAL, "header name '%.*s' is not an HTTP token (RFC 9110: letters, "
+                              "digits and !#$%%&'*+-.^_`|~ only)", (int)strcspn(name, "\r\n"), name);
+    char lower[AC_WEBHOOK_MAX_HEADER_NAME + 1];
+    for (size_t i = 0; i < name_len; i++)
+        lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] - 'A' + 'a' : name[i]);
+    lower[name_len] = '\0';
+    int owned = strncmp(lower, "proxy-", 6) == 0;
+    for (const char *const *h = ac_owned_headers; *h && !owned; h++)
+        owned = strcmp(*h, lower) == 0;
+    if (owned)
+        return ac_err_set(err, AC_ERR_INTERNAL, "header '%s' may not be set by a policy (framing, hop-by-hop, "
+                          "Content-Type and signature headers belong to the delivery)", name);
+    if (value_len > AC_WEBHOOK_MAX_HEADER_VALUE)
+        return ac_err_set(err, AC_ERR_INTERNAL, "header '%s': the value is longer than %d bytes", name,
+                          AC_WEBHOOK_MAX_HEADER_VALUE);
+    for (size_t i = 0; i < value_len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return ac_err_set(err, AC_ERR_INTERNAL, "header '%s': the value holds a control character (0x%02x): "
+                              "no CR, LF or NUL", name, c);
+    }
+    return 0;
+}
+
+/* One delivery as the policy may describe it: {url?, payload?, headers?} with string headers
+ * that pass ac_webhook_header_check. */
 static int ac_delivery_check(const ac_webhook_policy_t *w, const json_t *d, size_t i, ac_err_t *err)
 {
     json_t *url = json_object_get(d, "url"), *headers = json_object_get(d, "headers");
     if (!json_is_object(d) || (url && !json_is_string(url)) || (headers && !json_is_object(headers)))
         return ac_err_set(err, AC_ERR_INTERNAL, "%s: route's delivery %zu must be {url = string, payload = table, "
                           "headers = {name = string}}", w->path, i + 1);
+    if (json_object_size(headers) > AC_WEBHOOK_MAX_HEADERS)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: route's delivery %zu: more than %d headers", w->path, i + 1,
+                          AC_WEBHOOK_MAX_HEADERS);
     const char *k;
+    size_t klen;
     json_t *v;
-    json_object_foreach(headers, k, v) {
+    json_object_keylen_foreach(headers, k, klen, v) {
         if (!json_is_string(v))
             return ac_err_set(err, AC_ERR_INTERNAL, "%s: header '%s' must be a string", w->path, k);
+        ac_err_t local = AC_ERR_INIT;
+        if (ac_webhook_header_check(k, klen, json_string_value(v), json_string_length(v), &local) != 0) {
+            ac_err_set(err, AC_ERR_INTERNAL, "%s: route's delivery %zu: %s", w->path, i + 1, local.message);
+            ac_err_clear(&local);
+            return -1;
+        }
     }
     return 0;
 }
@@ -773,6 +830,12 @@ int ac_webhook_route(ac_webhook_policy_t *w, const json_t *event, const json_t *
     if (c.out == NULL)
         return ac_err_set(err, AC_ERR_INTERNAL, "%s: route returned %s", w->path, c.conv.message);
     /* one delivery (a table with string keys) or a list of them */
+    if (!json_is_object(c.out) && !json_is_array(c.out)) {
+        const char *kind = json_is_string(c.out) ? "a string" : json_is_number(c.out) ? "a number" : "null";
+        json_decref(c.out);
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: route returned %s: it must return nil or false (drop), true "
+                          "(deliver), a delivery table or a list of them", w->path, kind);
+    }
     if (json_is_object(c.out)) {
         json_t *one = json_array();
         json_array_append_new(one, c.out);

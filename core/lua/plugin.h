@@ -166,8 +166,24 @@ void ac_webhook_policy_close(ac_webhook_policy_t *w);
 /* policy.route(event, target): decides what one subscription gets of one event. event is the
  * payload {event, timestamp, data}; target {url, events, source, subscription_id}. On 0,
  * *deliveries is a new array: empty (drop), or one object per delivery with optional "url"
- * (route elsewhere), "payload" (replace the body) and "headers" (string values to add). */
+ * (route elsewhere; the caller checks it), "payload" (replace the body) and "headers" (string
+ * values to add, each passing ac_webhook_header_check). -1 (AC_ERR_INTERNAL, the message names
+ * the policy's file and the problem) when the policy raises or returns something else: the
+ * caller decides what a failing policy means (webhooks.on_policy_error). */
 int ac_webhook_route(ac_webhook_policy_t *w, const json_t *event, const json_t *target, json_t **deliveries,
                      ac_err_t *err);
+
+#define AC_WEBHOOK_MAX_HEADERS 32       /* a policy's headers per delivery */
+#define AC_WEBHOOK_MAX_HEADER_NAME 128  /* bytes */
+#define AC_WEBHOOK_MAX_HEADER_VALUE 4096 /* bytes */
+
+/* One header a policy adds to a delivery. The name must be an RFC 9110 token and none of those
+ * the delivery itself owns: framing and hop-by-hop headers (Host, Content-Length,
+ * Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Expect, Proxy-*), the
+ * signature headers (webhook-id, webhook-timestamp, webhook-signature) and Content-Type. The
+ * value (len bytes) may hold no control character but HTAB: no CR, LF or NUL. Returns 0, or -1
+ * with err (AC_ERR_INTERNAL) naming the header and the rule. */
+int ac_webhook_header_check(const char *name, size_t name_len, const char *value, size_t value_len,
+                            ac_err_t *err);
 
 #endif

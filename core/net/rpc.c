@@ -42,6 +42,7 @@ struct ac_rpc {
     ac_ratelimit_t *rl;
     int max_depth;
     int max_batch;
+    int expose_internal; /* errors.expose_internal: -32603 answers keep message and traceback */
     int rate_window_s[AC_RL_COUNT];
     ac_method_t discover; /* rpc.discover, built in */
     int n_methods;
@@ -57,7 +58,8 @@ ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, 
     ac_rpc_t *rpc = calloc(1, sizeof *rpc);
     if (rpc == NULL)
         return NULL;
-    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, {0}, {0}, 0, {NULL}};
+    *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_batch, cfg->errors_expose_internal,
+                      {0}, {0}, 0, {NULL}};
     for (int i = 0; i < AC_RL_COUNT; i++)
         rpc->rate_window_s[i] = cfg->rate[i].window_s;
     rpc->discover = (ac_method_t){"rpc.discover", discover, 0, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
@@ -149,15 +151,57 @@ static int nesting_ok(const char *s, size_t len, int max)
     return 1;
 }
 
-static json_t *error_object(const ac_err_t *err, json_t *id)
+/* An internal error is the server's problem, not the client's: its message names files and
+ * lines of the server (a plugin's path, a Lua traceback, a data directory). The client gets a
+ * cleaned first line and a reference; the log gets everything under the same reference, so an
+ * operator can match a user's report with its cause. */
+static json_t *internal_data(const ac_rpc_t *rpc, const ac_err_t *err, const char *method)
+{
+    char ref[AC_UUID_LEN + 1];
+    if (ac_uuid_v4(ref) != 0)
+        snprintf(ref, sizeof ref, "%016llx", (unsigned long long)ac_clock_mono_ns());
+    char *detail = err->data != NULL ? json_dumps(err->data, JSON_COMPACT) : NULL;
+    json_t *tb = json_object_get(err->data, "traceback");
+    /* one write, so that lines from other threads do not land inside it */
+    fprintf(stderr, "agentcore: internal error ref=%s method=%s: %s%s%s%s%s\n", ref, method ? method : "-",
+            err->message, detail && !json_is_string(tb) ? " data=" : "", detail && !json_is_string(tb) ? detail : "",
+            json_is_string(tb) ? "\n" : "", json_is_string(tb) ? json_string_value(tb) : "");
+    free(detail);
+    if (rpc->expose_internal) { /* development: today's whole detail, plus the ref */
+        json_t *data = json_is_object(err->data) ? json_deep_copy(err->data) : json_object();
+        if (err->data != NULL && !json_is_object(err->data))
+            json_object_set(data, "detail", err->data);
+        json_object_set_new(data, "ref", json_string(ref));
+        return data;
+    }
+    /* ac_err_field puts the text in data.error and the code's name in the message */
+    const char *text = err->message;
+    json_t *derr = json_object_get(err->data, "error");
+    if ((text[0] == '\0' || strcmp(text, ac_err_name(AC_ERR_INTERNAL)) == 0) && json_is_string(derr))
+        text = json_string_value(derr);
+    char clean[200];
+    ac_err_strip_paths(clean, sizeof clean, text);
+    json_t *data = json_pack("{s:s, s:s}", "error", clean[0] ? clean : ac_err_name(AC_ERR_INTERNAL), "ref", ref);
+    return data ? data : json_pack("{s:s, s:s}", "error", ac_err_name(AC_ERR_INTERNAL), "ref", ref);
+}
+
+static json_t *error_object(const ac_rpc_t *rpc, const ac_err_t *err, json_t *id, const char *method)
 {
     int code = err->code != 0 ? err->code : AC_ERR_INTERNAL;
     const char *msg = err->message[0] ? err->message : ac_err_name(code);
+    json_t *data = NULL;
+    if (code == AC_ERR_INTERNAL) {
+        data = internal_data(rpc, err, method);
+        if (!rpc->expose_internal)
+            msg = ac_err_name(code);
+    } else if (err->data != NULL) {
+        data = json_incref(err->data);
+    }
     json_t *e = json_pack("{s:i, s:s}", "code", code, "message", msg);
     if (e == NULL) /* a message that is not UTF-8: fall back to the code's name */
         e = json_pack("{s:i, s:s}", "code", code, "message", ac_err_name(code));
-    if (err->data != NULL)
-        json_object_set(e, "data", err->data);
+    if (data != NULL)
+        json_object_set_new(e, "data", data);
     return json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "error", e, "id", id != NULL ? id : json_null());
 }
 
@@ -201,6 +245,10 @@ static int check_param(const ac_param_spec_t *p, json_t *v, int code, ac_err_t *
     case AC_P_ARRAY:
         if (!json_is_array(v))
             return ac_err_field(err, code, p->name, "must be an array");
+        return 0;
+    case AC_P_STRING_OR_ARRAY:
+        if (!json_is_string(v) && !json_is_array(v))
+            return ac_err_field(err, code, p->name, "must be a string or an array");
         return 0;
     }
     return ac_err_field(err, AC_ERR_INTERNAL, p->name, "unknown parameter type");
@@ -370,12 +418,12 @@ fail:
 fail_reply: /* a malformed call is not a notification: it is answered, with id null if absent */
     if (t0 >= 0) /* not counted yet: a malformed call */
         record(rpc, NULL, err.code, t0);
-    resp = error_object(&err, json_object_get(req, "id"));
+    resp = error_object(rpc, &err, json_object_get(req, "id"), m ? m->name : NULL);
     ac_err_clear(&err);
     return resp;
 fail_noid:
     record(rpc, NULL, err.code, t0);
-    resp = error_object(&err, NULL);
+    resp = error_object(rpc, &err, NULL, NULL);
     ac_err_clear(&err);
     return resp;
 }
@@ -404,12 +452,13 @@ static void finish(ac_rpc_response_t *out, json_t *doc, int status)
     json_decref(doc);
 }
 
-static void finish_error(ac_rpc_response_t *out, int code, const char *msg, json_t *data, json_t *id, int status)
+static void finish_error(const ac_rpc_t *rpc, ac_rpc_response_t *out, int code, const char *msg, json_t *data,
+                         json_t *id, int status)
 {
     ac_err_t err = AC_ERR_INIT;
     ac_err_set(&err, code, "%s", msg);
     ac_err_set_data(&err, data);
-    finish(out, error_object(&err, id), status);
+    finish(out, error_object(rpc, &err, id, NULL), status);
     ac_err_clear(&err);
 }
 
@@ -430,7 +479,7 @@ int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const
         json_t *id = json_is_object(doc) ? json_object_get(doc, "id") : NULL;
         if (id != NULL && !id_ok(id))
             id = NULL;
-        finish(out, error_object(&err, id), 401);
+        finish(out, error_object(rpc, &err, id, NULL), 401);
         out->unauthorized = 1;
         ac_err_clear(&err);
         json_decref(doc);
@@ -441,21 +490,21 @@ int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const
     if (!depth_ok) {
         char msg[64];
         snprintf(msg, sizeof msg, "nesting deeper than %d levels", rpc->max_depth);
-        finish_error(out, AC_ERR_INVALID_REQUEST, "Invalid Request: JSON nested too deeply",
+        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: JSON nested too deeply",
                      json_pack("{s:s}", "error", msg), NULL, 200);
     } else if (doc == NULL) {
-        finish_error(out, AC_ERR_PARSE, "Parse error",
+        finish_error(rpc, out, AC_ERR_PARSE, "Parse error",
                      json_pack("{s:s, s:i}", "error", jerr.text, "position", jerr.position), NULL, 200);
     } else if (json_is_array(doc)) {
         size_t n = json_array_size(doc);
         if (n == 0) {
-            finish_error(out, AC_ERR_INVALID_REQUEST, "Invalid Request: empty batch",
+            finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: empty batch",
                          json_pack("{s:s, s:s}", "field", "batch", "error", "must hold at least one call"), NULL,
                          200);
         } else if (n > (size_t)rpc->max_batch) {
             char msg[64];
             snprintf(msg, sizeof msg, "must hold at most %d calls", rpc->max_batch);
-            finish_error(out, AC_ERR_INVALID_REQUEST, "Invalid Request: batch too large",
+            finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: batch too large",
                          json_pack("{s:s, s:s}", "field", "batch", "error", msg), NULL, 200);
         } else {
             size_t i;
@@ -527,6 +576,7 @@ static json_t *param_schema(ac_param_type_t t)
     case AC_P_BOOL: return json_pack("{s:s}", "type", "boolean");
     case AC_P_OBJECT: return json_pack("{s:s}", "type", "object");
     case AC_P_ARRAY: return json_pack("{s:s}", "type", "array");
+    case AC_P_STRING_OR_ARRAY: return json_pack("{s:[s, s]}", "type", "string", "array");
     }
     return json_object();
 }

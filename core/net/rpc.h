@@ -3,7 +3,10 @@
  * The method table declares, for each method, its handler, the permission it needs, its
  * rate-limit class and the shape of its parameters; authentication, permission, rate-limit and
  * parameter-shape checks run here, once, before the handler. Handlers only do their own work.
- * This is also the only place where an ac_err_t becomes a JSON-RPC error object. */
+ * This is also the only place where an ac_err_t becomes a JSON-RPC error object: -32603
+ * (AC_ERR_INTERNAL) answers say "Internal error" with data {error: the first line of the
+ * message without file paths, ref}, and the whole message, with any Lua traceback, goes to
+ * stderr under the same ref (errors.expose_internal = true answers with all of it instead). */
 #ifndef AC_RPC_H
 #define AC_RPC_H
 
@@ -23,6 +26,7 @@ typedef enum ac_param_type {
     AC_P_BOOL,
     AC_P_OBJECT,
     AC_P_ARRAY,
+    AC_P_STRING_OR_ARRAY, /* either; the handler checks which strings it takes ("*" for events) */
 } ac_param_type_t;
 
 typedef struct ac_param_spec {

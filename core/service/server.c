@@ -69,10 +69,10 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
     job_totals_t t = {{0}, 0, 0};
     ac_store_read(m->app->store, totals_txn, &t, &err);
     ac_err_clear(&err);
-    uint64_t delivered, failed, dropped;
-    ac_webhooks_counters(m->app->webhooks, &delivered, &failed, &dropped);
+    uint64_t delivered, failed, dropped, policy_errors;
+    ac_webhooks_counters(m->app->webhooks, &delivered, &failed, &dropped, &policy_errors);
     int rc = ac_rpc_metrics_text(m->rpc, body, len, &cap);
-    char tail[2048];
+    char tail[4096];
     int n = snprintf(tail, sizeof tail,
                      "# HELP agentcore_jobs Jobs by status.\n# TYPE agentcore_jobs gauge\n"
                      "agentcore_jobs{status=\"queued\"} %ld\nagentcore_jobs{status=\"running\"} %ld\n"
@@ -87,10 +87,14 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
                      "# HELP agentcore_webhook_failures_total Webhook attempts that failed.\n"
                      "# TYPE agentcore_webhook_failures_total counter\nagentcore_webhook_failures_total %llu\n"
                      "# HELP agentcore_webhook_dropped_total Webhook deliveries given up (retries spent or 410).\n"
-                     "# TYPE agentcore_webhook_dropped_total counter\nagentcore_webhook_dropped_total %llu\n",
+                     "# TYPE agentcore_webhook_dropped_total counter\nagentcore_webhook_dropped_total %llu\n"
+                     "# HELP agentcore_webhook_policy_errors_total Webhook policy calls that failed (the "
+                     "delivery was dropped unless webhooks.on_policy_error = \"deliver\").\n"
+                     "# TYPE agentcore_webhook_policy_errors_total counter\n"
+                     "agentcore_webhook_policy_errors_total %llu\n",
                      t.by_status[0], t.by_status[1], t.by_status[2], t.by_status[3], t.by_status[4], t.iterations,
                      t.trajectories, (unsigned long long)delivered, (unsigned long long)failed,
-                     (unsigned long long)dropped);
+                     (unsigned long long)dropped, (unsigned long long)policy_errors);
     char *nb = rc == 0 ? realloc(*body, *len + (size_t)n + 1) : NULL;
     if (nb == NULL) {
         free(*body);

@@ -873,7 +873,7 @@ static int webhooks_unsubscribe(ac_call_ctx_t *ctx, json_t *params, json_t **res
 
 static const ac_param_spec_t subscribe_params[] = {
     {"url", AC_P_STRING, 1, "http(s) URL that receives the events"},
-    {"events", AC_P_ARRAY, 1, "event names, or \"*\""},
+    {"events", AC_P_STRING_OR_ARRAY, 1, "event names, or \"*\" (every event)"},
     {NULL, 0, 0, NULL},
 };
 static const ac_param_spec_t no_params[] = {

@@ -38,7 +38,7 @@ struct ac_webhooks {
     int pending;
     ac_lua_host_t *host;
     ac_rng_t rng; /* jitter */
-    atomic_ulong delivered, failed, dropped;
+    atomic_ulong delivered, failed, dropped, policy_errors;
 };
 
 /* ---- signing ----------------------------------------------------------------------------------- */
@@ -112,8 +112,23 @@ static int private_addr(const struct sockaddr *sa)
     return 1;
 }
 
+/* The form of a URL, before anything resolves it: no byte that could end a header line or a
+ * request line (CR, LF, NUL and the other controls, DEL, C1 controls in UTF-8) and no blank. */
+static int url_form_check(const char *url, const char *field, ac_err_t *err)
+{
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return ac_err_field(err, AC_ERR_INVALID_PARAMS, field,
+                                "holds a control character or a space at byte %zu: refused",
+                                (size_t)(p - (const unsigned char *)url));
+    }
+    return 0;
+}
+
 int ac_webhook_url_check(const ac_config_t *cfg, const char *url, const char *field, ac_err_t *err)
 {
+    if (url_form_check(url, field, err) != 0)
+        return -1;
     const char *rest;
     if (strncmp(url, "http://", 7) == 0)
         rest = url + 7;
@@ -159,8 +174,11 @@ int ac_webhook_url_check(const ac_config_t *cfg, const char *url, const char *fi
 
 int ac_webhook_events_check(const json_t *events, const char *field, ac_err_t *err)
 {
+    if (json_is_string(events) && strcmp(json_string_value(events), "*") == 0)
+        return 0; /* all of them, as ["*"] says */
     if (!json_is_array(events) || json_array_size(events) == 0)
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "must be a non-empty array of event names");
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field,
+                            "must be \"*\" or a non-empty array of event names");
     size_t i;
     json_t *e;
     json_array_foreach(events, i, e)
@@ -180,6 +198,8 @@ int ac_webhook_events_check(const json_t *events, const char *field, ac_err_t *e
 
 static int wants(const json_t *events, const char *event)
 {
+    if (json_is_string(events)) /* "*" (the only string ac_webhook_events_check lets in) */
+        return strcmp(json_string_value(events), "*") == 0;
     size_t i;
     json_t *e;
     json_array_foreach(events, i, e)
@@ -230,10 +250,11 @@ int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *own
     char id[AC_UUID_LEN + 1], secret[64], ts[40];
     if (ac_uuid_v4(id) != 0 || ac_webhook_new_secret(secret, sizeof secret) != 0)
         return ac_err_set(err, AC_ERR_INTERNAL, "webhooks: no random source");
-    json_t *sub = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:b, s:n, s:n, s:i, s:i}", "subscription_id", id,
-                            "owner", owner, "url", url, "events", events, "secret", secret, "created_at",
+    json_t *sub = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:b, s:n, s:n, s:i, s:i, s:i, s:n}", "subscription_id",
+                            id, "owner", owner, "url", url, "events", events, "secret", secret, "created_at",
                             ac_clock_iso8601(ts, sizeof ts, now_ms, 0), "disabled", 0, "last_status",
-                            "last_delivery_at", "failures", 0, "deliveries", 0);
+                            "last_delivery_at", "failures", 0, "deliveries", 0, "policy_errors", 0,
+                            "last_policy_error");
     if (sub == NULL)
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "url", "must be valid UTF-8");
     if (ac_store_write(s, put_sub_txn, sub, err) != 0) {
@@ -259,6 +280,11 @@ static int list_one(const void *key, size_t klen, const void *val, size_t vlen, 
         if (!l->with_secret)
             json_object_del(sub, "secret");
         json_object_del(sub, "owner");
+        /* subscriptions stored before policy errors were recorded */
+        if (json_object_get(sub, "policy_errors") == NULL)
+            json_object_set_new(sub, "policy_errors", json_integer(0));
+        if (json_object_get(sub, "last_policy_error") == NULL)
+            json_object_set_new(sub, "last_policy_error", json_null());
         json_array_append_new(l->out, sub);
     }
     return 0;
@@ -369,15 +395,40 @@ static void release(take_ctx_t *c)
     c->n = 0;
 }
 
-/* Fan-out of one event: the deliveries its subscriptions get, as outbox entries. */
+/* Fan-out of one event: the deliveries its subscriptions get, as outbox entries, and the policy
+ * errors to record on the subscriptions they happened for, in the same transaction. */
 typedef struct fanout {
     uint8_t key[8];
-    json_t *deliveries; /* array of delivery entries */
+    json_t *deliveries;    /* array of delivery entries */
+    json_t *policy_errors; /* array of {owner, subscription_id, error, at_ms} */
 } fanout_t;
 
-static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *payload,
-                       const char *url, const json_t *events, const char *source, const char *sub_id,
-                       const char *owner, const char *secret)
+/* A policy that fails must not fail open: a filter or a redaction that raises would otherwise
+ * send what it was written to hold back. So the delivery is dropped (unless the operator chose
+ * webhooks.on_policy_error = "deliver"), counted, logged whole, and shown to the subscription's
+ * owner in webhooks.list without the server's paths. */
+static void policy_failed(ac_webhooks_t *w, fanout_t *f, const ac_err_t *err, const char *event, const char *source,
+                          const char *sub_id, const char *owner)
+{
+    atomic_fetch_add(&w->policy_errors, 1);
+    json_t *tb = json_object_get(err->data, "traceback");
+    fprintf(stderr, "agentcore: webhook policy error (event %s, source %s%s%s): %s (%s)%s%s\n", event ? event : "?",
+            source, sub_id ? ", subscription " : "", sub_id ? sub_id : "", err->message,
+            w->cfg->webhook_deliver_on_policy_error ? "delivered unchanged: webhooks.on_policy_error = deliver"
+                                                    : "delivery dropped",
+            json_is_string(tb) ? "\n" : "", json_is_string(tb) ? json_string_value(tb) : "");
+    if (sub_id == NULL || owner == NULL)
+        return; /* config and job subscriptions have no record to show it in */
+    char clean[sizeof err->message];
+    ac_err_strip_paths(clean, sizeof clean, err->message);
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:I}", "owner", owner, "subscription_id", sub_id, "error", clean,
+                            "at_ms", (json_int_t)ac_clock_now_ms());
+    if (rec != NULL)
+        json_array_append_new(f->policy_errors, rec);
+}
+
+static void add_target(ac_webhooks_t *w, fanout_t *f, const json_t *payload, const char *url, const json_t *events,
+                       const char *source, const char *sub_id, const char *owner, const char *secret)
 {
     const char *event = json_string_value(json_object_get(payload, "event"));
     if (url == NULL || secret == NULL || !wants(events, event))
@@ -387,26 +438,34 @@ static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *paylo
     json_t *target = json_pack("{s:s, s:O, s:s, s:s?}", "url", url, "events", events, "source", source,
                                "subscription_id", sub_id);
     json_t *routed = NULL;
-    if ((policy = ac_webhook_policy_open(w->host, w->cfg->webhook_policy, &err)) == NULL ||
-        ac_webhook_route(policy, payload, target, &routed, &err) != 0) {
-        /* a broken policy must not swallow events: deliver as is, and say why */
-        fprintf(stderr, "agentcore: webhook policy: %s (delivering unchanged)\n", err.message);
-        routed = json_pack("[{}]");
-    }
-    ac_webhook_policy_close(policy);
-    ac_err_clear(&err);
+    int rc = (policy = ac_webhook_policy_open(w->host, w->cfg->webhook_policy, &err)) == NULL ||
+             ac_webhook_route(policy, payload, target, &routed, &err) != 0;
+    /* a URL the policy routes to is checked like a subscription's: one bad target is the
+     * policy's error, and no part of its answer goes out */
     size_t i;
     json_t *d;
     json_array_foreach(routed, i, d)
     {
         const char *to = json_string_value(json_object_get(d, "url"));
-        if (to == NULL)
-            to = url;
-        else if (ac_webhook_url_check(w->cfg, to, "url", &err) != 0) {
-            fprintf(stderr, "agentcore: webhook policy routed to %s: %s\n", to, err.message);
-            ac_err_clear(&err);
-            continue;
+        ac_err_t uerr = AC_ERR_INIT;
+        if (!rc && to != NULL && ac_webhook_url_check(w->cfg, to, "url", &uerr) != 0) {
+            json_t *why = json_object_get(uerr.data, "error");
+            ac_err_set(&err, AC_ERR_INTERNAL, "%s: route's delivery %zu: url %s", policy->path, i + 1,
+                       json_is_string(why) ? json_string_value(why) : uerr.message);
+            rc = 1;
         }
+        ac_err_clear(&uerr);
+    }
+    ac_webhook_policy_close(policy);
+    if (rc) {
+        policy_failed(w, f, &err, event, source, sub_id, owner);
+        json_decref(routed);
+        routed = w->cfg->webhook_deliver_on_policy_error ? json_pack("[{}]") : json_array();
+    }
+    ac_err_clear(&err);
+    json_array_foreach(routed, i, d)
+    {
+        const char *to = json_string_value(json_object_get(d, "url"));
         json_t *body = json_object_get(d, "payload");
         char *text = json_dumps(body ? body : payload, JSON_COMPACT);
         char id[AC_UUID_LEN + 5] = "msg_";
@@ -416,15 +475,40 @@ static void add_target(ac_webhooks_t *w, json_t *deliveries, const json_t *paylo
         }
         json_t *headers = json_object_get(d, "headers");
         json_array_append_new(
-            deliveries, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:s, s:i, s:I}", "kind",
-                                  "delivery", "webhook_id", id, "url", to, "event", event, "body", text, "headers",
-                                  headers ? json_incref(headers) : json_object(), "source", source, "subscription_id", sub_id,
-                                  "owner", owner, "secret", secret, "attempt", 0, "next_at_ms",
-                                  (json_int_t)ac_clock_now_ms()));
+            f->deliveries, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:s, s:i, s:I}", "kind",
+                                     "delivery", "webhook_id", id, "url", to ? to : url, "event", event, "body", text,
+                                     "headers", headers ? json_incref(headers) : json_object(), "source", source,
+                                     "subscription_id", sub_id, "owner", owner, "secret", secret, "attempt", 0,
+                                     "next_at_ms", (json_int_t)ac_clock_now_ms()));
         free(text);
     }
     json_decref(routed);
     json_decref(target);
+}
+
+/* Counts a policy error on the subscription it happened for (gone meanwhile: nothing to do). */
+static int note_policy_error(ac_txn_t *t, const json_t *rec, ac_err_t *err)
+{
+    const char *owner = json_string_value(json_object_get(rec, "owner"));
+    char key[512];
+    size_t klen = sub_key(key, owner, json_string_value(json_object_get(rec, "subscription_id")));
+    const void *val;
+    size_t vlen;
+    int found = ac_txn_get(t, AC_DB_WEBHOOKS, key, klen, &val, &vlen, err);
+    if (found <= 0)
+        return found;
+    json_t *sub = json_loadb(val, vlen, 0, NULL);
+    if (sub == NULL)
+        return 0;
+    char ts[40];
+    json_object_set_new(sub, "policy_errors",
+                        json_integer(json_integer_value(json_object_get(sub, "policy_errors")) + 1));
+    json_object_set_new(sub, "last_policy_error",
+                        json_pack("{s:O, s:s}", "error", json_object_get(rec, "error"), "at",
+                                  ac_clock_iso8601(ts, sizeof ts, json_integer_value(json_object_get(rec, "at_ms")), 0)));
+    int rc = put_sub(t, owner, sub, err);
+    json_decref(sub);
+    return rc;
 }
 
 static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
@@ -434,6 +518,11 @@ static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
         return -1;
     size_t i;
     json_t *d;
+    json_array_foreach(f->policy_errors, i, d)
+    {
+        if (note_policy_error(t, d, err) < 0)
+            return -1;
+    }
     json_array_foreach(f->deliveries, i, d)
     {
         uint64_t seq;
@@ -465,28 +554,27 @@ static int fan_out(ac_webhooks_t *w)
         json_t *entry = c.items[i].v;
         json_t *payload = json_object_get(entry, "event");
         const char *owner = json_string_value(json_object_get(entry, "owner"));
-        fanout_t f = {{0}, json_array()};
+        fanout_t f = {{0}, json_array(), json_array()};
         memcpy(f.key, c.items[i].key, 8);
         size_t k;
         json_t *sub;
         json_array_foreach(w->cfg->webhook_subscriptions, k, sub)
         {
-            add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
-                       json_object_get(sub, "events"), "config", NULL, owner, w->cfg->webhook_secret);
+            add_target(w, &f, payload, json_string_value(json_object_get(sub, "url")), json_object_get(sub, "events"),
+                       "config", NULL, owner, w->cfg->webhook_secret);
         }
         json_array_foreach(json_object_get(entry, "webhooks"), k, sub)
         {
             const char *secret = json_string_value(json_object_get(sub, "secret"));
-            add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
-                       json_object_get(sub, "events"), "job", NULL, owner,
-                       secret ? secret : w->cfg->webhook_secret);
+            add_target(w, &f, payload, json_string_value(json_object_get(sub, "url")), json_object_get(sub, "events"),
+                       "job", NULL, owner, secret ? secret : w->cfg->webhook_secret);
         }
         json_t *subs = NULL;
         if (owner != NULL && owner_subs(w->store, owner, 1, &subs, &err) == 0) {
             json_array_foreach(subs, k, sub)
             {
                 if (!json_is_true(json_object_get(sub, "disabled")))
-                    add_target(w, f.deliveries, payload, json_string_value(json_object_get(sub, "url")),
+                    add_target(w, &f, payload, json_string_value(json_object_get(sub, "url")),
                                json_object_get(sub, "events"), "subscription",
                                json_string_value(json_object_get(sub, "subscription_id")), owner,
                                json_string_value(json_object_get(sub, "secret")));
@@ -501,6 +589,7 @@ static int fan_out(ac_webhooks_t *w)
             done++;
         }
         json_decref(f.deliveries);
+        json_decref(f.policy_errors);
     }
     release(&c);
     return done;
@@ -628,14 +717,21 @@ static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
         h = curl_slist_append(h, line);
         h = curl_slist_append(h, "User-Agent: agentcore-webhooks/" AC_VERSION);
         const char *name;
+        size_t nlen;
         json_t *v;
-        json_object_foreach(json_object_get(d, "headers"), name, v)
+        json_object_keylen_foreach(json_object_get(d, "headers"), name, nlen, v)
         {
-            /* a policy may add headers, not smuggle lines */
-            if (strpbrk(name, "\r\n:") == NULL && strpbrk(json_string_value(v), "\r\n") == NULL) {
-                snprintf(line, sizeof line, "%s: %s", name, json_string_value(v));
-                h = curl_slist_append(h, line);
-            }
+            /* checked when the policy answered; again here for entries an older version queued */
+            if (!json_is_string(v) ||
+                ac_webhook_header_check(name, nlen, json_string_value(v), json_string_length(v), NULL) != 0)
+                continue;
+            char hl[AC_WEBHOOK_MAX_HEADER_NAME + AC_WEBHOOK_MAX_HEADER_VALUE + 4];
+            /* curl removes a header given as "name:" with no value; "name;" sends it empty */
+            if (json_string_length(v) == 0)
+                snprintf(hl, sizeof hl, "%s;", name);
+            else
+                snprintf(hl, sizeof hl, "%s: %s", name, json_string_value(v));
+            h = curl_slist_append(h, hl);
         }
         headers[i] = h;
         CURL *e = curl_easy_init();
@@ -713,8 +809,43 @@ static void *delivery_main(void *arg)
     return NULL;
 }
 
+/* The config's subscriptions, checked as webhooks.subscribe checks its own, except that their
+ * hosts are not resolved here (a deployment may start before its receivers' names resolve; the
+ * connection is still refused a private address). */
+static int config_subs_check(const ac_config_t *cfg, ac_err_t *err)
+{
+    ac_config_t form = *cfg;
+    form.webhook_allow_private = 1; /* the form only: no name resolution */
+    ac_err_t e = AC_ERR_INIT;
+    size_t i;
+    json_t *sub;
+    json_array_foreach(cfg->webhook_subscriptions, i, sub)
+    {
+        char field[64];
+        json_t *url = json_object_get(sub, "url");
+        snprintf(field, sizeof field, "webhooks.subscriptions[%zu].url", i + 1);
+        if (strlen(json_string_value(url)) != json_string_length(url))
+            ac_err_field(&e, AC_ERR_INVALID_PARAMS, field, "holds a NUL byte: refused");
+        else if (ac_webhook_url_check(&form, json_string_value(url), field, &e) == 0) {
+            snprintf(field, sizeof field, "webhooks.subscriptions[%zu].events", i + 1);
+            ac_webhook_events_check(json_object_get(sub, "events"), field, &e);
+        }
+        if (e.code != 0)
+            break;
+    }
+    if (e.code == 0)
+        return 0;
+    /* the server does not start: say which key and why, as the config reader does */
+    ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: %s %s", cfg->path ? cfg->path : "config",
+               json_string_value(json_object_get(e.data, "field")), json_string_value(json_object_get(e.data, "error")));
+    ac_err_clear(&e);
+    return -1;
+}
+
 ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err)
 {
+    if (config_subs_check(cfg, err) != 0)
+        return NULL;
     ac_webhooks_t *w = calloc(1, sizeof *w);
     if (w == NULL) {
         ac_err_set(err, AC_ERR_INTERNAL, "webhooks: out of memory");
@@ -752,11 +883,13 @@ void ac_webhooks_notify(ac_webhooks_t *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped)
+void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped,
+                          uint64_t *policy_errors)
 {
     *delivered = w ? atomic_load(&w->delivered) : 0;
     *failed = w ? atomic_load(&w->failed) : 0;
     *dropped = w ? atomic_load(&w->dropped) : 0;
+    *policy_errors = w ? atomic_load(&w->policy_errors) : 0;
 }
 
 void ac_webhooks_stop(ac_webhooks_t *w)

@@ -12,7 +12,10 @@
  *      webhook-signature = v1,<base64 HMAC-SHA256 over "id.timestamp.body">; any 2xx is
  *      success, 410 disables the subscription, anything else (or a timeout) is retried on the
  *      configured schedule with jitter, then dropped.
- * Loopback and private addresses are refused (at subscription and again at connect time, so a
+ * A policy that fails (raises, returns garbage, sets a header the delivery owns, routes to a
+ * refused URL) drops that delivery unless webhooks.on_policy_error = "deliver": counted in
+ * /metrics, logged, and shown on the subscription (policy_errors, last_policy_error).
+ * URLs with control characters or blanks are always refused; loopback and private addresses are refused (at subscription and again at connect time, so a
  * name that later resolves to one is refused too) unless webhooks.allow_private is set. */
 #ifndef AC_WEBHOOK_H
 #define AC_WEBHOOK_H
@@ -30,17 +33,20 @@ ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_e
 /* Wakes the delivery thread (an event was recorded). Thread-safe; NULL is a no-op. */
 void ac_webhooks_notify(ac_webhooks_t *w);
 /* Delivery counters since start: delivered (2xx), failed attempts, dropped (retries exhausted or
- * 410). NULL gives zeros. */
-void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped);
+ * 410), policy errors (the policy raised, returned something invalid, or routed to a refused
+ * URL). NULL gives zeros. */
+void ac_webhooks_counters(ac_webhooks_t *w, uint64_t *delivered, uint64_t *failed, uint64_t *dropped,
+                          uint64_t *policy_errors);
 
 /* Stops the thread; pending work stays in the outbox for the next start. NULL is a no-op. */
 void ac_webhooks_stop(ac_webhooks_t *w);
 
-/* Checks a target URL: http or https, a host, and (unless allowed) no loopback or private
- * address for it. Returns 0, or -1 with err = AC_ERR_INVALID_PARAMS naming `field`. */
+/* Checks a target URL: no control character or blank (whatever webhooks.allow_private says),
+ * http or https, a host, and (unless allowed) no loopback or private address for it. Returns 0,
+ * or -1 with err = AC_ERR_INVALID_PARAMS naming `field`. */
 int ac_webhook_url_check(const ac_config_t *cfg, const char *url, const char *field, ac_err_t *err);
 
-/* Checks an events list (array of known event names, or "*"). */
+/* Checks an events list: "*" (every event), or a non-empty array of known event names and "*". */
 int ac_webhook_events_check(const json_t *events, const char *field, ac_err_t *err);
 
 /* Subscriptions of a principal (webhooks.subscribe / list / unsubscribe). subscribe returns the

@@ -8,8 +8,13 @@
 --                         extra headers)
 --   { {...}, {...} }      several deliveries (route one event to several URLs)
 -- event = { event = "training.job.completed", timestamp = "...", data = { job_id = ..., ... } }
--- target = { url = ..., events = { ... }, source = "config" | "job" | "subscription",
+-- target = { url = ..., events = { ... } or "*", source = "config" | "job" | "subscription",
 --            subscription_id = ... }
+-- Headers must be HTTP tokens with values free of control characters, and cannot be Host,
+-- Content-Length, Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Expect,
+-- Proxy-*, Content-Type or the webhook-* signature headers. A policy that raises or breaks these
+-- rules fails closed: the delivery is dropped (unless webhooks.on_policy_error = "deliver"),
+-- counted and shown on the subscription (docs/plugins.md, "Webhook policies").
 return {
   name = "default",
   version = "1.0.0",

@@ -41,6 +41,51 @@ def claims(sub="alice", perms=ALL_PERMS, ttl=3600, **extra):
     return c
 
 
+def retry_after(status, headers, resp):
+    """The seconds a rate-limited answer (HTTP 429 or a -32029 error, single or in a batch) asks
+    to wait: data.retry_after_s, else Retry-After, else 1. None when the answer is not one."""
+    errs = [r.get("error") for r in (resp if isinstance(resp, list) else [resp]) if isinstance(r, dict)]
+    limited = [e for e in errs if isinstance(e, dict) and e.get("code") == -32029]
+    if status != 429 and not limited:
+        return None
+    data = (limited[0].get("data") if limited else None) or {}
+    for v in (data.get("retry_after_s"), (headers or {}).get("retry-after")):
+        try:
+            return max(float(v), 0.05)
+        except (TypeError, ValueError):
+            pass
+    return 1.0
+
+
+def poll(check, timeout=120, what="the condition", first=0.1, cap=1.0):
+    """Calls check() until it returns something true, and returns that. Waits first seconds after
+    the first try, half as long again after each next one, at most cap: a poll of the server
+    stays well under its rate limits (100 calls/min) however long it lasts. Raises
+    AssertionError naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    delay = first
+    while True:
+        value = check()
+        if value:
+            return value
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(min(delay, left))
+        delay = min(delay * 1.5, cap)
+
+
+def temp_dir(case, prefix="ac-e2e-"):
+    """A new temporary directory, removed whatever happens when the test ends (case: a TestCase)
+    or when its class's tests end (case: a TestCase class, e.g. in setUpClass)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    if isinstance(case, type):
+        case.addClassCleanup(shutil.rmtree, d, ignore_errors=True)
+    else:
+        case.addCleanup(shutil.rmtree, d, ignore_errors=True)
+    return d
+
+
 def queries(n, prefix="add", start=0):
     return [{"query": f"{prefix} {i} and {i + 1}", "expected_outcome": {"answer": 2 * i + 1}}
             for i in range(start, start + n)]
@@ -50,7 +95,23 @@ class Server:
     """One agentcore process. `config` is the text of a Lua config file (optional)."""
 
     def __init__(self, config=None, env=None, data_dir=None, args=()):
+        self.proc = None
+        self.log = None
+        self.closed = False
         self.tmp = tempfile.mkdtemp(prefix="ac-e2e-")
+        try:
+            self._setup(config, env, data_dir, args)
+        except BaseException:
+            self.close(check=False)  # a server that did not start leaves nothing behind
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _setup(self, config, env, data_dir, args):
         self.data = data_dir or os.path.join(self.tmp, "data")
         self.config_path = None
         if config is not None:
@@ -61,7 +122,6 @@ class Server:
         if env:
             self.env.update(env)
         self.args = list(args)
-        self.proc = None
         self.port = None
         self.tls_port = None
         self.start()
@@ -78,40 +138,50 @@ class Server:
         line = self.proc.stdout.readline().decode()
         m = re.search(r"port=(\d+)", line)
         if not m:
-            self.proc.wait(timeout=10)
+            self.stop(signal.SIGKILL)
             raise RuntimeError(f"server did not start: {line!r} {self.stderr()}")
         self.port = int(m.group(1))
         t = re.search(r"tls_port=(\d+)", line)
         self.tls_port = int(t.group(1)) if t else None
 
     def stderr(self):
-        with open(os.path.join(self.tmp, "stderr.log"), "rb") as f:
-            return f.read().decode(errors="replace")
+        try:
+            with open(os.path.join(self.tmp, "stderr.log"), "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-        code = self.proc.returncode if self.proc else None
-        if self.proc:
-            self.proc.stdout.close()
-            self.log.close()
-        self.proc = None
-        return code
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        try:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    raise AssertionError(f"the server did not stop within {timeout} s of signal {sig}: killed")
+            return proc.returncode
+        finally:
+            proc.stdout.close()
+            if self.log:
+                self.log.close()
 
     def kill9(self):
         return self.stop(signal.SIGKILL)
 
-    def close(self):
+    def close(self, check=True):
+        """Stops the server and removes its files; a second call does nothing. With check, a
+        sanitizer report in the server's log fails the test that ran it (ASan+UBSan builds)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.stop()
-            # under ASan+UBSan a finding in the server fails the test that ran it
-            log = self.stderr()
+            log = self.stderr() if check else ""
             for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
                 if marker in log:
                     raise AssertionError("sanitizer report from the server:\n" + log[-4000:])
@@ -145,6 +215,23 @@ class Server:
             req["params"] = params
         return self.post(req, token if token is not None else make_jwt(claims()))
 
+    def result(self, method, params=None, token=None, timeout=120):
+        """One call's result. A rate-limited answer is retried after the wait it asks for, within
+        timeout seconds; any other error fails with an AssertionError naming the method."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, headers, resp = self.call(method, params, token)
+            wait = retry_after(status, headers, resp)
+            if wait is None:
+                if not isinstance(resp, dict) or "result" not in resp:
+                    raise AssertionError(f"{method} {params if method != 'training.start_grpo' else ''} "
+                                         f"failed: HTTP {status} {resp}")
+                return resp["result"]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{method}: still rate limited after {timeout} s: {resp}")
+            time.sleep(min(wait, left))
+
     # ---- curl (h2c, TLS h2) --------------------------------------------------------------------
     def curl(self, body, token, *flags, url=None):
         url = url or f"http://127.0.0.1:{self.port}/api/v1/jsonrpc"
@@ -160,11 +247,10 @@ class ServerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # registered before anything else can fail: a failing setUpClass skips tearDownClass,
+        # but class cleanups always run
         cls.server = Server(cls.CONFIG)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+        cls.addClassCleanup(cls.server.close)
 
     def assertError(self, resp, code, field=None):
         self.assertIn("error", resp, resp)

@@ -1,11 +1,10 @@
 """Authentication (every token failure), permissions, tenancy, and RS256/ES256 key configs."""
 import os
 import subprocess
-import tempfile
 import time
 import unittest
 
-from harness import BIN, SECRET, Server, ServerTest, claims, make_jwt, main, queries
+from harness import BIN, SECRET, Server, ServerTest, claims, make_jwt, main, queries, temp_dir
 
 UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -113,17 +112,18 @@ def keypair(d, kind):
     key, pub = os.path.join(d, kind + ".key"), os.path.join(d, kind + ".pub")
     if kind == "rsa":
         subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, timeout=120)
     else:
         subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key],
-                       check=True, capture_output=True)
-    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True)
+                       check=True, capture_output=True, timeout=120)
+    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True,
+                   timeout=60)
     return key, pub
 
 
 class KeyConfigTest(unittest.TestCase):
     def run_alg(self, alg, kind):
-        d = tempfile.mkdtemp(prefix="ac-keys-")
+        d = temp_dir(self, "ac-keys-")
         key, pub = keypair(d, kind)
         config = os.path.join(d, "server.lua")
         with open(config, "w") as f:
@@ -131,10 +131,11 @@ class KeyConfigTest(unittest.TestCase):
                     'issuer = "https://issuer.example", audience = "agentcore" } }' % (alg, pub, key))
         env = {k: v for k, v in os.environ.items() if k != "AGENTCORE_JWT_SECRET"}
         out = subprocess.run([BIN, "token", "--config", config, "--sub", "dave", "--perms", "training:view"],
-                             capture_output=True, env=env)
+                             capture_output=True, env=env, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         token = out.stdout.decode().strip()
-        server = Server(open(config).read(), env={"AGENTCORE_JWT_SECRET": ""})
+        with open(config) as f:
+            server = Server(f.read(), env={"AGENTCORE_JWT_SECRET": ""})
         try:
             status, _, resp = server.call("training.get_status", {"job_id": UNKNOWN}, token)
             self.assertEqual(status, 200, resp)

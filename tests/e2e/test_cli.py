@@ -1,10 +1,9 @@
 """The command line: help, version, flags over config, config errors with file:line."""
 import os
 import subprocess
-import tempfile
 import unittest
 
-from harness import BIN, SECRET, Server, main
+from harness import BIN, SECRET, Server, main, temp_dir
 
 ENV = dict(os.environ, AGENTCORE_JWT_SECRET=SECRET)
 
@@ -39,13 +38,13 @@ class CliTest(unittest.TestCase):
 
     def test_serve_needs_a_secret(self):
         env = {k: v for k, v in os.environ.items() if k != "AGENTCORE_JWT_SECRET"}
-        d = tempfile.mkdtemp()
+        d = temp_dir(self)
         r = run("serve", "--listen", "127.0.0.1:0", "--data", d, env=env)
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"AGENTCORE_JWT_SECRET", r.stderr)
 
     def config_error(self, text):
-        d = tempfile.mkdtemp()
+        d = temp_dir(self)
         path = os.path.join(d, "bad.lua")
         with open(path, "w") as f:
             f.write(text)
@@ -69,7 +68,7 @@ class CliTest(unittest.TestCase):
         self.assertIn("validators/nope.lua does not exist", err)
 
     def test_flags_override_config(self):
-        d = tempfile.mkdtemp()
+        d = temp_dir(self)
         cfg_data = os.path.join(d, "from-config")
         flag_data = os.path.join(d, "from-flag")
         server = Server('return { listen = "127.0.0.1:1", data_dir = "%s" }' % cfg_data, data_dir=flag_data)
@@ -82,7 +81,8 @@ class CliTest(unittest.TestCase):
             server.close()
 
     def test_example_config_is_valid(self):
-        server = Server(open(os.path.join(os.environ.get("AC_SOURCE_DIR", "."), "examples/server.lua")).read())
+        with open(os.path.join(os.environ.get("AC_SOURCE_DIR", "."), "examples/server.lua")) as f:
+            server = Server(f.read())
         try:
             status, _, _ = server.request("GET", "/healthz")
             self.assertEqual(status, 200)

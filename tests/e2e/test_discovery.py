@@ -5,10 +5,16 @@ import re
 from harness import ServerTest, claims, make_jwt, main
 from test_training import final, job_params, wait
 
+def types(schema):
+    """A schema's type as a list (JSON Schema allows one name or a list of them)."""
+    t = schema["type"]
+    return t if isinstance(t, list) else [t]
+
+
 def good(schema):
     if schema.get("format") == "uuid":
         return "550e8400-e29b-41d4-a716-446655440000"
-    return {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "object": {}, "array": []}[schema["type"]]
+    return {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "object": {}, "array": []}[types(schema)[0]]
 
 
 SPEC_ERRORS = {"training.start_grpo": {-40001, -40002}, "training.get_status": {-32001},
@@ -51,7 +57,8 @@ class DiscoveryTest(ServerTest):
             for p in m["params"]:
                 # every required parameter well-typed, then this one wrong
                 params = {q["name"]: good(q["schema"]) for q in m["params"] if q["required"]}
-                params[p["name"]] = wrong[p["schema"]["type"]]
+                # a value of none of its types (for a string or an array: 12345)
+                params[p["name"]] = wrong[types(p["schema"])[0]]
                 _, _, r = self.server.call(m["name"], params, token)
                 self.assertEqual(r["error"]["data"]["field"], p["name"], (m["name"], p, r))
         _, _, r = self.server.call("training.not_documented", {}, token)

@@ -4,10 +4,9 @@ import csv
 import json
 import os
 import subprocess
-import tempfile
 import unittest
 
-from harness import BIN, SRC, main
+from harness import BIN, SRC, main, temp_dir
 
 
 def train(*args, timeout=300):
@@ -16,7 +15,7 @@ def train(*args, timeout=300):
 
 class CalculatorExperimentTest(unittest.TestCase):
     def test_calculator_learns(self):
-        out = tempfile.mkdtemp(prefix="ac-exp-")
+        out = temp_dir(self, "ac-exp-")
         r = train("examples/calculator/experiment.lua", "--json", "--out", out)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         report = json.loads(r.stdout.decode().strip().splitlines()[-1])  # the last line is the report
@@ -44,8 +43,8 @@ class CalculatorExperimentTest(unittest.TestCase):
         self.assertGreater(float(rows[-1]["avg_reward"]), float(rows[0]["avg_reward"]))
 
     def test_same_seed_same_result(self):
-        a = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", tempfile.mkdtemp())
-        b = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", tempfile.mkdtemp())
+        a = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", temp_dir(self))
+        b = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", temp_dir(self))
         ra = json.loads(a.stdout.decode().splitlines()[-1])
         rb = json.loads(b.stdout.decode().splitlines()[-1])
         self.assertEqual(ra["trained"], rb["trained"])
@@ -55,7 +54,7 @@ class CalculatorExperimentTest(unittest.TestCase):
 class OtherAgentsTest(unittest.TestCase):
     def test_codegen_and_support_learn(self):
         for name in ("codegen", "support"):
-            r = train(f"examples/{name}/experiment.lua", "--json", "--out", tempfile.mkdtemp())
+            r = train(f"examples/{name}/experiment.lua", "--json", "--out", temp_dir(self))
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             report = json.loads(r.stdout.decode().splitlines()[-1])
             self.assertGreater(report["trained"]["success_rate"], report["baseline"]["success_rate"] + 0.3, name)
@@ -64,7 +63,7 @@ class OtherAgentsTest(unittest.TestCase):
 
 class ExperimentFileTest(unittest.TestCase):
     def write(self, text):
-        d = tempfile.mkdtemp(prefix="ac-exp-")
+        d = temp_dir(self, "ac-exp-")
         with open(os.path.join(d, "exp.lua"), "w") as f:
             f.write(text)
         with open(os.path.join(d, "data.lua"), "w") as f:

@@ -4,7 +4,7 @@ import os
 import subprocess
 import unittest
 
-from harness import Server, ServerTest, claims, make_jwt, main, queries
+from harness import Server, ServerTest, claims, make_jwt, main, queries, temp_dir
 
 LIMIT = 65536
 
@@ -96,11 +96,10 @@ class HttpTest(ServerTest):
 
 class TlsTest(unittest.TestCase):
     def test_tls_alpn_h2(self):
-        import tempfile
-        d = tempfile.mkdtemp(prefix="ac-tls-")
+        d = temp_dir(self, "ac-tls-")
         cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+                        "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True, timeout=120)
         server = Server('return { tls = { listen = "127.0.0.1:0", cert_file = "%s", key_file = "%s" } }'
                         % (cert, key))
         try:

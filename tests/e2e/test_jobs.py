@@ -1,9 +1,14 @@
 """training.start_grpo / get_status / cancel backed by LMDB: SPEC.md validation and fields,
-durability across kill -9, and a clean SIGTERM stop."""
+durability across kill -9, a clean SIGTERM stop, and -32603 answers that keep the server's
+internals (file paths, Lua tracebacks) in its log under a reference the client gets."""
+import json
+import os
 import re
-import time
+import shutil
+import tempfile
+import unittest
 
-from harness import Server, ServerTest, claims, make_jwt, main, queries
+from harness import SRC, Server, ServerTest, claims, make_jwt, main, poll, queries
 
 UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -96,13 +101,10 @@ class StatusCancelTest(ServerTest):
     def setUpClass(cls):
         super().setUpClass()
         p = start_params(config={"n_iterations": 10000, "batch_size": 128, "n_trajectories_per_query": 16})
-        _, _, resp = cls.server.call("training.start_grpo", p)
-        cls.blocker = resp["result"]["job_id"]
-        for _ in range(100):  # wait until the worker holds it
-            _, _, st = cls.server.call("training.get_status", {"job_id": cls.blocker})
-            if st["result"]["status"] == "running":
-                break
-            time.sleep(0.05)
+        cls.blocker = cls.server.result("training.start_grpo", p)["job_id"]
+        # until the worker holds it
+        poll(lambda: cls.server.result("training.get_status", {"job_id": cls.blocker})["status"] == "running",
+             60, "the blocking job to run")
 
     def new_job(self, token=None):
         _, _, resp = self.server.call("training.start_grpo", start_params(), token)
@@ -177,18 +179,71 @@ class DurabilityTest(ServerTest):
             server.close()
 
 
-class InternalErrorTest(ServerTest):
+BROKEN_VALIDATOR = """return { name = "broken", version = "1",
+  validate = function(training)
+    local function check(q)
+      error("deliberately broken validator")
+    end
+    local problems = check(training[1])
+    return problems
+  end }
+"""
+
+
+class InternalErrorTest(unittest.TestCase):
+    def broken_server(self, extra=""):
+        """A server whose agent "calc-broken" has a validator that raises; stopped at the end."""
+        plugins = tempfile.mkdtemp(prefix="ac-plugins-")
+        self.addCleanup(shutil.rmtree, plugins, ignore_errors=True)
+        for kind in ("agents", "rewards", "validators", "webhooks"):
+            shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(plugins, kind))
+        with open(os.path.join(plugins, "validators", "broken.lua"), "w") as f:
+            f.write(BROKEN_VALIDATOR)
+        server = Server('return { plugins_dir = "%s", agents = { ["calc-broken"] = { agent = "calculator", '
+                        'validator = "broken" } } %s }' % (plugins, extra))
+        self.addCleanup(server.close)
+        return server
+
     def test_store_failure_is_internal_error(self):
-        server = Server(env={"AGENTCORE_FAULT": "store.write"})
-        try:
+        with Server(env={"AGENTCORE_FAULT": "store.write"}) as server:
             status, _, resp = server.call("training.start_grpo", start_params())
             self.assertEqual(status, 200)
             self.assertEqual(resp["error"]["code"], -32603, resp)
-            self.assertIn("store", resp["error"]["message"])
+            self.assertEqual(resp["error"]["message"], "Internal error", resp)
+            self.assertIn("store", resp["error"]["data"]["error"])
+            ref = resp["error"]["data"]["ref"]
+            self.assertIn(f"ref={ref}", server.stderr())
             _, _, resp = server.call("training.get_status", {"job_id": UNKNOWN})
             self.assertEqual(resp["error"]["code"], -32001)  # reads still work
-        finally:
-            server.close()
+
+    def test_plugin_failure_keeps_paths_and_traceback_in_the_log(self):
+        server = self.broken_server()
+        status, _, resp = server.call("training.start_grpo", start_params(agent_id="calc-broken"))
+        self.assertEqual(status, 200)
+        err = resp["error"]
+        self.assertEqual((err["code"], err["message"]), (-32603, "Internal error"), resp)
+        self.assertEqual(set(err["data"]), {"error", "ref"}, resp)
+        self.assertIn("deliberately broken validator", err["data"]["error"])
+        text = json.dumps(resp)
+        for leak in ("plugins/", "/validators/", "traceback", "stack traceback", "in function", SRC.rstrip("/")):
+            self.assertNotIn(leak, text, resp)
+        # the operator's side: the whole message, the file path and the traceback, under that ref
+        log = server.stderr()
+        lines = [l for l in log.splitlines() if "ref=" + err["data"]["ref"] in l]
+        self.assertEqual(len(lines), 1, log)
+        self.assertIn("plugins/validators/broken.lua:4: deliberately broken validator", lines[0])
+        after = log[log.index(lines[0]):]
+        self.assertIn("stack traceback:", after)
+        self.assertIn("broken.lua:6:", after)  # the caller's line too
+
+    def test_expose_internal_restores_the_detail(self):
+        server = self.broken_server(", errors = { expose_internal = true }")
+        _, _, resp = server.call("training.start_grpo", start_params(agent_id="calc-broken"))
+        err = resp["error"]
+        self.assertEqual(err["code"], -32603, resp)
+        self.assertIn("plugins/validators/broken.lua:4: deliberately broken validator", err["message"])
+        self.assertIn("stack traceback:", err["data"]["traceback"])
+        self.assertIn("ref=" + err["data"]["ref"], server.stderr())
 
 
 if __name__ == "__main__":

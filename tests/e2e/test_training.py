@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import SRC, Server, ServerTest, claims, make_jwt, main
+from harness import SRC, Server, ServerTest, claims, make_jwt, main, poll
 
 UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -31,14 +31,21 @@ def job_params(**config):
 
 
 def wait(server, job, until, token=None, timeout=120):
-    """Polls get_status until until(status) holds; returns the last status result."""
-    deadline = time.time() + timeout
-    while True:
-        _, _, resp = server.call("training.get_status", {"job_id": job}, token)
-        st = resp["result"]
-        if until(st) or time.time() > deadline:
-            return st
-        time.sleep(0.02)
+    """Polls get_status (backing off, within the rate limit, waiting out a -32029) until
+    until(status) holds; returns that status. Fails with the last status seen after timeout
+    seconds, or with the error a call answered."""
+    deadline = time.monotonic() + timeout
+    last = {}
+
+    def check():
+        last["status"] = server.result("training.get_status", {"job_id": job}, token,
+                                       timeout=max(deadline - time.monotonic(), 1))
+        return last["status"] if until(last["status"]) else None
+
+    try:
+        return poll(check, timeout, f"job {job}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last status: {last.get('status')}") from None
 
 
 def final(st):
@@ -50,9 +57,8 @@ class CompletedJobTest(ServerTest):
 
     @classmethod
     def setUpClass(cls):
-        super().setUpClass()
-        _, _, resp = cls.server.call("training.start_grpo", job_params(n_iterations=30))
-        cls.job = resp["result"]["job_id"]
+        super().setUpClass()  # the server's cleanup is registered there, before this can fail
+        cls.job = cls.server.result("training.start_grpo", job_params(n_iterations=30))["job_id"]
         cls.status = wait(cls.server, cls.job, final)
 
     def test_status_after_completion(self):
@@ -231,6 +237,7 @@ class PluginFailureTest(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.plugins = tempfile.mkdtemp(prefix="ac-plugins-")
+        cls.addClassCleanup(shutil.rmtree, cls.plugins, ignore_errors=True)
         for kind in ("agents", "rewards", "validators", "webhooks"):
             shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(cls.plugins, kind))
         with open(os.path.join(cls.plugins, "agents", "flaky.lua"), "w") as f:
@@ -249,11 +256,6 @@ class PluginFailureTest(ServerTest):
                     os.path.join(cls.plugins, "rewards", "flaky.lua"))
         cls.CONFIG = 'return { plugins_dir = "%s", training = { max_failure_rate = 0.5 } }' % cls.plugins
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls.plugins, ignore_errors=True)
 
     def test_failures_above_the_rate_fail_the_job(self):
         p = job_params(n_iterations=50)
@@ -304,11 +306,8 @@ class CrashResumeTest(ServerTest):
 
     def test_kill9_then_resume_equals_uninterrupted(self):
         crashed, crashed_ex = self.run_to_end(self.server, kill_at=15)
-        other = Server(self.CONFIG)
-        try:
+        with Server(self.CONFIG) as other:
             clean, clean_ex = self.run_to_end(other)
-        finally:
-            other.close()
         self.assertEqual(crashed["status"], "completed", crashed)
         self.assertEqual(crashed_ex["total_count"], 40 * 32)  # none lost, none duplicated
         ids = [t["trajectory_id"] for t in crashed_ex["trajectories"]]

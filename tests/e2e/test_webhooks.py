@@ -1,12 +1,16 @@
 """Webhooks end to end, with a receiver on loopback: all six event kinds arrive signed as
 Standard Webhooks does; a receiver that fails its first deliveries still gets every event (same
 webhook-id); events pending at a restart are delivered after it; a policy plugin's filter and
-transform take effect; private targets are refused; API subscriptions with status and 410."""
+transform take effect; a failing policy fails closed (dropped, counted, shown on the
+subscription) unless on_policy_error = "deliver"; policies cannot set framing, hop-by-hop or
+signature headers; private targets and URLs with control characters are refused; events "*";
+API subscriptions with status and 410."""
 import base64
 import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -15,8 +19,8 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import SRC, Server, claims, make_jwt, main
-from test_training import DATA, final, job_params, wait
+from harness import SRC, Server, claims, make_jwt, main, poll
+from test_training import final, job_params, wait
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 SIX = {"training.job.started", "training.job.progress", "training.job.completed", "training.job.failed",
@@ -66,22 +70,22 @@ class Receiver:
             return [dict(r, payload=json.loads(r["body"])) for r in self.requests
                     if r["status"] < 300 and (path is None or r["path"] == path)]
 
-    def wait_for(self, pred, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred():
-                return True
-            time.sleep(0.05)
-        return False
+    def wait_for(self, pred, timeout=60):
+        """Polls pred (a local check: no call to the server) until it holds; False after timeout."""
+        try:
+            return bool(poll(pred, timeout, "the receiver", first=0.05, cap=0.25))
+        except AssertionError:
+            return False
 
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
-def plugins_with(extra):
-    """A copy of plugins/ with extra files {relative path: text}."""
+def plugins_with(case, extra):
+    """A copy of plugins/ with extra files {relative path: text}, removed when the test ends."""
     d = tempfile.mkdtemp(prefix="ac-plugins-")
+    case.addCleanup(shutil.rmtree, d, ignore_errors=True)
     for kind in ("agents", "rewards", "validators", "webhooks"):
         shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(d, kind))
     for rel, text in extra.items():
@@ -106,49 +110,44 @@ def config(receiver_url, plugins=None, allow_private=True, schedule="{ 0, 0.2, 0
 class SixEventsTest(unittest.TestCase):
     def test_all_six_event_kinds_arrive_signed(self):
         receiver = Receiver(fail_first=2)  # also: the first two attempts of every message fail
+        self.addCleanup(receiver.close)
         with open(os.path.join(SRC, "plugins/rewards/calculator.lua")) as f:
-            plugins = plugins_with({"agents/flaky.lua": FLAKY, "rewards/flaky.lua": f.read()})
+            plugins = plugins_with(self, {"agents/flaky.lua": FLAKY, "rewards/flaky.lua": f.read()})
         server = Server(config(f"http://127.0.0.1:{receiver.port}/hook", plugins))
-        try:
-            jobs = {}
-            _, _, r = server.call("training.start_grpo", job_params(n_iterations=20))
-            jobs["completed"] = r["result"]["job_id"]
-            _, _, r = server.call("training.start_grpo", job_params(n_iterations=1000, max_budget_usd=0.1))
-            jobs["cancelled"] = r["result"]["job_id"]
-            p = job_params(n_iterations=5)
-            p["agent_id"] = "flaky"
-            _, _, r = server.call("training.start_grpo", p)
-            jobs["failed"] = r["result"]["job_id"]
-            for kind, job in jobs.items():
-                self.assertEqual(wait(server, job, final)["status"], kind)
-            got = lambda: {x["payload"]["event"] for x in receiver.ok()}
-            self.assertTrue(receiver.wait_for(lambda: SIX <= got()), got())
-            # every recorded event of these jobs arrives, each once with a 2xx (at least once)
-            _, _, ev = server.call("training.list_events", {"job_id": jobs["completed"], "limit": 1000})
-            expected = [e["event"] for e in ev["result"]["events"]]
-            self.assertTrue(receiver.wait_for(lambda: sorted(
-                x["payload"]["event"] for x in receiver.ok() if x["payload"]["data"]["job_id"] == jobs["completed"])
-                == sorted(expected)))
-            for x in receiver.ok():
-                h = x["headers"]
-                self.assertTrue(verify(SECRET, h, x["body"]), h)
-                self.assertLess(abs(int(h["webhook-timestamp"]) - time.time()), 60)
-                self.assertEqual(set(x["payload"]), {"event", "timestamp", "data"})
-                self.assertIn(x["payload"]["data"]["job_id"], jobs.values())
-                # the failed attempts carried the same webhook-id: at-least-once with one identity
-                tries = [r for r in receiver.requests if r["headers"]["webhook-id"] == h["webhook-id"]]
-                self.assertEqual([r["status"] for r in tries], [500, 500, 200])
-            done = [x["payload"] for x in receiver.ok() if x["payload"]["event"] == "training.job.completed"][0]
-            self.assertEqual(done["data"]["status"], "completed")
-            self.assertIn("success_rate", done["data"]["final_metrics"])
-            self.assertRegex(done["data"]["final_metrics"]["cost_usd"], r"^\d+\.\d\d$")
-            warn = [x["payload"]["data"]["threshold_percent"] for x in receiver.ok()
-                    if x["payload"]["event"] == "training.budget.warning"]
-            self.assertEqual(sorted(warn), [75, 90])
-        finally:
-            server.close()
-            receiver.close()
-            shutil.rmtree(plugins, ignore_errors=True)
+        self.addCleanup(server.close)
+        jobs = {}
+        jobs["completed"] = server.result("training.start_grpo", job_params(n_iterations=20))["job_id"]
+        jobs["cancelled"] = server.result("training.start_grpo",
+                                          job_params(n_iterations=1000, max_budget_usd=0.1))["job_id"]
+        p = job_params(n_iterations=5)
+        p["agent_id"] = "flaky"
+        jobs["failed"] = server.result("training.start_grpo", p)["job_id"]
+        for kind, job in jobs.items():
+            self.assertEqual(wait(server, job, final)["status"], kind)
+        got = lambda: {x["payload"]["event"] for x in receiver.ok()}
+        self.assertTrue(receiver.wait_for(lambda: SIX <= got()), got())
+        # every recorded event of these jobs arrives, each once with a 2xx (at least once)
+        ev = server.result("training.list_events", {"job_id": jobs["completed"], "limit": 1000})
+        expected = [e["event"] for e in ev["events"]]
+        self.assertTrue(receiver.wait_for(lambda: sorted(
+            x["payload"]["event"] for x in receiver.ok() if x["payload"]["data"]["job_id"] == jobs["completed"])
+            == sorted(expected)))
+        for x in receiver.ok():
+            h = x["headers"]
+            self.assertTrue(verify(SECRET, h, x["body"]), h)
+            self.assertLess(abs(int(h["webhook-timestamp"]) - time.time()), 60)
+            self.assertEqual(set(x["payload"]), {"event", "timestamp", "data"})
+            self.assertIn(x["payload"]["data"]["job_id"], jobs.values())
+            # the failed attempts carried the same webhook-id: at-least-once with one identity
+            tries = [r for r in receiver.requests if r["headers"]["webhook-id"] == h["webhook-id"]]
+            self.assertEqual([r["status"] for r in tries], [500, 500, 200])
+        done = [x["payload"] for x in receiver.ok() if x["payload"]["event"] == "training.job.completed"][0]
+        self.assertEqual(done["data"]["status"], "completed")
+        self.assertIn("success_rate", done["data"]["final_metrics"])
+        self.assertRegex(done["data"]["final_metrics"]["cost_usd"], r"^\d+\.\d\d$")
+        warn = [x["payload"]["data"]["threshold_percent"] for x in receiver.ok()
+                if x["payload"]["event"] == "training.budget.warning"]
+        self.assertEqual(sorted(warn), [75, 90])
 
 
 class RestartTest(unittest.TestCase):
@@ -160,21 +159,16 @@ class RestartTest(unittest.TestCase):
         # retries every 2 s for 30 s: they outlive the restart
         cfg = config(f"http://127.0.0.1:{port}/late", schedule="{ 0" + ", 2" * 15 + " }")
         server = Server(cfg)
-        receiver = None
-        try:
-            _, _, r = server.call("training.start_grpo", job_params(n_iterations=10))
-            job = r["result"]["job_id"]
-            self.assertEqual(wait(server, job, final)["status"], "completed")
-            self.assertEqual(server.stop(), 0)
-            receiver = Receiver(port=port)
-            server.start()
-            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 3, timeout=40))
-            kinds = sorted(x["payload"]["event"] for x in receiver.ok())
-            self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
-        finally:
-            server.close()
-            if receiver:
-                receiver.close()
+        self.addCleanup(server.close)
+        job = server.result("training.start_grpo", job_params(n_iterations=10))["job_id"]
+        self.assertEqual(wait(server, job, final)["status"], "completed")
+        self.assertEqual(server.stop(), 0)
+        receiver = Receiver(port=port)
+        self.addCleanup(receiver.close)
+        server.start()
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 3, timeout=40))
+        kinds = sorted(x["payload"]["event"] for x in receiver.ok())
+        self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
 
 
 POLICY = '''return { name = "test_policy", version = "1",
@@ -195,32 +189,135 @@ POLICY = '''return { name = "test_policy", version = "1",
 class PolicyTest(unittest.TestCase):
     def test_filter_transform_and_route(self):
         receiver = Receiver()
-        plugins = plugins_with({"webhooks/test_policy.lua": POLICY})
+        self.addCleanup(receiver.close)
+        plugins = plugins_with(self, {"webhooks/test_policy.lua": POLICY})
         cfg = config(f"http://127.0.0.1:{receiver.port}/hook", plugins)
         server = Server(cfg.replace("allow_private = true,", 'allow_private = true, policy = "test_policy",'))
-        try:
-            _, _, r = server.call("training.start_grpo", job_params(n_iterations=20))
-            self.assertEqual(wait(server, r["result"]["job_id"], final)["status"], "completed")
-            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/hook")) >= 2 and receiver.ok("/hook-copy")))
-            time.sleep(0.5)
-            kinds = [x["payload"]["event"] for x in receiver.ok("/hook")]
-            self.assertNotIn("training.job.progress", kinds)
-            self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started"])
-            done = [x for x in receiver.ok("/hook") if x["payload"]["event"] == "training.job.completed"][0]
-            self.assertEqual(done["payload"]["data"]["note"], "seen by the policy")
-            self.assertEqual(done["headers"]["x-policy"], "yes")
-            self.assertTrue(verify(SECRET, done["headers"], done["body"]))  # the transformed body is signed
-            self.assertEqual([x["payload"]["event"] for x in receiver.ok("/hook-copy")], ["training.job.started"])
-        finally:
-            server.close()
-            receiver.close()
-            shutil.rmtree(plugins, ignore_errors=True)
+        self.addCleanup(server.close)
+        job = server.result("training.start_grpo", job_params(n_iterations=20))["job_id"]
+        self.assertEqual(wait(server, job, final)["status"], "completed")
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/hook")) >= 2 and receiver.ok("/hook-copy")))
+        # every event of the job was fanned out by then (completed is the last): the progress
+        # events were dropped, not late
+        kinds = [x["payload"]["event"] for x in receiver.ok("/hook")]
+        self.assertNotIn("training.job.progress", kinds)
+        self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started"])
+        done = [x for x in receiver.ok("/hook") if x["payload"]["event"] == "training.job.completed"][0]
+        self.assertEqual(done["payload"]["data"]["note"], "seen by the policy")
+        self.assertEqual(done["headers"]["x-policy"], "yes")
+        self.assertTrue(verify(SECRET, done["headers"], done["body"]))  # the transformed body is signed
+        self.assertEqual([x["payload"]["event"] for x in receiver.ok("/hook-copy")], ["training.job.started"])
+
+
+# A policy with a bug per subscription path; /good is delivered as is.
+FAILING_POLICY = r'''return { name = "failing", version = "1",
+  route = function(event, target)
+    local path = target.url:match("^http://[^/]+(/[a-z]+)")
+    if path == "/raises" then error("policy bug on " .. event.event) end
+    if path == "/garbage" then return 42 end
+    if path == "/host" then return { headers = { Host = "evil.example" } } end
+    if path == "/length" then return { headers = { ["Content-Length"] = "0", ["x-fine"] = "1" } } end
+    if path == "/chunked" then return { headers = { ["transfer-encoding"] = "chunked" } } end
+    if path == "/signature" then return { headers = { ["Webhook-Signature"] = "v1,forged" } } end
+    if path == "/proxy" then return { headers = { ["Proxy-Authorization"] = "Basic eA==" } } end
+    if path == "/name" then return { headers = { ["bad name"] = "x" } } end
+    if path == "/value" then return { headers = { ["x-split"] = "a\r\nX-Injected: 1" } } end
+    if path == "/route" then return { url = target.url .. "-elsewhere\r\nX-Injected: 1" } end
+    return true
+  end }
+'''
+BROKEN = {"/raises": "policy bug on training.job.", "/garbage": "route returned",
+          "/host": "header 'Host' may not be set", "/length": "header 'Content-Length' may not be set",
+          "/chunked": "header 'transfer-encoding' may not be set",
+          "/signature": "header 'Webhook-Signature' may not be set",
+          "/proxy": "header 'Proxy-Authorization' may not be set", "/name": "'bad name' is not an HTTP token",
+          "/value": "header 'x-split': the value holds a control character", "/route": "url holds a control character"}
+METRICS = make_jwt(claims(perms="metrics:view"))
+
+
+class PolicyErrorTest(unittest.TestCase):
+    """A failing policy fails closed: nothing is delivered for it, and the operator and the
+    subscription's owner can see why. With on_policy_error = "deliver" it fails open, on purpose."""
+
+    def run_job(self, on_policy_error=None):
+        receiver = Receiver()
+        self.addCleanup(receiver.close)
+        plugins = plugins_with(self, {"webhooks/failing.lua": FAILING_POLICY})
+        mode = 'on_policy_error = "%s",' % on_policy_error if on_policy_error else ""
+        server = Server('return { plugins_dir = "%s", webhooks = { policy = "failing", allow_private = true, %s '
+                        'secret = "%s", retry_schedule_s = { 0, 0.2 } } }' % (plugins, mode, SECRET))
+        self.addCleanup(server.close)
+        tok = make_jwt(claims(perms="training:start,training:view,webhooks:manage"))
+        url = f"http://127.0.0.1:{receiver.port}"
+        subs = {path: server.result("webhooks.subscribe", {"url": url + path, "events": "*"}, tok)
+                for path in ["/good"] + list(BROKEN)}
+        self.secrets = {path: sub["secret"] for path, sub in subs.items()}
+        subs = {path: sub["subscription_id"] for path, sub in subs.items()}
+        p = job_params(n_iterations=10)
+        p["webhooks"] = [{"url": url + "/raises/job", "events": ["*"]}]  # a job's own subscription fails too
+        job = server.result("training.start_grpo", p, tok)["job_id"]
+        self.assertEqual(wait(server, job, final, tok)["status"], "completed")
+        n_events = len(server.result("training.list_events", {"job_id": job, "limit": 1000}, tok)["events"])
+        # every event is fanned out to every subscription in one pass: once /good has them all,
+        # the others have had theirs
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/good")) == n_events), receiver.ok("/good"))
+        listed = {s["subscription_id"]: s for s in server.result("webhooks.list", {}, tok)["subscriptions"]}
+        return server, receiver, subs, listed, n_events
+
+    def metric(self, server, name):
+        status, _, body = server.request("GET", "/metrics", headers={"Authorization": "Bearer " + METRICS})
+        self.assertEqual(status, 200)
+        return int(re.search(r"^%s (\d+)$" % name, body.decode(), re.M).group(1))
+
+    def test_failing_policy_drops_the_delivery(self):
+        server, receiver, subs, listed, n_events = self.run_job()
+        paths = {r["path"] for r in receiver.requests}
+        self.assertEqual(paths, {"/good"}, "a failing policy delivered something")
+        self.assertEqual({x["payload"]["event"] for x in receiver.ok("/good")},
+                         {"training.job.started", "training.job.progress", "training.job.completed"})
+        self.assertEqual(listed[subs["/good"]]["policy_errors"], 0)
+        self.assertIsNone(listed[subs["/good"]]["last_policy_error"])
+        for path, why in BROKEN.items():
+            sub = listed[subs[path]]
+            self.assertEqual(sub["policy_errors"], n_events, (path, sub))
+            self.assertIn(why, sub["last_policy_error"]["error"], path)
+            self.assertRegex(sub["last_policy_error"]["at"], r"Z$")
+            self.assertEqual((sub["deliveries"], sub["failures"]), (0, 0), path)
+            self.assertNotIn("plugins/", sub["last_policy_error"]["error"])  # no server path for the client
+        # the operator: a counter (every subscription, the job's own too) and the whole story in the log
+        self.assertEqual(self.metric(server, "agentcore_webhook_policy_errors_total"), (len(BROKEN) + 1) * n_events)
+        log = server.stderr()
+        self.assertIn("webhook policy error", log)
+        self.assertIn("plugins/webhooks/failing.lua:4: policy bug on training.job.started", log)
+        self.assertIn("stack traceback:", log)
+        self.assertIn("delivery dropped", log)
+
+    def test_on_policy_error_deliver_sends_the_event_unchanged(self):
+        server, receiver, subs, listed, n_events = self.run_job("deliver")
+        kinds = {"training.job.started", "training.job.progress", "training.job.completed"}
+        for path in ["/good"] + list(BROKEN):
+            if path == "/route":
+                continue  # its policy routed elsewhere: unchanged means to the subscription's own URL
+            self.assertTrue(receiver.wait_for(lambda: len(receiver.ok(path)) == n_events), path)
+            got = receiver.ok(path)
+            self.assertEqual({x["payload"]["event"] for x in got}, kinds, path)
+            for x in got:  # as the event is: no header of the failing answer, signed as usual
+                self.assertTrue(verify(self.secrets[path], x["headers"], x["body"]), path)
+                self.assertEqual(x["headers"]["host"], f"127.0.0.1:{receiver.port}")
+                self.assertNotIn("x-fine", x["headers"])
+                self.assertNotIn("x-injected", x["headers"])
+                self.assertNotIn("proxy-authorization", x["headers"])
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/route")) == n_events))
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok("/raises/job")) == n_events))
+        self.assertNotIn("x-injected", str(receiver.requests).lower())
+        self.assertEqual(listed[subs["/raises"]]["policy_errors"], n_events)
+        self.assertGreaterEqual(self.metric(server, "agentcore_webhook_policy_errors_total"), len(BROKEN) * n_events)
+        self.assertIn("delivered unchanged", server.stderr())
 
 
 class SubscriptionTest(unittest.TestCase):
     def test_private_targets_are_refused(self):
-        server = Server('return { webhooks = { secret = "%s" } }' % SECRET)
-        try:
+        with Server('return { webhooks = { secret = "%s" } }' % SECRET) as server:
             tok = make_jwt(claims(perms="webhooks:manage"))
             for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://[::1]:80/x", "http://localhost/x",
                         "ftp://example.com/x"):
@@ -232,11 +329,65 @@ class SubscriptionTest(unittest.TestCase):
             self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32600, "webhooks[0].url"))
             _, _, r = server.call("webhooks.subscribe", {"url": "https://example.com/x", "events": ["nope"]}, tok)
             self.assertEqual(r["error"]["data"]["field"], "events")
-        finally:
-            server.close()
+
+    def test_urls_with_control_characters_are_refused_even_with_allow_private(self):
+        bad = ["http://127.0.0.1:9/x\r\nX-Injected: 1", "http://127.0.0.1:9/a b", "http://127.0.0.1:9/\tx",
+               "http://127.0.0.1:9/x\x7f", "http://127.0.0.1:9/x\u0085y", "http://127.0.0.1:9/\nx"]
+        with Server('return { webhooks = { secret = "%s", allow_private = true } }' % SECRET) as server:
+            tok = make_jwt(claims(perms="webhooks:manage"))
+            for url in bad:
+                _, _, r = server.call("webhooks.subscribe", {"url": url, "events": ["*"]}, tok)
+                self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32602, "url"), (url, r))
+                self.assertIn("control character or a space", r["error"]["data"]["error"])
+                p = job_params()
+                p["webhooks"] = [{"url": "http://127.0.0.1:9/ok", "events": ["*"]}, {"url": url, "events": ["*"]}]
+                _, _, r = server.call("training.start_grpo", p)
+                self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32600, "webhooks[1].url"), url)
+            self.assertEqual(server.result("webhooks.list", {}, tok)["subscriptions"], [])  # nothing stored
+            # the same URL without the CR LF is fine: only the characters were refused
+            self.assertIn("subscription_id", server.result(
+                "webhooks.subscribe", {"url": "http://127.0.0.1:9/x", "events": ["*"]}, tok))
+        # and in the server's config: it does not start, and says which subscription
+        for url in ("http://127.0.0.1:9/x\\r\\nX-Injected: 1", "http://127.0.0.1:9/a b"):
+            with self.assertRaises(RuntimeError) as cm:
+                Server('return { webhooks = { secret = "%s", allow_private = true, subscriptions = {\n'
+                       '  { url = "http://127.0.0.1:9/ok", events = "*" }, { url = "%s", events = { "*" } } } } }'
+                       % (SECRET, url))
+            self.assertIn("webhooks.subscriptions[2].url", str(cm.exception))
+            self.assertIn("control character or a space", str(cm.exception))
+
+    def test_events_star_as_a_string(self):
+        receiver = Receiver()
+        self.addCleanup(receiver.close)
+        url = f"http://127.0.0.1:{receiver.port}"
+        cfg = ('return { webhooks = { secret = "%s", allow_private = true, subscriptions = {\n'
+               '  { url = "%s/config", events = "*" } } } }' % (SECRET, url))
+        with Server(cfg) as server:
+            tok = make_jwt(claims(perms="training:start,training:view,webhooks:manage"))
+            sub = server.result("webhooks.subscribe", {"url": url + "/api", "events": "*"}, tok)
+            self.assertEqual(sub["events"], "*")
+            self.assertIn("subscription_id", server.result(
+                "webhooks.subscribe", {"url": url + "/list", "events": ["*"]}, tok))
+            for events, field in (("training.job.completed", "events"), ("all", "events"), ([], "events"),
+                                  (["*", "nope"], "events"), (7, "events")):
+                _, _, r = server.call("webhooks.subscribe", {"url": url + "/x", "events": events}, tok)
+                self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32602, field), (events, r))
+            p = job_params(n_iterations=10)
+            p["webhooks"] = [{"url": url + "/job", "events": "*"}]
+            job = server.result("training.start_grpo", p, tok)["job_id"]
+            p["webhooks"] = [{"url": url + "/job", "events": "training.job.completed"}]
+            _, _, r = server.call("training.start_grpo", p, tok)
+            self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32600, "webhooks[0].events"), r)
+            self.assertEqual(wait(server, job, final, tok)["status"], "completed")
+            every = lambda path: {x["payload"]["event"] for x in receiver.ok(path)}
+            kinds = {"training.job.started", "training.job.progress", "training.job.completed"}
+            self.assertTrue(receiver.wait_for(lambda: all(every(p) == kinds for p in ("/config", "/api", "/list",
+                                                                                        "/job"))),
+                            {p: every(p) for p in ("/config", "/api", "/list", "/job")})
 
     def test_api_subscriptions(self):
         receiver = Receiver(status_for={"/gone": 410})
+        self.addCleanup(receiver.close)
         server = Server('return { webhooks = { allow_private = true, retry_schedule_s = { 0, 0.2 } } }')
         try:
             alice = make_jwt(claims("alice", perms="training:start,training:view,webhooks:manage"))
@@ -259,10 +410,10 @@ class SubscriptionTest(unittest.TestCase):
                              [("training.job.completed", job)])  # only alice's job, only what she asked for
             self.assertTrue(verify(sub["secret"], got[0]["headers"], got[0]["body"]))
             def listed():
-                _, _, r = server.call("webhooks.list", {}, alice)
-                return {s["subscription_id"]: s for s in r["result"]["subscriptions"]}
-            # the server records the outcome just after the receiver answered
-            self.assertTrue(receiver.wait_for(lambda: listed()[sub["subscription_id"]]["last_status"] == 200))
+                return {s["subscription_id"]: s for s in server.result("webhooks.list", {}, alice)["subscriptions"]}
+            # the server records the outcomes just after the receiver answered
+            poll(lambda: listed()[sub["subscription_id"]]["last_status"] == 200 and listed()[gone]["disabled"],
+                 60, "the outcomes in webhooks.list")
             subs = listed()
             self.assertEqual((subs[sub["subscription_id"]]["last_status"], subs[sub["subscription_id"]]["failures"]),
                              (200, 0))
@@ -279,7 +430,6 @@ class SubscriptionTest(unittest.TestCase):
             self.assertEqual(r["error"]["code"], -32003)
         finally:
             server.close()
-            receiver.close()
 
 
 if __name__ == "__main__":

@@ -420,11 +420,27 @@ class TrainingClient:
                             timeout: Optional[float] = None) -> Dict[str, Any]:
         """Polls get_status every ``poll_interval`` seconds until the job is completed, failed
         or cancelled, and returns that final status. ``on_progress(status)`` is called with
-        every status polled (the final one included). Raises JobWaitTimeout after ``timeout``
-        seconds (None: wait for ever)."""
+        every status polled (the final one included). A poll that is still rate limited once
+        the call's own retries are spent waits what the server asks (``retry_after``) and polls
+        again: being rate limited does not end the wait, the deadline does. Raises
+        JobWaitTimeout after ``timeout`` seconds (None: wait for ever); any other error of
+        get_status is raised as it is."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        status: Optional[Dict[str, Any]] = None
         while True:
-            status = self.get_status(job_id)
+            try:
+                status = self.get_status(job_id)
+            except RateLimited as e:
+                delay = e.retry_after if e.retry_after is not None else poll_interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise JobWaitTimeout(f"job {job_id}: get_status still rate limited after {timeout} s",
+                                             status) from e
+                    delay = min(delay, left)
+                log.debug("wait_for_completion rate limited; polling again in %.3f s", delay)
+                self._sleep(max(delay, 0.0))
+                continue
             if on_progress is not None:
                 on_progress(status)
             if status.get("status") in FINAL_STATUSES:
@@ -439,10 +455,11 @@ class TrainingClient:
 
     # ---- webhook subscriptions --------------------------------------------------------------------
 
-    def subscribe_webhook(self, events: Sequence[str], url: str) -> Dict[str, Any]:
+    def subscribe_webhook(self, events: Union[str, Sequence[str]], url: str) -> Dict[str, Any]:
         """webhooks.subscribe: deliveries of ``events`` (names, or "*") of the caller's jobs to
         ``url``. The answer carries the subscription's signing secret (whsec_...), shown once."""
-        return self.call("webhooks.subscribe", {"events": list(events), "url": url})
+        return self.call("webhooks.subscribe", {"events": events if isinstance(events, str) else list(events),
+                                                "url": url})
 
     def list_webhooks(self) -> Dict[str, Any]:
         """webhooks.list: the caller's subscriptions."""

@@ -129,8 +129,14 @@ def make_server(tmp_path_factory):
         return s
 
     yield make
-    for s in started:
-        assert s.stop() == 0, s.stderr()
+    codes = []
+    for s in started:  # every server is stopped, even when one of them fails
+        try:
+            codes.append((s.stop(), s))
+        except AssertionError as e:
+            codes.append((e, s))
+    for code, s in codes:
+        assert code == 0, f"{code}\n{s.stderr()}"
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def alice(server):
 def trained(server, alice, data):
     """A completed FAST job of alice's, with evaluation data: (job_id, final status)."""
     job = start(alice, data)
-    final = alice.wait_for_completion(job["job_id"], poll_interval=0.05, timeout=120)
+    final = alice.wait_for_completion(job["job_id"], poll_interval=0.25, timeout=120)
     assert final["status"] == "completed", final
     return job["job_id"], final
 
@@ -68,7 +68,7 @@ def test_start_wait_for_completion_and_status(alice, data):
     uuid.UUID(job["job_id"])
 
     seen = []
-    final = alice.wait_for_completion(job["job_id"], poll_interval=0.05, on_progress=seen.append, timeout=120)
+    final = alice.wait_for_completion(job["job_id"], poll_interval=0.25, on_progress=seen.append, timeout=120)
     assert final["status"] == "completed", final
     assert seen, "on_progress was never called"
     assert seen[-1] == final, "on_progress gets the final status too"
@@ -91,7 +91,7 @@ def test_wait_for_completion_times_out_then_cancel(alice, data):
     polls = []
     t0 = time.monotonic()
     with pytest.raises(JobWaitTimeout) as exc:
-        alice.wait_for_completion(job, poll_interval=0.05, on_progress=polls.append, timeout=1.0)
+        alice.wait_for_completion(job, poll_interval=0.25, on_progress=polls.append, timeout=1.0)
     assert time.monotonic() - t0 < 10
     assert exc.value.status["status"] in ("queued", "running")
     assert isinstance(exc.value, TimeoutError)
@@ -277,7 +277,7 @@ def test_evaluation_failed_without_evaluation_data(alice, data):
     with pytest.raises(EvaluationFailed) as exc:
         alice.evaluate(job)
     assert exc.value.code == -40004 and exc.value.field == "evaluation_data"
-    assert alice.wait_for_completion(job, poll_interval=0.05, timeout=120)["status"] == "completed"
+    assert alice.wait_for_completion(job, poll_interval=0.25, timeout=120)["status"] == "completed"
     # with queries of its own the same job evaluates
     assert alice.evaluate(job, evaluation_queries=data["evaluation_data"][:8])["queries_evaluated"] == 8
 
@@ -329,8 +329,13 @@ def test_internal_error(make_server, broken_plugins, data):
     sleeps = recording_sleeps(client)
     with pytest.raises(InternalError) as exc:
         client.start_training("calc-broken", FAST, data["training_data"])
-    assert exc.value.code == -32603
-    assert "deliberately broken validator" in exc.value.message
+    e = exc.value
+    assert e.code == -32603 and e.message == "Internal error"
+    assert "deliberately broken validator" in e.data["error"]
+    # the server's paths and traceback stay in its log, under the ref the client got
+    assert "plugins/" not in str(e.data) and "traceback" not in str(e.data), e.data
+    assert f"ref={e.data['ref']}" in srv.stderr()
+    assert "stack traceback" in srv.stderr()
     assert sleeps == [], "a server error is never retried"
 
 
@@ -389,6 +394,17 @@ def test_rate_limited_is_retried_after_retry_after(rate_server):
     assert sleeps, "no call was rate limited"
     assert all(0 < s <= 2 for s in sleeps), sleeps
     assert time.monotonic() - t0 >= min(sleeps)
+
+
+def test_wait_for_completion_waits_out_rate_limits(rate_server):
+    srv, job = rate_server
+    client = srv.client("rl-wait", ADMIN_VIEW, max_retries=0)
+    for _ in range(2):  # the window's two calls: the wait's first poll is refused
+        client.get_status(job)
+    sleeps = recording_sleeps(client)
+    final = client.wait_for_completion(job, poll_interval=0.01, timeout=120)
+    assert final["status"] == "completed", final
+    assert any(0.5 <= s <= 2 for s in sleeps), sleeps  # it waited what the server asked
 
 
 def test_rate_limited_without_retries_raises(rate_server):
@@ -544,7 +560,7 @@ def test_webhook_subscriptions_and_signed_delivery(server, data, hook_receiver):
     assert secret not in json.dumps(listed), "the secret is shown only when subscribing"
 
     job = start(client, data)["job_id"]
-    assert client.wait_for_completion(job, poll_interval=0.05, timeout=120)["status"] == "completed"
+    assert client.wait_for_completion(job, poll_interval=0.25, timeout=120)["status"] == "completed"
     deadline = time.monotonic() + 30
     while not received and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -574,7 +590,7 @@ def test_job_webhooks_signed_with_the_jobs_own_secret(server, data, hook_receive
             pytest.skip("the server does not take start_grpo's webhooks parameter yet: %s" % e)
         raise
     job = job["job_id"]
-    assert client.wait_for_completion(job, poll_interval=0.05, timeout=120)["status"] == "completed"
+    assert client.wait_for_completion(job, poll_interval=0.25, timeout=120)["status"] == "completed"
     deadline = time.monotonic() + 30
     while len(received) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
