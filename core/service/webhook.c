@@ -36,8 +36,8 @@ struct ac_webhooks {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int pending;
-    ac_lua_host_t *host;
-    ac_rng_t rng; /* jitter */
+    ac_lua_host_t *host; /* the event being fanned out's, NULL between events */
+    ac_rng_t rng;        /* jitter */
     atomic_ulong delivered, failed, dropped, policy_errors;
 };
 
@@ -438,7 +438,9 @@ static void add_target(ac_webhooks_t *w, fanout_t *f, const json_t *payload, con
     json_t *target = json_pack("{s:s, s:O, s:s, s:s?}", "url", url, "events", events, "source", source,
                                "subscription_id", sub_id);
     json_t *routed = NULL;
-    int rc = (policy = ac_webhook_policy_open(w->host, w->cfg->webhook_policy, &err)) == NULL ||
+    if (w->host == NULL)
+        ac_err_set(&err, AC_ERR_INTERNAL, "no Lua state for the policy (out of memory)");
+    int rc = w->host == NULL || (policy = ac_webhook_policy_open(w->host, w->cfg->webhook_policy, &err)) == NULL ||
              ac_webhook_route(policy, payload, target, &routed, &err) != 0;
     /* a URL the policy routes to is checked like a subscription's: one bad target is the
      * policy's error, and no part of its answer goes out */
@@ -556,6 +558,10 @@ static int fan_out(ac_webhooks_t *w)
         const char *owner = json_string_value(json_object_get(entry, "owner"));
         fanout_t f = {{0}, json_array(), json_array()};
         memcpy(f.key, c.items[i].key, 8);
+        /* Each event's policy calls get a Lua state of their own: events of different jobs and
+         * principals never meet in one. (A failing create is a policy error of every target.) */
+        w->host = ac_lua_host_create(w->cfg->lua_dir, w->cfg->plugins_dir, &w->cfg->plugin_limits, &err);
+        ac_err_clear(&err);
         size_t k;
         json_t *sub;
         json_array_foreach(w->cfg->webhook_subscriptions, k, sub)
@@ -582,6 +588,8 @@ static int fan_out(ac_webhooks_t *w)
         }
         json_decref(subs);
         ac_err_clear(&err);
+        ac_lua_host_destroy(w->host);
+        w->host = NULL;
         if (ac_store_write(w->store, fanout_txn, &f, &err) != 0) {
             fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
             ac_err_clear(&err);
@@ -854,19 +862,15 @@ ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_e
     w->cfg = cfg;
     w->store = store;
     ac_rng_seed(&w->rng, (uint64_t)ac_clock_mono_ns());
-    ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
-    if ((w->host = ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &limits, err)) == NULL) {
-        free(w);
-        return NULL;
-    }
     /* a policy that does not load is a config error: say so at start */
-    ac_webhook_policy_t *p = ac_webhook_policy_open(w->host, cfg->webhook_policy, err);
+    ac_lua_host_t *h = ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &cfg->plugin_limits, err);
+    ac_webhook_policy_t *p = h ? ac_webhook_policy_open(h, cfg->webhook_policy, err) : NULL;
+    ac_webhook_policy_close(p);
+    ac_lua_host_destroy(h);
     if (p == NULL) {
-        ac_lua_host_destroy(w->host);
         free(w);
         return NULL;
     }
-    ac_webhook_policy_close(p);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     pthread_create(&w->thread, NULL, delivery_main, w);
@@ -901,6 +905,5 @@ void ac_webhooks_stop(ac_webhooks_t *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
-    ac_lua_host_destroy(w->host);
     free(w);
 }
