@@ -47,16 +47,19 @@ static const char usage_token[] =
     "environment: AGENTCORE_JWT_SECRET sets the HS256 secret (over the config).\n";
 
 static const char usage_train[] =
-    "usage: agentcore train EXPERIMENT.lua [--seed N] [--out DIR] [--json] [--config FILE]\n"
+    "usage: agentcore train EXPERIMENT.lua [--seed N] [--seeds N] [--out DIR] [--json] [--config FILE]\n"
     "\n"
     "  --seed N       seed of the run (default: the experiment's, else 1)\n"
+    "  --seeds N      run N seeds (seed, seed + 1, ...): per-seed results, mean and 95 % interval\n"
     "  --out DIR      where metrics.csv and report.json go (default runs/<name>)\n"
     "  --json         print the report as the last line of stdout\n"
-    "  --config FILE  server config (for plugins_dir and lua_dir)\n"
+    "  --config FILE  server config: plugins_dir, lua_dir, plugin_limits and the training settings\n"
     "\n"
-    "Trains in-process, evaluates the untrained (baseline) and the trained policy greedily on the\n"
-    "evaluation data and compares them (exact McNemar on success, Wilson 95 %% intervals, a paired\n"
-    "sign-flip permutation test on rewards). See examples/calculator/experiment.lua.\n";
+    "Trains in-process on the training data, follows a validation set (given, or held out of the\n"
+    "training data) every eval_interval iterations and keeps the policy it scores best, then reports\n"
+    "on the evaluation data: the random, untrained and trained policies side by side (exact McNemar\n"
+    "on success, Wilson 95 % intervals, a paired sign-flip test on rewards; across seeds the mean and\n"
+    "a Student-t 95 % interval). See examples/calculator/experiment.lua.\n";
 
 static int load_config(ac_config_t *cfg, const char *path)
 {
@@ -195,6 +198,7 @@ out:
 static int cmd_train(int argc, char **argv)
 {
     static const struct option opts[] = {{"seed", required_argument, NULL, 's'},
+                                         {"seeds", required_argument, NULL, 'n'},
                                          {"out", required_argument, NULL, 'o'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"config", required_argument, NULL, 'c'},
@@ -203,8 +207,18 @@ static int cmd_train(int argc, char **argv)
     ac_experiment_opts_t xo = {.seed = -1, .progress = isatty(STDERR_FILENO)};
     const char *config = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "s:o:jc:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:n:o:jc:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'n': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 1 || n > 64) {
+                fprintf(stderr, "agentcore train: --seeds must be an integer from 1 to 64\n");
+                return 2;
+            }
+            xo.seeds = (int)n;
+            break;
+        }
         case 's': {
             char *end;
             xo.seed = strtoll(optarg, &end, 10);
@@ -233,6 +247,9 @@ static int cmd_train(int argc, char **argv)
         goto out;
     xo.lua_dir = cfg.lua_dir;
     xo.plugins_dir = cfg.plugins_dir;
+    xo.limits = &cfg.plugin_limits;
+    xo.max_failure_rate = cfg.max_failure_rate;
+    xo.step_cost_usd = cfg.step_cost_usd;
     /* small matrices: threads cost more than they give */
     ac_blas_set_threads(1);
     ac_err_t err = AC_ERR_INIT;

@@ -11,8 +11,32 @@
 #define SIGN_FLIP_SEED 20251017
 #define AC_EVAL_SEED 0x0e7a1ULL
 
+static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries,
+                     int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, ac_err_t *err);
+
 int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err)
+{
+    return eval_core(agent, reward, policy, queries, max_steps, 0.0f, NULL, out, err);
+}
+
+int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_policy_config_t *pc, const json_t *queries,
+                       int max_steps, uint64_t seed, ac_eval_result_t *out, ac_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    ac_policy_t *p = ac_policy_create(pc, err);
+    if (p == NULL)
+        return -1;
+    memset(p->params, 0, sizeof(float) * p->n_params); /* all logits 0: uniform over the legal */
+    ac_rng_t rng;
+    ac_rng_seed(&rng, seed);
+    int rc = eval_core(agent, reward, p, queries, max_steps, 1.0f, &rng, out, err);
+    ac_policy_destroy(p);
+    return rc;
+}
+
+static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries,
+                     int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, ac_err_t *err)
 {
     memset(out, 0, sizeof *out);
     int64_t t0 = ac_clock_mono_ns();
@@ -33,7 +57,7 @@ int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, con
         idx[i] = i;
     /* the plugins' random numbers depend on the query's place alone: every policy evaluated on
      * these queries meets the same environment */
-    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1, NULL,
+    ac_rollout_spec_t spec = {agent, reward, policy, rng, queries, idx, n, 1, max_steps, temperature, 0, -1, NULL,
                               AC_EVAL_SEED, 0};
     int rc = ac_rollout_run(&ro, &spec, err);
     free(idx);
@@ -99,6 +123,20 @@ void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *train
     ac_stats_wilson(kb, n, 1.96, &out->baseline_ci[0], &out->baseline_ci[1]);
     ac_stats_wilson(kt, n, 1.96, &out->trained_ci[0], &out->trained_ci[1]);
     free(d);
+}
+
+json_t *ac_eval_side_json(const ac_eval_result_t *r)
+{
+    double lo, hi;
+    int k = 0;
+    for (int i = 0; i < r->n; i++)
+        k += r->success[i] != 0;
+    ac_stats_wilson(k, r->n, 1.96, &lo, &hi);
+    json_t *o = ac_eval_metrics_json(r);
+    json_object_set_new(o, "success_rate_ci95", json_pack("[f, f]", lo, hi));
+    json_object_set_new(o, "queries", json_integer(r->n));
+    json_object_set_new(o, "plugin_failures", json_integer(r->failures));
+    return o;
 }
 
 json_t *ac_eval_metrics_json(const ac_eval_result_t *r)

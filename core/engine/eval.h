@@ -24,6 +24,10 @@ typedef struct ac_eval_result {
 /* One greedy episode per query, all queries in lockstep. */
 int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err);
+/* The random baseline: one episode per query choosing uniformly among the legal actions (a
+ * policy of cfg's shape with every weight 0, sampled from a generator seeded with seed). */
+int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_policy_config_t *cfg, const json_t *queries,
+                       int max_steps, uint64_t seed, ac_eval_result_t *out, ac_err_t *err);
 void ac_eval_result_free(ac_eval_result_t *r);
 
 typedef struct ac_eval_comparison {
@@ -42,5 +46,8 @@ void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *train
 
 /* {"success_rate", "avg_reward", "avg_steps", "tool_accuracy"}: new reference. */
 json_t *ac_eval_metrics_json(const ac_eval_result_t *r);
+/* The same plus "success_rate_ci95" (Wilson), "queries" and "plugin_failures": one side of a
+ * comparison as the service's evaluate and agentcore train report it. New reference. */
+json_t *ac_eval_side_json(const ac_eval_result_t *r);
 
 #endif

@@ -6,23 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/blas.h"
 #include "base/clock.h"
-#include "engine/eval.h"
 #include "base/file.h"
+#include "base/stats.h"
+#include "base/train_config.h"
+#include "engine/blas.h"
+#include "engine/dataset.h"
+#include "engine/eval.h"
+#include "engine/trainer.h"
 #include "lua/lua_host.h"
 #include "lua/plugin.h"
-#include "base/train_config.h"
-#include "engine/trainer.h"
 
 #define MAX_RUNS 64
+#define MAX_SEEDS 64
 
 typedef struct experiment {
     const ac_experiment_opts_t *opts;
     char dir[1024]; /* the experiment file's directory: relative paths start here */
     json_t *spec;   /* the file's table */
     const char *name, *agent, *reward, *validator;
-    json_t *training, *evaluation;
+    json_t *training;   /* as given (a run holds validation out of it when none is given) */
+    json_t *validation; /* given by the data, or NULL */
+    json_t *evaluation; /* reports only */
+    int seeds;
     ac_lua_host_t *host;
     FILE *csv;
 } experiment_t;
@@ -79,8 +85,8 @@ static int load_spec(experiment_t *x, ac_err_t *err)
         return -1;
     if (!json_is_object(x->spec))
         return bad(err, x, "the experiment must return a table%s", "");
-    static const char *const keys[] = {"name", "agent", "reward", "validator", "seed", "data", "config", "sweep",
-                                       "description", NULL};
+    static const char *const keys[] = {"name", "agent", "reward", "validator", "seed", "seeds", "data", "config",
+                                       "sweep", "description", NULL};
     const char *k;
     json_t *v;
     json_object_foreach(x->spec, k, v) {
@@ -102,6 +108,11 @@ static int load_spec(experiment_t *x, ac_err_t *err)
     json_t *cfg = json_object_get(x->spec, "config");
     if (cfg != NULL && !json_is_object(cfg))
         return bad(err, x, "'config' must be a table of GRPO settings%s", "");
+    json_t *seeds = json_object_get(x->spec, "seeds");
+    if (seeds != NULL && (!json_is_integer(seeds) || json_integer_value(seeds) < 1 ||
+                          json_integer_value(seeds) > MAX_SEEDS))
+        return bad(err, x, "'seeds' must be an integer from 1 to 64%s", "");
+    x->seeds = x->opts->seeds > 0 ? x->opts->seeds : seeds ? (int)json_integer_value(seeds) : 1;
     return 0;
 }
 
@@ -123,10 +134,12 @@ static int load_data(experiment_t *x, long long seed, ac_err_t *err)
         if (out == NULL)
             return -1;
         x->training = json_incref(json_object_get(out, "training_data"));
+        x->validation = json_incref(json_object_get(out, "validation_data"));
         x->evaluation = json_incref(json_object_get(out, "evaluation_data"));
         json_decref(out);
     } else {
         const char *tr = str_field(data, "training", NULL), *ev = str_field(data, "evaluation", NULL);
+        const char *va = str_field(data, "validation", NULL);
         if (tr == NULL || ev == NULL)
             return bad(err, x, "'data' needs a generator, or training and evaluation JSON files%s", "");
         json_error_t jerr;
@@ -136,9 +149,16 @@ static int load_data(experiment_t *x, long long seed, ac_err_t *err)
         resolve(path, sizeof path, x, ev);
         if ((x->evaluation = json_load_file(path, 0, &jerr)) == NULL)
             return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
+        if (va != NULL) {
+            resolve(path, sizeof path, x, va);
+            if ((x->validation = json_load_file(path, 0, &jerr)) == NULL)
+                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
+        }
     }
-    if (!json_is_array(x->training) || !json_is_array(x->evaluation))
-        return bad(err, x, "the data must provide training_data and evaluation_data arrays%s", "");
+    if (!json_is_array(x->training) || !json_is_array(x->evaluation) ||
+        (x->validation != NULL && !json_is_array(x->validation)))
+        return bad(err, x, "the data must provide training_data and evaluation_data arrays (and validation_data, "
+                           "when given, an array)%s", "");
     /* the same checks a job's data gets */
     ac_validator_t *v = ac_validator_open(x->host, x->validator, err);
     if (v == NULL)
@@ -199,7 +219,8 @@ static int expand_runs(experiment_t *x, json_t **runs, char labels[][160], int *
     return 0;
 }
 
-static void progress(const char *label, uint64_t it, int total, const ac_iter_metrics_t *m, double elapsed_ms)
+static void progress(const char *label, uint64_t it, int total, const ac_iter_metrics_t *m, double val,
+                     double elapsed_ms)
 {
     int width = 24, fill = (int)(width * (double)it / total);
     char bar[32];
@@ -207,21 +228,149 @@ static void progress(const char *label, uint64_t it, int total, const ac_iter_me
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
     double eta = it > 0 ? elapsed_ms / it * (total - (int)it) / 1000.0 : 0;
-    fprintf(stderr, "\r%-18.18s [%s] %4llu/%d  reward %.3f  success %.2f  ETA %3.0fs ", label[0] ? label : "train",
-            bar, (unsigned long long)it, total, m->avg_reward, m->success_rate, eta);
+    fprintf(stderr, "\r%-18.18s [%s] %4llu/%d  reward %.3f  success %.2f  validation %.2f  ETA %3.0fs ",
+            label[0] ? label : "train", bar, (unsigned long long)it, total, m->avg_reward, m->success_rate, val,
+            eta);
     fflush(stderr);
 }
 
-static json_t *side_json(const ac_eval_result_t *r, const double ci[2])
+static void csv_row(experiment_t *x, const char *label, uint64_t seed, uint64_t it, const ac_iter_metrics_t *m,
+                    const ac_eval_result_t *val)
 {
-    json_t *o = ac_eval_metrics_json(r);
-    json_object_set_new(o, "success_rate_ci95", json_pack("[f, f]", ci[0], ci[1]));
-    json_object_set_new(o, "queries", json_integer(r->n));
-    json_object_set_new(o, "plugin_failures", json_integer(r->failures));
-    return o;
+    if (x->csv == NULL)
+        return;
+    fprintf(x->csv, "\"%s\",%llu,%llu", label, (unsigned long long)seed, (unsigned long long)it);
+    if (m != NULL)
+        fprintf(x->csv, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,%d,%d,%.6f,%.3f,%d,%d,%d",
+                m->loss, m->avg_reward, m->reward_std, m->success_rate, m->kl, m->kl_exact, m->entropy,
+                m->clip_fraction, m->clip_low, m->clip_high, m->clip_region, m->zero_var_frac, m->grad_norm,
+                m->decisions, m->trajectories, m->steps, (double)m->cost_micro / 1e6, m->wall_ms, m->tool_failures,
+                m->agent_failures, m->reward_failures);
+    else
+        fprintf(x->csv, ",,,,,,,,,,,,,,,,,,,,,");
+    if (val != NULL)
+        fprintf(x->csv, ",%.6g,%.6g\n", val->success_rate, val->avg_reward);
+    else
+        fprintf(x->csv, ",,\n");
 }
 
-static json_t *run_one(experiment_t *x, json_t *config, const char *label, long long seed_opt, ac_err_t *err)
+/* One seed of one run: the validation set (given, or held out of the training data with this
+ * seed), the random and untrained baselines on the evaluation data, training with a greedy
+ * validation pass every eval_interval iterations (the learning curve), and the evaluation of the
+ * policy the validation selected (the best validation success, the later one on a tie). The
+ * evaluation data never influences anything. */
+static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const char *label, uint64_t seed,
+                          ac_err_t *err)
+{
+    int64_t t0 = ac_clock_mono_ns();
+    json_t *report = NULL, *train = NULL, *val = NULL;
+    ac_agent_t *agent = NULL;
+    ac_reward_t *reward = NULL;
+    ac_trainer_t *tr = NULL;
+    ac_policy_t *best = NULL;
+    ac_eval_result_t base = {0}, rnd = {0}, trained = {0}, v = {0};
+    if (x->validation != NULL) {
+        train = json_incref(x->training);
+        val = json_incref(x->validation);
+    } else if (ac_dataset_split(x->training, tc->validation_fraction, seed, &train, &val, err) != 0) {
+        return NULL;
+    }
+    const int steps = tc->max_steps_per_trajectory;
+    if ((agent = ac_agent_open(x->host, x->agent, err)) == NULL || (reward = ac_reward_open(x->host, x->reward, err)) == NULL ||
+        (tr = ac_trainer_create(tc, agent, reward, seed, ac_usd_to_micro(x->opts->step_cost_usd), err)) == NULL ||
+        (best = ac_policy_clone(tr->policy, err)) == NULL ||
+        ac_eval_run_random(agent, reward, &tr->policy->cfg, x->evaluation, steps, seed, &rnd, err) != 0 ||
+        ac_eval_run(agent, reward, tr->policy, x->evaluation, steps, &base, err) != 0 ||
+        ac_eval_run(agent, reward, tr->policy, val, steps, &v, err) != 0)
+        goto out;
+    double best_val = v.success_rate, best_reward = v.avg_reward;
+    uint64_t best_it = 0;
+    csv_row(x, label, seed, 0, NULL, &v);
+    ac_eval_result_free(&v);
+    ac_iter_metrics_t m = {0};
+    long long trajectories = 0, episodes = 0, failures = 0;
+    int64_t cost = 0, train0 = ac_clock_mono_ns();
+    for (int i = 0; i < tc->n_iterations; i++) {
+        if (ac_trainer_iterate(tr, train, -1, &m, err) != 0)
+            goto out;
+        trajectories += m.trajectories;
+        cost += m.cost_micro;
+        episodes += m.trajectories;
+        failures += m.tool_failures + m.agent_failures + m.reward_failures;
+        char msg[200];
+        if (ac_trainer_failures_exceed(failures, episodes, x->opts->max_failure_rate, msg, sizeof msg)) {
+            ac_err_set(err, AC_ERR_INTERNAL, "%s (iteration %llu; training.max_failure_rate)%s%s", msg,
+                       (unsigned long long)m.iteration, tr->ro.n_errors ? "; e.g. " : "",
+                       tr->ro.n_errors ? tr->ro.first_errors[0] : "");
+            goto out;
+        }
+        int eval_now = m.iteration % (uint64_t)tc->eval_interval == 0 || i == tc->n_iterations - 1;
+        if (eval_now) {
+            if (ac_eval_run(agent, reward, tr->policy, val, steps, &v, err) != 0)
+                goto out;
+            if (v.success_rate >= best_val) { /* ties go to the later, longer-trained policy */
+                best_val = v.success_rate;
+                best_reward = v.avg_reward;
+                best_it = m.iteration;
+                memcpy(best->params, tr->policy->params, sizeof(float) * best->n_params);
+            }
+        }
+        csv_row(x, label, seed, m.iteration, &m, eval_now ? &v : NULL);
+        if (x->opts->progress)
+            progress(label, m.iteration, tc->n_iterations, &m, best_val, (double)(ac_clock_mono_ns() - train0) / 1e6);
+        ac_eval_result_free(&v);
+    }
+    if (x->opts->progress)
+        fputc('\n', stderr);
+    if (ac_eval_run(agent, reward, best, x->evaluation, steps, &trained, err) != 0)
+        goto out;
+    ac_eval_comparison_t cmp;
+    ac_eval_compare(&base, &trained, &cmp);
+    report = json_pack("{s:s, s:I, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:i, s:i, s:{s:s, s:I, s:f, s:f, s:I}, "
+                       "s:I, s:I, s:f, s:f}",
+                       "run", label, "seed", (json_int_t)seed, "baseline", ac_eval_side_json(&base), "random",
+                       ac_eval_side_json(&rnd), "trained", ac_eval_side_json(&trained), "success_rate_improvement",
+                       cmp.success_rate_improvement, "avg_reward_improvement", cmp.avg_reward_improvement, "p_value",
+                       cmp.p_value, "p_value_reward", cmp.p_value_reward, "only_baseline_solved", cmp.only_baseline,
+                       "only_trained_solved", cmp.only_trained, "selected", "by", "validation", "iteration",
+                       (json_int_t)best_it, "validation_success_rate", best_val, "validation_avg_reward", best_reward,
+                       "validation_queries", (json_int_t)json_array_size(val), "iterations",
+                       (json_int_t)tc->n_iterations, "trajectories", (json_int_t)trajectories, "cost_usd",
+                       (double)cost / 1e6, "wall_ms", (double)(ac_clock_mono_ns() - t0) / 1e6);
+    json_object_set_new(report, "final_iteration",
+                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "loss", m.loss, "avg_reward", m.avg_reward,
+                                  "success_rate", m.success_rate, "kl", m.kl, "kl_exact", m.kl_exact, "entropy",
+                                  m.entropy, "clip_fraction", m.clip_fraction));
+out:
+    ac_eval_result_free(&base);
+    ac_eval_result_free(&rnd);
+    ac_eval_result_free(&trained);
+    ac_eval_result_free(&v);
+    ac_policy_destroy(best);
+    ac_trainer_destroy(tr);
+    ac_reward_close(reward);
+    ac_agent_close(agent);
+    json_decref(train);
+    json_decref(val);
+    return report;
+}
+
+/* {mean, ci95: [lo, hi]} of a number each seed's report has at `side`.`key`. */
+static json_t *across(json_t *seeds, const char *side, const char *key)
+{
+    double v[MAX_SEEDS], mean, lo, hi;
+    size_t i, n = 0;
+    json_t *s;
+    json_array_foreach(seeds, i, s)
+    {
+        v[n++] = json_number_value(json_object_get(json_object_get(s, side), key));
+    }
+    ac_stats_mean_ci95(v, (int)n, &mean, &lo, &hi);
+    return json_pack("{s:f, s:[f, f]}", "mean", mean, "ci95", lo, hi);
+}
+
+/* A run of the sweep over every seed: {run, config, seeds: [...], mean: {...}}. */
+static json_t *run_seeds(experiment_t *x, json_t *config, const char *label, uint64_t seed0, ac_err_t *err)
 {
     ac_train_config_t tc;
     ac_train_config_defaults(&tc);
@@ -236,77 +385,81 @@ static json_t *run_one(experiment_t *x, json_t *config, const char *label, long 
         return NULL;
     }
     ac_train_config_resolve(&tc);
-    json_t *js = json_object_get(x->spec, "seed");
-    uint64_t seed = seed_opt >= 0 ? (uint64_t)seed_opt
-                                  : json_is_integer(js) ? (uint64_t)json_integer_value(js)
-                                                        : tc.seed > 0 ? (uint64_t)tc.seed : 1;
-    json_t *report = NULL;
-    ac_agent_t *agent = ac_agent_open(x->host, x->agent, err);
-    ac_reward_t *reward = agent ? ac_reward_open(x->host, x->reward, err) : NULL;
-    ac_trainer_t *tr = reward ? ac_trainer_create(&tc, agent, reward, seed, 0, err) : NULL;
-    ac_eval_result_t base = {0}, trained = {0};
-    if (tr == NULL)
-        goto out;
-    int64_t t0 = ac_clock_mono_ns();
-    if (ac_eval_run(agent, reward, tr->policy, x->evaluation, tc.max_steps_per_trajectory, &base, err) != 0)
-        goto out;
-    ac_iter_metrics_t m = {0};
-    long long trajectories = 0;
-    int64_t cost = 0;
-    int64_t train0 = ac_clock_mono_ns();
-    for (int i = 0; i < tc.n_iterations; i++) {
-        if (ac_trainer_iterate(tr, x->training, -1, &m, err) != 0)
-            goto out;
-        trajectories += m.trajectories;
-        cost += m.cost_micro;
+    json_t *seeds = json_array();
+    for (int k = 0; k < x->seeds; k++) {
+        json_t *r = train_seed(x, &tc, label, seed0 + (uint64_t)k, err);
+        if (r == NULL) {
+            json_decref(seeds);
+            return NULL;
+        }
+        json_array_append_new(seeds, r);
         if (x->csv != NULL)
-            fprintf(x->csv, "\"%s\",%llu,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6f,%.3f,%d,%d,%d\n",
-                    label, (unsigned long long)m.iteration, m.loss, m.avg_reward, m.reward_std, m.success_rate, m.kl,
-                    m.kl_exact, m.entropy, m.clip_fraction, m.zero_var_frac, m.grad_norm, m.trajectories, m.steps,
-                    (double)m.cost_micro / 1e6, m.wall_ms, m.tool_failures, m.agent_failures, m.reward_failures);
-        if (x->opts->progress)
-            progress(label, m.iteration, tc.n_iterations, &m, (double)(ac_clock_mono_ns() - train0) / 1e6);
+            fflush(x->csv);
     }
-    if (x->opts->progress)
-        fputc('\n', stderr);
-    if (ac_eval_run(agent, reward, tr->policy, x->evaluation, tc.max_steps_per_trajectory, &trained, err) != 0)
-        goto out;
-    ac_eval_comparison_t cmp;
-    ac_eval_compare(&base, &trained, &cmp);
-    report = json_pack("{s:s, s:o, s:I, s:o, s:o, s:f, s:f, s:f, s:f, s:i, s:i, s:I, s:I, s:f, s:f}", "run", label,
-                       "config", ac_train_config_to_json(&tc), "seed", (json_int_t)seed, "baseline",
-                       side_json(&base, cmp.baseline_ci), "trained", side_json(&trained, cmp.trained_ci),
-                       "success_rate_improvement", cmp.success_rate_improvement, "avg_reward_improvement",
-                       cmp.avg_reward_improvement, "p_value", cmp.p_value, "p_value_reward", cmp.p_value_reward,
-                       "only_baseline_solved", cmp.only_baseline, "only_trained_solved", cmp.only_trained,
-                       "iterations", (json_int_t)tc.n_iterations, "trajectories", (json_int_t)trajectories,
-                       "cost_usd", (double)cost / 1e6, "wall_ms", (double)(ac_clock_mono_ns() - t0) / 1e6);
-    json_object_set_new(report, "final_iteration",
-                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "loss", m.loss, "avg_reward", m.avg_reward,
-                                  "success_rate", m.success_rate, "kl", m.kl, "kl_exact", m.kl_exact, "entropy",
-                                  m.entropy, "clip_fraction", m.clip_fraction));
-out:
-    ac_eval_result_free(&base);
-    ac_eval_result_free(&trained);
-    ac_trainer_destroy(tr);
-    ac_reward_close(reward);
-    ac_agent_close(agent);
-    return report;
+    json_t *mean = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "trained_success_rate",
+                             across(seeds, "trained", "success_rate"), "baseline_success_rate",
+                             across(seeds, "baseline", "success_rate"), "random_success_rate",
+                             across(seeds, "random", "success_rate"), "trained_avg_reward",
+                             across(seeds, "trained", "avg_reward"), "validation_success_rate",
+                             across(seeds, "selected", "validation_success_rate"), "validation_avg_reward",
+                             across(seeds, "selected", "validation_avg_reward"));
+    return json_pack("{s:s, s:o, s:o, s:o}", "run", label, "config", ac_train_config_to_json(&tc), "seeds", seeds,
+                     "mean", mean);
+}
+
+static double mean_of(json_t *run, const char *key)
+{
+    return json_number_value(json_object_get(json_object_get(json_object_get(run, "mean"), key), "mean"));
+}
+
+/* What people read: one line per run and seed, then the means. */
+static void print_summary(const experiment_t *x, json_t *runs, FILE *out)
+{
+    size_t i, k;
+    json_t *run, *s;
+    json_array_foreach(runs, i, run)
+    {
+        const char *label = json_string_value(json_object_get(run, "run"));
+        json_array_foreach(json_object_get(run, "seeds"), k, s)
+        {
+            json_t *b = json_object_get(s, "baseline"), *t = json_object_get(s, "trained");
+            fprintf(out, "%-24s seed %-4lld random %.2f  baseline %.2f -> trained %.2f (validation %.2f at it %lld) "
+                         " p=%.3g  (%.1f s)\n",
+                    label[0] ? label : x->name, (long long)json_integer_value(json_object_get(s, "seed")),
+                    json_number_value(json_object_get(json_object_get(s, "random"), "success_rate")),
+                    json_number_value(json_object_get(b, "success_rate")),
+                    json_number_value(json_object_get(t, "success_rate")),
+                    json_number_value(json_object_get(json_object_get(s, "selected"), "validation_success_rate")),
+                    (long long)json_integer_value(json_object_get(json_object_get(s, "selected"), "iteration")),
+                    json_number_value(json_object_get(s, "p_value")),
+                    json_number_value(json_object_get(s, "wall_ms")) / 1000.0);
+        }
+        if (json_array_size(json_object_get(run, "seeds")) > 1) {
+            json_t *m = json_object_get(json_object_get(run, "mean"), "trained_success_rate");
+            json_t *ci = json_object_get(m, "ci95");
+            fprintf(out, "%-24s %zu seeds: trained success %.3f, 95 %% interval [%.3f, %.3f]\n",
+                    label[0] ? label : x->name, json_array_size(json_object_get(run, "seeds")),
+                    json_number_value(json_object_get(m, "mean")), json_number_value(json_array_get(ci, 0)),
+                    json_number_value(json_array_get(ci, 1)));
+        }
+    }
 }
 
 int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
 {
     experiment_t x = {.opts = opts};
     ac_file_dirname(x.dir, sizeof x.dir, opts->path);
-    json_t *runs[MAX_RUNS] = {0};
+    json_t *configs[MAX_RUNS] = {0};
     static char labels[MAX_RUNS][160];
-    json_t *results = json_array(), *report = NULL;
+    json_t *runs = json_array(), *report = NULL;
     int n_runs = 0, ret = -1;
-    ac_lua_limits_t limits = AC_LUA_DEFAULT_LIMITS;
-    if ((x.host = ac_lua_host_create(opts->lua_dir, opts->plugins_dir, &limits, err)) == NULL)
+    if ((x.host = ac_lua_host_create(opts->lua_dir, opts->plugins_dir, opts->limits, err)) == NULL)
         goto out;
-    if (load_spec(&x, err) != 0 || load_data(&x, opts->seed >= 0 ? opts->seed : 1, err) != 0 ||
-        expand_runs(&x, runs, labels, &n_runs, err) != 0)
+    if (load_spec(&x, err) != 0)
+        goto out;
+    json_t *js = json_object_get(x.spec, "seed");
+    uint64_t seed0 = opts->seed >= 0 ? (uint64_t)opts->seed : json_is_integer(js) ? (uint64_t)json_integer_value(js) : 1;
+    if (load_data(&x, (long long)seed0, err) != 0 || expand_runs(&x, configs, labels, &n_runs, err) != 0)
         goto out;
     char out_dir[2048], path[2200];
     if (opts->out_dir != NULL)
@@ -322,50 +475,56 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
         ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s: %s", path, strerror(errno));
         goto out;
     }
-    fprintf(x.csv, "run,iteration,loss,avg_reward,reward_std,success_rate,kl,kl_exact,entropy,clip_fraction,"
-                   "zero_var_frac,grad_norm,trajectories,steps,cost_usd,wall_ms,tool_failures,agent_failures,"
-                   "reward_failures\n");
+    fprintf(x.csv, "run,seed,iteration,loss,avg_reward,reward_std,success_rate,kl,kl_exact,entropy,clip_fraction,"
+                   "clip_low,clip_high,clip_region,zero_var_frac,grad_norm,decisions,trajectories,steps,cost_usd,"
+                   "wall_ms,tool_failures,agent_failures,reward_failures,validation_success,validation_reward\n");
+    /* the sweep's winner: the best mean validation success (then validation reward); the
+     * evaluation data, which every run reports on, chooses nothing */
     int best = -1;
-    double best_success = -1;
     for (int r = 0; r < n_runs; r++) {
-        json_t *res = run_one(&x, runs[r], labels[r], opts->seed, err);
-        if (res == NULL)
+        json_t *run = run_seeds(&x, configs[r], labels[r], seed0, err);
+        if (run == NULL)
             goto out;
-        double s = json_real_value(json_object_get(json_object_get(res, "trained"), "success_rate"));
-        if (s > best_success)
-            best_success = s, best = r;
-        json_array_append_new(results, res);
-        fflush(x.csv);
+        json_array_append_new(runs, run);
+        if (best < 0 || mean_of(run, "validation_success_rate") > mean_of(json_array_get(runs, (size_t)best),
+                                                                           "validation_success_rate") ||
+            (mean_of(run, "validation_success_rate") ==
+                 mean_of(json_array_get(runs, (size_t)best), "validation_success_rate") &&
+             mean_of(run, "validation_avg_reward") > mean_of(json_array_get(runs, (size_t)best), "validation_avg_reward")))
+            best = r;
     }
-    /* the report: the best run's figures at the top level, every run side by side */
-    report = json_deep_copy(json_array_get(results, (size_t)best));
+    /* the report: the selected run's first seed at the top level (the fields a single run always
+     * had), its seeds and means, and every run side by side */
+    json_t *winner = json_array_get(runs, (size_t)best);
+    json_t *seeds = json_object_get(winner, "seeds");
+    report = json_deep_copy(json_array_get(seeds, 0));
+    json_object_set(report, "config", json_object_get(winner, "config"));
+    json_object_set(report, "seeds", seeds);
+    json_object_set(report, "mean", json_object_get(winner, "mean"));
     json_object_set_new(report, "experiment", json_string(x.name));
     json_object_set_new(report, "agent", json_string(x.agent));
     json_object_set_new(report, "training_queries", json_integer((json_int_t)json_array_size(x.training)));
     json_object_set_new(report, "evaluation_queries", json_integer((json_int_t)json_array_size(x.evaluation)));
+    json_object_set_new(report, "validation", json_string(x.validation ? "given" : "held out of the training data"));
     json_object_set_new(report, "success_test", json_string("exact McNemar on paired success"));
     json_object_set_new(report, "reward_test",
                         json_string("paired sign-flip permutation test on per-query rewards (exact up to 20 "
                                     "queries, else 9999 random sign patterns)"));
+    json_object_set_new(report, "interval_across_seeds", json_string("mean +- Student t (n - 1) x sd / sqrt(n)"));
     json_object_set_new(report, "blas_kernel", json_string(ac_blas_kernel()));
-    if (n_runs > 1)
-        json_object_set(report, "runs", results);
+    if (n_runs > 1) {
+        json_object_set(report, "runs", runs);
+        json_object_set_new(report, "sweep_selected_by", json_string("mean validation success"));
+    }
     snprintf(path, sizeof path, "%s/report.json", out_dir);
     if (json_dump_file(report, path, JSON_INDENT(2)) != 0) {
         ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s", path);
         goto out;
     }
     /* people first, then (with --json) the machine line last */
-    for (int r = 0; r < n_runs; r++) {
-        json_t *res = json_array_get(results, (size_t)r);
-        json_t *b = json_object_get(res, "baseline"), *t = json_object_get(res, "trained");
-        fprintf(opts->json ? stderr : stdout,
-                "%-28s baseline success %.2f reward %.3f -> trained success %.2f reward %.3f  p=%.3g  (%.1f s)\n",
-                labels[r][0] ? labels[r] : x.name, json_real_value(json_object_get(b, "success_rate")),
-                json_real_value(json_object_get(b, "avg_reward")), json_real_value(json_object_get(t, "success_rate")),
-                json_real_value(json_object_get(t, "avg_reward")), json_real_value(json_object_get(res, "p_value")),
-                json_real_value(json_object_get(res, "wall_ms")) / 1000.0);
-    }
+    print_summary(&x, runs, opts->json ? stderr : stdout);
+    if (n_runs > 1)
+        fprintf(opts->json ? stderr : stdout, "selected on validation: %s\n", labels[best]);
     fprintf(opts->json ? stderr : stdout, "wrote %s/metrics.csv and %s/report.json\n", out_dir, out_dir);
     if (opts->json) {
         char *line = json_dumps(report, JSON_COMPACT);
@@ -377,10 +536,11 @@ out:
     if (x.csv != NULL)
         fclose(x.csv);
     for (int r = 0; r < n_runs; r++)
-        json_decref(runs[r]);
-    json_decref(results);
+        json_decref(configs[r]);
+    json_decref(runs);
     json_decref(report);
     json_decref(x.training);
+    json_decref(x.validation);
     json_decref(x.evaluation);
     json_decref(x.spec);
     ac_lua_host_destroy(x.host);

@@ -1,6 +1,7 @@
 #include "engine/trainer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -421,6 +422,15 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
     m->iteration = t->iteration;
     m->wall_ms = (double)(ac_clock_mono_ns() - t0) / 1e6;
     return 0;
+}
+
+int ac_trainer_failures_exceed(int64_t failures, int64_t episodes, double max_rate, char *msg, size_t len)
+{
+    if (episodes <= 0 || failures <= 0 || (double)failures / (double)episodes <= max_rate)
+        return 0;
+    snprintf(msg, len, "plugin failures: %lld of %lld episodes (rate above %.2f)", (long long)failures,
+             (long long)episodes, max_rate);
+    return 1;
 }
 
 int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, uint8_t **buf, size_t *len,

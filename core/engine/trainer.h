@@ -104,6 +104,11 @@ void ac_trainer_destroy(ac_trainer_t *t);
 int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_micro, ac_iter_metrics_t *m,
                        ac_err_t *err);
 
+/* The rule the service and agentcore train both apply to plugin failures: 1 when failures /
+ * episodes > max_rate (and there was at least one failure), with msg "plugin failures: F of E
+ * episodes (rate above R)". */
+int ac_trainer_failures_exceed(int64_t failures, int64_t episodes, double max_rate, char *msg, size_t len);
+
 /* Checkpoint: serialises policy, Adam state, RNG and iteration (meta: optional bytes kept with
  * it). *buf is malloc'd. */
 int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, uint8_t **buf, size_t *len,

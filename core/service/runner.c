@@ -482,10 +482,9 @@ static int run_loop(run_t *r, ac_err_t *err)
             return -1;
         json_decref(r->job);
         r->job = updated;
-        if (r->episodes_total > 0 && fails > 0 &&
-            (double)r->failures_total / (double)r->episodes_total > env->cfg->max_failure_rate) {
-            int n = snprintf(failure, sizeof failure, "plugin failures: %lld of %lld episodes (rate above %.2f)",
-                             (long long)r->failures_total, (long long)r->episodes_total, env->cfg->max_failure_rate);
+        if (fails > 0 && ac_trainer_failures_exceed(r->failures_total, r->episodes_total, env->cfg->max_failure_rate,
+                                                    failure, sizeof failure)) {
+            int n = (int)strlen(failure);
             for (size_t i = 0; i < json_array_size(r->samples) && n < (int)sizeof failure; i++)
                 n += snprintf(failure + n, sizeof failure - (size_t)n, "%s %s", i ? ";" : "; e.g.",
                               json_string_value(json_array_get(r->samples, i)));

@@ -18,7 +18,6 @@ return {
     batch_size = 16,
     n_trajectories_per_query = 8,
     max_steps_per_trajectory = 8,
-    beta = 0.0,
   },
   -- sweep = { learning_rate = { 0.00003, 0.0001, 0.0003 } },   -- each value a run, side by side
 }

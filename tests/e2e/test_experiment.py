@@ -1,5 +1,7 @@
 """`agentcore train EXPERIMENT.lua`: the calculator experiment must lift held-out success from
-<= 30 % to >= 90 % with p < 0.001 in under 60 s; reports, CSV, sweeps and bad experiment files."""
+<= 30 % to >= 90 % with p < 0.001 in under 60 s per seed, over five seeds; reports (per seed, mean,
+interval, random baseline, selection on validation), CSV with the validation curve, sweeps picked on
+validation, and bad experiment files."""
 import csv
 import json
 import os
@@ -15,32 +17,55 @@ def train(*args, timeout=300):
 
 class CalculatorExperimentTest(unittest.TestCase):
     def test_calculator_learns(self):
+        """Five seeds: each lifts held-out success; the report has per-seed results, the mean and a
+        95 % interval; the CSV has a validation row every eval_interval iterations."""
         out = temp_dir(self, "ac-exp-")
-        r = train("examples/calculator/experiment.lua", "--json", "--out", out)
+        r = train("examples/calculator/experiment.lua", "--seeds", "5", "--json", "--out", out)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         report = json.loads(r.stdout.decode().strip().splitlines()[-1])  # the last line is the report
-        for side in ("baseline", "trained"):
+        for side in ("baseline", "trained", "random"):
             for key in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy"):
                 self.assertIsInstance(report[side][key], float, (side, key))
         self.assertLessEqual(report["baseline"]["success_rate"], 0.30, report["baseline"])
         self.assertGreaterEqual(report["trained"]["success_rate"], 0.90, report["trained"])
         self.assertLess(report["p_value"], 0.001)
-        self.assertLess(report["wall_ms"], 60000)
         self.assertGreater(report["iterations"], 0)
         self.assertEqual(report["trajectories"], report["iterations"] * 16 * 8)
         lo, hi = report["trained"]["success_rate_ci95"]
         self.assertTrue(lo <= report["trained"]["success_rate"] <= hi)
         self.assertIn("sign-flip", report["reward_test"])
         self.assertLess(report["p_value_reward"], 0.001)
+        # selected on validation, never on the evaluation data
+        self.assertEqual(report["selected"]["by"], "validation")
+        self.assertGreater(report["selected"]["validation_queries"], 0)
+        # five seeds, side by side, and their mean with an interval
+        seeds = report["seeds"]
+        self.assertEqual([s["seed"] for s in seeds], [1, 2, 3, 4, 5])
+        self.assertEqual(seeds[0]["trained"], report["trained"])
+        for s in seeds:
+            self.assertLess(s["wall_ms"], 60000)
+            self.assertGreater(s["trained"]["success_rate"], s["random"]["success_rate"] + 0.5, s)
+        m = report["mean"]["trained_success_rate"]
+        rates = [s["trained"]["success_rate"] for s in seeds]
+        self.assertAlmostEqual(m["mean"], sum(rates) / 5)
+        self.assertLessEqual(m["ci95"][0], m["mean"])
+        self.assertGreaterEqual(m["ci95"][1], m["mean"])
+        self.assertGreaterEqual(m["mean"], 0.90, report["mean"])
+        for key in ("baseline_success_rate", "random_success_rate", "validation_success_rate"):
+            self.assertIn("ci95", report["mean"][key])
         with open(os.path.join(out, "report.json")) as f:
             self.assertEqual(json.load(f)["trained"], report["trained"])
         with open(os.path.join(out, "metrics.csv")) as f:
-            rows = list(csv.DictReader(f))
-        self.assertEqual(len(rows), report["iterations"])
-        for key in ("loss", "avg_reward", "reward_std", "kl", "clip_fraction", "entropy", "zero_var_frac",
-                    "trajectories", "cost_usd", "wall_ms"):
+            rows = [row for row in csv.DictReader(f) if row["seed"] == "1"]
+        self.assertEqual(len(rows), report["iterations"] + 1)  # iteration 0: the untrained policy
+        for key in ("loss", "avg_reward", "reward_std", "kl", "clip_fraction", "clip_low", "clip_high", "entropy",
+                    "zero_var_frac", "trajectories", "cost_usd", "wall_ms", "validation_success"):
             self.assertIn(key, rows[0])
-        self.assertGreater(float(rows[-1]["avg_reward"]), float(rows[0]["avg_reward"]))
+        validated = [int(row["iteration"]) for row in rows if row["validation_success"] != ""]
+        interval = report["config"]["eval_interval"]
+        self.assertEqual(validated, list(range(0, report["iterations"] + 1, interval)))
+        self.assertGreater(float(rows[-1]["avg_reward"]), float(rows[1]["avg_reward"]))
+        self.assertGreater(float(rows[-1]["validation_success"]), float(rows[0]["validation_success"]))
 
     def test_same_seed_same_result(self):
         a = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", temp_dir(self))
@@ -81,8 +106,45 @@ class ExperimentFileTest(unittest.TestCase):
         self.assertEqual(len(runs), 4)
         self.assertEqual(sorted((x["config"]["learning_rate"], x["config"]["beta"]) for x in runs),
                          [(0.0001, 0.0), (0.0001, 0.04), (0.0003, 0.0), (0.0003, 0.04)])
+        # the winner is the best on validation; every run reports its evaluation result
+        self.assertEqual(report["sweep_selected_by"], "mean validation success")
+        best = max(runs, key=lambda x: x["mean"]["validation_success_rate"]["mean"])
+        self.assertEqual(report["mean"]["validation_success_rate"]["mean"],
+                         best["mean"]["validation_success_rate"]["mean"])
+        for x in runs:
+            self.assertIn("trained_success_rate", x["mean"])
         with open(os.path.join(d, "out", "metrics.csv")) as f:
             self.assertEqual(len({row["run"] for row in csv.DictReader(f)}), 4)
+
+    def test_evaluation_data_chooses_nothing(self):
+        """Scrambling the evaluation data's expected answers changes what is reported on it, never
+        what is selected: the same checkpoint iteration, the same sweep winner, the same validation."""
+        d = temp_dir(self, "ac-exp-")
+        gen = subprocess.run(["lua5.4", "examples/gen_data.lua", "calculator", "7"], capture_output=True, check=True,
+                             cwd=SRC)
+        data = json.loads(gen.stdout)
+        scrambled = [dict(q, expected_outcome={"answer": -1}) for q in data["evaluation_data"]]
+        for name, value in (("train.json", data["training_data"]), ("eval.json", data["evaluation_data"]),
+                            ("eval_scrambled.json", scrambled)):
+            with open(os.path.join(d, name), "w") as f:
+                json.dump(value, f)
+        reports = []
+        for ev in ("eval.json", "eval_scrambled.json"):
+            path = os.path.join(d, "exp_" + ev + ".lua")
+            with open(path, "w") as f:
+                f.write('return { agent = "calculator", data = { training = "train.json", evaluation = "%s" },\n'
+                        '  config = { n_iterations = 30, max_steps_per_trajectory = 8 },\n'
+                        '  sweep = { learning_rate = { 0.00003, 0.0001 } } }\n' % ev)
+            r = train(path, "--json", "--out", os.path.join(d, "out_" + ev))
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            reports.append(json.loads(r.stdout.decode().splitlines()[-1]))
+        a, b = reports
+        self.assertEqual(a["selected"], b["selected"])
+        self.assertEqual(a["config"], b["config"])
+        self.assertEqual([x["mean"]["validation_success_rate"] for x in a["runs"]],
+                         [x["mean"]["validation_success_rate"] for x in b["runs"]])
+        self.assertGreater(a["trained"]["success_rate"], 0)
+        self.assertEqual(b["trained"]["success_rate"], 0)  # nothing answers -1
 
     def test_bad_experiment_files(self):
         cases = [('return { agent = "calculator", data = { generator = "data.lua" }, bogus = 1 }', "bogus"),
