@@ -52,8 +52,11 @@ return {
     max_batch = 100,                   -- calls in one JSON-RPC batch
   },
 
-  -- Where plugins and the Lua runtime library are found (default: this checkout's).
-  -- plugins_dir = "plugins",
+  -- Your plugin directories (each holding agents/, rewards/, validators/, webhooks/), searched
+  -- in order before the built-in plugins, which are always searched last (so the default
+  -- validator and webhook policy stay available). A directory or a list of them.
+  -- plugins_dir = { "/srv/agentcore/plugins" },
+  -- The Lua runtime library (default: this checkout's lua/).
   -- lua_dir = "lua",
 
   -- Training workers: threads that take queued jobs in order and run them. OpenBLAS gets

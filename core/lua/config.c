@@ -2,6 +2,7 @@
 
 #include "base/file.h"
 #include "lua/lua_json.h"
+#include "lua/registry.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
@@ -19,6 +20,9 @@ const char *ac_rl_class_name(int cls)
 {
     return cls >= 0 && cls < AC_RL_COUNT ? rl_names[cls] : "?";
 }
+
+/* The plugins shipped with agentcore: always the last directory of the search path. */
+#define AC_BUILTIN_PLUGINS AC_SOURCE_DIR "/plugins"
 
 void ac_config_set_str(char **field, const char *value)
 {
@@ -41,7 +45,7 @@ void ac_config_defaults(ac_config_t *cfg)
     cfg->max_json_depth = 64;
     cfg->max_batch = 100;
     cfg->rpc_workers = 2;
-    cfg->plugins_dir = strdup(AC_SOURCE_DIR "/plugins");
+    cfg->plugins_dir = strdup(AC_BUILTIN_PLUGINS);
     cfg->lua_dir = strdup(AC_SOURCE_DIR "/lua");
     cfg->workers = 1;
     cfg->step_cost_usd = 0.00001;
@@ -258,6 +262,44 @@ static int read_listen(reader_t *r, ac_config_t *cfg)
     return ret;
 }
 
+/* plugins_dir: a directory or a list of them, searched in order before the built-in plugins
+ * (which stay last, so that the default validator and webhook policy are always there). */
+static int read_plugins_dir(reader_t *r, ac_config_t *cfg)
+{
+    lua_getfield(r->L, -1, "plugins_dir"); /* tbl dirs */
+    int t = lua_type(r->L, -1), ret = 0;
+    char path[8192] = "";
+    size_t used = 0;
+    if (t == LUA_TSTRING) {
+        used = (size_t)snprintf(path, sizeof path, "%s", lua_tostring(r->L, -1));
+    } else if (t == LUA_TTABLE) {
+        lua_Integer n = luaL_len(r->L, -1);
+        for (lua_Integer i = 1; ret == 0 && i <= n; i++) {
+            lua_rawgeti(r->L, -1, i); /* tbl dirs dir */
+            if (lua_type(r->L, -1) != LUA_TSTRING)
+                ret = bad(r, "plugins_dir", "must be a directory or a list of directories%s", "");
+            else if (used < sizeof path)
+                used += (size_t)snprintf(path + used, sizeof path - used, "%s%s", used ? ":" : "",
+                                         lua_tostring(r->L, -1));
+            lua_pop(r->L, 1); /* tbl dirs */
+        }
+    } else if (t != LUA_TNIL) {
+        ret = bad(r, "plugins_dir", "must be a directory or a list of directories%s", "");
+    }
+    lua_pop(r->L, 1); /* tbl */
+    if (ret == 0 && used > 0) {
+        if (strchr(path, '\0') != path + used || used >= sizeof path)
+            return bad(r, "plugins_dir", "is too long%s", "");
+        char full[8192 + 512];
+        if (strcmp(path, AC_BUILTIN_PLUGINS) == 0)
+            snprintf(full, sizeof full, "%s", path);
+        else
+            snprintf(full, sizeof full, "%s:%s", path, AC_BUILTIN_PLUGINS);
+        ac_config_set_str(&cfg->plugins_dir, full);
+    }
+    return ret;
+}
+
 static int read_root(reader_t *r, ac_config_t *cfg)
 {
     static const char *const root_keys[] = {"listen", "threads", "data_dir", "tls", "auth", "rate_limits", "limits",
@@ -268,8 +310,7 @@ static int read_root(reader_t *r, ac_config_t *cfg)
         return -1;
     READ_INT(r, "threads", 0, 256, cfg->threads);
     READ_INT(r, "rpc_workers", 1, 64, cfg->rpc_workers);
-    if (read_str(r, "data_dir", &cfg->data_dir) || read_str(r, "plugins_dir", &cfg->plugins_dir) ||
-        read_str(r, "lua_dir", &cfg->lua_dir))
+    if (read_str(r, "data_dir", &cfg->data_dir) || read_plugins_dir(r, cfg) != 0 || read_str(r, "lua_dir", &cfg->lua_dir))
         return -1;
 
     int s;
@@ -585,11 +626,10 @@ int ac_config_agent(const ac_config_t *cfg, const char *agent_id, ac_agent_bindi
     /* an id that names a plugin directly: the agent, the reward of the same name, the default
      * validator */
     char path[4096];
-    snprintf(path, sizeof path, "%s/agents/%s.lua", cfg->plugins_dir, agent_id);
     for (const char *p = agent_id; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
             return -1;
-    if (access(path, R_OK) != 0)
+    if (!ac_lua_plugin_find(cfg->plugins_dir, "agents", agent_id, path, sizeof path, NULL, 0))
         return -1;
     out->id = out->agent = out->reward = (char *)agent_id;
     out->validator = (char *)"default";
@@ -631,10 +671,11 @@ int ac_config_finish(ac_config_t *cfg, ac_err_t *err)
         const ac_agent_binding_t *b = &cfg->agents[i];
         const char *kinds[3] = {"agents", "rewards", "validators"}, *names[3] = {b->agent, b->reward, b->validator};
         for (int k = 0; k < 3; k++) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s/%s.lua", cfg->plugins_dir, kinds[k], names[k]);
-            if (strchr(names[k], '/') != NULL || access(path, R_OK) != 0)
-                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "agents[\"%s\"]: %s does not exist", b->id, path);
+            char path[4096], searched[1024];
+            if (strchr(names[k], '/') != NULL || strchr(names[k], ':') != NULL ||
+                !ac_lua_plugin_find(cfg->plugins_dir, kinds[k], names[k], path, sizeof path, searched, sizeof searched))
+                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "agents[\"%s\"]: no %s/%s.lua (searched %s)", b->id,
+                                  kinds[k], names[k], searched);
         }
     }
     if (cfg->webhook_secret != NULL && strncmp(cfg->webhook_secret, "whsec_", 6) != 0)

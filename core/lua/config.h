@@ -66,7 +66,7 @@ typedef struct ac_config {
     int max_batch;         /* calls in one batch */
     int rpc_workers;       /* threads that run long RPC calls off the event loops */
 
-    char *plugins_dir;
+    char *plugins_dir; /* search path "dir1:dir2:...": the config's directories, then the built-in */
     char *lua_dir;
 
     /* training service */

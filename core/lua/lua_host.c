@@ -3,6 +3,7 @@
 #include "lua/lua_host.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,9 +192,16 @@ ac_lua_host_t *ac_lua_host_create(const char *lua_dir, const char *plugins_dir,
         ac_err_set(err, AC_ERR_INTERNAL, "Lua library directory %s: not found", lua_dir);
         return NULL;
     }
-    if (stat(plugins_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        ac_err_set(err, AC_ERR_INTERNAL, "plugins directory %s: not found", plugins_dir);
-        return NULL;
+    for (const char *d = plugins_dir; *d;) { /* a search path: every directory must exist */
+        const char *end = strchr(d, ':');
+        size_t dl = end ? (size_t)(end - d) : strlen(d);
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", (int)dl, d);
+        if (dl > 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+            ac_err_set(err, AC_ERR_INTERNAL, "plugins directory %s: not found", dir);
+            return NULL;
+        }
+        d += dl + (end != NULL);
     }
     ac_lua_host_t *h = calloc(1, sizeof *h);
     if (h == NULL)

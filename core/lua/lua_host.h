@@ -65,8 +65,9 @@ typedef struct ac_lua_watch {
 
 typedef struct ac_lua_host ac_lua_host_t;
 
-/* Creates a host. lua_dir holds the runtime library (agentcore/init.lua), plugins_dir holds
- * agents/, rewards/, validators/, webhooks/ (both are copied). limits may be NULL for the
+/* Creates a host. lua_dir holds the runtime library (agentcore/init.lua); plugins_dir is a search
+ * path of directories holding agents/, rewards/, validators/, webhooks/ ("dir1:dir2", the first
+ * that has a plugin wins; both are copied). limits may be NULL for the
  * defaults. Returns NULL and fills err when the directories are missing or memory runs out. */
 ac_lua_host_t *ac_lua_host_create(const char *lua_dir, const char *plugins_dir,
                                   const ac_lua_limits_t *limits, ac_err_t *err);

@@ -43,6 +43,29 @@ typedef struct ac_lua_entry {
     char name[AC_LUA_PLUGIN_NAME_MAX + 1];
 } entry_t;
 
+int ac_lua_plugin_find(const char *search_path, const char *sub, const char *name, char *out, size_t len,
+                       char *searched, size_t searched_len)
+{
+    size_t used = 0;
+    if (searched && searched_len)
+        searched[0] = '\0';
+    for (const char *d = search_path; *d;) {
+        const char *end = strchr(d, ':');
+        size_t dl = end ? (size_t)(end - d) : strlen(d);
+        if (dl > 0) {
+            snprintf(out, len, "%.*s%s%s/%s.lua", (int)dl, d, sub[0] ? "/" : "", sub, name);
+            struct stat st;
+            if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+                return 1;
+            if (searched && used < searched_len)
+                used += (size_t)snprintf(searched + used, searched_len - used, "%s%.*s%s%s", used ? ", " : "",
+                                         (int)dl, d, sub[0] ? "/" : "", sub);
+        }
+        d += dl + (end != NULL);
+    }
+    return 0;
+}
+
 void *ac_lua_plugin_data(ac_lua_plugin_t *p) { return p->data; }
 ac_lua_host_t *ac_lua_plugin_host(const ac_lua_plugin_t *p) { return p->host; }
 const char *ac_lua_plugin_name(const ac_lua_plugin_t *p) { return p->name; }
@@ -169,13 +192,15 @@ ac_lua_plugin_t *ac_lua_plugin_get(ac_lua_host_t *h, const ac_lua_plugin_kind_t 
         e->current->refs++;
         return e->current;
     }
-    char file[PATH_MAX + 200];
-    snprintf(file, sizeof file, "%s/%s/%s.lua", h->plugins_dir, kind->dir, name);
+    char file[PATH_MAX + 200], searched[1024];
     struct stat st;
+    if (!ac_lua_plugin_find(h->plugins_dir, kind->dir, name, file, sizeof file, searched, sizeof searched)) {
+        ac_err_set(err, AC_ERR_NOT_FOUND, "plugins/%s/%s.lua: no such plugin (searched %s)", kind->dir, name,
+                   searched);
+        return NULL;
+    }
     if (stat(file, &st) != 0) {
-        int code = errno == ENOENT ? AC_ERR_NOT_FOUND : AC_ERR_INTERNAL;
-        ac_err_set(err, code, "plugins/%s/%s.lua: %s", kind->dir, name,
-                   errno == ENOENT ? "no such plugin" : strerror(errno));
+        ac_err_set(err, AC_ERR_INTERNAL, "plugins/%s/%s.lua: %s", kind->dir, name, strerror(errno));
         return NULL;
     }
     if (e == NULL) { /* only for files that exist: client-supplied names cannot grow the list */

@@ -14,6 +14,13 @@
 /* Plugin names match ^[a-z0-9_-]+$ and are at most this long. */
 #define AC_LUA_PLUGIN_NAME_MAX 64
 
+/* Plugin directories form a search path: "dir1:dir2:..." (user directories first, the built-in
+ * one last). Finds <dir>/<sub>/<name>.lua in the first directory that has it (sub may be "" for
+ * a module path like "a/b") and writes it to out. Returns 1 when found; 0 when not, with
+ * `searched` (may be NULL) listing every place looked at ("/srv/p/agents, /usr/share/.../agents"). */
+int ac_lua_plugin_find(const char *search_path, const char *sub, const char *name, char *out, size_t len,
+                       char *searched, size_t searched_len);
+
 /* One loaded version of one plugin file, shared by reference count. A lookup returns the newest
  * good version; a version stays alive (with its Lua table) until every holder released it. */
 typedef struct ac_lua_plugin ac_lua_plugin_t;

@@ -1,6 +1,7 @@
 /* Loading Lua files: plugins and modules are text chunks, each with its own global table, and
  * `require` finds modules in the runtime library (lua/) and the plugins directory only. */
 #include "lua/host_internal.h"
+#include "lua/registry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -106,8 +107,8 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* require(name): the cache, then <lua_dir>/a/b.lua, <lua_dir>/a/b/init.lua,
- * <plugins_dir>/a/b.lua. */
+/* require(name): the cache, then <lua_dir>/a/b.lua, <lua_dir>/a/b/init.lua, then <dir>/a/b.lua
+ * in each plugin directory of the search path. */
 int ac_lua_require(lua_State *L)
 {
     ac_lua_host_t *h = ac_lua_host_of(L);
@@ -129,17 +130,21 @@ int ac_lua_require(lua_State *L)
     for (char *c = rel; *c; c++)
         if (*c == '.')
             *c = '/';
-    static const char *const forms[] = {"%s/%s.lua", "%s/%s/init.lua", "%s/%s.lua"};
+    static const char *const forms[] = {"%s/%s.lua", "%s/%s/init.lua"};
     static const char *const chunks[] = {"lua/%s.lua", "lua/%s/init.lua", "plugins/%s.lua"};
     int found = -1;
-    for (int i = 0; i < 3 && found < 0; i++) {
-        snprintf(path, sizeof path, forms[i], i < 2 ? h->lua_dir : h->plugins_dir, rel);
+    for (int i = 0; i < 2 && found < 0; i++) {
+        snprintf(path, sizeof path, forms[i], h->lua_dir, rel);
         if (file_exists(path))
             found = i;
     }
+    char searched[512];
+    if (found < 0 && ac_lua_plugin_find(h->plugins_dir, "", rel, path, sizeof path, searched, sizeof searched))
+        found = 2;
     if (found < 0)
         return luaL_error(L, "require: module '%s' not found (looked for lua/%s.lua, "
-                             "lua/%s/init.lua, plugins/%s.lua)", name, rel, rel, rel);
+                             "lua/%s/init.lua, and %s.lua in the plugin directories %s)", name, rel, rel, rel,
+                          searched);
     snprintf(chunk, sizeof chunk, chunks[found], rel);
     ac_lua_load_file(L, path, chunk, NULL);                /* name cache f */
     lua_pushlightuserdata(L, (void *)&ac_lua_key_loading); /* name cache f loading */

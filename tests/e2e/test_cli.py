@@ -65,7 +65,7 @@ class CliTest(unittest.TestCase):
         self.assertIn(path + ":1:", err)
         _, err = self.config_error('return { agents = { x = { agent = "calculator", validator = "nope" } } }')
         self.assertIn('agents["x"]', err)
-        self.assertIn("validators/nope.lua does not exist", err)
+        self.assertIn("no validators/nope.lua (searched ", err)
 
     def test_flags_override_config(self):
         d = temp_dir(self)
@@ -88,6 +88,38 @@ class CliTest(unittest.TestCase):
             self.assertEqual(status, 200)
         finally:
             server.close()
+
+
+class PluginPathTest(unittest.TestCase):
+    def test_user_directories_first_then_the_built_in_plugins(self):
+        """plugins_dir lists the user's directories; the built-in plugins (the default validator,
+        the calculator's reward) stay found after them, and a missing plugin names every
+        directory searched."""
+        a, b = temp_dir(self, "ac-plugins-a-"), temp_dir(self, "ac-plugins-b-")
+        root = os.environ.get("AC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "../..")
+        os.makedirs(os.path.join(b, "agents"))
+        with open(os.path.join(root, "plugins/agents/calculator.lua")) as f:
+            text = f.read()
+        with open(os.path.join(b, "agents", "mycalc.lua"), "w") as f:
+            f.write(text.replace('name = "calculator"', 'name = "mycalc"'))
+        cfg = os.path.join(a, "server.lua")
+        with open(cfg, "w") as f:
+            f.write('return { plugins_dir = { "%s", "%s" } }\n' % (a, b))
+        exp = os.path.join(a, "exp.lua")
+        with open(exp, "w") as f:
+            f.write('return { agent = "mycalc", reward = "calculator", data = { generator = "%s" },\n'
+                    '  config = { n_iterations = 1, batch_size = 2, n_trajectories_per_query = 2 } }\n'
+                    % os.path.join(root, "examples/calculator/data.lua"))
+        r = run("train", exp, "--config", cfg, "--out", os.path.join(a, "out"))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        with open(exp, "w") as f:
+            f.write('return { agent = "nope", data = { generator = "%s" } }\n'
+                    % os.path.join(root, "examples/calculator/data.lua"))
+        r = run("train", exp, "--config", cfg, "--out", os.path.join(a, "out"))
+        self.assertEqual(r.returncode, 1)
+        err = r.stderr.decode()
+        for d in (a, b, os.path.join(root, "plugins")):
+            self.assertIn(os.path.join(d, "agents"), err)
 
 
 if __name__ == "__main__":
