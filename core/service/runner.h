@@ -31,7 +31,9 @@ typedef struct ac_runner_env {
 } ac_runner_env_t;
 
 /* Runs the job (already claimed: status running) until it ends or the server stops. Returns 0,
- * or -1 when the store fails (the job then stays running and resumes at the next start). */
+ * or -1 when the store fails: a write fault (ac_store_is_write_fault) is for the caller to turn
+ * into the job's failure (ac_jobs_fail); after any other error the job stays running and
+ * resumes at the next start. */
 int ac_runner_run(const ac_runner_env_t *env, const char *job_id, ac_err_t *err);
 
 /* The seed a job trains with: its config's, else one derived from its id. */

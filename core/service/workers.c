@@ -64,8 +64,11 @@ static void *worker_main(void *arg)
             continue;
         }
         if (ac_runner_run(&env, id, &err) != 0) {
-            /* the store failed: the job stays running and is retried at the next start */
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
+            /* The store could not commit the job's work: the job fails with that cause
+             * (docs/operations.md). Other errors leave it running; it resumes at the next start. */
+            if (ac_store_is_write_fault(&err) && ac_jobs_fail(w->store, id, err.message, ac_clock_now_ms(), &err) != 0)
+                fprintf(stderr, "agentcore: job %s: its failure is not written yet: %s\n", id, err.message);
             ac_err_clear(&err);
         }
         /* a job's rollouts, batches and JSON are freed now: give the memory back to the system
