@@ -6,7 +6,7 @@
  *   "store.commit"   every commit fails as a full disk makes it fail (ENOSPC), after the
  *                    transaction ran: nothing of it is kept;
  *   "store.reserved" the writes that record a failure (ac_store_write_reserved) fail likewise,
- *                    even after the reserve is released: the in-memory fallback of jobs.h. */
+ *                    without touching the reserve: the in-memory fallback of jobs.h. */
 #ifndef AC_FAULT_H
 #define AC_FAULT_H
 

@@ -351,10 +351,8 @@ int ac_store_write(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err)
 
 int ac_store_write_reserved(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err)
 {
-    if (ac_fault("store.reserved")) {
-        reserve_release(s);
+    if (ac_fault("store.reserved"))
         return write_fault(s, "cannot write: No space left on device (injected fault store.reserved)", err);
-    }
     int rc = ac_store_write(s, fn, ud, err);
     if (rc == 0 || !ac_store_is_write_fault(err) || reserve_release(s) != 0)
         return rc;
