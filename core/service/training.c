@@ -176,7 +176,8 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
      * once, before validating anything (docs/api.md). */
     char cause[256];
     if (ac_store_degraded(app->store, cause, sizeof cause)) {
-        ac_err_set(err, AC_ERR_INTERNAL, "Storage unavailable: the store %s; no new job is accepted until it can write", cause);
+        ac_err_set(err, AC_ERR_INTERNAL, "Storage unavailable: no new job is accepted until the store can write (%s)",
+                   cause);
         ac_err_set_data(err, json_pack("{s:s, s:s}", "field", "store", "error", cause));
         return -1;
     }
