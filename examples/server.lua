@@ -15,7 +15,9 @@ return {
   -- the event loops.
   rpc_workers = 2,
 
-  -- The LMDB environment lives here (created when missing).
+  -- The LMDB environment lives here (created when missing). One server per directory: it is
+  -- locked (agentcore.lock) while a server runs; 2 MiB are kept in agentcore.reserve so that a
+  -- job's failure can still be recorded when the disk is full (docs/operations.md).
   data_dir = "./data",
 
   -- TLS listener (HTTP/1.1 and HTTP/2 negotiated by ALPN). Off unless listen is set.

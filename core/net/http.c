@@ -95,6 +95,8 @@ struct ac_http {
     int ready;
     ac_http_metrics_fn metrics;
     void *metrics_ud;
+    ac_http_health_fn health;
+    void *health_ud;
 };
 
 /* ---- responses ------------------------------------------------------------------------------ */
@@ -304,6 +306,24 @@ static int is_json_type(h2o_req_t *req)
            h2o_lcstris(v.base, n, H2O_STRLIT("application/json-rpc"));
 }
 
+/* 503 while degraded: load balancers and probes stop sending work that needs to write. */
+static void send_health(ac_http_t *h, h2o_req_t *req)
+{
+    char cause[256];
+    if (h->health == NULL || h->health(h->health_ud, cause, sizeof cause) == 0) {
+        send_json(req, 200, "{\"status\":\"ok\"}");
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s}", "status", "degraded", "store", cause);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        send_json(req, 503, "{\"status\":\"degraded\",\"store\":\"cannot write\"}");
+        return;
+    }
+    send_owned(req, 503, "application/json", text, strlen(text));
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     ac_http_t *h = ((handler_t *)self)->http;
@@ -320,7 +340,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
             send_json(req, 405, "{\"error\":\"method not allowed\"}");
         } else {
-            send_json(req, 200, "{\"status\":\"ok\"}");
+            send_health(h, req);
         }
         return 0;
     }
@@ -668,6 +688,12 @@ void ac_http_destroy(ac_http_t *h)
     pthread_mutex_destroy(&h->ready_lock);
     pthread_cond_destroy(&h->ready_cond);
     free(h);
+}
+
+void ac_http_set_health(ac_http_t *h, ac_http_health_fn fn, void *ud)
+{
+    h->health = fn;
+    h->health_ud = ud;
 }
 
 void ac_http_set_metrics(ac_http_t *h, ac_http_metrics_fn fn, void *ud)

@@ -2,7 +2,7 @@
  * serving HTTP/1.1, cleartext HTTP/2 (prior knowledge) and, when configured, TLS with ALPN h2.
  *
  *   POST /api/v1/jsonrpc   JSON-RPC 2.0 (rpc.h)
- *   GET  /healthz          200 {"status":"ok"}
+ *   GET  /healthz          200 {"status":"ok"}, or 503 {"status":"degraded","store":"<cause>"}
  *   GET  /metrics          Prometheus text (a bearer token with metrics:view)
  *
  * A request that calls a long method (AC_METHOD_DEFER) is handed to an RPC worker thread; the
@@ -24,6 +24,13 @@ typedef void (*ac_http_metrics_fn)(void *ud, const char *auth, size_t auth_len, 
 
 /* Serves GET /metrics with fn (set before ac_http_start). */
 void ac_http_set_metrics(ac_http_t *h, ac_http_metrics_fn fn, void *ud);
+
+/* GET /healthz: returns 0 when healthy, or 1 with the store's cause copied into cause (n bytes)
+ * when degraded. Runs on an event loop for every health check: it must not block. */
+typedef int (*ac_http_health_fn)(void *ud, char *cause, size_t n);
+
+/* Answers GET /healthz with fn (set before ac_http_start); without one it is always ok. */
+void ac_http_set_health(ac_http_t *h, ac_http_health_fn fn, void *ud);
 
 /* Binds every listener now (so that a busy port fails here, not later) but serves nothing
  * until ac_http_start. rpc is borrowed and must outlive the server. */

@@ -174,14 +174,21 @@ static json_t *internal_data(const ac_rpc_t *rpc, const ac_err_t *err, const cha
         json_object_set_new(data, "ref", json_string(ref));
         return data;
     }
-    /* ac_err_field puts the text in data.error and the code's name in the message */
-    const char *text = err->message;
-    json_t *derr = json_object_get(err->data, "error");
-    if ((text[0] == '\0' || strcmp(text, ac_err_name(AC_ERR_INTERNAL)) == 0) && json_is_string(derr))
-        text = json_string_value(derr);
-    char clean[200];
+    /* ac_err_field puts the text in data.error and the code's name in the message; a message
+     * with a cause in data.error says both */
+    char text[512];
+    const char *msg = err->message;
+    json_t *derr = json_object_get(err->data, "error"), *field = json_object_get(err->data, "field");
+    int generic = msg[0] == '\0' || strcmp(msg, ac_err_name(AC_ERR_INTERNAL)) == 0;
+    if (json_is_string(derr) && !generic && strcmp(json_string_value(derr), msg) != 0)
+        snprintf(text, sizeof text, "%s: %s", msg, json_string_value(derr));
+    else
+        snprintf(text, sizeof text, "%s", json_is_string(derr) && generic ? json_string_value(derr) : msg);
+    char clean[400];
     ac_err_strip_paths(clean, sizeof clean, text);
     json_t *data = json_pack("{s:s, s:s}", "error", clean[0] ? clean : ac_err_name(AC_ERR_INTERNAL), "ref", ref);
+    if (data != NULL && json_is_string(field)) /* which part of the request or server: no path */
+        json_object_set(data, "field", field);
     return data ? data : json_pack("{s:s, s:s}", "error", ac_err_name(AC_ERR_INTERNAL), "ref", ref);
 }
 

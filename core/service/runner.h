@@ -34,7 +34,9 @@ typedef struct ac_runner_env {
 /* Runs the job (already claimed as run `run`: status running) until it ends or the server stops.
  * The job's plugins get a Lua host of their own, made here and dropped at the end: nothing of
  * one job's Lua survives into another's. Returns 0, or -1 when the store fails or the run lost
- * the job (abandoned): the job then stays as the store has it. */
+ * the job (abandoned): a write fault (ac_store_is_write_fault) is for the caller to turn into the
+ * job's failure (ac_jobs_fail); after any other error the job stays as the store has it (running:
+ * it resumes at the next start). */
 int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err);
 
 /* The seed a job trains with: its config's, else one derived from its id. */

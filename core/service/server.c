@@ -10,9 +10,76 @@
 #include "base/clock.h"
 #include "net/http.h"
 #include "net/rpc.h"
+#include "store/jobs.h"
 #include "service/training.h"
 
 #define GRACE_MS 10000
+/* How often a degraded store is probed (ac_store_probe): how soon the server is ok again after
+ * space comes back. A failed probe costs a failed fallocate. */
+#define HEALTH_PROBE_MS 1000
+
+/* ---- store health --------------------------------------------------------------------------------
+ * A thread that probes a degraded store until it can write again, then writes the job failures
+ * that could not be written meanwhile. It logs each change of state once. */
+
+typedef struct health {
+    ac_store_t *store;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;
+    int running;
+} health_t;
+
+static void *health_main(void *arg)
+{
+    health_t *h = arg;
+    int was_degraded = 0;
+    char cause[256];
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
+        pthread_mutex_unlock(&h->lock);
+        ac_err_t err = AC_ERR_INIT;
+        if (ac_store_degraded(h->store, cause, sizeof cause)) {
+            if (!was_degraded)
+                fprintf(stderr, "agentcore: store degraded: %s; new jobs are refused until it can write\n", cause);
+            was_degraded = 1;
+            if (ac_store_probe(h->store, &err) == 0) {
+                fprintf(stderr, "agentcore: store writable again\n");
+                was_degraded = 0;
+                if (ac_jobs_write_failures(h->store, ac_clock_now_ms(), &err) != 0)
+                    fprintf(stderr, "agentcore: job failures not written yet: %s\n", err.message);
+            }
+            ac_err_clear(&err);
+        } else {
+            was_degraded = 0;
+        }
+        pthread_mutex_lock(&h->lock);
+        if (!h->stop) {
+            struct timespec ts = ac_clock_deadline(HEALTH_PROBE_MS);
+            pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+static void health_stop(health_t *h)
+{
+    if (!h->running)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stop = 1;
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    h->running = 0;
+}
+
+static int healthz(void *ud, char *cause, size_t n)
+{
+    return ac_store_degraded(ud, cause, n);
+}
 
 /* ---- GET /metrics ----------------------------------------------------------------------------- */
 
@@ -91,10 +158,16 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
                      "# HELP agentcore_webhook_policy_errors_total Webhook policy calls that failed (the "
                      "delivery was dropped unless webhooks.on_policy_error = \"deliver\").\n"
                      "# TYPE agentcore_webhook_policy_errors_total counter\n"
-                     "agentcore_webhook_policy_errors_total %llu\n",
+                     "agentcore_webhook_policy_errors_total %llu\n"
+                     "# HELP agentcore_store_degraded 1 while the store cannot write (GET /healthz says why).\n"
+                     "# TYPE agentcore_store_degraded gauge\nagentcore_store_degraded %d\n"
+                     "# HELP agentcore_plugin_calls_abandoned_total Plugin calls the watchdog gave up on (each "
+                     "failed its job and replaced its worker).\n"
+                     "# TYPE agentcore_plugin_calls_abandoned_total counter\nagentcore_plugin_calls_abandoned_total %lu\n",
                      t.by_status[0], t.by_status[1], t.by_status[2], t.by_status[3], t.by_status[4], t.iterations,
                      t.trajectories, (unsigned long long)delivered, (unsigned long long)failed,
-                     (unsigned long long)dropped, (unsigned long long)policy_errors);
+                     (unsigned long long)dropped, (unsigned long long)policy_errors,
+                     ac_store_degraded(m->app->store, NULL, 0), ac_workers_abandoned(m->app->workers));
     char *nb = rc == 0 ? realloc(*body, *len + (size_t)n + 1) : NULL;
     if (nb == NULL) {
         free(*body);
@@ -144,8 +217,15 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     ac_app_t app = {cfg, NULL, NULL, NULL, NULL, NULL};
     ac_rpc_t *rpc = NULL;
     ac_http_t *http = NULL;
+    health_t health = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL)
         goto out;
+    /* a full disk at start is reported at once (healthz, start_grpo), not at the first job */
+    ac_err_t perr = AC_ERR_INIT;
+    ac_store_probe(app.store, &perr);
+    ac_err_clear(&perr);
+    health.store = app.store;
+    health.running = pthread_create(&health.thread, NULL, health_main, &health) == 0;
     if ((app.auth = create_auth(cfg, err)) == NULL)
         goto out;
     if ((app.rl = ac_ratelimit_create(cfg->rate)) == NULL ||
@@ -157,6 +237,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
         goto out;
     metrics_ctx_t mctx = {&app, rpc};
     ac_http_set_metrics(http, serve_metrics, &mctx);
+    ac_http_set_health(http, healthz, app.store);
     if ((app.webhooks = ac_webhooks_start(cfg, app.store, err)) == NULL ||
         (app.workers = ac_workers_start(cfg, app.store, err)) == NULL || ac_http_start(http, err) != 0)
         goto out;
@@ -178,6 +259,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
 out:;
     /* running jobs stop at their next step and resume at restart */
     int left = ac_workers_stop(app.workers);
+    health_stop(&health);
     ac_webhooks_stop(app.webhooks); /* undelivered events stay in the outbox */
     ac_http_destroy(http);
     ac_rpc_destroy(rpc);

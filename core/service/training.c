@@ -154,6 +154,15 @@ static int check_job_webhooks(const ac_config_t *cfg, json_t *hooks, ac_err_t *e
 static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
     ac_app_t *app = app_of(ctx);
+    /* A job accepted now could not be stored, or would fail at its first iteration: refuse at
+     * once, before validating anything (docs/api.md). */
+    char cause[256];
+    if (ac_store_degraded(app->store, cause, sizeof cause)) {
+        ac_err_set(err, AC_ERR_INTERNAL, "Storage unavailable: no new job is accepted until the store can write (%s)",
+                   cause);
+        ac_err_set_data(err, json_pack("{s:s, s:s}", "field", "store", "error", cause));
+        return -1;
+    }
     json_t *jagent = json_object_get(params, "agent_id");
     const char *agent_id = json_string_value(jagent);
     if (!agent_id_ok(agent_id, json_string_length(jagent)))
@@ -329,11 +338,42 @@ static void status_store(size_t slot, const char *id, uint64_t rev, const char *
     pthread_mutex_unlock(lock);
 }
 
+/* get_status while the store is degraded, or for a job whose failure is not written yet: the
+ * record on disk says less than the truth, so the answer adds it (and is not cached). A job not
+ * ended gets store_error: it cannot make progress. One whose failure could not be written shows
+ * failed with its error and error_saved: false. */
+static int status_degraded(ac_call_ctx_t *ctx, const char *id, const char *cause, json_t **result, ac_err_t *err)
+{
+    json_t *job;
+    if (load_visible_job(ctx, id, &job, err) != 0)
+        return -1;
+    json_t *r = render_status(job);
+    const char *status = json_string_value(json_object_get(job, "status"));
+    char failure[256];
+    if (r != NULL && status != NULL && !ac_job_status_final(status)) {
+        if (ac_jobs_unwritten_failure(id, failure, sizeof failure)) {
+            json_object_set_new(r, "status", json_string("failed"));
+            json_object_set_new(r, "error", json_string(failure));
+            json_object_set_new(r, "error_saved", json_false());
+        }
+        if (cause[0] != '\0')
+            json_object_set_new(r, "store_error", json_string(cause));
+    }
+    json_decref(job);
+    if (r == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot build the status");
+    *result = r;
+    return 0;
+}
+
 static int get_status(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
-    (void)result;
     pthread_once(&status_once, status_init);
     const char *id = json_string_value(json_object_get(params, "job_id"));
+    char cause[256] = "", failure[8];
+    if (ac_store_degraded(app_of(ctx)->store, cause, sizeof cause) ||
+        ac_jobs_unwritten_failure(id, failure, sizeof failure))
+        return status_degraded(ctx, id, cause, result, err);
     size_t slot = status_slot_of(id);
     uint64_t rev = 0;
     json_t *job = NULL;

@@ -109,8 +109,11 @@ static void *worker_main(void *arg)
         slot_set_job(s, id, run);
         ac_crashlog_set_job(id);
         if (ac_runner_run(&env, id, run, &err) != 0 && !atomic_load(&s->abandoned)) {
-            /* the store failed: the job stays running and is retried at the next start */
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
+            /* The store could not commit the job's work: the job fails with that cause
+             * (docs/operations.md). Other errors leave it running; it resumes at the next start. */
+            if (ac_store_is_write_fault(&err) && ac_jobs_fail(w->store, id, err.message, ac_clock_now_ms(), &err) != 0)
+                fprintf(stderr, "agentcore: job %s: its failure is not written yet: %s\n", id, err.message);
         }
         ac_crashlog_set_job(NULL);
         ac_err_clear(&err);

@@ -1,5 +1,8 @@
 #include "store/jobs.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -475,6 +478,8 @@ int ac_jobs_update_run(ac_store_t *s, const char *job_id, int64_t run, ac_job_up
     return rc;
 }
 
+static void unwritten_drop(const char *id);
+
 typedef struct claim_ctx {
     int64_t now_ms;
     char id[AC_UUID_LEN + 1];
@@ -536,12 +541,15 @@ static int claim_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 
 int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], int64_t *run, ac_err_t *err)
 {
+    if (ac_store_degraded(s, NULL, 0))
+        return 0;
     claim_ctx_t c = {now_ms, {0}, {0}, 0, 0};
     if (ac_store_write(s, claim_txn, &c, err) != 0)
         return -1;
     if (c.found) {
         memcpy(job_id, c.id, AC_UUID_LEN + 1);
         *run = c.run;
+        unwritten_drop(c.id); /* it runs again (re-queued at a start): an old failure no longer holds */
     }
     return c.found;
 }
@@ -673,7 +681,7 @@ int ac_jobs_recover(ac_store_t *s, const char *const *crashed, size_t n_crashed,
     /* look first: a start with nothing to recover writes nothing */
     int rc = ac_store_read(s, find_running_txn, &r, err);
     if (rc == 0 && r.n > 0)
-        rc = ac_store_write(s, recover_txn, &r, err);
+        rc = ac_store_write_reserved(s, recover_txn, &r, err);
     free(r.ids);
     free(r.seqs);
     return rc == 0 ? (int)(r.n - r.failed) : -1;
@@ -700,4 +708,167 @@ int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json
     *evaluation = json_incref(json_object_get(d.data, "evaluation_data"));
     json_decref(d.data);
     return 0;
+}
+
+/* ---- failures the store could not commit ------------------------------------------------------ */
+
+typedef struct fail_ctx {
+    const char *id;
+    const char *error;
+    int64_t now_ms;
+    json_t *job;
+    int changed;
+} fail_ctx_t;
+
+static int fail_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    fail_ctx_t *f = ud;
+    json_decref(f->job); /* a replay after the map grew starts over */
+    f->job = NULL;
+    f->changed = 0;
+    int found = get_json(t, AC_DB_JOBS, f->id, &f->job, err);
+    if (found <= 0)
+        return found < 0 ? -1 : ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no such job");
+    json_t *job = f->job;
+    const char *status = json_string_value(json_object_get(job, "status"));
+    if (status == NULL || ac_job_status_final(status))
+        return 0; /* it ended meanwhile: nothing to say */
+    if (strcmp(status, "queued") == 0) {
+        uint8_t qkey[8];
+        ac_be64_put(qkey, (uint64_t)json_integer_value(json_object_get(job, "queue_seq")));
+        if (ac_txn_del(t, AC_DB_QUEUE, qkey, 8, err) < 0)
+            return -1;
+    }
+    char ts[40], cost[32];
+    ac_clock_iso8601(ts, sizeof ts, f->now_ms, 0);
+    json_object_set_new(job, "status", json_string("failed"));
+    json_object_set_new(job, "error", json_string(f->error));
+    json_object_set_new(job, "finished_at", json_string(ts));
+    json_object_del(job, "estimated_completion");
+    /* the event the runner's own failures send, from what was committed last */
+    json_t *metrics = json_object_get(job, "metrics");
+    json_t *va = json_object_get(metrics, "validation_accuracy"), *sr = json_object_get(metrics, "success_rate");
+    json_t *avg = json_object_get(metrics, "avg_reward");
+    json_t *d = json_pack("{s:s, s:O, s:s, s:s, s:{s:O, s:s, s:O}}", "job_id", f->id, "agent_id",
+                          json_object_get(job, "agent_id"), "status", "failed", "error", f->error, "final_metrics",
+                          "success_rate", va ? va : sr ? sr : json_null(), "cost_usd",
+                          ac_micro_to_usd_str(cost, sizeof cost, json_integer_value(json_object_get(job, "cost_micro"))),
+                          "avg_reward", avg ? avg : json_null());
+    if (d == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot build the failure event");
+    if (ac_jobs_txn_event(t, job, "training.job.failed", d, f->now_ms, err) != 0 ||
+        put_json(t, AC_DB_JOBS, f->id, job, err) != 0)
+        return -1;
+    f->changed = 1;
+    return 0;
+}
+
+/* The failures not written yet: a fixed table (a handful at most: one per worker whose job
+ * failed while the store could not write; claims wait meanwhile), process-wide because a job id
+ * names one job whichever store handle reads it. */
+#define UNWRITTEN_MAX 64
+
+typedef struct unwritten {
+    char id[AC_UUID_LEN + 1];
+    char error[256];
+} unwritten_t;
+
+static pthread_mutex_t unwritten_lock = PTHREAD_MUTEX_INITIALIZER;
+static unwritten_t unwritten[UNWRITTEN_MAX];
+static atomic_int n_unwritten;
+
+static void unwritten_put(const char *id, const char *error)
+{
+    pthread_mutex_lock(&unwritten_lock);
+    int n = atomic_load(&n_unwritten), i = 0;
+    while (i < n && strcmp(unwritten[i].id, id) != 0)
+        i++;
+    if (i == n && n == UNWRITTEN_MAX)
+        i = 0; /* full: the oldest gives way (its job still shows the store's degraded state) */
+    snprintf(unwritten[i].id, sizeof unwritten[i].id, "%s", id);
+    snprintf(unwritten[i].error, sizeof unwritten[i].error, "%s", error);
+    if (i == n)
+        atomic_store(&n_unwritten, n + 1);
+    pthread_mutex_unlock(&unwritten_lock);
+}
+
+static void unwritten_drop(const char *id)
+{
+    pthread_mutex_lock(&unwritten_lock);
+    int n = atomic_load(&n_unwritten);
+    for (int i = 0; i < n; i++)
+        if (strcmp(unwritten[i].id, id) == 0) {
+            unwritten[i] = unwritten[n - 1];
+            atomic_store(&n_unwritten, n - 1);
+            break;
+        }
+    pthread_mutex_unlock(&unwritten_lock);
+}
+
+int ac_jobs_unwritten_failure(const char *job_id, char *error, size_t n)
+{
+    if (atomic_load(&n_unwritten) == 0)
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&unwritten_lock);
+    for (int i = 0; i < atomic_load(&n_unwritten) && !found; i++)
+        if (strcmp(unwritten[i].id, job_id) == 0) {
+            snprintf(error, n, "%s", unwritten[i].error);
+            found = 1;
+        }
+    pthread_mutex_unlock(&unwritten_lock);
+    return found;
+}
+
+/* 0 when written (or nothing to write), 1 when the store could not write it, -1 on another
+ * error; err is set for 1 and -1. */
+static int fail_write(ac_store_t *s, const char *job_id, const char *error, int64_t now_ms, ac_err_t *err)
+{
+    fail_ctx_t f = {job_id, error, now_ms, NULL, 0};
+    ac_err_t e = AC_ERR_INIT;
+    int rc = ac_store_write_reserved(s, fail_txn, &f, &e);
+    json_decref(f.job);
+    if (rc == 0)
+        return 0;
+    int fault = ac_store_is_write_fault(&e);
+    ac_err_set(err, e.code, "%s", e.message);
+    ac_err_set_data(err, json_incref(e.data));
+    ac_err_clear(&e);
+    return fault ? 1 : -1;
+}
+
+int ac_jobs_fail(ac_store_t *s, const char *job_id, const char *error, int64_t now_ms, ac_err_t *err)
+{
+    char text[256]; /* error may be err's own message, which err's new value overwrites */
+    snprintf(text, sizeof text, "%s", error);
+    int rc = fail_write(s, job_id, text, now_ms, err);
+    if (rc == 1)
+        unwritten_put(job_id, text);
+    else
+        unwritten_drop(job_id);
+    return rc == 0 ? 0 : -1;
+}
+
+int ac_jobs_write_failures(ac_store_t *s, int64_t now_ms, ac_err_t *err)
+{
+    for (;;) {
+        unwritten_t u;
+        pthread_mutex_lock(&unwritten_lock);
+        int n = atomic_load(&n_unwritten);
+        if (n > 0)
+            u = unwritten[n - 1];
+        pthread_mutex_unlock(&unwritten_lock);
+        if (n == 0)
+            return 0;
+        ac_err_t e = AC_ERR_INIT;
+        if (fail_write(s, u.id, u.error, now_ms, &e) == 1) {
+            ac_err_set(err, e.code, "%s", e.message);
+            ac_err_set_data(err, json_incref(e.data));
+            ac_err_clear(&e);
+            return -1;
+        }
+        /* written, or the job is not in this store: either way done with */
+        ac_err_clear(&e);
+        unwritten_drop(u.id);
+    }
 }

@@ -60,8 +60,9 @@ size_t ac_jobs_queued(ac_store_t *s);
 
 /* Takes the oldest job from the queue and marks it running (started_at on its first start,
  * a training.job.started event). Returns 1 with job_id and *run filled, 0 when the queue is
- * empty. *run numbers this run of the job: from now on only writes that name it
- * (ac_jobs_update_run) change the job. */
+ * empty or the store is degraded (a job started now would run into the same fault: it waits,
+ * queued, until ac_store_probe succeeds). *run numbers this run of the job: from now on only
+ * writes that name it (ac_jobs_update_run) change the job. */
 int ac_jobs_claim(ac_store_t *s, int64_t now_ms, char job_id[37], int64_t *run, ac_err_t *err);
 
 /* Fails a running job whose run is `run` with `error` (a training.job.failed event) and takes
@@ -74,8 +75,31 @@ int ac_jobs_abandon(ac_store_t *s, const char *job_id, int64_t run, const char *
  * them, to resume from their last checkpoint. crashed (n_crashed ids, repeats allowed) names the
  * jobs that were in a plugin call when the process died (a crash, not a kill): each adds to the
  * job's `crashes`, and a job at AC_JOBS_MAX_CRASHES is failed instead of resumed into the same
- * fault. Returns how many were re-queued, or -1. */
+ * fault. A reserved write (store.h): it must succeed on a full disk too. Returns how many were
+ * re-queued, or -1. */
 int ac_jobs_recover(ac_store_t *s, const char *const *crashed, size_t n_crashed, ac_err_t *err);
+
+/* Ends a job that could not go on because the store could not commit its work (error: the
+ * write fault's message, "store: cannot write: No space left on device (...)"): status
+ * failed, error, finished_at and a training.job.failed event, in one reserved write (store.h).
+ * Everything committed before stays. A queued job also leaves the queue; a job already
+ * completed, failed or cancelled is left as it is.
+ *
+ * When even that write fails, the failure is remembered in memory (ac_jobs_unwritten_failure,
+ * what get_status shows meanwhile) until ac_jobs_write_failures can write it, and -1 is
+ * returned with err set. The job is then still running on disk: if the process ends first, the
+ * next start re-queues it, and it resumes from its last checkpoint once the store can write
+ * (ac_jobs_claim waits while it is degraded) instead of running into the same fault. */
+int ac_jobs_fail(ac_store_t *s, const char *job_id, const char *error, int64_t now_ms, ac_err_t *err);
+
+/* 1 with the error copied into error (n bytes) when the job failed but its failure is not
+ * written yet; 0 otherwise. Cheap when there is none (an atomic load). Thread-safe. */
+int ac_jobs_unwritten_failure(const char *job_id, char *error, size_t n);
+
+/* Writes the failures ac_jobs_fail could not write (call it after ac_store_probe succeeded).
+ * Returns 0 when none is left, or -1 with err set when the store still cannot write (the rest
+ * stay remembered). */
+int ac_jobs_write_failures(ac_store_t *s, int64_t now_ms, ac_err_t *err);
 
 /* The job's training and evaluation data (new references). */
 int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json_t **evaluation, ac_err_t *err);

@@ -1,13 +1,21 @@
 #include "store/store.h"
 
+#include "base/clock.h"
 #include "base/fault.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 static const char *const db_names[AC_DB_COUNT] = {
     "meta", "jobs", "job_data", "queue", "owner_jobs", "events", "trajectories", "traj_index", "checkpoints", "outbox", "webhooks",
@@ -23,6 +31,13 @@ struct ac_store {
     pthread_rwlock_t resize_lock;
     size_t map_size;
     int grows;
+    char *dir;
+    int lock_fd; /* holds the flock on DIR/agentcore.lock */
+    /* health (store.h): set by a write fault, cleared by a successful probe */
+    atomic_int degraded;
+    pthread_mutex_t health_lock;
+    char cause[200];
+    unsigned long faults; /* write faults so far: a probe clears only when none came meanwhile */
 };
 
 struct ac_txn {
@@ -41,6 +56,45 @@ ac_store_t *ac_store_open(const char *dir, ac_err_t *err)
     return ac_store_open_sized(dir, 0, err);
 }
 
+static void path_in(const ac_store_t *s, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", s->dir, name);
+}
+
+/* The directory's lock: an exclusive flock, which the kernel drops when the process ends however
+ * it ends. The holder's pid is written into the file for the message a second process prints. */
+static int lock_dir(ac_store_t *s, ac_err_t *err)
+{
+    char path[PATH_MAX];
+    path_in(s, "agentcore.lock", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "store: cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[17] = {0};
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        long holder = n > 0 ? strtol(pid, NULL, 10) : 0;
+        close(fd);
+        if (e != EWOULDBLOCK)
+            return ac_err_set(err, AC_ERR_INTERNAL, "store: cannot lock %s: %s", path, strerror(e));
+        if (holder > 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "data directory %s is in use by another agentcore (pid %ld)",
+                              s->dir, holder);
+        return ac_err_set(err, AC_ERR_INTERNAL, "data directory %s is in use by another agentcore (pid unknown)",
+                          s->dir);
+    }
+    /* a fixed-width record over the previous one: on a full disk the file keeps its size and
+     * needs no new block */
+    char rec[17];
+    snprintf(rec, sizeof rec, "%15ld\n", (long)getpid());
+    if (pwrite(fd, rec, 16, 0) == 16 && ftruncate(fd, 16) != 0) {
+        /* the pid only improves another process's message: the lock is what matters */
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
 ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *err)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -48,11 +102,19 @@ ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *e
         return NULL;
     }
     ac_store_t *s = calloc(1, sizeof *s);
-    if (s == NULL) {
+    if (s == NULL || (s->dir = strdup(dir)) == NULL) {
+        free(s);
         ac_err_set(err, AC_ERR_INTERNAL, "store: out of memory");
         return NULL;
     }
+    s->lock_fd = -1;
+    if (lock_dir(s, err) != 0) {
+        free(s->dir);
+        free(s);
+        return NULL;
+    }
     pthread_rwlock_init(&s->resize_lock, NULL);
+    pthread_mutex_init(&s->health_lock, NULL);
     int rc;
     MDB_txn *txn = NULL;
     if ((rc = mdb_env_create(&s->env)) != 0)
@@ -86,6 +148,9 @@ fail:
     if (s->env != NULL)
         mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->health_lock);
+    close(s->lock_fd);
+    free(s->dir);
     free(s);
     return NULL;
 }
@@ -97,7 +162,129 @@ void ac_store_close(ac_store_t *s)
     mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->health_lock);
+    close(s->lock_fd); /* releases the directory: closed after LMDB, so no successor sees it open */
+    free(s->dir);
     free(s);
+}
+
+/* ---- health ------------------------------------------------------------------------------------ */
+
+/* Marks the store degraded and fills err: message "store: <cause>", data {field: store, error:
+ * <cause>}. cause reads "cannot write: ...". Returns -1. */
+static int fault_err(ac_err_t *err, const char *cause)
+{
+    ac_err_set(err, AC_ERR_INTERNAL, "store: %s", cause);
+    ac_err_set_data(err, json_pack("{s:s, s:s}", "field", "store", "error", cause));
+    return -1;
+}
+
+static int write_fault(ac_store_t *s, const char *cause, ac_err_t *err)
+{
+    pthread_mutex_lock(&s->health_lock);
+    snprintf(s->cause, sizeof s->cause, "%s", cause);
+    s->faults++;
+    atomic_store(&s->degraded, 1);
+    pthread_mutex_unlock(&s->health_lock);
+    return fault_err(err, cause);
+}
+
+/* Why LMDB could not write, in words an operator acts on. On a full file system LMDB's page
+ * flush often ends in a short write, which it reports as EIO ("Input/output error"): the free
+ * space tells the two apart. */
+static void describe(const ac_store_t *s, const char *what, int rc, char *out, size_t n)
+{
+    struct statvfs v;
+    if ((rc == ENOSPC || rc == EIO) && statvfs(s->dir, &v) == 0) {
+        unsigned long long avail = (unsigned long long)v.f_bavail * v.f_frsize;
+        if (rc == ENOSPC || avail < AC_STORE_RESERVE_BYTES) {
+            snprintf(out, n, "cannot write: No space left on device (%llu KiB free in %.80s%s)", avail / 1024, s->dir,
+                     rc == EIO ? "; LMDB: Input/output error" : "");
+            return;
+        }
+    }
+    snprintf(out, n, "cannot write: %s: %s", what, mdb_strerror(rc));
+}
+
+static int lmdb_write_fault(ac_store_t *s, const char *what, int rc, ac_err_t *err)
+{
+    char cause[200];
+    describe(s, what, rc, cause, sizeof cause);
+    return write_fault(s, cause, err);
+}
+
+int ac_store_is_write_fault(const ac_err_t *err)
+{
+    const char *field = err != NULL ? json_string_value(json_object_get(err->data, "field")) : NULL;
+    return field != NULL && strcmp(field, "store") == 0;
+}
+
+int ac_store_degraded(ac_store_t *s, char *cause, size_t n)
+{
+    if (!atomic_load(&s->degraded))
+        return 0;
+    if (cause != NULL) {
+        pthread_mutex_lock(&s->health_lock);
+        snprintf(cause, n, "%s", s->cause);
+        pthread_mutex_unlock(&s->health_lock);
+    }
+    return 1;
+}
+
+/* The reserve: AC_STORE_RESERVE_BYTES of allocated (not sparse) file. 0 when it is there. */
+static int reserve_make(ac_store_t *s, char *cause, size_t n)
+{
+    char path[PATH_MAX];
+    path_in(s, "agentcore.reserve", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(cause, n, "cannot write: cannot create %.100s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) == 0 && (size_t)st.st_blocks * 512 >= AC_STORE_RESERVE_BYTES
+                 ? 0
+                 : posix_fallocate(fd, 0, (off_t)AC_STORE_RESERVE_BYTES);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = errno;
+    close(fd);
+    if (rc != 0) {
+        unlink(path); /* a partial reserve would only hold space nobody can use */
+        snprintf(cause, n, "cannot write: %s (cannot keep the %zu MiB reserve in %.80s)",
+                 rc == ENOSPC ? "No space left on device" : strerror(rc), AC_STORE_RESERVE_BYTES >> 20, s->dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Free space beyond the reserve: as much again, allocated for real and given back (statvfs
+ * would miss quotas and the blocks kept for root). */
+static int headroom_check(ac_store_t *s, char *cause, size_t n)
+{
+    char path[PATH_MAX];
+    path_in(s, "agentcore.probe", path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(cause, n, "cannot write: cannot create %.100s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = posix_fallocate(fd, 0, (off_t)AC_STORE_RESERVE_BYTES);
+    close(fd);
+    unlink(path);
+    if (rc != 0) {
+        snprintf(cause, n, "cannot write: %s (less than %zu MiB free in %.80s beyond the reserve)",
+                 rc == ENOSPC ? "No space left on device" : strerror(rc), AC_STORE_RESERVE_BYTES >> 20, s->dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 when a reserve was there and is now free space, -1 when there was none. */
+static int reserve_release(ac_store_t *s)
+{
+    char path[PATH_MAX];
+    path_in(s, "agentcore.reserve", path, sizeof path);
+    return unlink(path);
 }
 
 static int grow(ac_store_t *s, size_t seen, ac_err_t *err)
@@ -112,7 +299,7 @@ static int grow(ac_store_t *s, size_t seen, ac_err_t *err)
         }
     }
     pthread_rwlock_unlock(&s->resize_lock);
-    return rc == 0 ? 0 : lmdb_err(err, "grow map", rc);
+    return rc == 0 ? 0 : lmdb_write_fault(s, "the map is full and cannot grow", rc, err);
 }
 
 static int run(ac_store_t *s, unsigned flags, ac_store_fn fn, void *ud, ac_err_t *err)
@@ -124,7 +311,7 @@ static int run(ac_store_t *s, unsigned flags, ac_store_fn fn, void *ud, ac_err_t
         int rc = mdb_txn_begin(s->env, NULL, flags, &t.txn);
         if (rc != 0) {
             pthread_rwlock_unlock(&s->resize_lock);
-            return lmdb_err(err, "begin", rc);
+            return flags & MDB_RDONLY ? lmdb_err(err, "begin", rc) : lmdb_write_fault(s, "begin", rc, err);
         }
         int ret = fn(&t, ud, err);
         if (flags & MDB_RDONLY) {
@@ -134,11 +321,14 @@ static int run(ac_store_t *s, unsigned flags, ac_store_fn fn, void *ud, ac_err_t
         }
         int full = 0;
         if (ret == 0) {
-            rc = mdb_txn_commit(t.txn);
-            if (rc == MDB_MAP_FULL)
+            if (ac_fault("store.commit")) {
+                mdb_txn_abort(t.txn);
+                ret = write_fault(s, "cannot write: No space left on device (injected fault store.commit)", err);
+            } else if ((rc = mdb_txn_commit(t.txn)) == MDB_MAP_FULL) {
                 full = 1;
-            else if (rc != 0)
-                ret = lmdb_err(err, "commit", rc);
+            } else if (rc != 0) {
+                ret = lmdb_write_fault(s, "commit", rc, err);
+            }
         } else {
             full = t.map_full;
             mdb_txn_abort(t.txn);
@@ -155,8 +345,46 @@ static int run(ac_store_t *s, unsigned flags, ac_store_fn fn, void *ud, ac_err_t
 int ac_store_write(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err)
 {
     if (ac_fault("store.write"))
-        return ac_err_set(err, AC_ERR_INTERNAL, "store: write failed (injected fault)");
+        return write_fault(s, "cannot write: write failed (injected fault store.write)", err);
     return run(s, 0, fn, ud, err);
+}
+
+int ac_store_write_reserved(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err)
+{
+    if (ac_fault("store.reserved"))
+        return write_fault(s, "cannot write: No space left on device (injected fault store.reserved)", err);
+    int rc = ac_store_write(s, fn, ud, err);
+    if (rc == 0 || !ac_store_is_write_fault(err) || reserve_release(s) != 0)
+        return rc;
+    ac_err_clear(err);
+    return ac_store_write(s, fn, ud, err);
+}
+
+static int probe_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    (void)ud;
+    uint8_t now[8];
+    ac_be64_put(now, (uint64_t)ac_clock_now_ms());
+    return ac_txn_put(t, AC_DB_META, "probe", 5, now, sizeof now, err);
+}
+
+int ac_store_probe(ac_store_t *s, ac_err_t *err)
+{
+    char cause[200];
+    pthread_mutex_lock(&s->health_lock);
+    unsigned long faults = s->faults;
+    pthread_mutex_unlock(&s->health_lock);
+    if (reserve_make(s, cause, sizeof cause) != 0 || headroom_check(s, cause, sizeof cause) != 0)
+        return write_fault(s, cause, err);
+    if (ac_store_write(s, probe_txn, NULL, err) != 0)
+        return -1;
+    pthread_mutex_lock(&s->health_lock);
+    if (s->faults == faults) /* else a write failed while this one succeeded: stay degraded */
+        atomic_store(&s->degraded, 0);
+    int degraded = atomic_load(&s->degraded);
+    snprintf(cause, sizeof cause, "%s", s->cause);
+    pthread_mutex_unlock(&s->health_lock);
+    return degraded ? fault_err(err, cause) : 0;
 }
 
 int ac_store_read(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err)

@@ -5,7 +5,21 @@
  * Writes run inside ac_store_write(): the callback may be run more than once (when the map is
  * full the store grows it and replays the callback in a fresh transaction), so it must not have
  * side effects outside the transaction other than idempotent ones. Values handed out by get and
- * scan are valid only until the callback returns: copy them. */
+ * scan are valid only until the callback returns: copy them.
+ *
+ * One process per data directory: opening takes an exclusive flock on DIR/agentcore.lock, held
+ * until ac_store_close or the process ends (kill -9 included). LMDB's own lock.mdb lets several
+ * processes share an environment by design, and two servers growing the map independently make
+ * each other fail (MDB_MAP_RESIZED) while both run jobs.
+ *
+ * Health: a write the store cannot commit (a full disk, an I/O error, a map that cannot grow)
+ * fails with an error whose data is {"field": "store", "error": "cannot write: <cause>"}, and
+ * marks the store degraded with that cause. Only a successful ac_store_probe clears it: a small
+ * commit succeeding says little, because LMDB reuses freed pages, so a status update can fit
+ * where an iteration's trajectories cannot. The probe wants AC_STORE_RESERVE_BYTES free beyond
+ * the reserve: the store keeps that much in DIR/agentcore.reserve, a file it releases when a write
+ * that records a failure cannot commit (ac_store_write_reserved), so that such a record can
+ * still be written on a full disk. */
 #ifndef AC_STORE_H
 #define AC_STORE_H
 
@@ -38,9 +52,13 @@ typedef struct ac_store_stats {
     int grows;         /* times the map grew since open */
 } ac_store_stats_t;
 
+/* Space kept in DIR/agentcore.reserve for the records that say a write failed. */
+#define AC_STORE_RESERVE_BYTES ((size_t)2 << 20)
+
 /* Opens (creating when missing) the environment in dir, which must exist or be creatable.
  * The map starts at 256 MiB of address space and doubles whenever it is full.
- * Returns NULL with err set on failure. */
+ * Returns NULL with err set on failure; when another process holds the directory, the message
+ * is "data directory DIR is in use by another agentcore (pid N)". */
 ac_store_t *ac_store_open(const char *dir, ac_err_t *err);
 /* Likewise with the first map size in bytes (tests use a small one to make it grow). */
 ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *err);
@@ -51,8 +69,27 @@ typedef int (*ac_store_fn)(ac_txn_t *txn, void *ud, ac_err_t *err);
 /* Runs fn in a write transaction and commits when it returns 0 (durably: the commit is on disk
  * when this returns). fn returning -1 aborts. Returns fn's result, or -1 with err set. */
 int ac_store_write(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err);
-/* Runs fn in a read-only snapshot. */
+/* Like ac_store_write, for the few writes that record that something failed (a job's failure,
+ * re-queueing interrupted jobs): when the commit fails with a write fault, the reserve file is
+ * deleted and the write tried once more with the space it held. */
+int ac_store_write_reserved(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err);
+/* Runs fn in a read-only snapshot. Reads work while the store is degraded. */
 int ac_store_read(ac_store_t *s, ac_store_fn fn, void *ud, ac_err_t *err);
+
+/* 1 when err comes from a write the store could not commit (its data names the field "store"),
+ * 0 for any other error (a callback's own, a missing record, ...). */
+int ac_store_is_write_fault(const ac_err_t *err);
+
+/* 1 when the store is degraded, with the cause ("cannot write: No space left on device (...)")
+ * copied into cause (NULL: not wanted); 0 when healthy. Cheap (an atomic load when healthy);
+ * thread-safe. */
+int ac_store_degraded(ac_store_t *s, char *cause, size_t n);
+
+/* Checks that the store can write again: recreates the reserve file when it is missing, checks
+ * that as much again is free beyond it (allocating a scratch file and deleting it), and commits
+ * a small record. On success the store is healthy again and 0 is returned; else -1 with err set
+ * as for a write fault (the store is, or stays, degraded with that cause). */
+int ac_store_probe(ac_store_t *s, ac_err_t *err);
 
 /* Looks a key up. Returns 1 and sets val and vlen (valid inside the transaction) when found,
  * 0 when not found, -1 on error. */
