@@ -19,6 +19,7 @@ typedef struct run {
     const ac_runner_env_t *env;
     const char *id;
     int64_t run;          /* this run of the job: every write names it (ac_jobs_update_run) */
+    int restore_failed;   /* its checkpoint could not be read: the job fails (docs/operations.md) */
     ac_lua_host_t *host;  /* this job's own */
     json_t *job; /* the last committed record */
     ac_train_config_t cfg;
@@ -127,8 +128,10 @@ static int resume(run_t *r, ac_err_t *err)
             size_t meta_len = 0;
             int rc = ac_trainer_restore(r->tr, buf, len, &meta, &meta_len, err);
             free(buf);
-            if (rc != 0)
+            if (rc != 0) { /* not the store's fault: a checkpoint this build cannot read */
+                r->restore_failed = 1;
                 return -1;
+            }
             /* the job's counters travel in the checkpoint's meta bytes */
             json_t *counters = meta ? json_loadb(meta, meta_len, 0, NULL) : NULL;
             free(meta);
@@ -446,8 +449,15 @@ static int run_loop(run_t *r, ac_err_t *err)
         if ((int)r->tr->iteration >= r->cfg.n_iterations)
             break;
         ac_iter_metrics_t m;
-        if (ac_trainer_iterate(r->tr, r->training, r->budget_micro - r->cost_micro, &m, err) != 0)
-            return -1;
+        if (ac_trainer_iterate(r->tr, r->training, r->budget_micro - r->cost_micro, &m, err) != 0) {
+            /* the engine itself failed (diverged weights, memory): resuming would fail the same
+             * way, so the job ends here with the cause */
+            char why[600];
+            snprintf(why, sizeof why, "training failed at iteration %llu: %s",
+                     (unsigned long long)r->tr->iteration + 1, err->message);
+            ac_err_clear(err);
+            return finish(r, "failed", NULL, why, err);
+        }
         if (m.stopped) { /* interrupted: the loop's checks above say why */
             if (!atomic_load(env->stopping) && ac_jobs_get(env->store, r->id, &job, err) == 1) {
                 int why = json_is_true(json_object_get(job, "cancel_requested")) ||
@@ -539,8 +549,13 @@ int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, a
         goto fail_job;
     }
     r.tr->stop = &env->watch->interrupt;
-    if (resume(&r, err) != 0)
-        goto out;
+    if (resume(&r, err) != 0) {
+        if (!r.restore_failed)
+            goto out;
+        snprintf(failure, sizeof failure, "cannot resume from its checkpoint: %s", err->message);
+        ac_err_clear(err);
+        goto fail_job;
+    }
     r.ckpt_iteration = r.tr->iteration;
     ret = run_loop(&r, err);
     goto out;
