@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "engine/dataset.h"
 #include "engine/eval.h"
 #include "store/jobs.h"
 #include "lua/plugin.h"
@@ -26,7 +27,13 @@ typedef struct run {
     ac_agent_t *agent;
     ac_reward_t *reward;
     ac_trainer_t *tr;
-    json_t *training, *evaluation;
+    json_t *training;   /* what trains (training_data less the validation it held out) */
+    json_t *validation; /* what selects: validation_data, or held out of training_data */
+    json_t *evaluation; /* reported on by training.evaluate only: the runner never reads it */
+    /* the last validation: the learning curve's point and the checkpoint's score */
+    uint64_t val_iteration;
+    double val_success, val_reward;
+    int val_fresh; /* taken at the iteration being committed */
     /* the job's counters: restored from the checkpoint on resume */
     int64_t cost_micro, budget_micro;
     json_int_t trajectories_generated;
@@ -98,14 +105,45 @@ static void set_progress(run_t *r, json_t *job)
     json_object_set_new(job, "episodes", json_integer(r->episodes_total));
 }
 
+/* Greedy success and reward of the current policy on the validation set (once per iteration).
+ * Returns 0 (r->val_* set, or left alone when there is nothing to validate on or the job is
+ * being interrupted: every plugin call would fail and the score be wrong), or -1. */
+static int validate(run_t *r, ac_err_t *err)
+{
+    if (json_array_size(r->validation) == 0 || atomic_load(&r->env->watch->interrupt))
+        return 0;
+    if (r->val_fresh && r->val_iteration == r->tr->iteration)
+        return 0;
+    ac_eval_result_t ev;
+    if (ac_eval_run(r->agent, r->reward, r->tr->policy, r->validation, r->cfg.max_steps_per_trajectory, &ev, err) != 0)
+        return -1;
+    r->val_iteration = r->tr->iteration;
+    r->val_success = ev.success_rate;
+    r->val_reward = ev.avg_reward;
+    r->val_fresh = 1;
+    ac_eval_result_free(&ev);
+    json_object_set_new(r->metrics, "validation_accuracy", json_real(r->val_success));
+    json_object_set_new(r->metrics, "validation_reward", json_real(r->val_reward));
+    return 0;
+}
+
 /* ---- resume --------------------------------------------------------------------------------- */
 
 static int resume_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
 {
     run_t *r = ud;
     size_t dropped = 0;
-    if (ac_jobs_txn_drop_trajectories(t, r->id, r->drop_from, UINT32_MAX, &dropped, err) != 0)
+    if (ac_jobs_txn_drop_trajectories(t, r->id, r->drop_from, UINT32_MAX, &dropped, err) != 0 ||
+        ac_jobs_txn_drop_metrics(t, r->id, r->drop_from, err) != 0)
         return -1;
+    if (r->drop_from == 1 && r->val_fresh) { /* the curve's first point: the untrained policy */
+        json_t *row = json_pack("{s:i, s:f, s:f}", "iteration", 0, "validation_accuracy", r->val_success,
+                                "validation_reward", r->val_reward);
+        int rc = ac_jobs_txn_put_metrics(t, r->id, 0, row, err);
+        json_decref(row);
+        if (rc != 0)
+            return -1;
+    }
     json_int_t stored = json_integer_value(json_object_get(job, "trajectories_stored"));
     json_object_set_new(job, "trajectories_stored", json_integer(stored - (json_int_t)dropped));
     json_object_set_new(job, "current_iteration", json_integer((json_int_t)r->drop_from - 1));
@@ -140,6 +178,8 @@ static int resume(run_t *r, ac_err_t *err)
             r->drop_from = (uint32_t)r->tr->iteration + 1;
         }
     }
+    if (r->drop_from == 1 && validate(r, err) != 0)
+        return -1;
     /* trajectories written after the checkpoint belong to iterations that will run again */
     json_t *job = NULL;
     if (ac_jobs_update_run(r->env->store, r->id, r->run, resume_txn, r, &job, err) != 0)
@@ -224,6 +264,27 @@ static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         if (ac_jobs_txn_event(t, job, "training.zero_variance_stall", d, now, err) != 0)
             return -1;
     }
+    /* the series training.get_metrics pages through, and the learning curve's point */
+    json_t *row = json_deep_copy(r->metrics);
+    json_object_set_new(row, "iteration", json_integer(it));
+    json_object_set_new(row, "cost_usd", json_real((double)r->cost_micro / 1e6));
+    if (!(r->val_fresh && r->val_iteration == it)) {
+        json_object_del(row, "validation_accuracy");
+        json_object_del(row, "validation_reward");
+    }
+    int rc = ac_jobs_txn_put_metrics(t, r->id, it, row, err);
+    json_decref(row);
+    if (rc != 0)
+        return -1;
+    if (r->val_fresh && r->val_iteration == it) {
+        json_t *d = base_event(r, job, "running");
+        json_object_set_new(d, "iteration", json_integer(it));
+        json_object_set_new(d, "success_rate", json_real(r->val_success));
+        json_object_set_new(d, "avg_reward", json_real(r->val_reward));
+        json_object_set_new(d, "queries", json_integer((json_int_t)json_array_size(r->validation)));
+        if (ac_jobs_txn_event(t, job, "training.validation", d, now, err) != 0)
+            return -1;
+    }
     /* budget warnings fire once each, when the cost crosses the threshold (decided before the
      * transaction, which may run twice) */
     for (int level = 75; level <= 90; level += 15) {
@@ -302,18 +363,10 @@ static int checkpoint_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
 static int save_checkpoint(run_t *r, int evaluate, ac_err_t *err)
 {
     r->validation_accuracy = NAN;
-    /* once interrupted every plugin call fails at once: a validation score would be wrong */
-    if (evaluate && atomic_load(&r->env->watch->interrupt))
-        evaluate = 0;
-    if (evaluate && json_array_size(r->evaluation) > 0) {
-        ac_eval_result_t ev;
-        if (ac_eval_run(r->agent, r->reward, r->tr->policy, r->evaluation, r->cfg.max_steps_per_trajectory, &ev,
-                        err) != 0)
-            return -1;
-        r->validation_accuracy = ev.success_rate;
-        ac_eval_result_free(&ev);
-        json_object_set_new(r->metrics, "validation_accuracy", json_real(r->validation_accuracy));
-    }
+    if (evaluate && validate(r, err) != 0)
+        return -1;
+    if (evaluate && r->val_fresh && r->val_iteration == r->tr->iteration)
+        r->validation_accuracy = r->val_success;
     char id[AC_UUID_LEN + 1];
     if (ac_uuid_v4(id) != 0)
         return ac_err_set(err, AC_ERR_INTERNAL, "no random source for a checkpoint id");
@@ -481,6 +534,9 @@ static int run_loop(run_t *r, ac_err_t *err)
         for (int i = 0; i < r->tr->ro.n_errors && json_array_size(r->samples) < MAX_ERROR_SAMPLES; i++)
             json_array_append_new(r->samples, json_string(r->tr->ro.first_errors[i]));
         metrics_from(r, &m);
+        int done_it = (int)r->tr->iteration;
+        if ((done_it % r->cfg.eval_interval == 0 || done_it == r->cfg.n_iterations) && validate(r, err) != 0)
+            return -1;
         r->session_iterations++;
         r->m = &m;
         r->fire75 = !r->warned75 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 75;
@@ -518,7 +574,7 @@ int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, a
     ac_err_t plugin_err = AC_ERR_INIT;
     char failure[512];
     if (ac_jobs_get(env->store, job_id, &r.job, err) != 1 ||
-        ac_jobs_load_data(env->store, job_id, &r.training, &r.evaluation, err) != 0)
+        ac_jobs_load_data(env->store, job_id, &r.training, &r.validation, &r.evaluation, err) != 0)
         goto out;
     ac_train_config_defaults(&r.cfg);
     if (ac_train_config_from_json(&r.cfg, json_object_get(r.job, "config"), AC_ERR_INTERNAL, err) != 0)
@@ -543,6 +599,13 @@ int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, a
         goto fail_job;
     }
     uint64_t seed = ac_runner_seed(job_id, r.cfg.seed);
+    if (r.validation == NULL) { /* held out of the training data, the same at every resume */
+        json_t *train = NULL;
+        if (ac_dataset_split(r.training, r.cfg.validation_fraction, seed, &train, &r.validation, err) != 0)
+            goto out;
+        json_decref(r.training);
+        r.training = train;
+    }
     if ((r.tr = ac_trainer_create(&r.cfg, r.agent, r.reward, seed, ac_usd_to_micro(env->cfg->step_cost_usd),
                                   &plugin_err)) == NULL) {
         snprintf(failure, sizeof failure, "%s", plugin_err.message);
@@ -575,6 +638,7 @@ out:
     ac_lua_host_destroy(r.host);
     json_decref(r.training);
     json_decref(r.evaluation);
+    json_decref(r.validation);
     json_decref(r.job);
     json_decref(r.metrics);
     json_decref(r.samples);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "service/app.h"
@@ -66,7 +67,11 @@ static ac_lua_host_t *call_host(ac_call_ctx_t *ctx, ac_err_t *err)
 
 /* SPEC.md: -40002 when the data fails validation; data lists every problem with its index and
  * field (the first one also as data.field/data.error, the shape other errors have). */
-static int validate_data(ac_call_ctx_t *ctx, const char *validator, json_t *training, json_t *evaluation,
+/* SPEC.md: -40002 when the data fails validation; data lists every problem with its index and
+ * field (the first one also as data.field/data.error, the shape other errors have). The validator
+ * plugin checks training and one held-out set; validation_data is checked as that set, its
+ * problems then named by `held_out` ("validation_data[3].query"). */
+static int validate_data(ac_call_ctx_t *ctx, const char *validator, json_t *training, json_t *held, const char *held_out,
                          ac_err_t *err)
 {
     ac_lua_host_t *h = call_host(ctx, err);
@@ -79,7 +84,7 @@ static int validate_data(ac_call_ctx_t *ctx, const char *validator, json_t *trai
         return -1;
     }
     json_t *problems = NULL;
-    int rc = ac_validator_run(v, training, evaluation, MIN_TRAINING_QUERIES, &problems, err);
+    int rc = ac_validator_run(v, training, held, MIN_TRAINING_QUERIES, &problems, err);
     ac_validator_close(v);
     ac_lua_host_destroy(h);
     if (rc != 0)
@@ -87,6 +92,16 @@ static int validate_data(ac_call_ctx_t *ctx, const char *validator, json_t *trai
     if (json_array_size(problems) == 0) {
         json_decref(problems);
         return 0;
+    }
+    size_t i;
+    json_t *pr;
+    json_array_foreach(problems, i, pr) {
+        const char *f = json_string_value(json_object_get(pr, "field"));
+        if (held_out != NULL && f != NULL && strncmp(f, "evaluation_data", 15) == 0) {
+            char renamed[300];
+            snprintf(renamed, sizeof renamed, "%s%s", held_out, f + 15);
+            json_object_set_new(pr, "field", json_string(renamed));
+        }
     }
     json_t *first = json_array_get(problems, 0);
     json_t *field = json_object_get(first, "field"), *error = json_object_get(first, "error");
@@ -185,14 +200,26 @@ static int start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_er
         return -1;
     json_t *training = json_object_get(params, "training_data");
     json_t *evaluation = json_object_get(params, "evaluation_data");
+    json_t *validation = json_object_get(params, "validation_data");
+    if (json_is_null(validation))
+        validation = NULL;
     json_t *empty = evaluation == NULL ? json_array() : NULL;
     if (empty != NULL)
         evaluation = empty;
-    if (validate_data(ctx, bind.validator, training, evaluation, err) != 0) {
+    if (validate_data(ctx, bind.validator, training, evaluation, NULL, err) != 0 ||
+        (validation != NULL && validate_data(ctx, bind.validator, training, validation, "validation_data", err) != 0)) {
         json_decref(empty);
         return -1;
     }
-    ac_job_new_t nj = {ctx->principal->sub, agent_id, &cfg, training, evaluation, ctx->now_ms,
+    if (cfg.seed == 0) { /* drawn now and stored, so that the job can be run again exactly */
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+            json_decref(empty);
+            return ac_err_set(err, AC_ERR_INTERNAL, "no random source for the job's seed");
+        }
+        cfg.seed = (int)(r % 2147483646u) + 1;
+    }
+    ac_job_new_t nj = {ctx->principal->sub, agent_id, &cfg, training, evaluation, validation, ctx->now_ms,
                        ac_usd_to_micro(ac_config_budget(app->cfg, ctx->principal->sub)), hooks};
     json_t *job;
     int rc = ac_jobs_create(app->store, &nj, &job, err);
@@ -494,7 +521,7 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     ac_app_t *app = app_of(ctx);
     int64_t t0 = ac_clock_mono_ns();
     const char *id = json_string_value(json_object_get(params, "job_id"));
-    json_t *job = NULL, *training = NULL, *evaluation = NULL;
+    json_t *job = NULL, *training = NULL, *validation = NULL, *evaluation = NULL;
     uint8_t *blob = NULL;
     size_t blob_len = 0;
     ac_checkpoint_t ck = {0};
@@ -509,7 +536,7 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     json_t *queries = json_object_get(params, "evaluation_queries");
     const char *qname = "evaluation_queries";
     if (queries == NULL) {
-        if (ac_jobs_load_data(app->store, id, &training, &evaluation, err) != 0)
+        if (ac_jobs_load_data(app->store, id, &training, &validation, &evaluation, err) != 0)
             goto out;
         queries = evaluation;
         qname = "evaluation_data";
@@ -525,9 +552,19 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     }
     if (check_queries_shape(queries, qname, err) != 0)
         goto out;
+    /* which policy: the one asked for, else the one the validation set chose (the evaluation
+     * data never chooses), else the latest when no checkpoint has a validation score */
     json_t *jck = json_object_get(params, "checkpoint_id");
     const char *ckpt_id = jck ? json_string_value(jck) : json_string_value(json_object_get(job, "best_checkpoint_id"));
-    if (ckpt_id == NULL || find_checkpoint(job, ckpt_id) == NULL) {
+    json_t *chosen = ckpt_id ? find_checkpoint(job, ckpt_id) : NULL;
+    const char *selected_by = jck ? "given"
+                              : json_is_number(json_object_get(chosen, "validation_accuracy")) ? "validation"
+                                                                                              : "latest";
+    if (jck == NULL && strcmp(selected_by, "latest") == 0) {
+        ckpt_id = json_string_value(json_object_get(job, "latest_checkpoint_id"));
+        chosen = ckpt_id ? find_checkpoint(job, ckpt_id) : NULL;
+    }
+    if (ckpt_id == NULL || chosen == NULL) {
         if (jck != NULL)
             ac_err_field(err, AC_ERR_NOT_FOUND, "checkpoint_id", "no checkpoint %s in this job", ckpt_id);
         else
@@ -584,8 +621,9 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     json_object_set_new(m, "plugin_failures", json_integer(rt.failures));
     json_t *base = ac_eval_metrics_json(&rb);
     json_object_set_new(base, "success_rate_ci95", json_pack("[f, f]", cmp.baseline_ci[0], cmp.baseline_ci[1]));
-    *result = json_pack("{s:s, s:s, s:o, s:{s:f, s:f, s:f, s:b, s:f, s:o}, s:i, s:I}", "job_id", id,
-                        "checkpoint_id", ckpt_id, "metrics", m, "baseline_comparison", "success_rate_improvement",
+    *result = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:f, s:f, s:f, s:b, s:f, s:o}, s:i, s:I}", "job_id", id,
+                        "checkpoint_id", ckpt_id, "selected_by", selected_by, "checkpoint_iteration",
+                        json_object_get(chosen, "iteration"), "metrics", m, "baseline_comparison", "success_rate_improvement",
                         cmp.success_rate_improvement, "avg_reward_improvement", cmp.avg_reward_improvement,
                         "p_value", cmp.p_value, "statistically_significant", cmp.p_value < 0.05, "p_value_reward",
                         cmp.p_value_reward, "baseline", base, "queries_evaluated", rt.n, "evaluation_duration_ms",
@@ -602,6 +640,7 @@ out:
         ac_checkpoint_release(&ck);
     free(blob);
     json_decref(training);
+    json_decref(validation);
     json_decref(evaluation);
     json_decref(job);
     return ret;
@@ -928,7 +967,9 @@ static const ac_param_spec_t start_params[] = {
     {"agent_id", AC_P_STRING, 1, "agent identifier to train"},
     {"config", AC_P_OBJECT, 1, "GRPOConfig"},
     {"training_data", AC_P_ARRAY, 1, "TrainingQuery[] (at least 100)"},
-    {"evaluation_data", AC_P_ARRAY, 0, "held-out TrainingQuery[]"},
+    {"evaluation_data", AC_P_ARRAY, 0, "held-out TrainingQuery[]: reported on, never used to choose"},
+    {"validation_data", AC_P_ARRAY, 0,
+     "TrainingQuery[] that selects the best checkpoint (default: config.validation_fraction of training_data)"},
     {"webhooks", AC_P_ARRAY, 0, "this job's webhooks: [{url, events, secret?}]"},
     {NULL, 0, 0, NULL},
 };

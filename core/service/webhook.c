@@ -26,6 +26,7 @@
 static const char *const event_names[] = {"training.job.started",   "training.job.progress",
                                           "training.job.completed", "training.job.failed",
                                           "training.job.cancelled", "training.budget.warning",
+                                          "training.validation",    "training.zero_variance_stall",
                                           NULL};
 
 struct ac_webhooks {

@@ -111,6 +111,8 @@ static int create_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     const char *id = json_string_value(json_object_get(job, "job_id"));
     json_t *data = json_pack("{s:O, s:O}", "training_data", nj->training_data, "evaluation_data",
                              nj->evaluation_data);
+    if (data != NULL && nj->validation_data != NULL)
+        json_object_set(data, "validation_data", nj->validation_data);
     int rc = put_json(t, AC_DB_JOBS, id, job, err) || put_json(t, AC_DB_JOB_DATA, id, data, err);
     json_decref(data);
     if (rc)
@@ -699,14 +701,122 @@ static int data_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     return found < 0 ? -1 : found == 0 ? ac_err_set(err, AC_ERR_NOT_FOUND, "jobs: no data for %s", d->id) : 0;
 }
 
-int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json_t **evaluation, ac_err_t *err)
+int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json_t **validation, json_t **evaluation,
+                      ac_err_t *err)
 {
     data_ctx_t d = {job_id, NULL};
     if (ac_store_read(s, data_txn, &d, err) != 0)
         return -1;
     *training = json_incref(json_object_get(d.data, "training_data"));
+    *validation = json_incref(json_object_get(d.data, "validation_data"));
     *evaluation = json_incref(json_object_get(d.data, "evaluation_data"));
     json_decref(d.data);
+    return 0;
+}
+
+/* ---- the per-iteration metrics series ---------------------------------------------------------- */
+
+static size_t metrics_key(uint8_t key[AC_UUID_LEN + 4], const char *job_id, uint32_t iteration)
+{
+    memcpy(key, job_id, AC_UUID_LEN);
+    key[AC_UUID_LEN] = (uint8_t)(iteration >> 24);
+    key[AC_UUID_LEN + 1] = (uint8_t)(iteration >> 16);
+    key[AC_UUID_LEN + 2] = (uint8_t)(iteration >> 8);
+    key[AC_UUID_LEN + 3] = (uint8_t)iteration;
+    return AC_UUID_LEN + 4;
+}
+
+int ac_jobs_txn_put_metrics(ac_txn_t *t, const char *job_id, uint32_t iteration, const json_t *row, ac_err_t *err)
+{
+    uint8_t key[AC_UUID_LEN + 4];
+    char *text = json_dumps(row, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (text == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot encode a metrics row");
+    int rc = ac_txn_put(t, AC_DB_METRICS, key, metrics_key(key, job_id, iteration), text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+typedef struct drop_metrics_ctx {
+    ac_txn_t *t;
+    uint8_t (*keys)[AC_UUID_LEN + 4];
+    size_t n, cap;
+} drop_metrics_ctx_t;
+
+static int collect_metrics_key(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)val, (void)vlen;
+    drop_metrics_ctx_t *d = ud;
+    if (klen != AC_UUID_LEN + 4)
+        return 0;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        void *k = realloc(d->keys, cap * sizeof *d->keys);
+        if (k == NULL)
+            return ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
+        d->keys = k;
+        d->cap = cap;
+    }
+    memcpy(d->keys[d->n++], key, klen);
+    return 0;
+}
+
+int ac_jobs_txn_drop_metrics(ac_txn_t *t, const char *job_id, uint32_t from, ac_err_t *err)
+{
+    uint8_t start[AC_UUID_LEN + 4];
+    metrics_key(start, job_id, from);
+    drop_metrics_ctx_t d = {t, NULL, 0, 0};
+    int rc = ac_txn_scan(t, AC_DB_METRICS, job_id, AC_UUID_LEN, start, sizeof start, collect_metrics_key, &d, err);
+    for (size_t i = 0; rc == 0 && i < d.n; i++)
+        rc = ac_txn_del(t, AC_DB_METRICS, d.keys[i], AC_UUID_LEN + 4, err) < 0 ? -1 : 0;
+    free(d.keys);
+    return rc;
+}
+
+typedef struct metrics_page_ctx {
+    const char *job_id;
+    uint32_t from;
+    int limit;
+    json_t *rows;
+    int more;
+} metrics_page_ctx_t;
+
+static int metrics_row(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+{
+    (void)key, (void)err;
+    metrics_page_ctx_t *p = ud;
+    if (klen != AC_UUID_LEN + 4)
+        return 0;
+    if ((int)json_array_size(p->rows) == p->limit) {
+        p->more = 1;
+        return 1;
+    }
+    json_t *row = json_loadb(val, vlen, 0, NULL);
+    if (row != NULL)
+        json_array_append_new(p->rows, row);
+    return 0;
+}
+
+static int metrics_page_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+{
+    metrics_page_ctx_t *p = ud;
+    uint8_t start[AC_UUID_LEN + 4];
+    metrics_key(start, p->job_id, p->from);
+    json_array_clear(p->rows);
+    p->more = 0;
+    return ac_txn_scan(t, AC_DB_METRICS, p->job_id, AC_UUID_LEN, start, sizeof start, metrics_row, p, err);
+}
+
+int ac_jobs_metrics_page(ac_store_t *s, const char *job_id, uint32_t from, int limit, json_t **rows, int *more,
+                         ac_err_t *err)
+{
+    metrics_page_ctx_t p = {job_id, from, limit, json_array(), 0};
+    if (p.rows == NULL || ac_store_read(s, metrics_page_txn, &p, err) != 0) {
+        json_decref(p.rows);
+        return err->code ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
+    }
+    *rows = p.rows;
+    *more = p.more;
     return 0;
 }
 

@@ -20,6 +20,7 @@ typedef struct ac_job_new {
     const ac_train_config_t *config;
     json_t *training_data;   /* borrowed: array of TrainingQuery */
     json_t *evaluation_data; /* borrowed: array, may be empty */
+    json_t *validation_data; /* borrowed: array, or NULL (then held out of training_data at start) */
     int64_t now_ms;
     int64_t owner_budget_micro; /* < 0: unlimited */
     json_t *webhooks;           /* borrowed: the job's own subscriptions [{url, events, secret?}], or NULL */
@@ -101,8 +102,19 @@ int ac_jobs_unwritten_failure(const char *job_id, char *error, size_t n);
  * stay remembered). */
 int ac_jobs_write_failures(ac_store_t *s, int64_t now_ms, ac_err_t *err);
 
-/* The job's training and evaluation data (new references). */
-int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json_t **evaluation, ac_err_t *err);
+/* The job's training, validation and evaluation data (new references; *validation is NULL when
+ * the job was started without validation_data). */
+int ac_jobs_load_data(ac_store_t *s, const char *job_id, json_t **training, json_t **validation, json_t **evaluation,
+                      ac_err_t *err);
+
+/* The per-iteration metrics series (training.get_metrics): one row per iteration. */
+int ac_jobs_txn_put_metrics(ac_txn_t *t, const char *job_id, uint32_t iteration, const json_t *row, ac_err_t *err);
+/* Deletes the rows of iterations >= from (a resumed job runs them again). */
+int ac_jobs_txn_drop_metrics(ac_txn_t *t, const char *job_id, uint32_t from, ac_err_t *err);
+/* Up to limit rows from iteration `from` on, in iteration order (*rows: new array); *more is 1
+ * when rows remain after them. */
+int ac_jobs_metrics_page(ac_store_t *s, const char *job_id, uint32_t from, int limit, json_t **rows, int *more,
+                         ac_err_t *err);
 
 /* Read-modify-write of one job record: in a write transaction, fn gets the record (a fresh
  * copy each time: fn may run again after the map grew, so it must only change the record and

@@ -19,6 +19,7 @@
 
 static const char *const db_names[AC_DB_COUNT] = {
     "meta", "jobs", "job_data", "queue", "owner_jobs", "events", "trajectories", "traj_index", "checkpoints", "outbox", "webhooks",
+    "metrics",
 };
 
 #define AC_STORE_INITIAL_MAP ((size_t)256 << 20)

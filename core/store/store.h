@@ -40,6 +40,7 @@ enum ac_db {
     AC_DB_CHECKPOINTS,  /* job_id checkpoint_id -> checkpoint (binary) */
     AC_DB_OUTBOX,       /* be64 seq -> webhook work (JSON): events to fan out, deliveries to make */
     AC_DB_WEBHOOKS,     /* owner \0 subscription_id -> subscription (JSON) */
+    AC_DB_METRICS,      /* job_id be32 iteration -> that iteration's metrics (JSON) */
     AC_DB_COUNT
 };
 

@@ -58,7 +58,9 @@ class CompletedJobTest(ServerTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()  # the server's cleanup is registered there, before this can fail
-        cls.job = cls.server.result("training.start_grpo", job_params(n_iterations=30))["job_id"]
+        # 16 queries x 8 rollouts: enough signal that 30 iterations help on held-out queries
+        cls.job = cls.server.result("training.start_grpo",
+                                    job_params(n_iterations=30, batch_size=16, n_trajectories_per_query=8))["job_id"]
         cls.status = wait(cls.server, cls.job, final)
 
     def test_status_after_completion(self):
@@ -66,7 +68,7 @@ class CompletedJobTest(ServerTest):
         self.assertEqual(st["status"], "completed", st)
         self.assertEqual((st["current_iteration"], st["total_iterations"], st["progress_percent"]), (30, 30, 100.0))
         m = st["metrics"]
-        self.assertEqual(m["trajectories_generated"], 30 * 8 * 4)
+        self.assertEqual(m["trajectories_generated"], 30 * 16 * 8)
         for key in ("train_loss", "avg_reward", "validation_accuracy", "kl", "entropy", "clip_fraction",
                     "reward_std", "zero_variance_groups"):
             self.assertIsInstance(m[key], float, key)
@@ -137,8 +139,8 @@ class CompletedJobTest(ServerTest):
     def test_export(self):
         call = lambda **p: self.server.call("training.export_trajectories", dict(p, job_id=self.job))[2]
         everything = call(limit=10000)["result"]
-        self.assertEqual(everything["total_count"], 30 * 8 * 4)
-        self.assertEqual(everything["returned_count"], 960)
+        self.assertEqual(everything["total_count"], 30 * 16 * 8)
+        self.assertEqual(everything["returned_count"], 3840)
         self.assertFalse(everything["has_more"])
         ids = [t["trajectory_id"] for t in everything["trajectories"]]
         self.assertEqual(len(set(ids)), len(ids))
@@ -151,14 +153,14 @@ class CompletedJobTest(ServerTest):
             self.assertIn(key, step)
         self.assertEqual(set(step["action"]), {"tool", "params"})
         page = call(limit=100, offset=250)["result"]
-        self.assertEqual((page["returned_count"], page["has_more"], page["total_count"]), (100, True, 960))
+        self.assertEqual((page["returned_count"], page["has_more"], page["total_count"]), (100, True, 3840))
         self.assertEqual([x["trajectory_id"] for x in page["trajectories"]], ids[250:350])  # stable order
         ok = call(success_only=True, limit=10000)["result"]
         self.assertEqual(ok["total_count"], sum(1 for x in everything["trajectories"] if x["success"]))
         self.assertTrue(all(x["success"] for x in ok["trajectories"]))
         hi = call(min_reward=0.5, limit=10000)["result"]
         self.assertEqual(hi["total_count"], sum(1 for x in everything["trajectories"] if x["reward"] >= 0.5))
-        last = call(limit=10, offset=955)["result"]
+        last = call(limit=10, offset=3835)["result"]
         self.assertEqual((last["returned_count"], last["has_more"]), (5, False))
         _, _, resp = self.server.call("training.export_trajectories", {"job_id": self.job, "limit": 10001})
         self.assertEqual((resp["error"]["code"], resp["error"]["data"]["field"]), (-40005, "limit"))

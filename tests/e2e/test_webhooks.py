@@ -166,9 +166,10 @@ class RestartTest(unittest.TestCase):
         receiver = Receiver(port=port)
         self.addCleanup(receiver.close)
         server.start()
-        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 3, timeout=40))
+        self.assertTrue(receiver.wait_for(lambda: len(receiver.ok()) >= 4, timeout=40))
         kinds = sorted(x["payload"]["event"] for x in receiver.ok())
-        self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started"])
+        self.assertEqual(kinds, ["training.job.completed", "training.job.progress", "training.job.started",
+                                 "training.validation"])
 
 
 POLICY = '''return { name = "test_policy", version = "1",
@@ -201,7 +202,8 @@ class PolicyTest(unittest.TestCase):
         # events were dropped, not late
         kinds = [x["payload"]["event"] for x in receiver.ok("/hook")]
         self.assertNotIn("training.job.progress", kinds)
-        self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started"])
+        self.assertEqual(sorted(kinds), ["training.job.completed", "training.job.started", "training.validation",
+                                         "training.validation"])
         done = [x for x in receiver.ok("/hook") if x["payload"]["event"] == "training.job.completed"][0]
         self.assertEqual(done["payload"]["data"]["note"], "seen by the policy")
         self.assertEqual(done["headers"]["x-policy"], "yes")
@@ -274,7 +276,8 @@ class PolicyErrorTest(unittest.TestCase):
         paths = {r["path"] for r in receiver.requests}
         self.assertEqual(paths, {"/good"}, "a failing policy delivered something")
         self.assertEqual({x["payload"]["event"] for x in receiver.ok("/good")},
-                         {"training.job.started", "training.job.progress", "training.job.completed"})
+                         {"training.job.started", "training.job.progress", "training.validation",
+                          "training.job.completed"})
         self.assertEqual(listed[subs["/good"]]["policy_errors"], 0)
         self.assertIsNone(listed[subs["/good"]]["last_policy_error"])
         for path, why in BROKEN.items():
@@ -294,7 +297,7 @@ class PolicyErrorTest(unittest.TestCase):
 
     def test_on_policy_error_deliver_sends_the_event_unchanged(self):
         server, receiver, subs, listed, n_events = self.run_job("deliver")
-        kinds = {"training.job.started", "training.job.progress", "training.job.completed"}
+        kinds = {"training.job.started", "training.job.progress", "training.validation", "training.job.completed"}
         for path in ["/good"] + list(BROKEN):
             if path == "/route":
                 continue  # its policy routed elsewhere: unchanged means to the subscription's own URL
@@ -380,7 +383,7 @@ class SubscriptionTest(unittest.TestCase):
             self.assertEqual((r["error"]["code"], r["error"]["data"]["field"]), (-32600, "webhooks[0].events"), r)
             self.assertEqual(wait(server, job, final, tok)["status"], "completed")
             every = lambda path: {x["payload"]["event"] for x in receiver.ok(path)}
-            kinds = {"training.job.started", "training.job.progress", "training.job.completed"}
+            kinds = {"training.job.started", "training.job.progress", "training.validation", "training.job.completed"}
             self.assertTrue(receiver.wait_for(lambda: all(every(p) == kinds for p in ("/config", "/api", "/list",
                                                                                         "/job"))),
                             {p: every(p) for p in ("/config", "/api", "/list", "/job")})

@@ -198,8 +198,9 @@ class HostileTest(unittest.TestCase):
         interrupted by both crashes, resumes and ends as if alone."""
         server = Server(config(self.plugins), env={"AGENTCORE_FAULT": "lua.crash"})
         self.addCleanup(server.close)
-        bad = result(call(server, "training.start_grpo", hostile("h_crash"), MALLORY))["job_id"]
+        # the victim first: the attack kills the server as soon as a worker takes it
         good = result(call(server, "training.start_grpo", VICTIM, ALICE))["job_id"]
+        bad = result(call(server, "training.start_grpo", hostile("h_crash"), MALLORY))["job_id"]
         for crash in (1, 2):
             code = server.proc.wait(timeout=DEADLINE_S)
             self.assertEqual(code, -signal.SIGABRT, f"crash {crash}: {server.stderr()[-2000:]}")

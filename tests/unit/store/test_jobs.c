@@ -15,7 +15,7 @@
 static char *new_job(ac_store_t *s, const ac_train_config_t *cfg, json_t *data)
 {
     json_t *empty = json_array();
-    ac_job_new_t nj = {"alice", "calculator", cfg, data, empty, 1000, -1, NULL};
+    ac_job_new_t nj = {"alice", "calculator", cfg, data, empty, NULL, 1000, -1, NULL};
     json_t *job = NULL;
     ac_err_t err = AC_ERR_INIT;
     char *id = NULL;
