@@ -270,6 +270,9 @@ static json_t *render_status(json_t *job)
     if (r == NULL)
         return NULL;
     /* beyond SPEC.md: what users of such services look for */
+    json_t *seed = json_object_get(json_object_get(job, "config"), "seed");
+    if (json_is_integer(seed) && json_integer_value(seed) > 0) /* what reruns the job exactly */
+        json_object_set(r, "seed", seed);
     static const char *const extra[] = {"created_at", "finished_at", "cancelled_at", "cancel_reason", "error",
                                         "latest_checkpoint_id", "trajectories_stored", "oldest_iteration",
                                         "plugin_failures", "episodes", "crashes", NULL};
@@ -746,6 +749,35 @@ static int export_trajectories(ac_call_ctx_t *ctx, json_t *params, json_t **resu
     return 0;
 }
 
+/* ---- training.get_metrics ------------------------------------------------------------------- */
+
+#define METRICS_MAX 10000
+
+static int get_metrics(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    const char *id = json_string_value(json_object_get(params, "job_id"));
+    json_t *job;
+    if (load_visible_job(ctx, id, &job, err) != 0)
+        return -1;
+    json_decref(job);
+    json_int_t from = int_param(json_object_get(params, "from_iteration"), 0);
+    json_int_t limit = int_param(json_object_get(params, "limit"), 1000);
+    if (from < 0 || from > UINT32_MAX)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "from_iteration", "must be between 0 and 4294967295");
+    if (limit < 1 || limit > METRICS_MAX)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and %d", METRICS_MAX);
+    json_t *rows = NULL;
+    int more = 0;
+    if (ac_jobs_metrics_page(app_of(ctx)->store, id, (uint32_t)from, (int)limit, &rows, &more, err) != 0)
+        return -1;
+    json_t *last = json_array_get(rows, json_array_size(rows) - 1);
+    json_int_t next = more ? json_integer_value(json_object_get(last, "iteration")) + 1 : 0;
+    *result = json_pack("{s:s, s:o, s:I, s:o, s:b}", "job_id", id, "metrics", rows, "returned_count",
+                        (json_int_t)json_array_size(rows), "next_from_iteration",
+                        more ? json_integer(next) : json_null(), "has_more", more);
+    return 0;
+}
+
 /* ---- beyond SPEC.md: list_jobs, list_checkpoints, list_events -------------------------------- */
 
 typedef struct list_ctx {
@@ -1002,6 +1034,12 @@ static const ac_param_spec_t list_jobs_params[] = {
     {"offset", AC_P_INTEGER, 0, "pagination offset"},
     {NULL, 0, 0, NULL},
 };
+static const ac_param_spec_t get_metrics_params[] = {
+    {"job_id", AC_P_UUID, 1, "training job identifier"},
+    {"from_iteration", AC_P_INTEGER, 0, "the first iteration wanted (default 0: the untrained policy's validation)"},
+    {"limit", AC_P_INTEGER, 0, "max rows (default 1000, at most 10000)"},
+    {NULL, 0, 0, NULL},
+};
 static const ac_param_spec_t list_events_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier"},
     {"cursor", AC_P_INTEGER, 0, "the next_cursor of the previous page (default 0: from the start)"},
@@ -1030,6 +1068,9 @@ const ac_method_t ac_training_methods[] = {
     /* a page of up to 10000 trajectories takes ~1 s to build: not on an event loop */
     {"training.export_trajectories", export_trajectories, AC_PERM_DATA_EXPORT, AC_RL_EXPORT, AC_METHOD_DEFER,
      AC_ERR_INVALID_PARAMS, export_params, "Export a job's trajectories, filtered and paginated", export_errors},
+    {"training.get_metrics", get_metrics, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
+     get_metrics_params, "A job's metrics per iteration (loss, reward, success, KL, entropy, clip, validation every "
+     "eval_interval): the learning curve, paged", job_errors},
     {"training.list_jobs", list_jobs, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,
      list_jobs_params, "The caller's jobs, newest first, by status, paginated", NULL},
     {"training.list_checkpoints", list_checkpoints, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS,

@@ -729,7 +729,7 @@ static size_t metrics_key(uint8_t key[AC_UUID_LEN + 4], const char *job_id, uint
 int ac_jobs_txn_put_metrics(ac_txn_t *t, const char *job_id, uint32_t iteration, const json_t *row, ac_err_t *err)
 {
     uint8_t key[AC_UUID_LEN + 4];
-    char *text = json_dumps(row, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    char *text = json_dumps(row, JSON_COMPACT);
     if (text == NULL)
         return ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot encode a metrics row");
     int rc = ac_txn_put(t, AC_DB_METRICS, key, metrics_key(key, job_id, iteration), text, strlen(text), err);
