@@ -71,6 +71,8 @@ typedef struct ac_config {
     int max_queued_parses;      /* large bodies waiting for a worker; more get 503 */
     size_t trim_after_bytes;    /* after a body or response above it, free heap goes back to the
                                  * kernel (malloc_trim); 0: never */
+    size_t recv_buffer_bytes;   /* SO_RCVBUF of the listeners (and so of every connection); 0:
+                                 * the kernel's autotuning */
     int rpc_workers;            /* threads that run long RPC calls and large bodies off the loops */
 
     char *plugins_dir;

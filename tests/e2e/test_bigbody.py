@@ -26,13 +26,26 @@ UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
 # worst sample), or ATTACK_MAX_S; every attacker sends at least one body.
 MIN_PROBES = 200
 ATTACK_MAX_S = 20.0
+PROBE_INTERVAL_S = 0.005
+# Each connection sends at most this many bytes/s: 8 together 200 MB/s (1.6 Gbit/s), more than a
+# 1 Gbit/s link delivers. Unpaced, 8 local senders push bodies through loopback as fast as memory
+# allows and the server spends both cores taking them in, whatever it then does with them (see
+# Attack); the code before this test stalled for seconds even with paced senders.
+RATE = 25e6
 
-# Bounds, with a wide margin over what this 2-core machine measured while other test suites ran
-# on it (the figures are in the commit that added this file): the slowest 401 to a 16 MiB body
-# took 0.2-0.8 s, sending included (the code before took up to 10.7 s); /healthz p99 was
-# 15-60 ms (before: 1-3 s); RSS came back to within 1-3 MiB of a 16 MiB start (before: 568 MiB).
+# Measured on this 2-core machine, shared with other sessions (more in the commit messages): a
+# 401 to a paced 16 MiB body came 0.67-0.81 s after its first byte (0.67 s is the sending), at
+# most 44 ms after its last; the code before answered 1.3-6.3 s after the last byte. /healthz
+# p99 (with the held-back probes) was 27-40 ms with no other test running, 72 ms with one beside
+# it (ctest runs this test alone: RUN_SERIAL), against 4 s before. RSS came back to 16-17 MiB
+# from 18-20 MiB before the attack (the warm-up leaves more than the attack); before: 528 MiB.
+# The 401 bound has a wide margin; the p99 bound is the issue's.
 REFUSED_WITHIN_S = 5.0
 HEALTHZ_P99_MS = 50.0
+# Under ASan + UBSan (tests/run_all.sh runs the suite again so) every large allocation and copy
+# costs several times more (ASan maps and poisons its shadow too): p99 was 130 ms there. The
+# bound still catches a loop that parses 16 MiB (seconds).
+HEALTHZ_P99_MS_ASAN = 500.0
 RSS_SLACK = 1.20       # after the attack RSS comes back within 20 % of its value before it
 RSS_DEADLINE_S = 30.0  # ... within this long (the kernel may take a moment)
 
@@ -62,21 +75,22 @@ def pct(values, p):
 
 
 class HealthzProbe(threading.Thread):
-    """GET /healthz over a new connection each time (so that every event loop gets probes, the
-    kernel spreading connections over the SO_REUSEPORT listeners), until stopped. Records each
-    probe's latency in ms, and failures."""
+    """GET /healthz every PROBE_INTERVAL_S (or as soon as the previous probe is done), over a new
+    connection each time (so that every event loop gets probes, the kernel spreading connections
+    over the SO_REUSEPORT listeners), until stopped. Records (start time, latency in ms) of each
+    probe, and failures."""
 
     def __init__(self, port):
         super().__init__(daemon=True)
         self.port = port
         self.halt = threading.Event()
-        self.latencies = []
+        self.samples = []
         self.failures = []
 
     def run(self):
         while not self.halt.is_set():
             t0 = time.perf_counter()
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             try:
                 conn.request("GET", "/healthz")
                 r = conn.getresponse()
@@ -87,20 +101,49 @@ class HealthzProbe(threading.Thread):
                 self.failures.append(repr(e))
             finally:
                 conn.close()
-            self.latencies.append((time.perf_counter() - t0) * 1000.0)
-            self.halt.wait(0.002)  # pacing, so the probe measures the server rather than loading it
+            t1 = time.perf_counter()
+            self.samples.append((t0, (t1 - t0) * 1000.0))
+            self.halt.wait(max(0.0, t0 + PROBE_INTERVAL_S - t1))  # pacing
+
+    def count_since(self, t):
+        return sum(1 for t0, _ in self.samples if t0 >= t)
+
+    def latencies(self, t_from, t_to):
+        """Latencies (ms) of the probes started in [t_from, t_to], corrected for coordinated
+        omission as HdrHistogram does: a probe that took L ms held back the probes due every
+        PROBE_INTERVAL_S meanwhile, which count as L - interval, L - 2 interval, ... Without it,
+        a loop stalled for 5 s shows as one slow sample among hundreds of fast ones, and p99
+        misses it."""
+        out = []
+        step = PROBE_INTERVAL_S * 1000.0
+        for t0, lat in self.samples:
+            if t_from <= t0 <= t_to:
+                out.append(lat)
+                held = lat - step
+                while held >= step:
+                    out.append(held)
+                    held -= step
+        return out
 
     def stop(self):
         self.halt.set()
-        self.join(timeout=60)
+        self.join(timeout=90)
 
 
-def post_big(port, token, barrier, stop, max_rounds, out):
-    """POSTs BIG over a new connection each time, at least once, until stop is set or max_rounds
-    are done; appends status, parsed response and timings of each to out."""
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = "Bearer " + token
+def send_paced(conn, body, rate):
+    """Sends body at `rate` bytes/s (in 256 KiB pieces) over conn, whose headers are sent."""
+    t0 = time.perf_counter()
+    piece = 256 * 1024
+    for off in range(0, len(body), piece):
+        conn.send(body[off:off + piece])
+        ahead = t0 + (off + piece) / rate - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)  # pacing, as a network link would
+
+
+def post_big(port, token, rate, barrier, stop, max_rounds, out):
+    """POSTs BIG at `rate` bytes/s over a new connection each time, at least once, until stop is
+    set or max_rounds are done; appends status, parsed response and timings of each to out."""
     barrier.wait(timeout=60)
     for i in range(max_rounds):
         if i > 0 and stop.is_set():
@@ -108,7 +151,13 @@ def post_big(port, token, barrier, stop, max_rounds, out):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         try:
             t0 = time.perf_counter()
-            conn.request("POST", "/api/v1/jsonrpc", body=BIG, headers=headers)
+            conn.putrequest("POST", "/api/v1/jsonrpc")
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(BIG)))
+            if token is not None:
+                conn.putheader("Authorization", "Bearer " + token)
+            conn.endheaders()
+            send_paced(conn, BIG, rate)
             t_sent = time.perf_counter()
             r = conn.getresponse()
             data = r.read()
@@ -121,13 +170,13 @@ def post_big(port, token, barrier, stop, max_rounds, out):
             conn.close()
 
 
-def attacker_main(port, n, max_rounds, token):
+def attacker_main(port, n, max_rounds, rate, token):
     """The attacking process (see Attack): prints "go" as its n senders start, stops them when a
     line arrives on stdin (or it closes), then prints their results as one JSON line."""
     out = []
     stop = threading.Event()
     barrier = threading.Barrier(n + 1)
-    threads = [threading.Thread(target=post_big, args=(port, token, barrier, stop, max_rounds, out))
+    threads = [threading.Thread(target=post_big, args=(port, token, rate, barrier, stop, max_rounds, out))
                for _ in range(n)]
     for t in threads:
         t.start()
@@ -140,8 +189,8 @@ def attacker_main(port, n, max_rounds, token):
 
 
 class Attack:
-    """n concurrent senders POSTing BIG over new connections, with a /healthz probe running
-    throughout. The attack goes on until the probe has MIN_PROBES samples (or ATTACK_MAX_S), so
+    """n concurrent senders POSTing BIG over new connections at RATE bytes/s each, with a /healthz
+    probe running throughout. The attack goes on until the probe has MIN_PROBES samples (or ATTACK_MAX_S), so
     that p99 is a percentile: one round of 8 is over in a fraction of a second once the server
     refuses at once.
 
@@ -160,16 +209,15 @@ class Attack:
         child = None
         go = results = b""
         try:
-            while len(probe.latencies) < 20:  # the probe is up before the attack starts
+            while probe.count_since(0) < 20:  # the probe is up before the attack starts
                 time.sleep(0.01)
             cmd = [sys.executable, os.path.abspath(__file__), "--attack", str(self.server.port), str(self.n),
-                   str(self.max_rounds), self.token or ""]
+                   str(self.max_rounds), str(RATE), self.token or ""]
             child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      preexec_fn=lambda: os.nice(19))
             go = child.stdout.readline()
-            t0 = time.perf_counter()
-            start = len(probe.latencies)
-            while len(probe.latencies) - start < MIN_PROBES and time.perf_counter() - t0 < ATTACK_MAX_S:
+            t_start = time.perf_counter()
+            while probe.count_since(t_start) < MIN_PROBES and time.perf_counter() - t_start < ATTACK_MAX_S:
                 time.sleep(0.05)
             try:
                 child.stdin.write(b"stop\n")
@@ -177,11 +225,10 @@ class Attack:
             except BrokenPipeError:  # the attacker is gone already: its exit status says why
                 pass
             results = child.stdout.readline()
-            self.wall_s = time.perf_counter() - t0
-            end = len(probe.latencies)
+            t_end = time.perf_counter()
             child.wait(timeout=60)
         finally:
-            probe.stop()
+            probe.stop()  # the probe in flight, if any, completes and counts
             if child is not None:
                 if child.poll() is None:
                     child.kill()
@@ -189,8 +236,10 @@ class Attack:
                 child.stdout.close()
         if go.strip() != b"go" or child.returncode != 0:
             raise AssertionError(f"the attacking process failed (exit {child.returncode}): {go!r} {results[:300]!r}")
+        self.wall_s = t_end - t_start
         self.results = json.loads(results)
-        self.healthz = probe.latencies[start:end]
+        self.healthz = probe.latencies(t_start, t_end)
+        self.probes = probe.count_since(t_start) - probe.count_since(t_end + 1e-9)
         self.healthz_failures = probe.failures
         return self
 
@@ -208,31 +257,40 @@ class BigBodyTest(unittest.TestCase):
         return proc_status_kib(self.pid, "VmRSS")
 
     def warm_up(self):
-        """A few ordinary calls, so that RSS 'before' is the server's working size, not its start."""
+        """Ordinary traffic first, small and large bodies, so that RSS 'before' is the working size
+        of a server that has served requests (its threads' malloc arenas exist), not its size at
+        start."""
         tok = make_jwt(claims("warm"))
-        for i in range(5):
+        call = {"jsonrpc": "2.0", "method": "training.get_status", "params": {"job_id": UNKNOWN}}
+        for i in range(3):
             status, _, _ = self.server.call("training.list_jobs", {}, tok, id=i)
             self.assertEqual(status, 200)
+            status, _, _ = self.server.post(dict(call, id="w" * 100000), tok)  # large: on a worker
+            self.assertEqual(status, 200)
+            status, _, _ = self.server.post(b"[" + b"0," * 500000 + b"0]", None, raw=True)
+            self.assertEqual(status, 401)
             self.server.request("GET", "/healthz")
 
     def healthz_figures(self, attack, what):
         lat = attack.healthz
         p50, p99, worst = pct(lat, 50), pct(lat, 99), max(lat)
-        log(f"{what}: /healthz during the attack ({attack.wall_s:.2f} s): {len(lat)} probes, p50 {p50:.1f} ms, "
-            f"p99 {p99:.1f} ms, max {worst:.1f} ms, failures {len(attack.healthz_failures)}")
+        log(f"{what}: /healthz during the attack ({attack.wall_s:.2f} s): {attack.probes} probes "
+            f"({len(lat)} samples with the held-back ones), p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms, "
+            f"failures {len(attack.healthz_failures)}")
         return p99
 
     def check_healthz(self, attack, p99):
         self.assertGreaterEqual(len(attack.healthz), 10, "the probe ran during the attack")
         self.assertEqual(attack.healthz_failures, [], "no /healthz probe failed")
-        self.assertLess(p99, HEALTHZ_P99_MS, f"/healthz p99 {p99:.1f} ms during the attack")
+        bound = HEALTHZ_P99_MS_ASAN if self.asan else HEALTHZ_P99_MS
+        self.assertLess(p99, bound, f"/healthz p99 {p99:.1f} ms during the attack")
 
     def rss_after(self, before, what):
         """Polls VmRSS until it is back within RSS_SLACK of before (or the deadline); logs the figures."""
         peak = proc_status_kib(self.pid, "VmHWM")
         deadline = time.monotonic() + RSS_DEADLINE_S
         after = self.rss()
-        while after > before * RSS_SLACK and time.monotonic() < deadline:
+        while after > before * RSS_SLACK and time.monotonic() < deadline and not self.asan:
             time.sleep(0.2)
             after = self.rss()
         log(f"{what}: RSS before {before / 1024:.1f} MiB, peak (VmHWM) {peak / 1024:.1f} MiB, "
@@ -251,9 +309,11 @@ class BigBodyTest(unittest.TestCase):
         failed = [r["error"] for r in attack.results if "error" in r]
         done = [r for r in attack.results if "error" not in r]
         totals = [r["total_s"] for r in done] or [float("nan")]
+        after_send = [r["after_send_s"] * 1000 for r in done] or [float("nan")]
         log(f"unauthenticated: {len(attack.results)} bodies of {len(BIG)} bytes from {N_ATTACKERS} connections "
             f"at a time; 401 after (sending included) min {min(totals):.3f} s, median {pct(totals, 50):.3f} s, "
-            f"p99 {pct(totals, 99):.3f} s, max {max(totals):.3f} s; failed: {len(failed)}")
+            f"max {max(totals):.3f} s; after the last byte was sent median {pct(after_send, 50):.1f} ms, "
+            f"max {max(after_send):.1f} ms; failed: {len(failed)}")
         p99 = self.healthz_figures(attack, "unauthenticated")
         after = self.rss_after(before, "unauthenticated")
         self.assertEqual(failed, [], "no big request's connection failed")
@@ -377,6 +437,6 @@ class LargePathTest(unittest.TestCase):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--attack"]:
-        attacker_main(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] or None)
+        attacker_main(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6] or None)
     else:
         main()
