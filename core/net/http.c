@@ -311,7 +311,7 @@ static void on_tasks_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
     }
 }
 
-enum { DEFER_OK, DEFER_BUSY, DEFER_NO_MEMORY };
+enum { DEFER_OK, DEFER_BUSY, DEFER_STOPPING, DEFER_NO_MEMORY };
 
 /* Hands the request to the RPC workers: a deferred call (large = 0), or a large body to parse
  * and handle there (large = 1). Large bodies admitted at once are bounded, and so is the memory
@@ -350,9 +350,14 @@ static int defer_request(loop_t *l, h2o_req_t *req, req_guard_t *guard, const ac
     t->principal = *who;
     if (t->len > 0) /* an empty body may have no buffer at all */
         memcpy(t->body, req->entity.base, t->len);
-    guard->task = t;
-    l->tasks_pending++;
     pthread_mutex_lock(&h->qlock);
+    if (h->qstop) { /* the workers are gone or going (ac_http_stop): nobody would run it */
+        if (large)
+            h->large_waiting--;
+        pthread_mutex_unlock(&h->qlock);
+        task_free(t);
+        return DEFER_STOPPING;
+    }
     task_t **head = large ? &h->lhead : &h->qhead, **tail = large ? &h->ltail : &h->qtail;
     if (*tail != NULL)
         (*tail)->next = t;
@@ -361,7 +366,31 @@ static int defer_request(loop_t *l, h2o_req_t *req, req_guard_t *guard, const ac
     *tail = t;
     pthread_cond_broadcast(&h->qcond);
     pthread_mutex_unlock(&h->qlock);
+    guard->task = t; /* the loop's own fields: the worker never touches them */
+    l->tasks_pending++;
     return DEFER_OK;
+}
+
+/* The 503 for a request the workers cannot take: why is DEFER_BUSY (large bodies only),
+ * DEFER_STOPPING or DEFER_NO_MEMORY. */
+static void refuse_deferral(const ac_http_t *h, int why, ac_rpc_response_t *resp)
+{
+    ac_err_t err = AC_ERR_INIT;
+    if (why == DEFER_NO_MEMORY) {
+        ac_err_field(&err, AC_ERR_INTERNAL, "body", "out of memory");
+        ac_rpc_refuse(&err, 503, 0, resp);
+    } else {
+        char msg[160];
+        if (why == DEFER_BUSY)
+            snprintf(msg, sizeof msg, "%d large bodies already parsed or waiting (limits.max_parallel_parses + "
+                     "limits.max_queued_parses); retry later", h->cfg->max_parallel_parses + h->cfg->max_queued_parses);
+        else
+            snprintf(msg, sizeof msg, "the server is stopping");
+        ac_err_set(&err, AC_ERR_INTERNAL, "Server busy");
+        ac_err_set_data(&err, json_pack("{s:s, s:s, s:i}", "field", "body", "error", msg, "retry_after_s", 1));
+        ac_rpc_refuse(&err, 503, 1, resp);
+    }
+    ac_err_clear(&err);
 }
 
 /* ---- the request handler -------------------------------------------------------------------- */
@@ -470,28 +499,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             int d = defer_request(l, req, guard, &who, 1);
             if (d == DEFER_OK)
                 return 0;
-            ac_err_t err = AC_ERR_INIT;
-            if (d == DEFER_BUSY) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "%d large bodies already parsed or waiting (limits.max_parallel_parses + "
-                         "limits.max_queued_parses); retry later", h->cfg->max_parallel_parses + h->cfg->max_queued_parses);
-                ac_err_set(&err, AC_ERR_INTERNAL, "Server busy");
-                ac_err_set_data(&err, json_pack("{s:s, s:s, s:i}", "field", "body", "error", msg, "retry_after_s", 1));
-            } else {
-                ac_err_field(&err, AC_ERR_INTERNAL, "body", "out of memory");
-            }
-            ac_rpc_refuse(&err, 503, d == DEFER_BUSY ? 1 : 0, &resp);
-            ac_err_clear(&err);
+            refuse_deferral(h, d, &resp);
             rc = AC_RPC_DONE;
         }
     } else {
         rc = ac_rpc_handle_as(h->rpc, &who, req->entity.base, req->entity.len, 1, &resp);
     }
     if (rc == AC_RPC_DEFER) {
-        if (defer_request(l, req, guard, &who, 0) != DEFER_OK)
-            send_json(req, 503, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":\"Internal error\","
-                                "\"data\":{\"error\":\"out of memory\"}},\"id\":null}");
-        return 0;
+        int d = defer_request(l, req, guard, &who, 0);
+        if (d == DEFER_OK)
+            return 0;
+        refuse_deferral(h, d, &resp);
     }
     send_rpc(req, guard, &resp);
     ac_rpc_response_free(&resp);
