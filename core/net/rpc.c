@@ -471,16 +471,17 @@ int ac_rpc_admit_large(ac_rpc_t *rpc, const ac_principal_t *principal, ac_rpc_re
     ac_rate_info_t info;
     if (ac_ratelimit_take(rpc->rl, principal->sub, AC_RL_LARGE, ac_clock_now_ms(), &info))
         return 0;
+    int retry = info.retry_after_s > 0 ? info.retry_after_s : 1;
     char msg[160];
     snprintf(msg, sizeof msg, "more than %d requests with a body over %zu bytes per %d s", info.limit,
              rpc->large_bytes, rpc->rate_window_s[AC_RL_LARGE]);
     ac_err_t err = AC_ERR_INIT;
     ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %s", msg);
-    ac_err_set_data(&err, json_pack("{s:s, s:s, s:i, s:i}", "field", "body", "error", msg, "retry_after_s",
-                                    info.retry_after_s, "limit", info.limit));
+    ac_err_set_data(&err, json_pack("{s:s, s:s, s:i, s:i}", "field", "body", "error", msg, "retry_after_s", retry,
+                                    "limit", info.limit));
     finish(out, error_object(&err, NULL), 429);
     ac_err_clear(&err);
-    out->retry_after_s = info.retry_after_s > 0 ? info.retry_after_s : 1;
+    out->retry_after_s = retry;
     out->has_rate = 1;
     out->rate = info;
     return -1;
