@@ -11,8 +11,8 @@ return {
   -- Event-loop threads; 0 = one per core. Each has its own listener (SO_REUSEPORT).
   threads = 0,
 
-  -- Threads that run long JSON-RPC calls (training.start_grpo, later training.evaluate) off
-  -- the event loops.
+  -- Threads that run long JSON-RPC calls (training.start_grpo, training.evaluate, ...) and
+  -- parse large request bodies (limits.parse_on_loop_bytes), off the event loops.
   rpc_workers = 2,
 
   -- The LMDB environment lives here (created when missing). One server per directory: it is
@@ -46,12 +46,29 @@ return {
     evaluate            = { limit = 5,   window_s = 60 },
     export_trajectories = { limit = 10,  window_s = 60 },
     other               = { limit = 100, window_s = 60 },
+    -- Not a method: requests whose body is over limits.parse_on_loop_bytes, counted from the
+    -- headers before the body is parsed (HTTP 429, data.field "body").
+    large_requests      = { limit = 30,  window_s = 60 },
   },
 
+  -- What the server does before and while it parses a request (README, "Limits").
   limits = {
     max_body_bytes = 16 * 1024 * 1024, -- larger request bodies get HTTP 413
     max_json_depth = 64,               -- deeper nesting is refused (-32600) before parsing
+    max_json_values = 1000000,         -- more values (member names included) are refused
+                                       -- (-32600, data.field "body") before parsing
     max_batch = 100,                   -- calls in one JSON-RPC batch
+    parse_on_loop_bytes = 64 * 1024,   -- larger bodies are parsed on an RPC worker, not on an
+                                       -- event loop (jansson: ~1-3 ms for 64 KiB)
+    max_parallel_parses = 1,           -- large bodies parsed (and their calls run) at once; keep
+                                       -- it below rpc_workers so long calls always find a worker
+    max_queued_parses = 4,             -- large bodies waiting for that; more get HTTP 503 with
+                                       -- Retry-After (0: none wait)
+    trim_after_bytes = 1024 * 1024,    -- after a body or response this large, free memory goes
+                                       -- back to the kernel (malloc_trim); 0 turns that off
+    recv_buffer_bytes = 256 * 1024,    -- each connection's socket receive buffer: bounds how
+                                       -- much an event loop reads of one upload at a time; 0
+                                       -- leaves it to the kernel (faster WAN uploads)
   },
 
   -- Your plugin directories (each holding agents/, rewards/, validators/, webhooks/), searched

@@ -20,6 +20,8 @@ enum ac_rl_class {
     AC_RL_EVALUATE,
     AC_RL_EXPORT,
     AC_RL_OTHER, /* list_*, discovery and the methods later issues add */
+    AC_RL_LARGE, /* not a method group: requests whose body is above parse_on_loop_bytes, counted
+                  * per principal from the headers before the body is parsed */
     AC_RL_COUNT
 };
 
@@ -61,10 +63,18 @@ typedef struct ac_config {
 
     ac_rate_rule_t rate[AC_RL_COUNT];
 
-    size_t max_body_bytes; /* request bodies above it get 413 */
-    int max_json_depth;    /* nesting above it is -32600 */
-    int max_batch;         /* calls in one batch */
-    int rpc_workers;       /* threads that run long RPC calls off the event loops */
+    size_t max_body_bytes;      /* request bodies above it get 413 */
+    int max_json_depth;         /* nesting above it is -32600 */
+    int max_json_values;        /* values in one body above it are -32600, counted before parsing */
+    int max_batch;              /* calls in one batch */
+    size_t parse_on_loop_bytes; /* bodies above it are parsed on the RPC workers, not on a loop */
+    int max_parallel_parses;    /* such large bodies parsed (and their calls run) at once */
+    int max_queued_parses;      /* large bodies waiting for a worker; more get 503 */
+    size_t trim_after_bytes;    /* after a body or response above it, free heap goes back to the
+                                 * kernel (malloc_trim); 0: never */
+    size_t recv_buffer_bytes;   /* SO_RCVBUF of the listeners (and so of every connection); 0:
+                                 * the kernel's autotuning */
+    int rpc_workers;            /* threads that run long RPC calls and large bodies off the loops */
 
     char *plugins_dir; /* search path "dir1:dir2:...": the config's directories, then the built-in */
     char *lua_dir;
@@ -102,7 +112,7 @@ typedef struct ac_config {
 } ac_config_t;
 
 /* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's
- * rate limits, 16 MiB bodies). Free with ac_config_free. */
+ * rate limits, 16 MiB bodies; examples/server.lua lists them all). Free with ac_config_free. */
 void ac_config_defaults(ac_config_t *cfg);
 
 /* Reads path (a Lua file returning a table) over the values already in cfg. Errors name

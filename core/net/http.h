@@ -7,7 +7,15 @@
  *
  * A request that calls a long method (AC_METHOD_DEFER) is handed to an RPC worker thread; the
  * worker posts the response back to the request's event loop, which sends it if the client is
- * still there. Event loops never run long work. */
+ * still there. Event loops never run long work.
+ *
+ * Before a JSON-RPC body is looked at, the loop checks what the headers and the body's length
+ * say: size (413), Content-Type (415), the bearer token (401), and for a body above
+ * limits.parse_on_loop_bytes the principal's rate_limits.large_requests window (429) and room
+ * among the large bodies in progress (max_parallel_parses running + max_queued_parses waiting;
+ * else 503). Such a large body is then copied to an RPC worker, which scans, parses and
+ * handles it; smaller ones are parsed on the loop. After a body or response above
+ * limits.trim_after_bytes, the thread that freed it calls malloc_trim. (README, "Limits".) */
 #ifndef AC_HTTP_H
 #define AC_HTTP_H
 

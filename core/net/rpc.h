@@ -6,7 +6,13 @@
  * This is also the only place where an ac_err_t becomes a JSON-RPC error object: -32603
  * (AC_ERR_INTERNAL) answers say "Internal error" with data {error: the first line of the
  * message without file paths, ref}, and the whole message, with any Lua traceback, goes to
- * stderr under the same ref (errors.expose_internal = true answers with all of it instead). */
+ * stderr under the same ref (errors.expose_internal = true answers with all of it instead).
+ *
+ * Order of work for a request (README, "Limits"): the token, from the Authorization header alone
+ * (ac_rpc_authenticate); for a large body the principal's large-request window (ac_rpc_admit_large,
+ * the HTTP layer decides what is large); then a scan of the raw text that bounds nesting and the
+ * number of values; only then the parser; then, per call, permission, the method's rate limit,
+ * parameter shapes and the handler. */
 #ifndef AC_RPC_H
 #define AC_RPC_H
 
@@ -77,7 +83,7 @@ ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, 
 void ac_rpc_destroy(ac_rpc_t *rpc);
 
 typedef struct ac_rpc_response {
-    int status;          /* HTTP status: 200, 204 (only notifications), 401, 429 */
+    int status;          /* HTTP status: 200, 204 (only notifications), 401, 429; ac_rpc_refuse: any */
     char *body;          /* malloc'd JSON text, NULL with 204 */
     size_t len;
     int has_rate;        /* X-RateLimit-* headers apply */
@@ -88,12 +94,36 @@ typedef struct ac_rpc_response {
 
 enum { AC_RPC_DONE = 0, AC_RPC_DEFER = 1 };
 
-/* Handles one request body. auth_header is the Authorization header value (NULL when absent).
- * With allow_defer set, a request that calls an AC_METHOD_DEFER method is left untouched and
- * AC_RPC_DEFER is returned: the caller runs ac_rpc_handle again, with allow_defer unset, on a
- * worker thread. Otherwise fills *out and returns AC_RPC_DONE. Thread-safe. */
+/* Verifies the bearer token of a request from its Authorization header value alone (auth_header
+ * NULL when there is none), before anything looks at the body. Returns 0 with *principal filled
+ * (*out zeroed), or -1 with *out holding the 401 answer: -32002 with data.error, `unauthorized`
+ * set, and id null, since the body of an unauthenticated request is never parsed. Thread-safe. */
+int ac_rpc_authenticate(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, ac_principal_t *principal,
+                        ac_rpc_response_t *out);
+
+/* Counts one request with a large body against the principal's rate_limits.large_requests
+ * window, before the body is parsed. Returns 0 when it may proceed (*out zeroed), or -1 with *out
+ * holding the 429 answer: -32029, data {field "body", error, retry_after_s, limit}, id null,
+ * Retry-After and the window's X-RateLimit-* values. Thread-safe. */
+int ac_rpc_admit_large(ac_rpc_t *rpc, const ac_principal_t *principal, ac_rpc_response_t *out);
+
+/* Handles one request body for principal (from ac_rpc_authenticate; borrowed for the call). The
+ * raw text is scanned first: nesting over limits.max_json_depth or more than
+ * limits.max_json_values values is -32600 (id null) without parsing. With allow_defer set, a
+ * request that calls an AC_METHOD_DEFER method is left untouched and AC_RPC_DEFER is returned:
+ * the caller runs ac_rpc_handle_as again, with allow_defer unset, on a worker thread. Otherwise
+ * fills *out and returns AC_RPC_DONE. Thread-safe. */
+int ac_rpc_handle_as(ac_rpc_t *rpc, const ac_principal_t *principal, const char *body, size_t len, int allow_defer,
+                     ac_rpc_response_t *out);
+
+/* ac_rpc_authenticate, then (with a valid token) ac_rpc_handle_as: a whole request in one call.
+ * No large-request accounting: that is for the HTTP layer, which knows what is large. */
 int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const char *body, size_t len,
                   int allow_defer, ac_rpc_response_t *out);
+
+/* Fills *out with a refusal that no call was parsed for: err (borrowed) as a JSON-RPC error with
+ * id null, HTTP status `status`, and Retry-After when retry_after_s > 0. */
+void ac_rpc_refuse(const ac_err_t *err, int status, int retry_after_s, ac_rpc_response_t *out);
 
 void ac_rpc_response_free(ac_rpc_response_t *r);
 

@@ -19,7 +19,9 @@ class TokenTest(ServerTest):
         self.assertEqual(status, 401, resp)
         self.assertEqual(headers.get("www-authenticate"), 'Bearer error="invalid_token"')
         self.assertEqual(resp["error"]["code"], -32002)
-        self.assertEqual(resp["id"], "a")
+        # id null although the call had one: the body of an unauthenticated request is never
+        # parsed (docs/api.md, "Authentication before work")
+        self.assertIsNone(resp["id"])
         if reason:
             self.assertEqual(resp["error"]["data"]["error"], reason)
 

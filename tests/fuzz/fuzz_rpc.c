@@ -5,8 +5,8 @@
  * NULL, which their functions accept): jobs stay queued and nothing leaves the process.
  * Build and run: tests/fuzz/run.sh.
  *
- * Input: byte 0 picks the caller (bits 0-2) and the limiter (bit 3); kinds 4-7 take one or two
- * more bytes; the rest is the body.
+ * Input: byte 0 picks the caller (bits 0-2), the limiter (bit 3) and the value bound (bit 6);
+ * kinds 4-7 take one or two more bytes; the rest is the body.
  *   0  admin: a valid token with every permission
  *   1  user: a valid token with training:start, training:view, training:cancel (not admin)
  *   2  nobody: a valid token with no permission
@@ -17,7 +17,10 @@
  *   7  "bearer\t" + the admin token + L bytes (byte 1 = L, then the L bytes)
  *   bit 3 set: the "tight" rpc object, whose limiter lets one call per class per hour through
  *   (the 429 paths); otherwise limits far above what a run reaches.
- * Seeds start with a digit: '0'..'7' are kinds 0..7, '8' and '9' kinds 0 and 1 on the tight one.
+ *   bit 6 set (bit 3 then ignored): the "few" rpc object, whose limits.max_json_values is
+ *   FEW_VALUES (the value bound's paths; the server's default is far above -max_len).
+ * Seeds start with a digit: '0'..'7' are kinds 0..7, '8' and '9' kinds 0 and 1 on the tight one;
+ * 'P'..'W' (0x50..0x57) are kinds 0..7 on the few one.
  *
  * Fixture jobs: the body may name three queued jobs by placeholder ids (FIXTURE_ID below), which
  * are replaced by their real, random ids before the call: one owned by admin, one by user, one by
@@ -29,14 +32,17 @@
  *     the deferred call is run again with allow_defer unset, as the HTTP layer does.
  *   - status is 200, 204, 401 or 429; 204 exactly when there is no body; len is the body's length;
  *     401 exactly when `unauthorized`; 429 exactly when retry_after_s > 0; no rate headers on 401.
- *   - no header gives 401; a valid token never does; a deferred request was authenticated.
+ *   - no header gives 401; a valid token never does; a deferred request was authenticated; a 401
+ *     has id null (an unauthenticated body is never parsed, so no id of it can be echoed).
  *   - the body is JSON (duplicate keys rejected): an object, or a non-empty array answering a
  *     batch with no more entries than the batch has calls; each entry has exactly "jsonrpc": "2.0",
  *     an "id" (string, number or null) and one of "result" / "error"; an error has an integer
  *     code, a string message and optionally data, nothing else; 401 is -32002, 429 is -32029.
  *   - a non-null id echoes an id of the request.
  *   - the answer fits the request as the same parser sees it: -32700 only when it is not JSON;
- *     -32600 with id null for nesting deeper than max_json_depth or an empty/oversized batch; a
+ *     -32600 with id null for nesting deeper than max_json_depth or an empty/oversized batch;
+ *     -32600 with id null and data {field "body", limit} for more values (member names included)
+ *     than max_json_values, and that refusal never for a JSON document within the bound; a
  *     call with an id (or no object at all) is never left unanswered (no 204, and a batch answer
  *     has at least that many entries).
  *   - nobody gets results only from methods that need no permission (rpc.discover); no result
@@ -73,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define TOKEN_TTL_S (10 * 365 * 86400LL) /* outlives any run */
 #define STORE_MAX_BYTES ((size_t)32 << 20)
 #define LOOSE_LIMIT (1 << 30)
+#define FEW_VALUES 64
 
 enum { WHO_ADMIN, WHO_USER, WHO_NOBODY, WHO_COUNT, WHO_UNKNOWN = -1 };
 
@@ -98,9 +105,10 @@ static struct {
     char dir[4096];
     ac_config_t cfg;       /* the server's defaults: what rpc_loose gets */
     ac_config_t cfg_tight; /* the same with the tight rate rules (rpc.c reads their windows) */
+    ac_config_t cfg_few;   /* the same as cfg with max_json_values FEW_VALUES */
     ac_app_t app;
     ac_ratelimit_t *rl_tight;
-    ac_rpc_t *rpc_loose, *rpc_tight;
+    ac_rpc_t *rpc_loose, *rpc_tight, *rpc_few;
     char *header[WHO_COUNT]; /* "Bearer <token>", NUL-terminated */
     char fixture_id[FIX_COUNT][AC_UUID_LEN + 1];
     int verbose;
@@ -265,9 +273,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     memcpy(F.cfg_tight.rate, tight, sizeof tight);
     if ((F.app.rl = ac_ratelimit_create(loose)) == NULL || (F.rl_tight = ac_ratelimit_create(tight)) == NULL)
         die("out of memory");
+    F.cfg_few = F.cfg; /* likewise */
+    F.cfg_few.max_json_values = FEW_VALUES;
     F.rpc_loose = ac_rpc_create(ac_training_methods, &F.app, F.app.auth, F.app.rl, &F.cfg);
     F.rpc_tight = ac_rpc_create(ac_training_methods, &F.app, F.app.auth, F.rl_tight, &F.cfg_tight);
-    if (F.rpc_loose == NULL || F.rpc_tight == NULL)
+    F.rpc_few = ac_rpc_create(ac_training_methods, &F.app, F.app.auth, F.app.rl, &F.cfg_few);
+    if (F.rpc_loose == NULL || F.rpc_tight == NULL || F.rpc_few == NULL)
         die("out of memory");
     return 0;
 }
@@ -421,6 +432,31 @@ static int depth_of(json_t *v)
     return 0;
 }
 
+/* Values of a parsed document as rpc.c's scan counts them on the text: every value, and every
+ * member name. */
+static long values_of(json_t *v)
+{
+    long n = 1;
+    size_t i;
+    const char *k;
+    json_t *c;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, c) n += values_of(c);
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, c) n += 1 + values_of(c);
+    }
+    return n;
+}
+
+/* 1 when o is the value bound's refusal: -32600 with data {"field": "body", "limit": limit} */
+static int is_too_many(json_t *o, int limit)
+{
+    json_t *data = json_object_get(json_object_get(o, "error"), "data");
+    const char *field = json_string_value(json_object_get(data, "field"));
+    return error_code(o) == AC_ERR_INVALID_REQUEST && field != NULL && strcmp(field, "body") == 0 &&
+           json_integer_value(json_object_get(data, "limit")) == limit;
+}
+
 /* An object without "id" is a notification, answered at most; anything else (a call with an
  * id, or no object at all) must be answered. */
 static int needs_answer(json_t *call)
@@ -429,7 +465,7 @@ static int needs_answer(json_t *call)
 }
 
 static void check_response(const ac_rpc_response_t *r, int who, int no_header, int deferred, const char *body,
-                           size_t len)
+                           size_t len, int max_values)
 {
     int st = r->status;
     cur_resp = r;
@@ -450,12 +486,14 @@ static void check_response(const ac_rpc_response_t *r, int who, int no_header, i
     /* The request as rpc.c sees it (same parser, same flags): what kind of answer it deserves. */
     json_error_t jerr;
     json_t *req = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    enum { R_PARSE, R_DEEP, R_BAD_BATCH, R_CALLS } kind = R_CALLS;
+    enum { R_PARSE, R_DEEP, R_MANY, R_BAD_BATCH, R_CALLS } kind = R_CALLS;
     size_t need = 0; /* calls that must be answered */
     if (req == NULL)
         kind = R_PARSE;
     else if (depth_of(req) > F.cfg.max_json_depth)
         kind = R_DEEP;
+    else if (values_of(req) > max_values)
+        kind = R_MANY;
     else if (json_is_array(req) && (json_array_size(req) == 0 || json_array_size(req) > (size_t)F.cfg.max_batch))
         kind = R_BAD_BATCH;
     else if (json_is_array(req)) {
@@ -494,8 +532,10 @@ static void check_response(const ac_rpc_response_t *r, int who, int no_header, i
         int result = check_one(doc, req, who);
         CHECK(who != WHO_NOBODY || !result || open_call(req), "a caller without permissions got a result");
         int code = error_code(doc);
-        if (st == 401)
+        if (st == 401) {
             CHECK(code == AC_ERR_UNAUTHORIZED, "401 with error code %d", code);
+            CHECK(json_is_null(json_object_get(doc, "id")), "a 401 echoes an id: the body was parsed");
+        }
         if (st == 429)
             CHECK(code == AC_ERR_RATE_LIMITED, "429 with error code %d", code);
         if (st != 401) {
@@ -505,7 +545,14 @@ static void check_response(const ac_rpc_response_t *r, int who, int no_header, i
                   "error code %d for a body that is not JSON", code);
             CHECK(kind == R_PARSE || code != AC_ERR_PARSE, "-32700 for a body that is JSON");
             CHECK(kind == R_CALLS || kind == R_PARSE || code == AC_ERR_INVALID_REQUEST,
-                  "error code %d for a body nested too deeply or an empty/oversized batch", code);
+                  "error code %d for a body nested too deeply, with too many values or an empty/oversized batch",
+                  code);
+            /* the scan counts the text: on JSON it counts exactly what the tree holds */
+            CHECK(kind != R_MANY || is_too_many(doc, max_values), "more than %d values, not refused as such",
+                  max_values);
+            CHECK(!is_too_many(doc, max_values) || req == NULL || values_of(req) > max_values,
+                  "refused for too many values, but the document holds %ld (at most %d)",
+                  req != NULL ? values_of(req) : -1L, max_values);
             CHECK(kind == R_CALLS || json_is_null(json_object_get(doc, "id")), "a rejected body answered with an id");
         }
     }
@@ -593,7 +640,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              s += AC_UUID_LEN)
             memcpy(s, F.fixture_id[i], AC_UUID_LEN);
 
-    ac_rpc_t *rpc = (sel & 8) ? F.rpc_tight : F.rpc_loose;
+    ac_rpc_t *rpc = (sel & 0x40) ? F.rpc_few : (sel & 8) ? F.rpc_tight : F.rpc_loose;
+    int max_values = (sel & 0x40) ? F.cfg_few.max_json_values : F.cfg.max_json_values;
     ac_rpc_response_t out;
     int deferred = 0;
     int rc = ac_rpc_handle(rpc, hdr, hlen, body, n, 1, &out);
@@ -605,10 +653,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     CHECK(rc == AC_RPC_DONE, "ac_rpc_handle returned %d", rc);
     if (F.verbose) /* FUZZ_RPC_VERBOSE=1: what each input got, for writing seeds */
-        fprintf(stderr, "fuzz_rpc: kind %d%s%s -> %d %.*s\n", kind, sel & 8 ? " tight" : "",
+        fprintf(stderr, "fuzz_rpc: kind %d%s%s -> %d %.*s\n", kind, sel & 0x40 ? " few" : sel & 8 ? " tight" : "",
                 deferred ? " deferred" : "", out.status, (int)(out.len > 600 ? 600 : out.len),
                 out.body != NULL ? out.body : "");
-    check_response(&out, who, kind == 3, deferred, body, n);
+    check_response(&out, who, kind == 3, deferred, body, n, max_values);
     ac_rpc_response_free(&out);
     free(body);
     free(hdr);

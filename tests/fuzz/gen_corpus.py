@@ -3,8 +3,9 @@
 
 A seed is one byte that picks the caller (see fuzz_rpc.c: '0' admin, '1' user, '2' nobody,
 '3' no header, '4'/'5' raw / Bearer header of L bytes, '6' admin token with one byte replaced,
-'7' admin token plus L bytes, '8'/'9' admin/user on the tight rate limiter), then for kinds
-4-7 their extra bytes, then the request body. Job ids 00000000-0000-4000-8000-00000000000{a,b,c}
+'7' admin token plus L bytes, '8'/'9' admin/user on the tight rate limiter, 'P'..'W' kinds
+0..7 on the rpc object whose limits.max_json_values is FEW_VALUES (64)), then for kinds 4-7
+their extra bytes, then the request body. Job ids 00000000-0000-4000-8000-00000000000{a,b,c}
 name the harness's fixture jobs (owned by admin, user, and a third principal).
 
 Files named regress-* are inputs that once found a bug: never delete them.
@@ -246,6 +247,31 @@ seed("auth-token-suffix", "7", call("training.get_status", {"job_id": JOB_A}, id
 seed("ratelimit-single", "8", call("training.get_status", {"job_id": JOB_A}, id=1))
 seed("ratelimit-batch", "8", [call("training.cancel", {"job_id": JOB_NONE}, id=i) for i in range(3)])
 seed("ratelimit-start-user", "9", call("training.start_grpo", START_OK, id=1))
+
+
+# ---- the value bound (the "few" rpc object: limits.max_json_values = 64, counted before parsing)
+FEW_VALUES = 64  # fuzz_rpc.c FEW_VALUES
+
+
+def values(v):
+    """What rpc.c's scan counts: every value and every member name."""
+    if isinstance(v, dict):
+        return 1 + sum(1 + values(x) for x in v.values())
+    if isinstance(v, list):
+        return 1 + sum(values(x) for x in v)
+    return 1
+
+
+at_limit = [call("rpc.discover", id=i) for i in range(9)]
+assert values(at_limit) == FEW_VALUES
+seed("values-at-limit", "P", at_limit)
+seed("values-over-limit", "P", at_limit + [call("rpc.discover", id=9)])
+seed("values-over-limit-no-header", "S", at_limit + [call("rpc.discover", id=9)])
+tricky = call("training.list_jobs", {"status": "a,[{\"b\":[1,2]}]: \\\" ,0"}, id="[0,0]")
+seed("values-strings-count-once", "P", [tricky] * 5)  # 5 x 11 + 1 = 56: within the bound
+assert values([tricky] * 5) <= FEW_VALUES
+seed("values-over-limit-not-json", "P", b"[" + b"0," * 80)
+seed("values-deep-and-many", "P", b"[" * 70 + b"0," * 80 + b"0" + b"]" * 70)
 
 
 def main():
