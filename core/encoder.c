@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,11 +130,11 @@ void ac_encoder_init(float *params, const ac_encoder_config_t *c, ac_rng_t *rng)
     }
 }
 
-/* ---- 4-wide SIMD ---------------------------------------------------------------------------
+/* ---- 4-wide SIMD for LayerNorm and the bias passes -------------------------------------------
  * GCC/Clang vector extensions: SSE2 on any x86-64, no -march flags (as in policy.c). memcpy
- * makes loads and stores alignment-free; the compiler turns them into movups. */
+ * makes loads and stores alignment-free; the compiler turns them into movups. The attention and
+ * GELU kernels, where the time goes, have an 8-wide AVX2 flavour too: encoder_simd.h. */
 typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
 
 static inline v4f load4(const float *p)
 {
@@ -143,51 +144,7 @@ static inline v4f load4(const float *p)
 }
 static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 static inline v4f splat4(float a) { return (v4f){a, a, a, a}; }
-/* mask ? a : b, mask lanes all-ones or all-zeros (a vector comparison's result). */
-static inline v4f select4(v4i mask, v4f a, v4f b) { return (v4f)((mask & (v4i)a) | (~mask & (v4i)b)); }
-static inline v4f max4(v4f a, v4f b) { return select4(a > b, a, b); }
 static inline float hsum4(v4f v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-static inline float hmax4(v4f v) { return fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3])); }
-
-/* exp of 4 floats (Cephes expf: range reduction by ln 2 in two parts, degree-6 polynomial):
- * relative error ~2e-7 over the float range. libm's expf is scalar and was most of the softmax
- * and GELU time. Inputs are clamped to [-87.3, 88.3], so no infinities and no denormals come out
- * (exp(-1e30) is 1.2e-38, not 0: callers that need exact zeros write them). NaN stays NaN. */
-static inline v4f exp4(v4f x)
-{
-    x = select4(x > splat4(88.3762626647949f), splat4(88.3762626647949f), x);
-    x = select4(x < splat4(-87.3365447504f), splat4(-87.3365447504f), x);
-    v4f fx = x * splat4(1.44269504088896341f) + splat4(0.5f);
-    v4f t = __builtin_convertvector(__builtin_convertvector(fx, v4i), v4f); /* trunc */
-    /* floor: truncation rounds negative values up; a true comparison is -1, i.e. subtract 1 */
-    v4f n = t + __builtin_convertvector(t > fx, v4f);
-    v4f r = x - n * splat4(0.693359375f) - n * splat4(-2.12194440e-4f);
-    v4f r2 = r * r;
-    v4f p = splat4(1.9875691500E-4f);
-    p = p * r + splat4(1.3981999507E-3f);
-    p = p * r + splat4(8.3334519073E-3f);
-    p = p * r + splat4(4.1665795894E-2f);
-    p = p * r + splat4(1.6666665459E-1f);
-    p = p * r + splat4(5.0000001201E-1f);
-    p = p * r2 + r + splat4(1.0f);
-    v4i e = (__builtin_convertvector(n, v4i) + 127) << 23; /* 2^n as float bits */
-    return p * (v4f)e;
-}
-
-/* Apply a 4-wide function to n floats: full vectors, then the tail through a zero-padded
- * vector. */
-static inline v4f load_tail(const float *p, int n)
-{
-    v4f v = {0};
-    for (int i = 0; i < n; i++)
-        v[i] = p[i];
-    return v;
-}
-static inline void store_tail(float *p, v4f v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = v[i];
-}
 
 /* ---- LayerNorm ---------------------------------------------------------------------------- */
 
@@ -338,41 +295,8 @@ void ac_encoder_matmul_backward(float *dinp, float *dW, float *db, const float *
 
 /* ---- GELU (tanh approximation) -------------------------------------------------------------
  * 0.5 h (1 + tanh(y)) = h sigmoid(2 y), y = K (h + c h^3); with e = exp(-2 y), s = 1 / (1 + e):
- *   gelu(h) = h s,   gelu'(h) = s + h s (1 - s) 2 K (1 + 3 c h^2),   s (1 - s) = e s^2. */
-
-static inline v4f gelu4(v4f h)
-{
-    v4f y2 = splat4((float)(2 * GELU_K)) * (h + splat4((float)GELU_C) * h * h * h);
-    return h / (splat4(1.0f) + exp4(-y2));
-}
-
-static inline v4f gelu_grad4(v4f h)
-{
-    v4f y2 = splat4((float)(2 * GELU_K)) * (h + splat4((float)GELU_C) * h * h * h);
-    v4f e = exp4(-y2), s = splat4(1.0f) / (splat4(1.0f) + e);
-    v4f dy2 = splat4((float)(2 * GELU_K)) * (splat4(1.0f) + splat4((float)(3 * GELU_C)) * h * h);
-    return s + h * dy2 * (e * s) * s;
-}
-
-void ac_encoder_gelu_forward(float *u, const float *h, size_t n)
-{
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        store4(u + i, gelu4(load4(h + i)));
-    if (i < n)
-        store_tail(u + i, gelu4(load_tail(h + i, (int)(n - i))), (int)(n - i));
-}
-
-void ac_encoder_gelu_backward(float *dh, const float *du, const float *h, size_t n)
-{
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        store4(dh + i, load4(du + i) * gelu_grad4(load4(h + i)));
-    if (i < n) {
-        int r = (int)(n - i);
-        store_tail(dh + i, load_tail(du + i, r) * gelu_grad4(load_tail(h + i, r)), r);
-    }
-}
+ *   gelu(h) = h s,   gelu'(h) = s + h s (1 - s) 2 K (1 + 3 c h^2),   s (1 - s) = e s^2.
+ * The kernels are in encoder_simd.h, dispatched below. */
 
 /* ---- attention -----------------------------------------------------------------------------
  * Per sequence (T rows) and head, every product is a small matrix product (T x dh x T), done by
@@ -383,64 +307,6 @@ void ac_encoder_gelu_backward(float *dh, const float *du, const float *h, size_t
  * Forward keeps lse (log-sum-exp of each score row) instead of P: backward recomputes
  * P = exp(S - lse) into a T x T scratch that stays in cache, rather than storing B*H*T^2 floats
  * per layer and reading them back from memory. */
-
-/* c (M, N) = a (M, K) b (K, N), overwritten. Element (i, k) of a is a[i * ars + k * acs], so a
- * transposed operand is the same call with the strides swapped; b and c are row-major with row
- * strides ldb and ldc. Blocks of 4 rows x 8 columns keep 8 accumulators in registers; every k
- * then costs 2 vector loads of b and 4 broadcasts of a for 8 vector multiply-adds. */
-static void small_gemm(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb, int M,
-                       int N, int K)
-{
-    int i = 0;
-    for (; i + 4 <= M; i += 4) {
-        const float *a0 = a + (size_t)i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
-        float *c0 = c + (size_t)i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-        int j = 0;
-        for (; j + 8 <= N; j += 8) {
-            v4f x00 = {0}, x01 = {0}, x10 = {0}, x11 = {0}, x20 = {0}, x21 = {0}, x30 = {0}, x31 = {0};
-            const float *bk = b + j;
-            for (int k = 0; k < K; k++, bk += ldb) {
-                v4f b0 = load4(bk), b1 = load4(bk + 4);
-                v4f s0 = splat4(a0[k * acs]), s1 = splat4(a1[k * acs]);
-                v4f s2 = splat4(a2[k * acs]), s3 = splat4(a3[k * acs]);
-                x00 += s0 * b0, x01 += s0 * b1;
-                x10 += s1 * b0, x11 += s1 * b1;
-                x20 += s2 * b0, x21 += s2 * b1;
-                x30 += s3 * b0, x31 += s3 * b1;
-            }
-            store4(c0 + j, x00), store4(c0 + j + 4, x01);
-            store4(c1 + j, x10), store4(c1 + j + 4, x11);
-            store4(c2 + j, x20), store4(c2 + j + 4, x21);
-            store4(c3 + j, x30), store4(c3 + j + 4, x31);
-        }
-        for (; j < N; j += 4) { /* 1..7 columns left: 4 at a time, the last block partial */
-            int w = N - j < 4 ? N - j : 4;
-            v4f x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0};
-            const float *bk = b + j;
-            for (int k = 0; k < K; k++, bk += ldb) {
-                v4f bv = w == 4 ? load4(bk) : load_tail(bk, w);
-                x0 += splat4(a0[k * acs]) * bv;
-                x1 += splat4(a1[k * acs]) * bv;
-                x2 += splat4(a2[k * acs]) * bv;
-                x3 += splat4(a3[k * acs]) * bv;
-            }
-            store_tail(c0 + j, x0, w), store_tail(c1 + j, x1, w);
-            store_tail(c2 + j, x2, w), store_tail(c3 + j, x3, w);
-        }
-    }
-    for (; i < M; i++) { /* 1..3 rows left */
-        const float *ai = a + (size_t)i * ars;
-        float *ci = c + (size_t)i * ldc;
-        for (int j = 0; j < N; j += 4) {
-            int w = N - j < 4 ? N - j : 4;
-            v4f x = {0};
-            const float *bk = b + j;
-            for (int k = 0; k < K; k++, bk += ldb)
-                x += splat4(ai[k * acs]) * (w == 4 ? load4(bk) : load_tail(bk, w));
-            store_tail(ci + j, x, w);
-        }
-    }
-}
 
 size_t ac_encoder_attention_scratch_floats(int D, int H, int max_len)
 {
@@ -458,113 +324,99 @@ static void gather_t(float *t, const float *src, int ld, int T, int dh)
     }
 }
 
-/* p (n) = exp(scale * s (n) - shift), in place allowed; returns the sum. */
-static float exp_row(float *p, const float *s, float scale, float shift, int n)
+/* The two flavours of the attention and GELU kernels (encoder_simd.h). */
+#define VW 4
+#define SIMD_TARGET
+#define SIMD(name) name##_sse
+#include "encoder_simd.h"
+#undef VW
+#undef SIMD_TARGET
+#undef SIMD
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define AC_ENCODER_HAVE_AVX2 1
+#define VW 8
+#define SIMD_TARGET __attribute__((target("avx2,fma")))
+#define SIMD(name) name##_avx2
+#include "encoder_simd.h"
+#undef VW
+#undef SIMD_TARGET
+#undef SIMD
+#endif
+
+enum { SIMD_AUTO = 0, SIMD_SSE = 1, SIMD_AVX2 = 2 };
+static _Atomic int simd_forced = SIMD_AUTO;
+
+static int cpu_has_avx2(void)
 {
-    v4f vs = splat4(scale), vsh = splat4(shift), acc = {0};
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        v4f e = exp4(load4(s + j) * vs - vsh);
-        store4(p + j, e);
-        acc += e;
-    }
-    float sum = hsum4(acc);
-    if (j < n) {
-        v4f e = exp4(load_tail(s + j, n - j) * vs - vsh);
-        store_tail(p + j, e, n - j);
-        for (int k = 0; k < n - j; k++)
-            sum += e[k]; /* padded lanes hold exp(-shift) != 0: left out */
-    }
-    return sum;
+#ifdef AC_ENCODER_HAVE_AVX2
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
 }
 
-static float max_row(const float *s, int n)
+/* 1 when the AVX2 flavour runs. Reading CPUID bits libgcc cached at start-up costs nothing. */
+static int simd_avx2(void)
 {
-    v4f m = splat4(-INFINITY);
-    int j = 0;
-    for (; j + 4 <= n; j += 4)
-        m = max4(m, load4(s + j));
-    float mx = hmax4(m);
-    for (; j < n; j++)
-        mx = fmaxf(mx, s[j]);
-    return mx;
+    int f = atomic_load_explicit(&simd_forced, memory_order_relaxed);
+    return f == SIMD_AUTO ? cpu_has_avx2() : f == SIMD_AVX2;
 }
 
-void ac_encoder_attention_forward(float *out, float *lse, const float *qkv, const int *offsets, int B,
-                                  int D, int H, float *scratch)
+const char *ac_encoder_simd(void) { return simd_avx2() ? "avx2" : "sse"; }
+
+int ac_encoder_simd_force(const char *name)
 {
-    const int dh = D / H, D3 = 3 * D;
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int b = 0; b < B; b++) {
-        const int base = offsets[b], T = offsets[b + 1] - base;
-        float *Kt = scratch;              /* (dh, T) keys of this head, transposed */
-        float *S = scratch + 2 * (size_t)dh * T; /* (T, T) scores, then probabilities */
-        for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)base * D3 + h * dh; /* (T, dh), row stride 3D */
-            const float *v = q + 2 * D;                        /* (T, dh), row stride 3D */
-            gather_t(Kt, q + D, D3, T, dh);
-            small_gemm(S, T, q, D3, 1, Kt, T, T, T, dh); /* S = q k^T (unscaled) */
-            for (int i = 0; i < T; i++) {
-                float *si = S + (size_t)i * T;
-                float mx = scale * max_row(si, T);
-                float sum = exp_row(si, si, scale, mx, T);
-                float inv = 1.0f / sum;
-                v4f vi = splat4(inv);
-                int j = 0;
-                for (; j + 4 <= T; j += 4)
-                    store4(si + j, load4(si + j) * vi);
-                for (; j < T; j++)
-                    si[j] *= inv;
-                lse[(size_t)(base + i) * H + h] = mx + logf(sum);
-            }
-            small_gemm(out + (size_t)base * D + h * dh, D, S, T, 1, v, D3, T, dh, T); /* o = P v */
-        }
+    int f = name == NULL ? SIMD_AUTO : strcmp(name, "sse") == 0 ? SIMD_SSE : strcmp(name, "avx2") == 0 ? SIMD_AVX2 : -1;
+    if (f < 0 || (f == SIMD_AVX2 && !cpu_has_avx2()))
+        return -1;
+    atomic_store_explicit(&simd_forced, f, memory_order_relaxed);
+    return 0;
+}
+
+void ac_encoder_gelu_forward(float *u, const float *h, size_t n)
+{
+#ifdef AC_ENCODER_HAVE_AVX2
+    if (simd_avx2()) {
+        gelu_forward_avx2(u, h, n);
+        return;
     }
+#endif
+    gelu_forward_sse(u, h, n);
 }
 
-/* With S = scale q k^T, P = softmax(S) and o = P v:
- *   dP = do v^T;  dS = P * (dP - rowsum(P * dP));  dq = scale dS k;  dk = scale dS^T q;  dv = P^T do. */
+void ac_encoder_gelu_backward(float *dh, const float *du, const float *h, size_t n)
+{
+#ifdef AC_ENCODER_HAVE_AVX2
+    if (simd_avx2()) {
+        gelu_backward_avx2(dh, du, h, n);
+        return;
+    }
+#endif
+    gelu_backward_sse(dh, du, h, n);
+}
+
+void ac_encoder_attention_forward(float *out, float *lse, const float *qkv, const int *offsets, int B, int D,
+                                  int H, float *scratch)
+{
+#ifdef AC_ENCODER_HAVE_AVX2
+    if (simd_avx2()) {
+        attention_forward_avx2(out, lse, qkv, offsets, B, D, H, scratch);
+        return;
+    }
+#endif
+    attention_forward_sse(out, lse, qkv, offsets, B, D, H, scratch);
+}
+
 void ac_encoder_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *lse,
                                    const int *offsets, int B, int D, int H, float *scratch)
 {
-    const int dh = D / H, D3 = 3 * D;
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int b = 0; b < B; b++) {
-        const int base = offsets[b], T = offsets[b + 1] - base;
-        float *Kt = scratch;                     /* (dh, T) */
-        float *Vt = Kt + (size_t)dh * T;         /* (dh, T) */
-        float *P = Vt + (size_t)dh * T;          /* (T, T) */
-        float *dS = P + (size_t)T * T;           /* (T, T) dP, then dS */
-        for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)base * D3 + h * dh, *k = q + D, *v = q + 2 * D;
-            const float *dO = dout + (size_t)base * D + h * dh; /* (T, dh), row stride D */
-            float *dq = dqkv + (size_t)base * D3 + h * dh, *dk = dq + D, *dv = dq + 2 * D;
-            gather_t(Kt, k, D3, T, dh);
-            gather_t(Vt, v, D3, T, dh);
-            small_gemm(P, T, q, D3, 1, Kt, T, T, T, dh);   /* q k^T */
-            small_gemm(dS, T, dO, D, 1, Vt, T, T, T, dh);  /* dP = do v^T */
-            for (int i = 0; i < T; i++) {
-                float *pi = P + (size_t)i * T, *di = dS + (size_t)i * T;
-                exp_row(pi, pi, scale, lse[(size_t)(base + i) * H + h], T);
-                v4f acc = {0};
-                int j = 0;
-                for (; j + 4 <= T; j += 4)
-                    acc += load4(pi + j) * load4(di + j);
-                float dot = hsum4(acc);
-                for (; j < T; j++)
-                    dot += pi[j] * di[j];
-                /* scale folded in here: dq and dk both carry it */
-                v4f vdot = splat4(dot), vs = splat4(scale);
-                for (j = 0; j + 4 <= T; j += 4)
-                    store4(di + j, vs * load4(pi + j) * (load4(di + j) - vdot));
-                for (; j < T; j++)
-                    di[j] = scale * pi[j] * (di[j] - dot);
-            }
-            small_gemm(dq, D3, dS, T, 1, k, D3, T, dh, T);  /* dq = dS k */
-            small_gemm(dk, D3, dS, 1, T, q, D3, T, dh, T);  /* dk = dS^T q */
-            small_gemm(dv, D3, P, 1, T, dO, D, T, dh, T);   /* dv = P^T do */
-        }
+#ifdef AC_ENCODER_HAVE_AVX2
+    if (simd_avx2()) {
+        attention_backward_avx2(dqkv, dout, qkv, lse, offsets, B, D, H, scratch);
+        return;
     }
+#endif
+    attention_backward_sse(dqkv, dout, qkv, lse, offsets, B, D, H, scratch);
 }
 
 /* ---- double references (plain loops) ------------------------------------------------------ */

@@ -156,6 +156,14 @@ typedef struct ac_encoder_timing {
  * *t and keeps it alive while set. */
 void ac_encoder_set_timing(ac_encoder_t *e, ac_encoder_timing_t *t);
 
+/* The attention and GELU kernels come in two flavours: "avx2" (AVX2 + FMA, 8 floats wide, chosen
+ * automatically when the CPU has both) and "sse" (4 wide, any x86-64). No -march flag is needed.
+ * ac_encoder_simd() names the flavour in use. ac_encoder_simd_force("sse" | "avx2") overrides
+ * the choice process-wide (tests run both; NULL restores the automatic choice); -1 for an
+ * unknown name or one this CPU cannot run. */
+const char *ac_encoder_simd(void);
+int ac_encoder_simd_force(const char *name);
+
 /* ---- kernels -------------------------------------------------------------------------------
  * The layers the model is made of, public so that tests can check each one by finite
  * differences. Outputs first, then inputs, then sizes; N rows. They do not check their

@@ -12,6 +12,8 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
+static const char *g_flav = ""; /* the SIMD flavour under test, in the check names */
+
 static void fill_normal(float *x, size_t n, double std, ac_rng_t *rng)
 {
     for (size_t i = 0; i < n; i++)
@@ -138,7 +140,7 @@ static void test_forward_vs_ref(ac_encoder_config_t c, const int *lens, int B, c
         CHECK(ac_encoder_forward_ref(Yr, p, &c, X, offsets, B, &err) == 0);
         for (int i = 0; i < N * D; i++)
             Yd[i] = Y[i];
-        snprintf(name, sizeof name, "Y fast vs ref/%s/%s", label, variant ? "random" : "init");
+        snprintf(name, sizeof name, "Y fast vs ref/%s/%s/%s", label, variant ? "random" : "init", g_flav);
         check_close_d(Yd, Yr, (size_t)N * D, 0, 1e-4, name);
     }
     ac_encoder_destroy(e);
@@ -249,7 +251,7 @@ static void test_fd_attention(int D, int H, const char *label)
     for (int i = 0; i < N * D; i++)
         od[i] = of[i];
     char name[96];
-    snprintf(name, sizeof name, "attention forward/%s", label);
+    snprintf(name, sizeof name, "attention forward/%s/%s", label, g_flav);
     check_close_d(od, o, (size_t)N * D, 0, 1e-5, name);
     for (int i = 0; i < N * D3; i++)
         num[i] = central(&qkv[i], FD_H, attn_loss, &t);
@@ -263,7 +265,7 @@ static void test_fd_attention(int D, int H, const char *label)
                 a[i * D + d] = dqkv[(size_t)i * D3 + s * D + d];
                 nn[i * D + d] = num[(size_t)i * D3 + s * D + d];
             }
-        snprintf(name, sizeof name, "attention %s/%s", part[s], label);
+        snprintf(name, sizeof name, "attention %s/%s/%s", part[s], label, g_flav);
         check_grad(a, nn, (size_t)N * D, 1, FD_FLOOR, FD_TOL, name);
     }
     free(a);
@@ -326,7 +328,9 @@ static void test_fd_mlp(void)
     double yd[N * D];
     for (int i = 0; i < N * D; i++)
         yd[i] = yf[i];
-    check_close_d(yd, y, N * D, 0, 2e-5, "gelu mlp forward");
+    char name[96];
+    snprintf(name, sizeof name, "gelu mlp forward/%s", g_flav);
+    check_close_d(yd, y, N * D, 0, 2e-5, name);
     struct {
         double *x;
         float *g;
@@ -337,7 +341,8 @@ static void test_fd_mlp(void)
     for (int k = 0; k < 5; k++) {
         for (int i = 0; i < ts[k].n; i++)
             num[i] = central(&ts[k].x[i], FD_H, mlp_loss, &t);
-        check_grad(ts[k].g, num, ts[k].n, 1, FD_FLOOR, FD_TOL, ts[k].name);
+        snprintf(name, sizeof name, "%s/%s", ts[k].name, g_flav);
+        check_grad(ts[k].g, num, ts[k].n, 1, FD_FLOOR, FD_TOL, name);
     }
     /* GELU itself, far into both tails and at 0: the sigmoid form against 0.5 h (1 + tanh) */
     float hv[11] = {-12, -6, -3, -1, -0.1f, 0, 0.1f, 1, 3, 6, 12}, uv[11], gv[11], one[11];
@@ -356,8 +361,10 @@ static void test_fd_mlp(void)
     double uvd[11];
     for (int i = 0; i < 11; i++)
         uvd[i] = uv[i];
-    check_close_d(uvd, ud, 11, 1e-6, 1e-7, "gelu values -12..12");
-    check_grad(gv, gn, 11, 1, FD_FLOOR, FD_TOL, "gelu' -12..12");
+    snprintf(name, sizeof name, "gelu values -12..12/%s", g_flav);
+    check_close_d(uvd, ud, 11, 1e-6, 1e-7, name);
+    snprintf(name, sizeof name, "gelu' -12..12/%s", g_flav);
+    check_grad(gv, gn, 11, 1, FD_FLOOR, FD_TOL, name);
 }
 
 /* Whole encoder (L = 1: one block + LNf; L = 2, 3: the stack): L = sum(Y * R). */
@@ -413,13 +420,13 @@ static void test_fd_encoder(ac_encoder_config_t c, const int *lens, int B, size_
                 num[off + i] = central(&pd[off + i], FD_H, enc_loss, &t);
             char layer[16];
             snprintf(layer, sizeof layer, final ? "final" : "L%d", l);
-            snprintf(name, sizeof name, "%s d%s/%s", layer, ac_encoder_tensor_name(k, final), label);
+            snprintf(name, sizeof name, "%s d%s/%s/%s", layer, ac_encoder_tensor_name(k, final), label, g_flav);
             check_grad(grads + off, num + off, n, s, FD_FLOOR, FD_TOL, name);
         }
     }
     for (size_t i = 0; i < nY; i += stride)
         num[i] = central(&Xd[i], FD_H, enc_loss, &t);
-    snprintf(name, sizeof name, "dX/%s", label);
+    snprintf(name, sizeof name, "dX/%s/%s", label, g_flav);
     check_grad(dX, num, nY, stride, FD_FLOOR, FD_TOL, name);
     ac_encoder_destroy(e);
     free(p);
@@ -469,7 +476,8 @@ static void test_packing(void)
     double worst = 0;
     for (size_t i = 0; i < nY; i++)
         worst = fmax(worst, fabs(Y[i] - Y1[i]));
-    fprintf(stderr, "%s packed Y vs one by one     max|diff| %.3g (limit 1e-6)\n", worst < 1e-6 ? "ok  " : "FAIL", worst);
+    fprintf(stderr, "%s packed Y vs one by one/%s max|diff| %.3g (limit 1e-6)\n", worst < 1e-6 ? "ok  " : "FAIL", g_flav,
+            worst);
     CHECK(worst < 1e-6);
     check_close(dX, dX1, nY, 1e-5, 1e-6, "packed dX vs one by one");
     /* gradients: per tensor, |batch - sum of singles| relative to the tensor's largest entry */
@@ -484,8 +492,8 @@ static void test_packing(void)
             }
             double rel = dmax / (gmax > 0 ? gmax : 1);
             int ok = rel < 1e-5 && gmax > 0;
-            fprintf(stderr, "%s packed d%s (layer %d) vs sum of singles: rel %.2e\n", ok ? "ok  " : "FAIL",
-                    ac_encoder_tensor_name(k, final), l, rel);
+            fprintf(stderr, "%s packed d%s (layer %d) vs sum of singles/%s: rel %.2e\n", ok ? "ok  " : "FAIL",
+                    ac_encoder_tensor_name(k, final), l, g_flav, rel);
             if (!ok)
                 g_failures++;
         }
@@ -742,24 +750,39 @@ int main(int argc, char **argv)
 
     static const int lens[] = {7, 1, 19, 12, 33, 5};
     ac_encoder_config_t spec = {.d_model = 32, .n_heads = 4, .n_layers = 2, .d_ff = 64, .max_len = 64};
-    test_forward_vs_ref(spec, lens, 6, "D32H4L2F64");
     /* odd head width (dh = 5) and D, F not multiples of 4: every tail path */
     ac_encoder_config_t odd = {.d_model = 20, .n_heads = 4, .n_layers = 1, .d_ff = 13, .max_len = 40};
     static const int lens_odd[] = {1, 2, 3, 9, 40};
-    test_forward_vs_ref(odd, lens_odd, 5, "D20H4L1F13");
-
-    test_fd_layernorm();
-    test_fd_attention(16, 2, "D16H2");
-    test_fd_attention(15, 3, "D15H3"); /* dh = 5 */
-    test_fd_mlp();
     static const int lens_fd[] = {5, 1, 8, 3};
     ac_encoder_config_t small = {.d_model = 16, .n_heads = 2, .n_layers = 1, .d_ff = 24, .max_len = 8};
-    test_fd_encoder(small, lens_fd, 4, 1, "block D16H2F24");
-    small.n_layers = 2;
-    test_fd_encoder(small, lens_fd, 4, 1, "encoder L2 D16H2F24");
-    test_fd_encoder(spec, lens, 3, 13, "encoder D32H4L2F64 (sampled)");
+    test_fd_layernorm(); /* one flavour: LayerNorm is 4-wide only */
 
-    test_packing();
+    /* The attention and GELU kernels exist 4-wide (SSE) and 8-wide (AVX2 + FMA): check both. */
+    CHECK(ac_encoder_simd_force("avx512") == -1);
+    static const char *flavours[] = {"sse", "avx2"};
+    int n_run = 0;
+    for (int f = 0; f < 2; f++) {
+        if (ac_encoder_simd_force(flavours[f]) != 0) {
+            fprintf(stderr, "skip %s flavour: this CPU cannot run it\n", flavours[f]);
+            continue;
+        }
+        g_flav = flavours[f];
+        CHECK(strcmp(ac_encoder_simd(), flavours[f]) == 0);
+        n_run++;
+        test_forward_vs_ref(spec, lens, 6, "D32H4L2F64");
+        test_forward_vs_ref(odd, lens_odd, 5, "D20H4L1F13");
+        test_fd_attention(16, 2, "D16H2");
+        test_fd_attention(15, 3, "D15H3"); /* dh = 5 */
+        test_fd_attention(64, 2, "D64H2"); /* dh = 32: full 2-vector blocks in both flavours */
+        test_fd_mlp();
+        small.n_layers = 1;
+        test_fd_encoder(small, lens_fd, 4, 1, "block D16H2F24");
+        small.n_layers = 2;
+        test_fd_encoder(small, lens_fd, 4, 1, "encoder L2 D16H2F24");
+        test_fd_encoder(spec, lens, 3, 13, "encoder D32H4L2F64 (sampled)");
+        test_packing();
+    }
+    CHECK(n_run >= 1 && ac_encoder_simd_force(NULL) == 0);
     test_errors_and_layout();
     return test_result("test_encoder");
 }
