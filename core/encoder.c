@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -522,9 +523,179 @@ struct ac_encoder {
     float *_dtmp;           /* (cap, D) backward: do, da, dm */
     float *_dqkv;           /* (cap, 3D) backward */
     float *_dh;             /* (cap, F) backward: du, then dh in place */
-    float *_attn;           /* attention scratch (ac_encoder_attention_scratch_floats) */
+    float *_attn[AC_ENCODER_MAX_THREADS]; /* attention scratch per thread
+                                             (ac_encoder_attention_scratch_floats each) */
+    int _split[AC_ENCODER_MAX_THREADS + 1]; /* sequences of part t: _split[t] .. _split[t + 1] - 1 */
     ac_encoder_timing_t *_timing; /* caller's, or NULL: no timing */
+    /* Worker threads (n_threads - 1 of them; the caller is part 0). A job is handed out by
+     * bumping _gen; each worker runs it for its part and the last one to finish signals. */
+    int _n_threads;
+    pthread_t _workers[AC_ENCODER_MAX_THREADS - 1];
+    pthread_mutex_t _mu;
+    pthread_cond_t _go, _done;
+    unsigned _gen;     /* job generation */
+    int _pending;      /* workers still running the current job */
+    int _quit;
+    void (*_job)(ac_encoder_t *e, int part, void *arg);
+    void *_job_arg;
 };
+
+typedef struct worker_arg {
+    ac_encoder_t *e;
+    int part;
+    unsigned gen; /* the job generation when it was started: jobs after it are its to run */
+} worker_arg_t;
+
+static void *worker_main(void *p)
+{
+    worker_arg_t wa = *(worker_arg_t *)p;
+    free(p);
+    ac_encoder_t *e = wa.e;
+    unsigned seen = wa.gen;
+    pthread_mutex_lock(&e->_mu);
+    for (;;) {
+        while (e->_gen == seen && !e->_quit)
+            pthread_cond_wait(&e->_go, &e->_mu);
+        if (e->_quit)
+            break;
+        seen = e->_gen;
+        void (*job)(ac_encoder_t *, int, void *) = e->_job;
+        void *arg = e->_job_arg;
+        pthread_mutex_unlock(&e->_mu);
+        job(e, wa.part, arg);
+        pthread_mutex_lock(&e->_mu);
+        if (--e->_pending == 0)
+            pthread_cond_signal(&e->_done);
+    }
+    pthread_mutex_unlock(&e->_mu);
+    return NULL;
+}
+
+/* Runs job(e, part, arg) for every part 0..n_threads-1, part 0 on the calling thread; returns
+ * when all are done. */
+static void run_parts(ac_encoder_t *e, void (*job)(ac_encoder_t *, int, void *), void *arg)
+{
+    if (e->_n_threads > 1) {
+        pthread_mutex_lock(&e->_mu);
+        e->_job = job;
+        e->_job_arg = arg;
+        e->_pending = e->_n_threads - 1;
+        e->_gen++;
+        pthread_cond_broadcast(&e->_go);
+        pthread_mutex_unlock(&e->_mu);
+    }
+    job(e, 0, arg);
+    if (e->_n_threads > 1) {
+        pthread_mutex_lock(&e->_mu);
+        while (e->_pending > 0)
+            pthread_cond_wait(&e->_done, &e->_mu);
+        pthread_mutex_unlock(&e->_mu);
+    }
+}
+
+static void stop_workers(ac_encoder_t *e)
+{
+    if (e->_n_threads <= 1)
+        return;
+    pthread_mutex_lock(&e->_mu);
+    e->_quit = 1;
+    pthread_cond_broadcast(&e->_go);
+    pthread_mutex_unlock(&e->_mu);
+    for (int t = 0; t < e->_n_threads - 1; t++)
+        pthread_join(e->_workers[t], NULL);
+    e->_quit = 0;
+    e->_n_threads = 1;
+}
+
+int ac_encoder_set_threads(ac_encoder_t *e, int n, ac_err_t *err)
+{
+    if (n < 1 || n > AC_ENCODER_MAX_THREADS)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "threads", "must be in 1..%d (got %d)",
+                            AC_ENCODER_MAX_THREADS, n);
+    stop_workers(e);
+    size_t sf = ac_encoder_attention_scratch_floats(e->cfg.d_model, e->cfg.n_heads, e->cfg.max_len);
+    for (int t = 1; t < n; t++)
+        if (e->_attn[t] == NULL && (e->_attn[t] = malloc(sizeof(float) * sf)) == NULL)
+            return ac_err_set(err, AC_ERR_INTERNAL, "encoder: out of memory");
+    for (int t = 0; t < n - 1; t++) {
+        worker_arg_t *wa = malloc(sizeof *wa); /* the worker frees it */
+        if (wa != NULL)
+            *wa = (worker_arg_t){e, t + 1, e->_gen};
+        if (wa == NULL || pthread_create(&e->_workers[t], NULL, worker_main, wa) != 0) {
+            free(wa);
+            e->_n_threads = t + 1; /* the ones started so far */
+            stop_workers(e);
+            return ac_err_set(err, AC_ERR_INTERNAL, "encoder: cannot start a worker thread");
+        }
+    }
+    e->_n_threads = n;
+    return 0;
+}
+
+/* _split: the sequences of the last forward in n_threads contiguous parts of about equal
+ * attention work (~T^2 per sequence, plus the per-row work). */
+static void split_parts(ac_encoder_t *e, int B)
+{
+    const int n = e->_n_threads, *off = e->_offsets;
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+        double T = off[b + 1] - off[b];
+        total += T * (T + 8);
+    }
+    double acc = 0;
+    int t = 1;
+    e->_split[0] = 0;
+    for (int b = 0; b < B && t < n; b++) {
+        double T = off[b + 1] - off[b];
+        acc += T * (T + 8);
+        while (t < n && acc >= total * t / n)
+            e->_split[t++] = b + 1;
+    }
+    while (t <= n)
+        e->_split[t++] = B;
+}
+
+/* Attention and GELU over all parts (run_parts jobs). */
+typedef struct attn_job {
+    int backward;
+    float *out;        /* forward: o (N, D); backward: dqkv (N, 3D) */
+    float *lse;        /* (N, H): written by forward, read by backward */
+    const float *qkv;  /* (N, 3D) */
+    const float *dout; /* backward: do (N, D) */
+} attn_job_t;
+
+static void attn_part(ac_encoder_t *e, int part, void *arg)
+{
+    const attn_job_t *j = arg;
+    int b0 = e->_split[part], nb = e->_split[part + 1] - b0, D = e->cfg.d_model, H = e->cfg.n_heads;
+    if (nb <= 0)
+        return;
+    if (j->backward)
+        ac_encoder_attention_backward(j->out, j->dout, j->qkv, j->lse, e->_offsets + b0, nb, D, H, e->_attn[part]);
+    else
+        ac_encoder_attention_forward(j->out, j->lse, j->qkv, e->_offsets + b0, nb, D, H, e->_attn[part]);
+}
+
+typedef struct gelu_job {
+    int backward;
+    float *out;       /* forward: u (n); backward: dh (n) */
+    const float *in;  /* forward: h (n); backward: du (n) */
+    const float *h;   /* backward: h (n) */
+    size_t n;
+} gelu_job_t;
+
+static void gelu_part(ac_encoder_t *e, int part, void *arg)
+{
+    const gelu_job_t *j = arg;
+    size_t per = (j->n / (size_t)e->_n_threads + 15) & ~(size_t)15; /* whole vectors per part */
+    size_t i0 = per * (size_t)part, i1 = i0 + per < j->n ? i0 + per : j->n;
+    if (i0 >= i1)
+        return;
+    if (j->backward)
+        ac_encoder_gelu_backward(j->out + i0, j->in + i0, j->h + i0, i1 - i0);
+    else
+        ac_encoder_gelu_forward(j->out + i0, j->in + i0, i1 - i0);
+}
 
 void ac_encoder_set_timing(ac_encoder_t *e, ac_encoder_timing_t *t) { e->_timing = t; }
 
@@ -555,9 +726,13 @@ ac_encoder_t *ac_encoder_create(const ac_encoder_config_t *cfg, ac_err_t *err)
     }
     e->cfg = *cfg;
     e->n_params = ac_encoder_n_params(cfg);
-    e->_attn = malloc(sizeof(float) * ac_encoder_attention_scratch_floats(cfg->d_model, cfg->n_heads, cfg->max_len));
-    if (e->_attn == NULL) {
-        free(e);
+    e->_n_threads = 1;
+    pthread_mutex_init(&e->_mu, NULL);
+    pthread_cond_init(&e->_go, NULL);
+    pthread_cond_init(&e->_done, NULL);
+    e->_attn[0] = malloc(sizeof(float) * ac_encoder_attention_scratch_floats(cfg->d_model, cfg->n_heads, cfg->max_len));
+    if (e->_attn[0] == NULL) {
+        ac_encoder_destroy(e);
         ac_err_set(err, AC_ERR_INTERNAL, "encoder: out of memory");
         return NULL;
     }
@@ -568,9 +743,14 @@ void ac_encoder_destroy(ac_encoder_t *e)
 {
     if (e == NULL)
         return;
+    stop_workers(e);
+    pthread_mutex_destroy(&e->_mu);
+    pthread_cond_destroy(&e->_go);
+    pthread_cond_destroy(&e->_done);
     free(e->_arena);
     free(e->_offsets);
-    free(e->_attn);
+    for (int t = 0; t < AC_ENCODER_MAX_THREADS; t++)
+        free(e->_attn[t]);
     free(e);
 }
 
@@ -675,13 +855,13 @@ int ac_encoder_forward(ac_encoder_t *e, float *Y, const float *params, const flo
     const ac_encoder_config_t *c = &e->cfg;
     if (check_offsets(offsets, B, c->max_len, err) != 0)
         return -1;
-    const int N = offsets[B], D = c->d_model, F = c->d_ff, H = c->n_heads, L = c->n_layers;
+    const int N = offsets[B], D = c->d_model, F = c->d_ff, L = c->n_layers;
     if ((N > e->_cap_tok || B > e->_cap_seq) &&
         ac_encoder_reserve(e, N > e->_cap_tok ? N : e->_cap_tok, B > e->_cap_seq ? B : e->_cap_seq, err) != 0)
         return -1;
     e->_n_seq = 0; /* until this forward is complete */
     TIMED(e, other, memcpy(e->_offsets, offsets, sizeof(int) * ((size_t)B + 1));
-          memcpy(e->_x[0], X, sizeof(float) * (size_t)N * D));
+          memcpy(e->_x[0], X, sizeof(float) * (size_t)N * D); split_parts(e, B));
     for (int l = 0; l < L; l++) {
         layer_acts_t *a = &e->_l[l];
         const float *p[AC_ENCODER_N_LAYER_TENSORS];
@@ -692,7 +872,8 @@ int ac_encoder_forward(ac_encoder_t *e, float *Y, const float *params, const flo
         /* qkv = a Wqkv + bqkv */
         TIMED(e, bias, matmul_init(a->qkv, NULL, p[AC_ENCODER_BQKV], N, 3 * D));
         TIMED(e, sgemm, matmul_sgemm(a->qkv, a->a, p[AC_ENCODER_WQKV], N, D, 3 * D));
-        TIMED(e, attn, ac_encoder_attention_forward(a->o, a->lse, a->qkv, e->_offsets, B, D, H, e->_attn));
+        attn_job_t aj = {0, a->o, a->lse, a->qkv, NULL};
+        TIMED(e, attn, run_parts(e, attn_part, &aj));
         /* xmid = x + o Wo + bo */
         TIMED(e, bias, matmul_init(a->xmid, e->_x[l], p[AC_ENCODER_BO], N, D));
         TIMED(e, sgemm, matmul_sgemm(a->xmid, a->o, p[AC_ENCODER_WO], N, D, D));
@@ -701,7 +882,8 @@ int ac_encoder_forward(ac_encoder_t *e, float *Y, const float *params, const flo
         /* u = gelu(m W1 + b1) */
         TIMED(e, bias, matmul_init(a->h, NULL, p[AC_ENCODER_B1], N, F));
         TIMED(e, sgemm, matmul_sgemm(a->h, a->m, p[AC_ENCODER_W1], N, D, F));
-        TIMED(e, gelu, ac_encoder_gelu_forward(a->u, a->h, (size_t)N * F));
+        gelu_job_t gj = {0, a->u, a->h, NULL, (size_t)N * F};
+        TIMED(e, gelu, run_parts(e, gelu_part, &gj));
         /* x_{l+1} = xmid + u W2 + b2 */
         TIMED(e, bias, matmul_init(e->_x[l + 1], a->xmid, p[AC_ENCODER_B2], N, D));
         TIMED(e, sgemm, matmul_sgemm(e->_x[l + 1], a->u, p[AC_ENCODER_W2], N, F, D));
@@ -722,11 +904,11 @@ int ac_encoder_backward(ac_encoder_t *e, float *dX, float *grads, const float *p
     if (e->_n_seq == 0)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "encoder backward: no forward to go back through");
     const ac_encoder_config_t *c = &e->cfg;
-    const int N = e->_n_tok, B = e->_n_seq, D = c->d_model, F = c->d_ff, H = c->n_heads, L = c->n_layers;
+    const int N = e->_n_tok, B = e->_n_seq, D = c->d_model, F = c->d_ff, L = c->n_layers;
     /* The residual stream's gradient; dX itself when wanted (it ends there anyway). */
     float *dres = dX ? dX : e->_dres; /* (N, D) */
     float *dh = e->_dh, *dtmp = e->_dtmp, *dqkv = e->_dqkv; /* (N, F), (N, D), (N, 3D) */
-    TIMED(e, other, memset(dres, 0, sizeof(float) * (size_t)N * D));
+    TIMED(e, other, memset(dres, 0, sizeof(float) * (size_t)N * D); split_parts(e, B)); /* threads may have changed */
     size_t gf = ac_encoder_tensor(c, L, AC_ENCODER_LNF_G, NULL), bf = ac_encoder_tensor(c, L, AC_ENCODER_LNF_B, NULL);
     TIMED(e, norm, ac_encoder_layernorm_backward(dres, grads + gf, grads + bf, dY, e->_x[L], e->_meanf, e->_rstdf,
                                                  params + gf, N, D));
@@ -743,7 +925,8 @@ int ac_encoder_backward(ac_encoder_t *e, float *dX, float *grads, const float *p
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_W2], dres, a->u, N, F, D));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_B2], dres, N, D));
         TIMED(e, sgemm, matmul_sgemm_dx(dh, dres, p[AC_ENCODER_W2], N, F, D)); /* du */
-        TIMED(e, gelu, ac_encoder_gelu_backward(dh, dh, a->h, (size_t)N * F));
+        gelu_job_t gj = {1, dh, dh, a->h, (size_t)N * F};
+        TIMED(e, gelu, run_parts(e, gelu_part, &gj));
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_W1], dh, a->m, N, D, F));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_B1], dh, N, F));
         TIMED(e, sgemm, matmul_sgemm_dx(dtmp, dh, p[AC_ENCODER_W1], N, D, F)); /* dm */
@@ -753,7 +936,8 @@ int ac_encoder_backward(ac_encoder_t *e, float *dX, float *grads, const float *p
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_WO], dres, a->o, N, D, D));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_BO], dres, N, D));
         TIMED(e, sgemm, matmul_sgemm_dx(dtmp, dres, p[AC_ENCODER_WO], N, D, D)); /* do */
-        TIMED(e, attn, ac_encoder_attention_backward(dqkv, dtmp, a->qkv, a->lse, e->_offsets, B, D, H, e->_attn));
+        attn_job_t aj = {1, dqkv, a->lse, a->qkv, dtmp};
+        TIMED(e, attn, run_parts(e, attn_part, &aj));
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_WQKV], dqkv, a->a, N, D, 3 * D));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_BQKV], dqkv, N, 3 * D));
         TIMED(e, sgemm, matmul_sgemm_dx(dtmp, dqkv, p[AC_ENCODER_WQKV], N, D, 3 * D)); /* da */

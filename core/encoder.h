@@ -30,9 +30,10 @@
  * Thread safety: an encoder is used by one thread at a time (forward and backward share its
  * workspace); give each thread its own. The kernels below are reentrant.
  *
- * BLAS: projections are cblas_sgemm calls over all Ntok rows at once; the thread count is
- * whatever the process set (ac_blas_set_threads). The attention, LayerNorm and GELU kernels run
- * on the calling thread. */
+ * Threads: projections are cblas_sgemm calls over all Ntok rows at once, with the BLAS thread
+ * count the process set (ac_blas_set_threads). The attention and GELU kernels run on the calling
+ * thread, or split over ac_encoder_set_threads threads; LayerNorm and the bias passes always on
+ * the calling thread. */
 #ifndef AC_ENCODER_H
 #define AC_ENCODER_H
 
@@ -47,6 +48,7 @@
 #define AC_ENCODER_MAX_LAYERS 4
 #define AC_ENCODER_MAX_FF 1024
 #define AC_ENCODER_MAX_LEN 256
+#define AC_ENCODER_MAX_THREADS 8
 
 typedef struct ac_encoder_config {
     int d_model;  /* D, 8..256, a multiple of n_heads */
@@ -141,6 +143,14 @@ int ac_encoder_forward_ref(double *Y, const float *params, const ac_encoder_conf
 /* The same with double params (n_params) and X: finite differences perturb them in double. */
 int ac_encoder_forward_ref_d(double *Y, const double *params, const ac_encoder_config_t *cfg,
                              const double *X, const int *offsets, int B, ac_err_t *err);
+
+/* Threads for the attention and GELU kernels (the sequences, or the elements, are split into n
+ * parts; each sequence is computed by one thread, so the results do not depend on n). n - 1
+ * worker threads are started, the caller being the n-th; 1 (the default) stops them. The BLAS
+ * thread count is separate (ac_blas_set_threads). Keep n at 1 when several encoders run at once
+ * on the cores. -1 with AC_ERR_INVALID_PARAMS for n outside 1..AC_ENCODER_MAX_THREADS,
+ * AC_ERR_INTERNAL when a thread cannot be started (the encoder then runs on one). */
+int ac_encoder_set_threads(ac_encoder_t *e, int n, ac_err_t *err);
 
 /* Time spent per kind of kernel, for benchmarks and profiling (seconds, accumulated). */
 typedef struct ac_encoder_timing {

@@ -442,6 +442,12 @@ static void test_fd_encoder(ac_encoder_config_t c, const int *lens, int B, size_
     free(num);
 }
 
+static int field_is(const ac_err_t *err, const char *field)
+{
+    json_t *f = err->data ? json_object_get(err->data, "field") : NULL;
+    return err->code == AC_ERR_INVALID_PARAMS && f && strcmp(json_string_value(f), field) == 0;
+}
+
 /* ---- 3. packing is exact ------------------------------------------------------------------ */
 
 static void test_packing(void)
@@ -513,7 +519,33 @@ static void test_packing(void)
                 same_others &= Y2[i] == Y[i];
         }
     CHECK(same_others && moved);
-    free(Y2);
+    /* Threads for attention and GELU: every sequence is still computed by one thread, so the
+     * results are bitwise those of one thread (B = 7 sequences over 2, 3 and 8 parts: some parts
+     * get a single long sequence, 8 parts leave one empty). */
+    for (int nt = 2; nt <= 8; nt = nt == 3 ? 8 : nt + 1) {
+        float *Yt = malloc(sizeof(float) * nY), *dXt = malloc(sizeof(float) * nY), *gt = calloc(np, sizeof(float));
+        float *g0 = calloc(np, sizeof(float));
+        CHECK(ac_encoder_forward(e, Y2, p, X, offsets, B, &err) == 0); /* one thread */
+        CHECK(ac_encoder_backward(e, dX1, g0, p, R, &err) == 0);
+        CHECK(ac_encoder_set_threads(e, nt, &err) == 0);
+        CHECK(ac_encoder_forward(e, Yt, p, X, offsets, B, &err) == 0);
+        CHECK(ac_encoder_backward(e, dXt, gt, p, R, &err) == 0);
+        CHECK(ac_encoder_set_threads(e, 1, &err) == 0);
+        int same = memcmp(Yt, Y2, sizeof(float) * nY) == 0 && memcmp(dXt, dX1, sizeof(float) * nY) == 0 &&
+                   memcmp(gt, g0, sizeof(float) * np) == 0;
+        fprintf(stderr, "%s %d threads: Y, dX and grads bitwise equal to one thread/%s\n", same ? "ok  " : "FAIL", nt,
+                g_flav);
+        if (!same)
+            g_failures++;
+        free(Yt);
+        free(dXt);
+        free(gt);
+        free(g0);
+    }
+    CHECK(ac_encoder_set_threads(e, 0, &err) == -1 && field_is(&err, "threads"));
+    ac_err_clear(&err);
+    CHECK(ac_encoder_set_threads(e, AC_ENCODER_MAX_THREADS + 1, &err) == -1 && field_is(&err, "threads"));
+    ac_err_clear(&err);
     /* backward accumulates: a second call adds the same again; dX NULL gives the same grads */
     float *g2 = calloc(np, sizeof(float)), *g3 = calloc(np, sizeof(float));
     CHECK(ac_encoder_forward(e, Y, p, X, offsets, B, &err) == 0);
@@ -526,6 +558,7 @@ static void test_packing(void)
     check_close(g3, g2, np, 1e-5, 1e-5, "backward accumulates (x2)"); /* sums re-associate */
     free(g2);
     free(g3);
+    free(Y2);
     ac_encoder_destroy(e);
     free(p);
     free(X);
@@ -539,12 +572,6 @@ static void test_packing(void)
 }
 
 /* ---- 4. errors, layout, init -------------------------------------------------------------- */
-
-static int field_is(const ac_err_t *err, const char *field)
-{
-    json_t *f = err->data ? json_object_get(err->data, "field") : NULL;
-    return err->code == AC_ERR_INVALID_PARAMS && f && strcmp(json_string_value(f), field) == 0;
-}
 
 static void test_errors_and_layout(void)
 {
