@@ -10,14 +10,30 @@ key_padding_mask (batch_first), nn.LayerNorm, nn.Linear, F.gelu(approximate="tan
 rows are computed and then masked out of the loss.
 
     /usr/bin/python3 bench/encoder_torch.py [--threads N] [--runs R]
+
+--threads sets torch.set_num_threads and (unless already set) OPENBLAS_NUM_THREADS and
+OMP_NUM_THREADS; OpenBLAS picks its kernel itself unless OPENBLAS_CORETYPE is set.
 """
 import argparse
+import ctypes
+import os
 import statistics
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+# torch's matmuls go to Debian's OpenBLAS (pthread build), which takes its thread count from the
+# environment when it loads, not from torch.set_num_threads: set it before importing torch, so
+# that "--threads 1" is one thread for the matmuls too.
+if __name__ == "__main__":
+    _ap = argparse.ArgumentParser()
+    _ap.add_argument("--threads", type=int, default=1)
+    _ap.add_argument("--runs", type=int, default=21)
+    ARGS = _ap.parse_args()
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(ARGS.threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 B, D, H, L, FF, MIN_LEN, MAX_LEN = 768, 64, 4, 2, 256, 16, 64
 MASK64 = (1 << 64) - 1
@@ -57,11 +73,22 @@ class Encoder(nn.Module):
         return self.lnf(x)
 
 
+def openblas_core():
+    """The OpenBLAS kernel torch's matmuls run on (the library found in this process's maps)."""
+    try:
+        with open(f"/proc/{os.getpid()}/maps") as f:
+            libs = {l.split()[-1] for l in f if "libopenblas" in l}
+        for lib in libs:
+            fn = ctypes.CDLL(lib).openblas_get_corename
+            fn.restype = ctypes.c_char_p
+            return fn().decode()
+    except (OSError, AttributeError):
+        pass
+    return "unknown"
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--runs", type=int, default=21)
-    args = ap.parse_args()
+    args = ARGS
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     lens = draw_lengths(B)
@@ -91,7 +118,8 @@ def main():
             times.append(t2 - t0)
             fwd_times.append(t1 - t0)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"PyTorch {torch.__version__}  {args.threads} thread(s), {args.runs} runs (after 3 warm-up), {n_params} parameters")
+    print(f"PyTorch {torch.__version__}  {args.threads} thread(s) (OPENBLAS_NUM_THREADS {os.environ['OPENBLAS_NUM_THREADS']}, "
+          f"OpenBLAS kernel {openblas_core()}), {args.runs} runs (after 3 warm-up), {n_params} parameters")
     print(f"batch: {B} sequences of {MIN_LEN}..{MAX_LEN} tokens, {n_tok} tokens, padded to {B} x {T} = {B * T}")
     print(f"  forward + backward  median {1e3 * statistics.median(times):8.2f} ms   "
           f"min {1e3 * min(times):.2f}  max {1e3 * max(times):.2f}")

@@ -508,6 +508,11 @@ typedef struct layer_acts {
     float *u;            /* (cap, F) gelu(h) */
 } layer_acts_t;
 
+/* With threads, attention and GELU are cut into this many chunks of about equal work, which the
+ * threads take from a shared counter: a thread that gets less of the CPU (the cores are shared
+ * with OpenBLAS's spinning workers and other processes) just takes fewer chunks. */
+#define N_CHUNKS 64
+
 struct ac_encoder {
     ac_encoder_config_t cfg;
     size_t n_params;
@@ -525,7 +530,7 @@ struct ac_encoder {
     float *_dh;             /* (cap, F) backward: du, then dh in place */
     float *_attn[AC_ENCODER_MAX_THREADS]; /* attention scratch per thread
                                              (ac_encoder_attention_scratch_floats each) */
-    int _split[AC_ENCODER_MAX_THREADS + 1]; /* sequences of part t: _split[t] .. _split[t + 1] - 1 */
+    int _chunk[N_CHUNKS + 1]; /* sequences of chunk c: _chunk[c] .. _chunk[c + 1] - 1 */
     ac_encoder_timing_t *_timing; /* caller's, or NULL: no timing */
     /* Worker threads (n_threads - 1 of them; the caller is part 0). A job is handed out by
      * bumping _gen; each worker runs it for its part and the last one to finish signals. */
@@ -632,69 +637,83 @@ int ac_encoder_set_threads(ac_encoder_t *e, int n, ac_err_t *err)
     return 0;
 }
 
-/* _split: the sequences of the last forward in n_threads contiguous parts of about equal
- * attention work (~T^2 per sequence, plus the per-row work). */
-static void split_parts(ac_encoder_t *e, int B)
+/* _chunk: the sequences of the last forward in N_CHUNKS contiguous chunks of about equal
+ * attention work (~T^2 per sequence, plus the per-row work); some may be empty. */
+static void split_chunks(ac_encoder_t *e, int B)
 {
-    const int n = e->_n_threads, *off = e->_offsets;
+    const int *off = e->_offsets;
     double total = 0;
     for (int b = 0; b < B; b++) {
         double T = off[b + 1] - off[b];
         total += T * (T + 8);
     }
     double acc = 0;
-    int t = 1;
-    e->_split[0] = 0;
-    for (int b = 0; b < B && t < n; b++) {
+    int c = 1;
+    e->_chunk[0] = 0;
+    for (int b = 0; b < B && c < N_CHUNKS; b++) {
         double T = off[b + 1] - off[b];
         acc += T * (T + 8);
-        while (t < n && acc >= total * t / n)
-            e->_split[t++] = b + 1;
+        while (c < N_CHUNKS && acc >= total * c / N_CHUNKS)
+            e->_chunk[c++] = b + 1;
     }
-    while (t <= n)
-        e->_split[t++] = B;
+    while (c <= N_CHUNKS)
+        e->_chunk[c++] = B;
 }
 
-/* Attention and GELU over all parts (run_parts jobs). */
+/* Attention and GELU over all chunks (run_parts jobs: every thread takes chunks until none is
+ * left). Which thread computes a chunk does not change its result. */
 typedef struct attn_job {
     int backward;
     float *out;        /* forward: o (N, D); backward: dqkv (N, 3D) */
     float *lse;        /* (N, H): written by forward, read by backward */
     const float *qkv;  /* (N, 3D) */
     const float *dout; /* backward: do (N, D) */
+    atomic_int next;   /* the next chunk to take */
 } attn_job_t;
 
 static void attn_part(ac_encoder_t *e, int part, void *arg)
 {
-    const attn_job_t *j = arg;
-    int b0 = e->_split[part], nb = e->_split[part + 1] - b0, D = e->cfg.d_model, H = e->cfg.n_heads;
-    if (nb <= 0)
-        return;
-    if (j->backward)
-        ac_encoder_attention_backward(j->out, j->dout, j->qkv, j->lse, e->_offsets + b0, nb, D, H, e->_attn[part]);
-    else
-        ac_encoder_attention_forward(j->out, j->lse, j->qkv, e->_offsets + b0, nb, D, H, e->_attn[part]);
+    attn_job_t *j = arg;
+    const int D = e->cfg.d_model, H = e->cfg.n_heads;
+    for (;;) {
+        int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= N_CHUNKS)
+            return;
+        int b0 = e->_chunk[c], nb = e->_chunk[c + 1] - b0;
+        if (nb <= 0)
+            continue;
+        if (j->backward)
+            ac_encoder_attention_backward(j->out, j->dout, j->qkv, j->lse, e->_offsets + b0, nb, D, H,
+                                          e->_attn[part]);
+        else
+            ac_encoder_attention_forward(j->out, j->lse, j->qkv, e->_offsets + b0, nb, D, H, e->_attn[part]);
+    }
 }
 
 typedef struct gelu_job {
     int backward;
-    float *out;       /* forward: u (n); backward: dh (n) */
-    const float *in;  /* forward: h (n); backward: du (n) */
-    const float *h;   /* backward: h (n) */
+    float *out;      /* forward: u (n); backward: dh (n) */
+    const float *in; /* forward: h (n); backward: du (n) */
+    const float *h;  /* backward: h (n) */
     size_t n;
+    atomic_int next; /* the next chunk to take */
 } gelu_job_t;
 
 static void gelu_part(ac_encoder_t *e, int part, void *arg)
 {
-    const gelu_job_t *j = arg;
-    size_t per = (j->n / (size_t)e->_n_threads + 15) & ~(size_t)15; /* whole vectors per part */
-    size_t i0 = per * (size_t)part, i1 = i0 + per < j->n ? i0 + per : j->n;
-    if (i0 >= i1)
-        return;
-    if (j->backward)
-        ac_encoder_gelu_backward(j->out + i0, j->in + i0, j->h + i0, i1 - i0);
-    else
-        ac_encoder_gelu_forward(j->out + i0, j->in + i0, i1 - i0);
+    (void)e, (void)part;
+    gelu_job_t *j = arg;
+    size_t per = (j->n / N_CHUNKS + 16) & ~(size_t)15; /* whole vectors per chunk */
+    for (;;) {
+        size_t i0 = per * (size_t)atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i0 >= j->n)
+            return;
+        size_t i1 = i0 + per < j->n ? i0 + per : j->n;
+        if (j->backward)
+            ac_encoder_gelu_backward(j->out + i0, j->in + i0, j->h + i0, i1 - i0);
+        else
+            ac_encoder_gelu_forward(j->out + i0, j->in + i0, i1 - i0);
+    }
 }
 
 void ac_encoder_set_timing(ac_encoder_t *e, ac_encoder_timing_t *t) { e->_timing = t; }
@@ -861,7 +880,7 @@ int ac_encoder_forward(ac_encoder_t *e, float *Y, const float *params, const flo
         return -1;
     e->_n_seq = 0; /* until this forward is complete */
     TIMED(e, other, memcpy(e->_offsets, offsets, sizeof(int) * ((size_t)B + 1));
-          memcpy(e->_x[0], X, sizeof(float) * (size_t)N * D); split_parts(e, B));
+          memcpy(e->_x[0], X, sizeof(float) * (size_t)N * D); split_chunks(e, B));
     for (int l = 0; l < L; l++) {
         layer_acts_t *a = &e->_l[l];
         const float *p[AC_ENCODER_N_LAYER_TENSORS];
@@ -872,7 +891,7 @@ int ac_encoder_forward(ac_encoder_t *e, float *Y, const float *params, const flo
         /* qkv = a Wqkv + bqkv */
         TIMED(e, bias, matmul_init(a->qkv, NULL, p[AC_ENCODER_BQKV], N, 3 * D));
         TIMED(e, sgemm, matmul_sgemm(a->qkv, a->a, p[AC_ENCODER_WQKV], N, D, 3 * D));
-        attn_job_t aj = {0, a->o, a->lse, a->qkv, NULL};
+        attn_job_t aj = {0, a->o, a->lse, a->qkv, NULL, 0};
         TIMED(e, attn, run_parts(e, attn_part, &aj));
         /* xmid = x + o Wo + bo */
         TIMED(e, bias, matmul_init(a->xmid, e->_x[l], p[AC_ENCODER_BO], N, D));
@@ -882,7 +901,7 @@ int ac_encoder_forward(ac_encoder_t *e, float *Y, const float *params, const flo
         /* u = gelu(m W1 + b1) */
         TIMED(e, bias, matmul_init(a->h, NULL, p[AC_ENCODER_B1], N, F));
         TIMED(e, sgemm, matmul_sgemm(a->h, a->m, p[AC_ENCODER_W1], N, D, F));
-        gelu_job_t gj = {0, a->u, a->h, NULL, (size_t)N * F};
+        gelu_job_t gj = {0, a->u, a->h, NULL, (size_t)N * F, 0};
         TIMED(e, gelu, run_parts(e, gelu_part, &gj));
         /* x_{l+1} = xmid + u W2 + b2 */
         TIMED(e, bias, matmul_init(e->_x[l + 1], a->xmid, p[AC_ENCODER_B2], N, D));
@@ -904,11 +923,11 @@ int ac_encoder_backward(ac_encoder_t *e, float *dX, float *grads, const float *p
     if (e->_n_seq == 0)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "encoder backward: no forward to go back through");
     const ac_encoder_config_t *c = &e->cfg;
-    const int N = e->_n_tok, B = e->_n_seq, D = c->d_model, F = c->d_ff, L = c->n_layers;
+    const int N = e->_n_tok, D = c->d_model, F = c->d_ff, L = c->n_layers;
     /* The residual stream's gradient; dX itself when wanted (it ends there anyway). */
     float *dres = dX ? dX : e->_dres; /* (N, D) */
     float *dh = e->_dh, *dtmp = e->_dtmp, *dqkv = e->_dqkv; /* (N, F), (N, D), (N, 3D) */
-    TIMED(e, other, memset(dres, 0, sizeof(float) * (size_t)N * D); split_parts(e, B)); /* threads may have changed */
+    TIMED(e, other, memset(dres, 0, sizeof(float) * (size_t)N * D));
     size_t gf = ac_encoder_tensor(c, L, AC_ENCODER_LNF_G, NULL), bf = ac_encoder_tensor(c, L, AC_ENCODER_LNF_B, NULL);
     TIMED(e, norm, ac_encoder_layernorm_backward(dres, grads + gf, grads + bf, dY, e->_x[L], e->_meanf, e->_rstdf,
                                                  params + gf, N, D));
@@ -925,7 +944,7 @@ int ac_encoder_backward(ac_encoder_t *e, float *dX, float *grads, const float *p
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_W2], dres, a->u, N, F, D));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_B2], dres, N, D));
         TIMED(e, sgemm, matmul_sgemm_dx(dh, dres, p[AC_ENCODER_W2], N, F, D)); /* du */
-        gelu_job_t gj = {1, dh, dh, a->h, (size_t)N * F};
+        gelu_job_t gj = {1, dh, dh, a->h, (size_t)N * F, 0};
         TIMED(e, gelu, run_parts(e, gelu_part, &gj));
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_W1], dh, a->m, N, D, F));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_B1], dh, N, F));
@@ -936,7 +955,7 @@ int ac_encoder_backward(ac_encoder_t *e, float *dX, float *grads, const float *p
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_WO], dres, a->o, N, D, D));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_BO], dres, N, D));
         TIMED(e, sgemm, matmul_sgemm_dx(dtmp, dres, p[AC_ENCODER_WO], N, D, D)); /* do */
-        attn_job_t aj = {1, dqkv, a->lse, a->qkv, dtmp};
+        attn_job_t aj = {1, dqkv, a->lse, a->qkv, dtmp, 0};
         TIMED(e, attn, run_parts(e, attn_part, &aj));
         TIMED(e, sgemm, matmul_sgemm_dw(g[AC_ENCODER_WQKV], dqkv, a->a, N, D, 3 * D));
         TIMED(e, bias, bias_backward(g[AC_ENCODER_BQKV], dqkv, N, 3 * D));
