@@ -22,10 +22,12 @@
  *   W1 (D, F), b1 (F), W2 (F, D), b2 (D)
  * then lnf_g (D), lnf_b (D). ac_encoder_tensor() gives each tensor's offset and size.
  *
- * Ownership and lifetimes: the encoder (ac_encoder_t) owns only its configuration and workspace.
- * params, grads, X, offsets, Y, dY, dX belong to the caller; the encoder keeps no pointer to any
- * of them after a call returns (forward copies X and offsets into its workspace, so the caller
- * may reuse them before backward). Backward uses the activations of the last successful forward.
+ * Ownership and lifetimes: the encoder (ac_encoder_t) owns its configuration, its workspace and
+ * its worker threads (ac_encoder_set_threads), all freed by ac_encoder_destroy. params, grads, X,
+ * offsets, Y, dY, dX belong to the caller; the encoder keeps no pointer to any of them after a
+ * call returns (forward copies X and offsets into its workspace, so the caller may reuse them
+ * before backward). The one pointer it keeps is the timing record of ac_encoder_set_timing.
+ * Backward uses the activations of the last successful forward.
  *
  * Thread safety: an encoder is used by one thread at a time (forward and backward share its
  * workspace); give each thread its own. The kernels below are reentrant.
