@@ -7,7 +7,7 @@ AC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Everything the project needs, all from Debian 12 (no downloads at build or run time).
 AC_BUILD_PACKAGES="build-essential cmake pkg-config libssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev
   libh2o-evloop-dev libjwt-dev liblmdb-dev libopenblas-dev libjansson-dev libcurl4-openssl-dev curl openssl python3"
-AC_TEST_PACKAGES="lua-busted python3-numpy python3-pytest clang libclang-rt-14-dev"
+AC_TEST_PACKAGES="lua-busted python3-numpy python3-torch python3-pytest clang libclang-rt-14-dev"
 
 ac_install_deps() {
     local missing=() pkg
