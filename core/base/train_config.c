@@ -6,9 +6,13 @@
 
 static const char *const loss_names[] = {"grpo", "dr_grpo", "dapo", NULL};
 static const char *const advantage_names[] = {"group", "rloo", "batch", NULL};
+static const char *const policy_names[] = {"bag", "sequence", NULL};
 
 #define F(name, type, min, max, def, choices, doc)                                                                 \
     {#name, type, min, max, def, choices, offsetof(ac_train_config_t, name), doc}
+/* a key of the nested `policy` object */
+#define P(key, member, type, min, max, def, choices, doc)                                                         \
+    {"policy." key, type, min, max, def, choices, offsetof(ac_train_config_t, member), doc}
 
 const ac_config_field_t ac_train_config_fields[] = {
     F(n_iterations, AC_F_INT, 1, 10000, 1000, NULL, "training iterations"),
@@ -41,6 +45,14 @@ const ac_config_field_t ac_train_config_fields[] = {
       "without validation_data: this share of training_data (at least 20 queries) is held out to select checkpoints"),
     F(eval_interval, AC_F_INT, 1, 10000, 10, NULL,
       "iterations between greedy evaluations on the validation set (the learning curve)"),
+    P("kind", policy_kind, AC_F_ENUM, 0, 1, 0, policy_names,
+      "bag | sequence: how the policy reads what it sees (docs/grpo.md, \"The policy\")"),
+    P("max_tokens", max_tokens, AC_F_INT, 16, 256, 128, NULL,
+      "tokens of context the policy sees at most (the oldest steps are dropped first)"),
+    P("d_model", d_model, AC_F_INT, 8, 256, 64, NULL, "sequence: Transformer width"),
+    P("n_heads", n_heads, AC_F_INT, 1, 8, 4, NULL, "sequence: attention heads (d_model must be a multiple)"),
+    P("n_layers", n_layers, AC_F_INT, 1, 4, 2, NULL, "sequence: Transformer layers"),
+    P("d_ff", d_ff, AC_F_INT, 8, 1024, 128, NULL, "sequence: hidden width of each layer's MLP"),
     {NULL, 0, 0, 0, 0, NULL, 0, NULL},
 };
 
@@ -74,73 +86,105 @@ static int range_error(const ac_config_field_t *f, int code, ac_err_t *err)
     return ac_err_field(err, code, f->name, "Must be between %s and %s", lo, hi);
 }
 
-int ac_train_config_from_json(ac_train_config_t *c, const json_t *obj, int code, ac_err_t *err)
+/* Reads one value into field f. */
+static int read_field(ac_train_config_t *c, const ac_config_field_t *f, const json_t *v, int code, ac_err_t *err)
+{
+    c->given |= (uint64_t)1 << (f - ac_train_config_fields);
+    char *p = (char *)c + f->offset;
+    switch (f->type) {
+    case AC_F_INT: {
+        double d = json_is_integer(v) ? (double)json_integer_value(v) : json_is_real(v) ? json_real_value(v) : NAN;
+        if (isnan(d) || d != floor(d))
+            return ac_err_field(err, code, f->name, "Must be an integer");
+        if (d < f->min || d > f->max)
+            return range_error(f, code, err);
+        *(int *)p = (int)d;
+        return 0;
+    }
+    case AC_F_NUMBER: {
+        if (!json_is_number(v))
+            return ac_err_field(err, code, f->name, "Must be a number");
+        double d = json_number_value(v);
+        if (!(d >= f->min && d <= f->max))
+            return range_error(f, code, err);
+        *(double *)p = d;
+        return 0;
+    }
+    case AC_F_BOOL:
+        if (!json_is_boolean(v))
+            return ac_err_field(err, code, f->name, "Must be a boolean");
+        *(int *)p = json_is_true(v);
+        return 0;
+    default: {
+        int idx = -1;
+        for (int i = 0; json_is_string(v) && f->choices[i]; i++)
+            if (strcmp(f->choices[i], json_string_value(v)) == 0)
+                idx = i;
+        if (idx < 0) {
+            char list[128] = "";
+            for (int i = 0; f->choices[i]; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", f->choices[i]);
+            return ac_err_field(err, code, f->name, "Must be one of: %s", list);
+        }
+        *(int *)p = idx;
+        return 0;
+    }
+    }
+}
+
+/* The keys of obj, each named prefix + key in the field table. */
+static int read_object(ac_train_config_t *c, const json_t *obj, const char *prefix, int code, ac_err_t *err)
 {
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", prefix, key);
+        if (prefix[0] == '\0' && strcmp(key, "policy") == 0) {
+            if (!json_is_object(v))
+                return ac_err_field(err, code, "policy", "Must be an object {kind, ...}");
+            if (read_object(c, v, "policy.", code, err) != 0)
+                return -1;
+            continue;
+        }
         const ac_config_field_t *f = ac_train_config_fields;
-        while (f->name && strcmp(f->name, key) != 0)
+        while (f->name && strcmp(f->name, name) != 0)
             f++;
         if (f->name == NULL)
-            return ac_err_field(err, code, key, "Unknown configuration field");
-        c->given |= (uint64_t)1 << (f - ac_train_config_fields);
-        char *p = (char *)c + f->offset;
-        switch (f->type) {
-        case AC_F_INT: {
-            double d = json_is_integer(v) ? (double)json_integer_value(v) : json_is_real(v) ? json_real_value(v) : NAN;
-            if (isnan(d) || d != floor(d))
-                return ac_err_field(err, code, f->name, "Must be an integer");
-            if (d < f->min || d > f->max)
-                return range_error(f, code, err);
-            *(int *)p = (int)d;
-            break;
-        }
-        case AC_F_NUMBER: {
-            if (!json_is_number(v))
-                return ac_err_field(err, code, f->name, "Must be a number");
-            double d = json_number_value(v);
-            if (!(d >= f->min && d <= f->max))
-                return range_error(f, code, err);
-            *(double *)p = d;
-            break;
-        }
-        case AC_F_BOOL:
-            if (!json_is_boolean(v))
-                return ac_err_field(err, code, f->name, "Must be a boolean");
-            *(int *)p = json_is_true(v);
-            break;
-        case AC_F_ENUM: {
-            int idx = -1;
-            for (int i = 0; json_is_string(v) && f->choices[i]; i++)
-                if (strcmp(f->choices[i], json_string_value(v)) == 0)
-                    idx = i;
-            if (idx < 0) {
-                char list[128] = "";
-                for (int i = 0; f->choices[i]; i++)
-                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", f->choices[i]);
-                return ac_err_field(err, code, f->name, "Must be one of: %s", list);
-            }
-            *(int *)p = idx;
-            break;
-        }
-        }
+            return ac_err_field(err, code, name, "Unknown configuration field");
+        if (read_field(c, f, v, code, err) != 0)
+            return -1;
     }
+    return 0;
+}
+
+int ac_train_config_from_json(ac_train_config_t *c, const json_t *obj, int code, ac_err_t *err)
+{
+    if (read_object(c, obj, "", code, err) != 0)
+        return -1;
+    if (c->policy_kind == AC_POLICY_KIND_SEQUENCE && c->d_model % c->n_heads != 0)
+        return ac_err_field(err, code, "policy.n_heads", "Must divide policy.d_model (%d)", c->d_model);
     return 0;
 }
 
 json_t *ac_train_config_to_json(const ac_train_config_t *c)
 {
-    json_t *o = json_object();
+    json_t *o = json_object(), *policy = json_object();
     for (const ac_config_field_t *f = ac_train_config_fields; f->name; f++) {
         const char *p = (const char *)c + f->offset;
+        json_t *v = NULL;
         switch (f->type) {
-        case AC_F_INT: json_object_set_new(o, f->name, json_integer(*(const int *)p)); break;
-        case AC_F_NUMBER: json_object_set_new(o, f->name, json_real(*(const double *)p)); break;
-        case AC_F_BOOL: json_object_set_new(o, f->name, json_boolean(*(const int *)p)); break;
-        case AC_F_ENUM: json_object_set_new(o, f->name, json_string(f->choices[*(const int *)p])); break;
+        case AC_F_INT: v = json_integer(*(const int *)p); break;
+        case AC_F_NUMBER: v = json_real(*(const double *)p); break;
+        case AC_F_BOOL: v = json_boolean(*(const int *)p); break;
+        case AC_F_ENUM: v = json_string(f->choices[*(const int *)p]); break;
         }
+        if (strncmp(f->name, "policy.", 7) == 0)
+            json_object_set_new(policy, f->name + 7, v);
+        else
+            json_object_set_new(o, f->name, v);
     }
+    json_object_set_new(o, "policy", policy);
     return o;
 }
 

@@ -11,6 +11,7 @@
 
 typedef enum ac_loss_type { AC_LOSS_GRPO, AC_LOSS_DR_GRPO, AC_LOSS_DAPO } ac_loss_type_t;
 typedef enum ac_advantage { AC_ADV_GROUP, AC_ADV_RLOO, AC_ADV_BATCH } ac_advantage_t;
+typedef enum ac_policy_kind { AC_POLICY_KIND_BAG, AC_POLICY_KIND_SEQUENCE } ac_policy_kind_t; /* = AC_ACTOR_* */
 
 typedef struct ac_train_config {
     /* SPEC.md GRPOConfig */
@@ -41,6 +42,10 @@ typedef struct ac_train_config {
     int advantage;       /* ac_advantage_t */
     double validation_fraction; /* held out of training_data for validation when none is given */
     int eval_interval;   /* iterations between validation evaluations (learning curve) */
+    /* the policy (JSON: a nested object "policy": {kind, max_tokens, d_model, ...}) */
+    int policy_kind;     /* ac_policy_kind_t */
+    int max_tokens;
+    int d_model, n_heads, n_layers, d_ff;
     uint64_t given;      /* bit i: field i of ac_train_config_fields was set explicitly */
 } ac_train_config_t;
 
@@ -55,7 +60,8 @@ typedef struct ac_config_field {
     const char *doc;
 } ac_config_field_t;
 
-/* The fields, terminated by {NULL}. */
+/* The fields, terminated by {NULL}. The keys of the nested "policy" object are named
+ * "policy.<key>" (in errors' data.field too). */
 extern const ac_config_field_t ac_train_config_fields[];
 
 void ac_train_config_defaults(ac_train_config_t *c);

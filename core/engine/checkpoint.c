@@ -1,5 +1,7 @@
 #include "engine/checkpoint.h"
 
+#include "engine/policy.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,7 @@ static void put_f32s(wr_t *w, const float *x, size_t n)
 
 static size_t body_size(size_t n_params, size_t meta_len)
 {
-    return (6 + AC_POLICY_MAX_HIDDEN) * 4 + 8          /* config: 6 ints + hidden[], seed */
+    return ac_actor_config_size()                      /* the policy's config */
            + 8 + 4 * n_params                          /* params */
            + 5 * 4 + 8 + 8 + 8 * n_params              /* optim config, step, n, m, v */
            + 4 * 8 + 8                                 /* rng, iteration */
@@ -74,17 +76,18 @@ int ac_checkpoint_save(uint8_t **out, size_t *out_len, const ac_checkpoint_t *ck
 {
     *out = NULL;
     *out_len = 0;
-    const ac_policy_t *p = ck->policy;
+    ac_actor_t *p = ck->policy;
     const ac_optim_t *o = ck->optim;
     if (p == NULL || o == NULL)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: policy and optimizer required");
-    if (o->n != p->n_params)
+    const size_t n_params = ac_actor_n_params(p);
+    if (o->n != n_params)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS,
-                          "checkpoint: optimizer has %zu parameters, policy %zu", o->n, p->n_params);
+                          "checkpoint: optimizer has %zu parameters, policy %zu", o->n, n_params);
     if (ck->meta_len > AC_CHECKPOINT_MAX_META || (ck->meta_len && ck->meta == NULL))
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: metadata too large (%zu bytes)",
                           ck->meta_len);
-    size_t body = body_size(p->n_params, ck->meta_len), total = HEADER + body + TRAILER;
+    size_t body = body_size(n_params, ck->meta_len), total = HEADER + body + TRAILER;
     uint8_t *buf = malloc(total);
     if (buf == NULL)
         return ac_err_set(err, AC_ERR_INTERNAL, "checkpoint: out of memory (%zu bytes)", total);
@@ -94,20 +97,10 @@ int ac_checkpoint_save(uint8_t **out, size_t *out_len, const ac_checkpoint_t *ck
     put_u32(&w, AC_CHECKPOINT_VERSION);
     put_u32(&w, 0);
     put_u64(&w, body);
-
-    const ac_policy_config_t *c = &p->cfg;
-    put_u32(&w, (uint32_t)c->n_buckets);
-    put_u32(&w, (uint32_t)c->d_emb);
-    put_u32(&w, (uint32_t)c->n_hidden);
-    for (int l = 0; l < AC_POLICY_MAX_HIDDEN; l++)
-        put_u32(&w, (uint32_t)c->hidden[l]);
-    put_u32(&w, (uint32_t)c->activation);
-    put_u32(&w, (uint32_t)c->n_actions);
-    put_u32(&w, (uint32_t)c->max_features);
-    put_u64(&w, c->seed);
-    put_u64(&w, p->n_params);
-    put_f32s(&w, p->params, p->n_params);
-
+    ac_actor_config_write(ac_actor_config(p), w.p);
+    w.p += ac_actor_config_size();
+    put_u64(&w, n_params);
+    put_f32s(&w, ac_actor_params(p), n_params);
     put_f32(&w, o->cfg.lr);
     put_f32(&w, o->cfg.beta1);
     put_f32(&w, o->cfg.beta2);
@@ -174,6 +167,52 @@ static void get_f32s(rd_t *r, float *x, size_t n)
         x[i] = get_f32(r);
 }
 
+/* The policy config of version 2: the actor's own record, then the parameter count. */
+static int read_config(rd_t *r, ac_actor_config_t *c, uint64_t *n_params, ac_err_t *err)
+{
+    size_t len = ac_actor_config_size();
+    if ((size_t)(r->end - r->p) < len + 8)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: truncated policy config");
+    if (ac_actor_config_read(c, r->p, len, err) != 0)
+        return -1;
+    r->p += len;
+    *n_params = get_u64(r);
+    return 0;
+}
+
+/* Version 1: the bag policy before argument slots (one ReLU layer over hashed n-grams, one
+ * output per tool). Its parameters are the first ones of today's bag layout (E, W0, b0, Wt, bt);
+ * the argument heads start fresh. */
+static int read_config_v1(rd_t *r, ac_actor_config_t *c, uint64_t *n_params, ac_err_t *err)
+{
+    int32_t v[6 + AC_POLICY_MAX_HIDDEN];
+    for (int i = 0; i < 6 + AC_POLICY_MAX_HIDDEN; i++)
+        v[i] = (int32_t)get_u32(r);
+    uint64_t seed = get_u64(r);
+    *n_params = get_u64(r);
+    if (r->bad)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: truncated policy config");
+    int n_buckets = v[0], d_emb = v[1], n_hidden = v[2], hidden = v[3], activation = v[3 + AC_POLICY_MAX_HIDDEN];
+    int n_actions = v[4 + AC_POLICY_MAX_HIDDEN];
+    if (n_hidden != 1 || activation != AC_POLICY_RELU)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: version 1 with %d hidden layers (activation %d) "
+                          "cannot be read: this build reads one ReLU layer", n_hidden, activation);
+    memset(c, 0, sizeof *c);
+    c->kind = AC_ACTOR_BAG;
+    c->n_tools = n_actions;
+    c->max_tokens = AC_ACTOR_DEFAULT_MAX_TOKENS;
+    c->seed = seed;
+    c->n_buckets = n_buckets;
+    c->d_emb = d_emb;
+    c->hidden = hidden;
+    uint64_t expect = (uint64_t)(uint32_t)n_buckets * (uint32_t)d_emb + (uint64_t)(uint32_t)d_emb * (uint32_t)hidden +
+                      (uint32_t)hidden + (uint64_t)(uint32_t)hidden * (uint32_t)n_actions + (uint32_t)n_actions;
+    if (*n_params != expect)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: %llu parameters stored, config implies %llu",
+                          (unsigned long long)*n_params, (unsigned long long)expect);
+    return 0;
+}
+
 #define BAD(...) (ac_checkpoint_release(ck), ac_err_set(err, AC_ERR_INVALID_PARAMS, __VA_ARGS__))
 
 int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_err_t *err)
@@ -187,8 +226,8 @@ int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_e
     uint32_t version = get_u32(&r);
     uint32_t flags = get_u32(&r);
     uint64_t body = get_u64(&r);
-    if (version != AC_CHECKPOINT_VERSION)
-        return BAD("checkpoint: version %u not supported (this build reads %u)", version,
+    if (version != AC_CHECKPOINT_VERSION && version != 1)
+        return BAD("checkpoint: version %u not supported (this build reads 1 and %u)", version,
                    AC_CHECKPOINT_VERSION);
     if (flags != 0)
         return BAD("checkpoint: unknown flags 0x%x", flags);
@@ -206,38 +245,17 @@ int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_e
     /* Past the CRC the bytes are what a writer produced; the checks below still guard against a
      * buggy or hostile writer, since a CRC is not a signature. */
     r = (rd_t){buf + HEADER, buf + HEADER + body, 0};
-    ac_policy_config_t c;
-    memset(&c, 0, sizeof c);
-    c.n_buckets = (int32_t)get_u32(&r);
-    c.d_emb = (int32_t)get_u32(&r);
-    c.n_hidden = (int32_t)get_u32(&r);
-    for (int l = 0; l < AC_POLICY_MAX_HIDDEN; l++)
-        c.hidden[l] = (int32_t)get_u32(&r);
-    c.activation = (int32_t)get_u32(&r);
-    c.n_actions = (int32_t)get_u32(&r);
-    c.max_features = (int32_t)get_u32(&r);
-    c.seed = get_u64(&r);
-    uint64_t n_params = get_u64(&r);
-    if (r.bad)
-        return BAD("checkpoint: truncated policy config");
-    /* The stored count must agree with the config, and the body must hold params, m and v,
-     * before anything is allocated: a forged config must not make us allocate gigabytes. */
-    if (c.n_hidden < 0 || c.n_hidden > AC_POLICY_MAX_HIDDEN)
-        return BAD("checkpoint: invalid policy config (n_hidden %d)", c.n_hidden);
-    uint64_t expect = (uint64_t)(uint32_t)c.n_buckets * (uint32_t)c.d_emb;
-    for (int l = 0, in = c.d_emb; l <= c.n_hidden; l++) {
-        int out = l < c.n_hidden ? c.hidden[l] : c.n_actions;
-        expect += (uint64_t)(uint32_t)in * (uint32_t)out + (uint32_t)out;
-        in = out;
+    ac_actor_config_t c;
+    uint64_t n_params, stored = 0;
+    int rc = version == 1 ? read_config_v1(&r, &c, &stored, err) : read_config(&r, &c, &stored, err);
+    if (rc != 0) {
+        ac_checkpoint_release(ck);
+        return -1;
     }
-    if (n_params != expect)
-        return BAD("checkpoint: %llu parameters stored, config implies %llu",
-                   (unsigned long long)n_params, (unsigned long long)expect);
-    if (n_params > body / 12)
-        return BAD("checkpoint: truncated (%llu parameters do not fit in the body)",
-                   (unsigned long long)n_params);
+    if (stored > body / 12)
+        return BAD("checkpoint: truncated (%llu parameters do not fit in the body)", (unsigned long long)stored);
     ac_err_t cerr = AC_ERR_INIT;
-    ck->policy = ac_policy_create(&c, &cerr); /* initialises, then we overwrite the params */
+    ck->policy = ac_actor_create(&c, &cerr); /* initialises, then the stored params overwrite */
     if (ck->policy == NULL) {
         int code = cerr.code;
         ac_err_clear(&cerr);
@@ -245,10 +263,12 @@ int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_e
             return ac_err_set(err, AC_ERR_INTERNAL, "checkpoint: out of memory");
         return BAD("checkpoint: invalid policy config");
     }
-    if (ck->policy->n_params != n_params) /* the two size computations must agree */
-        return BAD("checkpoint: parameter count mismatch (bug)");
-    get_f32s(&r, ck->policy->params, n_params);
-
+    n_params = ac_actor_n_params(ck->policy);
+    /* version 1 (the bag policy of before argument slots) stored a prefix of today's layout */
+    if (version == 1 ? stored > n_params : stored != n_params)
+        return BAD("checkpoint: %llu parameters stored, config implies %llu", (unsigned long long)stored,
+                   (unsigned long long)n_params);
+    get_f32s(&r, ac_actor_params(ck->policy), stored);
     ac_optim_config_t oc;
     oc.lr = get_f32(&r);
     oc.beta1 = get_f32(&r);
@@ -259,9 +279,9 @@ int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_e
     uint64_t n = get_u64(&r);
     if (r.bad)
         return BAD("checkpoint: truncated parameters");
-    if (n != n_params || step < 0)
+    if (n != stored || step < 0)
         return BAD("checkpoint: optimizer state does not match the policy");
-    ck->optim = ac_optim_create(n, &oc, NULL);
+    ck->optim = ac_optim_create(n_params, &oc, NULL);
     if (ck->optim == NULL)
         return BAD("checkpoint: invalid optimizer config");
     ck->optim->step = step;
@@ -289,7 +309,7 @@ void ac_checkpoint_release(ac_checkpoint_t *ck)
 {
     if (ck == NULL)
         return;
-    ac_policy_destroy(ck->policy);
+    ac_actor_destroy(ck->policy);
     ac_optim_destroy(ck->optim);
     free(ck->meta);
     memset(ck, 0, sizeof *ck);

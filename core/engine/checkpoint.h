@@ -7,8 +7,8 @@
  *   flags                 u32  0 (reserved)
  *   body_len              u64  bytes between the header and the checksum
  *   body:
- *     policy config       n_buckets, d_emb, n_hidden, hidden[4], activation, n_actions,
- *                         max_features: i32 each; seed u64
+ *     policy config       ac_actor_config_write's record (version u32, seed u64, kind, tools,
+ *                         sizes, arguments per tool: i32 each; engine/actor.c)
  *     n_params            u64, then n_params f32
  *     optim config        lr, beta1, beta2, eps, weight_decay: f32 each
  *     optim step          i64; n u64 (== n_params); m: n f32; v: n f32
@@ -17,8 +17,12 @@
  *     meta_len            u32, then meta_len bytes
  *   crc32                 u32  CRC-32 (IEEE, reflected 0xEDB88320) of everything before it
  *
- * The reference policy is not stored: it is the initial policy, and ac_policy_create with the
- * stored config (same seed) rebuilds it bit for bit. */
+ * The reference policy is not stored: it is the initial policy, and ac_actor_create with the
+ * stored config (same seed) rebuilds it bit for bit.
+ *
+ * Version 1 (the bag policy before argument slots: config n_buckets, d_emb, n_hidden, hidden[4],
+ * activation, n_actions, max_features: i32 each, seed u64) still loads: its parameters are the
+ * first ones of today's bag layout, the argument heads start from the seed. */
 #ifndef AC_CHECKPOINT_H
 #define AC_CHECKPOINT_H
 
@@ -27,14 +31,14 @@
 
 #include "base/err.h"
 #include "engine/optim.h"
-#include "engine/policy.h"
+#include "engine/actor.h"
 #include "base/rng.h"
 
-#define AC_CHECKPOINT_VERSION 1u
+#define AC_CHECKPOINT_VERSION 2u
 #define AC_CHECKPOINT_MAX_META (1u << 20) /* metadata is small by contract: 1 MiB at most */
 
 typedef struct ac_checkpoint {
-    ac_policy_t *policy; /* save: borrowed; load: created, owned by the struct */
+    ac_actor_t *policy;  /* save: borrowed; load: created, owned by the struct */
     ac_optim_t *optim;   /* same */
     ac_rng_t rng;
     uint64_t iteration;

@@ -11,31 +11,32 @@
 #define SIGN_FLIP_SEED 20251017
 #define AC_EVAL_SEED 0x0e7a1ULL
 
-static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries,
+static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
                      int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, ac_err_t *err);
 
-int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
+int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err)
 {
     return eval_core(agent, reward, policy, queries, max_steps, 0.0f, NULL, out, err);
 }
 
-int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_policy_config_t *pc, const json_t *queries,
+int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_config_t *pc, const json_t *queries,
                        int max_steps, uint64_t seed, ac_eval_result_t *out, ac_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    ac_policy_t *p = ac_policy_create(pc, err);
+    ac_actor_t *p = ac_actor_create(pc, err);
     if (p == NULL)
         return -1;
-    memset(p->params, 0, sizeof(float) * p->n_params); /* all logits 0: uniform over the legal */
+    /* every head weight 0: all logits 0, uniform over the legal tools and over the candidates */
+    memset(ac_actor_params(p), 0, sizeof(float) * ac_actor_n_params(p));
     ac_rng_t rng;
     ac_rng_seed(&rng, seed);
     int rc = eval_core(agent, reward, p, queries, max_steps, 1.0f, &rng, out, err);
-    ac_policy_destroy(p);
+    ac_actor_destroy(p);
     return rc;
 }
 
-static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries,
+static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
                      int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, ac_err_t *err)
 {
     memset(out, 0, sizeof *out);
@@ -48,7 +49,7 @@ static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy
     out->reward = calloc((size_t)n, sizeof *out->reward);
     int *idx = malloc(sizeof *idx * (size_t)n);
     ac_rollout_t ro;
-    if (!out->success || !out->reward || !idx || ac_rollout_init(&ro, &policy->cfg, err) != 0) {
+    if (!out->success || !out->reward || !idx || ac_rollout_init(&ro, agent->n_actions, err) != 0) {
         free(idx);
         ac_eval_result_free(out);
         return ac_err_set(err, AC_ERR_INTERNAL, "eval: out of memory");

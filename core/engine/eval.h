@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "lua/plugin.h"
-#include "engine/policy.h"
+#include "engine/actor.h"
 
 typedef struct ac_eval_result {
     int n;                 /* queries evaluated */
@@ -22,11 +22,12 @@ typedef struct ac_eval_result {
 } ac_eval_result_t;
 
 /* One greedy episode per query, all queries in lockstep. */
-int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_policy_t *policy, const json_t *queries, int max_steps,
+int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err);
-/* The random baseline: one episode per query choosing uniformly among the legal actions (a
- * policy of cfg's shape with every weight 0, sampled from a generator seeded with seed). */
-int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_policy_config_t *cfg, const json_t *queries,
+/* The random baseline: one episode per query choosing uniformly among the legal tools and among
+ * each argument's candidates (a policy of cfg's shape with every weight 0, sampled from a
+ * generator seeded with seed). */
+int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_config_t *cfg, const json_t *queries,
                        int max_steps, uint64_t seed, ac_eval_result_t *out, ac_err_t *err);
 void ac_eval_result_free(ac_eval_result_t *r);
 

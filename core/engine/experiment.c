@@ -267,7 +267,7 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
     ac_agent_t *agent = NULL;
     ac_reward_t *reward = NULL;
     ac_trainer_t *tr = NULL;
-    ac_policy_t *best = NULL;
+    ac_actor_t *best = NULL;
     ac_eval_result_t base = {0}, rnd = {0}, trained = {0}, v = {0};
     if (x->validation != NULL) {
         train = json_incref(x->training);
@@ -278,8 +278,8 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
     const int steps = tc->max_steps_per_trajectory;
     if ((agent = ac_agent_open(x->host, x->agent, err)) == NULL || (reward = ac_reward_open(x->host, x->reward, err)) == NULL ||
         (tr = ac_trainer_create(tc, agent, reward, seed, ac_usd_to_micro(x->opts->step_cost_usd), err)) == NULL ||
-        (best = ac_policy_clone(tr->policy, err)) == NULL ||
-        ac_eval_run_random(agent, reward, &tr->policy->cfg, x->evaluation, steps, seed, &rnd, err) != 0 ||
+        (best = ac_actor_clone(tr->policy, err)) == NULL ||
+        ac_eval_run_random(agent, reward, ac_actor_config(tr->policy), x->evaluation, steps, seed, &rnd, err) != 0 ||
         ac_eval_run(agent, reward, tr->policy, x->evaluation, steps, &base, err) != 0 ||
         ac_eval_run(agent, reward, tr->policy, val, steps, &v, err) != 0)
         goto out;
@@ -312,7 +312,7 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
                 best_val = v.success_rate;
                 best_reward = v.avg_reward;
                 best_it = m.iteration;
-                memcpy(best->params, tr->policy->params, sizeof(float) * best->n_params);
+                memcpy(ac_actor_params(best), ac_actor_params(tr->policy), sizeof(float) * ac_actor_n_params(best));
             }
         }
         csv_row(x, label, seed, m.iteration, &m, eval_now ? &v : NULL);
@@ -346,7 +346,7 @@ out:
     ac_eval_result_free(&rnd);
     ac_eval_result_free(&trained);
     ac_eval_result_free(&v);
-    ac_policy_destroy(best);
+    ac_actor_destroy(best);
     ac_trainer_destroy(tr);
     ac_reward_close(reward);
     ac_agent_close(agent);

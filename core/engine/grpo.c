@@ -215,6 +215,8 @@ int ac_grpo_loss(float *dlogits, ac_grpo_metrics_t *m, const float *logp, const 
         }
     }
 
+    const int norm_tok = cfg->norm_tokens > 0 ? cfg->norm_tokens : used;
+    const int norm_eps = cfg->norm_episodes > 0 ? cfg->norm_episodes : eps_used;
     memset(dlogits, 0, sizeof(float) * len);
     const double lo = 1.0 - cfg->clip_eps_low, hi = 1.0 + cfg->clip_eps_high;
     const double beta = cfg->kl_beta, c_ent = cfg->entropy_coef;
@@ -228,9 +230,9 @@ int ac_grpo_loss(float *dlogits, ac_grpo_metrics_t *m, const float *logp, const 
         const ac_grpo_step_t *s = &steps[tk->step];
         double w;
         switch (cfg->loss_type) {
-        case AC_GRPO_LOSS_GRPO: w = 1.0 / ((double)eps_used * ep_tokens[s->episode]); break;
+        case AC_GRPO_LOSS_GRPO: w = 1.0 / ((double)norm_eps * ep_tokens[s->episode]); break;
         case AC_GRPO_LOSS_DR_GRPO: w = 1.0 / ((double)n_episodes * cfg->max_tokens); break;
-        default: w = 1.0 / used; break;
+        default: w = 1.0 / norm_tok; break;
         }
         const float *lp = logp + tk->off;
         const float *rp = ref_logp ? ref_logp + tk->off : NULL;

@@ -60,6 +60,12 @@ typedef struct ac_grpo_config {
                              count in the group's reward statistics); default 0 */
     int max_tokens;       /* decisions an episode can have at most: the DR_GRPO normaliser
                              (required > 0 for it) */
+    int norm_tokens;      /* 0: the loss normalises by the decisions (DAPO) and episodes (GRPO)
+                             that count among the tokens given; > 0: by these batch-wide counts
+                             instead (norm_episodes too), so that a batch can be passed a slice of
+                             whole episodes at a time and the slices' gradients add up to the
+                             batch's. Metrics stay means over the slice. */
+    int norm_episodes;
 } ac_grpo_config_t;
 
 typedef struct ac_grpo_step {

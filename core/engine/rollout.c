@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "engine/policy.h"
 
-int ac_rollout_init(ac_rollout_t *ro, const ac_policy_config_t *cfg, ac_err_t *err)
+int ac_rollout_init(ac_rollout_t *ro, int n_actions, ac_err_t *err)
 {
+    (void)err;
     memset(ro, 0, sizeof *ro);
-    ro->n_actions = cfg->n_actions;
-    return ac_policy_batch_init(&ro->batch, cfg, 256, err);
+    ro->n_actions = n_actions;
+    return 0;
 }
 
 static void clear_records(ac_rollout_t *ro)
@@ -32,7 +34,8 @@ static void clear_records(ac_rollout_t *ro)
 void ac_rollout_clear(ac_rollout_t *ro)
 {
     clear_records(ro);
-    ac_policy_batch_clear(&ro->batch);
+    ac_states_clear(&ro->states);
+    ro->n_cand = 0;
     ro->n_steps = ro->n_eps = ro->n_groups = ro->n_errors = 0;
     ro->tool_failures = ro->agent_failures = ro->reward_failures = 0;
     ro->cost_micro = 0;
@@ -43,7 +46,8 @@ void ac_rollout_clear(ac_rollout_t *ro)
 void ac_rollout_free(ac_rollout_t *ro)
 {
     clear_records(ro);
-    ac_policy_batch_free(&ro->batch);
+    ac_states_free(&ro->states);
+    free(ro->cand);
     free(ro->mask);
     free(ro->steps);
     free(ro->eps);
@@ -90,9 +94,9 @@ json_t *ac_rollout_trajectory_json(const ac_rollout_t *ro, const ac_agent_t *age
     for (int k = ep->first_step; k >= 0; k = ro->steps[k].next) {
         const ac_step_rec_t *s = &ro->steps[k];
         json_array_append_new(
-            steps, json_pack("{s:{s:s}, s:{s:s, s:O}, s:O, s:s, s:f}", "state", "context",
+            steps, json_pack("{s:{s:s}, s:{s:s, s:o}, s:O, s:s, s:f}", "state", "context",
                              s->observation ? s->observation : "", "action", "tool", agent->actions[s->action],
-                             "params", s->params ? s->params : json_null(), "result",
+                             "params", s->params ? json_incref(s->params) : json_object(), "result",
                              s->result ? s->result : json_null(), "timestamp",
                              ac_clock_iso8601(ts, sizeof ts, s->ts_ms, 1), "duration_ms",
                              (double)s->duration_us / 1000.0));
@@ -151,193 +155,337 @@ static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_ep
     ac_agent_episode_free(spec->agent, st);
 }
 
-int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *err)
-{
-    ac_agent_t *agent = spec->agent;
-    const int A = agent->n_actions;
-    if (A != ro->n_actions || A != spec->policy->cfg.n_actions)
-        return ac_err_set(err, AC_ERR_INTERNAL, "rollout: the agent has %d actions, the policy %d", A,
-                          spec->policy->cfg.n_actions);
-    int max_steps = spec->max_steps;
-    if (agent->max_steps > 0 && agent->max_steps < max_steps)
-        max_steps = agent->max_steps;
-    const int E = spec->n_groups * spec->n_per_group;
-    if (E <= 0)
-        return 0;
+/* ---- one rollout ------------------------------------------------------------------------------ */
 
-    int ret = -1;
-    ac_episode_t *st = malloc(sizeof *st * (size_t)E);
-    int *live = calloc((size_t)E, sizeof *live);
-    int *rows = malloc(sizeof *rows * (size_t)E);
-    int *ep_of = malloc(sizeof *ep_of * (size_t)E);
-    float *logp = malloc(sizeof *logp * (size_t)E * (size_t)A);
-    uint8_t *tmask = malloc((size_t)E * (size_t)A);
-    char **obs = calloc((size_t)E, sizeof *obs);
-    char *buf = NULL;
-    size_t cap = 0, len = 0;
-    ac_policy_batch_t tb = {0};
-    if (!st || !live || !rows || !ep_of || !logp || !tmask || !obs ||
-        grow((void **)&ro->eps, &ro->_cap_eps, ro->n_eps + E, sizeof *ro->eps) != 0 ||
-        ac_policy_batch_init(&tb, &spec->policy->cfg, E, err) != 0) {
-        ac_err_set(err, AC_ERR_INTERNAL, "rollout: out of memory");
-        goto out;
+/* What a rollout keeps per episode while it runs. */
+typedef struct live {
+    ac_episode_t st;
+    int live;
+    int ep;            /* its record in ro->eps */
+    ac_context_t ctx;  /* its context at the current step */
+    json_t *cands;     /* agent.candidates' values at the current step */
+    int state;         /* its state in ro->states at the current step */
+} live_t;
+
+typedef struct run {
+    ac_rollout_t *ro;
+    const ac_rollout_spec_t *spec;
+    ac_agent_t *agent;
+    int E, max_steps;
+    live_t *lv;
+    ac_context_step_t *hist; /* scratch: one episode's history */
+    int cap_hist;
+    char *buf;               /* agent.observe's text */
+    size_t cap, len;
+    size_t max_traj;
+    const char *names[AC_AGENT_MAX_ACTIONS][AC_AGENT_MAX_ARGS];
+} run_t;
+
+static int oom(ac_err_t *err) { return ac_err_set(err, AC_ERR_INTERNAL, "rollout: out of memory"); }
+
+static void end_episode(run_t *R, live_t *l, int failed_by_agent, const ac_err_t *e)
+{
+    ac_episode_rec_t *ep = &R->ro->eps[l->ep];
+    if (failed_by_agent)
+        fail_episode(R->ro, ep, &R->ro->agent_failures, e);
+    l->live = 0;
+    if (failed_by_agent) {
+        ac_agent_episode_free(R->agent, &l->st);
+        ep->exec_ms = ac_clock_now_ms() - ep->start_ms;
+    } else {
+        finish(R->ro, R->spec, l->ep, &l->st);
     }
-    for (int i = 0; i < E; i++) {
-        st[i] = (ac_episode_t)AC_EPISODE_INIT;
-        int g = i / spec->n_per_group;
-        ep_of[i] = ro->n_eps++;
-        ac_episode_rec_t *ep = &ro->eps[ep_of[i]];
+}
+
+static int start_episodes(run_t *R, ac_err_t *err)
+{
+    ac_rollout_t *ro = R->ro;
+    const ac_rollout_spec_t *spec = R->spec;
+    if (grow((void **)&ro->eps, &ro->_cap_eps, ro->n_eps + R->E, sizeof *ro->eps) != 0)
+        return oom(err);
+    for (int i = 0; i < R->E; i++) {
+        live_t *l = &R->lv[i];
+        l->st = (ac_episode_t)AC_EPISODE_INIT;
+        if (ac_context_init(&l->ctx, ac_actor_config(spec->policy)->max_tokens, err) != 0)
+            return -1;
+        l->ep = ro->n_eps++;
+        ac_episode_rec_t *ep = &ro->eps[l->ep];
         memset(ep, 0, sizeof *ep);
         ep->first_step = ep->last_step = -1;
-        ep->query = spec->query_idx[g];
-        ep->group = ro->n_groups + g;
+        ep->query = spec->query_idx[i / spec->n_per_group];
+        ep->group = ro->n_groups + i / spec->n_per_group;
         ep->start_ms = ac_clock_now_ms();
         const json_t *q = json_object_get(json_array_get(spec->queries, (size_t)ep->query), "query");
         ac_err_t e = AC_ERR_INIT;
-        ac_episode_ctx_t ctx = {ac_rollout_episode_seed(spec->seed, spec->iteration, ep_of[i]), ep_of[i],
+        ac_episode_ctx_t ctx = {ac_rollout_episode_seed(spec->seed, spec->iteration, l->ep), l->ep,
                                 spec->iteration};
-        if (ac_agent_init(agent, q, &ctx, &st[i], &e) != 0) {
+        if (ac_agent_init(R->agent, q, &ctx, &l->st, &e) != 0)
             fail_episode(ro, ep, &ro->agent_failures, &e);
-            ep->exec_ms = 0;
-        } else {
-            live[i] = 1;
-        }
+        else
+            l->live = 1;
         ac_err_clear(&e);
     }
     ro->n_groups += spec->n_groups;
+    return 0;
+}
 
-    const size_t max_traj = ac_lua_host_limits(ac_lua_plugin_host(agent->_plugin))->max_trajectory_bytes;
-    for (int t = 0; t < max_steps; t++) {
+/* The episode's history as the context renders it. */
+static int history(run_t *R, const ac_episode_rec_t *ep, ac_err_t *err)
+{
+    if (ep->n_steps > R->cap_hist) {
+        int cap = ep->n_steps * 2;
+        ac_context_step_t *h = realloc(R->hist, sizeof *h * (size_t)cap);
+        if (h == NULL)
+            return oom(err);
+        R->hist = h;
+        R->cap_hist = cap;
+    }
+    int k = 0;
+    for (int i = ep->first_step; i >= 0; i = R->ro->steps[i].next, k++) {
+        const ac_step_rec_t *s = &R->ro->steps[i];
+        R->hist[k] = (ac_context_step_t){R->agent->actions[s->action], R->names[s->action], s->params,
+                                         R->agent->tools[s->action].n_args, s->result};
+    }
+    return 0;
+}
+
+/* A tool whose arguments all have a candidate, and that agent.legal allows. */
+static void tool_mask(run_t *R, live_t *l, uint8_t *mask)
+{
+    int cand[AC_CONTEXT_MAX_TOKENS];
+    for (int a = 0; a < R->agent->n_actions; a++)
+        for (int k = 0; mask[a] && k < R->agent->tools[a].n_args; k++)
+            if (ac_context_candidates(&l->ctx, R->agent->tools[a].args[k].kind, cand, 1) == 0)
+                mask[a] = 0;
+}
+
+/* Renders each live episode's context and appends its state. Returns the first state's index
+ * (the step's states are contiguous), with *n the number of live episodes; -1 on a host failure. */
+static int render(run_t *R, int *n, ac_err_t *err)
+{
+    ac_rollout_t *ro = R->ro;
+    const int A = R->agent->n_actions;
+    int first = ro->states.n;
+    *n = 0;
+    for (int i = 0; i < R->E; i++) {
+        live_t *l = &R->lv[i];
+        if (!l->live)
+            continue;
+        ac_episode_rec_t *ep = &ro->eps[l->ep];
+        json_decref(l->cands);
+        l->cands = NULL;
+        if (grow((void **)&ro->mask, &ro->_cap_mask, ro->states.n + 1, (size_t)A) != 0 || history(R, ep, err) != 0)
+            return oom(err);
+        uint8_t *mask = ro->mask + (size_t)ro->states.n * A;
+        ac_err_t e = AC_ERR_INIT;
+        if (ac_agent_observe(R->agent, &l->st, &R->buf, &R->cap, &R->len, &e) != 0 ||
+            ac_agent_legal(R->agent, &l->st, mask, &e) != 0 || ac_agent_candidates(R->agent, &l->st, &l->cands, &e) != 0) {
+            end_episode(R, l, 1, &e);
+            ac_err_clear(&e);
+            continue;
+        }
+        const char *q = json_string_value(json_object_get(json_array_get(R->spec->queries, (size_t)ep->query), "query"));
+        if (ac_context_build(&l->ctx, q, R->hist, ep->n_steps, R->len ? R->buf : NULL, l->cands, err) != 0)
+            return -1;
+        tool_mask(R, l, mask);
+        if (memchr(mask, 1, (size_t)A) == NULL) {
+            ac_err_set(&e, AC_ERR_INTERNAL, "%s: no tool can be called (agent.legal allows none whose arguments "
+                       "have a candidate)", R->agent->path);
+            end_episode(R, l, 1, &e);
+            ac_err_clear(&e);
+            continue;
+        }
+        if ((l->state = ac_states_add(&ro->states, &l->ctx, err)) < 0)
+            return -1;
+        (*n)++;
+    }
+    return first;
+}
+
+static int pick(const float *logp, int n, const ac_rollout_spec_t *spec, float *lp)
+{
+    int a = spec->temperature > 0 ? ac_policy_sample(logp, n, spec->temperature, spec->rng, lp)
+                                  : ac_policy_greedy(logp, n);
+    if (spec->temperature <= 0 && a >= 0)
+        *lp = logp[a];
+    return a;
+}
+
+/* The episode's call at read state r: the tool, then each argument. Fills s and *args. */
+static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, ac_err_t *err)
+{
+    ac_rollout_t *ro = R->ro;
+    const int A = R->agent->n_actions;
+    float logp[AC_ACTOR_MAX_CANDS];
+    if (ac_actor_tool_logp(R->spec->policy, r, ro->mask + (size_t)l->state * A, logp) != 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "rollout: no legal tool");
+    s->action = pick(logp, A, R->spec, &s->logp_old);
+    const ac_tool_t *tool = &R->agent->tools[s->action];
+    s->n_slots = tool->n_args;
+    if ((*args = json_object()) == NULL)
+        return oom(err);
+    for (int k = 0; k < tool->n_args; k++) {
+        if (grow((void **)&ro->cand, &ro->_cap_cand, ro->n_cand + l->ctx.n, sizeof *ro->cand) != 0)
+            return oom(err);
+        int *cand = ro->cand + ro->n_cand;
+        int n = ac_context_candidates(&l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
+        if (ac_actor_slot_logp(R->spec->policy, r, s->action, k, cand, n, s->chosen_tok, k, logp) != 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "rollout: slot %d of %s has no candidate", k, tool->name);
+        s->cand_off[k] = ro->n_cand;
+        s->n_cand[k] = n;
+        ro->n_cand += n;
+        s->chosen[k] = pick(logp, n, R->spec, &s->slot_logp_old[k]);
+        s->chosen_tok[k] = cand[s->chosen[k]];
+        json_t *v = ac_context_value(&l->ctx, tool->args[k].kind, s->chosen_tok[k], l->cands);
+        if (v == NULL || json_object_set_new(*args, tool->args[k].name, v) != 0)
+            return oom(err);
+    }
+    return 0;
+}
+
+/* Records step s of live episode l and runs its tool. */
+static void take_step(run_t *R, live_t *l, ac_step_rec_t *s, int64_t cost)
+{
+    ac_rollout_t *ro = R->ro;
+    ac_episode_rec_t *ep = &ro->eps[l->ep];
+    int idx = (int)(s - ro->steps);
+    if (ep->n_steps == 0)
+        ep->first_step = idx;
+    else
+        ro->steps[ep->last_step].next = idx;
+    ep->last_step = idx;
+    ro->n_steps++;
+    ep->n_steps++;
+    int64_t t0 = ac_clock_mono_ns();
+    int done = 0;
+    ac_err_t e = AC_ERR_INIT;
+    size_t bytes = 0;
+    int rc = ac_agent_step(R->agent, &l->st, s->action, s->params, &s->result, &done, &bytes, &e);
+    s->duration_us = (ac_clock_mono_ns() - t0) / 1000;
+    ep->bytes += bytes + strlen(s->observation);
+    if (rc == 0 && R->max_traj && ep->bytes > R->max_traj) {
+        ac_err_set(&e, AC_ERR_INTERNAL, "%s: the trajectory is larger than %zu bytes "
+                   "(limits.max_trajectory_bytes)", R->agent->path, R->max_traj);
+        rc = -1;
+    }
+    ep->cost_micro += cost;
+    ro->cost_micro += cost;
+    if (rc == AC_AGENT_TOOL_FAILED) {
+        s->tool_failed = 1;
+        ro->tool_failures++;
+        note_error(ro, e.message);
+        done = 1;
+    } else if (rc != 0) {
+        fail_episode(ro, ep, &ro->agent_failures, &e);
+        done = 1;
+    }
+    ac_err_clear(&e);
+    if (done) {
+        l->live = 0;
+        finish(ro, R->spec, l->ep, &l->st);
+    }
+}
+
+/* The actor reads at most this many tokens at once: its workspace grows with them (the sequence
+ * reader keeps about 10 KB per token for its backward). */
+#define READ_TOKENS 8192
+
+/* One step of every live episode. Returns 1 when the rollout must stop (budget), 0, or -1. */
+static int step_all(run_t *R, ac_err_t *err)
+{
+    ac_rollout_t *ro = R->ro;
+    int n = 0, first = render(R, &n, err);
+    if (first < 0)
+        return -1;
+    for (int c0 = first; c0 < first + n;) { /* read the step's states in slices */
+        int c1 = c0 + 1;
+        while (c1 < first + n && ro->states.off[c1 + 1] - ro->states.off[c0] <= READ_TOKENS)
+            c1++;
+        if (ac_actor_read(R->spec->policy, &ro->states, c0, c1 - c0, err) != 0)
+            return -1;
+        for (int i = 0; i < R->E; i++) {
+            live_t *l = &R->lv[i];
+            if (!l->live || l->state < c0 || l->state >= c1)
+                continue;
+            if (grow((void **)&ro->steps, &ro->_cap_steps, ro->n_steps + 1, sizeof *ro->steps) != 0)
+                return oom(err);
+            ac_step_rec_t *s = &ro->steps[ro->n_steps];
+            memset(s, 0, sizeof *s);
+            s->state = l->state;
+            s->next = -1;
+            s->ts_ms = ac_clock_now_ms();
+            if (decide(R, l, l->state - c0, s, &s->params, err) != 0) {
+                json_decref(s->params);
+                return -1;
+            }
+            int64_t cost = R->spec->step_cost_micro + R->agent->tools[s->action].cost_micro_usd;
+            if (R->spec->budget_micro >= 0 && ro->cost_micro + cost > R->spec->budget_micro) {
+                json_decref(s->params); /* stop before the step that would pass the budget */
+                ro->budget_exhausted = 1;
+                return 1;
+            }
+            if ((s->observation = strdup(l->ctx.text)) == NULL) {
+                json_decref(s->params);
+                return oom(err);
+            }
+            take_step(R, l, s, cost);
+        }
+        c0 = c1;
+    }
+    return 0;
+}
+
+int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *err)
+{
+    ac_agent_t *agent = spec->agent;
+    if (agent->n_actions != ro->n_actions || agent->n_actions != ac_actor_config(spec->policy)->n_tools)
+        return ac_err_set(err, AC_ERR_INTERNAL, "rollout: the agent has %d tools, the policy %d", agent->n_actions,
+                          ac_actor_config(spec->policy)->n_tools);
+    run_t R = {.ro = ro, .spec = spec, .agent = agent, .E = spec->n_groups * spec->n_per_group,
+               .max_steps = spec->max_steps};
+    if (agent->max_steps > 0 && agent->max_steps < R.max_steps)
+        R.max_steps = agent->max_steps;
+    if (R.E <= 0)
+        return 0;
+    for (int a = 0; a < agent->n_actions; a++)
+        for (int k = 0; k < agent->tools[a].n_args; k++)
+            R.names[a][k] = agent->tools[a].args[k].name;
+    R.max_traj = ac_lua_host_limits(ac_lua_plugin_host(agent->_plugin))->max_trajectory_bytes;
+    int ret = -1;
+    if ((R.lv = calloc((size_t)R.E, sizeof *R.lv)) == NULL) {
+        oom(err);
+        goto out;
+    }
+    if (start_episodes(&R, err) != 0)
+        goto out;
+    for (int t = 0; t < R.max_steps; t++) {
         if (spec->stop && atomic_load(spec->stop)) {
             ro->stopped = 1;
             ret = 0;
             goto out;
         }
-        ac_policy_batch_clear(&tb);
-        int n = 0;
-        for (int i = 0; i < E; i++) {
-            if (!live[i])
-                continue;
-            ac_episode_rec_t *ep = &ro->eps[ep_of[i]];
-            ac_err_t e = AC_ERR_INIT;
-            if (ac_agent_observe(agent, &st[i], &buf, &cap, &len, &e) != 0 ||
-                ac_agent_legal(agent, &st[i], tmask + (size_t)n * A, &e) != 0) {
-                fail_episode(ro, ep, &ro->agent_failures, &e);
-                ac_err_clear(&e);
-                live[i] = 0;
-                ac_agent_episode_free(agent, &st[i]);
-                ep->exec_ms = ac_clock_now_ms() - ep->start_ms;
-                continue;
-            }
-            if (ac_policy_batch_add(&tb, buf, len, err) < 0 || (obs[n] = strndup(buf, len)) == NULL)
-                goto out;
-            rows[n++] = i;
-        }
-        if (n == 0)
-            break;
-        if (ac_policy_forward(spec->policy, logp, &tb, tmask, err) != 0)
+        int rc = step_all(&R, err);
+        if (rc != 0) {
+            ret = rc > 0 ? 0 : -1;
             goto out;
-        for (int r = 0; r < n; r++) {
-            int i = rows[r];
-            ac_episode_rec_t *ep = &ro->eps[ep_of[i]];
-            const float *row = logp + (size_t)r * A;
-            float lp = 0.0f;
-            int a = spec->temperature > 0 ? ac_policy_sample(row, A, spec->temperature, spec->rng, &lp)
-                                          : ac_policy_greedy(row, A);
-            if (spec->temperature <= 0 && a >= 0)
-                lp = row[a];
-            int64_t cost = spec->step_cost_micro + (agent->has_tool[a] ? agent->tool_cost_micro_usd[a] : 0);
-            if (spec->budget_micro >= 0 && ro->cost_micro + cost > spec->budget_micro) {
-                ro->budget_exhausted = 1; /* stop before the step that would pass the budget */
-                ret = 0;
-                goto out;
-            }
-            /* keep the state for the update: features, mask */
-            int srow = ac_policy_batch_add(&ro->batch, obs[r], strlen(obs[r]), err);
-            if (srow < 0)
-                goto out;
-            if (ro->batch._cap > ro->_cap_mask) { /* masks follow the batch's rows */
-                uint8_t *nm = realloc(ro->mask, (size_t)ro->batch._cap * A);
-                if (nm == NULL) {
-                    ac_err_set(err, AC_ERR_INTERNAL, "rollout: out of memory");
-                    goto out;
-                }
-                ro->mask = nm;
-                ro->_cap_mask = ro->batch._cap;
-            }
-            memcpy(ro->mask + (size_t)srow * A, tmask + (size_t)r * A, (size_t)A);
-            if (grow((void **)&ro->steps, &ro->_cap_steps, ro->n_steps + 1, sizeof *ro->steps) != 0) {
-                ac_err_set(err, AC_ERR_INTERNAL, "rollout: out of memory");
-                goto out;
-            }
-            ac_step_rec_t *s = &ro->steps[ro->n_steps];
-            memset(s, 0, sizeof *s);
-            s->state = srow;
-            s->action = a;
-            s->logp_old = lp;
-            s->observation = obs[r];
-            obs[r] = NULL;
-            s->ts_ms = ac_clock_now_ms();
-            s->next = -1;
-            if (ep->n_steps == 0)
-                ep->first_step = ro->n_steps;
-            else
-                ro->steps[ep->last_step].next = ro->n_steps;
-            ep->last_step = ro->n_steps;
-            ro->n_steps++;
-            ep->n_steps++;
-            int64_t t0 = ac_clock_mono_ns();
-            int done = 0;
-            ac_err_t e = AC_ERR_INIT;
-            size_t bytes = 0;
-            int rc = ac_agent_step(agent, &st[i], a, &s->params, &s->result, &done, &bytes, &e);
-            s->duration_us = (ac_clock_mono_ns() - t0) / 1000;
-            ep->bytes += bytes + strlen(s->observation);
-            if (rc == 0 && max_traj && ep->bytes > max_traj) {
-                ac_err_set(&e, AC_ERR_INTERNAL, "%s: the trajectory is larger than %zu bytes "
-                           "(limits.max_trajectory_bytes)", agent->path, max_traj);
-                rc = -1;
-            }
-            ep->cost_micro += cost;
-            ro->cost_micro += cost;
-            if (rc == AC_AGENT_TOOL_FAILED) {
-                s->tool_failed = 1;
-                ro->tool_failures++;
-                note_error(ro, e.message);
-                done = 1;
-            } else if (rc != 0) {
-                fail_episode(ro, ep, &ro->agent_failures, &e);
-                done = 1;
-            }
-            ac_err_clear(&e);
-            if (done) {
-                live[i] = 0;
-                finish(ro, spec, ep_of[i], &st[i]);
-            }
         }
     }
-    for (int i = 0; i < E; i++) {
-        if (live[i]) {
-            live[i] = 0;
-            ro->eps[ep_of[i]].truncated = 1;
-            finish(ro, spec, ep_of[i], &st[i]);
+    for (int i = 0; i < R.E; i++)
+        if (R.lv[i].live) {
+            R.lv[i].live = 0;
+            ro->eps[R.lv[i].ep].truncated = 1;
+            finish(ro, spec, R.lv[i].ep, &R.lv[i].st);
         }
-    }
     ret = 0;
 out:
-    for (int i = 0; st != NULL && live != NULL && i < E; i++)
-        if (live[i])
-            ac_agent_episode_free(agent, &st[i]);
-    for (int i = 0; obs != NULL && i < E; i++)
-        free(obs[i]);
-    ac_policy_batch_free(&tb);
-    free(buf);
-    free(obs);
-    free(tmask);
-    free(logp);
-    free(ep_of);
-    free(rows);
-    free(live);
-    free(st);
+    for (int i = 0; R.lv != NULL && i < R.E; i++) {
+        if (R.lv[i].live)
+            ac_agent_episode_free(agent, &R.lv[i].st);
+        ac_context_free(&R.lv[i].ctx);
+        json_decref(R.lv[i].cands);
+    }
+    free(R.lv);
+    free(R.hist);
+    free(R.buf);
     return ret;
 }

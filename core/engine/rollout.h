@@ -1,16 +1,19 @@
 /* Rollouts: the policy acting in a Lua agent's environment.
  *
- * Episodes run in lockstep: at each step every live episode renders its observation, the policy
- * scores all of them in one batched forward (one sgemm per layer), each samples its action (or
- * takes the greedy one) and the agent runs the tool. An episode ends when the agent says done,
- * when a tool fails, or at max_steps (truncated). Then the agent gives its final answer and the
- * reward plugin scores the trajectory.
+ * Episodes run in lockstep: at each step every live episode's context is rendered by the host
+ * (engine/context.h: the query, the episode's earlier calls and results, the agent's optional
+ * observation and candidates), the actor reads all of them in one batched forward, and each
+ * episode decides its call: the tool (masked by agent.legal and by tools whose arguments have no
+ * candidate), then each argument among its candidates (sampled, or greedy). The agent runs the
+ * tool with those arguments. An episode ends when the agent says done, when a tool fails, or at
+ * max_steps (truncated); then the agent gives its final answer and the reward plugin scores the
+ * trajectory.
  *
- * Everything the GRPO update needs is kept: the states' features (one policy batch over the whole
- * rollout, in step order), their legal-action masks, the taken actions and their behaviour
- * log-probabilities (stored when sampled, never recomputed), and per-episode rewards. Everything
- * the API exports is kept too: per step the observation, the tool and its params and result,
- * a timestamp and a duration. */
+ * Everything the GRPO update needs is kept: every state's tokens (ro->states, in step order),
+ * its tool mask, each decision's options and choice and its behaviour log-probability (stored
+ * when sampled, never recomputed), and per-episode rewards. Everything the API exports is kept
+ * too: per step the rendered context, the tool and its arguments, the result, a timestamp and a
+ * duration. */
 #ifndef AC_ROLLOUT_H
 #define AC_ROLLOUT_H
 
@@ -18,16 +21,22 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "lua/plugin.h"
-#include "engine/policy.h"
 #include "base/rng.h"
+#include "engine/actor.h"
+#include "lua/plugin.h"
 
 typedef struct ac_step_rec {
-    int state;          /* row of this step's state in ac_rollout_t.batch and .mask */
-    int action;
-    float logp_old;     /* behaviour log-prob of the action (0 for greedy steps) */
-    char *observation;  /* the text the policy read (owned) */
-    json_t *params;     /* tool params (owned; JSON null when none) */
+    int state;          /* this step's state in ac_rollout_t.states (and its row of .mask) */
+    int action;         /* the tool */
+    float logp_old;     /* behaviour log-prob of the tool decision (0 for greedy steps) */
+    int n_slots;        /* the tool's arguments: one pointer decision each */
+    int cand_off[AC_AGENT_MAX_ARGS];  /* each slot's candidates: ro->cand[cand_off .. + n_cand) */
+    int n_cand[AC_AGENT_MAX_ARGS];
+    int chosen[AC_AGENT_MAX_ARGS];    /* index into the slot's candidates */
+    int chosen_tok[AC_AGENT_MAX_ARGS]; /* the token it points to */
+    float slot_logp_old[AC_AGENT_MAX_ARGS];
+    char *observation;  /* the rendered context the policy read (owned) */
+    json_t *params;     /* the arguments, name -> value (owned; {} for a tool without any) */
     json_t *result;     /* tool result (owned) */
     int64_t ts_ms;      /* wall clock when the step started */
     int64_t duration_us;
@@ -57,10 +66,12 @@ typedef struct ac_episode_rec {
 } ac_episode_rec_t;
 
 typedef struct ac_rollout {
-    ac_policy_batch_t batch; /* every state visited, in step order */
-    uint8_t *mask;           /* (batch.n, n_actions) legal-action masks of those states */
+    ac_states_t states;      /* every state visited, in step order */
+    uint8_t *mask;           /* (states.n, n_actions) tool masks of those states */
     int _cap_mask;           /* rows mask holds */
     int n_actions;
+    int *cand;               /* candidate token indices of every slot decision */
+    int n_cand, _cap_cand;
     ac_step_rec_t *steps;
     int n_steps, _cap_steps;
     ac_episode_rec_t *eps;
@@ -78,7 +89,7 @@ typedef struct ac_rollout {
 typedef struct ac_rollout_spec {
     ac_agent_t *agent;
     ac_reward_t *reward;       /* NULL: no scoring */
-    ac_policy_t *policy;
+    ac_actor_t *policy;
     ac_rng_t *rng;             /* sampling; unused when temperature <= 0 */
     const json_t *queries;     /* array of {query, expected_outcome} */
     const int *query_idx;      /* (n_groups) which queries this rollout runs */
@@ -101,8 +112,8 @@ typedef struct ac_rollout_spec {
  * and the episode's number in the rollout, so that a rerun or a resumed run draws the same. */
 uint64_t ac_rollout_episode_seed(uint64_t seed, int64_t iteration, int episode);
 
-/* Prepares an empty rollout for a policy of cfg. */
-int ac_rollout_init(ac_rollout_t *ro, const ac_policy_config_t *cfg, ac_err_t *err);
+/* Prepares an empty rollout for an agent of n_actions tools. */
+int ac_rollout_init(ac_rollout_t *ro, int n_actions, ac_err_t *err);
 /* Empties it, keeping its memory. */
 void ac_rollout_clear(ac_rollout_t *ro);
 void ac_rollout_free(ac_rollout_t *ro);

@@ -8,23 +8,28 @@
 #include "engine/checkpoint.h"
 #include "base/clock.h"
 
-#define MAX_FEATURES 96
+/* The update reads at most this many tokens (sequence) or states (bag) per slice: the sequence
+ * reader's workspace keeps about 10 KB per token for its backward. */
+#define SLICE_TOKENS 8192
+#define SLICE_STATES 4096
 
-void ac_trainer_policy_config(ac_policy_config_t *pc, const ac_train_config_t *cfg, const ac_agent_t *agent,
+void ac_trainer_policy_config(ac_actor_config_t *pc, const ac_train_config_t *cfg, const ac_agent_t *agent,
                               uint64_t seed)
 {
     memset(pc, 0, sizeof *pc);
+    pc->kind = cfg->policy_kind;
+    pc->n_tools = agent->n_actions;
+    for (int a = 0; a < agent->n_actions; a++)
+        pc->n_args[a] = agent->tools[a].n_args;
+    pc->max_tokens = cfg->max_tokens;
+    pc->seed = seed;
     pc->n_buckets = cfg->n_buckets;
     pc->d_emb = cfg->embed_dim;
-    pc->n_hidden = 1;
-    pc->hidden[0] = cfg->hidden_size;
-    pc->activation = AC_POLICY_RELU;
-    pc->n_actions = agent->n_actions;
-    pc->max_features = MAX_FEATURES;
-    pc->seed = seed;
+    pc->hidden = cfg->hidden_size;
+    pc->enc = (ac_encoder_config_t){cfg->d_model, cfg->n_heads, cfg->n_layers, cfg->d_ff, cfg->max_tokens};
 }
 
-static void grpo_config(ac_grpo_config_t *g, const ac_train_config_t *cfg, int max_steps)
+static void grpo_config(ac_grpo_config_t *g, const ac_train_config_t *cfg, int max_steps, int max_args)
 {
     ac_grpo_config_default(g);
     static const int loss_of[] = {AC_GRPO_LOSS_GRPO, AC_GRPO_LOSS_DR_GRPO, AC_GRPO_LOSS_DAPO};
@@ -38,7 +43,7 @@ static void grpo_config(ac_grpo_config_t *g, const ac_train_config_t *cfg, int m
     g->gamma = (float)cfg->gamma;
     g->mask_truncated = cfg->mask_truncated;
     g->advantage = cfg->advantage;
-    g->max_tokens = max_steps; /* the bag policy makes one decision per step */
+    g->max_tokens = max_steps * (1 + max_args); /* a tool and its arguments per step */
 }
 
 ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent, ac_reward_t *reward,
@@ -57,24 +62,24 @@ ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent,
     int max_steps = cfg->max_steps_per_trajectory;
     if (agent->max_steps > 0 && agent->max_steps < max_steps)
         max_steps = agent->max_steps;
-    grpo_config(&t->gcfg, cfg, max_steps);
-    ac_policy_config_t pc;
+    grpo_config(&t->gcfg, cfg, max_steps, agent->max_args);
+    ac_actor_config_t pc;
     ac_trainer_policy_config(&pc, cfg, agent, seed);
     ac_optim_config_t oc;
     ac_optim_config_default(&oc);
     oc.lr = (float)cfg->learning_rate;
     /* the RNG stream is separate from the initialisation's */
     ac_rng_seed(&t->rng, seed ^ 0x9e3779b97f4a7c15ULL);
-    if ((t->policy = ac_policy_create(&pc, err)) == NULL || (t->ref = ac_policy_clone(t->policy, err)) == NULL ||
-        (oc.lr > 0 && (t->optim = ac_optim_create(t->policy->n_params, &oc, err)) == NULL) ||
-        ac_rollout_init(&t->ro, &pc, err) != 0) {
+    if ((t->policy = ac_actor_create(&pc, err)) == NULL || (t->ref = ac_actor_clone(t->policy, err)) == NULL ||
+        (oc.lr > 0 && (t->optim = ac_optim_create(ac_actor_n_params(t->policy), &oc, err)) == NULL) ||
+        ac_rollout_init(&t->ro, agent->n_actions, err) != 0) {
         ac_trainer_destroy(t);
         return NULL;
     }
     if (t->optim != NULL) {
-        size_t ends[AC_POLICY_MAX_HIDDEN + 2];
-        float scale[AC_POLICY_MAX_HIDDEN + 2];
-        int n = ac_policy_lr_groups(t->policy, ends, scale);
+        size_t ends[8];
+        float scale[8];
+        int n = ac_actor_lr_groups(t->policy, ends, scale);
         if (ac_optim_set_lr_scale(t->optim, ends, scale, n, err) != 0) {
             ac_trainer_destroy(t);
             return NULL;
@@ -88,17 +93,20 @@ void ac_trainer_destroy(ac_trainer_t *t)
     if (t == NULL)
         return;
     ac_rollout_free(&t->ro);
-    ac_policy_destroy(t->policy);
-    ac_policy_destroy(t->ref);
+    ac_actor_destroy(t->policy);
+    ac_actor_destroy(t->ref);
     ac_optim_destroy(t->optim);
+    ac_states_free(&t->states);
     free(t->ep_advantage);
     free(t->ep_norm_reward);
     free(t->logp);
     free(t->ref_logp);
     free(t->dlogits);
+    free(t->dec);
+    free(t->tokens);
     free(t->steps);
     free(t->eps);
-    free(t->tokens);
+    free(t->slices);
     free(t->emap);
     free(t->gmap);
     free(t->signal);
@@ -146,22 +154,20 @@ static int ensure(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
-/* logp, ref_logp and dlogits: (N, A) each, grown together. */
-static int reserve_scratch(ac_trainer_t *t, int n)
+/* logp, ref_logp and dlogits: n floats each, grown together. */
+static int reserve_flat(ac_trainer_t *t, size_t n)
 {
-    if (n <= t->cap_states)
+    if (n <= t->cap_flat)
         return 0;
-    float *bufs[3] = {t->logp, t->ref_logp, t->dlogits};
+    size_t cap = n > 2 * t->cap_flat ? n : 2 * t->cap_flat;
+    float **bufs[3] = {&t->logp, &t->ref_logp, &t->dlogits};
     for (int i = 0; i < 3; i++) {
-        float *p = realloc(bufs[i], sizeof(float) * (size_t)n);
-        if (p == NULL) {
-            t->logp = bufs[0], t->ref_logp = bufs[1], t->dlogits = bufs[2];
+        float *p = realloc(*bufs[i], sizeof(float) * cap);
+        if (p == NULL)
             return -1;
-        }
-        bufs[i] = p;
+        *bufs[i] = p;
     }
-    t->logp = bufs[0], t->ref_logp = bufs[1], t->dlogits = bufs[2];
-    t->cap_states = n;
+    t->cap_flat = cap;
     return 0;
 }
 
@@ -306,72 +312,190 @@ static int normalized_rewards(ac_trainer_t *t, ac_err_t *err)
     return rc;
 }
 
+/* Room for one more decision, step and slice. */
+static int grow_batch(ac_trainer_t *t, int dec, int steps, int slices)
+{
+    return ensure((void **)&t->dec, &t->cap_dec, dec, sizeof *t->dec) ||
+           ensure((void **)&t->tokens, &t->cap_tokens, dec, sizeof *t->tokens) ||
+           ensure((void **)&t->steps, &t->cap_steps, steps, sizeof *t->steps) ||
+           ensure((void **)&t->slices, &t->cap_slices, slices, sizeof *t->slices);
+}
+
+/* Appends one decision (and its GRPO token) of batch step `step`, with its options at the end of
+ * the flat arrays of the current slice. */
+static void add_decision(ac_trainer_t *t, const ac_decision_t *d, float logp_old)
+{
+    ac_trainer_slice_t *sl = &t->slices[t->n_slices - 1];
+    ac_decision_t *x = &t->dec[t->n_dec];
+    *x = *d;
+    x->off = t->n_flat - sl->f0;
+    t->tokens[t->n_dec] = (ac_grpo_token_t){t->n_steps, x->off, x->n, x->chosen, logp_old, 0};
+    t->n_dec++;
+    t->n_flat += (size_t)x->n;
+    sl->d1 = t->n_dec;
+    sl->f1 = t->n_flat;
+}
+
+/* Does a decision count in the loss (more than one legal option, episode not masked)? The same
+ * rule as ac_grpo_loss, known before any forward: it sets the batch-wide normalisers. */
+static int counts(const ac_trainer_t *t, const ac_decision_t *d, int truncated)
+{
+    if (t->gcfg.mask_truncated && truncated)
+        return 0;
+    if (d->slot >= 0 || d->mask == NULL)
+        return d->n > 1;
+    int legal = 0;
+    for (int a = 0; a < d->n; a++)
+        legal += d->mask[a] != 0;
+    return legal > 1;
+}
+
+/* One episode's steps into the batch: its states copied (episodes stay contiguous, so the actor
+ * reads whole episodes per slice), a tool decision and one decision per argument per step. */
+static int add_episode(ac_trainer_t *t, const ac_episode_rec_t *ep, int be, int *used, int *eps_used, ac_err_t *err)
+{
+    ac_rollout_t *ro = &t->ro;
+    const int A = t->agent->n_actions, seq = t->cfg.policy_kind == AC_ACTOR_SEQUENCE;
+    int toks = 0, used_here = 0;
+    for (int i = ep->first_step; i >= 0; i = ro->steps[i].next)
+        toks += ro->states.off[ro->steps[i].state + 1] - ro->states.off[ro->steps[i].state];
+    ac_trainer_slice_t *sl = t->n_slices ? &t->slices[t->n_slices - 1] : NULL;
+    int in_slice = sl ? (seq ? t->states.off[sl->st1] - t->states.off[sl->st0] : sl->st1 - sl->st0) : 0;
+    if (sl == NULL || (in_slice > 0 && in_slice + (seq ? toks : ep->n_steps) > (seq ? SLICE_TOKENS : SLICE_STATES))) {
+        if (grow_batch(t, t->n_dec + 1, t->n_steps + 1, t->n_slices + 1) != 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+        t->slices[t->n_slices++] = (ac_trainer_slice_t){t->states.n, t->states.n, t->n_dec, t->n_dec, t->n_flat,
+                                                        t->n_flat};
+    }
+    int k = 0;
+    for (int i = ep->first_step; i >= 0; i = ro->steps[i].next, k++) {
+        const ac_step_rec_t *s = &ro->steps[i];
+        int st = ac_states_copy(&t->states, &ro->states, s->state, err);
+        if (st < 0 || grow_batch(t, t->n_dec + 1 + s->n_slots, t->n_steps + 1, t->n_slices) != 0 ||
+            reserve_flat(t, t->n_flat + (size_t)A + (size_t)s->n_slots * AC_ACTOR_MAX_CANDS) != 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+        t->slices[t->n_slices - 1].st1 = t->states.n;
+        ac_decision_t d = {st, s->action, -1, 0, A, ro->mask + (size_t)s->state * A, NULL, NULL, 0, s->action};
+        used_here += counts(t, &d, ep->truncated);
+        add_decision(t, &d, s->logp_old);
+        for (int j = 0; j < s->n_slots; j++) {
+            d = (ac_decision_t){st, s->action, j, 0, s->n_cand[j], NULL, ro->cand + s->cand_off[j], s->chosen_tok, j,
+                                s->chosen[j]};
+            used_here += counts(t, &d, ep->truncated);
+            add_decision(t, &d, s->slot_logp_old[j]);
+        }
+        t->steps[t->n_steps++] = (ac_grpo_step_t){be, ep->step_rewards ? (float)ep->step_rewards[k] : 0, 0};
+    }
+    *used += used_here;
+    *eps_used += used_here > 0;
+    return 0;
+}
+
 /* The update's inputs: the kept episodes (not failed, with steps, in a group with signal when
- * DAPO drops the others), their steps, and one decision per step. Returns how many tokens. */
+ * DAPO drops the others), their steps and decisions, in slices. Returns how many decisions. */
 static int build_batch(ac_trainer_t *t, ac_err_t *err)
 {
     ac_rollout_t *ro = &t->ro;
-    const int A = t->agent->n_actions, dapo = t->cfg.loss_type == AC_LOSS_DAPO;
+    const int dapo = t->cfg.loss_type == AC_LOSS_DAPO;
     if (ensure((void **)&t->eps, &t->cap_eps, ro->n_eps, sizeof *t->eps) ||
-        ensure((void **)&t->steps, &t->cap_steps, ro->n_steps, sizeof *t->steps) ||
-        ensure((void **)&t->tokens, &t->cap_tokens, ro->n_steps, sizeof *t->tokens) ||
         ensure((void **)&t->emap, &t->cap_emap, ro->n_eps, sizeof *t->emap) ||
         ensure((void **)&t->gmap, &t->cap_gmap, ro->n_groups, sizeof *t->gmap))
         return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
+    ac_states_clear(&t->states);
+    t->n_dec = t->n_steps = t->n_slices = 0;
+    t->n_flat = 0;
     int n_groups = 0;
     for (int g = 0; g < ro->n_groups; g++)
         t->gmap[g] = (!dapo || t->signal[g]) ? n_groups++ : -1;
-    int n_eps = 0, n_steps = 0, all_step_rewards = 1;
+    int n_eps = 0, all_step_rewards = 1, used = 0, eps_used = 0;
     for (int e = 0; e < ro->n_eps; e++) {
         const ac_episode_rec_t *ep = &ro->eps[e];
         t->emap[e] = -1;
         if (ep->failed || t->gmap[ep->group] < 0 || ep->n_steps == 0)
             continue;
         t->emap[e] = n_eps;
-        t->eps[n_eps++] = (ac_grpo_episode_t){t->gmap[ep->group], (float)ep->reward, ep->truncated};
+        t->eps[n_eps] = (ac_grpo_episode_t){t->gmap[ep->group], (float)ep->reward, ep->truncated};
         all_step_rewards &= ep->step_rewards != NULL;
-        int k = 0;
-        for (int i = ep->first_step; i >= 0; i = ro->steps[i].next, k++) {
-            const ac_step_rec_t *s = &ro->steps[i];
-            t->tokens[n_steps] = (ac_grpo_token_t){n_steps, (size_t)s->state * A, A, s->action, s->logp_old, 0};
-            t->steps[n_steps++] = (ac_grpo_step_t){t->emap[e], ep->step_rewards ? (float)ep->step_rewards[k] : 0, 0};
-        }
+        if (add_episode(t, ep, n_eps, &used, &eps_used, err) != 0)
+            return -1;
+        n_eps++;
     }
     t->n_batch_eps = n_eps;
     t->gcfg.per_step_rewards = all_step_rewards && n_eps > 0;
-    return n_steps;
+    t->gcfg.norm_tokens = used;
+    t->gcfg.norm_episodes = eps_used;
+    return t->n_dec;
+}
+
+/* Adds a slice's loss metrics into the batch's (means weighted by the decisions counted). */
+static void add_metrics(ac_grpo_metrics_t *sum, const ac_grpo_metrics_t *m, int first)
+{
+    if (first) {
+        *sum = *m;
+        return;
+    }
+    int n0 = sum->n_tokens_used, n1 = m->n_tokens_used, n = n0 + n1;
+    double w0 = n ? (double)n0 / n : 0, w1 = n ? (double)n1 / n : 0;
+    sum->loss += m->loss;
+    sum->surrogate = w0 * sum->surrogate + w1 * m->surrogate;
+    sum->kl_k3 = w0 * sum->kl_k3 + w1 * m->kl_k3;
+    sum->kl_exact = w0 * sum->kl_exact + w1 * m->kl_exact;
+    sum->entropy = w0 * sum->entropy + w1 * m->entropy;
+    sum->clip_low = w0 * sum->clip_low + w1 * m->clip_low;
+    sum->clip_high = w0 * sum->clip_high + w1 * m->clip_high;
+    sum->clip_region = w0 * sum->clip_region + w1 * m->clip_region;
+    sum->ratio_mean = w0 * sum->ratio_mean + w1 * m->ratio_mean;
+    sum->ratio_min = fmin(sum->ratio_min, m->ratio_min);
+    sum->ratio_max = fmax(sum->ratio_max, m->ratio_max);
+    sum->n_tokens_used = n;
+}
+
+/* One epoch: every slice's forward, loss and backward (the gradients add up to the batch's). */
+static int epoch(ac_trainer_t *t, ac_grpo_metrics_t *gm, ac_err_t *err)
+{
+    ac_actor_zero_grad(t->policy);
+    for (int j = 0; j < t->n_slices; j++) {
+        const ac_trainer_slice_t *sl = &t->slices[j];
+        ac_grpo_metrics_t m = *gm;
+        if (ac_actor_forward(t->policy, &t->states, sl->st0, sl->st1 - sl->st0, t->dec + sl->d0, sl->d1 - sl->d0,
+                             t->logp + sl->f0, err) != 0 ||
+            ac_grpo_loss(t->dlogits + sl->f0, &m, t->logp + sl->f0, t->ref_logp + sl->f0, sl->f1 - sl->f0,
+                         t->tokens + sl->d0, sl->d1 - sl->d0, t->steps, t->n_steps, t->eps, t->n_batch_eps, &t->gcfg,
+                         err) != 0 ||
+            ac_actor_backward(t->policy, t->dlogits + sl->f0, err) != 0)
+            return -1;
+        add_metrics(gm, &m, j == 0);
+    }
+    return 0;
 }
 
 /* mu epochs of clipped-surrogate updates over the batch build_batch made. */
-static int update(ac_trainer_t *t, int n_tok, ac_iter_metrics_t *m, ac_err_t *err)
+static int update(ac_trainer_t *t, ac_iter_metrics_t *m, ac_err_t *err)
 {
     ac_rollout_t *ro = &t->ro;
-    const int A = t->agent->n_actions, N = ro->batch.n;
-    const size_t len = (size_t)N * A;
-    if (reserve_scratch(t, (int)len) != 0)
-        return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
     ac_grpo_metrics_t gm;
-    if (ac_policy_forward(t->ref, t->ref_logp, &ro->batch, ro->mask, err) != 0 ||
-        ac_grpo_advantages(t->steps, &gm, n_tok, t->eps, t->n_batch_eps, &t->gcfg, err) != 0)
+    if (ac_grpo_advantages(t->steps, &gm, t->n_steps, t->eps, t->n_batch_eps, &t->gcfg, err) != 0)
         return -1;
+    for (int j = 0; j < t->n_slices; j++) {
+        const ac_trainer_slice_t *sl = &t->slices[j];
+        if (ac_actor_forward(t->ref, &t->states, sl->st0, sl->st1 - sl->st0, t->dec + sl->d0, sl->d1 - sl->d0,
+                             t->ref_logp + sl->f0, err) != 0)
+            return -1;
+    }
     /* an episode's advantage, as exported, is its first step's (all of them in outcome mode) */
     if (ensure((void **)&t->first_adv, &t->cap_first_adv, t->n_batch_eps, sizeof *t->first_adv) != 0)
         return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
-    for (int k = n_tok - 1; k >= 0; k--)
+    for (int k = t->n_steps - 1; k >= 0; k--)
         t->first_adv[t->steps[k].episode] = t->steps[k].advantage;
     for (int e = 0; e < ro->n_eps; e++)
         t->ep_advantage[e] = t->emap[e] >= 0 ? t->first_adv[t->emap[e]] : NAN;
-    for (int epoch = 0; epoch < t->cfg.mu; epoch++) {
-        if (ac_policy_forward(t->policy, t->logp, &ro->batch, ro->mask, err) != 0 ||
-            ac_grpo_loss(t->dlogits, &gm, t->logp, t->ref_logp, len, t->tokens, n_tok, t->steps, n_tok, t->eps,
-                         t->n_batch_eps, &t->gcfg, err) != 0)
+    for (int k = 0; k < t->cfg.mu; k++) {
+        if (epoch(t, &gm, err) != 0)
             return -1;
-        ac_policy_zero_grad(t->policy);
-        if (ac_policy_backward(t->policy, t->dlogits, &ro->batch, err) != 0)
-            return -1;
-        m->grad_norm = ac_optim_clip_grad_norm(t->policy->grads, t->policy->n_params, t->cfg.max_grad_norm);
+        m->grad_norm = ac_optim_clip_grad_norm(ac_actor_grads(t->policy), ac_actor_n_params(t->policy),
+                                               t->cfg.max_grad_norm);
         if (t->optim != NULL)
-            ac_optim_step(t->optim, t->policy->params, t->policy->grads);
+            ac_optim_step(t->optim, ac_actor_params(t->policy), ac_actor_grads(t->policy));
     }
     m->loss = gm.loss;
     m->kl = gm.kl_k3;
@@ -392,7 +516,8 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
     memset(m, 0, sizeof *m);
     if (json_array_size(training) == 0)
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "trainer: no training queries");
-    t->policy->temperature = t->ref->temperature = (float)t->cfg.temperature;
+    ac_actor_set_temperature(t->policy, (float)t->cfg.temperature);
+    ac_actor_set_temperature(t->ref, (float)t->cfg.temperature);
     if (collect(t, training, budget_micro, m, err) != 0)
         return -1;
     if (m->budget_exhausted || m->stopped) { /* no update; the iteration does not count */
@@ -414,7 +539,7 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
     if (normalized_rewards(t, err) != 0)
         return -1;
     int n_tok = build_batch(t, err);
-    if (n_tok < 0 || (n_tok > 0 && update(t, n_tok, m, err) != 0))
+    if (n_tok < 0 || (n_tok > 0 && update(t, m, err) != 0))
         return -1;
     for (int g = 0; g < t->ro.n_groups; g++)
         m->groups_used += t->gmap[g] >= 0;
@@ -446,11 +571,13 @@ int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **m
     ac_checkpoint_t ck;
     if (ac_checkpoint_load(&ck, buf, len, err) != 0)
         return -1;
-    if (ck.policy->n_params != t->policy->n_params || (t->optim && (!ck.optim || ck.optim->n != t->optim->n))) {
+    const size_t n = ac_actor_n_params(t->policy);
+    if (ac_actor_n_params(ck.policy) != n || ac_actor_config(ck.policy)->kind != ac_actor_config(t->policy)->kind ||
+        (t->optim && (!ck.optim || ck.optim->n != t->optim->n))) {
         ac_checkpoint_release(&ck);
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: made for another policy shape");
     }
-    memcpy(t->policy->params, ck.policy->params, sizeof(float) * t->policy->n_params);
+    memcpy(ac_actor_params(t->policy), ac_actor_params(ck.policy), sizeof(float) * n);
     if (t->optim != NULL) {
         memcpy(t->optim->m, ck.optim->m, sizeof(float) * t->optim->n);
         memcpy(t->optim->v, ck.optim->v, sizeof(float) * t->optim->n);

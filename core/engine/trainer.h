@@ -18,7 +18,7 @@
 #include "engine/grpo.h"
 #include "engine/optim.h"
 #include "lua/plugin.h"
-#include "engine/policy.h"
+#include "engine/actor.h"
 #include "engine/rollout.h"
 #include "base/train_config.h"
 
@@ -50,13 +50,20 @@ typedef struct ac_iter_metrics {
     double wall_ms;
 } ac_iter_metrics_t;
 
+/* A slice of the update's batch: whole episodes whose states the actor reads at once. */
+typedef struct ac_trainer_slice {
+    int st0, st1;  /* states of t->states */
+    int d0, d1;    /* decisions (and GRPO tokens) */
+    size_t f0, f1; /* their options in the flat arrays; the decisions' off are relative to f0 */
+} ac_trainer_slice_t;
+
 typedef struct ac_trainer {
     ac_train_config_t cfg;
     ac_agent_t *agent;   /* borrowed */
     ac_reward_t *reward; /* borrowed */
     uint64_t seed;
-    ac_policy_t *policy;
-    ac_policy_t *ref;    /* frozen initial policy */
+    ac_actor_t *policy;
+    ac_actor_t *ref;     /* frozen initial policy */
     ac_optim_t *optim;
     ac_rng_t rng;
     uint64_t iteration;
@@ -66,13 +73,17 @@ typedef struct ac_trainer {
     /* per-episode advantage of the last iteration's episodes (ro.eps order; NaN when unused) */
     double *ep_advantage;
     double *ep_norm_reward;
-    /* scratch, reused */
-    float *logp, *ref_logp, *dlogits;
-    int cap_states; /* floats each of the three holds */
-    ac_grpo_step_t *steps;
+    /* the update's batch, episode after episode: states, decisions, GRPO inputs, slices */
+    ac_states_t states;
+    ac_decision_t *dec;
     ac_grpo_token_t *tokens;
+    ac_grpo_step_t *steps;
     ac_grpo_episode_t *eps;
-    int cap_steps, cap_tokens, cap_eps;
+    ac_trainer_slice_t *slices;
+    int n_dec, n_steps, n_slices;
+    int cap_dec, cap_tokens, cap_steps, cap_eps, cap_slices;
+    float *logp, *ref_logp, *dlogits; /* flat: every decision's options */
+    size_t n_flat, cap_flat;
     int n_batch_eps;
     int *emap, *gmap; /* rollout episode -> batch episode, rollout group -> batch group (-1: dropped) */
     int cap_emap, cap_gmap;
@@ -86,8 +97,9 @@ typedef struct ac_trainer {
                                shutdown): it then changes nothing (m->stopped) */
 } ac_trainer_t;
 
-/* The policy a config describes for an agent (sizes from cfg, output = the agent's actions). */
-void ac_trainer_policy_config(ac_policy_config_t *pc, const ac_train_config_t *cfg, const ac_agent_t *agent,
+/* The policy a config describes for an agent (kind and sizes from cfg, tools and their
+ * arguments from the agent). */
+void ac_trainer_policy_config(ac_actor_config_t *pc, const ac_train_config_t *cfg, const ac_agent_t *agent,
                               uint64_t seed);
 
 /* Creates a trainer at iteration 0 with a fresh policy from seed. agent and reward are borrowed

@@ -8,14 +8,30 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lua/lua_json.h"
 
-enum { AC_FN_INIT, AC_FN_OBSERVE, AC_FN_LEGAL, AC_FN_STEP, AC_FN_FINAL, AC_FN_COUNT };
-static const char *const ac_agent_fn_names[AC_FN_COUNT] = {"init", "observe", "legal", "step",
-                                                           "final"};
+enum { FN_INIT, FN_STEP, FN_FINAL, FN_OBSERVE, FN_LEGAL, FN_CANDIDATES, FN_COUNT };
+static const char *const fn_names[FN_COUNT] = {"init", "step", "final", "observe", "legal", "candidates"};
+#define FN_REQUIRED 3 /* init, step and final; the others are optional */
+
+static const char *const arg_kind_names[AC_ARG_KINDS] = {"number", "word", "id", "any", "candidate"};
+
+int ac_arg_kind_from_name(const char *name)
+{
+    for (int k = 0; k < AC_ARG_KINDS; k++)
+        if (strcmp(name, arg_kind_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+const char *ac_arg_kind_name(int kind)
+{
+    return kind >= 0 && kind < AC_ARG_KINDS ? arg_kind_names[kind] : "?";
+}
 
 static lua_State *ac_state_of(ac_lua_plugin_t *p)
 {
@@ -36,146 +52,195 @@ static int ac_err_move(ac_err_t *err, ac_err_t *local)
 
 /* ---- agents: contract check ------------------------------------------------------------------ */
 
-static void ac_agent_fini(lua_State *L, void *data)
+static void free_tools(ac_agent_t *a)
+{
+    for (int i = 0; a->_tools != NULL && i < a->n_actions; i++) {
+        free(a->_tools[i].name);
+        free(a->_tools[i].description);
+        for (int k = 0; k < a->_tools[i].n_args; k++)
+            free(a->_tools[i].args[k].name);
+    }
+    free(a->_tools);
+    free(a->_names);
+    a->_tools = NULL;
+    a->_names = NULL;
+}
+
+static void agent_fini(lua_State *L, void *data)
 {
     ac_agent_t *a = data;
-    for (int i = 0; i < AC_FN_COUNT; i++)
+    for (int i = 0; i < FN_COUNT; i++)
         ac_lua_unref(L, a->_fn[i]);
     ac_lua_unref(L, a->_index);
-    free(a->_mem);
+    free_tools(a);
 }
 
-/* Reads agent.actions into a->_mem and leaves {name = 0-based index} on the stack. */
-static void ac_agent_check_actions(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t *a)
+/* A string field of the table at idx, or NULL when absent; anything else fails the plugin. */
+static char *opt_string(lua_State *L, int idx, const char *field, ac_lua_plugin_t *p, const char *where)
 {
-    if (lua_getfield(L, module, "actions") != LUA_TTABLE) /* actions */
-        ac_lua_plugin_fail(L, p, "'actions' must be an array of action names (got %s)",
-                           luaL_typename(L, -1));
-    int actions = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, actions), keys = 0;
-    lua_pushnil(L); /* actions nil */
-    while (lua_next(L, actions)) { /* actions key value */
-        keys++;
-        lua_pop(L, 1); /* actions key */
+    int t = lua_getfield(L, idx, field); /* v */
+    char *out = NULL;
+    if (t == LUA_TSTRING) {
+        out = strdup(lua_tostring(L, -1));
+        if (out == NULL)
+            ac_lua_plugin_fail(L, p, "out of memory");
+    } else if (t != LUA_TNIL) {
+        ac_lua_plugin_fail(L, p, "%s.%s must be a string (got %s)", where, field, lua_typename(L, t));
     }
-    if (keys != n)
-        ac_lua_plugin_fail(L, p, "'actions' must be an array (keys 1..n only)");
-    if (n < 1 || n > AC_AGENT_MAX_ACTIONS)
-        ac_lua_plugin_fail(L, p, "'actions' must have 1 to %d entries (has %d)",
-                           AC_AGENT_MAX_ACTIONS, (int)n);
-    lua_createtable(L, 0, (int)n); /* actions index */
-    size_t names = 0;
-    for (lua_Integer i = 1; i <= n; i++) {
-        size_t len;
-        if (lua_rawgeti(L, actions, i) != LUA_TSTRING || lua_rawlen(L, -1) == 0) /* ... name */
-            ac_lua_plugin_fail(L, p, "actions[%d] must be a non-empty string", (int)i);
-        lua_tolstring(L, -1, &len);
-        names += len + 1;
-        lua_pushvalue(L, -1); /* actions index name name */
-        if (lua_rawget(L, -3) != LUA_TNIL) /* actions index name dup */
-            ac_lua_plugin_fail(L, p, "actions[%d] ('%s') repeats an earlier action", (int)i,
-                               lua_tostring(L, -2));
-        lua_pop(L, 1);                    /* actions index name */
-        lua_pushinteger(L, i - 1);        /* actions index name i */
-        lua_rawset(L, -3);                /* actions index */
-    }
-    /* one block: pointers, costs, flags, then the names */
-    size_t head = (size_t)n * (sizeof(char *) + sizeof(int64_t) + 1);
-    char *mem = a->_mem = calloc(1, head + names);
-    if (mem == NULL)
-        ac_lua_plugin_fail(L, p, "out of memory");
-    const char **ptrs = (const char **)mem;
-    int64_t *costs = (int64_t *)(mem + (size_t)n * sizeof(char *));
-    uint8_t *flags = (uint8_t *)(costs + n);
-    char *text = (char *)(flags + n);
-    for (lua_Integer i = 1; i <= n; i++) {
-        size_t len;
-        lua_rawgeti(L, actions, i); /* actions index name */
-        const char *s = lua_tolstring(L, -1, &len);
-        memcpy(text, s, len + 1);
-        ptrs[i - 1] = text;
-        text += len + 1;
-        lua_pop(L, 1); /* actions index */
-    }
-    a->n_actions = (int)n;
-    a->actions = ptrs;
-    a->tool_cost_micro_usd = costs;
-    a->has_tool = flags;
-    lua_remove(L, actions); /* index */
+    lua_pop(L, 1);
+    return out;
 }
 
-/* Reads agent.tools (index at -1) into the costs and flags. */
-static void ac_agent_check_tools(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t *a)
+/* tools[i].args (the tool table at idx) into tool->args. */
+static void check_args(lua_State *L, int idx, ac_lua_plugin_t *p, ac_tool_t *tool, int *needs_candidates)
 {
-    int index = lua_gettop(L);
-    int t = lua_getfield(L, module, "tools"); /* index tools */
+    int t = lua_getfield(L, idx, "args"); /* args */
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return;
     }
     if (t != LUA_TTABLE)
-        ac_lua_plugin_fail(L, p, "'tools' must be a table {action = {cost_usd = ...}} (got %s)",
-                           lua_typename(L, t));
-    int tools = lua_gettop(L);
-    int64_t *costs = (int64_t *)a->tool_cost_micro_usd;
-    uint8_t *flags = (uint8_t *)a->has_tool;
-    lua_pushnil(L); /* index tools nil */
-    while (lua_next(L, tools)) { /* index tools key tool */
-        if (lua_type(L, -2) != LUA_TSTRING)
-            ac_lua_plugin_fail(L, p, "'tools' keys must be action names");
-        const char *name = lua_tostring(L, -2);
-        lua_pushvalue(L, -2); /* index tools key tool key */
-        if (lua_rawget(L, index) != LUA_TNUMBER) /* index tools key tool i */
-            ac_lua_plugin_fail(L, p, "tools.%s is not one of the actions", name);
-        int i = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1); /* index tools key tool */
-        if (!lua_istable(L, -1))
-            ac_lua_plugin_fail(L, p, "tools.%s must be a table with cost_usd", name);
-        int ct = lua_getfield(L, -1, "cost_usd"); /* index tools key tool cost */
-        double cost = lua_tonumber(L, -1);
-        if (ct != LUA_TNUMBER || !(cost >= 0) || cost > 1e6)
-            ac_lua_plugin_fail(L, p, "tools.%s.cost_usd must be a number from 0 to 1e6 (got %s)",
-                               name, ct == LUA_TNUMBER ? lua_tostring(L, -1) : lua_typename(L, ct));
-        costs[i] = llround(cost * 1e6);
-        flags[i] = 1;
-        lua_pop(L, 1);                          /* index tools key tool */
-        int dt = lua_getfield(L, -1, "description"); /* index tools key tool desc */
-        if (dt != LUA_TNIL && dt != LUA_TSTRING)
-            ac_lua_plugin_fail(L, p, "tools.%s.description must be a string", name);
-        lua_pop(L, 2); /* index tools key */
+        ac_lua_plugin_fail(L, p, "tools.%s.args must be an array of {name = ..., type = ...}", tool->name);
+    int args = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, args);
+    if (n > AC_AGENT_MAX_ARGS)
+        ac_lua_plugin_fail(L, p, "tools.%s takes %d arguments (at most %d)", tool->name, (int)n, AC_AGENT_MAX_ARGS);
+    for (lua_Integer k = 1; k <= n; k++) {
+        char where[160];
+        snprintf(where, sizeof where, "tools.%s.args[%d]", tool->name, (int)k);
+        if (lua_rawgeti(L, args, k) != LUA_TTABLE) /* args arg */
+            ac_lua_plugin_fail(L, p, "%s must be a table {name = ..., type = ...}", where);
+        ac_tool_arg_t *arg = &tool->args[tool->n_args];
+        arg->name = opt_string(L, -1, "name", p, where);
+        tool->n_args++; /* owned by the tool from here: freed with it if a check below fails */
+        if (arg->name == NULL || arg->name[0] == '\0')
+            ac_lua_plugin_fail(L, p, "%s.name must be a non-empty string", where);
+        for (int j = 0; j + 1 < tool->n_args; j++)
+            if (strcmp(tool->args[j].name, arg->name) == 0)
+                ac_lua_plugin_fail(L, p, "%s repeats the argument name '%s'", where, arg->name);
+        char *type = opt_string(L, -1, "type", p, where);
+        arg->kind = type ? ac_arg_kind_from_name(type) : AC_ARG_ANY;
+        free(type);
+        if (arg->kind < 0)
+            ac_lua_plugin_fail(L, p, "%s.type must be \"number\", \"word\", \"id\", \"any\" or \"candidate\"", where);
+        *needs_candidates |= arg->kind == AC_ARG_CANDIDATE;
+        lua_pop(L, 1); /* args */
     }
-    lua_pop(L, 1); /* index */
+    lua_pop(L, 1);
 }
 
-static void ac_agent_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
+/* agent.tools: an array of {name, args?, cost_usd?, description?}. Leaves {name = 0-based
+ * index} on the stack. */
+static void check_tools(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t *a, int *needs_candidates)
+{
+    if (lua_getfield(L, module, "tools") != LUA_TTABLE) /* tools */
+        ac_lua_plugin_fail(L, p, "'tools' must be an array of tools {name = ..., args = {...}} (got %s)",
+                           luaL_typename(L, -1));
+    int tools = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, tools), keys = 0;
+    lua_pushnil(L); /* tools nil */
+    while (lua_next(L, tools)) { /* tools key value */
+        keys++;
+        lua_pop(L, 1);
+    }
+    if (keys != n)
+        ac_lua_plugin_fail(L, p, "'tools' must be an array (keys 1..n only)");
+    if (n < 1 || n > AC_AGENT_MAX_ACTIONS)
+        ac_lua_plugin_fail(L, p, "'tools' must have 1 to %d entries (has %d)", AC_AGENT_MAX_ACTIONS, (int)n);
+    a->_tools = calloc((size_t)n, sizeof *a->_tools);
+    a->_names = calloc((size_t)n, sizeof *a->_names);
+    if (a->_tools == NULL || a->_names == NULL)
+        ac_lua_plugin_fail(L, p, "out of memory");
+    a->n_actions = (int)n;
+    lua_createtable(L, 0, (int)n); /* tools index */
+    for (lua_Integer i = 1; i <= n; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "tools[%d]", (int)i);
+        if (lua_rawgeti(L, tools, i) != LUA_TTABLE) /* tools index tool */
+            ac_lua_plugin_fail(L, p, "%s must be a table {name = ..., args = {...}}", where);
+        ac_tool_t *tool = &a->_tools[i - 1];
+        tool->name = opt_string(L, -1, "name", p, where);
+        if (tool->name == NULL || tool->name[0] == '\0')
+            ac_lua_plugin_fail(L, p, "%s.name must be a non-empty string", where);
+        a->_names[i - 1] = tool->name;
+        lua_pushstring(L, tool->name); /* tools index tool name */
+        if (lua_rawget(L, -3) != LUA_TNIL)
+            ac_lua_plugin_fail(L, p, "%s ('%s') repeats an earlier tool", where, tool->name);
+        lua_pop(L, 1);
+        lua_pushstring(L, tool->name);
+        lua_pushinteger(L, i - 1);
+        lua_rawset(L, -4); /* tools index tool */
+        tool->description = opt_string(L, -1, "description", p, where);
+        int ct = lua_getfield(L, -1, "cost_usd"); /* tools index tool cost */
+        double cost = lua_tonumber(L, -1);
+        if (ct != LUA_TNIL && (ct != LUA_TNUMBER || !(cost >= 0) || cost > 1e6))
+            ac_lua_plugin_fail(L, p, "tools.%s.cost_usd must be a number from 0 to 1e6", tool->name);
+        tool->cost_micro_usd = ct == LUA_TNIL ? 0 : llround(cost * 1e6);
+        lua_pop(L, 1);
+        check_args(L, lua_gettop(L), p, tool, needs_candidates);
+        if (tool->n_args > a->max_args)
+            a->max_args = tool->n_args;
+        lua_pop(L, 1); /* tools index */
+    }
+    a->tools = a->_tools;
+    a->actions = a->_names;
+    lua_remove(L, tools); /* index */
+}
+
+/* Optional functions get LUA_NOREF when absent. */
+static int fn_ref(lua_State *L, int module, ac_lua_plugin_t *p, int fn)
+{
+    if (fn < FN_REQUIRED)
+        return ac_lua_plugin_fn_ref(L, module, p, fn_names[fn]);
+    int t = lua_getfield(L, module, fn_names[fn]); /* fn */
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    if (t != LUA_TFUNCTION)
+        ac_lua_plugin_fail(L, p, "'%s' must be a function (got %s)", fn_names[fn], lua_typename(L, t));
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void agent_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data)
 {
     ac_agent_t *a = data;
     a->_plugin = p;
     a->name = ac_lua_plugin_name(p);
     a->version = ac_lua_plugin_version(p);
     a->path = ac_lua_plugin_path(p);
-    ac_agent_check_actions(L, module, p, a); /* index */
-    ac_agent_check_tools(L, module, p, a);   /* index */
-    int t = lua_getfield(L, module, "max_steps"); /* index max */
+    for (int i = 0; i < FN_COUNT; i++)
+        a->_fn[i] = LUA_NOREF;
+    a->_index = LUA_NOREF;
+    if (lua_getfield(L, module, "actions") != LUA_TNIL)
+        ac_lua_plugin_fail(L, p, "'actions' is the old agent contract: declare 'tools' as an array "
+                                 "{ {name = ..., args = {...}}, ... } (docs/plugins.md)");
+    lua_pop(L, 1);
+    int needs_candidates = 0;
+    check_tools(L, module, p, a, &needs_candidates); /* index */
+    int t = lua_getfield(L, module, "max_steps");    /* index max */
     if (t != LUA_TNIL) {
         lua_Integer m = lua_tointeger(L, -1);
         if (!lua_isinteger(L, -1) || m < 1 || m > AC_AGENT_MAX_STEPS)
-            ac_lua_plugin_fail(L, p, "'max_steps' must be an integer from 1 to %d",
-                               AC_AGENT_MAX_STEPS);
+            ac_lua_plugin_fail(L, p, "'max_steps' must be an integer from 1 to %d", AC_AGENT_MAX_STEPS);
         a->max_steps = (int)m;
     }
     lua_pop(L, 1); /* index */
-    for (int i = 0; i < AC_FN_COUNT; i++)
-        a->_fn[i] = ac_lua_plugin_fn_ref(L, module, p, ac_agent_fn_names[i]);
+    for (int i = 0; i < FN_COUNT; i++)
+        a->_fn[i] = fn_ref(L, module, p, i);
+    a->has_observe = a->_fn[FN_OBSERVE] != LUA_NOREF;
+    a->has_legal = a->_fn[FN_LEGAL] != LUA_NOREF;
+    a->has_candidates = a->_fn[FN_CANDIDATES] != LUA_NOREF;
+    if (needs_candidates && !a->has_candidates)
+        ac_lua_plugin_fail(L, p, "an argument of type \"candidate\" needs agent.candidates(state)");
     a->_index = luaL_ref(L, LUA_REGISTRYINDEX); /* (empty) */
 }
 
-static const ac_lua_plugin_kind_t ac_agent_kind = {"agents", sizeof(ac_agent_t), ac_agent_check,
-                                                   ac_agent_fini};
+static const ac_lua_plugin_kind_t agent_kind = {"agents", sizeof(ac_agent_t), agent_check, agent_fini};
 
 ac_agent_t *ac_agent_open(ac_lua_host_t *h, const char *name, ac_err_t *err)
 {
-    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &ac_agent_kind, name, err);
+    ac_lua_plugin_t *p = ac_lua_plugin_get(h, &agent_kind, name, err);
     return p ? ac_lua_plugin_data(p) : NULL;
 }
 
@@ -187,13 +252,14 @@ void ac_agent_close(ac_agent_t *a)
 
 /* ---- agents: calls --------------------------------------------------------------------------- */
 
-typedef struct ac_agent_call {
+typedef struct agent_call {
     ac_agent_t *a;
     int state; /* registry ref of the episode's table */
     /* inputs */
     const json_t *query;
     const ac_episode_ctx_t *ctx;
-    int action;
+    int tool;
+    const json_t *args;
     char **buf;
     size_t *cap;
     uint8_t *mask;
@@ -202,25 +268,25 @@ typedef struct ac_agent_call {
     size_t len;
     int returned; /* the plugin function returned: later errors are not its raising */
     int done;
-    json_t *params, *result, *answer;
+    json_t *result, *answer, *list;
     ac_err_t conv; /* a result that is not JSON */
-} ac_agent_call_t;
+} agent_call_t;
 
 /* Pushes agent function `fn` and the episode's state. */
-static void ac_agent_push(lua_State *L, ac_agent_call_t *c, int fn)
+static void push_fn(lua_State *L, agent_call_t *c, int fn)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_fn[fn]); /* fn */
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->state);      /* fn state */
 }
 
-static int ac_agent_init_k(lua_State *L)
+static int init_k(lua_State *L)
 {
-    ac_agent_call_t *c = lua_touserdata(L, 1);
+    agent_call_t *c = lua_touserdata(L, 1);
     static const ac_episode_ctx_t none = {0, 0, 0};
     const ac_episode_ctx_t *x = c->ctx ? c->ctx : &none;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_fn[AC_FN_INIT]); /* init */
-    ac_lua_push_json(L, c->query);                            /* init query */
-    lua_createtable(L, 0, 4);                                 /* init query ctx */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_fn[FN_INIT]); /* init */
+    ac_lua_push_json(L, c->query);                         /* init query */
+    lua_createtable(L, 0, 4);                              /* init query ctx */
     lua_pushinteger(L, (lua_Integer)(x->seed & 0x7fffffffffffffffULL)); /* ... seed */
     lua_setfield(L, -2, "seed");
     lua_pushinteger(L, (lua_Integer)x->episode);
@@ -229,22 +295,20 @@ static int ac_agent_init_k(lua_State *L)
     lua_setfield(L, -2, "iteration");
     ac_lua_push_episode_rng(L);
     lua_setfield(L, -2, "rng");
-    lua_call(L, 2, 1);                                        /* state */
+    lua_call(L, 2, 1); /* state */
     if (!lua_istable(L, -1))
-        ac_lua_plugin_fail(L, c->a->_plugin, "init must return a table (got %s)",
-                           luaL_typename(L, -1));
+        ac_lua_plugin_fail(L, c->a->_plugin, "init must return a table (got %s)", luaL_typename(L, -1));
     c->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* (empty) */
     return 0;
 }
 
-static int ac_agent_observe_k(lua_State *L)
+static int observe_k(lua_State *L)
 {
-    ac_agent_call_t *c = lua_touserdata(L, 1);
-    ac_agent_push(L, c, AC_FN_OBSERVE); /* observe state */
-    lua_call(L, 1, 1);                  /* text */
+    agent_call_t *c = lua_touserdata(L, 1);
+    push_fn(L, c, FN_OBSERVE); /* observe state */
+    lua_call(L, 1, 1);         /* text */
     if (lua_type(L, -1) != LUA_TSTRING)
-        ac_lua_plugin_fail(L, c->a->_plugin, "observe must return a string (got %s)",
-                           luaL_typename(L, -1));
+        ac_lua_plugin_fail(L, c->a->_plugin, "observe must return a string (got %s)", luaL_typename(L, -1));
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
     size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_observation_bytes;
@@ -263,57 +327,84 @@ static int ac_agent_observe_k(lua_State *L)
     return 0;
 }
 
-static int ac_agent_legal_k(lua_State *L)
+static int legal_k(lua_State *L)
 {
-    ac_agent_call_t *c = lua_touserdata(L, 1);
+    agent_call_t *c = lua_touserdata(L, 1);
     ac_lua_plugin_t *p = c->a->_plugin;
-    ac_agent_push(L, c, AC_FN_LEGAL); /* legal state */
-    lua_call(L, 1, 1);                /* list */
+    push_fn(L, c, FN_LEGAL); /* legal state */
+    lua_call(L, 1, 1);       /* list */
     if (!lua_istable(L, -1))
-        ac_lua_plugin_fail(L, p, "legal must return an array of action names (got %s)",
-                           luaL_typename(L, -1));
+        ac_lua_plugin_fail(L, p, "legal must return an array of tool names (got %s)", luaL_typename(L, -1));
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_index); /* list index */
     memset(c->mask, 0, (size_t)c->a->n_actions);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -2);
     int any = 0;
     for (lua_Integer i = 1; i <= n; i++) {
         if (lua_rawgeti(L, -2, i) != LUA_TSTRING) /* list index name */
-            ac_lua_plugin_fail(L, p, "legal()[%d] must be an action name (got %s)", (int)i,
-                               luaL_typename(L, -1));
-        lua_pushvalue(L, -1);                     /* list index name name */
-        if (lua_rawget(L, -3) != LUA_TNUMBER)     /* list index name k */
-            ac_lua_plugin_fail(L, p, "legal returned '%s', which is not one of the actions",
-                               lua_tostring(L, -2));
+            ac_lua_plugin_fail(L, p, "legal()[%d] must be a tool name (got %s)", (int)i, luaL_typename(L, -1));
+        lua_pushvalue(L, -1);                 /* list index name name */
+        if (lua_rawget(L, -3) != LUA_TNUMBER) /* list index name k */
+            ac_lua_plugin_fail(L, p, "legal returned '%s', which is not one of the tools", lua_tostring(L, -2));
         c->mask[lua_tointeger(L, -1)] = 1;
         any = 1;
         lua_pop(L, 2); /* list index */
     }
     if (!any)
-        ac_lua_plugin_fail(L, p, "legal returned no action (at least one must be legal)");
+        ac_lua_plugin_fail(L, p, "legal returned no tool (at least one must be legal)");
     return 0;
 }
 
-static int ac_agent_step_k(lua_State *L)
+static int candidates_k(lua_State *L)
 {
-    ac_agent_call_t *c = lua_touserdata(L, 1);
-    ac_agent_push(L, c, AC_FN_STEP);             /* step state */
-    lua_pushstring(L, c->a->actions[c->action]); /* step state action */
-    lua_call(L, 2, 3);                           /* params result done */
+    agent_call_t *c = lua_touserdata(L, 1);
+    ac_lua_plugin_t *p = c->a->_plugin;
+    push_fn(L, c, FN_CANDIDATES); /* candidates state */
+    lua_call(L, 1, 1);            /* list */
+    if (!lua_istable(L, -1))
+        ac_lua_plugin_fail(L, p, "candidates must return an array of strings or numbers (got %s)",
+                           luaL_typename(L, -1));
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n > AC_AGENT_MAX_CANDIDATES)
+        ac_lua_plugin_fail(L, p, "candidates returned %d values (at most %d)", (int)n, AC_AGENT_MAX_CANDIDATES);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int t = lua_rawgeti(L, -1, i); /* list v */
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            ac_lua_plugin_fail(L, p, "candidates()[%d] must be a string or a number (got %s)", (int)i,
+                               lua_typename(L, t));
+        lua_pop(L, 1);
+    }
+    size_t max = ac_lua_host_limits(ac_lua_plugin_host(p))->max_observation_bytes;
+    c->list = ac_lua_to_json_limited(L, -1, "candidates", max, "limits.max_observation_bytes", NULL, &c->conv);
+    if (c->list != NULL && !json_is_array(c->list)) { /* an empty table converts to {} */
+        json_decref(c->list);
+        c->list = json_array();
+    }
+    return 0;
+}
+
+static int step_k(lua_State *L)
+{
+    agent_call_t *c = lua_touserdata(L, 1);
+    push_fn(L, c, FN_STEP);                        /* step state */
+    lua_pushstring(L, c->a->actions[c->tool]);     /* step state tool */
+    if (c->args != NULL && json_object_size(c->args) > 0)
+        ac_lua_push_json(L, c->args);              /* step state tool args */
+    else
+        lua_createtable(L, 0, 0);
+    lua_call(L, 3, 2);                             /* result done */
     c->returned = 1;
     c->done = lua_toboolean(L, -1);
     /* ac_lua_to_json never raises: nothing below can interrupt this function */
-    size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_result_bytes, pb = 0, rb = 0;
-    if ((c->params = ac_lua_to_json_limited(L, -3, "params", max, "limits.max_result_bytes", &pb, &c->conv)))
-        c->result = ac_lua_to_json_limited(L, -2, "result", max, "limits.max_result_bytes", &rb, &c->conv);
-    c->len = pb + rb;
+    size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_result_bytes;
+    c->result = ac_lua_to_json_limited(L, -2, "result", max, "limits.max_result_bytes", &c->len, &c->conv);
     return 0;
 }
 
-static int ac_agent_final_k(lua_State *L)
+static int final_k(lua_State *L)
 {
-    ac_agent_call_t *c = lua_touserdata(L, 1);
-    ac_agent_push(L, c, AC_FN_FINAL); /* final state */
-    lua_call(L, 1, 1);                /* answer */
+    agent_call_t *c = lua_touserdata(L, 1);
+    push_fn(L, c, FN_FINAL); /* final state */
+    lua_call(L, 1, 1);       /* answer */
     size_t max = ac_lua_host_limits(ac_lua_plugin_host(c->a->_plugin))->max_result_bytes;
     c->answer = ac_lua_to_json_limited(L, -1, "answer", max, "limits.max_result_bytes", NULL, &c->conv);
     return 0;
@@ -321,10 +412,9 @@ static int ac_agent_final_k(lua_State *L)
 
 /* Runs an agent call of an episode (init: not yet initialized): math.random draws from the
  * episode's generator meanwhile. */
-static int ac_agent_run(ac_agent_call_t *c, ac_episode_t *ep, lua_CFunction k,
-                        ac_err_t *err)
+static int run_call(agent_call_t *c, ac_episode_t *ep, lua_CFunction k, ac_err_t *err)
 {
-    if (k != ac_agent_init_k) {
+    if (k != init_k) {
         if (ep->_state <= 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "%s: episode not initialized", c->a->path);
         c->state = ep->_state;
@@ -339,20 +429,22 @@ static int ac_agent_run(ac_agent_call_t *c, ac_episode_t *ep, lua_CFunction k,
 int ac_agent_init(ac_agent_t *a, const json_t *query, const ac_episode_ctx_t *ctx, ac_episode_t *ep,
                   ac_err_t *err)
 {
-    ac_agent_call_t c = {.a = a, .query = query, .ctx = ctx, .ref = LUA_NOREF};
+    agent_call_t c = {.a = a, .query = query, .ctx = ctx, .ref = LUA_NOREF};
     ep->_state = LUA_NOREF;
     ac_rng_seed(&ep->rng, ctx ? ctx->seed : 0);
-    if (ac_agent_run(&c, ep, ac_agent_init_k, err) != 0)
+    if (run_call(&c, ep, init_k, err) != 0)
         return -1;
     ep->_state = c.ref;
     return 0;
 }
 
-int ac_agent_observe(ac_agent_t *a, ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
-                     ac_err_t *err)
+int ac_agent_observe(ac_agent_t *a, ac_episode_t *ep, char **buf, size_t *cap, size_t *len, ac_err_t *err)
 {
-    ac_agent_call_t c = {.a = a, .buf = buf, .cap = cap};
-    if (ac_agent_run(&c, ep, ac_agent_observe_k, err) != 0)
+    *len = 0;
+    if (!a->has_observe)
+        return 0;
+    agent_call_t c = {.a = a, .buf = buf, .cap = cap};
+    if (run_call(&c, ep, observe_k, err) != 0)
         return -1;
     *len = c.len;
     return 0;
@@ -360,38 +452,54 @@ int ac_agent_observe(ac_agent_t *a, ac_episode_t *ep, char **buf, size_t *cap, s
 
 int ac_agent_legal(ac_agent_t *a, ac_episode_t *ep, uint8_t *mask, ac_err_t *err)
 {
-    ac_agent_call_t c = {.a = a, .mask = mask};
-    return ac_agent_run(&c, ep, ac_agent_legal_k, err);
+    if (!a->has_legal) {
+        memset(mask, 1, (size_t)a->n_actions);
+        return 0;
+    }
+    agent_call_t c = {.a = a, .mask = mask};
+    return run_call(&c, ep, legal_k, err);
 }
 
-int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int action, json_t **params,
-                  json_t **result, int *done, size_t *bytes, ac_err_t *err)
+int ac_agent_candidates(ac_agent_t *a, ac_episode_t *ep, json_t **list, ac_err_t *err)
 {
-    *params = *result = NULL;
+    *list = NULL;
+    if (!a->has_candidates) {
+        *list = json_array();
+        return *list ? 0 : ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+    }
+    agent_call_t c = {.a = a};
+    if (run_call(&c, ep, candidates_k, err) != 0) {
+        json_decref(c.list);
+        return -1;
+    }
+    if (c.list == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: candidates returned %s", a->path, c.conv.message);
+    *list = c.list;
+    return 0;
+}
+
+int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int tool, const json_t *args, json_t **result, int *done,
+                  size_t *bytes, ac_err_t *err)
+{
+    *result = NULL;
     *done = 1;
     if (bytes)
         *bytes = 0;
-    if (action < 0 || action >= a->n_actions)
-        return ac_err_set(err, AC_ERR_INTERNAL, "%s: action %d out of range (%d actions)",
-                          a->path, action, a->n_actions);
-    ac_agent_call_t c = {.a = a, .action = action};
+    if (tool < 0 || tool >= a->n_actions)
+        return ac_err_set(err, AC_ERR_INTERNAL, "%s: tool %d out of range (%d tools)", a->path, tool, a->n_actions);
+    agent_call_t c = {.a = a, .tool = tool, .args = args};
     ac_err_t local = AC_ERR_INIT;
-    if (ac_agent_run(&c, ep, ac_agent_step_k, &local) != 0) {
-        json_decref(c.params);
+    if (run_call(&c, ep, step_k, &local) != 0) {
         json_decref(c.result);
         if (c.returned || ep->_state <= 0)
             return ac_err_move(err, &local);
         /* step raised: the contract's failed tool call */
-        *params = json_null();
         *result = json_pack("{s:s}", "error", local.message);
         ac_err_move(err, &local);
         return AC_AGENT_TOOL_FAILED;
     }
-    if (c.result == NULL) {
-        json_decref(c.params);
+    if (c.result == NULL)
         return ac_err_set(err, AC_ERR_INTERNAL, "%s: step returned %s", a->path, c.conv.message);
-    }
-    *params = c.params;
     *result = c.result;
     *done = c.done;
     if (bytes)
@@ -401,9 +509,9 @@ int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int action, json_t **params,
 
 int ac_agent_final(ac_agent_t *a, ac_episode_t *ep, json_t **answer, ac_err_t *err)
 {
-    ac_agent_call_t c = {.a = a};
+    agent_call_t c = {.a = a};
     *answer = NULL;
-    if (ac_agent_run(&c, ep, ac_agent_final_k, err) != 0) {
+    if (run_call(&c, ep, final_k, err) != 0) {
         json_decref(c.answer);
         return -1;
     }

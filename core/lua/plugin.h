@@ -1,5 +1,5 @@
 /* Typed calls into the three plugin kinds: agents, rewards, validators (docs/plugins.md has the
- * Lua side of each; /tmp/ac/plugin_contract.md is the contract).
+ * Lua side of each).
  *
  * A handle comes from a host (lua_host.h) and belongs to that host's thread. It pins the version
  * of the plugin it was opened on: when the file changes, the NEXT open returns the new version
@@ -18,27 +18,58 @@
 #include "lua/registry.h"
 
 #define AC_AGENT_MAX_ACTIONS 64
+#define AC_AGENT_MAX_ARGS 4
 #define AC_AGENT_MAX_STEPS 100000
+#define AC_AGENT_MAX_CANDIDATES 64
 /* ac_agent_step's result when agent.step raised (or broke a limit): a failed tool call, which
  * ends the episode; not a host failure. */
 #define AC_AGENT_TOOL_FAILED 1
 
 /* ---- agents: plugins/agents/<name>.lua ------------------------------------------------------- */
 
+/* What may fill a tool's argument (the policy chooses it among the candidates of its kind in
+ * what it sees: docs/plugins.md, "Tools and arguments"). */
+enum ac_arg_kind {
+    AC_ARG_NUMBER,    /* "number": a number token (passed to the tool as a Lua number) */
+    AC_ARG_WORD,      /* "word": a word of letters */
+    AC_ARG_ID,        /* "id": an identifier (letters and digits mixed, "ORD-1042") or a number */
+    AC_ARG_ANY,       /* "any": any of those tokens */
+    AC_ARG_CANDIDATE, /* "candidate": one of the values agent.candidates(state) returned */
+    AC_ARG_KINDS
+};
+/* "number", ... -> AC_ARG_*, or -1; and back ("?" out of range). */
+int ac_arg_kind_from_name(const char *name);
+const char *ac_arg_kind_name(int kind);
+
+typedef struct ac_tool_arg {
+    char *name;
+    int kind; /* ac_arg_kind */
+} ac_tool_arg_t;
+
+typedef struct ac_tool {
+    char *name;
+    char *description;      /* or NULL */
+    int64_t cost_micro_usd; /* cost_usd * 1e6, rounded */
+    int n_args;
+    ac_tool_arg_t args[AC_AGENT_MAX_ARGS];
+} ac_tool_t;
+
 typedef struct ac_agent {
     const char *name;    /* the file name ("calculator"), as passed to ac_agent_open */
     const char *version; /* agent.version */
     const char *path;    /* "plugins/agents/calculator.lua" */
-    int n_actions;       /* 1..AC_AGENT_MAX_ACTIONS: the policy's output size */
-    const char *const *actions;         /* (n_actions) names, in agent.actions order */
-    const int64_t *tool_cost_micro_usd; /* (n_actions) tools[a].cost_usd * 1e6, rounded; 0: none */
-    const uint8_t *has_tool;            /* (n_actions) 1 when agent.tools has an entry */
+    int n_actions;       /* tools, 1..AC_AGENT_MAX_ACTIONS: the policy's tool choices */
+    const ac_tool_t *tools;             /* (n_actions) in agent.tools order */
+    const char *const *actions;         /* (n_actions) the tools' names */
+    int max_args;                       /* the most arguments a tool takes */
     int max_steps;                      /* agent.max_steps, or 0 when the agent sets none */
+    int has_observe, has_legal, has_candidates; /* the optional functions it defines */
     /* private */
     ac_lua_plugin_t *_plugin;
-    int _fn[5];   /* registry refs: init observe legal step final */
-    int _index;   /* registry ref: {action name = 0-based index} */
-    void *_mem;   /* backs actions, tool_cost_micro_usd, has_tool and the names */
+    int _fn[6];   /* registry refs: init step final observe legal candidates (LUA_NOREF: absent) */
+    int _index;   /* registry ref: {tool name = 0-based index} */
+    ac_tool_t *_tools;
+    const char **_names;
 } ac_agent_t;
 
 /* One episode's state: agent.init's table, kept in the Lua registry between calls (no JSON
@@ -75,24 +106,32 @@ void ac_agent_close(ac_agent_t *a);
 int ac_agent_init(ac_agent_t *a, const json_t *query, const ac_episode_ctx_t *ctx, ac_episode_t *ep,
                   ac_err_t *err);
 
-/* agent.observe(state): the text the policy reads. *buf is a malloc'd buffer of *cap bytes that
- * the call grows with realloc as needed (start with NULL and 0; free it when done); on success it
- * holds the text NUL-terminated and *len is its length. Reuse one buffer across steps. */
+/* agent.observe(state), when the agent has it: extra text for the policy. *buf is a malloc'd
+ * buffer of *cap bytes that the call grows with realloc as needed (start with NULL and 0; free
+ * it when done); on success it holds the text NUL-terminated and *len is its length (0 without
+ * observe). Reuse one buffer across steps. */
 int ac_agent_observe(ac_agent_t *a, ac_episode_t *ep, char **buf, size_t *cap, size_t *len,
                      ac_err_t *err);
 
-/* agent.legal(state): mask (n_actions bytes, caller's) gets 1 for each legal action, else 0.
- * An unknown action name or no legal action at all is an error. */
+/* agent.legal(state): mask (n_actions bytes, caller's) gets 1 for each legal tool, else 0; every
+ * tool is legal for an agent without legal. An unknown tool name or no legal tool at all is an
+ * error. */
 int ac_agent_legal(ac_agent_t *a, ac_episode_t *ep, uint8_t *mask, ac_err_t *err);
 
-/* agent.step(state, actions[action]): runs the action's tool. On 0, *params and *result are new
- * references (nil becomes JSON null), *done is 1 when the episode ended and *bytes (may be NULL)
- * estimates their size as JSON text. Each is bounded by limits.max_result_bytes. When step raised
- * or broke a limit, returns AC_AGENT_TOOL_FAILED with *params = null, *result =
- * {"error": message}, *done = 1 and err holding the same message. -1: action out of range, or
- * step returned values that are not JSON or too large (outputs are then NULL). */
-int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int action, json_t **params,
-                  json_t **result, int *done, size_t *bytes, ac_err_t *err);
+/* agent.candidates(state), when the agent has it: the values arguments of kind "candidate" choose
+ * from (strings or numbers, at most AC_AGENT_MAX_CANDIDATES). *list: a new array (empty without
+ * the function). */
+int ac_agent_candidates(ac_agent_t *a, ac_episode_t *ep, json_t **list, ac_err_t *err);
+
+/* agent.step(state, tool, args): runs the tool with the arguments the policy chose (args: an
+ * object, name -> value, borrowed; NULL or {} for a tool without arguments). On 0, *result is a
+ * new reference (nil becomes JSON null), *done is 1 when the episode ended and *bytes (may be
+ * NULL) estimates its size as JSON text; bounded by limits.max_result_bytes. When step raised
+ * or broke a limit, returns AC_AGENT_TOOL_FAILED with *result = {"error": message}, *done = 1
+ * and err holding the same message. -1: tool out of range, or step returned a value that is not
+ * JSON or too large (*result is then NULL). */
+int ac_agent_step(ac_agent_t *a, ac_episode_t *ep, int tool, const json_t *args, json_t **result, int *done,
+                  size_t *bytes, ac_err_t *err);
 
 /* agent.final(state): the episode's answer, a new reference in *answer. */
 int ac_agent_final(ac_agent_t *a, ac_episode_t *ep, json_t **answer, ac_err_t *err);

@@ -530,7 +530,7 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     ac_checkpoint_t ck = {0};
     ac_agent_t *agent = NULL;
     ac_reward_t *reward = NULL;
-    ac_policy_t *baseline = NULL;
+    ac_actor_t *baseline = NULL;
     ac_eval_result_t rb = {0}, rt = {0};
     ac_lua_host_t *host = NULL;
     int ret = -1;
@@ -598,14 +598,15 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
         eval_failed(err, "agent_id");
         goto out;
     }
-    if (agent->n_actions != ck.policy->cfg.n_actions) {
-        ac_err_field(err, AC_ERR_EVALUATION_FAILED, "agent_id", "the agent's actions changed since the checkpoint");
+    /* the baseline is the untrained policy: the job's initial weights, rebuilt from its seed */
+    ac_actor_config_t pc;
+    ac_trainer_policy_config(&pc, &cfg, agent, ac_runner_seed(id, cfg.seed));
+    const ac_actor_config_t *kc = ac_actor_config(ck.policy);
+    if (kc->n_tools != pc.n_tools || memcmp(kc->n_args, pc.n_args, sizeof pc.n_args) != 0) {
+        ac_err_field(err, AC_ERR_EVALUATION_FAILED, "agent_id", "the agent's tools changed since the checkpoint");
         goto out;
     }
-    /* the baseline is the untrained policy: the job's initial weights, rebuilt from its seed */
-    ac_policy_config_t pc;
-    ac_trainer_policy_config(&pc, &cfg, agent, ac_runner_seed(id, cfg.seed));
-    if ((baseline = ac_policy_create(&pc, err)) == NULL)
+    if ((baseline = ac_actor_create(&pc, err)) == NULL)
         goto out;
     if (ac_eval_run(agent, reward, baseline, queries, cfg.max_steps_per_trajectory, &rb, err) != 0 ||
         ac_eval_run(agent, reward, ck.policy, queries, cfg.max_steps_per_trajectory, &rt, err) != 0) {
@@ -635,7 +636,7 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
 out:
     ac_eval_result_free(&rb);
     ac_eval_result_free(&rt);
-    ac_policy_destroy(baseline);
+    ac_actor_destroy(baseline);
     ac_reward_close(reward);
     ac_agent_close(agent);
     ac_lua_host_destroy(host);

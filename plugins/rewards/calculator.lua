@@ -1,11 +1,14 @@
--- Reward for the calculator agent: 1 for the exact numeric answer, else 0.
+-- Reward for the calculator agent: 1 for the exact numeric answer; else partial credit for the
+-- way there, 0.5 x the share of the expected intermediate values the tool results reached in
+-- order (extra calls in between cost nothing but steps). Success is the exact answer only.
 --
--- expected_outcome = { answer = 35, ops = { "add", "multiply" } }   (ops is optional)
+-- expected_outcome = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
+--   (ops and values are optional: without values there is no partial credit)
 -- tool_accuracy (when ops is given): a step is right when it did not fail and, for an operation
--- step, when it is the expected operation at that position (extract_numbers and answer are right
--- whenever they succeed). Without ops the host's default applies.
+-- step, when it is the expected operation at that position (answer is right whenever it
+-- succeeds). Without ops the host's default applies.
 
-local OPERATIONS = { add = true, subtract = true, subtract_from = true, multiply = true, divide = true }
+local OPERATIONS = { add = true, subtract = true, multiply = true, divide = true, power = true, modulo = true }
 
 -- Exact, except that integer 35 equals float 35.0 and float noise (0.1 + 0.2) is forgiven.
 local function same_number(got, want)
@@ -38,10 +41,21 @@ local function tool_accuracy(steps, want_ops)
   return right / #steps
 end
 
+-- How many of values (in order) appear among the tool results' values, allowing others between.
+local function reached(steps, values)
+  local k = 1
+  for _, step in ipairs(steps) do
+    if k > #values then break end
+    local r = step.result
+    if type(r) == "table" and same_number(r.value, values[k]) then k = k + 1 end
+  end
+  return k - 1
+end
+
 return {
   name = "calculator",
-  version = "1.0.0",
-  description = "1 when the final answer equals expected_outcome.answer, else 0",
+  version = "2.0.0",
+  description = "1 for the exact answer, else 0.5 x the share of the expected intermediate values reached",
   range = { 0, 1 },
   success_threshold = 1.0,
   score = function(trajectory, expected)
@@ -51,7 +65,11 @@ return {
     local final = type(trajectory.final) == "table" and trajectory.final or {}
     local ok = same_number(final.answer, expected.answer)
     local info = { success = ok }
-    info.tool_accuracy = tool_accuracy(trajectory.steps or {}, expected.ops)
-    return ok and 1.0 or 0.0, info
+    local steps = trajectory.steps or {}
+    info.tool_accuracy = tool_accuracy(steps, expected.ops)
+    if ok then return 1.0, info end
+    local values = expected.values
+    if type(values) ~= "table" or #values == 0 then return 0.0, info end
+    return 0.5 * reached(steps, values) / #values, info
   end,
 }

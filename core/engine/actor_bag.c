@@ -1,0 +1,192 @@
+/* The bag reader: a state is the mean embedding of its tokens' hashed unigrams and bigrams,
+ * through one ReLU layer; a candidate is the mean embedding of hashed features of the token and
+ * its neighbourhood (its text, two neighbours each side, its segment and age, its copy flags, and
+ * its ordinal among the tokens of its kind in its segment). Word order beyond a pair is lost:
+ * that is what the sequence reader is for. */
+#include "engine/actor_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+static inline uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline int bucket(uint64_t h, int n) { return (int)(mix(h) % (uint64_t)n); }
+
+void ac_actor_bag_layout(ac_actor_t *p, size_t *off)
+{
+    const ac_actor_config_t *c = &p->cfg;
+    p->off_E = *off;
+    *off += (size_t)c->n_buckets * c->d_emb;
+    p->off_W0 = *off;
+    *off += (size_t)c->d_emb * p->H;
+    p->off_b0 = *off;
+    *off += (size_t)p->H;
+}
+
+void ac_actor_bag_init(ac_actor_t *p, ac_rng_t *rng)
+{
+    const ac_actor_config_t *c = &p->cfg;
+    float *E = p->params + p->off_E, *W0 = p->params + p->off_W0;
+    for (size_t i = 0; i < (size_t)c->n_buckets * c->d_emb; i++)
+        E[i] = (float)ac_rng_normal(rng);
+    double std = sqrt(2.0 / c->d_emb); /* He: ReLU follows */
+    for (size_t i = 0; i < (size_t)c->d_emb * p->H; i++)
+        W0[i] = (float)(std * ac_rng_normal(rng));
+}
+
+static int skip(const ac_token_t *t) { return t->kind == AC_TOK_PUNCT; }
+
+/* Feature ids of one state (tokens t[0..n)): unigrams, and bigrams of neighbouring tokens. */
+static int features(const ac_token_t *t, int n, int *ids, int n_buckets)
+{
+    int k = 0;
+    uint64_t prev = 0;
+    int have_prev = 0;
+    for (int i = 0; i < n && k < BAG_MAX_FEATURES; i++) {
+        if (skip(&t[i]))
+            continue;
+        ids[k++] = bucket(t[i].hash ^ 0x5555555555555555ULL, n_buckets);
+        if (have_prev && k < BAG_MAX_FEATURES)
+            ids[k++] = bucket(prev * 0x100000001b3ULL ^ t[i].hash ^ 0xaaaaaaaaaaaaaaaaULL, n_buckets);
+        prev = t[i].hash;
+        have_prev = 1;
+    }
+    return k;
+}
+
+int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err)
+{
+    (void)err;
+    const ac_actor_config_t *c = &p->cfg;
+    const int n = p->n, D = c->d_emb, H = p->H;
+    const float *E = p->params + p->off_E;
+    p->ids_off[0] = 0;
+    for (int r = 0; r < n; r++) {
+        int s = p->first + r;
+        const ac_token_t *t = p->S->tok + p->S->off[s];
+        int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
+        int k = features(t, p->S->off[s + 1] - p->S->off[s], ids, c->n_buckets);
+        p->ids_off[r + 1] = k; /* count; ids of state r start at r * BAG_MAX_FEATURES */
+        float *x = p->x + (size_t)r * D;
+        memset(x, 0, sizeof(float) * (size_t)D);
+        for (int j = 0; j < k; j++) {
+            const float *e = E + (size_t)ids[j] * D;
+            for (int d = 0; d < D; d++)
+                x[d] += e[d];
+        }
+        float inv = k > 0 ? 1.0f / (float)k : 0.0f;
+        for (int d = 0; d < D; d++)
+            x[d] *= inv;
+    }
+    for (int r = 0; r < n; r++)
+        memcpy(p->a + (size_t)r * H, p->params + p->off_b0, sizeof(float) * (size_t)H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, D, 1.0f, p->x, D, p->params + p->off_W0, H, 1.0f,
+                p->a, H);
+    for (size_t i = 0; i < (size_t)n * H; i++)
+        p->h[i] = p->a[i] > 0.0f ? p->a[i] : 0.0f;
+    return 0;
+}
+
+/* The hashed features of token j of state r (BAG_CAND_FEATURES ids). */
+static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
+{
+    const int s = p->first + r, n_buckets = p->cfg.n_buckets;
+    const ac_token_t *t = p->S->tok + p->S->off[s];
+    const int n = p->S->off[s + 1] - p->S->off[s];
+    const ac_token_t *x = &t[j];
+    uint64_t nb[4] = {1, 2, 3, 4}; /* prev2, prev, next, next2 within the segment; tags when absent */
+    if (j - 1 >= 0 && t[j - 1].seg == x->seg)
+        nb[1] = t[j - 1].hash;
+    if (j - 2 >= 0 && t[j - 2].seg == x->seg)
+        nb[0] = t[j - 2].hash;
+    if (j + 1 < n && t[j + 1].seg == x->seg)
+        nb[2] = t[j + 1].hash;
+    if (j + 2 < n && t[j + 2].seg == x->seg)
+        nb[3] = t[j + 2].hash;
+    int ordinal = 0;
+    for (int i = j - 1; i >= 0 && t[i].seg == x->seg; i--)
+        ordinal += t[i].kind == x->kind;
+    if (ordinal > 15)
+        ordinal = 15;
+    ids[0] = bucket(x->hash ^ 0x1111111111111111ULL, n_buckets);
+    ids[1] = bucket(nb[0] ^ 0x2222222222222222ULL, n_buckets);
+    ids[2] = bucket(nb[1] ^ 0x3333333333333333ULL, n_buckets);
+    ids[3] = bucket(nb[2] ^ 0x4444444444444444ULL, n_buckets);
+    ids[4] = bucket(nb[3] ^ 0x6666666666666666ULL, n_buckets);
+    ids[5] = bucket(((uint64_t)x->seg << 8 | x->age) ^ 0x7777777777777777ULL, n_buckets);
+    ids[6] = bucket(((uint64_t)x->kind << 8 | x->flags) ^ 0x8888888888888888ULL, n_buckets);
+    ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)ordinal) ^ 0x9999999999999999ULL, n_buckets);
+}
+
+const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok, float *buf)
+{
+    const int H = p->H;
+    int ids[BAG_CAND_FEATURES];
+    cand_features(p, r, tok, ids);
+    const float *Ec = p->params + p->off_Ec;
+    memset(buf, 0, sizeof(float) * (size_t)H);
+    for (int f = 0; f < BAG_CAND_FEATURES; f++) {
+        const float *e = Ec + (size_t)ids[f] * H;
+        for (int d = 0; d < H; d++)
+            buf[d] += e[d];
+    }
+    for (int d = 0; d < H; d++)
+        buf[d] *= 1.0f / BAG_CAND_FEATURES;
+    return buf;
+}
+
+void ac_actor_bag_cand_grad(ac_actor_t *p, int r, int tok, const float *g)
+{
+    const int H = p->H;
+    int ids[BAG_CAND_FEATURES];
+    cand_features(p, r, tok, ids);
+    float *dEc = p->grads + p->off_Ec;
+    for (int f = 0; f < BAG_CAND_FEATURES; f++) {
+        float *e = dEc + (size_t)ids[f] * H;
+        for (int d = 0; d < H; d++)
+            e[d] += g[d] * (1.0f / BAG_CAND_FEATURES);
+    }
+}
+
+int ac_actor_bag_backward(ac_actor_t *p, ac_err_t *err)
+{
+    (void)err;
+    const int n = p->n, D = p->cfg.d_emb, H = p->H;
+    float *da = p->dh; /* in place: through the ReLU */
+    for (size_t i = 0; i < (size_t)n * H; i++)
+        if (p->a[i] <= 0.0f)
+            da[i] = 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, H, n, 1.0f, p->x, D, da, H, 1.0f, p->grads + p->off_W0,
+                H);
+    float *db = p->grads + p->off_b0;
+    for (int r = 0; r < n; r++)
+        for (int k = 0; k < H; k++)
+            db[k] += da[(size_t)r * H + k];
+    /* dx = da W0^T into x's buffer: backward runs once per forward, x is not needed after it */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, H, 1.0f, da, H, p->params + p->off_W0, H, 0.0f, p->x,
+                D);
+    float *dE = p->grads + p->off_E;
+    for (int r = 0; r < n; r++) {
+        int k = p->ids_off[r + 1];
+        if (k == 0)
+            continue;
+        const int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
+        const float *dx = p->x + (size_t)r * D;
+        float inv = 1.0f / (float)k;
+        for (int j = 0; j < k; j++) {
+            float *e = dE + (size_t)ids[j] * D;
+            for (int d = 0; d < D; d++)
+                e[d] += dx[d] * inv;
+        }
+    }
+    return 0;
+}

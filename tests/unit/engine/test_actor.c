@@ -1,0 +1,263 @@
+/* Actor: contexts rendered from an episode's history, the decisions' log-probabilities (masked,
+ * tempered, normalised), and every parameter's gradient against central finite differences, for
+ * both readers (bag, sequence) and every kind of decision (tool, first slot, slot after others). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/actor.h"
+#include "engine/policy.h"
+#include "engine_check.h"
+
+/* Three states: a bare query, one with a call and its result, one with an observation and agent
+ * candidates. */
+static void make_states(ac_states_t *S, ac_context_t *ctx)
+{
+    ac_err_t err = AC_ERR_INIT;
+    const char *names[2] = {"a", "b"};
+    json_t *args = json_pack("{s:i, s:i}", "a", 7, "b", 5);
+    json_t *result = json_pack("{s:i}", "value", 12);
+    ac_context_step_t step = {"add", names, args, 2, result};
+    json_t *cands = json_pack("[s, s, i]", "ORD-17", "red shoes", 42);
+    CHECK(ac_context_build(&ctx[0], "Start with 7, add 5, then multiply by 3.", NULL, 0, NULL, NULL, &err) == 0);
+    CHECK(ac_context_build(&ctx[1], "Start with 7, add 5, then multiply by 3.", &step, 1, NULL, NULL, &err) == 0);
+    CHECK(ac_context_build(&ctx[2], "refund order ORD-17 of 42 dollars", &step, 1, "customer said: hurry", cands,
+                           &err) == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(ac_states_add(S, &ctx[i], &err) == i);
+    json_decref(args);
+    json_decref(result);
+    json_decref(cands);
+}
+
+static void test_context(void)
+{
+    ac_err_t err = AC_ERR_INIT;
+    ac_context_t c[3];
+    ac_states_t S = {0};
+    for (int i = 0; i < 3; i++)
+        CHECK(ac_context_init(&c[i], 64, &err) == 0);
+    make_states(&S, c);
+    CHECK(strcmp(c[1].text, "query: Start with 7, add 5, then multiply by 3.\ncall: add a 7 b 5\nresult: value 12") == 0);
+    int cand[64];
+    int n = ac_context_candidates(&c[1], AC_ARG_NUMBER, cand, 64);
+    /* 7, 5 and 3 of the query and the result's 12; the call's copies are not candidates */
+    CHECK(n == 4);
+    json_t *v = ac_context_value(&c[1], AC_ARG_NUMBER, cand[3], NULL);
+    CHECK(json_integer_value(v) == 12);
+    json_decref(v);
+    /* the query's 7 and 5 were used by the call; 3 was not */
+    CHECK((c[1].tok[cand[0]].flags & AC_TOKF_IN_CALL) && (c[1].tok[cand[1]].flags & AC_TOKF_IN_CALL) &&
+          !(c[1].tok[cand[2]].flags & AC_TOKF_IN_CALL));
+    n = ac_context_candidates(&c[2], AC_ARG_CANDIDATE, cand, 64);
+    CHECK(n == 3);
+    v = ac_context_value(&c[2], AC_ARG_CANDIDATE, cand[1], json_pack("[s, s, i]", "ORD-17", "red shoes", 42));
+    CHECK(json_is_string(v) && strcmp(json_string_value(v), "red shoes") == 0);
+    json_decref(v);
+    n = ac_context_candidates(&c[2], AC_ARG_ID, cand, 64);
+    CHECK(n >= 1 && strncmp(c[2].text + c[2].tok[cand[0]].start, "ORD-17", 6) == 0);
+    /* a capped context keeps the query and drops the oldest steps first */
+    ac_context_t small;
+    CHECK(ac_context_init(&small, 16, &err) == 0);
+    const char *names[2] = {"a", "b"};
+    json_t *args = json_pack("{s:i, s:i}", "a", 1, "b", 2), *res = json_pack("{s:i}", "value", 3);
+    ac_context_step_t steps[3] = {{"add", names, args, 2, res}, {"add", names, args, 2, res}, {"add", names, args, 2, res}};
+    CHECK(ac_context_build(&small, "add one and two", steps, 3, NULL, NULL, &err) == 0);
+    CHECK(small.n <= 16 && small.tok[small.n - 1].age == 1);
+    json_decref(args);
+    json_decref(res);
+    ac_context_free(&small);
+    for (int i = 0; i < 3; i++)
+        ac_context_free(&c[i]);
+    ac_states_free(&S);
+}
+
+/* Decisions over the three states: tool decisions (one masked), slots 0 and 1 of tool 1 (two
+ * number arguments) with the first's choice as prev, and a candidate slot of tool 2. */
+typedef struct setup {
+    ac_states_t S;
+    ac_context_t ctx[3];
+    ac_decision_t d[8];
+    int n_d;
+    size_t len;
+    int cand[3][64], n_cand[3];
+    int prev[2];
+    uint8_t mask[4];
+} setup_t;
+
+static void make_decisions(setup_t *s)
+{
+    ac_err_t err = AC_ERR_INIT;
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < 3; i++)
+        CHECK(ac_context_init(&s->ctx[i], 64, &err) == 0);
+    make_states(&s->S, s->ctx);
+    s->n_cand[0] = ac_context_candidates(&s->ctx[1], AC_ARG_NUMBER, s->cand[0], 64);
+    s->n_cand[1] = ac_context_candidates(&s->ctx[2], AC_ARG_CANDIDATE, s->cand[1], 64);
+    s->n_cand[2] = ac_context_candidates(&s->ctx[0], AC_ARG_NUMBER, s->cand[2], 64);
+    s->prev[0] = s->cand[0][2];
+    memcpy(s->mask, (uint8_t[4]){1, 0, 1, 1}, 4);
+    size_t off = 0;
+    ac_decision_t *d = s->d;
+    d[s->n_d++] = (ac_decision_t){0, 1, -1, off, 4, NULL, NULL, NULL, 0, 1};
+    off += 4;
+    d[s->n_d++] = (ac_decision_t){1, 1, -1, off, 4, s->mask, NULL, NULL, 0, 2};
+    off += 4;
+    d[s->n_d++] = (ac_decision_t){1, 1, 0, off, s->n_cand[0], NULL, s->cand[0], NULL, 0, 2};
+    off += (size_t)s->n_cand[0];
+    d[s->n_d++] = (ac_decision_t){1, 1, 1, off, s->n_cand[0], NULL, s->cand[0], s->prev, 1, 3};
+    off += (size_t)s->n_cand[0];
+    d[s->n_d++] = (ac_decision_t){2, 2, 0, off, s->n_cand[1], NULL, s->cand[1], NULL, 0, 0};
+    off += (size_t)s->n_cand[1];
+    d[s->n_d++] = (ac_decision_t){0, 1, 0, off, s->n_cand[2], NULL, s->cand[2], NULL, 0, 0};
+    off += (size_t)s->n_cand[2];
+    s->len = off;
+}
+
+static void free_setup(setup_t *s)
+{
+    for (int i = 0; i < 3; i++)
+        ac_context_free(&s->ctx[i]);
+    ac_states_free(&s->S);
+}
+
+/* L = sum over legal options of w . logp. */
+static double loss(ac_actor_t *p, setup_t *s, const double *w, float *logp)
+{
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_actor_forward(p, &s->S, 0, 3, s->d, s->n_d, logp, &err) != 0) {
+        fprintf(stderr, "forward: %s\n", err.message);
+        g_failures++;
+        return NAN;
+    }
+    double L = 0;
+    for (size_t i = 0; i < s->len; i++)
+        if (logp[i] != -INFINITY)
+            L += w[i] * logp[i];
+    return L;
+}
+
+static void fd_check(const ac_actor_config_t *cfg, const char *name)
+{
+    ac_err_t err = AC_ERR_INIT;
+    setup_t s;
+    make_decisions(&s);
+    ac_actor_t *p = ac_actor_create(cfg, &err);
+    CHECK(p != NULL);
+    if (p == NULL) {
+        fprintf(stderr, "create: %s\n", err.message);
+        free_setup(&s);
+        return;
+    }
+    ac_actor_set_temperature(p, 0.7f);
+    float *P = ac_actor_params(p);
+    size_t n = ac_actor_n_params(p);
+    ac_rng_t rng;
+    ac_rng_seed(&rng, 11);
+    for (size_t i = 0; i < n; i++) /* larger weights than the near-uniform start: real gradients */
+        P[i] += 0.3f * (float)ac_rng_normal(&rng);
+    double *w = malloc(sizeof(double) * s.len);
+    float *logp = malloc(sizeof(float) * s.len), *g = malloc(sizeof(float) * s.len);
+    float *dl = malloc(sizeof(float) * s.len);
+    for (size_t i = 0; i < s.len; i++)
+        w[i] = ac_rng_normal(&rng);
+    loss(p, &s, w, logp);
+    /* dL/dlogits of each decision: through its log-softmax */
+    for (int k = 0; k < s.n_d; k++) {
+        const ac_decision_t *x = &s.d[k];
+        for (int j = 0; j < x->n; j++)
+            g[x->off + j] = (float)w[x->off + j];
+        ac_policy_log_softmax_backward(dl + x->off, g + x->off, logp + x->off, 1, x->n);
+    }
+    ac_actor_zero_grad(p);
+    CHECK(ac_actor_backward(p, dl, &err) == 0);
+    const float *G = ac_actor_grads(p);
+    /* sampled parameters: every one with a gradient is a candidate, plus some without */
+    int checked = 0, bad = 0, nonzero = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n && checked < 400; i += 1 + (size_t)(ac_rng_u64(&rng) % (n / 300 + 1))) {
+        float keep = P[i];
+        double h = 1e-2;
+        P[i] = keep + (float)h;
+        double lp = loss(p, &s, w, logp);
+        P[i] = keep - (float)h;
+        double lm = loss(p, &s, w, logp);
+        P[i] = keep;
+        double fd = (lp - lm) / (2 * h), an = G[i];
+        double err_abs = fabs(fd - an), lim = 2e-3 + 3e-2 * fabs(fd);
+        nonzero += fabs(an) > 1e-6;
+        if (err_abs > lim) {
+            if (bad < 5)
+                fprintf(stderr, "  %s param %zu: analytic %.6g, finite differences %.6g\n", name, i, an, fd);
+            bad++;
+        }
+        worst = err_abs > worst ? err_abs : worst;
+        checked++;
+    }
+    fprintf(stderr, "%s %s: %d parameters checked (%d with a gradient), %d off, worst |diff| %.3g\n",
+            bad ? "FAIL" : "ok  ", name, checked, nonzero, bad, worst);
+    if (bad)
+        g_failures++;
+    CHECK(nonzero > checked / 10);
+    free(w);
+    free(logp);
+    free(g);
+    free(dl);
+    ac_actor_destroy(p);
+    free_setup(&s);
+}
+
+/* The log-probabilities are normalised, masked, and the acting path agrees with training's. */
+static void test_acting_matches_training(const ac_actor_config_t *cfg)
+{
+    ac_err_t err = AC_ERR_INIT;
+    setup_t s;
+    make_decisions(&s);
+    ac_actor_t *p = ac_actor_create(cfg, &err);
+    float *logp = malloc(sizeof(float) * s.len), row[256];
+    CHECK(ac_actor_forward(p, &s.S, 0, 3, s.d, s.n_d, logp, &err) == 0);
+    for (int k = 0; k < s.n_d; k++) {
+        const ac_decision_t *x = &s.d[k];
+        double z = 0;
+        for (int j = 0; j < x->n; j++)
+            z += logp[x->off + j] == -INFINITY ? 0 : exp(logp[x->off + j]);
+        CHECK(fabs(z - 1) < 1e-5);
+    }
+    CHECK(logp[s.d[1].off + 1] == -INFINITY); /* masked */
+    CHECK(ac_actor_read(p, &s.S, 0, 3, &err) == 0);
+    CHECK(ac_actor_tool_logp(p, 1, s.mask, row) == 0);
+    for (int j = 0; j < 4; j++)
+        CHECK(row[j] == logp[s.d[1].off + j] || (row[j] == -INFINITY && logp[s.d[1].off + j] == -INFINITY));
+    CHECK(ac_actor_slot_logp(p, 1, 1, 1, s.cand[0], s.n_cand[0], s.prev, 1, row) == 0);
+    for (int j = 0; j < s.n_cand[0]; j++)
+        CHECK(fabsf(row[j] - logp[s.d[3].off + j]) < 1e-6f);
+    /* zero weights: uniform over the legal tools and the candidates (the random baseline) */
+    memset(ac_actor_params(p), 0, sizeof(float) * ac_actor_n_params(p));
+    CHECK(ac_actor_read(p, &s.S, 0, 3, &err) == 0);
+    CHECK(ac_actor_tool_logp(p, 1, s.mask, row) == 0 && fabsf(row[0] - logf(1.0f / 3)) < 1e-6f);
+    CHECK(ac_actor_slot_logp(p, 1, 1, 0, s.cand[0], s.n_cand[0], NULL, 0, row) == 0 &&
+          fabsf(row[0] - logf(1.0f / (float)s.n_cand[0])) < 1e-6f);
+    free(logp);
+    ac_actor_destroy(p);
+    free_setup(&s);
+}
+
+int main(void)
+{
+    test_context();
+    ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
+                             .seed = 3, .n_buckets = 64, .d_emb = 8, .hidden = 8};
+    ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
+                             .seed = 3, .n_buckets = 64, .enc = {8, 2, 2, 16, 64}};
+    fd_check(&bag, "bag");
+    fd_check(&seq, "sequence");
+    test_acting_matches_training(&bag);
+    test_acting_matches_training(&seq);
+    ac_err_t err = AC_ERR_INIT;
+    ac_actor_config_t bad = seq;
+    bad.enc.n_heads = 3;
+    CHECK(ac_actor_create(&bad, &err) == NULL && err.code == AC_ERR_INVALID_PARAMS);
+    ac_err_clear(&err);
+    printf("test_actor: %d failed\n", g_failures);
+    return g_failures ? 1 : 0;
+}
