@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/keyword.h"
 #include "engine/policy.h"
 
 /* ---- states ----------------------------------------------------------------------------------- */
@@ -167,6 +168,20 @@ static void fill_normal(float *w, size_t n, double std, ac_rng_t *rng)
         w[i] = (float)(std * ac_rng_normal(rng));
 }
 
+ac_actor_t *ac_actor_keyword(const ac_actor_config_t *cfg, const struct ac_keyword *k, ac_err_t *err)
+{
+    ac_actor_t *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        ac_err_set(err, AC_ERR_INTERNAL, "actor: out of memory");
+        return NULL;
+    }
+    p->cfg = *cfg;
+    p->cfg.kind = AC_ACTOR_KEYWORD;
+    p->temperature = 1.0f;
+    p->keyword = k;
+    return p;
+}
+
 ac_actor_t *ac_actor_create(const ac_actor_config_t *cfg, ac_err_t *err)
 {
     ac_actor_t *p = alloc_actor(cfg, err);
@@ -287,6 +302,8 @@ int ac_actor_read(ac_actor_t *p, const ac_states_t *S, int first, int n, ac_err_
     p->S = S;
     p->first = first;
     p->n = n;
+    if (p->cfg.kind == AC_ACTOR_KEYWORD)
+        return 0;
     size_t n_tok = (size_t)(S->off[first + n] - S->off[first]);
     if (ac_actor_reserve(p, n, n_tok, err) != 0)
         return -1;
@@ -360,8 +377,23 @@ static void slot_scores(ac_actor_t *p, int rr, const int *cand, int n, const flo
     }
 }
 
+/* The keyword rule's choice as log-probabilities: 0 for it, -INFINITY elsewhere. */
+static int one_hot(float *logp, int n, int pick)
+{
+    if (pick < 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        logp[i] = i == pick ? 0.0f : -INFINITY;
+    return 0;
+}
+
 int ac_actor_tool_logp(ac_actor_t *p, int r, const uint8_t *mask, float *logp)
 {
+    if (p->cfg.kind == AC_ACTOR_KEYWORD) {
+        int s = p->first + r;
+        return one_hot(logp, p->cfg.n_tools,
+                       ac_keyword_tool(p->keyword, p->S->tok + p->S->off[s], p->S->off[s + 1] - p->S->off[s], mask));
+    }
     float z[AC_AGENT_MAX_ACTIONS];
     tool_logits(p, p->h + (size_t)r * p->H, z);
     return log_softmax(p, logp, z, mask, p->cfg.n_tools);
@@ -373,6 +405,8 @@ int ac_actor_slot_logp(ac_actor_t *p, int r, int tool, int slot, const int *cand
     if (n < 1 || n > AC_ACTOR_MAX_CANDS || tool < 0 || tool >= p->cfg.n_tools || slot < 0 ||
         slot >= p->cfg.n_args[tool])
         return -1;
+    if (p->cfg.kind == AC_ACTOR_KEYWORD)
+        return one_hot(logp, n, ac_keyword_arg(p->S->tok + p->S->off[p->first + r], cand, n, prev, n_prev));
     const int H = p->H;
     float z[AC_ACTOR_MAX_CANDS];
     slot_query(p, r, tool, slot, prev, n_prev, p->scratch, p->scratch + H, p->scratch + 2 * H);
@@ -385,6 +419,8 @@ int ac_actor_slot_logp(ac_actor_t *p, int r, int tool, int slot, const int *cand
 int ac_actor_forward(ac_actor_t *p, const ac_states_t *S, int first, int n, const ac_decision_t *d, int n_d,
                      float *logp, ac_err_t *err)
 {
+    if (p->cfg.kind == AC_ACTOR_KEYWORD)
+        return ac_err_set(err, AC_ERR_INTERNAL, "actor: the keyword rule is not trained");
     if (ac_actor_read(p, S, first, n, err) != 0)
         return -1;
     const int H = p->H;

@@ -35,7 +35,11 @@
 #include "engine/context.h"
 #include "engine/encoder.h"
 
-enum ac_actor_kind { AC_ACTOR_BAG = 0, AC_ACTOR_SEQUENCE = 1 };
+enum ac_actor_kind {
+    AC_ACTOR_BAG = 0,
+    AC_ACTOR_SEQUENCE = 1,
+    AC_ACTOR_KEYWORD = 2, /* not trained: the keyword rule baseline (engine/keyword.h) acting */
+};
 
 #define AC_ACTOR_MAX_SLOTS 256 /* argument slots over all tools */
 #define AC_ACTOR_MAX_CANDS 256 /* candidates of one decision */
@@ -94,6 +98,11 @@ typedef struct ac_actor ac_actor_t;
 /* Validates cfg and creates an actor with parameters initialised from cfg.seed. NULL with
  * AC_ERR_INVALID_PARAMS (data.field names the setting) or AC_ERR_INTERNAL. */
 ac_actor_t *ac_actor_create(const ac_actor_config_t *cfg, ac_err_t *err);
+/* An actor that acts by the keyword rule k (borrowed; it must outlive the actor): greedy
+ * rollouts run it like a policy; it has no parameters and cannot be trained. cfg gives the tools
+ * and max_tokens (its kind is ignored). */
+struct ac_keyword;
+ac_actor_t *ac_actor_keyword(const ac_actor_config_t *cfg, const struct ac_keyword *k, ac_err_t *err);
 void ac_actor_destroy(ac_actor_t *p);
 /* Same config and parameters, own workspace and zero grads. */
 ac_actor_t *ac_actor_clone(const ac_actor_t *p, ac_err_t *err);

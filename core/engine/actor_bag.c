@@ -112,11 +112,6 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
         nb[2] = t[j + 1].hash;
     if (j + 2 < n && t[j + 2].seg == x->seg)
         nb[3] = t[j + 2].hash;
-    int ordinal = 0;
-    for (int i = j - 1; i >= 0 && t[i].seg == x->seg; i--)
-        ordinal += t[i].kind == x->kind;
-    if (ordinal > 15)
-        ordinal = 15;
     ids[0] = bucket(x->hash ^ 0x1111111111111111ULL, n_buckets);
     ids[1] = bucket(nb[0] ^ 0x2222222222222222ULL, n_buckets);
     ids[2] = bucket(nb[1] ^ 0x3333333333333333ULL, n_buckets);
@@ -124,7 +119,7 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
     ids[4] = bucket(nb[3] ^ 0x6666666666666666ULL, n_buckets);
     ids[5] = bucket(((uint64_t)x->seg << 8 | x->age) ^ 0x7777777777777777ULL, n_buckets);
     ids[6] = bucket(((uint64_t)x->kind << 8 | x->flags) ^ 0x8888888888888888ULL, n_buckets);
-    ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)ordinal) ^ 0x9999999999999999ULL, n_buckets);
+    ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)x->ord) ^ 0x9999999999999999ULL, n_buckets);
 }
 
 const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok, float *buf)

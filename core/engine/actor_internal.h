@@ -9,7 +9,8 @@
 #define BAG_MAX_FEATURES 256 /* unigrams and bigrams of one state */
 #define BAG_CAND_FEATURES 8  /* hashed features of one candidate token */
 #define SEQ_NUM_FEATURES 6   /* a number token's value features */
-#define SEQ_POS_SCALE 0.1f   /* the sinusoidal positions' weight beside learned embeddings */
+#define SEQ_POS_SCALE 0.3f   /* the sinusoidal positions' weight beside learned embeddings */
+#define SEQ_EMBED_STD 0.2    /* the learned embeddings' initial scale */
 #define ACTOR_MAX_LR_GROUPS 8
 
 struct ac_actor {
@@ -24,9 +25,11 @@ struct ac_actor {
     /* bag: E (n_buckets, d_emb), W0 (d_emb, H), b0 (H), Ec (n_buckets, H) */
     size_t off_E, off_W0, off_b0, off_Ec;
     /* sequence: Etok (n_buckets, D), Wnum (SEQ_NUM_FEATURES, D), Ekind (AC_TOK_KINDS, D),
-     * Eseg (AC_SEG_KINDS, D), Eage (AC_CONTEXT_MAX_AGE + 1, D), Eflag (8, D), encoder */
-    size_t off_Etok, off_Wnum, off_Ekind, off_Eseg, off_Eage, off_Eflag, off_enc;
+     * Eseg (AC_SEG_KINDS, D), Eage (AC_CONTEXT_MAX_AGE + 1, D), Eflag (8, D), Eord (16, D),
+     * encoder */
+    size_t off_Etok, off_Wnum, off_Ekind, off_Eseg, off_Eage, off_Eflag, off_Eord, off_enc;
     ac_encoder_t *enc;
+    const struct ac_keyword *keyword; /* AC_ACTOR_KEYWORD */
     float *pos; /* (256, D) SEQ_POS_SCALE x sinusoid of each position in a segment */
 
     /* ---- workspace: the states last read (ac_actor_read / ac_actor_forward) ---- */

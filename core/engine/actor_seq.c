@@ -35,6 +35,8 @@ void ac_actor_seq_layout(ac_actor_t *p, size_t *off)
     *off += (AC_CONTEXT_MAX_AGE + 1) * D;
     p->off_Eflag = *off;
     *off += 8 * D;
+    p->off_Eord = *off;
+    *off += 16 * D;
     p->off_enc = *off;
     *off += ac_encoder_n_params(&p->cfg.enc);
 }
@@ -57,7 +59,7 @@ int ac_actor_seq_alloc(ac_actor_t *p)
 void ac_actor_seq_init(ac_actor_t *p, ac_rng_t *rng)
 {
     for (size_t i = p->off_Etok; i < p->off_enc; i++)
-        p->params[i] = (float)(0.1 * ac_rng_normal(rng));
+        p->params[i] = (float)(SEQ_EMBED_STD * ac_rng_normal(rng));
     ac_encoder_init(p->params + p->off_enc, &p->cfg.enc, rng);
 }
 
@@ -83,8 +85,9 @@ static void token_input(const ac_actor_t *p, const ac_token_t *t, float *x)
     const float *es = P + p->off_Eseg + (size_t)t->seg * D;
     const float *ea = P + p->off_Eage + (size_t)(t->age <= AC_CONTEXT_MAX_AGE ? t->age : AC_CONTEXT_MAX_AGE) * D;
     const float *ef = P + p->off_Eflag + (size_t)(t->flags & 7) * D;
+    const float *eo = P + p->off_Eord + (size_t)t->ord * D;
     for (int d = 0; d < D; d++)
-        x[d] = e[d] + ek[d] + es[d] + ea[d] + ef[d];
+        x[d] = e[d] + ek[d] + es[d] + ea[d] + ef[d] + eo[d];
     if (t->pre || t->suf) {
         const float *e1 = P + p->off_Etok + (size_t)bucket(t->pre, NB) * D;
         const float *e2 = P + p->off_Etok + (size_t)bucket(t->suf, NB) * D;
@@ -109,11 +112,11 @@ static void token_input_backward(ac_actor_t *p, const ac_token_t *t, const float
 {
     const int D = p->H, NB = p->cfg.n_buckets;
     float *G = p->grads;
-    float *rows[5] = {G + p->off_Etok + (size_t)bucket(t->hash, NB) * D, G + p->off_Ekind + (size_t)t->kind * D,
+    float *rows[6] = {G + p->off_Etok + (size_t)bucket(t->hash, NB) * D, G + p->off_Ekind + (size_t)t->kind * D,
                       G + p->off_Eseg + (size_t)t->seg * D,
                       G + p->off_Eage + (size_t)(t->age <= AC_CONTEXT_MAX_AGE ? t->age : AC_CONTEXT_MAX_AGE) * D,
-                      G + p->off_Eflag + (size_t)(t->flags & 7) * D};
-    for (int k = 0; k < 5; k++)
+                      G + p->off_Eflag + (size_t)(t->flags & 7) * D, G + p->off_Eord + (size_t)t->ord * D};
+    for (int k = 0; k < 6; k++)
         for (int d = 0; d < D; d++)
             rows[k][d] += g[d];
     if (t->pre || t->suf) {

@@ -92,6 +92,7 @@ typedef struct piece {
     uint8_t seg, age;
     int span_first[AC_CONTEXT_MAX_TOKENS], span_len[AC_CONTEXT_MAX_TOKENS], span_item[AC_CONTEXT_MAX_TOKENS];
     int n_spans;
+    int kind_count[AC_TOK_KINDS]; /* tokens of each kind so far in the current segment */
 } piece_t;
 
 static void piece_reset(piece_t *p, int cap, int seg, int age)
@@ -103,6 +104,7 @@ static void piece_reset(piece_t *p, int cap, int seg, int age)
     p->seg = (uint8_t)seg;
     p->age = (uint8_t)age;
     p->n_spans = 0;
+    memset(p->kind_count, 0, sizeof p->kind_count);
 }
 
 static void piece_text(piece_t *p, const char *s, size_t n)
@@ -169,6 +171,8 @@ static void add_token(void *ud, int kind, const char *s, size_t n)
     t->seg = p->seg;
     t->age = p->age;
     t->pos = (uint8_t)(p->n < 255 ? p->n : 255);
+    int ord = p->kind_count[t->kind]++;
+    t->ord = (uint8_t)(ord < 15 ? ord : 15);
     p->n++;
 }
 
@@ -314,6 +318,7 @@ static void render_step(piece_t *p, const ac_context_step_t *s, int age)
     piece_text(p, "\n", 1);
     int first_result = p->n;
     p->seg = AC_SEG_RESULT;
+    memset(p->kind_count, 0, sizeof p->kind_count);
     add_label(p, AC_SEG_RESULT);
     if (s->result != NULL)
         add_json(p, s->result, 0);
@@ -365,7 +370,7 @@ static void append(ac_context_t *c, const piece_t *p)
         c->span_first[c->n_spans] = first + p->span_first[s];
         c->span_item[c->n_spans] = p->span_item[s];
         c->span_len[c->n_spans++] = p->span_len[s];
-        c->tok[first + p->span_first[s]].span = 1;
+        c->tok[first + p->span_first[s]].flags |= AC_TOKF_SPAN;
     }
 }
 
@@ -429,7 +434,7 @@ static void set_flags(ac_context_t *c)
             if (others > 0)
                 flags |= (uint8_t)(1 << k);
         }
-        c->tok[i].flags = flags;
+        c->tok[i].flags = (uint8_t)((c->tok[i].flags & AC_TOKF_SPAN) | flags);
     }
 }
 

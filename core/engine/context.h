@@ -39,7 +39,8 @@ enum ac_tok_kind { AC_TOK_SPECIAL, AC_TOK_WORD, AC_TOK_NUMBER, AC_TOK_ID, AC_TOK
 enum ac_seg_kind { AC_SEG_CLS, AC_SEG_QUERY, AC_SEG_CALL, AC_SEG_RESULT, AC_SEG_OBSERVE, AC_SEG_CANDIDATES,
                    AC_SEG_KINDS };
 /* token flags: the same (lowercased) text also occurs in ... */
-enum { AC_TOKF_IN_QUERY = 1, AC_TOKF_IN_CALL = 2, AC_TOKF_IN_RESULT = 4 };
+enum { AC_TOKF_IN_QUERY = 1, AC_TOKF_IN_CALL = 2, AC_TOKF_IN_RESULT = 4,
+       AC_TOKF_SPAN = 8 /* the first token of a candidate (candidates segment) */ };
 
 
 #define AC_CONTEXT_MAX_TOKENS 256
@@ -56,7 +57,7 @@ typedef struct ac_token {
     uint8_t age;     /* 0 for the query, observation and candidates; steps ago (1..MAX_AGE) */
     uint8_t flags;   /* AC_TOKF_* */
     uint8_t pos;     /* position in its segment (capped at 255) */
-    uint8_t span;    /* candidates segment: 1 on the first token of a candidate */
+    uint8_t ord;     /* ordinal among the tokens of its kind in its segment (capped at 15) */
     float value;     /* numbers: the value; else 0 */
 } ac_token_t;
 

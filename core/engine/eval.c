@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "engine/keyword.h"
 #include "engine/rollout.h"
 #include "base/stats.h"
 
@@ -32,6 +33,42 @@ int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_co
     ac_rng_t rng;
     ac_rng_seed(&rng, seed);
     int rc = eval_core(agent, reward, p, queries, max_steps, 1.0f, &rng, out, err);
+    ac_actor_destroy(p);
+    return rc;
+}
+
+int ac_eval_fit_keyword(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
+                        int max_steps, struct ac_keyword **out, ac_err_t *err)
+{
+    *out = NULL;
+    int n = (int)json_array_size(queries);
+    int *idx = malloc(sizeof *idx * (size_t)(n ? n : 1));
+    ac_rollout_t ro;
+    if (idx == NULL || ac_rollout_init(&ro, agent->n_actions, err) != 0) {
+        free(idx);
+        return ac_err_set(err, AC_ERR_INTERNAL, "eval: out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    ac_rollout_spec_t spec = {agent, reward, policy, NULL, queries, idx, n, 1, max_steps, 0.0f, 0, -1, NULL,
+                              AC_EVAL_SEED, 0};
+    int rc = n > 0 ? ac_rollout_run(&ro, &spec, err) : 0;
+    if (rc == 0 && (*out = ac_keyword_fit(&ro, agent->n_actions, err)) == NULL)
+        rc = -1;
+    free(idx);
+    ac_rollout_free(&ro);
+    return rc;
+}
+
+int ac_eval_run_keyword(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_config_t *cfg,
+                        const struct ac_keyword *k, const json_t *queries, int max_steps, ac_eval_result_t *out,
+                        ac_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    ac_actor_t *p = ac_actor_keyword(cfg, k, err);
+    if (p == NULL)
+        return -1;
+    int rc = eval_core(agent, reward, p, queries, max_steps, 0.0f, NULL, out, err);
     ac_actor_destroy(p);
     return rc;
 }

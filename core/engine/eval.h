@@ -31,6 +31,16 @@ int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_co
                        int max_steps, uint64_t seed, ac_eval_result_t *out, ac_err_t *err);
 void ac_eval_result_free(ac_eval_result_t *r);
 
+/* The keyword rule baseline (engine/keyword.h): fitted on the successful greedy episodes of
+ * `policy` on `queries` (the training split), then run like a greedy policy. *out: free with
+ * ac_keyword_free. */
+struct ac_keyword;
+int ac_eval_fit_keyword(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
+                        int max_steps, struct ac_keyword **out, ac_err_t *err);
+int ac_eval_run_keyword(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_config_t *cfg,
+                        const struct ac_keyword *k, const json_t *queries, int max_steps, ac_eval_result_t *out,
+                        ac_err_t *err);
+
 typedef struct ac_eval_comparison {
     double success_rate_improvement; /* trained - baseline */
     double avg_reward_improvement;

@@ -13,6 +13,7 @@
 #include "engine/blas.h"
 #include "engine/dataset.h"
 #include "engine/eval.h"
+#include "engine/keyword.h"
 #include "engine/trainer.h"
 #include "lua/lua_host.h"
 #include "lua/plugin.h"
@@ -28,6 +29,7 @@ typedef struct experiment {
     json_t *training;   /* as given (a run holds validation out of it when none is given) */
     json_t *validation; /* given by the data, or NULL */
     json_t *evaluation; /* reports only */
+    json_t *tests;      /* more report-only sets, by name (the generator's `tests`), or NULL */
     int seeds;
     ac_lua_host_t *host;
     FILE *csv;
@@ -136,6 +138,7 @@ static int load_data(experiment_t *x, long long seed, ac_err_t *err)
         x->training = json_incref(json_object_get(out, "training_data"));
         x->validation = json_incref(json_object_get(out, "validation_data"));
         x->evaluation = json_incref(json_object_get(out, "evaluation_data"));
+        x->tests = json_incref(json_object_get(out, "tests"));
         json_decref(out);
     } else {
         const char *tr = str_field(data, "training", NULL), *ev = str_field(data, "evaluation", NULL);
@@ -154,6 +157,30 @@ static int load_data(experiment_t *x, long long seed, ac_err_t *err)
             if ((x->validation = json_load_file(path, 0, &jerr)) == NULL)
                 return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
         }
+        json_t *files = json_object_get(data, "tests");
+        if (files != NULL && !json_is_object(files))
+            return bad(err, x, "'data.tests' must map test names to JSON files%s", "");
+        const char *name;
+        json_t *file;
+        json_object_foreach(files, name, file) {
+            if (!json_is_string(file))
+                return bad(err, x, "data.tests.%s must be a file name", name);
+            resolve(path, sizeof path, x, json_string_value(file));
+            json_t *set = json_load_file(path, 0, &jerr);
+            if (set == NULL)
+                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
+            if (x->tests == NULL)
+                x->tests = json_object();
+            json_object_set_new(x->tests, name, set);
+        }
+    }
+    if (x->tests != NULL && !json_is_object(x->tests))
+        return bad(err, x, "the data's `tests` must map names to arrays of queries%s", "");
+    const char *tname;
+    json_t *tset;
+    json_object_foreach(x->tests, tname, tset) {
+        if (!json_is_array(tset) || json_array_size(tset) == 0)
+            return bad(err, x, "tests.%s must be a non-empty array of {query, expected_outcome}", tname);
     }
     if (!json_is_array(x->training) || !json_is_array(x->evaluation) ||
         (x->validation != NULL && !json_is_array(x->validation)))
@@ -254,6 +281,34 @@ static void csv_row(experiment_t *x, const char *label, uint64_t seed, uint64_t 
         fprintf(x->csv, ",,\n");
 }
 
+/* Every test set of the data: {name: {random, baseline, trained}}, each side as the evaluation's. */
+static json_t *eval_tests(experiment_t *x, ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *untrained,
+                          ac_actor_t *trained, const ac_keyword_t *kw, int steps, uint64_t seed, ac_err_t *err)
+{
+    json_t *out = json_object();
+    const char *name;
+    json_t *set;
+    json_object_foreach(x->tests, name, set) {
+        ac_eval_result_t r[4] = {{0}};
+        const ac_actor_config_t *pc = ac_actor_config(untrained);
+        if (ac_eval_run_random(agent, reward, pc, set, steps, seed, &r[0], err) != 0 ||
+            ac_eval_run(agent, reward, untrained, set, steps, &r[1], err) != 0 ||
+            ac_eval_run_keyword(agent, reward, pc, kw, set, steps, &r[2], err) != 0 ||
+            ac_eval_run(agent, reward, trained, set, steps, &r[3], err) != 0) {
+            for (int i = 0; i < 4; i++)
+                ac_eval_result_free(&r[i]);
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, name, json_pack("{s:o, s:o, s:o, s:o}", "random", ac_eval_side_json(&r[0]), "baseline",
+                                                 ac_eval_side_json(&r[1]), "keyword", ac_eval_side_json(&r[2]),
+                                                 "trained", ac_eval_side_json(&r[3])));
+        for (int i = 0; i < 4; i++)
+            ac_eval_result_free(&r[i]);
+    }
+    return out;
+}
+
 /* One seed of one run: the validation set (given, or held out of the training data with this
  * seed), the random and untrained baselines on the evaluation data, training with a greedy
  * validation pass every eval_interval iterations (the learning curve), and the evaluation of the
@@ -263,12 +318,13 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
                           ac_err_t *err)
 {
     int64_t t0 = ac_clock_mono_ns();
-    json_t *report = NULL, *train = NULL, *val = NULL;
+    json_t *report = NULL, *train = NULL, *val = NULL, *tests = NULL;
     ac_agent_t *agent = NULL;
     ac_reward_t *reward = NULL;
     ac_trainer_t *tr = NULL;
     ac_actor_t *best = NULL;
-    ac_eval_result_t base = {0}, rnd = {0}, trained = {0}, v = {0};
+    ac_eval_result_t base = {0}, rnd = {0}, trained = {0}, v = {0}, kwr = {0};
+    ac_keyword_t *kw = NULL;
     if (x->validation != NULL) {
         train = json_incref(x->training);
         val = json_incref(x->validation);
@@ -322,7 +378,10 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
     }
     if (x->opts->progress)
         fputc('\n', stderr);
-    if (ac_eval_run(agent, reward, best, x->evaluation, steps, &trained, err) != 0)
+    if (ac_eval_run(agent, reward, best, x->evaluation, steps, &trained, err) != 0 ||
+        ac_eval_fit_keyword(agent, reward, best, train, steps, &kw, err) != 0 ||
+        ac_eval_run_keyword(agent, reward, ac_actor_config(best), kw, x->evaluation, steps, &kwr, err) != 0 ||
+        (tests = eval_tests(x, agent, reward, tr->ref, best, kw, steps, seed, err)) == NULL)
         goto out;
     ac_eval_comparison_t cmp;
     ac_eval_compare(&base, &trained, &cmp);
@@ -337,11 +396,17 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
                        "validation_queries", (json_int_t)json_array_size(val), "iterations",
                        (json_int_t)tc->n_iterations, "trajectories", (json_int_t)trajectories, "cost_usd",
                        (double)cost / 1e6, "wall_ms", (double)(ac_clock_mono_ns() - t0) / 1e6);
+    json_object_set_new(report, "keyword", ac_eval_side_json(&kwr));
+    json_object_set_new(report, "tests", tests);
+    tests = NULL;
     json_object_set_new(report, "final_iteration",
                         json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "loss", m.loss, "avg_reward", m.avg_reward,
                                   "success_rate", m.success_rate, "kl", m.kl, "kl_exact", m.kl_exact, "entropy",
                                   m.entropy, "clip_fraction", m.clip_fraction));
 out:
+    json_decref(tests);
+    ac_keyword_free(kw);
+    ac_eval_result_free(&kwr);
     ac_eval_result_free(&base);
     ac_eval_result_free(&rnd);
     ac_eval_result_free(&trained);
@@ -403,6 +468,23 @@ static json_t *run_seeds(experiment_t *x, json_t *config, const char *label, uin
                              across(seeds, "trained", "avg_reward"), "validation_success_rate",
                              across(seeds, "selected", "validation_success_rate"), "validation_avg_reward",
                              across(seeds, "selected", "validation_avg_reward"));
+    json_t *tmeans = json_object();
+    const char *name;
+    json_t *set;
+    json_object_foreach(x->tests, name, set) {
+        json_t *per_seed = json_array();
+        size_t i;
+        json_t *s;
+        json_array_foreach(seeds, i, s) json_array_append(per_seed, json_object_get(json_object_get(s, "tests"), name));
+        json_object_set_new(tmeans, name, json_pack("{s:o, s:o, s:o, s:o}", "trained_success_rate",
+                                                    across(per_seed, "trained", "success_rate"), "baseline_success_rate",
+                                                    across(per_seed, "baseline", "success_rate"), "random_success_rate",
+                                                    across(per_seed, "random", "success_rate"), "keyword_success_rate",
+                                                    across(per_seed, "keyword", "success_rate")));
+        json_decref(per_seed);
+    }
+    json_object_set_new(mean, "tests", tmeans);
+    json_object_set_new(mean, "keyword_success_rate", across(seeds, "keyword", "success_rate"));
     return json_pack("{s:s, s:o, s:o, s:o}", "run", label, "config", ac_train_config_to_json(&tc), "seeds", seeds,
                      "mean", mean);
 }
@@ -423,16 +505,29 @@ static void print_summary(const experiment_t *x, json_t *runs, FILE *out)
         json_array_foreach(json_object_get(run, "seeds"), k, s)
         {
             json_t *b = json_object_get(s, "baseline"), *t = json_object_get(s, "trained");
-            fprintf(out, "%-24s seed %-4lld random %.2f  baseline %.2f -> trained %.2f (validation %.2f at it %lld) "
-                         " p=%.3g  (%.1f s)\n",
+            fprintf(out, "%-24s seed %-4lld random %.2f  baseline %.2f  keyword %.2f -> trained %.2f (validation %.2f "
+                         "at it %lld)  p=%.3g  (%.1f s)\n",
                     label[0] ? label : x->name, (long long)json_integer_value(json_object_get(s, "seed")),
                     json_number_value(json_object_get(json_object_get(s, "random"), "success_rate")),
                     json_number_value(json_object_get(b, "success_rate")),
+                    json_number_value(json_object_get(json_object_get(s, "keyword"), "success_rate")),
                     json_number_value(json_object_get(t, "success_rate")),
                     json_number_value(json_object_get(json_object_get(s, "selected"), "validation_success_rate")),
                     (long long)json_integer_value(json_object_get(json_object_get(s, "selected"), "iteration")),
                     json_number_value(json_object_get(s, "p_value")),
                     json_number_value(json_object_get(s, "wall_ms")) / 1000.0);
+        }
+        const char *tname;
+        json_t *tm;
+        json_object_foreach(json_object_get(json_object_get(run, "mean"), "tests"), tname, tm) {
+            json_t *t = json_object_get(tm, "trained_success_rate"), *ci = json_object_get(t, "ci95");
+            fprintf(out, "%-24s test %-14s random %.2f  baseline %.2f  keyword %.2f -> trained %.3f [%.3f, %.3f]\n",
+                    label[0] ? label : x->name, tname,
+                    json_number_value(json_object_get(json_object_get(tm, "random_success_rate"), "mean")),
+                    json_number_value(json_object_get(json_object_get(tm, "baseline_success_rate"), "mean")),
+                    json_number_value(json_object_get(json_object_get(tm, "keyword_success_rate"), "mean")),
+                    json_number_value(json_object_get(t, "mean")), json_number_value(json_array_get(ci, 0)),
+                    json_number_value(json_array_get(ci, 1)));
         }
         if (json_array_size(json_object_get(run, "seeds")) > 1) {
             json_t *m = json_object_get(json_object_get(run, "mean"), "trained_success_rate");
@@ -542,6 +637,7 @@ out:
     json_decref(x.training);
     json_decref(x.validation);
     json_decref(x.evaluation);
+    json_decref(x.tests);
     json_decref(x.spec);
     ac_lua_host_destroy(x.host);
     return ret;

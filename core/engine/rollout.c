@@ -36,6 +36,7 @@ void ac_rollout_clear(ac_rollout_t *ro)
     clear_records(ro);
     ac_states_clear(&ro->states);
     ro->n_cand = 0;
+    ro->n_mask = 0;
     ro->n_steps = ro->n_eps = ro->n_groups = ro->n_errors = 0;
     ro->tool_failures = ro->agent_failures = ro->reward_failures = 0;
     ro->cost_micro = 0;
@@ -165,6 +166,7 @@ typedef struct live {
     ac_context_t ctx;  /* its context at the current step */
     json_t *cands;     /* agent.candidates' values at the current step */
     int state;         /* its state in ro->states at the current step */
+    int mask_row;      /* its tool mask at the current step: ro->mask row */
 } live_t;
 
 typedef struct run {
@@ -179,7 +181,33 @@ typedef struct run {
     size_t cap, len;
     size_t max_traj;
     const char *names[AC_AGENT_MAX_ACTIONS][AC_AGENT_MAX_ARGS];
+    int *dedup;              /* open addressing over this step's states: index + 1, 0 empty */
+    int cap_dedup;
 } run_t;
+
+/* The state of ctx if this step already has one with the same tokens (episodes of one query
+ * start alike, and stay alike while they act alike: the actor reads each context once), else a
+ * new one. -1 on memory. */
+static int state_of(run_t *R, const ac_context_t *ctx, int first, ac_err_t *err)
+{
+    ac_states_t *S = &R->ro->states;
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < ctx->n; i++)
+        h = (h ^ ctx->tok[i].hash ^ ((uint64_t)ctx->tok[i].flags << 56 | (uint64_t)ctx->tok[i].age << 48)) * 1099511628211ULL;
+    size_t mask = (size_t)R->cap_dedup - 1;
+    for (size_t i = (size_t)(h ^ (h >> 29)) & mask;; i = (i + 1) & mask) {
+        int k = R->dedup[i] - 1;
+        if (k < 0) {
+            int st = ac_states_add(S, ctx, err);
+            if (st >= 0)
+                R->dedup[i] = st + 1;
+            return st;
+        }
+        if (k >= first && S->off[k + 1] - S->off[k] == ctx->n &&
+            memcmp(S->tok + S->off[k], ctx->tok, sizeof *ctx->tok * (size_t)ctx->n) == 0)
+            return k;
+    }
+}
 
 static int oom(ac_err_t *err) { return ac_err_set(err, AC_ERR_INTERNAL, "rollout: out of memory"); }
 
@@ -267,6 +295,7 @@ static int render(run_t *R, int *n, ac_err_t *err)
     const int A = R->agent->n_actions;
     int first = ro->states.n;
     *n = 0;
+    memset(R->dedup, 0, sizeof *R->dedup * (size_t)R->cap_dedup);
     for (int i = 0; i < R->E; i++) {
         live_t *l = &R->lv[i];
         if (!l->live)
@@ -274,9 +303,9 @@ static int render(run_t *R, int *n, ac_err_t *err)
         ac_episode_rec_t *ep = &ro->eps[l->ep];
         json_decref(l->cands);
         l->cands = NULL;
-        if (grow((void **)&ro->mask, &ro->_cap_mask, ro->states.n + 1, (size_t)A) != 0 || history(R, ep, err) != 0)
+        if (grow((void **)&ro->mask, &ro->_cap_mask, ro->n_mask + 1, (size_t)A) != 0 || history(R, ep, err) != 0)
             return oom(err);
-        uint8_t *mask = ro->mask + (size_t)ro->states.n * A;
+        uint8_t *mask = ro->mask + (size_t)ro->n_mask * A;
         ac_err_t e = AC_ERR_INIT;
         if (ac_agent_observe(R->agent, &l->st, &R->buf, &R->cap, &R->len, &e) != 0 ||
             ac_agent_legal(R->agent, &l->st, mask, &e) != 0 || ac_agent_candidates(R->agent, &l->st, &l->cands, &e) != 0) {
@@ -295,10 +324,12 @@ static int render(run_t *R, int *n, ac_err_t *err)
             ac_err_clear(&e);
             continue;
         }
-        if ((l->state = ac_states_add(&ro->states, &l->ctx, err)) < 0)
+        if ((l->state = state_of(R, &l->ctx, first, err)) < 0)
             return -1;
+        l->mask_row = ro->n_mask++;
         (*n)++;
     }
+    *n = ro->states.n - first; /* distinct states */
     return first;
 }
 
@@ -317,7 +348,7 @@ static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, a
     ac_rollout_t *ro = R->ro;
     const int A = R->agent->n_actions;
     float logp[AC_ACTOR_MAX_CANDS];
-    if (ac_actor_tool_logp(R->spec->policy, r, ro->mask + (size_t)l->state * A, logp) != 0)
+    if (ac_actor_tool_logp(R->spec->policy, r, ro->mask + (size_t)l->mask_row * A, logp) != 0)
         return ac_err_set(err, AC_ERR_INTERNAL, "rollout: no legal tool");
     s->action = pick(logp, A, R->spec, &s->logp_old);
     const ac_tool_t *tool = &R->agent->tools[s->action];
@@ -412,6 +443,7 @@ static int step_all(run_t *R, ac_err_t *err)
             ac_step_rec_t *s = &ro->steps[ro->n_steps];
             memset(s, 0, sizeof *s);
             s->state = l->state;
+            s->mask_row = l->mask_row;
             s->next = -1;
             s->ts_ms = ac_clock_now_ms();
             if (decide(R, l, l->state - c0, s, &s->params, err) != 0) {
@@ -452,7 +484,9 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
             R.names[a][k] = agent->tools[a].args[k].name;
     R.max_traj = ac_lua_host_limits(ac_lua_plugin_host(agent->_plugin))->max_trajectory_bytes;
     int ret = -1;
-    if ((R.lv = calloc((size_t)R.E, sizeof *R.lv)) == NULL) {
+    for (R.cap_dedup = 64; R.cap_dedup < 2 * R.E; R.cap_dedup *= 2)
+        ;
+    if ((R.lv = calloc((size_t)R.E, sizeof *R.lv)) == NULL || (R.dedup = calloc((size_t)R.cap_dedup, sizeof *R.dedup)) == NULL) {
         oom(err);
         goto out;
     }
@@ -485,6 +519,7 @@ out:
         json_decref(R.lv[i].cands);
     }
     free(R.lv);
+    free(R.dedup);
     free(R.hist);
     free(R.buf);
     return ret;

@@ -26,7 +26,9 @@
 #include "lua/plugin.h"
 
 typedef struct ac_step_rec {
-    int state;          /* this step's state in ac_rollout_t.states (and its row of .mask) */
+    int state;          /* this step's state in ac_rollout_t.states (episodes that saw the same
+                           context at the same step share one state) */
+    int mask_row;       /* its tool mask: ac_rollout_t.mask row */
     int action;         /* the tool */
     float logp_old;     /* behaviour log-prob of the tool decision (0 for greedy steps) */
     int n_slots;        /* the tool's arguments: one pointer decision each */
@@ -66,9 +68,9 @@ typedef struct ac_episode_rec {
 } ac_episode_rec_t;
 
 typedef struct ac_rollout {
-    ac_states_t states;      /* every state visited, in step order */
-    uint8_t *mask;           /* (states.n, n_actions) tool masks of those states */
-    int _cap_mask;           /* rows mask holds */
+    ac_states_t states;      /* every distinct state visited, in step order */
+    uint8_t *mask;           /* (n_mask, n_actions) tool masks, one row per step taken or tried */
+    int n_mask, _cap_mask;
     int n_actions;
     int *cand;               /* candidate token indices of every slot decision */
     int n_cand, _cap_cand;

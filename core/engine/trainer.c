@@ -107,6 +107,7 @@ void ac_trainer_destroy(ac_trainer_t *t)
     free(t->steps);
     free(t->eps);
     free(t->slices);
+    free(t->smap);
     free(t->emap);
     free(t->gmap);
     free(t->signal);
@@ -370,12 +371,17 @@ static int add_episode(ac_trainer_t *t, const ac_episode_rec_t *ep, int be, int 
     int k = 0;
     for (int i = ep->first_step; i >= 0; i = ro->steps[i].next, k++) {
         const ac_step_rec_t *s = &ro->steps[i];
-        int st = ac_states_copy(&t->states, &ro->states, s->state, err);
+        /* a state several episodes share is read once per slice: its decisions' gradients add up */
+        int *m = t->smap + 2 * (size_t)s->state, st = m[0] == t->n_slices ? m[1] : -1;
+        if (st < 0 && (st = ac_states_copy(&t->states, &ro->states, s->state, err)) >= 0) {
+            m[0] = t->n_slices;
+            m[1] = st;
+        }
         if (st < 0 || grow_batch(t, t->n_dec + 1 + s->n_slots, t->n_steps + 1, t->n_slices) != 0 ||
             reserve_flat(t, t->n_flat + (size_t)A + (size_t)s->n_slots * AC_ACTOR_MAX_CANDS) != 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
         t->slices[t->n_slices - 1].st1 = t->states.n;
-        ac_decision_t d = {st, s->action, -1, 0, A, ro->mask + (size_t)s->state * A, NULL, NULL, 0, s->action};
+        ac_decision_t d = {st, s->action, -1, 0, A, ro->mask + (size_t)s->mask_row * A, NULL, NULL, 0, s->action};
         used_here += counts(t, &d, ep->truncated);
         add_decision(t, &d, s->logp_old);
         for (int j = 0; j < s->n_slots; j++) {
@@ -398,10 +404,13 @@ static int build_batch(ac_trainer_t *t, ac_err_t *err)
     ac_rollout_t *ro = &t->ro;
     const int dapo = t->cfg.loss_type == AC_LOSS_DAPO;
     if (ensure((void **)&t->eps, &t->cap_eps, ro->n_eps, sizeof *t->eps) ||
+        ensure((void **)&t->smap, &t->cap_smap, 2 * ro->states.n, sizeof *t->smap) ||
         ensure((void **)&t->emap, &t->cap_emap, ro->n_eps, sizeof *t->emap) ||
         ensure((void **)&t->gmap, &t->cap_gmap, ro->n_groups, sizeof *t->gmap))
         return ac_err_set(err, AC_ERR_INTERNAL, "trainer: out of memory");
     ac_states_clear(&t->states);
+    for (int i = 0; i < 2 * ro->states.n; i++)
+        t->smap[i] = -1;
     t->n_dec = t->n_steps = t->n_slices = 0;
     t->n_flat = 0;
     int n_groups = 0;

@@ -87,6 +87,8 @@ typedef struct ac_trainer {
     int n_batch_eps;
     int *emap, *gmap; /* rollout episode -> batch episode, rollout group -> batch group (-1: dropped) */
     int cap_emap, cap_gmap;
+    int *smap;        /* per rollout state: (slice, batch state) it was copied to in this slice */
+    int cap_smap;
     uint8_t *signal;  /* per rollout group: its rewards differ */
     int cap_signal;
     double *first_adv; /* per batch episode: its first step's advantage */
