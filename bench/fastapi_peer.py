@@ -89,7 +89,7 @@ def _env_int(name, default):
 
 SECRET = os.environ.get("AGENTCORE_JWT_SECRET", "").encode()
 DATA_DIR = os.environ.get("FASTAPI_PEER_DATA", ".")
-# rate limits per method class: limit per window_s (agentcore's defaults, SPEC.md); the
+# rate limits per method class: limit per window_s (agentcore's defaults, docs/api.md); the
 # benchmark raises get_status the same way it does for agentcore
 RATE_RULES = {
     "start_grpo": (10, 60),
@@ -243,7 +243,7 @@ def c_round(x):
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
-# beyond SPEC.md: members agentcore adds when the record has them (and they are not null)
+# members agentcore adds after best_checkpoint_id when the record has them (and they are not null)
 STATUS_EXTRA = ("created_at", "finished_at", "cancelled_at", "cancel_reason", "error", "latest_checkpoint_id",
                 "trajectories_stored", "oldest_iteration", "plugin_failures", "episodes")
 
@@ -254,7 +254,7 @@ def get_status(principal, params, now_ms):
     cost, budget = job.get("cost_micro") or 0, job.get("budget_micro") or 0
     metrics = job.get("metrics") or {}
     remaining = 100.0 * (budget - cost) / budget if budget > 0 else 0.0
-    # SPEC.md's four metrics first, then every other metric the engine reports
+    # the four classic metrics first, then every other metric the engine reports
     m = {
         "train_loss": metrics.get("train_loss"),
         "validation_accuracy": metrics.get("validation_accuracy"),

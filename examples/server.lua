@@ -37,7 +37,7 @@ return {
     leeway_s = 30,                            -- clock skew allowed on exp/nbf/iat
   },
 
-  -- Requests per principal (JWT sub) and method class in a fixed window (SPEC.md defaults).
+  -- Requests per principal (JWT sub) and method class in a fixed window (docs/api.md, "Rate limits").
   -- limit = 0 turns a class off. "other" covers methods not named here.
   rate_limits = {
     start_grpo          = { limit = 10,  window_s = 60 },

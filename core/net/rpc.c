@@ -696,7 +696,7 @@ json_t *ac_rpc_openrpc(const ac_rpc_t *rpc)
     json_array_append_new(methods, method_doc(&rpc->discover));
     return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o}", "openrpc", "1.2.6", "info", "title",
                      "AgentCore Training API", "version", AC_VERSION, "description",
-                     "GRPO training jobs over JSON-RPC 2.0 (see ../shared/SPEC.md and README.md)", "servers", "name",
+                     "GRPO training jobs over JSON-RPC 2.0 (reference: docs/api.md)", "servers", "name",
                      "agentcore", "url", "/api/v1/jsonrpc", "methods", methods);
 }
 

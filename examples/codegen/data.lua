@@ -5,7 +5,7 @@
 --     expected_outcome = { task = "sort_desc", snippets = { "sort", "reverse_list" },
 --                          test_passed = true, execution_time_ms = 100 } }
 --
--- 16 task kinds (the SPEC.md examples and their neighbours: sort vs. sort descending,
+-- 16 task kinds (small classic coding tasks and their neighbours: sort vs. sort descending,
 -- reverse a list vs. a string, sum vs. sum of the distinct values, ...), each with several
 -- phrasings, framed by a request ("Write a function to", "Help me", ...) and an ending.
 -- Queries cycle through the tasks in a seed-shuffled order, so every task is about equally

@@ -1,4 +1,4 @@
-"""training.start_grpo / get_status / cancel backed by LMDB: SPEC.md validation and fields,
+"""training.start_grpo / get_status / cancel backed by LMDB: validation and fields as documented in docs/api.md,
 durability across kill -9, a clean SIGTERM stop, and -32603 answers that keep the server's
 internals (file paths, Lua tracebacks) in its log under a reference the client gets."""
 import json

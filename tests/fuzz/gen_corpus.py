@@ -100,7 +100,7 @@ seed("forbidden-user", "1", [call("training.evaluate", {"job_id": JOB_B}, id=1),
                              call("training.export_trajectories", {"job_id": JOB_B}, id=2),
                              call("webhooks.list", id=3), call("training.list_jobs", id=4)])
 
-# ---- the methods beyond SPEC.md's first three
+# ---- the methods beyond start_grpo, get_status and cancel
 seed("evaluate", "0", [
     call("training.evaluate", {"job_id": JOB_A}, id=1),
     call("training.evaluate", {"job_id": JOB_A, "checkpoint_id": JOB_NONE,
