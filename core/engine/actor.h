@@ -45,7 +45,7 @@ enum ac_actor_kind {
 #define AC_ACTOR_MAX_CANDS 256 /* candidates of one decision */
 #define AC_ACTOR_DEFAULT_MAX_TOKENS 128
 /* learning-rate multipliers (ac_actor_lr_groups) */
-#define AC_ACTOR_SEQ_LR_SCALE 10.0f
+#define AC_ACTOR_SEQ_LR_SCALE 100.0f
 
 typedef struct ac_actor_config {
     int kind;                                   /* ac_actor_kind */
@@ -116,8 +116,8 @@ void ac_actor_set_temperature(ac_actor_t *p, float t);
 float ac_actor_temperature(const ac_actor_t *p);
 
 /* The optimiser's parameter groups: ends (n) and learning-rate multipliers (n), n <= 8. The bag's
- * layers learn at learning_rate x 100 (docs/grpo.md, "Learning rate"), the sequence encoder's at
- * x 10: with the API's default 1e-4 both train at their usual pace. Returns n. */
+ * layers learn at learning_rate x 100 (docs/grpo.md, "Learning rate"), the sequence reader's too:
+ * with the API's default 1e-4 both train at their usual pace. Returns n. */
 int ac_actor_lr_groups(const ac_actor_t *p, size_t *ends, float *scale);
 
 /* ---- acting ----------------------------------------------------------------------------------- */

@@ -10,7 +10,7 @@
 #define BAG_CAND_FEATURES 8  /* hashed features of one candidate token */
 #define SEQ_NUM_FEATURES 6   /* a number token's value features */
 #define SEQ_POS_SCALE 0.3f   /* the sinusoidal positions' weight beside learned embeddings */
-#define SEQ_EMBED_STD 0.2    /* the learned embeddings' initial scale */
+#define SEQ_EMBED_STD 0.3    /* the structure embeddings' initial scale (words: 1) */
 #define ACTOR_MAX_LR_GROUPS 8
 
 struct ac_actor {

@@ -5,7 +5,8 @@
  *     + Eflag[copy flags] + 0.1 * sinusoid(position in its segment)
  *
  * and the states go through the Transformer encoder (engine/encoder.h) packed, without padding.
- * The state vector h is the output at [cls] (token 0); candidate j's vector is token j's output. */
+ * The state vector h is the mean of every output ([cls], token 0, included); candidate j's vector
+ * is token j's output. */
 #include "engine/actor_internal.h"
 
 #include <math.h>
@@ -58,7 +59,13 @@ int ac_actor_seq_alloc(ac_actor_t *p)
 
 void ac_actor_seq_init(ac_actor_t *p, ac_rng_t *rng)
 {
-    for (size_t i = p->off_Etok; i < p->off_enc; i++)
+    /* the words start far apart and the structure (kind, segment, age, flags, ordinal) small
+     * beside them: contexts that differ in a word then differ in what the heads read from the
+     * first iteration (with all at one scale, every state starts within cos 0.99 of the others
+     * and reinforcement learning barely moves) */
+    for (size_t i = p->off_Etok; i < p->off_Wnum; i++)
+        p->params[i] = (float)ac_rng_normal(rng);
+    for (size_t i = p->off_Wnum; i < p->off_enc; i++)
         p->params[i] = (float)(SEQ_EMBED_STD * ac_rng_normal(rng));
     ac_encoder_init(p->params + p->off_enc, &p->cfg.enc, rng);
 }
@@ -153,8 +160,17 @@ int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err)
         token_input(p, &S->tok[base + i], p->X + (size_t)i * D);
     if (ac_encoder_forward(p->enc, p->Y, p->params + p->off_enc, p->X, p->seq_off, n, err) != 0)
         return -1;
-    for (int r = 0; r < n; r++)
-        memcpy(p->h + (size_t)r * D, p->Y + (size_t)p->seq_off[r] * D, sizeof(float) * (size_t)D);
+    /* h: the mean of every output ([cls] included, which attention can make a summary of): the
+     * direct path from each word to the tool, as the bag has it */
+    for (int r = 0; r < n; r++) {
+        float *h = p->h + (size_t)r * D;
+        const int t0 = p->seq_off[r], t1 = p->seq_off[r + 1];
+        const float inv = 1.0f / (float)(t1 - t0);
+        memset(h, 0, sizeof(float) * (size_t)D);
+        for (int t = t0; t < t1; t++)
+            for (int d = 0; d < D; d++)
+                h[d] += inv * p->Y[(size_t)t * D + d];
+    }
     return 0;
 }
 
@@ -179,11 +195,13 @@ void ac_actor_seq_begin_backward(ac_actor_t *p)
 int ac_actor_seq_backward(ac_actor_t *p, ac_err_t *err)
 {
     const int D = p->H, n = p->n;
-    for (int r = 0; r < n; r++) { /* h is the [cls] token's output */
-        float *dy = p->dY + (size_t)p->seq_off[r] * D;
+    for (int r = 0; r < n; r++) { /* h = mean output */
+        const int t0 = p->seq_off[r], t1 = p->seq_off[r + 1];
+        const float inv = 1.0f / (float)(t1 - t0);
         const float *dh = p->dh + (size_t)r * D;
-        for (int d = 0; d < D; d++)
-            dy[d] += dh[d];
+        for (int t = t0; t < t1; t++)
+            for (int d = 0; d < D; d++)
+                p->dY[(size_t)t * D + d] += inv * dh[d];
     }
     /* dX into X's buffer: the encoder kept its own copy of X for this backward */
     if (ac_encoder_backward(p->enc, p->X, p->grads + p->off_enc, p->params + p->off_enc, p->dY, err) != 0)
