@@ -1,5 +1,5 @@
 /* agentcore: the command line. `serve` runs the Training API, `token` signs a JWT for it,
- * `train` runs an offline experiment. */
+ * `train` runs an offline experiment, `config --reference` prints every configuration key. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "engine/blas.h"
 #include "lua/config.h"
 #include "engine/experiment.h"
+#include "engine/reference.h"
 #include "service/server.h"
 
 static const char usage_main[] =
@@ -20,6 +21,8 @@ static const char usage_main[] =
     "  serve   run the Training API (JSON-RPC 2.0 over HTTP/1.1, h2c and TLS h2)\n"
     "  token   print a signed JWT for the API\n"
     "  train   run an offline GRPO experiment (EXPERIMENT.lua)\n"
+    "  config  print the configuration reference: every key of the GRPO config, the server\n"
+    "          config and the experiment file (docs/configuration.md)\n"
     "\n"
     "  agentcore <command> --help   options of a command\n"
     "  agentcore --version          version and build information\n";
@@ -60,6 +63,14 @@ static const char usage_train[] =
     "on the evaluation data: the random, untrained and trained policies side by side (exact McNemar\n"
     "on success, Wilson 95 % intervals, a paired sign-flip test on rewards; across seeds the mean and\n"
     "a Student-t 95 % interval). See examples/calculator/experiment.lua.\n";
+
+static const char usage_config[] =
+    "usage: agentcore config --reference [--json]\n"
+    "\n"
+    "  --reference  print every key of the GRPO config, the server config and the experiment file\n"
+    "               with its type, default, range and meaning, as markdown (docs/configuration.md\n"
+    "               holds this output between its \"generated\" markers)\n"
+    "  --json       the same as one JSON document\n";
 
 static int load_config(ac_config_t *cfg, const char *path)
 {
@@ -267,6 +278,44 @@ out:
     return rc;
 }
 
+static int cmd_config(int argc, char **argv)
+{
+    static const struct option opts[] = {{"reference", no_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int reference = 0, json = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': reference = 1; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(usage_config, stdout); return 0;
+        default: fputs(usage_config, stderr); return 2;
+        }
+    }
+    if (!reference || optind < argc) {
+        fputs(usage_config, stderr);
+        return 2;
+    }
+    char *text = NULL;
+    if (json) {
+        json_t *ref = ac_reference_json();
+        text = json_dumps(ref, JSON_INDENT(2));
+        json_decref(ref);
+    } else {
+        text = ac_reference_markdown();
+    }
+    if (text == NULL) {
+        fprintf(stderr, "agentcore config: out of memory\n");
+        return 1;
+    }
+    fputs(text, stdout);
+    if (json)
+        fputc('\n', stdout);
+    free(text);
+    return 0;
+}
+
 static void print_version(void)
 {
     printf("agentcore %s\n", AC_VERSION);
@@ -316,6 +365,8 @@ int main(int argc, char **argv)
         return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0)
         return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
     fprintf(stderr, "agentcore: unknown command '%s'\n%s", cmd, usage_main);
     return 2;
 }

@@ -3,6 +3,7 @@
 -- Every key is optional; the values below are the built-in defaults unless noted.
 -- Command-line flags (--listen, --data) override this file; AGENTCORE_JWT_SECRET overrides auth.
 -- A mistake (unknown key, wrong type, value out of range) stops the server with file:line.
+-- docs/configuration.md has every key with its type, default and range (agentcore config --reference).
 return {
   -- Cleartext listeners: "HOST:PORT" or a list of them. Each serves HTTP/1.1 and HTTP/2 with
   -- prior knowledge (h2c). Port 0 picks a free port (printed at start).
@@ -38,7 +39,7 @@ return {
   },
 
   -- Requests per principal (JWT sub) and method class in a fixed window (docs/api.md, "Rate limits").
-  -- limit = 0 turns a class off. "other" covers methods not named here.
+  -- A limit of 0 turns a class off. "other" covers methods not named here.
   rate_limits = {
     start_grpo          = { limit = 10,  window_s = 60 },
     get_status          = { limit = 100, window_s = 60 },

@@ -81,39 +81,135 @@ static const char *str_field(json_t *o, const char *k, const char *def)
     return json_is_string(v) ? json_string_value(v) : def;
 }
 
+/* ---- the keys of an experiment file ------------------------------------------------------------
+ * Declared once: load_spec checks a file against them (unknown keys, types, ranges) and
+ * ac_experiment_reference documents them (docs/configuration.md). */
+
+typedef enum xkey_type { X_STRING, X_INT, X_TABLE } xkey_type_t;
+
+typedef struct xkey {
+    const char *section; /* "" or "data" */
+    const char *key;
+    xkey_type_t type;
+    long long min, max;  /* X_INT */
+    const char *def_doc; /* the default, as the reference words it */
+    const char *expect;  /* X_TABLE: what the error says the value must be */
+    const char *doc;
+} xkey_t;
+
+static const xkey_t xkeys[] = {
+    {"", "name", X_STRING, 0, 0, "the agent's name", NULL,
+     "names the experiment: the report's `experiment` and the output directory runs/<name>"},
+    {"", "agent", X_STRING, 0, 0, "required", NULL, "the agent plugin: plugins/agents/<agent>.lua"},
+    {"", "reward", X_STRING, 0, 0, "the agent's name", NULL, "the reward plugin: plugins/rewards/<reward>.lua"},
+    {"", "validator", X_STRING, 0, 0, "`\"default\"`", NULL,
+     "the data validator: plugins/validators/<validator>.lua checks the data as a job's would be"},
+    {"", "seed", X_INT, 0, 2147483647, "`1`", NULL,
+     "the first seed (`--seed` overrides it); seed k of a run is seed + k; also the generator's, unless "
+     "`data.seed` is set"},
+    {"", "seeds", X_INT, 1, MAX_SEEDS, "`1`", NULL,
+     "seeds per run (`--seeds` overrides it): per-seed results, their mean and a 95 % interval"},
+    {"", "data", X_TABLE, 0, 0, "required",
+     "must be a table: {generator = FILE, ...} or {training = FILE, evaluation = FILE}",
+     "where the queries come from: a generator, or JSON files (below)"},
+    {"", "config", X_TABLE, 0, 0, "`{}`: the GRPO defaults", "must be a table of GRPO settings",
+     "the GRPO config (above) of every run"},
+    {"", "sweep", X_TABLE, 0, 0, "none", "must map config keys to lists of values",
+     "config key -> list of values: one run per combination (at most 64), reported side by side; the best "
+     "mean validation success is selected"},
+    {"", "description", X_STRING, 0, 0, "none", NULL, "free text for people; not used"},
+    {"data", "generator", X_STRING, 0, 0, "none", NULL,
+     "a Lua file (relative to the experiment file, run in the plugin sandbox) whose module has "
+     "generate(seed, n_train, n_eval) returning {training_data, evaluation_data[, validation_data]}"},
+    {"data", "seed", X_INT, 0, 2147483647, "the experiment's seed", NULL, "the generator's seed"},
+    {"data", "n_train", X_INT, 1, 1000000, "`200`", NULL, "training queries the generator makes"},
+    {"data", "n_eval", X_INT, 1, 1000000, "`50`", NULL, "evaluation queries the generator makes"},
+    {"data", "training", X_STRING, 0, 0, "none", NULL, "without a generator: a JSON file of training queries"},
+    {"data", "validation", X_STRING, 0, 0, "none", NULL,
+     "a JSON file of validation queries; without it, `validation_fraction` of the training data is held out"},
+    {"data", "evaluation", X_STRING, 0, 0, "none", NULL,
+     "without a generator: a JSON file of evaluation queries (they only report, never select)"},
+};
+#define N_XKEYS (sizeof xkeys / sizeof xkeys[0])
+
+/* obj's keys against the table's for section: known, and of the right type and range. */
+static int check_xkeys(const experiment_t *x, json_t *obj, const char *section, ac_err_t *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        const xkey_t *f = NULL;
+        for (size_t i = 0; i < N_XKEYS && f == NULL; i++)
+            if (strcmp(xkeys[i].section, section) == 0 && strcmp(xkeys[i].key, k) == 0)
+                f = &xkeys[i];
+        char path[128];
+        snprintf(path, sizeof path, "%s%s%.60s", section, section[0] ? "." : "", k);
+        if (f == NULL)
+            return bad(err, x, "unknown key '%s'", path);
+        if (f->type == X_STRING && !json_is_string(v))
+            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: '%s' must be a string", x->opts->path, path);
+        if (f->type == X_INT &&
+            (!json_is_integer(v) || json_integer_value(v) < f->min || json_integer_value(v) > f->max))
+            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: '%s' must be an integer from %lld to %lld",
+                              x->opts->path, path, f->min, f->max);
+        if (f->type == X_TABLE && !json_is_object(v))
+            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s: '%s' %s", x->opts->path, path, f->expect);
+    }
+    return 0;
+}
+
+json_t *ac_experiment_reference(void)
+{
+    static const char *const type_names[] = {"string", "integer", "table"};
+    json_t *out = json_array();
+    const char *const secs[2][2] = {
+        {"", "The experiment: its plugins, seeds, data, GRPO config and sweep."},
+        {"data", "Either `generator` (with `seed`, `n_train`, `n_eval`) or the JSON files `training` and "
+                 "`evaluation` (with `validation` optionally)."}};
+    for (int s = 0; s < 2; s++) {
+        json_t *rows = json_array();
+        for (size_t i = 0; i < N_XKEYS; i++) {
+            const xkey_t *f = &xkeys[i];
+            if (strcmp(f->section, secs[s][0]) != 0)
+                continue;
+            char range[64] = "";
+            if (f->type == X_INT)
+                snprintf(range, sizeof range, "%lld to %lld", f->min, f->max);
+            json_t *row = json_pack("{s:s, s:s, s:n, s:s, s:s, s:s}", "key", f->key, "type", type_names[f->type],
+                                    "default", "default_doc", f->def_doc, "range", range, "doc", f->doc);
+            if (f->type == X_INT) {
+                json_object_set_new(row, "min", json_integer(f->min));
+                json_object_set_new(row, "max", json_integer(f->max));
+            }
+            json_array_append_new(rows, row);
+        }
+        json_array_append_new(out,
+                              json_pack("{s:s, s:s, s:o}", "section", secs[s][0], "doc", secs[s][1], "keys", rows));
+    }
+    return out;
+}
+
 static int load_spec(experiment_t *x, ac_err_t *err)
 {
     if ((x->spec = run_lua_file(x, x->opts->path, NULL, err)) == NULL)
         return -1;
     if (!json_is_object(x->spec))
         return bad(err, x, "the experiment must return a table%s", "");
-    static const char *const keys[] = {"name", "agent", "reward", "validator", "seed", "seeds", "data", "config",
-                                       "sweep", "description", NULL};
-    const char *k;
-    json_t *v;
-    json_object_foreach(x->spec, k, v) {
-        int known = 0;
-        for (const char *const *p = keys; *p; p++)
-            known |= strcmp(*p, k) == 0;
-        if (!known)
-            return bad(err, x, "unknown key '%s'", k);
-    }
+    if (check_xkeys(x, x->spec, "", err) != 0)
+        return -1;
     x->agent = str_field(x->spec, "agent", NULL);
     x->reward = str_field(x->spec, "reward", x->agent);
     x->validator = str_field(x->spec, "validator", "default");
     x->name = str_field(x->spec, "name", x->agent);
     if (x->agent == NULL)
         return bad(err, x, "'agent' (a plugin name) is required%s", "");
-    if (!json_is_object(json_object_get(x->spec, "data")))
+    json_t *data = json_object_get(x->spec, "data");
+    if (data == NULL)
         return bad(err, x, "'data' must be a table: {generator = FILE, ...} or {training = FILE, evaluation = FILE}%s",
                    "");
-    json_t *cfg = json_object_get(x->spec, "config");
-    if (cfg != NULL && !json_is_object(cfg))
-        return bad(err, x, "'config' must be a table of GRPO settings%s", "");
+    if (check_xkeys(x, data, "data", err) != 0)
+        return -1;
     json_t *seeds = json_object_get(x->spec, "seeds");
-    if (seeds != NULL && (!json_is_integer(seeds) || json_integer_value(seeds) < 1 ||
-                          json_integer_value(seeds) > MAX_SEEDS))
-        return bad(err, x, "'seeds' must be an integer from 1 to 64%s", "");
     x->seeds = x->opts->seeds > 0 ? x->opts->seeds : seeds ? (int)json_integer_value(seeds) : 1;
     return 0;
 }
@@ -215,9 +311,7 @@ static int expand_runs(experiment_t *x, json_t **runs, char labels[][160], int *
     *n_runs = 1;
     json_t *sweep = json_object_get(x->spec, "sweep");
     if (sweep == NULL)
-        return 0;
-    if (!json_is_object(sweep))
-        return bad(err, x, "'sweep' must map config keys to lists of values%s", "");
+        return 0; /* an object: load_spec checked it */
     const char *k;
     json_t *vals;
     json_object_foreach(sweep, k, vals) {
@@ -540,6 +634,34 @@ static void print_summary(const experiment_t *x, json_t *runs, FILE *out)
     }
 }
 
+/* The report: the selected run's first seed at the top level (the fields a single run always
+ * had), its seeds and means, and every run side by side. New reference. */
+static json_t *make_report(const experiment_t *x, json_t *runs, int best)
+{
+    json_t *winner = json_array_get(runs, (size_t)best);
+    json_t *seeds = json_object_get(winner, "seeds");
+    json_t *report = json_deep_copy(json_array_get(seeds, 0));
+    json_object_set(report, "config", json_object_get(winner, "config"));
+    json_object_set(report, "seeds", seeds);
+    json_object_set(report, "mean", json_object_get(winner, "mean"));
+    json_object_set_new(report, "experiment", json_string(x->name));
+    json_object_set_new(report, "agent", json_string(x->agent));
+    json_object_set_new(report, "training_queries", json_integer((json_int_t)json_array_size(x->training)));
+    json_object_set_new(report, "evaluation_queries", json_integer((json_int_t)json_array_size(x->evaluation)));
+    json_object_set_new(report, "validation", json_string(x->validation ? "given" : "held out of the training data"));
+    json_object_set_new(report, "success_test", json_string("exact McNemar on paired success"));
+    json_object_set_new(report, "reward_test",
+                        json_string("paired sign-flip permutation test on per-query rewards (exact up to 20 "
+                                    "queries, else 9999 random sign patterns)"));
+    json_object_set_new(report, "interval_across_seeds", json_string("mean +- Student t (n - 1) x sd / sqrt(n)"));
+    json_object_set_new(report, "blas_kernel", json_string(ac_blas_kernel()));
+    if (json_array_size(runs) > 1) {
+        json_object_set(report, "runs", runs);
+        json_object_set_new(report, "sweep_selected_by", json_string("mean validation success"));
+    }
+    return report;
+}
+
 int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
 {
     experiment_t x = {.opts = opts};
@@ -588,29 +710,7 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
              mean_of(run, "validation_avg_reward") > mean_of(json_array_get(runs, (size_t)best), "validation_avg_reward")))
             best = r;
     }
-    /* the report: the selected run's first seed at the top level (the fields a single run always
-     * had), its seeds and means, and every run side by side */
-    json_t *winner = json_array_get(runs, (size_t)best);
-    json_t *seeds = json_object_get(winner, "seeds");
-    report = json_deep_copy(json_array_get(seeds, 0));
-    json_object_set(report, "config", json_object_get(winner, "config"));
-    json_object_set(report, "seeds", seeds);
-    json_object_set(report, "mean", json_object_get(winner, "mean"));
-    json_object_set_new(report, "experiment", json_string(x.name));
-    json_object_set_new(report, "agent", json_string(x.agent));
-    json_object_set_new(report, "training_queries", json_integer((json_int_t)json_array_size(x.training)));
-    json_object_set_new(report, "evaluation_queries", json_integer((json_int_t)json_array_size(x.evaluation)));
-    json_object_set_new(report, "validation", json_string(x.validation ? "given" : "held out of the training data"));
-    json_object_set_new(report, "success_test", json_string("exact McNemar on paired success"));
-    json_object_set_new(report, "reward_test",
-                        json_string("paired sign-flip permutation test on per-query rewards (exact up to 20 "
-                                    "queries, else 9999 random sign patterns)"));
-    json_object_set_new(report, "interval_across_seeds", json_string("mean +- Student t (n - 1) x sd / sqrt(n)"));
-    json_object_set_new(report, "blas_kernel", json_string(ac_blas_kernel()));
-    if (n_runs > 1) {
-        json_object_set(report, "runs", runs);
-        json_object_set_new(report, "sweep_selected_by", json_string("mean validation success"));
-    }
+    report = make_report(&x, runs, best);
     snprintf(path, sizeof path, "%s/report.json", out_dir);
     if (json_dump_file(report, path, JSON_INDENT(2)) != 0) {
         ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s", path);

@@ -33,4 +33,10 @@ typedef struct ac_experiment_opts {
 
 int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err);
 
+/* The keys of an experiment file (the same table the loader checks files against: an unknown
+ * key, a wrong type or an integer out of range stops the run), in ac_config_reference's shape:
+ * [{section ("" or "data"), doc, keys: [{key, type, default (null), default_doc, range, doc, and
+ * for integers min and max}]}]. New reference. */
+json_t *ac_experiment_reference(void);
+
 #endif

@@ -1,6 +1,10 @@
 /* Server configuration: a Lua file returning a table (examples/server.lua documents every key),
  * then command-line flags and environment variables on top. The config is trusted operator
- * input, so it runs in a plain Lua state (not the plugin sandbox) with no instruction limits. */
+ * input, so it runs in a plain Lua state (not the plugin sandbox) with no instruction limits.
+ *
+ * Every key is declared once, in config.c's field table (section, key, type, range, default,
+ * doc, place in ac_config_t): the reader, the defaults, ac_config_to_json and the reference that
+ * `agentcore config --reference` prints (docs/configuration.md) all come from it. */
 #ifndef AC_CONFIG_H
 #define AC_CONFIG_H
 
@@ -111,13 +115,28 @@ typedef struct ac_config {
     int errors_expose_internal;
 } ac_config_t;
 
-/* Fills cfg with the built-in defaults (listen 127.0.0.1:8001, data ./data, HS256, SPEC.md's
- * rate limits, 16 MiB bodies; examples/server.lua lists them all). Free with ac_config_free. */
+/* Fills cfg with the built-in defaults, the field table's (listen 127.0.0.1:8001, data ./data,
+ * HS256, SPEC.md's rate limits, 16 MiB bodies, ...; examples/server.lua lists them all). Free with
+ * ac_config_free. */
 void ac_config_defaults(ac_config_t *cfg);
 
 /* Reads path (a Lua file returning a table) over the values already in cfg. Errors name
- * "file:line: problem" (the line of the key when a value is wrong). */
+ * "file:line: problem" (the line of the key when a value is wrong): an unknown key in any
+ * section, a value of the wrong type, out of range ("'key' must be between A and B") or not one
+ * of the key's choices. */
 int ac_config_load(ac_config_t *cfg, const char *path, ac_err_t *err);
+
+/* Every key's value in cfg, flat: {"listen": "127.0.0.1:8001", "limits.max_body_bytes": 16777216,
+ * "rate_limits.start_grpo.limit": 10, ...}; unset strings are null. It holds the secrets: never
+ * log it. New reference. */
+json_t *ac_config_to_json(const ac_config_t *cfg);
+
+/* The reference of every key, by top-level section in the order of examples/server.lua:
+ * [{section ("" for the top level), doc, keys: [{key (the path inside the section, e.g.
+ * "start_grpo.limit"), type, default (the value, as ac_config_to_json gives it), default_doc
+ * (when present: how the docs word a default that is a path of this checkout), range (text),
+ * doc, and for numbers min, max and zero_off (0 is allowed below min)}]}]. New reference. */
+json_t *ac_config_reference(void);
 
 /* Applies AGENTCORE_JWT_SECRET (sets HS256 and that secret) and checks that the whole config is
  * usable (a secret or key file for the algorithm, a TLS pair when tls_listen is set). */

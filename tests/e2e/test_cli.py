@@ -18,10 +18,11 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn(b"serve", r.stdout)
         self.assertIn(b"token", r.stdout)
+        self.assertIn(b"config", r.stdout)
         r = run("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout.decode(), r"^agentcore \d+\.\d+\.\d+")
-        for cmd in ("serve", "token"):
+        for cmd in ("serve", "token", "train", "config"):
             r = run(cmd, "--help")
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn(b"usage: agentcore " + cmd.encode(), r.stdout)

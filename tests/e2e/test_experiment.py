@@ -153,7 +153,19 @@ class ExperimentFileTest(unittest.TestCase):
                   '  config = { n_iterations = 0 } }', "config.n_iterations"),
                  ('return { agent = "nope", data = { generator = "data.lua" } }', "nope"),
                  ('return { agent = "calculator", data = { generator = "missing.lua" } }', "missing.lua"),
-                 ('return { agent = "calculator",\n  data = { generator = "data.lua" } +\n}', "exp.lua:3:")]
+                 ('return { agent = "calculator",\n  data = { generator = "data.lua" } +\n}', "exp.lua:3:"),
+                 # the keys of the file's table (core/engine/experiment.c), data's included
+                 ('return { agent = "calculator", data = { generator = "data.lua", n_trian = 50 } }',
+                  "unknown key 'data.n_trian'"),
+                 ('return { agent = "calculator", data = { generator = "data.lua", n_train = 0 } }',
+                  "'data.n_train' must be an integer from 1 to 1000000"),
+                 ('return { agent = "calculator", name = 5, data = { generator = "data.lua" } }',
+                  "'name' must be a string"),
+                 ('return { agent = "calculator", seeds = 0, data = { generator = "data.lua" } }',
+                  "'seeds' must be an integer from 1 to 64"),
+                 ('return { agent = "calculator", data = "data.lua" }', "'data' must be a table"),
+                 ('return { agent = "calculator", data = { generator = "data.lua" }, sweep = { 1, 2 } }',
+                  "'sweep' must map config keys to lists of values")]
         for text, needle in cases:
             d, path = self.write(text)
             r = train(path, "--out", os.path.join(d, "out"))
