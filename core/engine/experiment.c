@@ -120,7 +120,8 @@ static const xkey_t xkeys[] = {
     {"", "description", X_STRING, 0, 0, "none", NULL, "free text for people; not used"},
     {"data", "generator", X_STRING, 0, 0, "none", NULL,
      "a Lua file (relative to the experiment file, run in the plugin sandbox) whose module has "
-     "generate(seed, n_train, n_eval) returning {training_data, evaluation_data[, validation_data]}"},
+     "generate(seed, n_train, n_eval) returning {training_data, evaluation_data[, validation_data][, tests]}: "
+     "tests maps names to more query sets, each reported like the evaluation (never selecting)"},
     {"data", "seed", X_INT, 0, 2147483647, "the experiment's seed", NULL, "the generator's seed"},
     {"data", "n_train", X_INT, 1, 1000000, "`200`", NULL, "training queries the generator makes"},
     {"data", "n_eval", X_INT, 1, 1000000, "`50`", NULL, "evaluation queries the generator makes"},
@@ -129,6 +130,8 @@ static const xkey_t xkeys[] = {
      "a JSON file of validation queries; without it, `validation_fraction` of the training data is held out"},
     {"data", "evaluation", X_STRING, 0, 0, "none", NULL,
      "without a generator: a JSON file of evaluation queries (they only report, never select)"},
+    {"data", "tests", X_TABLE, 0, 0, "none", "must map test names to JSON files",
+     "without a generator: name -> a JSON file of more test queries, each reported like the evaluation"},
 };
 #define N_XKEYS (sizeof xkeys / sizeof xkeys[0])
 
