@@ -64,12 +64,13 @@ void ac_actor_seq_init(ac_actor_t *p, ac_rng_t *rng);
 /* The sequence reader's fixed tables (positions); -1 on memory. */
 int ac_actor_seq_alloc(ac_actor_t *p);
 
-/* Reads states first .. first + n - 1 of S into p->h (and what the candidates need). */
+/* Reads states first .. first + n - 1 of S into p->h (and what the candidates need): the bag
+ * writes h, the sequence reader adds its own reading to it. */
 int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err);
 int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err);
 
-/* The vector of token `tok` of read state r: a pointer into the workspace, or into buf (H floats)
- * where it is computed. */
+/* The vector of token `tok` of read state r, computed into buf (H floats): the bag's reading
+ * first (it writes buf), then the sequence reader's added (it adds to buf). */
 const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok, float *buf);
 const float *ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf);
 /* Adds g (H) to the gradient of token `tok`'s vector of read state r. */

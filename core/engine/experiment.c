@@ -310,6 +310,8 @@ static int expand_runs(experiment_t *x, json_t **runs, char labels[][160], int *
 {
     json_t *base = json_object_get(x->spec, "config");
     runs[0] = base ? json_deep_copy(base) : json_object();
+    if (x->opts->overrides != NULL)
+        json_object_update(runs[0], (json_t *)x->opts->overrides);
     labels[0][0] = '\0';
     *n_runs = 1;
     json_t *sweep = json_object_get(x->spec, "sweep");

@@ -22,6 +22,7 @@ typedef struct ac_experiment_opts {
     const char *out_dir;     /* NULL: runs/<name> */
     int json;                /* print the report as the last line of stdout */
     int progress;            /* draw a progress bar on stderr */
+    const json_t *overrides; /* GRPO config keys set over the file's config (--set), or NULL */
     const char *lua_dir;
     const char *plugins_dir;
     /* the server config's training settings, so that an agent behaves the same offline and in

@@ -248,7 +248,7 @@ int main(void)
     ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
                              .seed = 3, .n_buckets = 64, .d_emb = 8, .hidden = 8};
     ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
-                             .seed = 3, .n_buckets = 64, .enc = {8, 2, 2, 16, 64}};
+                             .seed = 3, .n_buckets = 64, .d_emb = 8, .enc = {8, 2, 2, 16, 64}};
     fd_check(&bag, "bag");
     fd_check(&seq, "sequence");
     test_acting_matches_training(&bag);
