@@ -215,6 +215,10 @@ void ac_actor_destroy(ac_actor_t *p)
     free(p->ids_off);
     free(p->x);
     free(p->a);
+    free(p->C);
+    free(p->dC);
+    free(p->c_have);
+    free(p->c_grad);
     free(p->X);
     free(p->Y);
     free(p->dY);
@@ -278,6 +282,13 @@ int ac_actor_reserve(ac_actor_t *p, int n, size_t n_tok, ac_err_t *err)
             return -1;
         p->cap_states = cap;
     }
+    if (n_tok > p->cap_C) {
+        size_t cap = n_tok > 2 * p->cap_C ? n_tok : 2 * p->cap_C;
+        if (grow((void **)&p->C, sizeof(float) * cap * H, err) || grow((void **)&p->dC, sizeof(float) * cap * H, err) ||
+            grow((void **)&p->c_have, cap, err) || grow((void **)&p->c_grad, cap, err))
+            return -1;
+        p->cap_C = cap;
+    }
     if (p->cfg.kind == AC_ACTOR_SEQUENCE && n_tok > p->cap_tok) {
         size_t cap = n_tok > 2 * p->cap_tok ? n_tok : 2 * p->cap_tok;
         if (grow((void **)&p->X, sizeof(float) * cap * H, err) || grow((void **)&p->Y, sizeof(float) * cap * H, err) ||
@@ -303,6 +314,12 @@ int ac_actor_read(ac_actor_t *p, const ac_states_t *S, int first, int n, ac_err_
     size_t n_tok = (size_t)(S->off[first + n] - S->off[first]);
     if (ac_actor_reserve(p, n, n_tok, err) != 0)
         return -1;
+    for (int r = 0; r <= n; r++)
+        p->seq_off[r] = S->off[first + r] - S->off[first];
+    for (int r = 0; r < n; r++)
+        if (p->seq_off[r + 1] - p->seq_off[r] < 1)
+            return ac_err_set(err, AC_ERR_INTERNAL, "actor: state %d has no token", first + r);
+    memset(p->c_have, 0, n_tok);
     if (ac_actor_bag_read(p, err) != 0)
         return -1;
     return p->cfg.kind == AC_ACTOR_SEQUENCE ? ac_actor_seq_read(p, err) : 0;
@@ -310,8 +327,12 @@ int ac_actor_read(ac_actor_t *p, const ac_states_t *S, int first, int n, ac_err_
 
 static const float *cand_vec(ac_actor_t *p, int r, int tok, float *buf)
 {
-    const float *c = ac_actor_bag_cand(p, r, tok, buf);
-    return p->cfg.kind == AC_ACTOR_SEQUENCE ? ac_actor_seq_cand(p, r, tok, buf) : c;
+    const float *c = ac_actor_bag_cand(p, r, tok);
+    if (p->cfg.kind != AC_ACTOR_SEQUENCE)
+        return c;
+    memcpy(buf, c, sizeof(float) * (size_t)p->H);
+    ac_actor_seq_cand(p, r, tok, buf);
+    return buf;
 }
 
 static void cand_grad(ac_actor_t *p, int r, int tok, const float *g)
@@ -507,6 +528,7 @@ int ac_actor_backward(ac_actor_t *p, const float *dlogits, ac_err_t *err)
     const int H = p->H, A = p->cfg.n_tools;
     const float invT = 1.0f / p->temperature;
     memset(p->dh, 0, sizeof(float) * (size_t)p->n * H);
+    ac_actor_bag_begin_backward(p);
     if (p->cfg.kind == AC_ACTOR_SEQUENCE)
         ac_actor_seq_begin_backward(p);
     float dz[AC_ACTOR_MAX_CANDS > AC_AGENT_MAX_ACTIONS ? AC_ACTOR_MAX_CANDS : AC_AGENT_MAX_ACTIONS];

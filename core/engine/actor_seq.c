@@ -154,12 +154,7 @@ int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err)
     const int D = p->H, n = p->n;
     const ac_states_t *S = p->S;
     const int base = S->off[p->first];
-    for (int r = 0; r <= n; r++)
-        p->seq_off[r] = S->off[p->first + r] - base;
-    for (int r = 0; r < n; r++)
-        if (p->seq_off[r + 1] - p->seq_off[r] < 1)
-            return ac_err_set(err, AC_ERR_INTERNAL, "actor: state %d has no token", p->first + r);
-    const int n_tok = p->seq_off[n];
+    const int n_tok = p->seq_off[n]; /* ac_actor_read set the offsets */
     for (int i = 0; i < n_tok; i++)
         token_input(p, &S->tok[base + i], p->X + (size_t)i * D);
     if (ac_encoder_forward(p->enc, p->Y, p->params + p->off_enc, p->X, p->seq_off, n, err) != 0)
@@ -177,12 +172,11 @@ int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err)
     return 0;
 }
 
-const float *ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf)
+void ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf)
 {
     const float *y = p->Y + (size_t)(p->seq_off[r] + tok) * p->H;
-    for (int d = 0; d < p->H; d++) /* buf holds the bag's reading of the token */
+    for (int d = 0; d < p->H; d++)
         buf[d] += y[d];
-    return buf;
 }
 
 void ac_actor_seq_cand_grad(ac_actor_t *p, int r, int tok, const float *g)

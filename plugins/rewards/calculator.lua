@@ -1,6 +1,8 @@
 -- Reward for the calculator agent: 1 for the exact numeric answer; else partial credit for the
 -- way there, 0.5 x the share of the expected intermediate values the tool results reached in
 -- order (extra calls in between cost nothing but steps). Success is the exact answer only.
+-- With expected values the reward is also given per step (info.step_rewards, summing to it): the
+-- call that reached the next value earns its share, the answer the rest.
 --
 -- expected_outcome = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
 --   (ops and values are optional: without values there is no partial credit)
@@ -41,15 +43,19 @@ local function tool_accuracy(steps, want_ops)
   return right / #steps
 end
 
--- How many of values (in order) appear among the tool results' values, allowing others between.
+-- How many of values (in order) appear among the tool results' values, allowing others between;
+-- and, per step, the credit it earned: 0.5 / #values for the step that reached the next value.
 local function reached(steps, values)
-  local k = 1
-  for _, step in ipairs(steps) do
-    if k > #values then break end
+  local k, per_step = 1, {}
+  for i, step in ipairs(steps) do
+    per_step[i] = 0.0
     local r = step.result
-    if type(r) == "table" and same_number(r.value, values[k]) then k = k + 1 end
+    if k <= #values and type(r) == "table" and same_number(r.value, values[k]) then
+      k = k + 1
+      per_step[i] = 0.5 / #values
+    end
   end
-  return k - 1
+  return k - 1, per_step
 end
 
 return {
@@ -67,9 +73,17 @@ return {
     local info = { success = ok }
     local steps = trajectory.steps or {}
     info.tool_accuracy = tool_accuracy(steps, expected.ops)
-    if ok then return 1.0, info end
     local values = expected.values
-    if type(values) ~= "table" or #values == 0 then return 0.0, info end
-    return 0.5 * reached(steps, values) / #values, info
+    if type(values) ~= "table" or #values == 0 then return ok and 1.0 or 0.0, info end
+    -- the same total as step rewards (what each call added), so that GRPO can credit the call
+    -- that made the progress rather than every call of the episode alike
+    local k, per_step = reached(steps, values)
+    local total = 0.5 * k / #values
+    if ok and #steps > 0 then
+      per_step[#steps] = per_step[#steps] + (1.0 - total)
+      total = 1.0
+    end
+    if #steps > 0 then info.step_rewards = per_step end
+    return total, info
   end,
 }
