@@ -2,13 +2,29 @@
 -- way there, 0.5 x the share of the expected intermediate values the tool results reached in
 -- order (extra calls in between cost nothing but steps). Success is the exact answer only.
 -- With expected values the reward is also given per step (info.step_rewards, summing to it): the
--- call that reached the next value earns its share, the answer the rest.
+-- call that reached the next value earns its share, the answer the rest, and a call that repeats
+-- an earlier one (same tool and arguments) costs 0.05 (the range is -1 to 1).
 --
 -- expected_outcome = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
 --   (ops and values are optional: without values there is no partial credit)
 -- tool_accuracy (when ops is given): a step is right when it did not fail and, for an operation
 -- step, when it is the expected operation at that position (answer is right whenever it
 -- succeeds). Without ops the host's default applies.
+
+local REPEAT = 0.05 -- what a call that repeats an earlier one costs
+
+-- "tool a=.. b=.." of a step's call, or nil
+local function call_key(step)
+  local a = type(step.action) == "table" and step.action or nil
+  if not a or type(a.tool) ~= "string" then return nil end
+  local p = type(a.params) == "table" and a.params or {}
+  local names = {}
+  for k in pairs(p) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  local parts = { a.tool }
+  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. tostring(p[k]) end
+  return table.concat(parts, " ")
+end
 
 local OPERATIONS = { add = true, subtract = true, multiply = true, divide = true, power = true, modulo = true }
 
@@ -62,7 +78,7 @@ return {
   name = "calculator",
   version = "2.0.0",
   description = "1 for the exact answer, else 0.5 x the share of the expected intermediate values reached",
-  range = { 0, 1 },
+  range = { -1, 1 },
   success_threshold = 1.0,
   score = function(trajectory, expected)
     if type(expected) ~= "table" or type(expected.answer) ~= "number" then
@@ -81,7 +97,16 @@ return {
     local total = 0.5 * k / #values
     if ok and #steps > 0 then
       per_step[#steps] = per_step[#steps] + (1.0 - total)
-      total = 1.0
+    end
+    -- a call that repeats an earlier one (same tool, same arguments) costs a little: it learns
+    -- nothing new, and it must not look as good as the next call
+    total = 0.0
+    local seen = {}
+    for i, step in ipairs(steps) do
+      local key = call_key(step)
+      if key and seen[key] then per_step[i] = per_step[i] - REPEAT end
+      if key then seen[key] = true end
+      total = total + per_step[i]
     end
     if #steps > 0 then info.step_rewards = per_step end
     return total, info
