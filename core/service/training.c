@@ -531,7 +531,8 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     ac_agent_t *agent = NULL;
     ac_reward_t *reward = NULL;
     ac_policy_t *baseline = NULL;
-    ac_eval_result_t rb = {0}, rt = {0};
+    ac_eval_comparison_t cmp;
+    int compared = 0;
     ac_lua_host_t *host = NULL;
     int ret = -1;
     if (load_visible_job(ctx, id, &job, err) != 0)
@@ -607,34 +608,27 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
     ac_trainer_policy_config(&pc, &cfg, agent, ac_runner_seed(id, cfg.seed));
     if ((baseline = ac_policy_create(&pc, err)) == NULL)
         goto out;
-    if (ac_eval_run(agent, reward, baseline, queries, cfg.max_steps_per_trajectory, &rb, err) != 0 ||
-        ac_eval_run(agent, reward, ck.policy, queries, cfg.max_steps_per_trajectory, &rt, err) != 0) {
+    if (ac_eval_compare(agent, reward, baseline, ck.policy, queries, cfg.max_steps_per_trajectory, &cmp, err) != 0) {
         eval_failed(err, "evaluation");
         goto out;
     }
-    if (rt.failures == rt.n) {
+    compared = 1;
+    if (cmp.trained.failures == cmp.trained.n) {
         ac_err_field(err, AC_ERR_EVALUATION_FAILED, "evaluation", "every episode failed: %s",
-                     rt.first_error ? rt.first_error : "plugin failure");
+                     cmp.trained.first_error ? cmp.trained.first_error : "plugin failure");
         goto out;
     }
-    ac_eval_comparison_t cmp;
-    ac_eval_compare(&rb, &rt, &cmp);
-    json_t *m = ac_eval_metrics_json(&rt);
-    json_object_set_new(m, "success_rate_ci95", json_pack("[f, f]", cmp.trained_ci[0], cmp.trained_ci[1]));
-    json_object_set_new(m, "plugin_failures", json_integer(rt.failures));
-    json_t *base = ac_eval_metrics_json(&rb);
-    json_object_set_new(base, "success_rate_ci95", json_pack("[f, f]", cmp.baseline_ci[0], cmp.baseline_ci[1]));
-    *result = json_pack("{s:s, s:s, s:s, s:O, s:o, s:{s:f, s:f, s:f, s:b, s:f, s:o}, s:i, s:I}", "job_id", id,
-                        "checkpoint_id", ckpt_id, "selected_by", selected_by, "checkpoint_iteration",
-                        json_object_get(chosen, "iteration"), "metrics", m, "baseline_comparison", "success_rate_improvement",
-                        cmp.success_rate_improvement, "avg_reward_improvement", cmp.avg_reward_improvement,
-                        "p_value", cmp.p_value, "statistically_significant", cmp.p_value < 0.05, "p_value_reward",
-                        cmp.p_value_reward, "baseline", base, "queries_evaluated", rt.n, "evaluation_duration_ms",
-                        (json_int_t)((ac_clock_mono_ns() - t0) / 1000000));
+    json_t *c = ac_eval_comparison_json(&cmp);
+    json_t *m = json_incref(json_object_get(c, "trained"));
+    json_object_del(c, "trained"); /* the rest is the comparison with its baseline */
+    *result = json_pack("{s:s, s:s, s:s, s:O, s:o, s:o, s:i, s:I}", "job_id", id, "checkpoint_id", ckpt_id,
+                        "selected_by", selected_by, "checkpoint_iteration", json_object_get(chosen, "iteration"),
+                        "metrics", m, "baseline_comparison", c, "queries_evaluated", cmp.trained.n,
+                        "evaluation_duration_ms", (json_int_t)((ac_clock_mono_ns() - t0) / 1000000));
     ret = *result != NULL ? 0 : ac_err_set(err, AC_ERR_INTERNAL, "cannot build the evaluation");
 out:
-    ac_eval_result_free(&rb);
-    ac_eval_result_free(&rt);
+    if (compared)
+        ac_eval_comparison_free(&cmp);
     ac_policy_destroy(baseline);
     ac_reward_close(reward);
     ac_agent_close(agent);
