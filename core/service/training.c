@@ -140,8 +140,6 @@ static int check_job_webhooks(const ac_config_t *cfg, json_t *hooks, ac_err_t *e
     size_t i;
     json_t *h;
     char field[64];
-    if (json_array_size(hooks) > 16)
-        return ac_err_field(err, AC_ERR_INVALID_REQUEST, "webhooks", "at most 16 webhooks per job");
     json_array_foreach(hooks, i, h)
     {
         snprintf(field, sizeof field, "webhooks[%zu]", i);
@@ -519,6 +517,8 @@ static int eval_failed(ac_err_t *err, const char *what)
     return ac_err_field(err, AC_ERR_EVALUATION_FAILED, what, "%s", msg);
 }
 
+#define MAX_EVAL_QUERIES 10000
+
 static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
     ac_app_t *app = app_of(ctx);
@@ -550,8 +550,8 @@ static int evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_
                                                            "start the job with evaluation_data");
         goto out;
     }
-    if (json_array_size(queries) > 10000) {
-        ac_err_field(err, AC_ERR_INVALID_PARAMS, qname, "at most 10000 queries");
+    if (json_array_size(queries) > MAX_EVAL_QUERIES) { /* the job's own data: the table bounds the parameter */
+        ac_err_field(err, AC_ERR_INVALID_PARAMS, qname, "at most %d queries", MAX_EVAL_QUERIES);
         goto out;
     }
     if (check_queries_shape(queries, qname, err) != 0)
@@ -643,16 +643,6 @@ out:
     return ret;
 }
 
-/* An AC_P_INTEGER parameter, or dflt when absent. rpc.c lets any JSON integer through, and
- * reals with an integral value below 2^53: going through a double would round an integer near
- * 2^63 to a value that does not fit back into json_int_t (undefined behaviour). */
-static json_int_t int_param(const json_t *v, json_int_t dflt)
-{
-    if (v == NULL)
-        return dflt;
-    return json_is_integer(v) ? json_integer_value(v) : (json_int_t)json_real_value(v);
-}
-
 /* ---- training.export_trajectories ----------------------------------------------------------- */
 
 #define EXPORT_MAX 10000
@@ -718,13 +708,7 @@ static int export_trajectories(ac_call_ctx_t *ctx, json_t *params, json_t **resu
     json_t *jm = json_object_get(params, "min_reward");
     export_ctx_t x = {.job_id = id, .success_only = json_is_true(json_object_get(params, "success_only")),
                       .has_min = jm != NULL, .min_reward = jm ? json_number_value(jm) : 0.0,
-                      .limit = int_param(jl, 1000), .offset = int_param(jo, 0)};
-    if (x.limit > EXPORT_MAX)
-        return ac_err_field(err, AC_ERR_EXPORT_LIMIT, "limit", "at most %d trajectories per request", EXPORT_MAX);
-    if (x.limit < 1)
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be at least 1");
-    if (x.offset < 0)
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "offset", "must be at least 0");
+                      .limit = json_integer_value(jl), .offset = json_integer_value(jo)};
     x.keys = malloc(sizeof *x.keys * (size_t)x.limit);
     x.trajectories = json_array();
     if (x.keys == NULL) {
@@ -754,12 +738,8 @@ static int get_metrics(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_e
     if (load_visible_job(ctx, id, &job, err) != 0)
         return -1;
     json_decref(job);
-    json_int_t from = int_param(json_object_get(params, "from_iteration"), 0);
-    json_int_t limit = int_param(json_object_get(params, "limit"), 1000);
-    if (from < 0 || from > UINT32_MAX)
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "from_iteration", "must be between 0 and 4294967295");
-    if (limit < 1 || limit > METRICS_MAX)
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and %d", METRICS_MAX);
+    json_int_t from = json_integer_value(json_object_get(params, "from_iteration"));
+    json_int_t limit = json_integer_value(json_object_get(params, "limit"));
     json_t *rows = NULL;
     int more = 0;
     if (ac_jobs_metrics_page(app_of(ctx)->store, id, (uint32_t)from, (int)limit, &rows, &more, err) != 0)
@@ -825,30 +805,13 @@ static int list_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     return ac_txn_scan_rev(t, AC_DB_OWNER_JOBS, prefix, olen + 1, list_one, l, err);
 }
 
-static const char *const status_names[] = {"queued", "running", "completed", "failed", "cancelled", NULL};
 
 static int list_jobs(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
     json_t *js = json_object_get(params, "status"), *jl = json_object_get(params, "limit"),
            *jo = json_object_get(params, "offset");
     const char *status = json_string_value(js);
-    if (status != NULL) {
-        int ok = 0;
-        for (const char *const *p = status_names; *p; p++)
-            ok |= strcmp(*p, status) == 0;
-        if (!ok)
-            return ac_err_field(err, AC_ERR_INVALID_PARAMS, "status",
-                                "must be queued, running, completed, failed or cancelled");
-    }
-    list_ctx_t l = {ctx->principal->sub, status, int_param(jl, 50), int_param(jo, 0), 0, NULL, json_array()};
-    if (l.limit < 1 || l.limit > 1000) {
-        json_decref(l.jobs);
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and 1000");
-    }
-    if (l.offset < 0) {
-        json_decref(l.jobs);
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "offset", "must be at least 0");
-    }
+    list_ctx_t l = {ctx->principal->sub, status, json_integer_value(jl), json_integer_value(jo), 0, NULL, json_array()};
     if (ac_store_read(app_of(ctx)->store, list_txn, &l, err) != 0) {
         json_decref(l.jobs);
         return -1;
@@ -929,12 +892,7 @@ static int list_events(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_e
         return -1;
     json_decref(job);
     json_t *jc = json_object_get(params, "cursor"), *jl = json_object_get(params, "limit");
-    events_ctx_t e = {id, int_param(jc, 0), int_param(jl, 100), json_array(), 0, 0};
-    if (e.limit < 1 || e.limit > 1000 || e.after < 0) {
-        json_decref(e.events);
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, e.after < 0 ? "cursor" : "limit",
-                            e.after < 0 ? "must be at least 0" : "must be between 1 and 1000");
-    }
+    events_ctx_t e = {id, json_integer_value(jc), json_integer_value(jl), json_array(), 0, 0};
     e.last = e.after;
     if (ac_store_read(app_of(ctx)->store, events_txn, &e, err) != 0) {
         json_decref(e.events);
@@ -976,69 +934,77 @@ static int webhooks_unsubscribe(ac_call_ctx_t *ctx, json_t *params, json_t **res
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
+static const char *const status_names[] = {"queued", "running", "completed", "failed", "cancelled", NULL};
+
+#define RANGE_DEFAULT (AC_PARAM_MIN | AC_PARAM_MAX | AC_PARAM_DEFAULT)
+
 static const ac_param_spec_t subscribe_params[] = {
-    {"url", AC_P_STRING, 1, "http(s) URL that receives the events"},
-    {"events", AC_P_STRING_OR_ARRAY, 1, "event names, or \"*\" (every event)"},
-    {NULL, 0, 0, NULL},
+    {"url", AC_P_STRING, 1, "http(s) URL that receives the events", .checks = 0},
+    {"events", AC_P_STRING_OR_ARRAY, 1, "event names, or \"*\" (every event)", .checks = 0},
+    {NULL},
 };
 static const ac_param_spec_t no_params[] = {
-    {NULL, 0, 0, NULL},
+    {NULL},
 };
 static const ac_param_spec_t unsubscribe_params[] = {
-    {"subscription_id", AC_P_UUID, 1, "the id webhooks.subscribe returned"},
-    {NULL, 0, 0, NULL},
+    {"subscription_id", AC_P_UUID, 1, "the id webhooks.subscribe returned", .checks = 0},
+    {NULL},
 };
 
 static const ac_param_spec_t start_params[] = {
-    {"agent_id", AC_P_STRING, 1, "agent identifier to train"},
-    {"config", AC_P_OBJECT, 1, "GRPOConfig"},
-    {"training_data", AC_P_ARRAY, 1, "TrainingQuery[] (at least 100)"},
-    {"evaluation_data", AC_P_ARRAY, 0, "held-out TrainingQuery[]: reported on, never used to choose"},
+    {"agent_id", AC_P_STRING, 1, "agent identifier to train", .checks = 0},
+    {"config", AC_P_OBJECT, 1, "GRPOConfig", .checks = 0},
+    {"training_data", AC_P_ARRAY, 1, "TrainingQuery[] (at least 100)", .checks = 0},
+    {"evaluation_data", AC_P_ARRAY, 0, "held-out TrainingQuery[]: reported on, never used to choose", .checks = 0},
     {"validation_data", AC_P_ARRAY, 0,
-     "TrainingQuery[] that selects the best checkpoint (default: config.validation_fraction of training_data)"},
-    {"webhooks", AC_P_ARRAY, 0, "this job's webhooks: [{url, events, secret?}]"},
-    {NULL, 0, 0, NULL},
+     "TrainingQuery[] that selects the best checkpoint (default: config.validation_fraction of training_data)", .checks = 0},
+    {"webhooks", AC_P_ARRAY, 0, "this job's webhooks: [{url, events, secret?}]", .checks = AC_PARAM_MAX, .max = 16},
+    {NULL},
 };
 static const ac_param_spec_t job_params[] = {
-    {"job_id", AC_P_UUID, 1, "training job identifier"},
-    {NULL, 0, 0, NULL},
+    {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
+    {NULL},
 };
 static const ac_param_spec_t cancel_params[] = {
-    {"job_id", AC_P_UUID, 1, "training job identifier"},
-    {"reason", AC_P_STRING, 0, "cancellation reason"},
-    {NULL, 0, 0, NULL},
+    {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
+    {"reason", AC_P_STRING, 0, "cancellation reason", .checks = 0},
+    {NULL},
 };
 static const ac_param_spec_t evaluate_params[] = {
-    {"job_id", AC_P_UUID, 1, "training job identifier"},
-    {"checkpoint_id", AC_P_UUID, 0, "checkpoint to evaluate (default: best)"},
-    {"evaluation_queries", AC_P_ARRAY, 0, "TrainingQuery[] (default: the job's evaluation data)"},
-    {NULL, 0, 0, NULL},
+    {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
+    {"checkpoint_id", AC_P_UUID, 0, "checkpoint to evaluate (default: best)", .checks = 0},
+    {"evaluation_queries", AC_P_ARRAY, 0, "TrainingQuery[] (default: the job's evaluation data)",
+     .checks = AC_PARAM_MAX, .max = MAX_EVAL_QUERIES},
+    {NULL},
 };
 static const ac_param_spec_t export_params[] = {
-    {"job_id", AC_P_UUID, 1, "training job identifier"},
-    {"success_only", AC_P_BOOL, 0, "only successful trajectories"},
-    {"min_reward", AC_P_NUMBER, 0, "minimum reward"},
-    {"limit", AC_P_INTEGER, 0, "max trajectories (default 1000, at most 10000)"},
-    {"offset", AC_P_INTEGER, 0, "pagination offset (default 0)"},
-    {NULL, 0, 0, NULL},
+    {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
+    {"success_only", AC_P_BOOL, 0, "only successful trajectories", .checks = 0},
+    {"min_reward", AC_P_NUMBER, 0, "minimum reward", .checks = 0},
+    {"limit", AC_P_INTEGER, 0, "max trajectories (more than 10000 is -40005)", .checks = RANGE_DEFAULT, .min = 1,
+     .max = EXPORT_MAX, .def = 1000, .over_code = AC_ERR_EXPORT_LIMIT},
+    {"offset", AC_P_INTEGER, 0, "pagination offset", .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
+    {NULL},
 };
 static const ac_param_spec_t list_jobs_params[] = {
-    {"status", AC_P_STRING, 0, "queued | running | completed | failed | cancelled"},
-    {"limit", AC_P_INTEGER, 0, "max jobs (default 50, at most 1000)"},
-    {"offset", AC_P_INTEGER, 0, "pagination offset"},
-    {NULL, 0, 0, NULL},
+    {"status", AC_P_STRING, 0, "only the jobs in this status", .choices = status_names},
+    {"limit", AC_P_INTEGER, 0, "max jobs", .checks = RANGE_DEFAULT, .min = 1, .max = 1000, .def = 50},
+    {"offset", AC_P_INTEGER, 0, "pagination offset", .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
+    {NULL},
 };
 static const ac_param_spec_t get_metrics_params[] = {
-    {"job_id", AC_P_UUID, 1, "training job identifier"},
-    {"from_iteration", AC_P_INTEGER, 0, "the first iteration wanted (default 0: the untrained policy's validation)"},
-    {"limit", AC_P_INTEGER, 0, "max rows (default 1000, at most 10000)"},
-    {NULL, 0, 0, NULL},
+    {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
+    {"from_iteration", AC_P_INTEGER, 0, "the first iteration wanted (0: the untrained policy's validation)",
+     .checks = RANGE_DEFAULT, .min = 0, .max = UINT32_MAX, .def = 0},
+    {"limit", AC_P_INTEGER, 0, "max rows", .checks = RANGE_DEFAULT, .min = 1, .max = METRICS_MAX, .def = 1000},
+    {NULL},
 };
 static const ac_param_spec_t list_events_params[] = {
-    {"job_id", AC_P_UUID, 1, "training job identifier"},
-    {"cursor", AC_P_INTEGER, 0, "the next_cursor of the previous page (default 0: from the start)"},
-    {"limit", AC_P_INTEGER, 0, "max events (default 100, at most 1000)"},
-    {NULL, 0, 0, NULL},
+    {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
+    {"cursor", AC_P_INTEGER, 0, "the next_cursor of the previous page (0: from the start)",
+     .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
+    {"limit", AC_P_INTEGER, 0, "max events", .checks = RANGE_DEFAULT, .min = 1, .max = 1000, .def = 100},
+    {NULL},
 };
 
 static const int start_errors[] = {AC_ERR_BUDGET_EXCEEDED, AC_ERR_VALIDATION_FAILED, 0};
