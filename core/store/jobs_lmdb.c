@@ -5,7 +5,7 @@
  *   AC_DB_QUEUE         be64 queue_seq                 -> job_id
  *   AC_DB_OWNER_JOBS    owner \0 be64 created_ms job_id -> ""
  *   AC_DB_EVENTS        job_id be64 seq                -> event (JSON)
- *   AC_DB_OUTBOX        be64 outbox_seq                -> webhook work (JSON; webhook.c delivers it)
+ *   (AC_DB_OUTBOX: an event's webhook work goes in through store/hooks.h in the same transaction)
  *   AC_DB_TRAJECTORIES  job_id be32 iteration be32 index -> trajectory (JSON)
  *   AC_DB_TRAJ_INDEX    the same key                   -> reward f64 (host order), success u8
  *   AC_DB_CHECKPOINTS   job_id checkpoint_id           -> checkpoint (binary)
@@ -13,7 +13,7 @@
  *   AC_DB_META          "rev:" job_id                  -> be64: bumped by every put of the record
  *                       "sum:" job_id                  -> the job's summary (below)
  *                       "jobs_totals"                  -> the totals of every summary
- *                       "queue_seq", "outbox_seq"      -> be64 counters
+ *                       "queue_seq"                    -> be64 counter
  *
  * The summary (status, current_iteration, trajectories_generated, cost_micro, budget_micro) is
  * what the totals add up and what budget checks and job lists filter on, so that neither has to
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/hooks.h"
 #include "store/jobs_backend.h"
 
 #define ID AC_UUID_LEN
@@ -539,14 +540,7 @@ static int lmdb_append_event(ac_jobs_txn_t *x, const char *id, int64_t seq, cons
     ac_be64_put(key + ID, (uint64_t)seq);
     if (put_json(t, AC_DB_EVENTS, key, sizeof key, event, err) != 0)
         return -1;
-    if (outbox == NULL)
-        return 0;
-    uint64_t oseq;
-    uint8_t okey[8];
-    if (ac_txn_next_seq(t, "outbox_seq", &oseq, err) != 0)
-        return -1;
-    ac_be64_put(okey, oseq);
-    return put_json(t, AC_DB_OUTBOX, okey, 8, outbox, err);
+    return outbox != NULL ? ac_outbox_push(t, outbox, err) : 0;
 }
 
 static int lmdb_put_trajectory(ac_jobs_txn_t *x, const char *id, uint32_t iteration, uint32_t index,
