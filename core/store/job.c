@@ -215,6 +215,22 @@ static int owned_from_json(const json_t *rec, ac_job_t *job)
     return checkpoints_from_json(json_object_get(rec, "checkpoints"), job);
 }
 
+/* The stored config, read with this build's fields only: a key a build before or after this one
+ * wrote (a field since removed) must not make every stored job unreadable. */
+static int config_from_json(const json_t *stored, ac_train_config_t *c, ac_err_t *err)
+{
+    json_t *known = json_object();
+    for (const ac_config_field_t *f = ac_train_config_fields; known != NULL && f->name != NULL; f++) {
+        json_t *v = json_object_get(stored, f->name);
+        if (v != NULL)
+            json_object_set(known, f->name, v);
+    }
+    int rc = known != NULL ? ac_train_config_from_json(c, known, AC_ERR_INTERNAL, err)
+                           : ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
+    json_decref(known);
+    return rc;
+}
+
 int ac_job_from_json(const json_t *rec, ac_job_t *job, ac_err_t *err)
 {
     ac_job_init(job);
@@ -226,7 +242,7 @@ int ac_job_from_json(const json_t *rec, ac_job_t *job, ac_err_t *err)
         return ac_err_set(err, AC_ERR_INTERNAL, "jobs: a job record is corrupt (id, owner, agent_id or status)");
     memcpy(job->id, id, AC_UUID_LEN + 1);
     snprintf(job->agent_id, sizeof job->agent_id, "%s", agent);
-    if (ac_train_config_from_json(&job->config, json_object_get(rec, "config"), AC_ERR_INTERNAL, err) != 0)
+    if (config_from_json(json_object_get(rec, "config"), &job->config, err) != 0)
         return -1;
     job->created_ms = int_of(rec, "created_at_ms");
     job->started_ms = time_of(rec, "started_at");
