@@ -80,9 +80,10 @@ static void counters_from_json(run_t *r, const json_t *c)
     r->samples = json_is_array(s) ? json_deep_copy(s) : json_array();
 }
 
-static json_t *base_event(const ac_job_t *job, const char *status)
+static json_t *base_event(const ac_job_t *job, ac_job_status_t status)
 {
-    return json_pack("{s:s, s:s, s:s}", "job_id", job->id, "agent_id", job->agent_id, "status", status);
+    return json_pack("{s:s, s:s, s:s}", "job_id", job->id, "agent_id", job->agent_id, "status",
+                     ac_job_status_name(status));
 }
 
 /* The counters and metrics as the status API reads them. */
@@ -259,7 +260,7 @@ static int iteration_events(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, uint32_t 
     int64_t now = ac_clock_now_ms();
     json_t *d;
     if (it % 10 == 0) {
-        d = base_event(job, "running");
+        d = base_event(job, AC_JOB_RUNNING);
         json_object_set_new(d, "current_iteration", json_integer(it));
         json_object_set_new(d, "total_iterations", json_integer(r->cfg.n_iterations));
         json_object_set_new(d, "progress_percent", json_real(round(1000.0 * it / r->cfg.n_iterations) / 10.0));
@@ -268,7 +269,7 @@ static int iteration_events(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, uint32_t 
             return -1;
     }
     if (m->zero_var_stall) {
-        d = base_event(job, "running");
+        d = base_event(job, AC_JOB_RUNNING);
         json_object_set_new(d, "iteration", json_integer(it));
         json_object_set_new(d, "groups_short", json_integer(m->groups_short));
         json_object_set_new(d, "rollouts", json_integer(m->trajectories));
@@ -277,7 +278,7 @@ static int iteration_events(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, uint32_t 
             return -1;
     }
     if (r->val_fresh && r->val_iteration == it) {
-        d = base_event(job, "running");
+        d = base_event(job, AC_JOB_RUNNING);
         json_object_set_new(d, "iteration", json_integer(it));
         json_object_set_new(d, "success_rate", json_real(r->val_success));
         json_object_set_new(d, "avg_reward", json_real(r->val_reward));
@@ -289,7 +290,7 @@ static int iteration_events(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, uint32_t 
         if (!(level == 75 ? r->fire75 : r->fire90))
             continue;
         char cost[32], budget[32];
-        d = base_event(job, "running");
+        d = base_event(job, AC_JOB_RUNNING);
         json_object_set_new(d, "threshold_percent", json_integer(level));
         json_object_set_new(d, "cost_usd", json_string(ac_micro_to_usd_str(cost, sizeof cost, r->cost_micro)));
         json_object_set_new(d, "budget_usd", json_string(ac_micro_to_usd_str(budget, sizeof budget, r->budget_micro)));
@@ -416,7 +417,7 @@ static int finish_txn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
     job->status = r->final_status;
     job->finished_ms = now;
     job->eta_ms = 0;
-    json_t *d = base_event(job, ac_job_status_name(r->final_status));
+    json_t *d = base_event(job, r->final_status);
     const char *event = "training.job.completed";
     if (r->final_status == AC_JOB_CANCELLED) {
         job->cancelled_ms = now;

@@ -193,7 +193,7 @@ int ac_method_training_start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **r
         return -1;
     ac_workers_notify(app->workers);
     char created[40];
-    *result = json_pack("{s:s, s:s, s:s, s:I, s:s}", "job_id", job.id, "status", "queued", "agent_id", job.agent_id,
+    *result = json_pack("{s:s, s:s, s:s, s:I, s:s}", "job_id", job.id, "status", ac_job_status_name(job.status), "agent_id", job.agent_id,
                         "total_iterations", (json_int_t)job.total_iterations, "created_at",
                         ac_clock_iso8601(created, sizeof created, job.created_ms, 0));
     ac_job_free(&job);

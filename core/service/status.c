@@ -200,7 +200,7 @@ static int answer_degraded(ac_call_ctx_t *ctx, const char *id, const char *cause
     char failure[256];
     if (r != NULL && !ac_job_status_final(job.status)) {
         if (ac_jobs_unwritten_failure(id, failure, sizeof failure)) {
-            json_object_set_new(r, "status", json_string("failed"));
+            json_object_set_new(r, "status", json_string(ac_job_status_name(AC_JOB_FAILED)));
             json_object_set_new(r, "error", json_string(failure));
             json_object_set_new(r, "error_saved", json_false());
         }

@@ -33,8 +33,8 @@ static int fail_job(ac_jobs_txn_t *t, ac_job_t *job, const char *error, int with
     job->eta_ms = 0;
     if (ac_job_set_text(&job->error, error) != 0)
         return ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "job_id", job->id, "agent_id", job->agent_id, "status", "failed",
-                          "error", error);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "job_id", job->id, "agent_id", job->agent_id, "status",
+                          ac_job_status_name(AC_JOB_FAILED), "error", error);
     if (d != NULL && with_metrics)
         json_object_set_new(d, "final_metrics", final_metrics(job));
     if (d == NULL)
@@ -74,7 +74,8 @@ static int claim_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
             job.started_ms = c->now_ms;
         int rc = (first_start ? ac_jobs_txn_event(t, &job, "training.job.started",
                                                   json_pack("{s:s, s:s, s:s}", "job_id", job.id, "agent_id",
-                                                            job.agent_id, "status", "running"),
+                                                            job.agent_id, "status",
+                                                            ac_job_status_name(AC_JOB_RUNNING)),
                                                   c->now_ms, err)
                               : 0) ||
                  TOPS(t)->put(t, &job, err);
