@@ -471,6 +471,18 @@ static int wants_defer(ac_rpc_t *rpc, json_t *req)
     return m != NULL && (m->flags & AC_METHOD_DEFER);
 }
 
+/* No memory to build or print an answer: a fixed one, if even that fits (else no body, which
+ * the HTTP layer sends as an empty 500). */
+static void finish_oom(ac_rpc_response_t *out)
+{
+    static const char oom[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":\"Internal error\","
+                              "\"data\":{\"error\":\"out of memory\"}},\"id\":null}";
+    out->status = 500;
+    out->body = strdup(oom);
+    out->len = out->body != NULL ? strlen(out->body) : 0;
+}
+
+/* doc NULL: nothing to say (204, only notifications). */
 static void finish(ac_rpc_response_t *out, json_t *doc, int status)
 {
     out->status = status;
@@ -481,22 +493,30 @@ static void finish(ac_rpc_response_t *out, json_t *doc, int status)
     /* 15 significant digits: 97.8, not 97.799999999999997 (ids keep their exact integers) */
     out->body = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(doc);
-    if (out->body == NULL) { /* no memory to print the answer: a fixed one, if even that fits */
-        static const char oom[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":\"Internal error\","
-                                  "\"data\":{\"error\":\"out of memory\"}},\"id\":null}";
-        out->body = strdup(oom);
-        out->status = 500;
-    }
-    out->len = out->body != NULL ? strlen(out->body) : 0;
+    if (out->body == NULL)
+        finish_oom(out);
+    else
+        out->len = strlen(out->body);
 }
 
+/* An error answer: never a 204, even when building it failed. */
+static void finish_err(const ac_rpc_t *rpc, ac_rpc_response_t *out, const ac_err_t *err, int status)
+{
+    json_t *doc = error_object(rpc, err, NULL, NULL);
+    if (doc == NULL)
+        finish_oom(out);
+    else
+        finish(out, doc, status);
+}
+
+/* A refusal of the whole document (id null): code, message and data (stolen). */
 static void finish_error(const ac_rpc_t *rpc, ac_rpc_response_t *out, int code, const char *msg, json_t *data,
-                         json_t *id, int status)
+                         int status)
 {
     ac_err_t err = AC_ERR_INIT;
     ac_err_set(&err, code, "%s", msg);
     ac_err_set_data(&err, data);
-    finish(out, error_object(rpc, &err, id, NULL), status);
+    finish_err(rpc, out, &err, status);
     ac_err_clear(&err);
 }
 
@@ -509,7 +529,7 @@ int ac_rpc_authenticate(ac_rpc_t *rpc, const char *auth_header, size_t auth_len,
         return 0;
     /* id null: the body of an unauthenticated request is never parsed, so a single call's id is
      * not known (an unauthenticated client gets no parsing work out of the server) */
-    finish(out, error_object(rpc, &err, NULL, NULL), 401);
+    finish_err(rpc, out, &err, 401);
     out->unauthorized = 1;
     ac_err_clear(&err);
     return -1;
@@ -529,7 +549,7 @@ int ac_rpc_admit_large(ac_rpc_t *rpc, const ac_principal_t *principal, ac_rpc_re
     ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %s", msg);
     ac_err_set_data(&err, json_pack("{s:s, s:s, s:i, s:i}", "field", "body", "error", msg, "retry_after_s", retry,
                                     "limit", info.limit));
-    finish(out, error_object(rpc, &err, NULL, NULL), 429);
+    finish_err(rpc, out, &err, 429);
     ac_err_clear(&err);
     out->retry_after_s = retry;
     out->has_rate = 1;
@@ -540,7 +560,7 @@ int ac_rpc_admit_large(ac_rpc_t *rpc, const ac_principal_t *principal, ac_rpc_re
 void ac_rpc_refuse(const ac_err_t *err, int status, int retry_after_s, ac_rpc_response_t *out)
 {
     memset(out, 0, sizeof *out);
-    finish(out, error_object(NULL, err, NULL, NULL), status);
+    finish_err(NULL, out, err, status);
     out->retry_after_s = retry_after_s;
 }
 
@@ -563,21 +583,21 @@ static int refuse_document(const ac_rpc_t *rpc, scan_result_t scanned, const jso
     if (scanned == SCAN_TOO_DEEP) {
         snprintf(msg, sizeof msg, "nesting deeper than %d levels", rpc->max_depth);
         finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: JSON nested too deeply",
-                     json_pack("{s:s}", "error", msg), NULL, 200);
+                     json_pack("{s:s}", "error", msg), 200);
     } else if (scanned == SCAN_TOO_MANY) {
         snprintf(msg, sizeof msg, "more than %d JSON values", rpc->max_values);
         finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: too many JSON values",
-                     json_pack("{s:s, s:s, s:i}", "field", "body", "error", msg, "limit", rpc->max_values), NULL, 200);
+                     json_pack("{s:s, s:s, s:i}", "field", "body", "error", msg, "limit", rpc->max_values), 200);
     } else if (doc == NULL) {
         finish_error(rpc, out, AC_ERR_PARSE, "Parse error",
-                     json_pack("{s:s, s:i}", "error", jerr->text, "position", jerr->position), NULL, 200);
+                     json_pack("{s:s, s:i}", "error", jerr->text, "position", jerr->position), 200);
     } else if (json_is_array(doc) && json_array_size(doc) == 0) {
         finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: empty batch",
-                     json_pack("{s:s, s:s}", "field", "batch", "error", "must hold at least one call"), NULL, 200);
+                     json_pack("{s:s, s:s}", "field", "batch", "error", "must hold at least one call"), 200);
     } else if (json_is_array(doc) && json_array_size(doc) > (size_t)rpc->max_batch) {
         snprintf(msg, sizeof msg, "must hold at most %d calls", rpc->max_batch);
         finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: batch too large",
-                     json_pack("{s:s, s:s}", "field", "batch", "error", msg), NULL, 200);
+                     json_pack("{s:s, s:s}", "field", "batch", "error", msg), 200);
     } else {
         return 0;
     }
