@@ -77,6 +77,8 @@ static int read_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     probe_t *p = ud;
     json_array_clear(p->bob);
     json_array_clear(p->bobby);
+    json_decref(p->got);
+    p->got = NULL;
     return ac_subs_each(t, "bob", count_sub, p->bob, err) || ac_subs_each(t, "bobby", count_sub, p->bobby, err) ||
                    (p->found = ac_subs_get(t, "bob", ID1, &p->got, err)) < 0
                ? -1

@@ -449,10 +449,12 @@ static void test_jobs_and_totals(const char *dir)
               ac_jobs_get_checkpoint(j, ids[2], "c0ffee00-0000-4000-8000-000000000001", &blob, &len, &err) == 0,
           "delete: an ended job goes with its trajectories and checkpoints");
     ac_jobs_page_free(&p);
+    ac_jobs_page_t q;
     CHECK(ac_jobs_events_page(j, ids[2], 0, 10, &p, &err) == 0 && json_array_size(p.items) == 0 &&
-              ac_jobs_metrics_page(j, ids[2], 0, 10, &p, &err) == 0 && json_array_size(p.items) == 0,
+              ac_jobs_metrics_page(j, ids[2], 0, 10, &q, &err) == 0 && json_array_size(q.items) == 0,
           "... and its events and metrics rows");
     ac_jobs_page_free(&p);
+    ac_jobs_page_free(&q);
     free(ids[2]);
     ids[2] = NULL;
     CHECK(ac_jobs_delete(j, ids[6], &err) == 0 && ac_jobs_delete(j, ids[6], &err) == -1 && err.code == AC_ERR_NOT_FOUND,
