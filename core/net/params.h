@@ -31,7 +31,7 @@ enum {
  * AC_P_INTEGER given as an integral real (2.0) replaced by the integer. Every refusal is the
  * method's code (over_code above max, when set) with data {"field": name, "error": what}.
  * The fields after doc are named where used: {"url", AC_P_STRING, 1, "doc", .checks = 0} declares
- * nothing beyond the type, and a table ends with {NULL}. */
+ * nothing beyond the type, and a table ends with AC_PARAMS_END. */
 typedef struct ac_param_spec {
     const char *name;
     ac_param_type_t type;
@@ -44,8 +44,11 @@ typedef struct ac_param_spec {
     int over_code;              /* the code for a value above max, where the API names one (else 0) */
 } ac_param_spec_t;
 
+/* The end of a parameter table (named, so that no compiler finds a field left out). */
+#define AC_PARAMS_END {.name = NULL}
+
 /* Checks params (an object; the caller refuses anything else) against specs (terminated by
- * {NULL}; NULL: no parameters) of method `method` (named in the unknown-parameter message) and
+ * AC_PARAMS_END; NULL: no parameters) of method `method` (named in the unknown-parameter message) and
  * normalises it as described above. Returns 0, or -1 with err = code (or a spec's over_code)
  * naming the field. */
 int ac_params_check(const ac_param_spec_t *specs, const char *method, int code, json_t *params, ac_err_t *err);

@@ -33,7 +33,7 @@ static atomic_int next_shard;
 static __thread int my_shard = -1;
 
 static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
-static const ac_param_spec_t no_params[] = {{NULL}};
+static const ac_param_spec_t no_params[] = {AC_PARAMS_END};
 
 struct ac_rpc {
     const ac_method_t *methods;

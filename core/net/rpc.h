@@ -55,7 +55,7 @@ typedef struct ac_method {
     int rl_class;        /* AC_RL_* */
     int flags;           /* AC_METHOD_* */
     int param_error;     /* code for a parameter of the wrong shape: -32602, or -32600 where SPEC.md says so */
-    const ac_param_spec_t *params; /* terminated by {NULL} */
+    const ac_param_spec_t *params; /* terminated by AC_PARAMS_END (NULL: none) */
     const char *doc;
     const int *errors; /* the method's own error codes, 0-terminated (NULL: none); discovery lists
                           them with the ones every method can return */

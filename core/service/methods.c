@@ -17,14 +17,14 @@
 static const ac_param_spec_t subscribe_params[] = {
     {"url", AC_P_STRING, 1, "http(s) URL that receives the events", .checks = 0},
     {"events", AC_P_STRING_OR_ARRAY, 1, "event names, or \"*\" (every event)", .checks = 0},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t no_params[] = {
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t unsubscribe_params[] = {
     {"subscription_id", AC_P_UUID, 1, "the id webhooks.subscribe returned", .checks = 0},
-    {NULL},
+    AC_PARAMS_END,
 };
 
 static const ac_param_spec_t start_params[] = {
@@ -37,23 +37,23 @@ static const ac_param_spec_t start_params[] = {
      .checks = 0},
     {"webhooks", AC_P_ARRAY, 0, "this job's webhooks: [{url, events, secret?}]", .checks = AC_PARAM_MAX,
      .max = MAX_JOB_WEBHOOKS},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t job_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t cancel_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
     {"reason", AC_P_STRING, 0, "cancellation reason", .checks = 0},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t evaluate_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
     {"checkpoint_id", AC_P_UUID, 0, "checkpoint to evaluate (default: best)", .checks = 0},
     {"evaluation_queries", AC_P_ARRAY, 0, "TrainingQuery[] (default: the job's evaluation data)",
      .checks = AC_PARAM_MAX, .max = MAX_EVAL_QUERIES},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t export_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
@@ -62,27 +62,27 @@ static const ac_param_spec_t export_params[] = {
     {"limit", AC_P_INTEGER, 0, "max trajectories (more than 10000 is -40005)", .checks = RANGE_DEFAULT, .min = 1,
      .max = EXPORT_MAX, .def = 1000, .over_code = AC_ERR_EXPORT_LIMIT},
     {"offset", AC_P_INTEGER, 0, "pagination offset", .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t list_jobs_params[] = {
     {"status", AC_P_STRING, 0, "only the jobs in this status", .choices = ac_job_status_names},
     {"limit", AC_P_INTEGER, 0, "max jobs", .checks = RANGE_DEFAULT, .min = 1, .max = PAGE_MAX, .def = 50},
     {"offset", AC_P_INTEGER, 0, "pagination offset", .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t get_metrics_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
     {"from_iteration", AC_P_INTEGER, 0, "the first iteration wanted (0: the untrained policy's validation)",
      .checks = RANGE_DEFAULT, .min = 0, .max = UINT32_MAX, .def = 0},
     {"limit", AC_P_INTEGER, 0, "max rows", .checks = RANGE_DEFAULT, .min = 1, .max = METRICS_MAX, .def = 1000},
-    {NULL},
+    AC_PARAMS_END,
 };
 static const ac_param_spec_t list_events_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
     {"cursor", AC_P_INTEGER, 0, "the next_cursor of the previous page (0: from the start)",
      .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
     {"limit", AC_P_INTEGER, 0, "max events", .checks = RANGE_DEFAULT, .min = 1, .max = PAGE_MAX, .def = 100},
-    {NULL},
+    AC_PARAMS_END,
 };
 
 static const int start_errors[] = {AC_ERR_BUDGET_EXCEEDED, AC_ERR_VALIDATION_FAILED, 0};

@@ -31,7 +31,7 @@ static int h_count(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t
     return 0;
 }
 
-static const ac_param_spec_t count_params[] = {{"items", AC_P_ARRAY, 1, "anything", .checks = 0}, {NULL}};
+static const ac_param_spec_t count_params[] = {{"items", AC_P_ARRAY, 1, "anything", .checks = 0}, AC_PARAMS_END};
 
 /* Echoes the params it received: what the declarations made of the request's. */
 static int h_echo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
@@ -55,7 +55,7 @@ static const ac_param_spec_t echo_params[] = {
     {"verbose", AC_P_BOOL, 0, "default true", .checks = AC_PARAM_DEFAULT, .def = 1},
     {"items", AC_P_ARRAY, 0, "at most 3 items", .checks = AC_PARAM_MAX, .max = 3},
     {"note", AC_P_STRING, 0, "optional, no default", .checks = 0},
-    {NULL},
+    AC_PARAMS_END,
 };
 
 static const ac_method_t methods[] = {
@@ -442,14 +442,14 @@ static void test_table_checks(void)
 {
     static const char *const none[] = {NULL};
     static const ac_param_spec_t bad_specs[][2] = {
-        {{"n", AC_P_INTEGER, 0, "", .checks = AC_PARAM_MIN | AC_PARAM_MAX, .min = 5, .max = 1}, {NULL}},
-        {{"n", AC_P_INTEGER, 0, "", .checks = AC_PARAM_MAX | AC_PARAM_DEFAULT, .max = 10, .def = 11}, {NULL}},
-        {{"n", AC_P_INTEGER, 1, "", .checks = AC_PARAM_DEFAULT, .def = 1}, {NULL}},
-        {{"s", AC_P_STRING, 0, "", .checks = AC_PARAM_MIN, .min = 1}, {NULL}},
-        {{"s", AC_P_STRING, 0, "", .checks = AC_PARAM_DEFAULT}, {NULL}},
-        {{"n", AC_P_INTEGER, 0, "", .choices = modes}, {NULL}},
-        {{"s", AC_P_STRING, 0, "", .choices = none}, {NULL}},
-        {{"n", AC_P_INTEGER, 0, "", .over_code = AC_ERR_EXPORT_LIMIT}, {NULL}},
+        {{"n", AC_P_INTEGER, 0, "", .checks = AC_PARAM_MIN | AC_PARAM_MAX, .min = 5, .max = 1}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .checks = AC_PARAM_MAX | AC_PARAM_DEFAULT, .max = 10, .def = 11}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 1, "", .checks = AC_PARAM_DEFAULT, .def = 1}, AC_PARAMS_END},
+        {{"s", AC_P_STRING, 0, "", .checks = AC_PARAM_MIN, .min = 1}, AC_PARAMS_END},
+        {{"s", AC_P_STRING, 0, "", .checks = AC_PARAM_DEFAULT}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .choices = modes}, AC_PARAMS_END},
+        {{"s", AC_P_STRING, 0, "", .choices = none}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .over_code = AC_ERR_EXPORT_LIMIT}, AC_PARAMS_END},
         {{"n", AC_P_INTEGER, 0, "", .checks = 0}, {"n", AC_P_STRING, 0, "", .checks = 0}},
     };
     int all = 1;
