@@ -243,9 +243,11 @@ def c_round(x):
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
-# members agentcore adds after best_checkpoint_id when the record has them (and they are not null)
+# members agentcore adds when the record has them (and they are not null), as
+# core/service/status.c does
 STATUS_EXTRA = ("created_at", "finished_at", "cancelled_at", "cancel_reason", "error", "latest_checkpoint_id",
                 "trajectories_stored", "oldest_iteration", "plugin_failures", "episodes")
+RAN_ONLY = ("trajectories_stored", "plugin_failures", "episodes")
 
 
 def get_status(principal, params, now_ms):
@@ -278,9 +280,15 @@ def get_status(principal, params, now_ms):
         "estimated_completion": job.get("estimated_completion"),
         "best_checkpoint_id": job.get("best_checkpoint_id"),
     }
+    seed = (job.get("config") or {}).get("seed")
+    if isinstance(seed, int) and seed > 0:  # what reruns the job exactly
+        result["seed"] = seed
+    ran = job.get("started_at") is not None  # a job's counters once it has run
     for k in STATUS_EXTRA:
-        if job.get(k) is not None:
+        if job.get(k) is not None and (ran or k not in RAN_ONLY) and (k != "oldest_iteration" or job[k] > 0):
             result[k] = job[k]
+    if (job.get("crashes") or 0) > 0:
+        result["crashes"] = job["crashes"]
     return result
 
 

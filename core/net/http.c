@@ -397,6 +397,32 @@ static void refuse_deferral(const ac_http_t *h, int why, ac_rpc_response_t *resp
 
 /* ---- the request handler -------------------------------------------------------------------- */
 
+static int is_json_type(h2o_req_t *req);
+
+/* A body refused for what its headers say, before anything reads it: 413 over max_body_bytes,
+ * 415 when it is not JSON. rpc.c renders the error (-32600, data.field body or Content-Type). */
+static void refuse_body(const ac_http_t *h, h2o_req_t *req, req_guard_t *guard)
+{
+    ac_err_t err = AC_ERR_INIT;
+    int status;
+    if (req->entity.len > h->cfg->max_body_bytes) {
+        status = 413;
+        ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Request body too large");
+        char msg[64];
+        snprintf(msg, sizeof msg, "larger than %zu bytes", h->cfg->max_body_bytes);
+        ac_err_set_data(&err, json_pack("{s:s, s:s}", "field", "body", "error", msg));
+    } else {
+        status = 415;
+        ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Unsupported Media Type");
+        ac_err_set_data(&err, json_pack("{s:s, s:s}", "field", "Content-Type", "error", "must be application/json"));
+    }
+    ac_rpc_response_t resp;
+    ac_rpc_refuse(&err, status, 0, &resp);
+    ac_err_clear(&err);
+    send_rpc(req, guard, &resp);
+    ac_rpc_response_free(&resp);
+}
+
 static int is_json_type(h2o_req_t *req)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
@@ -431,6 +457,66 @@ static void send_health(ac_http_t *h, h2o_req_t *req)
     send_owned(req, 503, "application/json", text, strlen(text));
 }
 
+/* GET /metrics: the service's text (ac_http_set_metrics), behind its own token check. */
+static void send_metrics(ac_http_t *h, h2o_req_t *req)
+{
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    int status = 500;
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = "text/plain";
+    h->metrics(h->metrics_ud, ai >= 0 ? req->headers.entries[ai].value.base : NULL,
+               ai >= 0 ? req->headers.entries[ai].value.len : 0, &status, &body, &len, &ctype);
+    if (status == 401)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer error=\"invalid_token\""));
+    send_body(req, status, ctype, body, body ? len : 0);
+    free(body);
+}
+
+/* POST /api/v1/jsonrpc with a body of acceptable size and type. */
+static void serve_rpc(ac_http_t *h, loop_t *l, h2o_req_t *req, req_guard_t *guard)
+{
+    /* Everything up to here, and the token and the large-body checks below, comes from the
+     * headers and the body's length: an unauthenticated client gets no parsing (nor copying) of
+     * its body, whatever it sent (README, "Limits"). */
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (ai >= 0) {
+        auth = req->headers.entries[ai].value.base;
+        auth_len = req->headers.entries[ai].value.len;
+    }
+    ac_principal_t who;
+    ac_rpc_response_t resp;
+    int rc;
+    if (ac_rpc_authenticate(h->rpc, auth, auth_len, &who, &resp) != 0) {
+        rc = AC_RPC_DONE;
+    } else if (req->entity.len > h->cfg->parse_on_loop_bytes) {
+        /* Large: jansson would hold the loop for milliseconds per 64 KiB (README, "Limits"), so
+         * the body is scanned, parsed and handled on a worker, after the principal's window. */
+        if (ac_rpc_admit_large(h->rpc, &who, &resp) != 0) {
+            rc = AC_RPC_DONE;
+        } else {
+            int d = defer_request(l, req, guard, &who, 1);
+            if (d == DEFER_OK)
+                return;
+            refuse_deferral(h, d, &resp);
+            rc = AC_RPC_DONE;
+        }
+    } else {
+        rc = ac_rpc_handle_as(h->rpc, &who, req->entity.base, req->entity.len, 1, &resp);
+    }
+    if (rc == AC_RPC_DEFER) {
+        int d = defer_request(l, req, guard, &who, 0);
+        if (d == DEFER_OK)
+            return;
+        refuse_deferral(h, d, &resp);
+    }
+    send_rpc(req, guard, &resp);
+    ac_rpc_response_free(&resp);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     ac_http_t *h = ((handler_t *)self)->http;
@@ -457,18 +543,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             send_json(req, 405, "{\"error\":\"method not allowed\"}");
             return 0;
         }
-        ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-        int status = 500;
-        char *body = NULL;
-        size_t len = 0;
-        const char *ctype = "text/plain";
-        h->metrics(h->metrics_ud, ai >= 0 ? req->headers.entries[ai].value.base : NULL,
-                   ai >= 0 ? req->headers.entries[ai].value.len : 0, &status, &body, &len, &ctype);
-        if (status == 401)
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                           H2O_STRLIT("Bearer error=\"invalid_token\""));
-        send_body(req, status, ctype, body, body ? len : 0);
-        free(body);
+        send_metrics(h, req);
         return 0;
     }
     if (!h2o_memis(path.base, path.len, H2O_STRLIT(RPC_PATH))) {
@@ -480,59 +555,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_json(req, 405, "{\"error\":\"method not allowed: use POST\"}");
         return 0;
     }
-    if (req->entity.len > h->cfg->max_body_bytes) {
-        char body[200];
-        snprintf(body, sizeof body,
-                 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Request body too large\","
-                 "\"data\":{\"field\":\"body\",\"error\":\"larger than %zu bytes\"}},\"id\":null}",
-                 h->cfg->max_body_bytes);
-        send_json(req, 413, body);
+    if (req->entity.len > h->cfg->max_body_bytes || !is_json_type(req)) {
+        refuse_body(h, req, guard);
         return 0;
     }
-    if (!is_json_type(req)) {
-        send_json(req, 415, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Unsupported Media Type\","
-                            "\"data\":{\"field\":\"Content-Type\",\"error\":\"must be application/json\"}},"
-                            "\"id\":null}");
-        return 0;
-    }
-    /* Everything up to here, and the token and the large-body checks below, comes from the
-     * headers and the body's length: an unauthenticated client gets no parsing (nor copying) of
-     * its body, whatever it sent (README, "Limits"). */
-    const char *auth = NULL;
-    size_t auth_len = 0;
-    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (ai >= 0) {
-        auth = req->headers.entries[ai].value.base;
-        auth_len = req->headers.entries[ai].value.len;
-    }
-    ac_principal_t who;
-    ac_rpc_response_t resp;
-    int rc;
-    if (ac_rpc_authenticate(h->rpc, auth, auth_len, &who, &resp) != 0) {
-        rc = AC_RPC_DONE;
-    } else if (req->entity.len > h->cfg->parse_on_loop_bytes) {
-        /* Large: jansson would hold the loop for milliseconds per 64 KiB (README, "Limits"), so
-         * the body is scanned, parsed and handled on a worker, after the principal's window. */
-        if (ac_rpc_admit_large(h->rpc, &who, &resp) != 0) {
-            rc = AC_RPC_DONE;
-        } else {
-            int d = defer_request(l, req, guard, &who, 1);
-            if (d == DEFER_OK)
-                return 0;
-            refuse_deferral(h, d, &resp);
-            rc = AC_RPC_DONE;
-        }
-    } else {
-        rc = ac_rpc_handle_as(h->rpc, &who, req->entity.base, req->entity.len, 1, &resp);
-    }
-    if (rc == AC_RPC_DEFER) {
-        int d = defer_request(l, req, guard, &who, 0);
-        if (d == DEFER_OK)
-            return 0;
-        refuse_deferral(h, d, &resp);
-    }
-    send_rpc(req, guard, &resp);
-    ac_rpc_response_free(&resp);
+    serve_rpc(h, l, req, guard);
     return 0;
 }
 
