@@ -60,6 +60,7 @@ void ac_config_defaults(ac_config_t *cfg)
     cfg->rpc_workers = 2;
     cfg->plugins_dir = strdup(AC_BUILTIN_PLUGINS);
     cfg->lua_dir = strdup(AC_SOURCE_DIR "/lua");
+    cfg->dashboard_dir = strdup(AC_SOURCE_DIR "/sdk/dashboard");
     cfg->workers = 1;
     cfg->step_cost_usd = 0.00001;
     cfg->default_budget_usd = 1000.0;
@@ -83,7 +84,7 @@ void ac_config_free(ac_config_t *cfg)
     cfg->webhook_subscriptions = NULL;
     char **strs[] = {&cfg->webhook_secret, &cfg->webhook_policy, &cfg->path, &cfg->data_dir, &cfg->tls_listen, &cfg->tls_cert_file, &cfg->tls_key_file,
                      &cfg->auth_alg, &cfg->auth_secret, &cfg->auth_public_key_file, &cfg->auth_private_key_file,
-                     &cfg->auth_issuer, &cfg->auth_audience, &cfg->plugins_dir, &cfg->lua_dir};
+                     &cfg->auth_issuer, &cfg->auth_audience, &cfg->plugins_dir, &cfg->lua_dir, &cfg->dashboard_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         ac_config_set_str(strs[i], NULL);
     for (int i = 0; i < cfg->n_listen; i++)
@@ -316,14 +317,15 @@ static int read_plugins_dir(reader_t *r, ac_config_t *cfg)
 static int read_root(reader_t *r, ac_config_t *cfg)
 {
     static const char *const root_keys[] = {"listen", "threads", "data_dir", "tls", "auth", "rate_limits", "limits",
-                                            "rpc_workers", "plugins_dir", "lua_dir",
+                                            "rpc_workers", "plugins_dir", "lua_dir", "dashboard_dir",
                                             "workers", "budgets", "agents", "training", "plugin_limits", "webhooks",
                                             "errors", NULL};
     if (check_keys(r, "", root_keys) != 0 || read_listen(r, cfg) != 0)
         return -1;
     READ_INT(r, "threads", 0, 256, cfg->threads);
     READ_INT(r, "rpc_workers", 1, 64, cfg->rpc_workers);
-    if (read_str(r, "data_dir", &cfg->data_dir) || read_plugins_dir(r, cfg) != 0 || read_str(r, "lua_dir", &cfg->lua_dir))
+    if (read_str(r, "data_dir", &cfg->data_dir) || read_plugins_dir(r, cfg) != 0 || read_str(r, "lua_dir", &cfg->lua_dir) ||
+        read_str(r, "dashboard_dir", &cfg->dashboard_dir))
         return -1;
 
     int s;
