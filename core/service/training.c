@@ -804,13 +804,20 @@ static int list_one(const void *key, size_t klen, const void *val, size_t vlen, 
     json_t *job = json_loadb(rec, rlen, 0, NULL);
     const char *status = json_string_value(json_object_get(job, "status"));
     if (job != NULL && (l->status == NULL || (status && strcmp(status, l->status) == 0))) {
+        /* cost and budget as get_status shows them: a jobs list (the dashboard's) needs no call per job */
+        char cost_s[32], budget_s[32];
         if (l->total >= l->offset && (json_int_t)json_array_size(l->jobs) < l->limit)
-            json_array_append_new(l->jobs,
-                                  json_pack("{s:s, s:O, s:O, s:O, s:O, s:O}", "job_id", id, "agent_id",
-                                            json_object_get(job, "agent_id"), "status", json_object_get(job, "status"),
-                                            "created_at", json_object_get(job, "created_at"), "current_iteration",
-                                            json_object_get(job, "current_iteration"), "total_iterations",
-                                            json_object_get(job, "total_iterations")));
+            json_array_append_new(
+                l->jobs, json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:s, s:s}", "job_id", id, "agent_id",
+                                   json_object_get(job, "agent_id"), "status", json_object_get(job, "status"),
+                                   "created_at", json_object_get(job, "created_at"), "current_iteration",
+                                   json_object_get(job, "current_iteration"), "total_iterations",
+                                   json_object_get(job, "total_iterations"), "cost_usd",
+                                   ac_micro_to_usd_str(cost_s, sizeof cost_s,
+                                                       json_integer_value(json_object_get(job, "cost_micro"))),
+                                   "budget_usd",
+                                   ac_micro_to_usd_str(budget_s, sizeof budget_s,
+                                                       json_integer_value(json_object_get(job, "budget_micro")))));
         l->total++;
     }
     json_decref(job);
