@@ -51,7 +51,7 @@ static const char usage_train[] =
     "\n"
     "  --seed N       seed of the run (default: the experiment's, else 1)\n"
     "  --seeds N      run N seeds (seed, seed + 1, ...): per-seed results, mean and 95 % interval\n"
-    "  --out DIR      where metrics.csv and report.json go (default runs/<name>)\n"
+    "  --out DIR      where metrics.csv, report.json and report.html go (default runs/<name>)\n"
     "  --json         print the report as the last line of stdout\n"
     "  --config FILE  server config: plugins_dir, lua_dir, plugin_limits and the training settings\n"
     "\n"
