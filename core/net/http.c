@@ -564,9 +564,20 @@ static void send_ui(ac_http_t *h, h2o_req_t *req, const char *rel, size_t rel_le
         return;
     }
     size_t size = (size_t)st.st_size;
+    if (is_head) {
+        static h2o_generator_t generator = {NULL, NULL};
+        close(fd);
+        req->res.status = 200;
+        req->res.reason = reason_of(200);
+        req->res.content_length = size;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+        h2o_start_response(req, &generator);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
     char *body = malloc(size + 1);
     size_t got = 0;
-    while (body != NULL && !is_head && got < size) {
+    while (body != NULL && got < size) {
         ssize_t n = read(fd, body + got, size - got);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
@@ -576,20 +587,9 @@ static void send_ui(ac_http_t *h, h2o_req_t *req, const char *rel, size_t rel_le
         got += (size_t)n;
     }
     close(fd);
-    if (body == NULL || (!is_head && got != size)) { /* a file cut short while read: try again later */
+    if (body == NULL || got != size) { /* out of memory, or a file cut short while read */
         free(body);
-        send_ui_error(req, 503, "file changed while read; retry\n");
-        return;
-    }
-    if (is_head) {
-        static h2o_generator_t generator = {NULL, NULL};
-        free(body);
-        req->res.status = 200;
-        req->res.reason = reason_of(200);
-        req->res.content_length = size;
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-        h2o_start_response(req, &generator);
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        send_ui_error(req, 503, "cannot read the file now; retry\n");
         return;
     }
     send_owned(req, 200, type, body, size);

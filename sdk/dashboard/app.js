@@ -453,6 +453,12 @@
         const s = await AC.call("training.get_status", { job_id: id });
         if (life.stopped) return;
         const changed = !status || force || s.status !== status.status || s.current_iteration !== status.current_iteration;
+        if (s.current_iteration < nextIteration - 1) {
+          // the job went back to a checkpoint (a restarted server resumes from there): the rows
+          // after it are written again, so the series is read again from the start
+          rows.length = 0;
+          nextIteration = 0;
+        }
         status = s;
         renderSummary(s);
         if (changed) {

@@ -242,6 +242,15 @@ class DashboardTest(Page, unittest.TestCase):
         wait_for(self.driver, f"document.querySelector('#traj-info').dataset.total === '{ok}' && "
                               "document.querySelector('#traj-info').dataset.page === '1'", 60, "the success filter")
         self.assertFalse(self.driver.execute_script("return document.querySelector('#trajectories article.traj.bad')"))
+        self.driver.execute_script("document.querySelector('#traj-success').checked = false")
+        self.driver.find_element("id", "traj-min-reward").send_keys("0.5")
+        self.click("#traj-apply")
+        hi = self.server.result("training.export_trajectories", {"job_id": self.done, "limit": 1, "min_reward": 0.5},
+                                ADMIN)["total_count"]
+        wait_for(self.driver, f"document.querySelector('#traj-info').dataset.total === '{hi}'", 60, "the min reward filter")
+        rewards = self.driver.execute_script("return [...document.querySelectorAll('#trajectories article.traj')].map("
+                                             "a => Number(/reward ([0-9.]+)/.exec(a.textContent)[1]))")
+        self.assertTrue(rewards and min(rewards) >= 0.5, rewards)
 
     def test_5_xss_in_the_data_shows_as_text(self):
         from selenium.common.exceptions import NoAlertPresentException
