@@ -57,7 +57,7 @@ static const char usage_train[] =
     "  --seeds N      run N seeds (seed, seed + 1, ...): per-seed results, mean and 95 % interval\n"
     "  --set K=V      override a GRPO config key of the file (JSON value, else a string):\n"
     "                 --set policy.kind=sequence --set n_iterations=300\n"
-    "  --out DIR      where metrics.csv and report.json go (default runs/<name>)\n"
+    "  --out DIR      where metrics.csv, report.json and report.html go (default runs/<name>)\n"
     "  --json         print the report as the last line of stdout\n"
     "  --config FILE  server config: plugins_dir, lua_dir, plugin_limits and the training settings\n"
     "\n"

@@ -14,6 +14,7 @@
 #include "engine/dataset.h"
 #include "engine/eval.h"
 #include "engine/keyword.h"
+#include "engine/report_html.h"
 #include "engine/trainer.h"
 #include "lua/lua_host.h"
 #include "lua/plugin.h"
@@ -365,7 +366,14 @@ static void csv_row(experiment_t *x, const char *label, uint64_t seed, uint64_t 
 {
     if (x->csv == NULL)
         return;
-    fprintf(x->csv, "\"%s\",%llu,%llu", label, (unsigned long long)seed, (unsigned long long)it);
+    /* the label is quoted as CSV quotes (a sweep over strings puts quotes in it: loss_type="dapo") */
+    fputc('"', x->csv);
+    for (const char *c = label; *c; c++) {
+        if (*c == '"')
+            fputc('"', x->csv);
+        fputc(*c, x->csv);
+    }
+    fprintf(x->csv, "\",%llu,%llu", (unsigned long long)seed, (unsigned long long)it);
     if (m != NULL)
         fprintf(x->csv, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,%d,%d,%.6f,%.3f,%d,%d,%d",
                 m->loss, m->avg_reward, m->reward_std, m->success_rate, m->kl, m->kl_exact, m->entropy,
@@ -791,11 +799,20 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
         ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s", path);
         goto out;
     }
+    /* the page people open: curves from metrics.csv, the tables from the report */
+    fclose(x.csv);
+    x.csv = NULL;
+    char csv_path[2200];
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", out_dir);
+    snprintf(path, sizeof path, "%s/report.html", out_dir);
+    if (ac_report_html_write(path, report, csv_path, err) != 0)
+        goto out;
     /* people first, then (with --json) the machine line last */
     print_summary(&x, runs, opts->json ? stderr : stdout);
     if (n_runs > 1)
         fprintf(opts->json ? stderr : stdout, "selected on validation: %s\n", labels[best]);
-    fprintf(opts->json ? stderr : stdout, "wrote %s/metrics.csv and %s/report.json\n", out_dir, out_dir);
+    fprintf(opts->json ? stderr : stdout, "wrote %s/metrics.csv, %s/report.json and %s/report.html\n", out_dir,
+            out_dir, out_dir);
     if (opts->json) {
         char *line = json_dumps(report, JSON_COMPACT);
         printf("%s\n", line);

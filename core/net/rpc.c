@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/train_config.h"
 #include "base/uuid.h"
 
 /* Request metrics per method (Prometheus): counts by result code and a latency histogram. */
@@ -712,10 +713,13 @@ json_t *ac_rpc_openrpc(const ac_rpc_t *rpc)
     for (const ac_method_t *m = rpc->methods; m->name != NULL; m++)
         json_array_append_new(methods, method_doc(m));
     json_array_append_new(methods, method_doc(&rpc->discover));
-    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o}", "openrpc", "1.2.6", "info", "title",
-                     "AgentCore Training API", "version", AC_VERSION, "description",
+    /* start_grpo's `config` is described as "GRPOConfig": its fields, defaults and ranges are
+     * here, from the table the server validates with */
+    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o, s:{s:{s:o}}}", "openrpc", "1.2.6", "info",
+                     "title", "AgentCore Training API", "version", AC_VERSION, "description",
                      "GRPO training jobs over JSON-RPC 2.0 (reference: docs/api.md)", "servers", "name",
-                     "agentcore", "url", "/api/v1/jsonrpc", "methods", methods);
+                     "agentcore", "url", "/api/v1/jsonrpc", "methods", methods, "components", "schemas",
+                     "GRPOConfig", ac_train_config_schema());
 }
 
 static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)

@@ -117,14 +117,17 @@ int ac_method_training_list_jobs(ac_call_ctx_t *ctx, json_t *params, json_t **re
                               json_integer_value(json_object_get(params, "limit")), &l, err) != 0)
         return -1;
     json_t *jobs = json_array();
-    char created[40];
+    char created[40], cost[32], budget[32];
     for (size_t i = 0; i < l.n; i++) {
         const ac_job_t *j = &l.jobs[i];
-        json_array_append_new(jobs, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "job_id", j->id, "agent_id",
+        /* cost and budget as get_status shows them: a jobs list (the dashboard's) needs no call per job */
+        json_array_append_new(jobs, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "job_id", j->id, "agent_id",
                                               j->agent_id, "status", ac_job_status_name(j->status), "created_at",
                                               ac_clock_iso8601(created, sizeof created, j->created_ms, 0),
                                               "current_iteration", (json_int_t)j->current_iteration,
-                                              "total_iterations", (json_int_t)j->total_iterations));
+                                              "total_iterations", (json_int_t)j->total_iterations, "cost_usd",
+                                              ac_micro_to_usd_str(cost, sizeof cost, j->cost_micro), "budget_usd",
+                                              ac_micro_to_usd_str(budget, sizeof budget, j->budget_micro)));
     }
     *result = json_pack("{s:o, s:I, s:I, s:b}", "jobs", jobs, "total_count", (json_int_t)l.total, "returned_count",
                         (json_int_t)l.n, "has_more", offset + (int64_t)l.n < l.total);

@@ -177,6 +177,9 @@ class CompletedJobTest(ServerTest):
         self.assertEqual(resp["result"]["total_count"], 0)
         _, _, resp = self.server.call("training.list_jobs", {"status": "completed"})
         self.assertIn(self.job, [j["job_id"] for j in resp["result"]["jobs"]])
+        # a list row carries the cost and budget as get_status shows them (the dashboard's list)
+        row = next(j for j in resp["result"]["jobs"] if j["job_id"] == self.job)
+        self.assertEqual((row["cost_usd"], row["budget_usd"]), (self.status["cost_usd"], self.status["budget_usd"]))
         _, _, resp = self.server.call("training.list_jobs", {"status": "weird"})
         self.assertEqual(resp["error"]["code"], -32602)
 
