@@ -1,11 +1,15 @@
 -- agentcore train examples/support/experiment.lua --json
 --
--- Trains the support agent (plugins/agents/support.lua) with GRPO on generated
--- tasks and compares the trained policy with the untrained one on held-out problems.
+-- Trains the support agent (plugins/agents/support.lua) with GRPO on generated customer
+-- messages (examples/support/data.lua) and compares the trained policy with the untrained one
+-- on held-out messages. The policy has to learn which orders a message is about (searching by
+-- name or item and reading the results), which tool each request needs with which arguments
+-- (order numbers and amounts come from tool results), and the shop's rule that a refund over
+-- $100 needs verify_identity first, which only the reward teaches.
 return {
   name = "support",
-  agent = "support",          -- plugins/agents/support.lua
-  reward = "support",         -- plugins/rewards/support.lua
+  agent = "support",             -- plugins/agents/support.lua
+  reward = "support",            -- plugins/rewards/support.lua
   validator = "default",         -- plugins/validators/default.lua
   seed = 1,
   data = {
@@ -17,7 +21,7 @@ return {
     n_iterations = 200,
     batch_size = 16,
     n_trajectories_per_query = 8,
-    max_steps_per_trajectory = 8,
+    max_steps_per_trajectory = 14,
+    policy = { kind = "bag", max_tokens = 256 },
   },
-  -- sweep = { learning_rate = { 0.00003, 0.0001, 0.0003 } },   -- each value a run, side by side
 }
