@@ -14,13 +14,14 @@ return {
   seed = 1,
   data = {
     generator = "data.lua",      -- relative to this file; generate(seed, n_train, n_eval)
-    n_train = 256,
+    n_train = 1024,
     n_eval = 64,
   },
   config = {
-    n_iterations = 200,
+    n_iterations = 400,
     batch_size = 16,
     n_trajectories_per_query = 8,
     max_steps_per_trajectory = 10,
+    policy = { kind = "bag", max_tokens = 256 },    -- or { kind = "sequence", d_model = 32, n_heads = 2, n_layers = 2, d_ff = 64, max_tokens = 256 }
   },
 }

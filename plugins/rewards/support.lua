@@ -20,6 +20,11 @@
 --     request its order found, i.e. its number in a result: 1; for a refund its order read: 1
 --     and, when needed, the customer verified: 1; the request done right: 3), less 0.15 for
 --     each write nobody asked for and 0.01 per call beyond min_steps.
+-- info.step_rewards gives each call what it added (a milestone reached, an unwanted write, -0.6
+-- for the violation), the last call closing the sum to the episode's reward: the trainer then
+-- credits each call with what followed it. (Against the outcome reward alone, same budget: 600
+-- iterations of the bag policy reached 0.23 validation success either way, and a higher
+-- validation reward, 0.43 against 0.31, with step rewards.)
 -- A rejected call (a result with an error) changes nothing and counts as a call only.
 -- Why these numbers: with a wrong write worth 0 and no cost per call, GRPO runs settled on
 -- "search, then read_order until max_steps" (0.2-0.3, never risking a write) and never found
@@ -84,17 +89,35 @@ function M.score(trajectory, expected)
   check(expected)
   local steps = type(trajectory.steps) == "table" and trajectory.steps or {}
   local requests = expected.requests
-  local n = #requests
   local found, read, verified_req, done = {}, {}, {}, {}
   local seen_ids, verified = {}, {}
   local harmful, violation = 0, false
   local right = 0
-  for _, step in ipairs(steps) do
+  local total = 0
+  for _, r in ipairs(requests) do
+    total = total + 1 + ACT + (r.action == "refund" and (r.verify and 2 or 1) or 0)
+  end
+  -- milestones reached so far; each step's reward is what it added (the trainer uses them as
+  -- per-step rewards, the last step closing the sum to the episode's reward)
+  local function hits_now()
+    local h = 0
+    for i, r in ipairs(requests) do
+      h = h + (found[i] and 1 or 0) + (done[i] and ACT or 0)
+      if r.action == "refund" then
+        h = h + (read[i] and 1 or 0) + ((r.verify and verified_req[i]) and 1 or 0)
+      end
+    end
+    return h
+  end
+  local step_rewards, sum = {}, 0
+  for k, step in ipairs(steps) do
+    local before, harm_before = hits_now(), harmful
     local action = type(step.action) == "table" and step.action or {}
     local tool = action.tool
     local p = type(action.params) == "table" and action.params or {}
     local bad = failed(step)
     local ok = not bad and not DISTRACTORS[tool]
+    local violated = false
     if not bad then
       collect_ids(step.result, seen_ids)
       if tool == "verify_identity" and step.result.verified == true and type(step.result.customer) == "string" then
@@ -113,7 +136,7 @@ function M.score(trajectory, expected)
         harmful, ok = harmful + 1, false
       else
         local r = requests[matched]
-        if r.verify and not verified[expected.customer] then violation, ok = true, false end
+        if r.verify and not verified[expected.customer] then violation, violated, ok = true, true, false end
         done[matched] = true
       end
     end
@@ -122,31 +145,27 @@ function M.score(trajectory, expected)
       if seen_ids[r.order_id] then found[i] = true end
       if r.verify and verified[expected.customer] then verified_req[i] = true end
     end
+    local rk = 0.6 * (hits_now() - before) / total - HARM * (harmful - harm_before)
+    if violated then rk = rk - 0.6 end
+    step_rewards[k], sum = rk, sum + rk
   end
-  local hits, total, all_done = 0, 0, true
-  for i, r in ipairs(requests) do
-    total = total + 1 + ACT
-    hits = hits + (found[i] and 1 or 0) + (done[i] and ACT or 0)
-    if r.action == "refund" then
-      total = total + 1
-      hits = hits + (read[i] and 1 or 0)
-      if r.verify then
-        total = total + 1
-        hits = hits + (verified_req[i] and 1 or 0)
-      end
-    end
-    all_done = all_done and done[i] == true
-  end
+  local all_done = true
+  for i in ipairs(requests) do all_done = all_done and done[i] == true end
   local last = steps[#steps]
   local closed = last ~= nil and type(last.action) == "table" and last.action.tool == "close_ticket"
     and not failed(last)
   local info = { tool_accuracy = #steps > 0 and right / #steps or nil }
   info.success = all_done and closed and harmful == 0 and not violation
   local extra = math.max(0, #steps - (tonumber(expected.min_steps) or #steps))
-  if info.success then return math.max(0.8, 1 - 0.05 * extra), info end
-  if violation then return 0.0, info end
-  local partial = 0.6 * hits / total - HARM * harmful
-  return math.min(0.6, math.max(0.0, partial)), info
+  local reward
+  if info.success then reward = math.max(0.8, 1 - 0.05 * extra)
+  elseif violation then reward = 0.0
+  else reward = math.min(0.6, math.max(0.0, 0.6 * hits_now() / total - HARM * harmful)) end
+  if #steps > 0 then
+    step_rewards[#steps] = step_rewards[#steps] + (reward - sum)
+    info.step_rewards = step_rewards
+  end
+  return reward, info
 end
 
 return M
