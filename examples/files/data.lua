@@ -46,7 +46,8 @@ M.HELD_KEYS = HELD_KEYS
 -- {target}: the service asked about, as one of TARGET[phrasing][hops]
 local FRAME = {
   train = { "What is the {key} of {target}?", "Find the {key} of {target}.", "Which {key} does {target} use?",
-    "Look up the {key} for {target}.", "Tell me the {key} of {target}." },
+    "Look up the {key} for {target}.", "Tell me the {key} of {target}.", "Give me the {key} of {target}.",
+    "I need the {key} of {target}.", "Show me the {key} for {target}." },
   held = { "{target} uses which {key}?", "Finding {target}'s {key}, please.", "The {key} used by {target} is what?",
     "Looking up {target}: which {key}?" },
 }

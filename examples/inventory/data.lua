@@ -10,11 +10,12 @@
 -- reward reads it from the episode's final answer.
 --
 -- Splits, each drawn from its own part of the space so that they test generalisation:
---   training_data, validation_data, evaluation_data (test_iid): one or two items, the training
---     phrasings;
---   tests.templates: one or two items in phrasings never used in training (other word orders
---     and inflections of the same request words: "should be ordered", "ordering", "needed");
---   tests.compositions: three or four items (longer requests than any in training).
+--   training_data, validation_data, evaluation_data (test_iid): one to three items, the
+--     training phrasings;
+--   tests.templates: one to three items in phrasings never used in training (other word
+--     orders and inflections of the same request words: "should be ordered", "ordering",
+--     "needed");
+--   tests.compositions: four or five items (longer requests than any in training).
 -- No query text occurs in two splits. Deterministic for a seed (agentcore.rng, never
 -- math.random).
 
@@ -80,14 +81,14 @@ function M.generate(seed, n_train, n_eval)
   n_eval = n_eval or M.DEFAULT_EVAL
   local rng = new_rng(seed)
   local seen = {}
-  local function iid(r) return draw_query(r, r.int(1, 2), "train") end
+  local function iid(r) return draw_query(r, r.int(1, 3), "train") end
   return {
     training_data = split(rng, n_train, seen, iid),
     validation_data = split(rng, n_eval, seen, iid),
     evaluation_data = split(rng, n_eval, seen, iid),
     tests = {
-      templates = split(rng, n_eval, seen, function(r) return draw_query(r, r.int(1, 2), "held") end),
-      compositions = split(rng, n_eval, seen, function(r) return draw_query(r, r.int(3, 4), "train") end),
+      templates = split(rng, n_eval, seen, function(r) return draw_query(r, r.int(1, 3), "held") end),
+      compositions = split(rng, n_eval, seen, function(r) return draw_query(r, r.int(4, 5), "train") end),
     },
   }
 end

@@ -20,7 +20,7 @@ return {
     n_iterations = 300,
     batch_size = 16,
     n_trajectories_per_query = 8,
-    max_steps_per_trajectory = 12,
+    max_steps_per_trajectory = 14,
     policy = { kind = "bag", max_tokens = 256 },    -- or { kind = "sequence", d_model = 32, n_heads = 2, n_layers = 2, d_ff = 64, max_tokens = 256 }
   },
 }

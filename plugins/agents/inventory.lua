@@ -42,7 +42,7 @@ local agent = {
       description = "who supplies an item" },
     { name = "finish", cost_usd = 0, description = "ends the request" },
   },
-  max_steps = 12,
+  max_steps = 14,
 }
 
 local CATALOG = { "kettle", "lamp", "chair", "desk", "mug", "towel", "pillow", "blanket", "candle", "vase",
