@@ -208,19 +208,31 @@ static void add_label(piece_t *p, int seg)
         add_token(&a, AC_TOK_SPECIAL, l, n - 1); /* the label's word, without its colon */
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 static void add_json(piece_t *p, const json_t *v, int depth)
 {
     char buf[40];
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
+        /* keys in sorted order: a Lua table's own order depends on its state's hash seed, and
+         * the same result must render the same in every run */
+        size_t n = json_object_size(v), i = 0;
+        const char *keys[64];
         const char *k;
         json_t *x;
         if (depth >= RESULT_MAX_DEPTH)
             break;
         json_object_foreach((json_t *)v, k, x)
         {
-            add_text(p, k, strlen(k), AC_TOK_SPECIAL);
-            add_json(p, x, depth + 1);
+            if (i < 64)
+                keys[i++] = k;
+        }
+        n = i;
+        qsort(keys, n, sizeof keys[0], cmp_str);
+        for (i = 0; i < n; i++) {
+            add_text(p, keys[i], strlen(keys[i]), AC_TOK_SPECIAL);
+            add_json(p, json_object_get(v, keys[i]), depth + 1);
         }
         break;
     }
@@ -522,8 +534,8 @@ static int fits(int arg_kind, const ac_token_t *t)
         return t->kind == AC_TOK_NUMBER;
     case AC_ARG_WORD:
         return t->kind == AC_TOK_WORD;
-    case AC_ARG_ID:
-        return t->kind == AC_TOK_ID || t->kind == AC_TOK_NUMBER;
+    case AC_ARG_ID: /* an identifier, or a whole number (1042), never 129.99 */
+        return t->kind == AC_TOK_ID || (t->kind == AC_TOK_NUMBER && t->value == floorf(t->value));
     case AC_ARG_ANY:
         return 1;
     default:
