@@ -51,9 +51,11 @@ static void test_context(void)
           !(c[1].tok[cand[2]].flags & AC_TOKF_IN_CALL));
     n = ac_context_candidates(&c[2], AC_ARG_CANDIDATE, cand, 64);
     CHECK(n == 3);
-    v = ac_context_value(&c[2], AC_ARG_CANDIDATE, cand[1], json_pack("[s, s, i]", "ORD-17", "red shoes", 42));
+    json_t *cands2 = json_pack("[s, s, i]", "ORD-17", "red shoes", 42);
+    v = ac_context_value(&c[2], AC_ARG_CANDIDATE, cand[1], cands2);
     CHECK(json_is_string(v) && strcmp(json_string_value(v), "red shoes") == 0);
     json_decref(v);
+    json_decref(cands2);
     n = ac_context_candidates(&c[2], AC_ARG_ID, cand, 64);
     CHECK(n >= 1 && strncmp(c[2].text + c[2].tok[cand[0]].start, "ORD-17", 6) == 0);
     /* values printed in exponent notation (%.15g beyond 1e15 and below 1e-4) are one number each,
