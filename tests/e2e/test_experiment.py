@@ -50,7 +50,7 @@ def small_experiment(case, n_iterations=20):
 
 class CalculatorExperimentTest(unittest.TestCase):
     def test_calculator_learns(self):
-        """Five seeds: each lifts held-out success; the report has per-seed results, the mean and a
+        """Three seeds: each lifts held-out success; the report has per-seed results, the mean and a
         95 % interval; the CSV has a validation row every eval_interval iterations."""
         out = temp_dir(self, "ac-exp-")
         r = train("examples/calculator/experiment.lua", "--seeds", "3", "--json", "--out", out)
