@@ -1,20 +1,13 @@
--- Specs for the inventory agent, its reward and its data generator.
+-- Specs for plugins/agents/inventory.lua. Its reward: spec/rewards/inventory_spec.lua; its data
+-- generator: spec/examples/inventory_data_spec.lua.
 package.path = "./spec/?.lua;./plugins/?.lua;./lua/?.lua;./lua/?/init.lua;./examples/?.lua;" .. package.path
 
 local agent = require("agents.inventory")
 local reward = require("rewards.inventory")
 local data = require("inventory.data")
 local tc = require("helpers.tool_calls")
-local new_rng = require("agentcore.rng").new
-
-local function ctx(seed) return { seed = seed, episode = 0, iteration = 1, rng = new_rng(seed) } end
-
--- The item words and quantities of a request, in order ("3 kettles" -> {"kettles", 3}).
-local function lines_of(query)
-  local out = {}
-  for qty, word in query:gmatch("(%d+) (%a+)") do out[#out + 1] = { word = word, qty = tonumber(qty) } end
-  return out
-end
+local inventory = require("helpers.inventory")
+local ctx, lines_of = inventory.ctx, inventory.lines_of
 
 -- Checks each item, then orders it from stock or back-orders it as check_stock's RESULT says.
 local function reader(query)
@@ -134,136 +127,6 @@ describe("inventory agent", function()
       end
       assert.is_true(ok / n > 0.45 and ok / n < 0.55, tool .. " " .. ok / n)
       assert.is_true(ok2 / n2 > 0.2 and ok2 / n2 < 0.3, tool .. " " .. ok2 / n2)
-    end
-  end)
-end)
-
-describe("inventory reward", function()
-  local exp = { items = { { item = "mug", qty = 3 } }, min_steps = 3 }
-  local function episode(seed_wanted_empty, calls)
-    for seed = 1, 100 do
-      local s = agent.init("Order 3 mugs.", ctx(seed))
-      if (agent.step(s, "check_stock", { item = "mug" }).available == 0) == seed_wanted_empty then
-        return tc.run(agent, "Order 3 mugs.", tc.script(calls), ctx(seed))
-      end
-    end
-  end
-  local check = { "check_stock", { item = "mugs" } }
-  local place = { "place_order", { item = "mugs", qty = 3 } }
-  local back = { "back_order", { item = "mugs", qty = 3 } }
-  local finish = { "finish", {} }
-
-  it("is 1 for the right call after the check, whichever the stock asks for", function()
-    local r, info = reward.score(episode(false, { check, place, finish }), exp)
-    assert.are.equal(1, r)
-    assert.is_true(info.success)
-    r, info = reward.score(episode(true, { check, back, finish }), exp)
-    assert.are.equal(1, r)
-    assert.is_true(info.success)
-  end)
-
-  it("accepts a rejected place_order followed by the back-order, at the price of the call", function()
-    local traj = episode(true, { place, back, finish })
-    assert.matches("in stock", traj.steps[1].result.error)
-    local r, info = reward.score(traj, exp)
-    assert.is_true(info.success)
-    assert.are.equal(1, r) -- two calls: no more than check + back-order
-    traj = episode(true, { check, place, back, finish })
-    r, info = reward.score(traj, exp)
-    assert.is_true(info.success)
-    assert.are.equal(0.95, r)
-  end)
-
-  it("counts a back-order of an item in stock as a wrong order", function()
-    local r, info = reward.score(episode(false, { check, back, finish }), exp)
-    assert.is_false(info.success)
-    assert.are.equal(0.6 * 1 / 4 - 0.05, r)
-  end)
-
-  it("gives partial credit for the check and for each item handled", function()
-    local two = { items = { { item = "mug", qty = 3 }, { item = "lamp", qty = 4 } }, min_steps = 5 }
-    local traj = episode(false, { check, place, finish })
-    local r, info = reward.score(traj, two)
-    assert.is_false(info.success)
-    assert.are.equal(0.6 * 4 / 8, r)
-    assert.are.equal(0.6 * 1 / 4, (reward.score(episode(false, { check, finish }), exp)))
-    assert.are.equal(0, (reward.score(episode(false, { finish }), exp)))
-    -- the right call without finish: all milestones, no success
-    r, info = reward.score(episode(false, { check, place }), exp)
-    assert.are.equal(0.6, r)
-    assert.is_false(info.success)
-  end)
-
-  it("refuses an expected_outcome without items", function()
-    assert.has_error(function() reward.score({ steps = {} }, {}) end)
-    assert.has_error(function() reward.score({ steps = {} }, { items = { { item = "mug", qty = "3" } } }) end)
-  end)
-end)
-
-describe("inventory data generator", function()
-  it("is deterministic for a seed and makes the sizes asked for", function()
-    assert.are.same(data.generate(42), d)
-    local small = data.generate(7, 120, 10)
-    assert.are.equal(120, #small.training_data)
-    assert.are.equal(10, #small.tests.compositions)
-  end)
-
-  it("never repeats a query text across or within splits", function()
-    local seen = {}
-    for name, set in pairs(splits) do
-      for _, q in ipairs(set) do
-        local key = q.query:lower()
-        assert.is_nil(seen[key], name .. ": " .. q.query)
-        seen[key] = name
-      end
-    end
-  end)
-
-  it("names catalog items, with the quantities the reward expects", function()
-    for _, set in pairs(splits) do
-      for _, q in ipairs(set) do
-        local lines = lines_of(q.query)
-        assert.are.equal(#q.expected_outcome.items, #lines, q.query)
-        for k, x in ipairs(lines) do
-          assert.are.equal(q.expected_outcome.items[k].item, agent.catalog_item(x.word))
-          assert.are.equal(q.expected_outcome.items[k].qty, x.qty)
-        end
-      end
-    end
-  end)
-
-  it("keeps the held-out phrasings out of training, validation and test_iid", function()
-    local text = {}
-    for _, name in ipairs({ "training", "validation", "test_iid", "compositions" }) do
-      for _, q in ipairs(splits[name]) do text[#text + 1] = q.query:lower() end
-    end
-    local all = table.concat(text, "\n")
-    for _, template in ipairs(data.TEMPLATE.held) do
-      local frags = tc.fragments(template, 4)
-      assert.is_true(#frags > 0, template)
-      for _, frag in ipairs(frags) do assert.is_nil(all:find(frag, 1, true), frag) end
-    end
-    for _, w in ipairs({ "ordered", "ordering", "needed", "buying" }) do
-      assert.is_nil(all:find("%f[%a]" .. w .. "%f[%A]"), w)
-    end
-    for _, q in ipairs(d.tests.templates) do
-      local used = false
-      for _, template in ipairs(data.TEMPLATE.held) do
-        local ok = true
-        for _, frag in ipairs(tc.fragments(template, 4)) do ok = ok and q.query:lower():find(frag, 1, true) ~= nil end
-        used = used or ok
-      end
-      assert.is_true(used, q.query)
-    end
-  end)
-
-  it("makes tests.compositions longer than anything in training", function()
-    for _, name in ipairs({ "training", "validation", "test_iid", "templates" }) do
-      for _, q in ipairs(splits[name]) do assert.is_true(#q.expected_outcome.items <= 3, q.query) end
-    end
-    for _, q in ipairs(d.tests.compositions) do
-      local n = #q.expected_outcome.items
-      assert.is_true(n == 4 or n == 5, q.query)
     end
   end)
 end)
