@@ -120,7 +120,8 @@ static const xkey_t xkeys[] = {
      "mean validation success is selected"},
     {"", "description", X_STRING, 0, 0, "none", NULL, "free text for people; not used"},
     {"data", "generator", X_STRING, 0, 0, "none", NULL,
-     "a Lua file (relative to the experiment file, run in the plugin sandbox) whose module has "
+     "a Lua file (relative to the experiment file, run in the plugin sandbox with 5e9 instructions and 120 s for "
+     "its one call instead of the per-call plugin limits) whose module has "
      "generate(seed, n_train, n_eval) returning {training_data, evaluation_data[, validation_data][, tests]}: "
      "tests maps names to more query sets, each reported like the evaluation (never selecting)"},
     {"data", "seed", X_INT, 0, 2147483647, "the experiment's seed", NULL, "the generator's seed"},
@@ -218,7 +219,10 @@ static int load_spec(experiment_t *x, ac_err_t *err)
     return 0;
 }
 
-/* data.generator: the Lua file's generate(seed, n_train, n_eval) gives every split. */
+/* data.generator: the Lua file's generate(seed, n_train, n_eval) gives every split, with these
+ * budgets instead of the plugin limits' per-call ones (the state's memory limits still apply). */
+#define GENERATOR_INSTRUCTIONS 5000000000ull
+#define GENERATOR_WALL_MS 120000u
 static int load_generated(experiment_t *x, json_t *data, const char *gen, long long seed, ac_err_t *err)
 {
     char path[2048];
@@ -230,7 +234,15 @@ static int load_generated(experiment_t *x, json_t *data, const char *gen, long l
              json_is_integer(nt) ? json_integer_value(nt) : 200LL,
              json_is_integer(ne) ? json_integer_value(ne) : 50LL);
     resolve(path, sizeof path, x, gen);
+    /* The generator builds every split in one call: what a plugin call may spend is too little
+     * for thousands of queries on a busy machine. It is the experimenter's own code, run once. */
+    const ac_lua_limits_t plugin = *ac_lua_host_limits(x->host);
+    ac_lua_limits_t big = plugin;
+    big.max_instructions = GENERATOR_INSTRUCTIONS;
+    big.max_wall_ms = GENERATOR_WALL_MS;
+    ac_lua_host_set_limits(x->host, &big);
     json_t *out = run_lua_file(x, path, call, err);
+    ac_lua_host_set_limits(x->host, &plugin);
     if (out == NULL)
         return -1;
     x->training = json_incref(json_object_get(out, "training_data"));
