@@ -8,15 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_failures;
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);          \
-            g_failures++;                                                                     \
-        }                                                                                     \
-    } while (0)
+#include "check.h"
 
 /* |a - b| <= atol + rtol * |b| element-wise (b is the reference). Prints the worst element and
  * counts a failure when any element is out; NaN in either is out. Returns 1 when all close. */
@@ -39,7 +31,7 @@ static inline int check_close_d(const double *a, const double *b, size_t n, doub
     if (bad) {
         fprintf(stderr, "FAIL %-22s %zu/%zu out of tolerance (rtol %g atol %g); worst [%zu]: %.9g vs ref %.9g\n",
                 name, bad, n, rtol, atol, worst, n ? a[worst] : 0.0, n ? b[worst] : 0.0);
-        g_failures++;
+        failures++;
         return 0;
     }
     fprintf(stderr, "ok   %-22s n=%-5zu max|diff| %.3g\n", name, n, max_diff);
@@ -67,11 +59,11 @@ static inline int check_scalar(double a, double b, double rtol, double atol, con
 
 static inline int test_result(const char *prog)
 {
-    if (g_failures)
-        fprintf(stderr, "%s: %d check(s) FAILED\n", prog, g_failures);
+    if (failures)
+        fprintf(stderr, "%s: %d check(s) FAILED\n", prog, failures);
     else
         fprintf(stderr, "%s: all checks passed\n", prog);
-    return g_failures ? 1 : 0;
+    return failures ? 1 : 0;
 }
 
 #endif

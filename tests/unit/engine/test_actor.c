@@ -160,7 +160,7 @@ static double loss(ac_actor_t *p, setup_t *s, const double *w, float *logp)
     ac_err_t err = AC_ERR_INIT;
     if (ac_actor_forward(p, &s->S, 0, 3, s->d, s->n_d, logp, &err) != 0) {
         fprintf(stderr, "forward: %s\n", err.message);
-        g_failures++;
+        failures++;
         return NAN;
     }
     double L = 0;
@@ -230,7 +230,7 @@ static void fd_check(const ac_actor_config_t *cfg, const char *name)
     fprintf(stderr, "%s %s: %d parameters checked (%d with a gradient), %d off, worst |diff| %.3g\n",
             bad ? "FAIL" : "ok  ", name, checked, nonzero, bad, worst);
     if (bad)
-        g_failures++;
+        failures++;
     CHECK(nonzero > checked / 10);
     free(w);
     free(logp);
@@ -328,6 +328,6 @@ int main(void)
     bad.enc.n_heads = 3;
     CHECK(ac_actor_create(&bad, &err) == NULL && err.code == AC_ERR_INVALID_PARAMS);
     ac_err_clear(&err);
-    printf("test_actor: %d failed\n", g_failures);
-    return g_failures ? 1 : 0;
+    printf("test_actor: %d failed\n", failures);
+    return failures ? 1 : 0;
 }

@@ -85,7 +85,7 @@ static int check_grad(const float *a, const double *n, size_t cnt, size_t stride
             ok ? "ok  " : "FAIL", what, worst, wi, cnt ? a[wi] : 0.0, cnt ? n[wi] : 0.0, mag,
             (cnt + stride - 1) / stride);
     if (!ok)
-        g_failures++;
+        failures++;
     return ok;
 }
 
@@ -501,7 +501,7 @@ static void test_packing(void)
             fprintf(stderr, "%s packed d%s (layer %d) vs sum of singles/%s: rel %.2e\n", ok ? "ok  " : "FAIL",
                     ac_encoder_tensor_name(k, final), l, g_flav, rel);
             if (!ok)
-                g_failures++;
+                failures++;
         }
     }
     /* Leak check with teeth: changing another sequence's tokens must not move this one's outputs
@@ -536,7 +536,7 @@ static void test_packing(void)
         fprintf(stderr, "%s %d threads: Y, dX and grads bitwise equal to one thread/%s\n", same ? "ok  " : "FAIL", nt,
                 g_flav);
         if (!same)
-            g_failures++;
+            failures++;
         free(Yt);
         free(dXt);
         free(gt);
@@ -593,7 +593,7 @@ static void test_errors_and_layout(void)
         fprintf(stderr, "%s config %s = %d refused naming the field\n", ok ? "ok  " : "FAIL", bad[i].name,
                 bad[i].value);
         if (!ok)
-            g_failures++;
+            failures++;
         ac_encoder_destroy(e);
         ac_err_clear(&err);
     }
@@ -667,7 +667,7 @@ static void test_errors_and_layout(void)
         ok = ok && rc2 == -1 && err.code == AC_ERR_INVALID_PARAMS;
         fprintf(stderr, "%s bad offsets case %zu refused (%s)\n", ok ? "ok  " : "FAIL", i, data);
         if (!ok)
-            g_failures++;
+            failures++;
         ac_err_clear(&err);
     }
     /* a failed forward leaves no half state behind: backward still refuses */

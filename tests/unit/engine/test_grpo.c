@@ -147,7 +147,7 @@ static double loss_at(const fixture_t *f, const float *z, const ac_grpo_config_t
     if (ac_grpo_loss(dlogits ? dlogits : dz, m ? m : &mm, logp, f->ref_logp, N * A, f->tk, NS, f->st, NS,
                      f->ep, NE, cfg, &err) != 0) {
         fprintf(stderr, "loss: %s\n", err.message);
-        g_failures++;
+        failures++;
         return NAN;
     }
     return (m ? m : &mm)->loss;

@@ -14,19 +14,11 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "check.h"
+
 #define T0 1700000000LL /* "now" for every test */
 #define SECRET "test-secret-0123456789abcdef"
 
-static int checks, failures;
-
-static void check(int ok, const char *what)
-{
-    checks++;
-    if (!ok) {
-        failures++;
-        fprintf(stderr, "FAIL: %s\n", what);
-    }
-}
 
 static const char *err_field(const ac_err_t *err, const char *key)
 {
@@ -104,7 +96,7 @@ static void expect_deny_n(ac_auth_t *a, const char *tok, size_t len, int64_t now
     if (!ok)
         fprintf(stderr, "  %s: rc=%d code=%d error=\"%s\", want \"%s\"\n", what, rc, err.code,
                 got ? got : "", reason);
-    check(ok, what);
+    CHECK(ok, what);
     ac_err_clear(&err);
 }
 
@@ -124,7 +116,7 @@ static void expect_ok(ac_auth_t *a, const char *tok, int64_t now, const char *su
         fprintf(stderr, "  %s: rc=%d error=\"%s\" sub=\"%s\" perms=%#x\n", what, rc,
                 err_field(&err, "error") ? err_field(&err, "error") : "", rc == 0 ? p.sub : "",
                 rc == 0 ? p.perms : 0);
-    check(ok, what);
+    CHECK(ok, what);
     ac_err_clear(&err);
 }
 
@@ -132,7 +124,7 @@ static void expect_ok(ac_auth_t *a, const char *tok, int64_t now, const char *su
 static void hs_case(ac_auth_t *a, const char *claims, const char *reason, uint32_t perms, const char *what)
 {
     char *t = hs(claims);
-    check(t != NULL, "libjwt signs the test claims");
+    CHECK(t != NULL, "libjwt signs the test claims");
     if (reason != NULL)
         expect_deny(a, t, T0, reason, what);
     else
@@ -148,7 +140,7 @@ static void expect_config_error(const ac_auth_config_t *cfg, const char *field, 
     int ok = a == NULL && err.code == AC_ERR_INVALID_PARAMS && got != NULL && strcmp(got, field) == 0;
     if (!ok)
         fprintf(stderr, "  %s: code=%d field=%s message=%s\n", what, err.code, got ? got : "", err.message);
-    check(ok, what);
+    CHECK(ok, what);
     ac_auth_destroy(a);
     ac_err_clear(&err);
 }
@@ -162,15 +154,15 @@ static void test_perm_names(void)
         const char *n = ac_perm_name(bit);
         all &= n != NULL && ac_perm_from_name(n, strlen(n)) == bit;
     }
-    check(all, "every AC_PERM_* bit has a name that maps back to it");
-    check(ac_perm_from_name("data:export", 11) == AC_PERM_DATA_EXPORT, "data:export is known");
-    check(ac_perm_from_name("training:star", 13) == 0, "a prefix of a name is unknown");
-    check(ac_perm_from_name("training:startx", 15) == 0, "a name with a suffix is unknown");
-    check(ac_perm_name(AC_PERM_TRAINING_START | AC_PERM_TRAINING_VIEW) == NULL, "two bits have no single name");
-    check(ac_perm_name(1u << 20) == NULL, "an unknown bit has no name");
+    CHECK(all, "every AC_PERM_* bit has a name that maps back to it");
+    CHECK(ac_perm_from_name("data:export", 11) == AC_PERM_DATA_EXPORT, "data:export is known");
+    CHECK(ac_perm_from_name("training:star", 13) == 0, "a prefix of a name is unknown");
+    CHECK(ac_perm_from_name("training:startx", 15) == 0, "a name with a suffix is unknown");
+    CHECK(ac_perm_name(AC_PERM_TRAINING_START | AC_PERM_TRAINING_VIEW) == NULL, "two bits have no single name");
+    CHECK(ac_perm_name(1u << 20) == NULL, "an unknown bit has no name");
     ac_principal_t p = {.perms = AC_PERM_TRAINING_VIEW | AC_PERM_DATA_EXPORT};
-    check(ac_principal_has(&p, AC_PERM_TRAINING_VIEW | AC_PERM_DATA_EXPORT), "has: all held bits");
-    check(!ac_principal_has(&p, AC_PERM_TRAINING_VIEW | AC_PERM_TRAINING_START), "has: one bit missing");
+    CHECK(ac_principal_has(&p, AC_PERM_TRAINING_VIEW | AC_PERM_DATA_EXPORT), "has: all held bits");
+    CHECK(!ac_principal_has(&p, AC_PERM_TRAINING_VIEW | AC_PERM_TRAINING_START), "has: one bit missing");
 }
 
 static void test_config(void)
@@ -198,17 +190,17 @@ static void test_hs256(void)
     ac_err_t err = AC_ERR_INIT;
     ac_auth_t *a = ac_auth_create(&(ac_auth_config_t){.secret = SECRET, .leeway_s = -1}, &err);
     char c[1024], *t;
-    check(a != NULL, "create HS256 with defaults");
+    CHECK(a != NULL, "create HS256 with defaults");
     if (a == NULL)
         return;
 
     /* issue -> verify */
     t = ac_auth_issue(a, "tenant-a", "training:start, training:view,training:start", 3600, T0, &err);
-    check(t != NULL, "issue an HS256 token");
+    CHECK(t != NULL, "issue an HS256 token");
     expect_ok(a, t, T0, "tenant-a", AC_PERM_TRAINING_START | AC_PERM_TRAINING_VIEW, "issued token verifies");
     {
         ac_principal_t p;
-        check(ac_auth_verify(a, t, strlen(t), T0, &p, &err) == 0 && p.exp == T0 + 3600, "exp = now + ttl");
+        CHECK(ac_auth_verify(a, t, strlen(t), T0, &p, &err) == 0 && p.exp == T0 + 3600, "exp = now + ttl");
     }
     expect_deny(a, t, T0 + 3600 + 30, "token expired", "issued token expires at now + ttl (+ leeway)");
     free(t);
@@ -218,19 +210,19 @@ static void test_hs256(void)
 
     /* issue errors */
     t = ac_auth_issue(a, "tenant-a", "training:start,training:fly", 60, T0, &err);
-    check(t == NULL && err.code == AC_ERR_INVALID_PARAMS && err_field(&err, "error") &&
+    CHECK(t == NULL && err.code == AC_ERR_INVALID_PARAMS && err_field(&err, "error") &&
               strcmp(err_field(&err, "error"), "unknown permission: training:fly") == 0,
           "issue with an unknown permission fails naming it");
     free(t);
     t = ac_auth_issue(a, "tenant-a", "training:start,,data:export", 60, T0, &err);
-    check(t == NULL && err.code == AC_ERR_INVALID_PARAMS, "issue with an empty permission name fails");
+    CHECK(t == NULL && err.code == AC_ERR_INVALID_PARAMS, "issue with an empty permission name fails");
     free(t);
     t = ac_auth_issue(a, "bad\nsub", "training:start", 60, T0, &err);
-    check(t == NULL && err_field(&err, "field") && strcmp(err_field(&err, "field"), "sub") == 0,
+    CHECK(t == NULL && err_field(&err, "field") && strcmp(err_field(&err, "field"), "sub") == 0,
           "issue with a bad sub fails");
     free(t);
     t = ac_auth_issue(a, "tenant-a", "training:start", 0, T0, &err);
-    check(t == NULL && err_field(&err, "field") && strcmp(err_field(&err, "field"), "ttl") == 0,
+    CHECK(t == NULL && err_field(&err, "field") && strcmp(err_field(&err, "field"), "ttl") == 0,
           "issue with ttl 0 fails");
     free(t);
     ac_err_clear(&err);
@@ -357,7 +349,7 @@ static void test_hs256(void)
         for (int i = 0; i < 3; i++) {
             snprintf(h, sizeof h, forms[i], t);
             snprintf(x, sizeof x, "bearer form \"%s\"", forms[i]);
-            check(ac_auth_bearer(a, h, strlen(h), T0, &p, &err) == 0 && strcmp(p.sub, "t") == 0 &&
+            CHECK(ac_auth_bearer(a, h, strlen(h), T0, &p, &err) == 0 && strcmp(p.sub, "t") == 0 &&
                       p.perms == AC_PERM_METRICS_VIEW,
                   x);
         }
@@ -370,12 +362,12 @@ static void test_hs256(void)
             const char *got;
             int rc = ac_auth_bearer(a, bad[i].h, strlen(bad[i].h), T0, &p, &err);
             snprintf(x, sizeof x, "bearer \"%s\" -> %s", bad[i].h, bad[i].reason);
-            check(rc == -1 && (got = err_field(&err, "error")) != NULL && strcmp(got, bad[i].reason) == 0, x);
+            CHECK(rc == -1 && (got = err_field(&err, "error")) != NULL && strcmp(got, bad[i].reason) == 0, x);
         }
-        check(ac_auth_bearer(a, NULL, 0, T0, &p, &err) == -1 && err.code == AC_ERR_UNAUTHORIZED &&
+        CHECK(ac_auth_bearer(a, NULL, 0, T0, &p, &err) == -1 && err.code == AC_ERR_UNAUTHORIZED &&
                   strcmp(err_field(&err, "error"), "missing token") == 0,
               "no Authorization header");
-        check(strcmp(err.message, "Unauthorized") == 0, "message is the code's name");
+        CHECK(strcmp(err.message, "Unauthorized") == 0, "message is the code's name");
     }
     free(t);
     ac_err_clear(&err);
@@ -383,7 +375,7 @@ static void test_hs256(void)
 
     /* leeway 0 */
     a = ac_auth_create(&(ac_auth_config_t){.secret = SECRET, .leeway_s = 0}, &err);
-    check(a != NULL, "create with leeway 0");
+    CHECK(a != NULL, "create with leeway 0");
     if (a != NULL) {
         hs_case(a, CL(AT(", \"exp\": %lld", T0)), "token expired", 0, "leeway 0: exp == now is expired");
         hs_case(a, CL(AT(", \"exp\": %lld", T0 + 1)), NULL, 0, "leeway 0: exp == now + 1 is valid");
@@ -399,7 +391,7 @@ static void test_iss_aud(void)
     ac_err_t err = AC_ERR_INIT;
     ac_auth_t *a = ac_auth_create(
         &(ac_auth_config_t){.secret = SECRET, .issuer = "https://issuer.test", .audience = "agentcore"}, &err);
-    check(a != NULL, "create with issuer and audience");
+    CHECK(a != NULL, "create with issuer and audience");
     if (a == NULL)
         return;
 #define IA(iss_aud) "{\"sub\": \"t\", \"permissions\": [], " EXP ", " iss_aud "}"
@@ -432,7 +424,7 @@ static void test_cache(void)
     ac_principal_t p1, p2;
     char *t, *u;
     size_t n;
-    check(a != NULL, "create for the cache tests");
+    CHECK(a != NULL, "create for the cache tests");
     if (a == NULL)
         return;
     t = ac_auth_issue(a, "tenant-c", "training:start,data:export", 100, T0, &err);
@@ -441,17 +433,17 @@ static void test_cache(void)
     int rc1 = ac_auth_verify(a, t, n, T0, &p1, &err);
     int rc2 = ac_auth_verify(a, t, n, T0 + 50, &p2, &err);
     ac_auth_stats(a, &s1);
-    check(rc1 == 0 && rc2 == 0 && memcmp(&p1, &p2, sizeof p1) == 0, "a cache hit returns the same principal");
-    check(s1.cache_misses == s0.cache_misses + 1 && s1.cache_hits == s0.cache_hits + 1,
+    CHECK(rc1 == 0 && rc2 == 0 && memcmp(&p1, &p2, sizeof p1) == 0, "a cache hit returns the same principal");
+    CHECK(s1.cache_misses == s0.cache_misses + 1 && s1.cache_hits == s0.cache_hits + 1,
           "first verify misses, second hits");
     expect_deny(a, t, T0 + 100, "token expired", "a cached token is refused at its exp");
     ac_auth_stats(a, &s0);
-    check(s0.cache_hits == s1.cache_hits + 1, "the expiry above was decided on a cache hit");
+    CHECK(s0.cache_hits == s1.cache_hits + 1, "the expiry above was decided on a cache hit");
 
     {
         ac_principal_t p;
         int rc = ac_auth_verify(a, t, n - 1, T0, &p, &err); /* malformed or bad signature */
-        check(rc == -1 && err.code == AC_ERR_UNAUTHORIZED, "the cached token minus its last byte");
+        CHECK(rc == -1 && err.code == AC_ERR_UNAUTHORIZED, "the cached token minus its last byte");
     }
     u = malloc(n + 2);
     memcpy(u, t, n);
@@ -467,7 +459,7 @@ static void test_cache(void)
         ac_auth_stats(a, &s0);
         int rc = ac_auth_verify(a, u, n, T0, &p, &err);
         ac_auth_stats(a, &s1);
-        check(rc == -1 && err.code == AC_ERR_UNAUTHORIZED && s1.cache_hits == s0.cache_hits,
+        CHECK(rc == -1 && err.code == AC_ERR_UNAUTHORIZED && s1.cache_hits == s0.cache_hits,
               "the cached token with one early byte changed (same slot) is not a hit");
         free(u);
     }
@@ -494,14 +486,14 @@ static void test_cache(void)
         ac_auth_stats(a, &s0);
         expect_deny(a, t, T0, "token not yet valid", "a cached token is refused before its nbf");
         ac_auth_stats(a, &s1);
-        check(s1.cache_hits == s0.cache_hits + 1, "the nbf refusal above was decided on a cache hit");
+        CHECK(s1.cache_hits == s0.cache_hits + 1, "the nbf refusal above was decided on a cache hit");
         free(t);
     }
     ac_auth_destroy(a);
 
     /* one slot: every new token overwrites; answers stay right */
     a = ac_auth_create(&(ac_auth_config_t){.secret = SECRET, .cache_entries = 1}, &err);
-    check(a != NULL, "create with a one-slot cache");
+    CHECK(a != NULL, "create with a one-slot cache");
     if (a == NULL)
         return;
     t = ac_auth_issue(a, "one", "training:view", 100, T0, &err);
@@ -553,7 +545,7 @@ static void test_threads(void)
     long wrong = 0;
     ac_auth_stats_t s;
     shared.a = ac_auth_create(&(ac_auth_config_t){.secret = SECRET, .cache_entries = 4}, &err);
-    check(shared.a != NULL, "create for the thread test");
+    CHECK(shared.a != NULL, "create for the thread test");
     if (shared.a == NULL)
         return;
     for (int i = 0; i < TOKENS; i++) {
@@ -568,8 +560,8 @@ static void test_threads(void)
         wrong += (long)(intptr_t)w;
     }
     ac_auth_stats(shared.a, &s);
-    check(wrong == 0, "concurrent verifies with a 4-slot cache give each token its own principal");
-    check(s.cache_hits > 0 && s.cache_hits + s.cache_misses == 2ull * THREADS * ROUNDS,
+    CHECK(wrong == 0, "concurrent verifies with a 4-slot cache give each token its own principal");
+    CHECK(s.cache_hits > 0 && s.cache_hits + s.cache_misses == 2ull * THREADS * ROUNDS,
           "concurrent verifies are all counted, some as hits");
     for (int i = 0; i < TOKENS; i++)
         free(shared.tok[i]);
@@ -612,10 +604,10 @@ static void test_pk(const char *alg, jwt_alg_t id, const char *dir)
 
     ac_auth_t *a = ac_auth_create(&(ac_auth_config_t){.alg = alg, .public_key_file = pub, .private_key_file = priv}, &err);
     snprintf(what, sizeof what, "%s: create with a key pair", alg);
-    check(a != NULL, what);
+    CHECK(a != NULL, what);
     ac_auth_t *v = ac_auth_create(&(ac_auth_config_t){.alg = alg, .public_key_file = pub}, &err);
     snprintf(what, sizeof what, "%s: create with the public key only", alg);
-    check(v != NULL, what);
+    CHECK(v != NULL, what);
     if (a == NULL || v == NULL)
         goto out;
 
@@ -642,7 +634,7 @@ static void test_pk(const char *alg, jwt_alg_t id, const char *dir)
 
     t = ac_auth_issue(v, "tenant-pk", "training:view", 600, T0, &err);
     snprintf(what, sizeof what, "%s: issuing without private_key_file fails clearly", alg);
-    check(t == NULL && err.code == AC_ERR_INVALID_PARAMS && err_field(&err, "field") &&
+    CHECK(t == NULL && err.code == AC_ERR_INVALID_PARAMS && err_field(&err, "field") &&
               strcmp(err_field(&err, "field"), "private_key_file") == 0,
           what);
     free(t);
@@ -663,7 +655,7 @@ static void test_pk(const char *alg, jwt_alg_t id, const char *dir)
     {
         jwt_t *j = NULL;
         snprintf(what, sizeof what, "%s: precondition: libjwt alone accepts the confusion token", alg);
-        check(t != NULL && jwt_decode(&j, t, (const unsigned char *)pem, (int)publen) == 0, what);
+        CHECK(t != NULL && jwt_decode(&j, t, (const unsigned char *)pem, (int)publen) == 0, what);
         jwt_free(j);
     }
     snprintf(what, sizeof what, "%s: HS256 signed with the public PEM as secret", alg);
@@ -705,7 +697,7 @@ static void test_public_key_algs(void)
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         ok = write_key(path, keys[i], i % 3 != 0);
     }
-    check(ok, "generate RSA 2048 and EC P-256 key pairs");
+    CHECK(ok, "generate RSA 2048 and EC P-256 key pairs");
     if (ok) {
         test_pk("RS256", JWT_ALG_RS256, dir);
         test_pk("ES256", JWT_ALG_ES256, dir);
@@ -730,6 +722,5 @@ int main(void)
     test_cache();
     test_threads();
     test_public_key_algs();
-    printf("test_auth: %d checks, %d failed\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_done(__FILE__);
 }
