@@ -395,33 +395,40 @@ void ac_auth_stats(ac_auth_t *a, ac_auth_stats_t *out)
 /* ---- verification ------------------------------------------------------------------------- */
 
 /* The uncached path: shape, pinned algorithm, signature (libjwt), claims (not the times). */
+/* Two dots and base64url between them, nothing else (this also keeps NULs out of the C string
+ * that libjwt gets), and a canonical signature: libjwt ignores the unused low bits of its last
+ * character for RS/ES, so without this one token would have up to 16 spellings, each a separate
+ * cache entry and a separate ~300 us verification. dot: the two dots' positions. 0, or -1. */
+static int token_shape(const char *t, size_t len, size_t dot[2])
+{
+    size_t ndots = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == '.') {
+            if (ndots == 2)
+                return -1;
+            dot[ndots++] = i;
+        } else if (b64url_value((unsigned char)t[i]) < 0) {
+            return -1;
+        }
+    }
+    if (ndots != 2 || dot[0] == 0 || dot[1] == dot[0] + 1)
+        return -1;
+    size_t sig_len = len - dot[1] - 1;
+    if (sig_len % 4 == 1 ||
+        (sig_len % 4 != 0 && (b64url_value((unsigned char)t[len - 1]) & (sig_len % 4 == 2 ? 0xf : 0x3))))
+        return -1;
+    return 0;
+}
+
 static int verify_full(ac_auth_t *a, const char *t, size_t len, ac_auth_entry_t *e, ac_err_t *err)
 {
-    size_t dot[2] = {0, 0}, ndots = 0;
+    size_t dot[2];
     json_t *head = NULL, *claims = NULL, *v;
     jwt_t *j = NULL;
     char *z = NULL;
     int rc = -1, jrc;
 
-    /* Two dots and base64url between them, nothing else: this also keeps NULs out of the
-     * C string that libjwt gets. */
-    for (size_t i = 0; i < len; i++) {
-        if (t[i] == '.') {
-            if (ndots == 2)
-                return deny(err, "malformed token");
-            dot[ndots++] = i;
-        } else if (b64url_value((unsigned char)t[i]) < 0) {
-            return deny(err, "malformed token");
-        }
-    }
-    if (ndots != 2 || dot[0] == 0 || dot[1] == dot[0] + 1)
-        return deny(err, "malformed token");
-    /* The signature must be canonical base64url too: libjwt ignores the unused low bits of its
-     * last character for RS/ES, so without this one token would have up to 16 spellings, each a
-     * separate cache entry and a separate ~300 us verification. */
-    size_t sig_len = len - dot[1] - 1;
-    if (sig_len % 4 == 1 ||
-        (sig_len % 4 != 0 && (b64url_value((unsigned char)t[len - 1]) & (sig_len % 4 == 2 ? 0xf : 0x3))))
+    if (token_shape(t, len, dot) != 0)
         return deny(err, "malformed token");
 
     /* Pin the algorithm before any signature work: `none`, and HS256 made with the RSA public

@@ -504,6 +504,72 @@ static void send_ui_error(h2o_req_t *req, int status, const char *text)
     send_body(req, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
+/* The file behind /ui/<rel> and its content type: a directory's index.html, Debian's Chart.js
+ * at its URL, or a dashboard file of a known type. 0, or -1 for a path that is not served. */
+static int ui_path(const ac_http_t *h, const char *rel, size_t rel_len, char *path, size_t len, const char **type,
+                   int *is_chartjs)
+{
+    *is_chartjs = 0;
+    if (rel_len == 0 || rel[rel_len - 1] == '/') { /* a directory: its index */
+        char tmp[256];
+        if (rel_len + sizeof "index.html" > sizeof tmp)
+            return -1;
+        memcpy(tmp, rel, rel_len);
+        memcpy(tmp + rel_len, "index.html", sizeof "index.html");
+        if (!(rel_len == 0 || ui_rel_ok(rel, rel_len - 1)) ||
+            snprintf(path, len, "%s/%s", h->cfg->dashboard_dir, tmp) >= (int)len)
+            return -1;
+        *type = ui_types[0].type;
+        return 0;
+    }
+    if (rel_len == strlen(UI_CHARTJS_URL) && memcmp(rel, UI_CHARTJS_URL, rel_len) == 0) {
+        snprintf(path, len, "%s", UI_CHARTJS_FILE);
+        *is_chartjs = 1;
+        *type = "text/javascript; charset=utf-8";
+        return 0;
+    }
+    if (!ui_rel_ok(rel, rel_len) || (*type = ui_type_of(rel, rel_len)) == NULL ||
+        snprintf(path, len, "%s/%.*s", h->cfg->dashboard_dir, (int)rel_len, rel) >= (int)len)
+        return -1;
+    return 0;
+}
+
+/* A response without a body: 304, or the headers of a HEAD. */
+static void send_headers_only(h2o_req_t *req, int status, size_t content_length, const char *type)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    if (type != NULL) {
+        req->res.content_length = content_length;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    }
+    h2o_start_response(req, &generator);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+/* The whole file (closed), or NULL when memory or the file ran out before size bytes. */
+static char *read_all(int fd, size_t size)
+{
+    char *body = malloc(size + 1);
+    size_t got = 0;
+    while (body != NULL && got < size) {
+        ssize_t n = read(fd, body + got, size - got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (body != NULL && got != size) {
+        free(body);
+        body = NULL;
+    }
+    return body;
+}
+
 /* Serves GET/HEAD /ui/<rel>. Files are small and in the page cache: read on the loop, as h2o's
  * own file handler does. Answers carry an ETag and "no-cache", so a browser revalidates each
  * file (a 304 without a body) and an updated dashboard is seen at once. */
@@ -511,31 +577,10 @@ static void send_ui(ac_http_t *h, h2o_req_t *req, const char *rel, size_t rel_le
 {
     char path[4096];
     const char *type;
-    int is_chartjs = 0;
-    if (rel_len == 0 || rel[rel_len - 1] == '/') { /* a directory: its index */
-        char tmp[256];
-        if (rel_len + sizeof "index.html" > sizeof tmp) {
-            send_ui_error(req, 404, "not found\n");
-            return;
-        }
-        memcpy(tmp, rel, rel_len);
-        memcpy(tmp + rel_len, "index.html", sizeof "index.html");
-        if (!(rel_len == 0 || ui_rel_ok(rel, rel_len - 1)) ||
-            snprintf(path, sizeof path, "%s/%s", h->cfg->dashboard_dir, tmp) >= (int)sizeof path) {
-            send_ui_error(req, 404, "not found\n");
-            return;
-        }
-        type = ui_types[0].type;
-    } else if (rel_len == strlen(UI_CHARTJS_URL) && memcmp(rel, UI_CHARTJS_URL, rel_len) == 0) {
-        snprintf(path, sizeof path, "%s", UI_CHARTJS_FILE);
-        is_chartjs = 1;
-        type = "text/javascript; charset=utf-8";
-    } else {
-        if (!ui_rel_ok(rel, rel_len) || (type = ui_type_of(rel, rel_len)) == NULL ||
-            snprintf(path, sizeof path, "%s/%.*s", h->cfg->dashboard_dir, (int)rel_len, rel) >= (int)sizeof path) {
-            send_ui_error(req, 404, "not found\n");
-            return;
-        }
+    int is_chartjs;
+    if (ui_path(h, rel, rel_len, path, sizeof path, &type, &is_chartjs) != 0) {
+        send_ui_error(req, 404, "not found\n");
+        return;
     }
     int fd = ui_open(path, is_chartjs ? 0 : strlen(h->cfg->dashboard_dir) + 1);
     struct stat st;
@@ -556,39 +601,17 @@ static void send_ui(ac_http_t *h, h2o_req_t *req, const char *rel, size_t rel_le
     if (inm >= 0 && h2o_contains_token(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len,
                                        etag, (size_t)etag_len, ',')) {
         close(fd);
-        static h2o_generator_t generator = {NULL, NULL};
-        req->res.status = 304;
-        req->res.reason = reason_of(304);
-        h2o_start_response(req, &generator);
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        send_headers_only(req, 304, 0, NULL);
         return;
     }
     size_t size = (size_t)st.st_size;
     if (is_head) {
-        static h2o_generator_t generator = {NULL, NULL};
         close(fd);
-        req->res.status = 200;
-        req->res.reason = reason_of(200);
-        req->res.content_length = size;
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-        h2o_start_response(req, &generator);
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        send_headers_only(req, 200, size, type);
         return;
     }
-    char *body = malloc(size + 1);
-    size_t got = 0;
-    while (body != NULL && got < size) {
-        ssize_t n = read(fd, body + got, size - got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    if (body == NULL || got != size) { /* out of memory, or a file cut short while read */
-        free(body);
+    char *body = read_all(fd, size);
+    if (body == NULL) { /* out of memory, or a file cut short while read */
         send_ui_error(req, 503, "cannot read the file now; retry\n");
         return;
     }
