@@ -57,6 +57,20 @@ def retry_after(status, headers, resp):
     return 1.0
 
 
+def _sanitized():
+    """Whether BIN is the ASan+UBSan build (tests/run_all.sh runs the suite again with it)."""
+    try:
+        r = subprocess.run(["ldd", BIN], capture_output=True, text=True, timeout=30)
+        return "libasan" in r.stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+# Deadlines of waits for work the server does (training, evaluating) are multiplied by this:
+# the sanitized build trains several times slower.
+SLOW = 4 if _sanitized() else 1
+
+
 def poll(check, timeout=120, what="the condition", first=0.1, cap=1.0):
     """Calls check() until it returns something true, and returns that. Waits first seconds after
     the first try, half as long again after each next one, at most cap: a poll of the server

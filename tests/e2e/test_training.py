@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import SRC, Server, ServerTest, claims, make_jwt, main, poll
+from harness import SLOW, SRC, Server, ServerTest, claims, make_jwt, main, poll
 
 UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -34,7 +34,8 @@ def job_params(**config):
 def wait(server, job, until, token=None, timeout=120):
     """Polls get_status (backing off, within the rate limit, waiting out a -32029) until
     until(status) holds; returns that status. Fails with the last status seen after timeout
-    seconds, or with the error a call answered."""
+    seconds (SLOW times that under ASan), or with the error a call answered."""
+    timeout *= SLOW
     deadline = time.monotonic() + timeout
     last = {}
 
