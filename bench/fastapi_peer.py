@@ -299,13 +299,15 @@ def c_round(x):
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
-# members agentcore adds after best_checkpoint_id when the record has them (and they are not null)
+# members agentcore adds when the record has them (and they are not null), as
+# core/service/status.c does
 STATUS_EXTRA = ("created_at", "finished_at", "cancelled_at", "cancel_reason", "error", "latest_checkpoint_id",
-                "trajectories_stored", "oldest_iteration", "plugin_failures", "episodes", "crashes")
+                "trajectories_stored", "oldest_iteration", "plugin_failures", "episodes")
+RAN_ONLY = ("trajectories_stored", "plugin_failures", "episodes")
 
 
 def render_status(job):
-    """The answer from a job record alone, as core/service/training.c renders it."""
+    """The answer from a job record alone, as core/service/status.c renders it."""
     cur, total = job.get("current_iteration") or 0, job.get("total_iterations") or 0
     cost, budget = job.get("cost_micro") or 0, job.get("budget_micro") or 0
     metrics = job.get("metrics") or {}
@@ -337,13 +339,16 @@ def render_status(job):
     seed = (job.get("config") or {}).get("seed")
     if isinstance(seed, int) and not isinstance(seed, bool) and seed > 0:  # what reruns the job exactly
         result["seed"] = seed
+    ran = job.get("started_at") is not None  # a job's counters once it has run
     for k in STATUS_EXTRA:
-        if job.get(k) is not None:
+        if job.get(k) is not None and (ran or k not in RAN_ONLY) and (k != "oldest_iteration" or job[k] > 0):
             result[k] = job[k]
+    if (job.get("crashes") or 0) > 0:
+        result["crashes"] = job["crashes"]
     return result
 
 
-# get_status answers cached per job revision, as agentcore caches them (training.c): an
+# get_status answers cached per job revision, as agentcore caches them (status.c): an
 # unchanged job costs a revision lookup (here an sqlite SELECT of one integer, there an LMDB read
 # transaction) and the owner check. job_id -> (rev, owner, rendered text).
 _status_cache = {}

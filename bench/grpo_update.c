@@ -1,7 +1,9 @@
-/* One GRPO update (reference forward + forward + loss + backward + clip + Adam) on
- * 16 queries x 8 trajectories x 20 steps = 2560 states, timed phase by phase, next to the sgemm
- * peak of this machine measured in the same run. Peers with the same sizes and the same update:
- * bench/grpo_update_numpy.py, bench/grpo_update_torch.py. See bench/README.md.
+/* One GRPO update of the bag actor (the trainer's default policy, engine/actor.h): reference
+ * forward + forward + loss + backward + clip + Adam on 16 queries x 8 trajectories x 20 steps =
+ * 2560 states of 24 tokens, each step three decisions (the tool, then two argument slots pointing
+ * at the state's 8 number tokens, the second given the first's choice), timed phase by phase next
+ * to the sgemm peak of this machine measured in the same run. Peers with the same sizes and the
+ * same update: bench/grpo_update_numpy.py, bench/grpo_update_torch.py. See bench/README.md.
  *
  *     grpo_update [--threads N] [--runs R]
  */
@@ -11,12 +13,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/actor.h"
 #include "engine/blas.h"
 #include "engine/grpo.h"
 #include "engine/optim.h"
 #include "engine/policy.h"
 
-enum { Q = 16, G = 8, T = 20, N = Q * G * T, F = 48, NB = 32768, D = 64, H1 = 256, H2 = 256, NA = 16 };
+/* NTOK tokens per state: NCAND of them numbers (the candidates of both slots), the others words.
+ * The bag reads NTOK unigrams + (NTOK - 1) bigrams per state (F = 47 hashed ids), each candidate
+ * 8 hashed ids (its text, two neighbours each side, segment/age, kind/flags, ordinal). */
+enum { Q = 16, G = 8, T = 20, N = Q * G * T, NTOK = 24, NCAND = 8, NB = 32768, D = 64, H = 256, NA = 16,
+       NARGS = 2, DEC = 1 + NARGS };
 
 static double now(void)
 {
@@ -37,9 +44,8 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-/* Median GFLOP/s of C (m, n) = A (m, k) . B (k, n) with the given transposes, over `reps` calls.
- * The operand buffers only need to be large enough; their values do not matter for speed. */
-static double sgemm_gflops(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, int reps)
+/* Median GFLOP/s of C (m, n) = A (m, k) . B (k, n) over `reps` calls. */
+static double sgemm_gflops(int m, int n, int k, int reps)
 {
     float *a = calloc((size_t)m * k, sizeof(float)), *b = calloc((size_t)k * n, sizeof(float));
     float *c = calloc((size_t)m * n, sizeof(float));
@@ -51,8 +57,7 @@ static double sgemm_gflops(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n,
     reps = reps > 32 ? 32 : reps;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, ta == CblasNoTrans ? k : m, b,
-                    tb == CblasNoTrans ? n : k, 0.0f, c, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
         t[r] = now() - t0;
     }
     free(a);
@@ -81,43 +86,74 @@ int main(int argc, char **argv)
     }
     ac_blas_set_threads(threads);
 
-    ac_policy_config_t pc = {.n_buckets = NB, .d_emb = D, .n_hidden = 2, .hidden = {H1, H2},
-                             .activation = AC_POLICY_TANH, .n_actions = NA, .max_features = F,
-                             .seed = 1};
-    ac_policy_t *p = ac_policy_create(&pc, &err), *ref = ac_policy_clone(p, &err);
+    ac_actor_config_t pc = {.kind = AC_ACTOR_BAG, .n_tools = NA, .max_tokens = 64, .seed = 1, .n_buckets = NB,
+                            .d_emb = D, .hidden = H};
+    for (int a = 0; a < NA; a++)
+        pc.n_args[a] = NARGS;
+    ac_actor_t *p = ac_actor_create(&pc, &err), *ref = p ? ac_actor_clone(p, &err) : NULL;
     ac_optim_config_t oc;
-    ac_optim_config_default(&oc);
-    ac_optim_t *opt = ac_optim_create(p->n_params, &oc, &err);
+    ac_optim_config_default(&oc); /* lr 1e-3 on every parameter, as the peers */
+    ac_optim_t *opt = p ? ac_optim_create(ac_actor_n_params(p), &oc, &err) : NULL;
     if (!p || !ref || !opt) {
         fprintf(stderr, "setup: %s\n", err.message);
         return 1;
     }
-    /* Synthetic rollouts: F random feature ids per state (featurizing text is not part of an
-     * update), ~3/4 of the actions legal, 16 groups x 8 episodes x 20 steps, 0/1 rewards. */
+    /* Synthetic states: random token hashes (rendering contexts is not part of an update). */
     ac_rng_t rng;
     ac_rng_seed(&rng, 7);
-    ac_policy_batch_t b;
-    ac_policy_batch_init(&b, &pc, N, &err);
+    ac_states_t S = {0};
+    ac_token_t tok[NTOK];
+    int cand[NCAND];
+    for (int k = 0; k < NCAND; k++)
+        cand[k] = 1 + 3 * k; /* every third token is a number */
     for (int i = 0; i < N; i++) {
-        for (int k = 0; k < F; k++)
-            b.ids[i * F + k] = (int)(ac_rng_u64(&rng) % NB);
-        b.offsets[i + 1] = (i + 1) * F;
+        for (int k = 0; k < NTOK; k++) {
+            int number = k % 3 == 1;
+            tok[k] = (ac_token_t){.hash = ac_rng_u64(&rng), .kind = number ? AC_TOK_NUMBER : AC_TOK_WORD,
+                                  .seg = k < 12 ? AC_SEG_QUERY : (k < 18 ? AC_SEG_CALL : AC_SEG_RESULT),
+                                  .age = k < 12 ? 0 : 1, .flags = (uint8_t)(ac_rng_u64(&rng) % 8),
+                                  .pos = (uint8_t)k, .value = number ? (float)(ac_rng_u64(&rng) % 100) : 0.0f};
+        }
+        ac_context_t ctx = {.n = NTOK, .tok = tok};
+        if (ac_states_add(&S, &ctx, &err) != i) {
+            fprintf(stderr, "states: %s\n", err.message);
+            return 1;
+        }
     }
-    b.n = N;
+    /* Acting (not timed): each state's tool among ~3/4 legal ones, then its two arguments. */
     uint8_t *mask = malloc((size_t)N * NA);
     for (int i = 0; i < N * NA; i++)
         mask[i] = (uint8_t)(i % NA == 0 || ac_rng_u64(&rng) % 4 != 0);
-    float *logp = malloc(sizeof(float) * N * NA), *ref_logp = malloc(sizeof(float) * N * NA);
-    float *dl = malloc(sizeof(float) * N * NA);
+    const size_t LEN = (size_t)N * (NA + NARGS * NCAND);
+    ac_decision_t *d = malloc(sizeof *d * N * DEC);
+    ac_grpo_token_t *tk = malloc(sizeof *tk * N * DEC);
     ac_grpo_step_t *st = malloc(sizeof *st * N);
-    ac_grpo_token_t *tk = malloc(sizeof *tk * N);
+    int *prev = malloc(sizeof(int) * N);
     ac_grpo_episode_t ep[Q * G];
-    ac_policy_forward(p, logp, &b, mask, &err);
+    float *logp = malloc(sizeof(float) * LEN), *ref_logp = malloc(sizeof(float) * LEN), *dl = malloc(sizeof(float) * LEN);
+    if (ac_actor_read(p, &S, 0, N, &err) != 0) {
+        fprintf(stderr, "read: %s\n", err.message);
+        return 1;
+    }
+    size_t off = 0;
+    int n_d = 0;
     for (int i = 0; i < N; i++) {
-        float lt;
-        int a = ac_policy_sample(logp + (size_t)i * NA, NA, 1.0f, &rng, &lt);
+        float row[NA > NCAND ? NA : NCAND], lt;
+        ac_actor_tool_logp(p, i, mask + (size_t)i * NA, row);
+        int a = ac_policy_sample(row, NA, 1.0f, &rng, &lt);
+        d[n_d] = (ac_decision_t){i, a, -1, off, NA, mask + (size_t)i * NA, NULL, NULL, 0, a};
+        tk[n_d++] = (ac_grpo_token_t){.step = i, .off = off, .n = NA, .chosen = a, .logp_old = lt};
+        off += NA;
+        for (int k = 0; k < NARGS; k++) {
+            ac_actor_slot_logp(p, i, a, k, cand, NCAND, &prev[i], k, row);
+            int c = ac_policy_sample(row, NCAND, 1.0f, &rng, &lt);
+            d[n_d] = (ac_decision_t){i, a, k, off, NCAND, NULL, cand, &prev[i], k, c};
+            tk[n_d++] = (ac_grpo_token_t){.step = i, .off = off, .n = NCAND, .chosen = c, .logp_old = lt};
+            off += NCAND;
+            if (k == 0)
+                prev[i] = cand[c];
+        }
         st[i] = (ac_grpo_step_t){.episode = i / T};
-        tk[i] = (ac_grpo_token_t){.step = i, .off = (size_t)i * NA, .n = NA, .chosen = a, .logp_old = lt};
     }
     for (int e = 0; e < Q * G; e++)
         ep[e] = (ac_grpo_episode_t){.group = e / G, .reward = (float)(ac_rng_u64(&rng) % 2)};
@@ -129,20 +165,25 @@ int main(int argc, char **argv)
     const char *names[PH] = {"ref forward", "forward", "loss", "backward", "clip+adam", "total"};
     double *t = malloc(sizeof(double) * PH * (runs + 3));
     ac_grpo_metrics_t m;
+    int bad = 0;
     for (int r = 0; r < runs + 3; r++) { /* 3 warm-up runs, not counted */
         double t0 = now();
-        ac_policy_forward(ref, ref_logp, &b, mask, &err);
+        bad |= ac_actor_forward(ref, &S, 0, N, d, n_d, ref_logp, &err);
         double t1 = now();
-        ac_policy_forward(p, logp, &b, mask, &err);
+        bad |= ac_actor_forward(p, &S, 0, N, d, n_d, logp, &err);
         double t2 = now();
-        ac_grpo_loss(dl, &m, logp, ref_logp, (size_t)N * NA, tk, N, st, N, ep, Q * G, &gc, &err);
+        bad |= ac_grpo_loss(dl, &m, logp, ref_logp, LEN, tk, n_d, st, N, ep, Q * G, &gc, &err);
         double t3 = now();
-        ac_policy_zero_grad(p);
-        ac_policy_backward(p, dl, &b, &err);
+        ac_actor_zero_grad(p);
+        bad |= ac_actor_backward(p, dl, &err);
         double t4 = now();
-        ac_optim_clip_grad_norm(p->grads, p->n_params, 1.0);
-        ac_optim_step(opt, p->params, p->grads);
+        ac_optim_clip_grad_norm(ac_actor_grads(p), ac_actor_n_params(p), 1.0);
+        ac_optim_step(opt, ac_actor_params(p), ac_actor_grads(p));
         double t5 = now();
+        if (bad) {
+            fprintf(stderr, "update: %s\n", err.message);
+            return 1;
+        }
         if (r >= 3) {
             double *row = t + (size_t)(r - 3) * PH;
             row[0] = t1 - t0, row[1] = t2 - t1, row[2] = t3 - t2, row[3] = t4 - t3, row[4] = t5 - t4;
@@ -155,31 +196,24 @@ int main(int argc, char **argv)
             col[r] = t[(size_t)r * PH + k];
         med[k] = median(col, runs);
     }
-    /* Dense FLOPs: forward 2*N*sum(in*out); backward twice that (dW and dX per layer). */
-    double fwd = 2.0 * N * ((double)D * H1 + (double)H1 * H2 + (double)H2 * NA);
+    /* Dense FLOPs of a forward: the bag layer (D x H per state), the tool head (H x NA), and per
+     * state the pointer queries: slot 0 h Wq and Wk q, slot 1 the same plus psum U (H x H each),
+     * and the candidates' scores (2 x NCAND x H). The backward does about twice that. */
+    double fwd = 2.0 * N * ((double)D * H + (double)H * NA + 5.0 * H * H + 2.0 * NCAND * H);
     double dense_time = med[0] + med[1] + med[3];
-    printf("agentcore C  kernel %s, %d BLAS thread(s), %d runs (median), %zu parameters\n",
-           ac_blas_kernel(), threads, runs, p->n_params);
-    printf("model: %d states, %d ids/state, E %dx%d, hidden %d-%d tanh, %d actions\n", N, F, NB, D, H1,
-           H2, NA);
+    printf("agentcore C  bag actor, kernel %s, %d BLAS thread(s), %d runs (median), %zu parameters\n",
+           ac_blas_kernel(), threads, runs, ac_actor_n_params(p));
+    printf("model: %d states x %d tokens (%d ids/state), E %dx%d, hidden %d relu, %d tools x %d number "
+           "arguments over %d candidates; %d decisions\n",
+           N, NTOK, 2 * NTOK - 1, NB, D, H, NA, NARGS, NCAND, n_d);
     for (int k = 0; k < PH; k++)
         printf("  %-12s %8.2f ms\n", names[k], 1e3 * med[k]);
     printf("  dense FLOPs per update %.2f GFLOP; fwd+ref+bwd phases %.1f GFLOP/s (include the "
-           "embedding bag, softmax, activations)\n",
+           "embedding bags, softmaxes, activations)\n",
            4 * fwd / 1e9, 4 * fwd / dense_time / 1e9);
-    /* The same sgemm shapes alone: what the dense layers reach without the rest. */
-    int dims[4] = {D, H1, H2, NA};
-    double sg_time = 0;
-    for (int l = 0; l < 3; l++) {
-        double fl = 2.0 * N * dims[l] * dims[l + 1];
-        sg_time += fl / sgemm_gflops(CblasNoTrans, CblasNoTrans, N, dims[l + 1], dims[l], 9) * 2;
-        sg_time += fl / sgemm_gflops(CblasTrans, CblasNoTrans, dims[l], dims[l + 1], N, 9);
-        sg_time += fl / sgemm_gflops(CblasNoTrans, CblasTrans, N, dims[l], dims[l + 1], 9);
-    }
-    printf("  same sgemm shapes alone: %.1f GFLOP/s\n", 4 * fwd / sg_time);
-    printf("  sgemm peak (2048^3, same run): %.1f GFLOP/s\n",
-           sgemm_gflops(CblasNoTrans, CblasNoTrans, 2048, 2048, 2048, 5));
-    printf("  (loss %.4f, kl %.2e: sanity)\n", m.loss, m.kl_exact);
+    printf("  sgemm peak (2048^3, same run): %.1f GFLOP/s\n", sgemm_gflops(2048, 2048, 2048, 5));
+    printf("  (loss %.4f, kl %.2e, entropy %.3f, clip %.2f: sanity)\n", m.loss, m.kl_exact, m.entropy,
+           m.clip_region);
     free(t);
     free(mask);
     free(logp);
@@ -187,9 +221,11 @@ int main(int argc, char **argv)
     free(dl);
     free(st);
     free(tk);
-    ac_policy_batch_free(&b);
-    ac_policy_destroy(p);
-    ac_policy_destroy(ref);
+    free(d);
+    free(prev);
+    ac_states_free(&S);
+    ac_actor_destroy(p);
+    ac_actor_destroy(ref);
     ac_optim_destroy(opt);
     return 0;
 }

@@ -498,7 +498,7 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 sys.exit(0 if norm(a) == norm(b) and list(a["result"]) == list(b["result"]) else 1)' "$WORK/agentcore.status.json" "$WORK/fastapi.status.json"; then
     log "agentcore and fastapi give the same get_status answer (as JSON values, member order included)"
 else
-    log "WARNING: agentcore's and fastapi's get_status answers differ (the peer is out of date with training.c's render_status):"
+    log "WARNING: agentcore's and fastapi's get_status answers differ (the peer is out of date with status.c's render_status):"
     log "  agentcore: $(cat "$WORK/agentcore.status.json")"
     log "  fastapi:   $(cat "$WORK/fastapi.status.json")"
 fi

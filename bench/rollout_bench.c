@@ -1,8 +1,10 @@
-/* Rollout throughput: agent steps per second, each step being the agent's observe + legal in
- * Lua, the policy's batched forward (OpenBLAS), sampling, and the tool call in Lua — what a GRPO
- * iteration spends its rollouts on. Not a test: it prints figures (bench/README.md).
+/* Rollout throughput: agent steps per second, each step being the agent's optional observe,
+ * legal and candidates in Lua, the host's rendering of the episode's context (engine/context.h),
+ * the actor's batched read (OpenBLAS), sampling the tool and each of its arguments, and the tool
+ * call in Lua — what a GRPO iteration spends its rollouts on. Not a test: it prints figures
+ * (bench/README.md).
  *
- *   build/bench_rollout [--agent calculator] [--episodes 512] [--runs 7]
+ *   build/bench_rollout [--agent calculator] [--policy bag|sequence] [--episodes 512] [--runs 7]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,7 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     ac_blas_maybe_reexec(argc, argv);
-    const char *agent_name = "calculator";
+    const char *agent_name = "calculator", *kind = "bag";
     int episodes = 512, runs = 7;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--agent") == 0)
@@ -34,6 +36,12 @@ int main(int argc, char **argv)
             episodes = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--runs") == 0)
             runs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--policy") == 0)
+            kind = argv[i + 1];
+    }
+    if (episodes < 8 || runs < 1 || (strcmp(kind, "bag") != 0 && strcmp(kind, "sequence") != 0)) {
+        fprintf(stderr, "usage: bench_rollout [--agent NAME] [--policy bag|sequence] [--episodes N>=8] [--runs N>=1]\n");
+        return 2;
     }
     ac_blas_set_threads(1);
     ac_err_t err = AC_ERR_INIT;
@@ -68,9 +76,14 @@ int main(int argc, char **argv)
     }
     ac_train_config_t cfg;
     ac_train_config_defaults(&cfg);
-    ac_policy_config_t pc;
+    cfg.policy_kind = strcmp(kind, "bag") == 0 ? AC_POLICY_KIND_BAG : AC_POLICY_KIND_SEQUENCE;
+    ac_actor_config_t pc;
     ac_trainer_policy_config(&pc, &cfg, agent, 1);
-    ac_policy_t *policy = ac_policy_create(&pc, &err);
+    ac_actor_t *policy = ac_actor_create(&pc, &err);
+    if (policy == NULL) {
+        fprintf(stderr, "bench_rollout: %s\n", err.message);
+        return 1;
+    }
     ac_rng_t rng;
     ac_rng_seed(&rng, 7);
     int groups = episodes / 8;
@@ -79,11 +92,14 @@ int main(int argc, char **argv)
         idx[i] = i % (int)json_array_size(queries);
     double *rate = malloc(sizeof *rate * (size_t)runs);
     ac_rollout_t ro;
-    ac_rollout_init(&ro, &pc, &err);
+    ac_rollout_init(&ro, agent->n_actions, &err);
     int steps = 0;
     for (int r = -1; r < runs; r++) { /* one warm-up run */
         ac_rollout_clear(&ro);
-        ac_rollout_spec_t spec = {agent, reward, policy, &rng, queries, idx, groups, 8, 20, 1.0f, 0, -1, NULL, 1, 1};
+        ac_rollout_spec_t spec = {.agent = agent, .reward = reward, .policy = policy, .rng = &rng,
+                                  .queries = queries, .query_idx = idx, .n_groups = groups, .n_per_group = 8,
+                                  .max_steps = 20, .temperature = 1.0f, .budget_micro = -1, .seed = 1,
+                                  .iteration = 1};
         int64_t t0 = ac_clock_mono_ns();
         if (ac_rollout_run(&ro, &spec, &err) != 0) {
             fprintf(stderr, "bench_rollout: %s\n", err.message);
@@ -95,12 +111,12 @@ int main(int argc, char **argv)
             rate[r] = ro.n_steps / s;
     }
     qsort(rate, (size_t)runs, sizeof *rate, cmp_double);
-    printf("agent %s: %d episodes, %d steps per run, rewards scored; BLAS kernel %s, 1 thread\n", agent_name,
-           groups * 8, steps, ac_blas_kernel());
+    printf("agent %s, %s policy: %d episodes, %d steps per run, rewards scored; BLAS kernel %s, 1 thread\n",
+           agent_name, kind, groups * 8, steps, ac_blas_kernel());
     printf("rollout throughput: median %.0f agent steps/s (min %.0f, max %.0f) over %d runs\n", rate[runs / 2],
            rate[0], rate[runs - 1], runs);
     ac_rollout_free(&ro);
-    ac_policy_destroy(policy);
+    ac_actor_destroy(policy);
     ac_reward_close(reward);
     ac_agent_close(agent);
     json_decref(data);

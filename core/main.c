@@ -50,11 +50,14 @@ static const char usage_token[] =
     "environment: AGENTCORE_JWT_SECRET sets the HS256 secret (over the config).\n";
 
 static const char usage_train[] =
-    "usage: agentcore train EXPERIMENT.lua [--seed N] [--seeds N] [--out DIR] [--json] [--config FILE]\n"
+    "usage: agentcore train EXPERIMENT.lua [--seed N] [--seeds N] [--set KEY=VALUE]... [--out DIR] [--json]\n"
+    "                       [--config FILE]\n"
     "\n"
     "  --seed N       seed of the run (default: the experiment's, else 1)\n"
     "  --seeds N      run N seeds (seed, seed + 1, ...): per-seed results, mean and 95 % interval\n"
-    "  --out DIR      where metrics.csv and report.json go (default runs/<name>)\n"
+    "  --set K=V      override a GRPO config key of the file (JSON value, else a string):\n"
+    "                 --set policy.kind=sequence --set n_iterations=300\n"
+    "  --out DIR      where metrics.csv, report.json and report.html go (default runs/<name>)\n"
     "  --json         print the report as the last line of stdout\n"
     "  --config FILE  server config: plugins_dir, lua_dir, plugin_limits and the training settings\n"
     "\n"
@@ -213,9 +216,11 @@ static int cmd_train(int argc, char **argv)
                                          {"out", required_argument, NULL, 'o'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"config", required_argument, NULL, 'c'},
+                                         {"set", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     ac_experiment_opts_t xo = {.seed = -1, .progress = isatty(STDERR_FILENO)};
+    json_t *overrides = json_object();
     const char *config = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "s:n:o:jc:h", opts, NULL)) != -1) {
@@ -239,6 +244,17 @@ static int cmd_train(int argc, char **argv)
             }
             break;
         }
+        case 'S': {
+            char *eq = strchr(optarg, '=');
+            if (eq == NULL || eq == optarg) {
+                fprintf(stderr, "agentcore train: --set needs KEY=VALUE, not '%s'\n", optarg);
+                json_decref(overrides);
+                return 2;
+            }
+            json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+            json_object_set_new(overrides, (*eq = '\0', optarg), v ? v : json_string(eq + 1));
+            break;
+        }
         case 'o': xo.out_dir = optarg; break;
         case 'j': xo.json = 1; break;
         case 'c': config = optarg; break;
@@ -248,9 +264,11 @@ static int cmd_train(int argc, char **argv)
     }
     if (optind != argc - 1) {
         fprintf(stderr, "agentcore train: one experiment file is required\n%s", usage_train);
+        json_decref(overrides);
         return 2;
     }
     xo.path = argv[optind];
+    xo.overrides = overrides;
     ac_config_t cfg;
     ac_config_defaults(&cfg);
     int rc = 1;
@@ -274,6 +292,7 @@ static int cmd_train(int argc, char **argv)
     }
     rc = 0;
 out:
+    json_decref(overrides);
     ac_config_free(&cfg);
     return rc;
 }

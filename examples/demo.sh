@@ -16,7 +16,13 @@ TOKEN=$(build/agentcore token --sub demo \
 
 cat <<MSG
 
-agentcore is starting on http://$LISTEN (data in ./data). Try, from another terminal:
+agentcore is starting on http://$LISTEN (data in ./data).
+
+Dashboard: open http://$LISTEN/ui/ and paste the demo token:
+
+  $TOKEN
+
+Or try, from another terminal:
 
   curl -s http://$LISTEN/api/v1/jsonrpc \\
     -H "Authorization: Bearer $TOKEN" \\

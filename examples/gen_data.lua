@@ -2,7 +2,7 @@
 --   {"training_data": [...], "evaluation_data": [...]}
 --
 -- usage: lua5.4 examples/gen_data.lua NAME [SEED [N_TRAIN [N_EVAL]]]
---   NAME is calculator, codegen or support (examples/NAME/data.lua); SEED defaults to 42.
+--   NAME is calculator, support, files or inventory (examples/NAME/data.lua); SEED defaults to 42.
 --   lua5.4 examples/gen_data.lua calculator 42 > /tmp/calculator.json
 --
 -- Runs from any directory: module paths are taken relative to this script.

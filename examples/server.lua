@@ -78,6 +78,9 @@ return {
   -- plugins_dir = { "/srv/agentcore/plugins" },
   -- The Lua runtime library (default: this checkout's lua/).
   -- lua_dir = "lua",
+  -- The dashboard's files, served at GET /ui/ (default: this checkout's sdk/dashboard/). The
+  -- chart library comes from Debian's libjs-chart.js (/usr/share/javascript/chart.js).
+  -- dashboard_dir = "sdk/dashboard",
 
   -- Training workers: threads that take queued jobs in order and run them. OpenBLAS gets
   -- threads / workers threads each, so that all workers together fit the cores.

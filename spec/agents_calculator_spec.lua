@@ -1,4 +1,5 @@
--- Specs for the calculator agent, its reward and its data generator.
+-- Specs for the calculator agent (tools whose operands the policy picks), its reward and its
+-- data generator with its generalisation splits.
 package.path = "./spec/?.lua;./plugins/?.lua;./lua/?.lua;./lua/?/init.lua;./examples/?.lua;" .. package.path
 
 local agent = require("agents.calculator")
@@ -6,188 +7,227 @@ local reward = require("rewards.calculator")
 local data = require("calculator.data")
 local cjson = require("cjson")
 
-local OPS = { "add", "subtract", "subtract_from", "multiply", "divide" }
-
 local episode = require("helpers.episode")
-local function run(query, policy) return episode.run(agent, query, policy) end
-
-local function script(expected)
-  local seq = { "extract_numbers" }
-  for _, op in ipairs(expected.ops) do seq[#seq + 1] = op end
-  seq[#seq + 1] = "answer"
-  return function(_, _, k) return seq[k] end
-end
-
 local contains = episode.contains
 
-local all_queries = episode.all_queries
+local OPERATIONS = { "add", "subtract", "multiply", "divide", "power", "modulo" }
+local ARG_TYPES = { number = true, word = true, id = true, any = true, candidate = true }
 
-local learnability = require("helpers.learnability")
-local TOKENIZERS = learnability.TOKENIZERS
-local function imitation_success(d, tokenize, epochs)
-  return learnability.imitation_success(agent, reward, d, tokenize, epochs, run, script)
+local function run(query, policy) return episode.run(agent, query, policy) end
+
+-- The numbers of a query, in order.
+local function numbers(text)
+  local out = {}
+  for n in text:gmatch("%d+") do out[#out + 1] = math.tointeger(tonumber(n)) end
+  return out
+end
+
+-- The chain behind a generated query: per operation its tool, its operands a and b in the order
+-- the tool takes them, and its internal kind ("sub" or "rsub" for subtract: subtracting FROM a
+-- number swaps the operands). Read from the query's numbers (start, then one operand per
+-- operation) and the expected intermediate values.
+local function chain(q)
+  local e, nums = q.expected_outcome, numbers(q.query)
+  assert.are.equal(#e.ops + 1, #nums, q.query)
+  local v, out = nums[1], {}
+  for k, tool in ipairs(e.ops) do
+    local n, want = nums[k + 1], e.values[k]
+    local step
+    if tool == "add" then step = { tool = tool, a = v, b = n, kind = "add" }
+    elseif tool == "multiply" then step = { tool = tool, a = v, b = n, kind = "mul" }
+    elseif tool == "divide" then step = { tool = tool, a = v, b = n, kind = "div" }
+    elseif tool == "subtract" and v - n == want then step = { tool = tool, a = v, b = n, kind = "sub" }
+    elseif tool == "subtract" and n - v == want then step = { tool = tool, a = n, b = v, kind = "rsub" }
+    else error("no operation of " .. q.query .. " gives " .. tostring(want)) end
+    out[k] = step
+    v = want
+  end
+  return out
+end
+
+-- The policy that reads the chain: each operation on the right operands, then answer.
+local function script(q)
+  local c = chain(q)
+  return function(_, view, k)
+    if k <= #c then return c[k].tool, { a = c[k].a, b = c[k].b } end
+    local last = view.steps[#view.steps]
+    return "answer", { value = last and last.result.value or numbers(q.query)[1] }
+  end
+end
+
+-- A simple deterministic generator for "random" policies in specs.
+local function lcg(seed)
+  local x = seed
+  return function(n) x = (x * 1103515245 + 12345) % 2147483648; return x % n + 1 end
 end
 
 describe("calculator agent", function()
-  it("follows the plugin contract", function()
+  it("follows the plugin contract: tools as an array with typed arguments", function()
     assert.are.equal("string", type(agent.name))
     assert.are.equal("string", type(agent.version))
-    for _, f in ipairs({ "init", "observe", "legal", "step", "final" }) do
+    assert.is_nil(agent.actions, "the old contract's actions")
+    for _, f in ipairs({ "init", "step", "final" }) do
       assert.are.equal("function", type(agent[f]), f)
     end
-    assert.is_true(#agent.actions >= 2)
-    for _, a in ipairs(agent.actions) do
-      assert.are.equal("table", type(agent.tools[a]), "tools entry for " .. a)
-      assert.are.equal("number", type(agent.tools[a].cost_usd))
-      assert.is_true(agent.tools[a].cost_usd >= 0)
+    -- it shows the policy nothing of its own and restricts nothing: the host renders the history
+    assert.is_nil(agent.observe)
+    assert.is_nil(agent.legal)
+    assert.is_nil(agent.candidates)
+    assert.are.equal(8, agent.max_steps)
+    assert.are.same({ "add", "subtract", "multiply", "divide", "power", "modulo", "answer" }, episode.tool_names(agent))
+    local seen = {}
+    for i, t in ipairs(agent.tools) do
+      assert.is_nil(seen[t.name], "duplicate tool " .. t.name)
+      seen[t.name] = true
+      assert.are.equal("number", type(t.cost_usd), t.name)
+      assert.is_true(t.cost_usd >= 0)
+      assert.are.equal("string", type(t.description), t.name)
+      assert.is_true(#t.args >= 1 and #t.args <= 4, t.name)
+      for _, arg in ipairs(t.args) do
+        assert.are.equal("string", type(arg.name))
+        assert.is_true(ARG_TYPES[arg.type], t.name .. "." .. arg.name)
+        assert.are.equal("number", arg.type, "the calculator's operands are numbers")
+      end
+      local names = {}
+      for k, arg in ipairs(t.args) do names[k] = arg.name end
+      assert.are.same(t.name == "answer" and { "value" } or { "a", "b" }, names, t.name)
+      assert.are.equal(i == #agent.tools and 0 or 0.0001, t.cost_usd, t.name)
     end
-    for name in pairs(agent.tools) do assert.is_true(contains(agent.actions, name), name) end
     assert.are.equal("string", type(reward.name))
-    assert.are.equal("string", type(reward.version))
     assert.are.equal("function", type(reward.score))
     assert.are.same({ 0, 1 }, reward.range)
   end)
 
-  it("solves 'add 3 and 4, then multiply by 5' step by step", function()
-    local s = agent.init("add 3 and 4, then multiply by 5")
-    assert.are.same({ "extract_numbers" }, agent.legal(s))
-    local _, r = agent.step(s, "extract_numbers")
-    assert.are.same({ 3, 4, 5 }, r.numbers)
-    assert.are.equal("add num and num | step:1 ops:0", agent.observe(s))
-    assert.is_false(contains(agent.legal(s), "answer"))
-    local p, r2 = agent.step(s, "add")
-    assert.are.same({ a = 3, b = 4 }, p)
-    assert.are.same({ value = 7 }, r2)
-    assert.are.equal("multiply by num | step:2 ops:1", agent.observe(s))
-    agent.step(s, "multiply")
-    assert.are.same({ "answer" }, agent.legal(s))
-    local _, r3, done = agent.step(s, "answer")
+  it("solves 'Start with 7, add 5, then multiply by 3.' with tool calls", function()
+    local s = agent.init("Start with 7, add 5, then multiply by 3.")
+    local r, done = agent.step(s, "add", { a = 7, b = 5 })
+    assert.are.same({ value = 12 }, r)
+    assert.is_false(done)
+    r, done = agent.step(s, "multiply", { a = 12, b = 3 })
+    assert.are.same({ value = 36 }, r)
+    assert.is_false(done)
+    r, done = agent.step(s, "answer", { value = 36 })
+    assert.are.same({ answer = 36 }, r)
     assert.is_true(done)
-    assert.are.same({ answer = 35 }, r3)
-    assert.are.same({ answer = 35 }, agent.final(s))
-    assert.are.same({}, agent.legal(s))
+    assert.are.same({ answer = 36 }, agent.final(s))
   end)
 
-  it("reads 'subtract 9 from 20' as subtract_from and keeps exact division integral", function()
-    local traj = run("subtract 9 from 20", script({ ops = { "subtract_from" } }))
-    assert.are.equal(11, traj.final.answer)
-    traj = run("Divide 20 by 4.", script({ ops = { "divide" } }))
-    assert.are.equal("integer", math.type(traj.final.answer))
-    assert.are.equal(5, traj.final.answer)
-    local ok, err = pcall(agent.step, (function()
-      local s = agent.init("divide 3 by 0"); agent.step(s, "extract_numbers"); return s
-    end)(), "divide")
+  it("does the arithmetic of every tool, integral results as integers", function()
+    local function calc(tool, a, b)
+      local r, done = agent.step(agent.init("q"), tool, { a = a, b = b })
+      assert.is_false(done)
+      return r.value
+    end
+    assert.are.equal(12, calc("add", 7, 5))
+    assert.are.equal(-2.5, calc("add", -5, 2.5))
+    assert.are.equal(2, calc("subtract", 7, 5))
+    assert.are.equal(-2, calc("subtract", 5, 7)) -- the order is the policy's choice
+    assert.are.equal(36, calc("multiply", 12, 3))
+    assert.are.equal(5, calc("divide", 20, 4))
+    assert.are.equal("integer", math.type(calc("divide", 20, 4)))
+    assert.are.equal(3.5, calc("divide", 7, 2))
+    assert.are.equal(1024, calc("power", 2, 10))
+    assert.are.equal("integer", math.type(calc("power", 2, 10)))
+    assert.are.equal(0.5, calc("power", 2, -1))
+    assert.are.equal(2, calc("modulo", 17, 5))
+    assert.are.equal(-1, calc("modulo", -7, 3)) -- the sign of the dividend, as math.fmod
+    assert.are.equal(1.5, calc("modulo", 7.5, 2))
+  end)
+
+  it("fails a tool call that cannot be computed, with a message (the host's failed tool)", function()
+    local function fails(tool, args, part)
+      local ok, err = pcall(agent.step, agent.init("q"), tool, args)
+      assert.is_false(ok, tool)
+      assert.matches(part, err, 1, true)
+    end
+    fails("divide", { a = 3, b = 0 }, "divide: division by zero")
+    fails("modulo", { a = 3, b = 0 }, "modulo: division by zero")
+    fails("power", { a = 2, b = 13 }, "power: exponent too large")
+    fails("power", { a = 2, b = -13 }, "power: exponent too large")
+    fails("power", { a = 1e300, b = 2 }, "power: the result is not a finite number")
+    fails("multiply", { a = 1e300, b = 1e300 }, "multiply: the result is not a finite number")
+    fails("sqrt", { a = 4, b = 0 }, "unknown tool 'sqrt'")
+    -- and a call after the answer
+    local s = agent.init("q")
+    agent.step(s, "answer", { value = 1 })
+    local ok, err = pcall(agent.step, s, "add", { a = 1, b = 2 })
     assert.is_false(ok)
-    assert.matches("division by zero", err)
-  end)
-
-  it("lets a query with fewer than two numbers answer at once", function()
-    local s = agent.init("what is seven")
-    agent.step(s, "extract_numbers")
-    assert.are.same({ "answer" }, agent.legal(s))
+    assert.matches("the episode has ended", err, 1, true)
+    ok, err = pcall(agent.init, 42)
+    assert.is_false(ok)
+    assert.matches("query must be a string", err, 1, true)
+    -- in an episode, the failed call ends it with {error = message} and no answer
+    local traj = run("Start with 3, divide by 0.", function() return "divide", { a = 3, b = 0 } end)
+    assert.are.equal(1, #traj.steps)
+    assert.matches("division by zero", traj.steps[1].result.error, 1, true)
+    assert.is_false(traj.truncated)
+    assert.are.same({}, traj.final)
+    assert.are.equal(0, (reward.score(traj, { answer = 3, ops = { "divide" }, values = { 3 } })))
   end)
 
   local d = data.generate(42)
-  local all = all_queries(d)
+  local splits = { training_data = d.training_data, validation_data = d.validation_data,
+                   evaluation_data = d.evaluation_data, templates = d.tests.templates,
+                   compositions = d.tests.compositions }
 
-  it("solves every generated query with the scripted sequence (reward 1, success)", function()
-    for _, q in ipairs(all) do
-      local traj = run(q.query, script(q.expected_outcome))
-      local r, info = reward.score(traj, q.expected_outcome)
-      assert.are.equal(1, r, q.query)
-      assert.is_true(info.success, q.query)
-      assert.are.equal(1, info.tool_accuracy, q.query)
-    end
-  end)
-
-  it("gives 0 to a wrong operation", function()
-    for _, q in ipairs(all) do
-      local ops = {}
-      for i, op in ipairs(q.expected_outcome.ops) do ops[i] = op end
-      ops[1] = ops[1] == "add" and "multiply" or "add"
-      local r, info = reward.score(run(q.query, script({ ops = ops })), q.expected_outcome)
-      assert.are.equal(0, r, q.query)
-      assert.is_false(info.success)
-      assert.is_true(info.tool_accuracy < 1)
-    end
-    -- and to an unanswered episode
-    local r = reward.score({ query = "x", steps = {}, final = { unanswered = true } }, { answer = 3 })
-    assert.are.equal(0, r)
-  end)
-
-  it("never offers an empty legal set before the end (random rollouts)", function()
-    local x = 12345
-    local function rand(n) x = (x * 1103515245 + 12345) % 2147483648; return x % n + 1 end
-    for _, q in ipairs(all) do
-      local traj, _, legals = run(q.query, function(_, legal) return legal[rand(#legal)] end)
-      assert.is_false(traj.truncated, q.query)
-      for _, legal in ipairs(legals) do
-        for _, a in ipairs(legal) do assert.is_true(contains(agent.actions, a)) end
-      end
-      local r = reward.score(traj, q.expected_outcome)
-      assert.is_true(r == 0 or r == 1)
-    end
-  end)
-
-  it("shows the operation words and a progress marker, never the numbers", function()
-    local cues = {
-      add = { "add", "plus", "sum", "total", "more", "increase", "altogether", "another" },
-      subtract = { "minus", "left", "difference", "take", "decrease", "sold", "loses", "subtract",
-        "gave", "bad", "remain" },
-      subtract_from = { "from", "less" },
-      multiply = { "times", "multiply", "multiplied", "product", "each", "groups", "rows" },
-      divide = { "divide", "divided", "split", "share", "quotient", "equal", "equally" },
-    }
-    for _, q in ipairs(all) do
-      local _, observations = run(q.query, script(q.expected_outcome))
-      for k, op in ipairs(q.expected_outcome.ops) do
-        local obs = observations[k + 1]
-        assert.matches("| step:" .. k .. " ops:" .. (k - 1), obs, 1, true)
-        local text = obs:match("^(.-) | ")
-        assert.is_nil(text:find("%d"), obs)
-        local seen = false
-        for _, cue in ipairs(cues[op]) do
-          if (" " .. text .. " "):find(" " .. cue .. " ", 1, true) then seen = true end
-        end
-        assert.is_true(seen, op .. " cue missing in: " .. obs)
+  it("solves every query of every split with the scripted calls (reward 1, success, tool accuracy 1)", function()
+    for name, list in pairs(splits) do
+      for _, q in ipairs(list) do
+        local traj = run(q.query, script(q))
+        assert.are.equal(#q.expected_outcome.ops + 1, #traj.steps, q.query)
+        local r, info = reward.score(traj, q.expected_outcome)
+        assert.are.equal(1, r, name .. ": " .. q.query)
+        assert.is_true(info.success, q.query)
+        assert.are.equal(1, info.tool_accuracy, q.query)
       end
     end
   end)
 
-  it("has observations from which a linear model learns the operations (held-out >= 95 %)", function()
-    for name, tokenize in pairs(TOKENIZERS) do
-      local rate = imitation_success(d, tokenize, 12)
-      assert.is_true(rate >= 0.95, name .. " tokenizer: held-out success " .. rate)
-    end
-  end)
-
-  it("is not solved by any fixed action preference (<= 30 %)", function()
-    local best = 0
-    local function permutations(list, n, f)
-      n = n or #list
-      if n <= 1 then return f(list) end
-      for i = 1, n do
-        list[n], list[i] = list[i], list[n]
-        permutations(list, n - 1, f)
-        list[n], list[i] = list[i], list[n]
-      end
-    end
-    permutations({ table.unpack(OPS) }, nil, function(order)
+  it("is not solved by any fixed operation on the first two numbers (<= 30 %)", function()
+    for _, tool in ipairs(OPERATIONS) do
       local wins = 0
       for _, q in ipairs(d.evaluation_data) do
-        local traj = run(q.query, function(_, legal)
-          for _, a in ipairs(order) do if contains(legal, a) then return a end end
-          return legal[1]
+        local nums = numbers(q.query)
+        local traj = run(q.query, function(_, view, k)
+          if k == 1 then return tool, { a = nums[1], b = nums[2] } end
+          return "answer", { value = view.steps[1].result.value }
         end)
-        wins = wins + reward.score(traj, q.expected_outcome)
+        if reward.score(traj, q.expected_outcome) == 1 then wins = wins + 1 end
       end
-      best = math.max(best, wins / #d.evaluation_data)
-    end)
-    assert.is_true(best <= 0.30, "a fixed preference solves " .. best)
+      assert.is_true(wins / #d.evaluation_data <= 0.30, tool .. " solves " .. wins / #d.evaluation_data)
+    end
+  end)
+
+  it("is rarely solved by random calls on the numbers seen (<= 10 %), never with an empty legal set", function()
+    local rand = lcg(12345)
+    local wins, n = 0, 0
+    for _, q in ipairs(d.evaluation_data) do
+      local traj = run(q.query, function(_, view)
+        local seen = numbers(q.query)
+        for _, s in ipairs(view.steps) do
+          if type(s.result) == "table" and type(s.result.value) == "number" then seen[#seen + 1] = s.result.value end
+        end
+        local tool = view.legal[rand(#view.legal)]
+        if tool == "answer" then return tool, { value = seen[rand(#seen)] } end
+        return tool, { a = seen[rand(#seen)], b = seen[rand(#seen)] }
+      end)
+      local r = reward.score(traj, q.expected_outcome)
+      assert.is_true(r >= 0 and r <= 1)
+      n = n + 1
+      if r == 1 then wins = wins + 1 end
+    end
+    assert.is_true(wins / n <= 0.10, "random calls solve " .. wins / n)
   end)
 end)
 
 describe("calculator reward", function()
+  local expected = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
+  local function traj(calls, answer)
+    local steps = {}
+    for i, c in ipairs(calls) do steps[i] = { action = { tool = c[1], params = {} }, result = c[2] } end
+    return { query = "q", steps = steps, final = { answer = answer } }
+  end
+
   it("compares numbers exactly, integer and float alike, within range", function()
     local t = function(a) return { query = "q", steps = {}, final = { answer = a } } end
     assert.are.equal(1, (reward.score(t(35.0), { answer = 35 })))
@@ -198,16 +238,99 @@ describe("calculator reward", function()
     assert.is_nil(select(2, reward.score(t(35), { answer = 35 })).tool_accuracy)
     assert.has_error(function() reward.score(t(35), {}) end)
   end)
+
+  it("gives partial credit for the intermediate values reached in order, success for the answer only", function()
+    local r, info = reward.score(traj({ { "add", { value = 12 } }, { "multiply", { value = 36 } },
+                                        { "answer", { answer = 36 } } }, 36), expected)
+    assert.are.equal(1, r)
+    assert.is_true(info.success)
+    assert.are.equal(1, info.tool_accuracy)
+    -- the right chain, a wrong answer: half of the way
+    r, info = reward.score(traj({ { "add", { value = 12 } }, { "multiply", { value = 36 } },
+                                  { "answer", { answer = 35 } } }, 35), expected)
+    assert.are.equal(0.5, r)
+    assert.is_false(info.success)
+    -- one value of two, with an extra call in between: a quarter
+    r = reward.score(traj({ { "subtract", { value = 2 } }, { "add", { value = 12 } }, { "power", { value = 1 } } }, nil),
+                     expected)
+    assert.are.equal(0.25, r)
+    -- values out of order count only in order
+    r = reward.score(traj({ { "multiply", { value = 36 } }, { "add", { value = 12 } } }, nil), expected)
+    assert.are.equal(0.25, r)
+    -- no values, nothing reached, or no steps: 0
+    assert.are.equal(0, (reward.score(traj({ { "add", { value = 13 } } }, nil), expected)))
+    assert.are.equal(0, (reward.score(traj({}, nil), expected)))
+    assert.are.equal(0, (reward.score(traj({ { "add", { value = 12 } } }, nil), { answer = 36 })))
+    -- a failed call reaches nothing and is a wrong step
+    r, info = reward.score(traj({ { "add", { value = 12 } }, { "divide", { error = "divide: division by zero" } } }, nil),
+                           expected)
+    assert.are.equal(0.25, r)
+    assert.are.equal(0.5, info.tool_accuracy)
+    -- tool accuracy: the expected operation at each position
+    r, info = reward.score(traj({ { "multiply", { value = 35 } }, { "multiply", { value = 36 } },
+                                  { "answer", { answer = 36 } } }, 36), expected)
+    assert.are.equal(1, r)
+    assert.is_true(math.abs(info.tool_accuracy - 2 / 3) < 1e-12)
+  end)
 end)
 
 describe("calculator data generator", function()
-  it("makes >= 200 training and >= 50 held-out queries by default", function()
+  local HELD = data.HELD_PAIRS
+
+  -- Whether text reads as START (JOIN CLAUSE)+ END in the given phrasing ("train" or "held");
+  -- the operations it reads, in order, when it does.
+  local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+  local function pattern(template) return "^" .. escape(template):gsub("{n}", "%%d+") end
+  local ENDS = { ".", "?", ". What is the result?" }
+  local function parse(text, phrasing)
+    local function rest(s, ops)
+      for _, e in ipairs(ENDS) do if s == e then return ops end end
+      for _, join in ipairs(data.JOIN[phrasing]) do
+        if s:sub(1, #join) == join then
+          local after = s:sub(#join + 1)
+          for op, clauses in pairs(data.CLAUSE[phrasing]) do
+            for _, clause in ipairs(clauses) do
+              local m = after:match(pattern(clause))
+              if m then
+                local more = { table.unpack(ops) }
+                more[#more + 1] = op
+                local got = rest(after:sub(#m + 1), more)
+                if got then return got end
+              end
+            end
+          end
+        end
+      end
+      return nil
+    end
+    for _, start in ipairs(data.START[phrasing]) do
+      local m = text:match(pattern(start))
+      if m then
+        local got = rest(text:sub(#m + 1), {})
+        if got and #got > 0 then return got end
+      end
+    end
+    return nil
+  end
+
+  local function has_held_pair(kinds)
+    for k = 2, #kinds do
+      if HELD[kinds[k - 1] .. " " .. kinds[k]] then return true end
+    end
+    return false
+  end
+
+  it("makes the splits of the sizes asked, 256 and 64 by default", function()
     local d = data.generate(1)
-    assert.is_true(#d.training_data >= 200)
-    assert.is_true(#d.evaluation_data >= 50)
+    assert.are.equal(256, #d.training_data)
+    for _, l in ipairs({ d.validation_data, d.evaluation_data, d.tests.templates, d.tests.compositions }) do
+      assert.are.equal(64, #l)
+    end
     local d2 = data.generate(1, 30, 10)
     assert.are.equal(30, #d2.training_data)
-    assert.are.equal(10, #d2.evaluation_data)
+    for _, l in ipairs({ d2.validation_data, d2.evaluation_data, d2.tests.templates, d2.tests.compositions }) do
+      assert.are.equal(10, #l)
+    end
   end)
 
   it("is deterministic for a seed and differs across seeds", function()
@@ -216,36 +339,101 @@ describe("calculator data generator", function()
     assert.are_not.same(data.generate(7).training_data, data.generate(8).training_data)
   end)
 
-  it("keeps held-out texts apart from training texts", function()
-    for _, seed in ipairs({ 1, 2, 42 }) do
-      local d = data.generate(seed)
-      local seen = {}
-      for _, q in ipairs(d.training_data) do
-        assert.is_nil(seen[q.query:lower()], "duplicate training query " .. q.query)
-        seen[q.query:lower()] = true
-      end
-      for _, q in ipairs(d.evaluation_data) do assert.is_nil(seen[q.query:lower()], q.query) end
-    end
-  end)
+  for _, seed in ipairs({ 1, 2, 42 }) do
+    local d = data.generate(seed)
+    local iid = { training_data = d.training_data, validation_data = d.validation_data,
+                  evaluation_data = d.evaluation_data }
+    local all = { training_data = d.training_data, validation_data = d.validation_data,
+                  evaluation_data = d.evaluation_data, templates = d.tests.templates,
+                  compositions = d.tests.compositions }
 
-  it("writes JSON-able expected outcomes with integer answers and a unique solution", function()
-    local d = data.generate(42)
-    local counts = {}
-    for _, q in ipairs(all_queries(d)) do
-      local e = q.expected_outcome
-      assert.are.equal("integer", math.type(e.answer))
-      assert.is_true(e.answer >= 1)
-      assert.is_true(#e.ops == 1 or #e.ops == 2)
-      for _, op in ipairs(e.ops) do
-        assert.is_true(contains(OPS, op))
-        counts[op] = (counts[op] or 0) + 1
+    it("puts no query text in two splits, nor twice in one (seed " .. seed .. ")", function()
+      local where = {}
+      for name, list in pairs(all) do
+        for _, q in ipairs(list) do
+          local key = q.query:lower()
+          assert.is_nil(where[key], q.query .. " in " .. name .. " and " .. tostring(where[key]))
+          where[key] = name
+        end
       end
-      local json = cjson.encode(q)
-      assert.matches('"answer":' .. e.answer .. "[,}]", json)
-      local nums = agent.init(q.query).all_numbers
-      assert.are.equal(#e.ops + 1, #nums, q.query)
-      assert.are.equal(1, data.count_solutions(nums, e.answer), q.query)
-    end
-    for _, op in ipairs(OPS) do assert.is_true((counts[op] or 0) >= 30, op) end
-  end)
+    end)
+
+    it("writes chains as claimed: positive integer values up to 2000, distinct numbers (seed " .. seed .. ")", function()
+      for name, list in pairs(all) do
+        for _, q in ipairs(list) do
+          local e = q.expected_outcome
+          assert.are.equal(#e.ops, #e.values, q.query)
+          assert.are.equal(e.values[#e.values], e.answer, q.query)
+          assert.are.equal("integer", math.type(e.answer))
+          for _, v in ipairs(e.values) do
+            assert.are.equal("integer", math.type(v), q.query)
+            assert.is_true(v >= 1 and v <= 2000, q.query)
+          end
+          for _, op in ipairs(e.ops) do
+            assert.is_true(contains({ "add", "subtract", "multiply", "divide" }, op), op)
+          end
+          local nums, seen = numbers(q.query), {}
+          for _, n in ipairs(nums) do
+            assert.is_nil(seen[n], "a number twice in " .. q.query)
+            seen[n] = true
+          end
+          chain(q) -- the values follow from the numbers
+          assert.matches('"answer":' .. e.answer .. "[,}]", cjson.encode(q))
+        end
+      end
+    end)
+
+    it("keeps the held-out phrasings and operation pairs out of training (seed " .. seed .. ")", function()
+      local lengths = {}
+      for name, list in pairs(iid) do
+        for _, q in ipairs(list) do
+          local ops = parse(q.query, "train")
+          assert.is_truthy(ops, name .. " does not read in the training phrasings: " .. q.query)
+          assert.is_nil(parse(q.query, "held"), q.query)
+          local kinds = {}
+          for k, step in ipairs(chain(q)) do kinds[k] = step.kind end
+          assert.are.same(kinds, ops, q.query)
+          assert.is_true(#kinds >= 1 and #kinds <= 3, q.query)
+          assert.is_false(has_held_pair(kinds), name .. " has a held-out pair: " .. q.query)
+          lengths[#kinds] = (lengths[#kinds] or 0) + 1
+        end
+      end
+      for n = 1, 3 do assert.is_true((lengths[n] or 0) >= 30, n .. " operations") end
+    end)
+
+    it("tests.templates: the same chains in phrasings no training query uses (seed " .. seed .. ")", function()
+      for _, q in ipairs(d.tests.templates) do
+        local ops = parse(q.query, "held")
+        assert.is_truthy(ops, "does not read in the held-out phrasings: " .. q.query)
+        assert.is_nil(parse(q.query, "train"), q.query)
+        local kinds = {}
+        for k, step in ipairs(chain(q)) do kinds[k] = step.kind end
+        assert.are.same(kinds, ops, q.query)
+        assert.is_true(#kinds >= 1 and #kinds <= 3, q.query)
+        assert.is_false(has_held_pair(kinds), q.query)
+      end
+      -- no template of a START, CLAUSE or JOIN of the held-out phrasings is one of training's
+      for _, part in ipairs({ "START", "JOIN" }) do
+        for _, t in ipairs(data[part].held) do assert.is_false(contains(data[part].train, t), t) end
+      end
+      for op, clauses in pairs(data.CLAUSE.held) do
+        for _, t in ipairs(clauses) do assert.is_false(contains(data.CLAUSE.train[op], t), t) end
+      end
+    end)
+
+    it("tests.compositions: 4 or 5 operations with a pair training never has (seed " .. seed .. ")", function()
+      local pairs_seen = {}
+      for _, q in ipairs(d.tests.compositions) do
+        local ops = parse(q.query, "train")
+        assert.is_truthy(ops, "does not read in the training phrasings: " .. q.query)
+        local kinds = {}
+        for k, step in ipairs(chain(q)) do kinds[k] = step.kind end
+        assert.are.same(kinds, ops, q.query)
+        assert.is_true(#kinds == 4 or #kinds == 5, q.query)
+        assert.is_true(has_held_pair(kinds), "no held-out pair in " .. q.query)
+        for k = 2, #kinds do pairs_seen[kinds[k - 1] .. " " .. kinds[k]] = true end
+      end
+      for pair in pairs(HELD) do assert.is_true(pairs_seen[pair], "no composition has " .. pair) end
+    end)
+  end
 end)

@@ -1,4 +1,4 @@
--- Specs for plugins/validators/default.lua (the host runs the same file: tests/unit/lua/test_lua_host.c).
+-- Specs for plugins/validators/default.lua (the host runs the same file: tests/unit/lua/test_plugin.c).
 package.path = "./lua/?.lua;./lua/?/init.lua;./plugins/?.lua;" .. package.path
 
 local ac = require("agentcore")

@@ -31,6 +31,24 @@ char *ac_clock_iso8601(char *buf, size_t len, int64_t ms, int with_ms)
     return buf;
 }
 
+int ac_clock_parse_iso8601(const char *text, int64_t *ms)
+{
+    struct tm tm = {0};
+    int frac = 0, n = 0, used = 0;
+    if (text == NULL || sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                               &tm.tm_min, &tm.tm_sec, &used) != 6)
+        return -1;
+    const char *p = text + used;
+    if (*p == '.' && sscanf(p, ".%3d%n", &frac, &n) == 1)
+        p += n;
+    if (p[0] != 'Z' || p[1] != '\0')
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *ms = (int64_t)timegm(&tm) * 1000 + frac;
+    return 0;
+}
+
 struct timespec ac_clock_deadline(int64_t ms)
 {
     struct timespec ts;

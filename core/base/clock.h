@@ -16,4 +16,8 @@ struct timespec ac_clock_deadline(int64_t ms);
  * (at least 32 bytes). Returns buf. */
 char *ac_clock_iso8601(char *buf, size_t len, int64_t ms, int with_ms);
 
+/* Reads what ac_clock_iso8601 writes ("2025-10-17T10:30:00Z", with or without ".123"). Returns 0
+ * with *ms set, or -1 when text is not in that form. */
+int ac_clock_parse_iso8601(const char *text, int64_t *ms);
+
 #endif

@@ -192,6 +192,44 @@ json_t *ac_train_config_to_json(const ac_train_config_t *c)
     return o;
 }
 
+json_t *ac_train_config_schema(void)
+{
+    json_t *props = json_object();
+    for (const ac_config_field_t *f = ac_train_config_fields; f->name; f++) {
+        json_t *p = json_pack("{s:s}", "description", f->doc);
+        switch (f->type) {
+        case AC_F_INT:
+            json_object_set_new(p, "type", json_string("integer"));
+            json_object_set_new(p, "minimum", json_integer((json_int_t)f->min));
+            json_object_set_new(p, "maximum", json_integer((json_int_t)f->max));
+            json_object_set_new(p, "default", json_integer((json_int_t)f->def));
+            break;
+        case AC_F_NUMBER:
+            json_object_set_new(p, "type", json_string("number"));
+            json_object_set_new(p, "minimum", json_real(f->min));
+            json_object_set_new(p, "maximum", json_real(f->max));
+            json_object_set_new(p, "default", json_real(f->def));
+            break;
+        case AC_F_BOOL:
+            json_object_set_new(p, "type", json_string("boolean"));
+            json_object_set_new(p, "default", json_boolean(f->def != 0));
+            break;
+        case AC_F_ENUM: {
+            json_t *choices = json_array();
+            for (int i = 0; f->choices[i]; i++)
+                json_array_append_new(choices, json_string(f->choices[i]));
+            json_object_set_new(p, "type", json_string("string"));
+            json_object_set_new(p, "enum", choices);
+            json_object_set_new(p, "default", json_string(f->choices[(int)f->def]));
+            break;
+        }
+        }
+        json_object_set_new(props, f->name, p);
+    }
+    return json_pack("{s:s, s:s, s:o, s:b}", "title", "GRPOConfig", "type", "object", "properties", props,
+                     "additionalProperties", 0);
+}
+
 int64_t ac_usd_to_micro(double usd)
 {
     return (int64_t)llround(usd * 1e6);

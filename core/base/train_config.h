@@ -78,6 +78,11 @@ void ac_train_config_resolve(ac_train_config_t *c);
 /* The whole config as a JSON object (every field, enums by name). New reference. */
 json_t *ac_train_config_to_json(const ac_train_config_t *c);
 
+/* The fields as a JSON Schema object (type, minimum, maximum, default, description, enum), as
+ * rpc.discover publishes it (components.schemas.GRPOConfig): what a client needs to build a form.
+ * New reference. */
+json_t *ac_train_config_schema(void);
+
 /* USD as integer micro-dollars, so that budgets add up exactly. */
 int64_t ac_usd_to_micro(double usd);
 /* "12.50": two decimals, as SPEC.md's cost_usd and budget_usd. buf: at least 32 bytes. */

@@ -88,9 +88,9 @@ static int check_config(const ac_actor_config_t *c, ac_err_t *err)
                             AC_CONTEXT_MAX_TOKENS);
     if (c->n_buckets < 16 || c->n_buckets > (1 << 22))
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "n_buckets", "must be from 16 to %d", 1 << 22);
+    if (c->d_emb < 1 || c->d_emb > 1024)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "embed_dim", "must be from 1 to 1024");
     if (c->kind == AC_ACTOR_BAG) {
-        if (c->d_emb < 1 || c->d_emb > 1024)
-            return ac_err_field(err, AC_ERR_INVALID_PARAMS, "embed_dim", "must be from 1 to 1024");
         if (c->hidden < 1 || c->hidden > 1024)
             return ac_err_field(err, AC_ERR_INVALID_PARAMS, "hidden_size", "must be from 1 to 1024");
         return 0;
@@ -105,8 +105,9 @@ static void layout(ac_actor_t *p)
     const ac_actor_config_t *c = &p->cfg;
     const int H = p->H, A = c->n_tools;
     size_t off = 0;
-    if (c->kind == AC_ACTOR_BAG)
-        ac_actor_bag_layout(p, &off); /* E, W0, b0: first, as the checkpoints of version 1 had them */
+    /* both kinds read the bag (the sequence reader adds the Transformer's reading to it): E, W0,
+     * b0 first, as the checkpoints of version 1 had them */
+    ac_actor_bag_layout(p, &off);
     p->off_Wt = off;
     off += (size_t)H * A;
     p->off_bt = off;
@@ -120,12 +121,10 @@ static void layout(ac_actor_t *p)
     p->off_Wk = off;
     off += (size_t)H * H;
     p->off_end_heads = off;
-    if (c->kind == AC_ACTOR_BAG) {
-        p->off_Ec = off;
-        off += (size_t)c->n_buckets * H;
-    } else {
+    p->off_Ec = off;
+    off += (size_t)c->n_buckets * H;
+    if (c->kind == AC_ACTOR_SEQUENCE)
         ac_actor_seq_layout(p, &off);
-    }
     p->n_params = off;
 }
 
@@ -190,18 +189,16 @@ ac_actor_t *ac_actor_create(const ac_actor_config_t *cfg, ac_err_t *err)
     ac_rng_t rng;
     ac_rng_seed(&rng, cfg->seed);
     const int H = p->H, A = cfg->n_tools;
-    if (cfg->kind == AC_ACTOR_BAG)
-        ac_actor_bag_init(p, &rng);
+    ac_actor_bag_init(p, &rng);
     /* the heads start close to uniform, so that early rollouts explore */
     fill_normal(p->params + p->off_Wt, (size_t)H * A, 0.1 * sqrt(2.0 / (H + A)), &rng);
     fill_normal(p->params + p->off_Wq, (size_t)H * H, 0.1 / sqrt((double)H), &rng);
     fill_normal(p->params + p->off_S, (size_t)p->n_slots * H, 0.1, &rng);
     fill_normal(p->params + p->off_U, (size_t)H * H, 0.1 / sqrt((double)H), &rng);
     fill_normal(p->params + p->off_Wk, (size_t)H * H, 1.0 / sqrt((double)H), &rng);
+    fill_normal(p->params + p->off_Ec, (size_t)cfg->n_buckets * H, 1.0, &rng);
     if (cfg->kind == AC_ACTOR_SEQUENCE)
         ac_actor_seq_init(p, &rng);
-    else
-        fill_normal(p->params + p->off_Ec, (size_t)cfg->n_buckets * H, 1.0, &rng);
     return p;
 }
 
@@ -218,6 +215,10 @@ void ac_actor_destroy(ac_actor_t *p)
     free(p->ids_off);
     free(p->x);
     free(p->a);
+    free(p->C);
+    free(p->dC);
+    free(p->c_have);
+    free(p->c_grad);
     free(p->X);
     free(p->Y);
     free(p->dY);
@@ -275,12 +276,18 @@ int ac_actor_reserve(ac_actor_t *p, int n, size_t n_tok, ac_err_t *err)
             grow((void **)&p->dh, sizeof(float) * (size_t)cap * H, err) ||
             grow((void **)&p->ids_off, sizeof(int) * (size_t)(cap + 1), err) ||
             grow((void **)&p->seq_off, sizeof(int) * (size_t)(cap + 1), err) ||
-            (p->cfg.kind == AC_ACTOR_BAG &&
-             (grow((void **)&p->x, sizeof(float) * (size_t)cap * p->cfg.d_emb, err) ||
-              grow((void **)&p->a, sizeof(float) * (size_t)cap * H, err) ||
-              grow((void **)&p->ids, sizeof(int) * (size_t)cap * BAG_MAX_FEATURES, err))))
+            grow((void **)&p->x, sizeof(float) * (size_t)cap * p->cfg.d_emb, err) ||
+            grow((void **)&p->a, sizeof(float) * (size_t)cap * H, err) ||
+            grow((void **)&p->ids, sizeof(int) * (size_t)cap * BAG_MAX_FEATURES, err))
             return -1;
         p->cap_states = cap;
+    }
+    if (n_tok > p->cap_C) {
+        size_t cap = n_tok > 2 * p->cap_C ? n_tok : 2 * p->cap_C;
+        if (grow((void **)&p->C, sizeof(float) * cap * H, err) || grow((void **)&p->dC, sizeof(float) * cap * H, err) ||
+            grow((void **)&p->c_have, cap, err) || grow((void **)&p->c_grad, cap, err))
+            return -1;
+        p->cap_C = cap;
     }
     if (p->cfg.kind == AC_ACTOR_SEQUENCE && n_tok > p->cap_tok) {
         size_t cap = n_tok > 2 * p->cap_tok ? n_tok : 2 * p->cap_tok;
@@ -307,19 +314,31 @@ int ac_actor_read(ac_actor_t *p, const ac_states_t *S, int first, int n, ac_err_
     size_t n_tok = (size_t)(S->off[first + n] - S->off[first]);
     if (ac_actor_reserve(p, n, n_tok, err) != 0)
         return -1;
-    return p->cfg.kind == AC_ACTOR_BAG ? ac_actor_bag_read(p, err) : ac_actor_seq_read(p, err);
+    for (int r = 0; r <= n; r++)
+        p->seq_off[r] = S->off[first + r] - S->off[first];
+    for (int r = 0; r < n; r++)
+        if (p->seq_off[r + 1] - p->seq_off[r] < 1)
+            return ac_err_set(err, AC_ERR_INTERNAL, "actor: state %d has no token", first + r);
+    memset(p->c_have, 0, n_tok);
+    if (ac_actor_bag_read(p, err) != 0)
+        return -1;
+    return p->cfg.kind == AC_ACTOR_SEQUENCE ? ac_actor_seq_read(p, err) : 0;
 }
 
 static const float *cand_vec(ac_actor_t *p, int r, int tok, float *buf)
 {
-    return p->cfg.kind == AC_ACTOR_BAG ? ac_actor_bag_cand(p, r, tok, buf) : ac_actor_seq_cand(p, r, tok, buf);
+    const float *c = ac_actor_bag_cand(p, r, tok);
+    if (p->cfg.kind != AC_ACTOR_SEQUENCE)
+        return c;
+    memcpy(buf, c, sizeof(float) * (size_t)p->H);
+    ac_actor_seq_cand(p, r, tok, buf);
+    return buf;
 }
 
 static void cand_grad(ac_actor_t *p, int r, int tok, const float *g)
 {
-    if (p->cfg.kind == AC_ACTOR_BAG)
-        ac_actor_bag_cand_grad(p, r, tok, g);
-    else
+    ac_actor_bag_cand_grad(p, r, tok, g);
+    if (p->cfg.kind == AC_ACTOR_SEQUENCE)
         ac_actor_seq_cand_grad(p, r, tok, g);
 }
 
@@ -509,6 +528,7 @@ int ac_actor_backward(ac_actor_t *p, const float *dlogits, ac_err_t *err)
     const int H = p->H, A = p->cfg.n_tools;
     const float invT = 1.0f / p->temperature;
     memset(p->dh, 0, sizeof(float) * (size_t)p->n * H);
+    ac_actor_bag_begin_backward(p);
     if (p->cfg.kind == AC_ACTOR_SEQUENCE)
         ac_actor_seq_begin_backward(p);
     float dz[AC_ACTOR_MAX_CANDS > AC_AGENT_MAX_ACTIONS ? AC_ACTOR_MAX_CANDS : AC_AGENT_MAX_ACTIONS];
@@ -534,7 +554,10 @@ int ac_actor_backward(ac_actor_t *p, const float *dlogits, ac_err_t *err)
             slot_backward(p, x, i, dz);
         }
     }
-    int rc = p->cfg.kind == AC_ACTOR_BAG ? ac_actor_bag_backward(p, err) : ac_actor_seq_backward(p, err);
+    /* the sequence reader first: the bag's backward goes through its ReLU in place in dh */
+    int rc = p->cfg.kind == AC_ACTOR_SEQUENCE ? ac_actor_seq_backward(p, err) : 0;
+    if (rc == 0)
+        rc = ac_actor_bag_backward(p, err);
     p->forward_ok = 0;
     return rc;
 }

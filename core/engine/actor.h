@@ -10,9 +10,10 @@
  *
  *   bag       h = relu(W0 mean(E[hashed unigrams and bigrams of the tokens]) + b0)   (dim H)
  *             candidate j: mean(Ec[hashed features of token j and its neighbourhood])
- *   sequence  token embeddings (hashed word and character trigrams, number value and magnitude,
- *             kind, segment, age, copy flags, sinusoidal position) -> pre-norm Transformer
- *             (engine/encoder.h); h = the [cls] token's output, candidate j = token j's output
+ *   sequence  the bag's reading plus a Transformer's: token embeddings (hashed words and their
+ *             first and last three letters, number value features, kind, segment, age, copy
+ *             flags, ordinal, sinusoidal position) -> pre-norm Transformer (engine/encoder.h);
+ *             h += the mean output, candidate j += token j's output
  *
  *   tool logits       z = Wt h + bt
  *   slot k of tool a  q = Wq h + S[slot(a, k)] + U (sum of the candidates chosen before it)

@@ -45,7 +45,19 @@ void ac_actor_bag_init(ac_actor_t *p, ac_rng_t *rng)
 
 static int skip(const ac_token_t *t) { return t->kind == AC_TOK_PUNCT; }
 
-/* Feature ids of one state (tokens t[0..n)): unigrams, and bigrams of neighbouring tokens. */
+/* A number's order of magnitude and sign, as a small integer (0 for other tokens): "over 100"
+ * is learnable from it, where the hashed value alone says nothing about size. */
+static uint64_t magnitude(const ac_token_t *t)
+{
+    if (t->kind != AC_TOK_NUMBER)
+        return 0;
+    float a = fabsf(t->value);
+    int m = a < 1.0f ? 0 : 1 + (int)log2f(a);
+    return (uint64_t)(m > 40 ? 40 : m) << 1 | (t->value < 0);
+}
+
+/* Feature ids of one state (tokens t[0..n)): unigrams, bigrams of neighbouring tokens, a
+ * number's magnitude, and a token with its copy flags (a value the episode already used). */
 static int features(const ac_token_t *t, int n, int *ids, int n_buckets)
 {
     int k = 0;
@@ -57,6 +69,11 @@ static int features(const ac_token_t *t, int n, int *ids, int n_buckets)
         ids[k++] = bucket(t[i].hash ^ 0x5555555555555555ULL, n_buckets);
         if (have_prev && k < BAG_MAX_FEATURES)
             ids[k++] = bucket(prev * 0x100000001b3ULL ^ t[i].hash ^ 0xaaaaaaaaaaaaaaaaULL, n_buckets);
+        if (t[i].kind == AC_TOK_NUMBER && k < BAG_MAX_FEATURES)
+            ids[k++] = bucket((magnitude(&t[i]) << 8 | t[i].seg) ^ 0xcccccccccccccccdULL, n_buckets);
+        if ((t[i].flags & 7) && k < BAG_MAX_FEATURES)
+            ids[k++] = bucket(t[i].hash * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(t[i].flags & 7) ^ 0x3c3c3c3c3c3c3c3cULL,
+                              n_buckets);
         prev = t[i].hash;
         have_prev = 1;
     }
@@ -118,44 +135,75 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
     ids[3] = bucket(nb[2] ^ 0x4444444444444444ULL, n_buckets);
     ids[4] = bucket(nb[3] ^ 0x6666666666666666ULL, n_buckets);
     ids[5] = bucket(((uint64_t)x->seg << 8 | x->age) ^ 0x7777777777777777ULL, n_buckets);
-    ids[6] = bucket(((uint64_t)x->kind << 8 | x->flags) ^ 0x8888888888888888ULL, n_buckets);
+    ids[6] = bucket((magnitude(x) << 16 | (uint64_t)x->kind << 8 | (x->flags & 7)) ^ 0x8888888888888888ULL, n_buckets);
     ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)x->ord) ^ 0x9999999999999999ULL, n_buckets);
 }
 
-const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok, float *buf)
+const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok)
 {
     const int H = p->H;
+    const size_t row = (size_t)(p->seq_off[r] + tok);
+    float *c = p->C + row * H;
+    if (p->c_have[row])
+        return c;
     int ids[BAG_CAND_FEATURES];
     cand_features(p, r, tok, ids);
     const float *Ec = p->params + p->off_Ec;
-    memset(buf, 0, sizeof(float) * (size_t)H);
+    memset(c, 0, sizeof(float) * (size_t)H);
     for (int f = 0; f < BAG_CAND_FEATURES; f++) {
         const float *e = Ec + (size_t)ids[f] * H;
         for (int d = 0; d < H; d++)
-            buf[d] += e[d];
+            c[d] += e[d];
     }
     for (int d = 0; d < H; d++)
-        buf[d] *= 1.0f / BAG_CAND_FEATURES;
-    return buf;
+        c[d] *= 1.0f / BAG_CAND_FEATURES;
+    p->c_have[row] = 1;
+    return c;
+}
+
+void ac_actor_bag_begin_backward(ac_actor_t *p)
+{
+    memset(p->c_grad, 0, (size_t)p->seq_off[p->n]);
 }
 
 void ac_actor_bag_cand_grad(ac_actor_t *p, int r, int tok, const float *g)
 {
     const int H = p->H;
-    int ids[BAG_CAND_FEATURES];
-    cand_features(p, r, tok, ids);
-    float *dEc = p->grads + p->off_Ec;
-    for (int f = 0; f < BAG_CAND_FEATURES; f++) {
-        float *e = dEc + (size_t)ids[f] * H;
-        for (int d = 0; d < H; d++)
-            e[d] += g[d] * (1.0f / BAG_CAND_FEATURES);
+    const size_t row = (size_t)(p->seq_off[r] + tok);
+    float *dc = p->dC + row * H;
+    if (!p->c_grad[row]) {
+        memset(dc, 0, sizeof(float) * (size_t)H);
+        p->c_grad[row] = 1;
     }
+    for (int d = 0; d < H; d++)
+        dc[d] += g[d];
+}
+
+/* Each candidate's gradient into its features' rows of Ec, once per token. */
+static void cands_backward(ac_actor_t *p)
+{
+    const int H = p->H;
+    float *dEc = p->grads + p->off_Ec;
+    for (int r = 0; r < p->n; r++)
+        for (int row = p->seq_off[r]; row < p->seq_off[r + 1]; row++) {
+            if (!p->c_grad[row])
+                continue;
+            int ids[BAG_CAND_FEATURES];
+            cand_features(p, r, row - p->seq_off[r], ids);
+            const float *g = p->dC + (size_t)row * H;
+            for (int f = 0; f < BAG_CAND_FEATURES; f++) {
+                float *e = dEc + (size_t)ids[f] * H;
+                for (int d = 0; d < H; d++)
+                    e[d] += g[d] * (1.0f / BAG_CAND_FEATURES);
+            }
+        }
 }
 
 int ac_actor_bag_backward(ac_actor_t *p, ac_err_t *err)
 {
     (void)err;
     const int n = p->n, D = p->cfg.d_emb, H = p->H;
+    cands_backward(p);
     float *da = p->dh; /* in place: through the ReLU */
     for (size_t i = 0; i < (size_t)n * H; i++)
         if (p->a[i] <= 0.0f)

@@ -37,13 +37,17 @@ struct ac_actor {
     int first, n;
     float *h; /* (n, H) */
     int cap_states;
+    int *seq_off;       /* (n + 1) token offsets of the n states (into C, X, Y: token rows) */
     /* bag */
     int *ids, *ids_off; /* CSR features of the n states */
     float *x, *a;       /* (n, d_emb) bag means; (n, H) pre-activations */
     int cap_ids;
+    float *C, *dC;      /* (n_tok, H) the bag's candidate vectors, computed when first asked for,
+                           and their gradients */
+    uint8_t *c_have, *c_grad; /* (n_tok) which rows of C, dC hold something */
+    size_t cap_C;
     /* sequence */
     float *X, *Y, *dY;  /* (n_tok, D) */
-    int *seq_off;       /* (n + 1) token offsets of the n states in X / Y */
     size_t cap_tok;
 
     /* ---- the last training forward's decisions, for backward ---- */
@@ -64,19 +68,21 @@ void ac_actor_seq_init(ac_actor_t *p, ac_rng_t *rng);
 /* The sequence reader's fixed tables (positions); -1 on memory. */
 int ac_actor_seq_alloc(ac_actor_t *p);
 
-/* Reads states first .. first + n - 1 of S into p->h (and what the candidates need). */
+/* Reads states first .. first + n - 1 of S into p->h (and what the candidates need): the bag
+ * writes h, the sequence reader adds its own reading to it. */
 int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err);
 int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err);
 
-/* The vector of token `tok` of read state r: a pointer into the workspace, or into buf (H floats)
- * where it is computed. */
-const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok, float *buf);
-const float *ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf);
+/* The bag's vector of token `tok` of read state r (a row of p->C, computed on first use). */
+const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok);
+/* The sequence reader's vector of that token added to buf (H floats). */
+void ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf);
 /* Adds g (H) to the gradient of token `tok`'s vector of read state r. */
 void ac_actor_bag_cand_grad(ac_actor_t *p, int r, int tok, const float *g);
 void ac_actor_seq_cand_grad(ac_actor_t *p, int r, int tok, const float *g);
 /* Before the decisions' backward: clear per-token gradients. After: the reader's own backward
  * from p->dh (and the token gradients). */
+void ac_actor_bag_begin_backward(ac_actor_t *p);
 void ac_actor_seq_begin_backward(ac_actor_t *p);
 int ac_actor_bag_backward(ac_actor_t *p, ac_err_t *err);
 int ac_actor_seq_backward(ac_actor_t *p, ac_err_t *err);

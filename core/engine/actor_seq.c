@@ -1,6 +1,6 @@
 /* The sequence reader: each token of a state becomes a vector
  *
- *   x = Etok[its text] + (words, identifiers: Etok[first three letters] + Etok[last three]) / 2
+ *   x = Etok[its text] (not for numbers) + (words, identifiers: Etok[first three letters] + Etok[last three]) / 2
  *     + Wnum^T phi(value) (numbers) + Ekind[kind] + Eseg[segment] + Eage[steps ago]
  *     + Eflag[copy flags] + 0.1 * sinusoid(position in its segment)
  *
@@ -93,8 +93,12 @@ static void token_input(const ac_actor_t *p, const ac_token_t *t, float *x)
     const float *ea = P + p->off_Eage + (size_t)(t->age <= AC_CONTEXT_MAX_AGE ? t->age : AC_CONTEXT_MAX_AGE) * D;
     const float *ef = P + p->off_Eflag + (size_t)(t->flags & 7) * D;
     const float *eo = P + p->off_Eord + (size_t)t->ord * D;
+    /* a number is its value's features, not a random vector per value: an argument pointer
+     * would have to learn past that noise for every value (the copy flags say when a value
+     * occurs elsewhere) */
+    const float w = 1.0f;
     for (int d = 0; d < D; d++)
-        x[d] = e[d] + ek[d] + es[d] + ea[d] + ef[d] + eo[d];
+        x[d] = w * e[d] + ek[d] + es[d] + ea[d] + ef[d] + eo[d];
     if (t->pre || t->suf) {
         const float *e1 = P + p->off_Etok + (size_t)bucket(t->pre, NB) * D;
         const float *e2 = P + p->off_Etok + (size_t)bucket(t->suf, NB) * D;
@@ -123,7 +127,7 @@ static void token_input_backward(ac_actor_t *p, const ac_token_t *t, const float
                       G + p->off_Eseg + (size_t)t->seg * D,
                       G + p->off_Eage + (size_t)(t->age <= AC_CONTEXT_MAX_AGE ? t->age : AC_CONTEXT_MAX_AGE) * D,
                       G + p->off_Eflag + (size_t)(t->flags & 7) * D, G + p->off_Eord + (size_t)t->ord * D};
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 6; k++) /* numbers have no text embedding */
         for (int d = 0; d < D; d++)
             rows[k][d] += g[d];
     if (t->pre || t->suf) {
@@ -150,12 +154,7 @@ int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err)
     const int D = p->H, n = p->n;
     const ac_states_t *S = p->S;
     const int base = S->off[p->first];
-    for (int r = 0; r <= n; r++)
-        p->seq_off[r] = S->off[p->first + r] - base;
-    for (int r = 0; r < n; r++)
-        if (p->seq_off[r + 1] - p->seq_off[r] < 1)
-            return ac_err_set(err, AC_ERR_INTERNAL, "actor: state %d has no token", p->first + r);
-    const int n_tok = p->seq_off[n];
+    const int n_tok = p->seq_off[n]; /* ac_actor_read set the offsets */
     for (int i = 0; i < n_tok; i++)
         token_input(p, &S->tok[base + i], p->X + (size_t)i * D);
     if (ac_encoder_forward(p->enc, p->Y, p->params + p->off_enc, p->X, p->seq_off, n, err) != 0)
@@ -166,18 +165,18 @@ int ac_actor_seq_read(ac_actor_t *p, ac_err_t *err)
         float *h = p->h + (size_t)r * D;
         const int t0 = p->seq_off[r], t1 = p->seq_off[r + 1];
         const float inv = 1.0f / (float)(t1 - t0);
-        memset(h, 0, sizeof(float) * (size_t)D);
-        for (int t = t0; t < t1; t++)
+        for (int t = t0; t < t1; t++) /* added to the bag's reading, already in h */
             for (int d = 0; d < D; d++)
                 h[d] += inv * p->Y[(size_t)t * D + d];
     }
     return 0;
 }
 
-const float *ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf)
+void ac_actor_seq_cand(ac_actor_t *p, int r, int tok, float *buf)
 {
-    (void)buf;
-    return p->Y + (size_t)(p->seq_off[r] + tok) * p->H;
+    const float *y = p->Y + (size_t)(p->seq_off[r] + tok) * p->H;
+    for (int d = 0; d < p->H; d++)
+        buf[d] += y[d];
 }
 
 void ac_actor_seq_cand_grad(ac_actor_t *p, int r, int tok, const float *g)

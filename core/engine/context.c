@@ -21,11 +21,37 @@ static inline int is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static inline int is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
 
-/* A number is -?digits(.digits)?; a run of letters is a word; any other run of letters, digits,
- * '_', and '-' or '.' between two of them, is an identifier. */
+/* The length of a number's exponent at s[i] ("e+19", "E-05": how %.15g prints large and small
+ * values), or 0 when there is none or letters follow it ("1e5x" is an identifier). */
+static size_t exponent_len(const char *s, size_t i, size_t len)
+{
+    if (i >= len || (s[i] != 'e' && s[i] != 'E'))
+        return 0;
+    size_t k = i + 1;
+    if (k < len && (s[k] == '+' || s[k] == '-'))
+        k++;
+    if (k >= len || !is_digit((unsigned char)s[k]))
+        return 0;
+    while (k < len && is_digit((unsigned char)s[k]))
+        k++;
+    if (k < len && (is_alnum((unsigned char)s[k]) || s[k] == '_'))
+        return 0;
+    return k - i;
+}
+
+/* A number is -?digits(.digits)?(e[+-]?digits)?; a run of letters is a word; any other run of
+ * letters, digits, '_', and '-' or '.' between two of them, is an identifier. */
 static int classify(const char *s, size_t n)
 {
     size_t i = s[0] == '-';
+    size_t m = i;
+    while (m < n && (is_digit((unsigned char)s[m]) || s[m] == '.'))
+        m++;
+    if (m < n && m > i && exponent_len(s, m, n) == n - m) {
+        n = m; /* the mantissa decides below */
+        if (s[n - 1] == '.')
+            return AC_TOK_ID;
+    }
     int digits = 0, letters = 0, other = 0, dots = 0;
     for (size_t k = i; k < n; k++) {
         unsigned char c = (unsigned char)s[k];
@@ -62,8 +88,15 @@ int ac_context_tokenize(const char *text, size_t len, ac_token_fn fn, void *ud)
                    (i == 0 || !is_alnum((unsigned char)text[i - 1]));
         if (is_alnum(c) || c == '_' || sign) {
             i += (size_t)sign;
+            int numeric = is_digit((unsigned char)text[i]); /* digits and dots so far */
             while (i < len) {
                 unsigned char d = (unsigned char)text[i];
+                size_t e = numeric ? exponent_len(text, i, len) : 0;
+                if (e > 0) { /* "2.5e+19" is one number, not "2.5e", "+" and "19" */
+                    i += e;
+                    break;
+                }
+                numeric &= is_digit(d) || d == '.';
                 if (is_alnum(d) || d == '_')
                     i++;
                 else if ((d == '-' || d == '.') && i + 1 < len && is_alnum((unsigned char)text[i + 1]))
@@ -208,19 +241,31 @@ static void add_label(piece_t *p, int seg)
         add_token(&a, AC_TOK_SPECIAL, l, n - 1); /* the label's word, without its colon */
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 static void add_json(piece_t *p, const json_t *v, int depth)
 {
     char buf[40];
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
+        /* keys in sorted order: a Lua table's own order depends on its state's hash seed, and
+         * the same result must render the same in every run */
+        size_t n = json_object_size(v), i = 0;
+        const char *keys[64];
         const char *k;
         json_t *x;
         if (depth >= RESULT_MAX_DEPTH)
             break;
         json_object_foreach((json_t *)v, k, x)
         {
-            add_text(p, k, strlen(k), AC_TOK_SPECIAL);
-            add_json(p, x, depth + 1);
+            if (i < 64)
+                keys[i++] = k;
+        }
+        n = i;
+        qsort(keys, n, sizeof keys[0], cmp_str);
+        for (i = 0; i < n; i++) {
+            add_text(p, keys[i], strlen(keys[i]), AC_TOK_SPECIAL);
+            add_json(p, json_object_get(v, keys[i]), depth + 1);
         }
         break;
     }
@@ -522,8 +567,8 @@ static int fits(int arg_kind, const ac_token_t *t)
         return t->kind == AC_TOK_NUMBER;
     case AC_ARG_WORD:
         return t->kind == AC_TOK_WORD;
-    case AC_ARG_ID:
-        return t->kind == AC_TOK_ID || t->kind == AC_TOK_NUMBER;
+    case AC_ARG_ID: /* an identifier, or a whole number (1042), never 129.99 */
+        return t->kind == AC_TOK_ID || (t->kind == AC_TOK_NUMBER && t->value == floorf(t->value));
     case AC_ARG_ANY:
         return 1;
     default:

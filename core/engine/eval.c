@@ -140,7 +140,8 @@ void ac_eval_result_free(ac_eval_result_t *r)
     r->first_error = NULL;
 }
 
-void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *trained, ac_eval_comparison_t *out)
+/* base and trained must have evaluated the same queries in the same order. */
+static void paired_stats(const ac_eval_result_t *base, const ac_eval_result_t *trained, ac_eval_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     int n = base->n < trained->n ? base->n : trained->n;
@@ -161,6 +162,36 @@ void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *train
     ac_stats_wilson(kb, n, 1.96, &out->baseline_ci[0], &out->baseline_ci[1]);
     ac_stats_wilson(kt, n, 1.96, &out->trained_ci[0], &out->trained_ci[1]);
     free(d);
+}
+
+int ac_eval_compare(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *baseline, ac_actor_t *trained,
+                    const json_t *queries, int max_steps, ac_eval_comparison_t *out, ac_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    if (ac_eval_run(agent, reward, baseline, queries, max_steps, &out->baseline, err) != 0)
+        return -1;
+    if (ac_eval_run(agent, reward, trained, queries, max_steps, &out->trained, err) != 0) {
+        ac_eval_result_free(&out->baseline);
+        return -1;
+    }
+    paired_stats(&out->baseline, &out->trained, &out->stats);
+    return 0;
+}
+
+void ac_eval_comparison_free(ac_eval_comparison_t *c)
+{
+    ac_eval_result_free(&c->baseline);
+    ac_eval_result_free(&c->trained);
+}
+
+json_t *ac_eval_comparison_json(const ac_eval_comparison_t *c)
+{
+    const ac_eval_stats_t *s = &c->stats;
+    return json_pack("{s:o, s:o, s:f, s:f, s:f, s:b, s:f, s:i, s:i}", "baseline", ac_eval_side_json(&c->baseline),
+                     "trained", ac_eval_side_json(&c->trained), "success_rate_improvement",
+                     s->success_rate_improvement, "avg_reward_improvement", s->avg_reward_improvement, "p_value",
+                     s->p_value, "statistically_significant", s->p_value < 0.05, "p_value_reward", s->p_value_reward,
+                     "only_baseline_solved", s->only_baseline, "only_trained_solved", s->only_trained);
 }
 
 json_t *ac_eval_side_json(const ac_eval_result_t *r)

@@ -41,7 +41,8 @@ int ac_eval_run_keyword(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_c
                         const struct ac_keyword *k, const json_t *queries, int max_steps, ac_eval_result_t *out,
                         ac_err_t *err);
 
-typedef struct ac_eval_comparison {
+/* The paired statistics of two policies' results on the same queries. */
+typedef struct ac_eval_stats {
     double success_rate_improvement; /* trained - baseline */
     double avg_reward_improvement;
     int only_baseline;               /* queries only the baseline solved (McNemar's b) */
@@ -50,10 +51,32 @@ typedef struct ac_eval_comparison {
     double p_value_reward;           /* paired sign-flip permutation test on per-query rewards */
     double baseline_ci[2];           /* Wilson 95 % interval of each success rate */
     double trained_ci[2];
+} ac_eval_stats_t;
+
+/* "Baseline, trained, compare": both policies evaluated greedily on the same queries, and the
+ * paired statistics. What training.evaluate (the untrained policy rebuilt from the job's seed
+ * against a checkpoint) and agentcore train (the untrained policy against the one validation
+ * selected) both report. */
+typedef struct ac_eval_comparison {
+    ac_eval_result_t baseline; /* owned: ac_eval_comparison_free */
+    ac_eval_result_t trained;
+    ac_eval_stats_t stats;
 } ac_eval_comparison_t;
 
-/* base and trained must have evaluated the same queries in the same order. */
-void ac_eval_compare(const ac_eval_result_t *base, const ac_eval_result_t *trained, ac_eval_comparison_t *out);
+/* Runs baseline, then trained, on queries (max_steps per episode) and compares them. The
+ * policies are borrowed and left as they were. Returns 0, or -1 with err set (a plugin or memory
+ * failure; *out then holds nothing to free). A plugin failing inside an episode is not an error:
+ * the episode counts as unsuccessful (ac_eval_result_t.failures). */
+int ac_eval_compare(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *baseline, ac_actor_t *trained,
+                    const json_t *queries, int max_steps, ac_eval_comparison_t *out, ac_err_t *err);
+void ac_eval_comparison_free(ac_eval_comparison_t *c);
+
+/* The comparison as both callers report it (new reference):
+ *   {"baseline": side, "trained": side, "success_rate_improvement", "avg_reward_improvement",
+ *    "p_value", "statistically_significant" (p_value < 0.05), "p_value_reward",
+ *    "only_baseline_solved", "only_trained_solved"}
+ * where side is ac_eval_side_json. */
+json_t *ac_eval_comparison_json(const ac_eval_comparison_t *c);
 
 /* {"success_rate", "avg_reward", "avg_steps", "tool_accuracy"}: new reference. */
 json_t *ac_eval_metrics_json(const ac_eval_result_t *r);

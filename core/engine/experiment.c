@@ -14,6 +14,7 @@
 #include "engine/dataset.h"
 #include "engine/eval.h"
 #include "engine/keyword.h"
+#include "engine/report_html.h"
 #include "engine/trainer.h"
 #include "lua/lua_host.h"
 #include "lua/plugin.h"
@@ -310,6 +311,8 @@ static int expand_runs(experiment_t *x, json_t **runs, char labels[][160], int *
 {
     json_t *base = json_object_get(x->spec, "config");
     runs[0] = base ? json_deep_copy(base) : json_object();
+    if (x->opts->overrides != NULL)
+        json_object_update(runs[0], (json_t *)x->opts->overrides);
     labels[0][0] = '\0';
     *n_runs = 1;
     json_t *sweep = json_object_get(x->spec, "sweep");
@@ -363,7 +366,14 @@ static void csv_row(experiment_t *x, const char *label, uint64_t seed, uint64_t 
 {
     if (x->csv == NULL)
         return;
-    fprintf(x->csv, "\"%s\",%llu,%llu", label, (unsigned long long)seed, (unsigned long long)it);
+    /* the label is quoted as CSV quotes (a sweep over strings puts quotes in it: loss_type="dapo") */
+    fputc('"', x->csv);
+    for (const char *c = label; *c; c++) {
+        if (*c == '"')
+            fputc('"', x->csv);
+        fputc(*c, x->csv);
+    }
+    fprintf(x->csv, "\",%llu,%llu", (unsigned long long)seed, (unsigned long long)it);
     if (m != NULL)
         fprintf(x->csv, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,%d,%d,%.6f,%.3f,%d,%d,%d",
                 m->loss, m->avg_reward, m->reward_std, m->success_rate, m->kl, m->kl_exact, m->entropy,
@@ -406,114 +416,177 @@ static json_t *eval_tests(experiment_t *x, ac_agent_t *agent, ac_reward_t *rewar
     return out;
 }
 
+/* One seed of one run, while it trains. */
+typedef struct seed_run {
+    experiment_t *x;
+    const ac_train_config_t *tc;
+    const char *label;
+    uint64_t seed;
+    json_t *train, *val;          /* this seed's split */
+    ac_agent_t *agent;
+    ac_reward_t *reward;
+    ac_trainer_t *tr;
+    ac_actor_t *untrained, *best; /* the baseline, and the policy validation selects */
+    double best_val, best_reward;
+    uint64_t best_it;
+    ac_iter_metrics_t m;           /* the last iteration's */
+    long long trajectories;
+    int64_t cost;
+} seed_run_t;
+
+static void seed_close(seed_run_t *s)
+{
+    ac_actor_destroy(s->best);
+    ac_actor_destroy(s->untrained);
+    ac_trainer_destroy(s->tr);
+    ac_reward_close(s->reward);
+    ac_agent_close(s->agent);
+    json_decref(s->train);
+    json_decref(s->val);
+}
+
+/* The split, the plugins, the trainer, and the untrained policy's validation (the curve's first
+ * point, and the selection's starting point). */
+static int seed_open(seed_run_t *s, ac_err_t *err)
+{
+    experiment_t *x = s->x;
+    if (x->validation != NULL) {
+        s->train = json_incref(x->training);
+        s->val = json_incref(x->validation);
+    } else if (ac_dataset_split(x->training, s->tc->validation_fraction, s->seed, &s->train, &s->val, err) != 0) {
+        return -1;
+    }
+    ac_eval_result_t v = {0};
+    if ((s->agent = ac_agent_open(x->host, x->agent, err)) == NULL ||
+        (s->reward = ac_reward_open(x->host, x->reward, err)) == NULL ||
+        (s->tr = ac_trainer_create(s->tc, s->agent, s->reward, s->seed, ac_usd_to_micro(x->opts->step_cost_usd),
+                                   err)) == NULL ||
+        (s->untrained = ac_actor_clone(s->tr->policy, err)) == NULL ||
+        (s->best = ac_actor_clone(s->tr->policy, err)) == NULL ||
+        ac_eval_run(s->agent, s->reward, s->tr->policy, s->val, s->tc->max_steps_per_trajectory, &v, err) != 0)
+        return -1;
+    s->best_val = v.success_rate;
+    s->best_reward = v.avg_reward;
+    csv_row(x, s->label, s->seed, 0, NULL, &v);
+    ac_eval_result_free(&v);
+    return 0;
+}
+
+/* Training with a greedy validation pass every eval_interval iterations (the learning curve);
+ * the best validation success selects the policy (the later one on a tie). */
+static int seed_train(seed_run_t *s, ac_err_t *err)
+{
+    const ac_train_config_t *tc = s->tc;
+    ac_trainer_t *tr = s->tr;
+    long long episodes = 0, failures = 0;
+    int64_t train0 = ac_clock_mono_ns();
+    for (int i = 0; i < tc->n_iterations; i++) {
+        ac_iter_metrics_t *m = &s->m;
+        if (ac_trainer_iterate(tr, s->train, -1, m, err) != 0)
+            return -1;
+        s->trajectories += m->trajectories;
+        s->cost += m->cost_micro;
+        episodes += m->trajectories;
+        failures += m->tool_failures + m->agent_failures + m->reward_failures;
+        char msg[200];
+        if (ac_trainer_failures_exceed(failures, episodes, s->x->opts->max_failure_rate, msg, sizeof msg))
+            return ac_err_set(err, AC_ERR_INTERNAL, "%s (iteration %llu; training.max_failure_rate)%s%s", msg,
+                              (unsigned long long)m->iteration, tr->ro.n_errors ? "; e.g. " : "",
+                              tr->ro.n_errors ? tr->ro.first_errors[0] : "");
+        int eval_now = m->iteration % (uint64_t)tc->eval_interval == 0 || i == tc->n_iterations - 1;
+        ac_eval_result_t v = {0};
+        if (eval_now) {
+            if (ac_eval_run(s->agent, s->reward, tr->policy, s->val, tc->max_steps_per_trajectory, &v, err) != 0)
+                return -1;
+            if (v.success_rate >= s->best_val) { /* ties go to the later, longer-trained policy */
+                s->best_val = v.success_rate;
+                s->best_reward = v.avg_reward;
+                s->best_it = m->iteration;
+                memcpy(ac_actor_params(s->best), ac_actor_params(tr->policy), sizeof(float) * ac_actor_n_params(s->best));
+            }
+        }
+        csv_row(s->x, s->label, s->seed, m->iteration, m, eval_now ? &v : NULL);
+        if (s->x->opts->progress)
+            progress(s->label, m->iteration, tc->n_iterations, m, s->best_val,
+                     (double)(ac_clock_mono_ns() - train0) / 1e6);
+        ac_eval_result_free(&v);
+    }
+    if (s->x->opts->progress)
+        fputc('\n', stderr);
+    return 0;
+}
+
+/* The seed's report: the random baseline and ac_eval_compare (untrained vs selected) on the
+ * evaluation data, what validation selected, and the training's totals. */
+static json_t *seed_report(seed_run_t *s, int64_t t0, ac_err_t *err)
+{
+    const int steps = s->tc->max_steps_per_trajectory;
+    ac_eval_result_t rnd = {0};
+    ac_eval_comparison_t cmp;
+    ac_eval_result_t kwr = {0};
+    ac_keyword_t *kw = NULL;
+    json_t *tests = NULL;
+    if (ac_eval_run_random(s->agent, s->reward, ac_actor_config(s->untrained), s->x->evaluation, steps, s->seed, &rnd,
+                           err) != 0)
+        return NULL;
+    /* the keyword rule, fitted on the selected policy's successes on the training split */
+    if (ac_eval_compare(s->agent, s->reward, s->untrained, s->best, s->x->evaluation, steps, &cmp, err) != 0) {
+        ac_eval_result_free(&rnd);
+        return NULL;
+    }
+    if (ac_eval_fit_keyword(s->agent, s->reward, s->best, s->train, steps, &kw, err) != 0 ||
+        ac_eval_run_keyword(s->agent, s->reward, ac_actor_config(s->best), kw, s->x->evaluation, steps, &kwr, err) != 0 ||
+        (tests = eval_tests(s->x, s->agent, s->reward, s->untrained, s->best, kw, steps, s->seed, err)) == NULL) {
+        ac_keyword_free(kw);
+        ac_eval_result_free(&kwr);
+        ac_eval_comparison_free(&cmp);
+        ac_eval_result_free(&rnd);
+        return NULL;
+    }
+    ac_keyword_free(kw);
+    const ac_iter_metrics_t *m = &s->m;
+    json_t *report = json_pack("{s:s, s:I, s:o, s:{s:s, s:I, s:f, s:f, s:I}, s:I, s:I, s:f, s:f, "
+                               "s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}}",
+                               "run", s->label, "seed", (json_int_t)s->seed, "random", ac_eval_side_json(&rnd),
+                               "selected", "by", "validation", "iteration", (json_int_t)s->best_it,
+                               "validation_success_rate", s->best_val, "validation_avg_reward", s->best_reward,
+                               "validation_queries", (json_int_t)json_array_size(s->val), "iterations",
+                               (json_int_t)s->tc->n_iterations, "trajectories", (json_int_t)s->trajectories,
+                               "cost_usd", (double)s->cost / 1e6, "wall_ms", (double)(ac_clock_mono_ns() - t0) / 1e6,
+                               "final_iteration", "loss", m->loss, "avg_reward", m->avg_reward, "success_rate",
+                               m->success_rate, "kl", m->kl, "kl_exact", m->kl_exact, "entropy", m->entropy,
+                               "clip_fraction", m->clip_fraction);
+    json_t *compared = ac_eval_comparison_json(&cmp);
+    if (report != NULL && compared != NULL)
+        json_object_update(report, compared); /* baseline, trained, improvements, tests */
+    json_decref(compared);
+    if (report != NULL) {
+        json_object_set_new(report, "keyword", ac_eval_side_json(&kwr));
+        json_object_set_new(report, "tests", tests);
+    } else {
+        json_decref(tests);
+    }
+    ac_eval_result_free(&kwr);
+    ac_eval_comparison_free(&cmp);
+    ac_eval_result_free(&rnd);
+    if (report == NULL)
+        ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+    return report;
+}
+
 /* One seed of one run: the validation set (given, or held out of the training data with this
- * seed), the random and untrained baselines on the evaluation data, training with a greedy
- * validation pass every eval_interval iterations (the learning curve), and the evaluation of the
- * policy the validation selected (the best validation success, the later one on a tie). The
- * evaluation data never influences anything. */
+ * seed), training with its learning curve, and the evaluation of the policy the validation
+ * selected against the random and untrained baselines. The evaluation data never influences
+ * anything. */
 static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const char *label, uint64_t seed,
                           ac_err_t *err)
 {
     int64_t t0 = ac_clock_mono_ns();
-    json_t *report = NULL, *train = NULL, *val = NULL, *tests = NULL;
-    ac_agent_t *agent = NULL;
-    ac_reward_t *reward = NULL;
-    ac_trainer_t *tr = NULL;
-    ac_actor_t *best = NULL;
-    ac_eval_result_t base = {0}, rnd = {0}, trained = {0}, v = {0}, kwr = {0};
-    ac_keyword_t *kw = NULL;
-    if (x->validation != NULL) {
-        train = json_incref(x->training);
-        val = json_incref(x->validation);
-    } else if (ac_dataset_split(x->training, tc->validation_fraction, seed, &train, &val, err) != 0) {
-        return NULL;
-    }
-    const int steps = tc->max_steps_per_trajectory;
-    if ((agent = ac_agent_open(x->host, x->agent, err)) == NULL || (reward = ac_reward_open(x->host, x->reward, err)) == NULL ||
-        (tr = ac_trainer_create(tc, agent, reward, seed, ac_usd_to_micro(x->opts->step_cost_usd), err)) == NULL ||
-        (best = ac_actor_clone(tr->policy, err)) == NULL ||
-        ac_eval_run_random(agent, reward, ac_actor_config(tr->policy), x->evaluation, steps, seed, &rnd, err) != 0 ||
-        ac_eval_run(agent, reward, tr->policy, x->evaluation, steps, &base, err) != 0 ||
-        ac_eval_run(agent, reward, tr->policy, val, steps, &v, err) != 0)
-        goto out;
-    double best_val = v.success_rate, best_reward = v.avg_reward;
-    uint64_t best_it = 0;
-    csv_row(x, label, seed, 0, NULL, &v);
-    ac_eval_result_free(&v);
-    ac_iter_metrics_t m = {0};
-    long long trajectories = 0, episodes = 0, failures = 0;
-    int64_t cost = 0, train0 = ac_clock_mono_ns();
-    for (int i = 0; i < tc->n_iterations; i++) {
-        if (ac_trainer_iterate(tr, train, -1, &m, err) != 0)
-            goto out;
-        trajectories += m.trajectories;
-        cost += m.cost_micro;
-        episodes += m.trajectories;
-        failures += m.tool_failures + m.agent_failures + m.reward_failures;
-        char msg[200];
-        if (ac_trainer_failures_exceed(failures, episodes, x->opts->max_failure_rate, msg, sizeof msg)) {
-            ac_err_set(err, AC_ERR_INTERNAL, "%s (iteration %llu; training.max_failure_rate)%s%s", msg,
-                       (unsigned long long)m.iteration, tr->ro.n_errors ? "; e.g. " : "",
-                       tr->ro.n_errors ? tr->ro.first_errors[0] : "");
-            goto out;
-        }
-        int eval_now = m.iteration % (uint64_t)tc->eval_interval == 0 || i == tc->n_iterations - 1;
-        if (eval_now) {
-            if (ac_eval_run(agent, reward, tr->policy, val, steps, &v, err) != 0)
-                goto out;
-            if (v.success_rate >= best_val) { /* ties go to the later, longer-trained policy */
-                best_val = v.success_rate;
-                best_reward = v.avg_reward;
-                best_it = m.iteration;
-                memcpy(ac_actor_params(best), ac_actor_params(tr->policy), sizeof(float) * ac_actor_n_params(best));
-            }
-        }
-        csv_row(x, label, seed, m.iteration, &m, eval_now ? &v : NULL);
-        if (x->opts->progress)
-            progress(label, m.iteration, tc->n_iterations, &m, best_val, (double)(ac_clock_mono_ns() - train0) / 1e6);
-        ac_eval_result_free(&v);
-    }
-    if (x->opts->progress)
-        fputc('\n', stderr);
-    if (ac_eval_run(agent, reward, best, x->evaluation, steps, &trained, err) != 0 ||
-        ac_eval_fit_keyword(agent, reward, best, train, steps, &kw, err) != 0 ||
-        ac_eval_run_keyword(agent, reward, ac_actor_config(best), kw, x->evaluation, steps, &kwr, err) != 0 ||
-        (tests = eval_tests(x, agent, reward, tr->ref, best, kw, steps, seed, err)) == NULL)
-        goto out;
-    ac_eval_comparison_t cmp;
-    ac_eval_compare(&base, &trained, &cmp);
-    report = json_pack("{s:s, s:I, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:i, s:i, s:{s:s, s:I, s:f, s:f, s:I}, "
-                       "s:I, s:I, s:f, s:f}",
-                       "run", label, "seed", (json_int_t)seed, "baseline", ac_eval_side_json(&base), "random",
-                       ac_eval_side_json(&rnd), "trained", ac_eval_side_json(&trained), "success_rate_improvement",
-                       cmp.success_rate_improvement, "avg_reward_improvement", cmp.avg_reward_improvement, "p_value",
-                       cmp.p_value, "p_value_reward", cmp.p_value_reward, "only_baseline_solved", cmp.only_baseline,
-                       "only_trained_solved", cmp.only_trained, "selected", "by", "validation", "iteration",
-                       (json_int_t)best_it, "validation_success_rate", best_val, "validation_avg_reward", best_reward,
-                       "validation_queries", (json_int_t)json_array_size(val), "iterations",
-                       (json_int_t)tc->n_iterations, "trajectories", (json_int_t)trajectories, "cost_usd",
-                       (double)cost / 1e6, "wall_ms", (double)(ac_clock_mono_ns() - t0) / 1e6);
-    json_object_set_new(report, "keyword", ac_eval_side_json(&kwr));
-    json_object_set_new(report, "tests", tests);
-    tests = NULL;
-    json_object_set_new(report, "final_iteration",
-                        json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "loss", m.loss, "avg_reward", m.avg_reward,
-                                  "success_rate", m.success_rate, "kl", m.kl, "kl_exact", m.kl_exact, "entropy",
-                                  m.entropy, "clip_fraction", m.clip_fraction));
-out:
-    json_decref(tests);
-    ac_keyword_free(kw);
-    ac_eval_result_free(&kwr);
-    ac_eval_result_free(&base);
-    ac_eval_result_free(&rnd);
-    ac_eval_result_free(&trained);
-    ac_eval_result_free(&v);
-    ac_actor_destroy(best);
-    ac_trainer_destroy(tr);
-    ac_reward_close(reward);
-    ac_agent_close(agent);
-    json_decref(train);
-    json_decref(val);
+    seed_run_t s = {.x = x, .tc = tc, .label = label, .seed = seed};
+    json_t *report = NULL;
+    if (seed_open(&s, err) == 0 && seed_train(&s, err) == 0)
+        report = seed_report(&s, t0, err);
+    seed_close(&s);
     return report;
 }
 
@@ -637,9 +710,35 @@ static void print_summary(const experiment_t *x, json_t *runs, FILE *out)
     }
 }
 
+/* runs/<name> (or --out), and metrics.csv in it with its header. */
+static int open_outputs(experiment_t *x, char *out_dir, size_t len, ac_err_t *err)
+{
+    char path[2200];
+    if (x->opts->out_dir != NULL)
+        snprintf(out_dir, len, "%s", x->opts->out_dir);
+    else
+        snprintf(out_dir, len, "runs/%s", x->name);
+    if (ac_file_mkdirs(out_dir) != 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot create %s: %s", out_dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/metrics.csv", out_dir);
+    if ((x->csv = fopen(path, "w")) == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+    fprintf(x->csv, "run,seed,iteration,loss,avg_reward,reward_std,success_rate,kl,kl_exact,entropy,clip_fraction,"
+                    "clip_low,clip_high,clip_region,zero_var_frac,grad_norm,decisions,trajectories,steps,cost_usd,"
+                    "wall_ms,tool_failures,agent_failures,reward_failures,validation_success,validation_reward\n");
+    return 0;
+}
+
+/* 1 when run beats best: a higher mean validation success, then a higher validation reward. */
+static int better_run(json_t *run, json_t *best)
+{
+    double v = mean_of(run, "validation_success_rate"), bv = mean_of(best, "validation_success_rate");
+    return v > bv || (v == bv && mean_of(run, "validation_avg_reward") > mean_of(best, "validation_avg_reward"));
+}
+
 /* The report: the selected run's first seed at the top level (the fields a single run always
  * had), its seeds and means, and every run side by side. New reference. */
-static json_t *make_report(const experiment_t *x, json_t *runs, int best)
+static json_t *build_report(const experiment_t *x, json_t *runs, int best)
 {
     json_t *winner = json_array_get(runs, (size_t)best);
     json_t *seeds = json_object_get(winner, "seeds");
@@ -673,31 +772,16 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
     static char labels[MAX_RUNS][160];
     json_t *runs = json_array(), *report = NULL;
     int n_runs = 0, ret = -1;
+    char out_dir[2048], path[2200];
     if ((x.host = ac_lua_host_create(opts->lua_dir, opts->plugins_dir, opts->limits, err)) == NULL)
         goto out;
     if (load_spec(&x, err) != 0)
         goto out;
     json_t *js = json_object_get(x.spec, "seed");
     uint64_t seed0 = opts->seed >= 0 ? (uint64_t)opts->seed : json_is_integer(js) ? (uint64_t)json_integer_value(js) : 1;
-    if (load_data(&x, (long long)seed0, err) != 0 || expand_runs(&x, configs, labels, &n_runs, err) != 0)
+    if (load_data(&x, (long long)seed0, err) != 0 || expand_runs(&x, configs, labels, &n_runs, err) != 0 ||
+        open_outputs(&x, out_dir, sizeof out_dir, err) != 0)
         goto out;
-    char out_dir[2048], path[2200];
-    if (opts->out_dir != NULL)
-        snprintf(out_dir, sizeof out_dir, "%s", opts->out_dir);
-    else
-        snprintf(out_dir, sizeof out_dir, "runs/%s", x.name);
-    if (ac_file_mkdirs(out_dir) != 0) {
-        ac_err_set(err, AC_ERR_INTERNAL, "cannot create %s: %s", out_dir, strerror(errno));
-        goto out;
-    }
-    snprintf(path, sizeof path, "%s/metrics.csv", out_dir);
-    if ((x.csv = fopen(path, "w")) == NULL) {
-        ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    fprintf(x.csv, "run,seed,iteration,loss,avg_reward,reward_std,success_rate,kl,kl_exact,entropy,clip_fraction,"
-                   "clip_low,clip_high,clip_region,zero_var_frac,grad_norm,decisions,trajectories,steps,cost_usd,"
-                   "wall_ms,tool_failures,agent_failures,reward_failures,validation_success,validation_reward\n");
     /* the sweep's winner: the best mean validation success (then validation reward); the
      * evaluation data, which every run reports on, chooses nothing */
     int best = -1;
@@ -706,24 +790,29 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
         if (run == NULL)
             goto out;
         json_array_append_new(runs, run);
-        if (best < 0 || mean_of(run, "validation_success_rate") > mean_of(json_array_get(runs, (size_t)best),
-                                                                           "validation_success_rate") ||
-            (mean_of(run, "validation_success_rate") ==
-                 mean_of(json_array_get(runs, (size_t)best), "validation_success_rate") &&
-             mean_of(run, "validation_avg_reward") > mean_of(json_array_get(runs, (size_t)best), "validation_avg_reward")))
+        if (best < 0 || better_run(run, json_array_get(runs, (size_t)best)))
             best = r;
     }
-    report = make_report(&x, runs, best);
+    report = build_report(&x, runs, best);
     snprintf(path, sizeof path, "%s/report.json", out_dir);
     if (json_dump_file(report, path, JSON_INDENT(2)) != 0) {
         ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s", path);
         goto out;
     }
+    /* the page people open: curves from metrics.csv, the tables from the report */
+    fclose(x.csv);
+    x.csv = NULL;
+    char csv_path[2200];
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", out_dir);
+    snprintf(path, sizeof path, "%s/report.html", out_dir);
+    if (ac_report_html_write(path, report, csv_path, err) != 0)
+        goto out;
     /* people first, then (with --json) the machine line last */
     print_summary(&x, runs, opts->json ? stderr : stdout);
     if (n_runs > 1)
         fprintf(opts->json ? stderr : stdout, "selected on validation: %s\n", labels[best]);
-    fprintf(opts->json ? stderr : stdout, "wrote %s/metrics.csv and %s/report.json\n", out_dir, out_dir);
+    fprintf(opts->json ? stderr : stdout, "wrote %s/metrics.csv, %s/report.json and %s/report.html\n", out_dir,
+            out_dir, out_dir);
     if (opts->json) {
         char *line = json_dumps(report, JSON_COMPACT);
         printf("%s\n", line);

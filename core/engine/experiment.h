@@ -7,8 +7,9 @@
  * validation success along the learning curve) and a sweep's winner, and the evaluation data only
  * reports: random, untrained and trained policies side by side, exact McNemar on paired success,
  * Wilson 95 % intervals, a paired sign-flip test on rewards, and across seeds the mean with a
- * Student-t 95 % interval. metrics.csv (per iteration, with validation every eval_interval) and
- * report.json go to the output directory. */
+ * Student-t 95 % interval. metrics.csv (per iteration, with validation every eval_interval),
+ * report.json and report.html (report_html.h: the curves and tables, self-contained) go to the
+ * output directory. */
 #ifndef AC_EXPERIMENT_H
 #define AC_EXPERIMENT_H
 
@@ -22,6 +23,7 @@ typedef struct ac_experiment_opts {
     const char *out_dir;     /* NULL: runs/<name> */
     int json;                /* print the report as the last line of stdout */
     int progress;            /* draw a progress bar on stderr */
+    const json_t *overrides; /* GRPO config keys set over the file's config (--set), or NULL */
     const char *lua_dir;
     const char *plugins_dir;
     /* the server config's training settings, so that an agent behaves the same offline and in

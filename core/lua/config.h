@@ -82,6 +82,7 @@ typedef struct ac_config {
 
     char *plugins_dir; /* search path "dir1:dir2:...": the config's directories, then the built-in */
     char *lua_dir;
+    char *dashboard_dir; /* the files GET /ui/ serves (default: this checkout's sdk/dashboard) */
 
     /* training service */
     int workers;                  /* job worker threads */

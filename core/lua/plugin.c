@@ -102,7 +102,14 @@ static void check_args(lua_State *L, int idx, ac_lua_plugin_t *p, ac_tool_t *too
     if (t != LUA_TTABLE)
         ac_lua_plugin_fail(L, p, "tools.%s.args must be an array of {name = ..., type = ...}", tool->name);
     int args = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, args);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, args), keys = 0;
+    lua_pushnil(L); /* args nil */
+    while (lua_next(L, args)) { /* args key value */
+        keys++;
+        lua_pop(L, 1);
+    }
+    if (keys != n) /* a map {a = {type = ...}} would otherwise be a tool without arguments */
+        ac_lua_plugin_fail(L, p, "tools.%s.args must be an array of {name = ..., type = ...}", tool->name);
     if (n > AC_AGENT_MAX_ARGS)
         ac_lua_plugin_fail(L, p, "tools.%s takes %d arguments (at most %d)", tool->name, (int)n, AC_AGENT_MAX_ARGS);
     for (lua_Integer k = 1; k <= n; k++) {
@@ -375,8 +382,13 @@ static int candidates_k(lua_State *L)
     }
     size_t max = ac_lua_host_limits(ac_lua_plugin_host(p))->max_observation_bytes;
     c->list = ac_lua_to_json_limited(L, -1, "candidates", max, "limits.max_observation_bytes", NULL, &c->conv);
-    if (c->list != NULL && !json_is_array(c->list)) { /* an empty table converts to {} */
+    if (c->list != NULL && !json_is_array(c->list)) {
+        /* an empty table converts to {}; a table with keys is no list of candidates */
+        int empty = json_object_size(c->list) == 0;
         json_decref(c->list);
+        c->list = NULL;
+        if (!empty)
+            ac_lua_plugin_fail(L, p, "candidates must return an array of strings or numbers (got a table with keys)");
         c->list = json_array();
     }
     return 0;

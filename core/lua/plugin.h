@@ -32,7 +32,7 @@
 enum ac_arg_kind {
     AC_ARG_NUMBER,    /* "number": a number token (passed to the tool as a Lua number) */
     AC_ARG_WORD,      /* "word": a word of letters */
-    AC_ARG_ID,        /* "id": an identifier (letters and digits mixed, "ORD-1042") or a number */
+    AC_ARG_ID,        /* "id": an identifier (letters and digits mixed, "ORD-1042") or a whole number */
     AC_ARG_ANY,       /* "any": any of those tokens */
     AC_ARG_CANDIDATE, /* "candidate": one of the values agent.candidates(state) returned */
     AC_ARG_KINDS

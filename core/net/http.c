@@ -1,6 +1,7 @@
 #include "net/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <h2o.h>
@@ -22,6 +24,11 @@
 #include "base/clock.h"
 
 #define RPC_PATH "/api/v1/jsonrpc"
+#define UI_PATH "/ui/"
+/* The chart library the dashboard loads, from Debian's libjs-chart.js (never a copy of ours) */
+#define UI_CHARTJS_URL "vendor/chart.min.js"
+#define UI_CHARTJS_FILE "/usr/share/javascript/chart.js/chart.min.js"
+#define UI_MAX_FILE_BYTES ((size_t)8 << 20)
 
 typedef struct loop loop_t;
 typedef struct req_guard req_guard_t;
@@ -114,6 +121,8 @@ static const char *reason_of(int status)
     switch (status) {
     case 200: return "OK";
     case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -395,7 +404,224 @@ static void refuse_deferral(const ac_http_t *h, int why, ac_rpc_response_t *resp
     ac_err_clear(&err);
 }
 
+/* ---- the dashboard: GET /ui/ ---------------------------------------------------------------------
+ * Static files from cfg->dashboard_dir, plus the chart library from its Debian path. Everything
+ * the pages show comes from the JSON-RPC API with the token the user pastes, so these answers
+ * carry no data: no cookies, nothing per user. Each answer forbids inline scripts and every
+ * origin but ours (CSP), content sniffing and framing. */
+
+static const struct {
+    const char *ext;
+    const char *type;
+} ui_types[] = {
+    {".html", "text/html; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"}, {".svg", "image/svg+xml"},
+    {".png", "image/png"}, {".ico", "image/x-icon"},
+    {".json", "application/json"}, {".txt", "text/plain; charset=utf-8"},
+};
+
+/* The Content-Type of a file name, or NULL: only these kinds are served. */
+static const char *ui_type_of(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof ui_types / sizeof ui_types[0]; i++) {
+        size_t el = strlen(ui_types[i].ext);
+        if (len > el && memcmp(name + len - el, ui_types[i].ext, el) == 0)
+            return ui_types[i].type;
+    }
+    return NULL;
+}
+
+/* A path below /ui/ (h2o has decoded %xx and removed dot segments already) names a file only if
+ * it is made of plain segments: letters, digits, '_', '-' and '.', none empty and none starting
+ * with '.'. That leaves no way out of the directory, whatever the request's spelling was (%2e%2e,
+ * %2f, %00, backslashes), and no hidden files. */
+static int ui_rel_ok(const char *p, size_t n)
+{
+    if (n == 0 || n > 200)
+        return 0;
+    int seg_start = 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '/') {
+            if (seg_start) /* empty segment */
+                return 0;
+            seg_start = 1;
+            continue;
+        }
+        if (seg_start && c == '.')
+            return 0;
+        seg_start = 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.'))
+            return 0;
+    }
+    return !seg_start; /* a trailing '/' names a directory: the caller adds index.html first */
+}
+
+/* Opens path for reading, following no symbolic link at or after offset `from` (the part below
+ * the served directory): each directory is opened with O_NOFOLLOW, then the file. A link planted
+ * in the directory, to a file or to a directory, leads nowhere. Returns the descriptor or -1. */
+static int ui_open(char *path, size_t from)
+{
+    if (from == 0)
+        return open(path, O_RDONLY | O_CLOEXEC);
+    path[from - 1] = '\0';
+    int dir = open(path, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    path[from - 1] = '/';
+    for (char *seg = path + from, *slash; dir >= 0 && (slash = strchr(seg, '/')) != NULL; seg = slash + 1) {
+        *slash = '\0';
+        int next = openat(dir, seg, O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
+        *slash = '/';
+        close(dir);
+        dir = next;
+    }
+    if (dir < 0)
+        return -1;
+    int fd = openat(dir, strrchr(path, '/') + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    close(dir);
+    return fd;
+}
+
+static void add_ui_headers(h2o_req_t *req)
+{
+    /* connect-src 'self': the API is on this origin; img-src data: for the charts' exports */
+    static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                              "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+                              "frame-ancestors 'none'";
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                          H2O_STRLIT(csp));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL,
+                          H2O_STRLIT("DENY"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL,
+                          H2O_STRLIT("no-referrer"));
+}
+
+static void send_ui_error(h2o_req_t *req, int status, const char *text)
+{
+    add_ui_headers(req);
+    send_body(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* Serves GET/HEAD /ui/<rel>. Files are small and in the page cache: read on the loop, as h2o's
+ * own file handler does. Answers carry an ETag and "no-cache", so a browser revalidates each
+ * file (a 304 without a body) and an updated dashboard is seen at once. */
+static void send_ui(ac_http_t *h, h2o_req_t *req, const char *rel, size_t rel_len, int is_head)
+{
+    char path[4096];
+    const char *type;
+    int is_chartjs = 0;
+    if (rel_len == 0 || rel[rel_len - 1] == '/') { /* a directory: its index */
+        char tmp[256];
+        if (rel_len + sizeof "index.html" > sizeof tmp) {
+            send_ui_error(req, 404, "not found\n");
+            return;
+        }
+        memcpy(tmp, rel, rel_len);
+        memcpy(tmp + rel_len, "index.html", sizeof "index.html");
+        if (!(rel_len == 0 || ui_rel_ok(rel, rel_len - 1)) ||
+            snprintf(path, sizeof path, "%s/%s", h->cfg->dashboard_dir, tmp) >= (int)sizeof path) {
+            send_ui_error(req, 404, "not found\n");
+            return;
+        }
+        type = ui_types[0].type;
+    } else if (rel_len == strlen(UI_CHARTJS_URL) && memcmp(rel, UI_CHARTJS_URL, rel_len) == 0) {
+        snprintf(path, sizeof path, "%s", UI_CHARTJS_FILE);
+        is_chartjs = 1;
+        type = "text/javascript; charset=utf-8";
+    } else {
+        if (!ui_rel_ok(rel, rel_len) || (type = ui_type_of(rel, rel_len)) == NULL ||
+            snprintf(path, sizeof path, "%s/%.*s", h->cfg->dashboard_dir, (int)rel_len, rel) >= (int)sizeof path) {
+            send_ui_error(req, 404, "not found\n");
+            return;
+        }
+    }
+    int fd = ui_open(path, is_chartjs ? 0 : strlen(h->cfg->dashboard_dir) + 1);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > UI_MAX_FILE_BYTES) {
+        if (fd >= 0)
+            close(fd);
+        send_ui_error(req, 404, "not found\n");
+        return;
+    }
+    char etag[64];
+    int etag_len = snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size,
+                            (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec);
+    add_ui_headers(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, h2o_strdup(&req->pool, etag, (size_t)etag_len).base,
+                   (size_t)etag_len);
+    ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    if (inm >= 0 && h2o_contains_token(req->headers.entries[inm].value.base, req->headers.entries[inm].value.len,
+                                       etag, (size_t)etag_len, ',')) {
+        close(fd);
+        static h2o_generator_t generator = {NULL, NULL};
+        req->res.status = 304;
+        req->res.reason = reason_of(304);
+        h2o_start_response(req, &generator);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    size_t size = (size_t)st.st_size;
+    if (is_head) {
+        static h2o_generator_t generator = {NULL, NULL};
+        close(fd);
+        req->res.status = 200;
+        req->res.reason = reason_of(200);
+        req->res.content_length = size;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+        h2o_start_response(req, &generator);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    char *body = malloc(size + 1);
+    size_t got = 0;
+    while (body != NULL && got < size) {
+        ssize_t n = read(fd, body + got, size - got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (body == NULL || got != size) { /* out of memory, or a file cut short while read */
+        free(body);
+        send_ui_error(req, 503, "cannot read the file now; retry\n");
+        return;
+    }
+    send_owned(req, 200, type, body, size);
+}
+
 /* ---- the request handler -------------------------------------------------------------------- */
+
+static int is_json_type(h2o_req_t *req);
+
+/* A body refused for what its headers say, before anything reads it: 413 over max_body_bytes,
+ * 415 when it is not JSON. rpc.c renders the error (-32600, data.field body or Content-Type). */
+static void refuse_body(const ac_http_t *h, h2o_req_t *req, req_guard_t *guard)
+{
+    ac_err_t err = AC_ERR_INIT;
+    int status;
+    if (req->entity.len > h->cfg->max_body_bytes) {
+        status = 413;
+        ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Request body too large");
+        char msg[64];
+        snprintf(msg, sizeof msg, "larger than %zu bytes", h->cfg->max_body_bytes);
+        ac_err_set_data(&err, json_pack("{s:s, s:s}", "field", "body", "error", msg));
+    } else {
+        status = 415;
+        ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Unsupported Media Type");
+        ac_err_set_data(&err, json_pack("{s:s, s:s}", "field", "Content-Type", "error", "must be application/json"));
+    }
+    ac_rpc_response_t resp;
+    ac_rpc_refuse(&err, status, 0, &resp);
+    ac_err_clear(&err);
+    send_rpc(req, guard, &resp);
+    ac_rpc_response_free(&resp);
+}
 
 static int is_json_type(h2o_req_t *req)
 {
@@ -431,6 +657,66 @@ static void send_health(ac_http_t *h, h2o_req_t *req)
     send_owned(req, 503, "application/json", text, strlen(text));
 }
 
+/* GET /metrics: the service's text (ac_http_set_metrics), behind its own token check. */
+static void send_metrics(ac_http_t *h, h2o_req_t *req)
+{
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    int status = 500;
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = "text/plain";
+    h->metrics(h->metrics_ud, ai >= 0 ? req->headers.entries[ai].value.base : NULL,
+               ai >= 0 ? req->headers.entries[ai].value.len : 0, &status, &body, &len, &ctype);
+    if (status == 401)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer error=\"invalid_token\""));
+    send_body(req, status, ctype, body, body ? len : 0);
+    free(body);
+}
+
+/* POST /api/v1/jsonrpc with a body of acceptable size and type. */
+static void serve_rpc(ac_http_t *h, loop_t *l, h2o_req_t *req, req_guard_t *guard)
+{
+    /* Everything up to here, and the token and the large-body checks below, comes from the
+     * headers and the body's length: an unauthenticated client gets no parsing (nor copying) of
+     * its body, whatever it sent (README, "Limits"). */
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (ai >= 0) {
+        auth = req->headers.entries[ai].value.base;
+        auth_len = req->headers.entries[ai].value.len;
+    }
+    ac_principal_t who;
+    ac_rpc_response_t resp;
+    int rc;
+    if (ac_rpc_authenticate(h->rpc, auth, auth_len, &who, &resp) != 0) {
+        rc = AC_RPC_DONE;
+    } else if (req->entity.len > h->cfg->parse_on_loop_bytes) {
+        /* Large: jansson would hold the loop for milliseconds per 64 KiB (README, "Limits"), so
+         * the body is scanned, parsed and handled on a worker, after the principal's window. */
+        if (ac_rpc_admit_large(h->rpc, &who, &resp) != 0) {
+            rc = AC_RPC_DONE;
+        } else {
+            int d = defer_request(l, req, guard, &who, 1);
+            if (d == DEFER_OK)
+                return;
+            refuse_deferral(h, d, &resp);
+            rc = AC_RPC_DONE;
+        }
+    } else {
+        rc = ac_rpc_handle_as(h->rpc, &who, req->entity.base, req->entity.len, 1, &resp);
+    }
+    if (rc == AC_RPC_DEFER) {
+        int d = defer_request(l, req, guard, &who, 0);
+        if (d == DEFER_OK)
+            return;
+        refuse_deferral(h, d, &resp);
+    }
+    send_rpc(req, guard, &resp);
+    ac_rpc_response_free(&resp);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     ac_http_t *h = ((handler_t *)self)->http;
@@ -457,18 +743,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             send_json(req, 405, "{\"error\":\"method not allowed\"}");
             return 0;
         }
-        ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-        int status = 500;
-        char *body = NULL;
-        size_t len = 0;
-        const char *ctype = "text/plain";
-        h->metrics(h->metrics_ud, ai >= 0 ? req->headers.entries[ai].value.base : NULL,
-                   ai >= 0 ? req->headers.entries[ai].value.len : 0, &status, &body, &len, &ctype);
-        if (status == 401)
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                           H2O_STRLIT("Bearer error=\"invalid_token\""));
-        send_body(req, status, ctype, body, body ? len : 0);
-        free(body);
+        send_metrics(h, req);
+        return 0;
+    }
+    if (path.len >= sizeof UI_PATH - 2 && memcmp(path.base, UI_PATH, sizeof UI_PATH - 2) == 0 &&
+        (path.len == sizeof UI_PATH - 2 || path.base[sizeof UI_PATH - 2] == '/')) {
+        if (!is_get) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+            send_ui_error(req, 405, "method not allowed\n");
+        } else if (path.len == sizeof UI_PATH - 2) { /* /ui: relative links need the slash */
+            add_ui_headers(req);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT(UI_PATH));
+            send_body(req, 301, "text/plain; charset=utf-8", "moved to /ui/\n", strlen("moved to /ui/\n"));
+        } else {
+            send_ui(h, req, path.base + sizeof UI_PATH - 1, path.len - (sizeof UI_PATH - 1),
+                    h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")));
+        }
         return 0;
     }
     if (!h2o_memis(path.base, path.len, H2O_STRLIT(RPC_PATH))) {
@@ -480,59 +770,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_json(req, 405, "{\"error\":\"method not allowed: use POST\"}");
         return 0;
     }
-    if (req->entity.len > h->cfg->max_body_bytes) {
-        char body[200];
-        snprintf(body, sizeof body,
-                 "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Request body too large\","
-                 "\"data\":{\"field\":\"body\",\"error\":\"larger than %zu bytes\"}},\"id\":null}",
-                 h->cfg->max_body_bytes);
-        send_json(req, 413, body);
+    if (req->entity.len > h->cfg->max_body_bytes || !is_json_type(req)) {
+        refuse_body(h, req, guard);
         return 0;
     }
-    if (!is_json_type(req)) {
-        send_json(req, 415, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Unsupported Media Type\","
-                            "\"data\":{\"field\":\"Content-Type\",\"error\":\"must be application/json\"}},"
-                            "\"id\":null}");
-        return 0;
-    }
-    /* Everything up to here, and the token and the large-body checks below, comes from the
-     * headers and the body's length: an unauthenticated client gets no parsing (nor copying) of
-     * its body, whatever it sent (README, "Limits"). */
-    const char *auth = NULL;
-    size_t auth_len = 0;
-    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (ai >= 0) {
-        auth = req->headers.entries[ai].value.base;
-        auth_len = req->headers.entries[ai].value.len;
-    }
-    ac_principal_t who;
-    ac_rpc_response_t resp;
-    int rc;
-    if (ac_rpc_authenticate(h->rpc, auth, auth_len, &who, &resp) != 0) {
-        rc = AC_RPC_DONE;
-    } else if (req->entity.len > h->cfg->parse_on_loop_bytes) {
-        /* Large: jansson would hold the loop for milliseconds per 64 KiB (README, "Limits"), so
-         * the body is scanned, parsed and handled on a worker, after the principal's window. */
-        if (ac_rpc_admit_large(h->rpc, &who, &resp) != 0) {
-            rc = AC_RPC_DONE;
-        } else {
-            int d = defer_request(l, req, guard, &who, 1);
-            if (d == DEFER_OK)
-                return 0;
-            refuse_deferral(h, d, &resp);
-            rc = AC_RPC_DONE;
-        }
-    } else {
-        rc = ac_rpc_handle_as(h->rpc, &who, req->entity.base, req->entity.len, 1, &resp);
-    }
-    if (rc == AC_RPC_DEFER) {
-        int d = defer_request(l, req, guard, &who, 0);
-        if (d == DEFER_OK)
-            return 0;
-        refuse_deferral(h, d, &resp);
-    }
-    send_rpc(req, guard, &resp);
-    ac_rpc_response_free(&resp);
+    serve_rpc(h, l, req, guard);
     return 0;
 }
 
@@ -722,6 +964,12 @@ ac_http_t *ac_http_create(const ac_config_t *cfg, ac_rpc_t *rpc, ac_err_t *err)
     }
     for (int i = 0; i < h->n_loops * h->n_addrs; i++)
         h->fds[i] = -1;
+    struct stat st;
+    if (cfg->dashboard_dir == NULL || stat(cfg->dashboard_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        ac_err_set(err, AC_ERR_INVALID_PARAMS, "dashboard_dir %s: not a directory",
+                   cfg->dashboard_dir ? cfg->dashboard_dir : "(unset)");
+        goto fail;
+    }
 
     h2o_config_init(&h->globalconf);
     /* This setting and the next are process-wide (a server has one ac_http_t): they decide

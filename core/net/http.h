@@ -4,6 +4,8 @@
  *   POST /api/v1/jsonrpc   JSON-RPC 2.0 (rpc.h)
  *   GET  /healthz          200 {"status":"ok"}, or 503 {"status":"degraded","store":"<cause>"}
  *   GET  /metrics          Prometheus text (a bearer token with metrics:view)
+ *   GET  /ui/...           the dashboard's static files (cfg->dashboard_dir) and the chart
+ *                          library from Debian's libjs-chart.js; /ui redirects to /ui/
  *
  * A request that calls a long method (AC_METHOD_DEFER) is handed to an RPC worker thread; the
  * worker posts the response back to the request's event loop, which sends it if the client is
@@ -41,7 +43,8 @@ typedef int (*ac_http_health_fn)(void *ud, char *cause, size_t n);
 void ac_http_set_health(ac_http_t *h, ac_http_health_fn fn, void *ud);
 
 /* Binds every listener now (so that a busy port fails here, not later) but serves nothing
- * until ac_http_start. rpc is borrowed and must outlive the server. */
+ * until ac_http_start. rpc is borrowed and must outlive the server. Fails when
+ * cfg->dashboard_dir is not a directory. */
 ac_http_t *ac_http_create(const ac_config_t *cfg, ac_rpc_t *rpc, ac_err_t *err);
 
 /* Starts the event-loop and worker threads. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/train_config.h"
 #include "base/uuid.h"
 
 /* Request metrics per method (Prometheus): counts by result code and a latency histogram. */
@@ -33,7 +34,7 @@ static atomic_int next_shard;
 static __thread int my_shard = -1;
 
 static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
-static const ac_param_spec_t no_params[] = {{NULL, 0, 0, NULL}};
+static const ac_param_spec_t no_params[] = {AC_PARAMS_END};
 
 struct ac_rpc {
     const ac_method_t *methods;
@@ -54,9 +55,40 @@ struct ac_rpc {
     method_stats_t *stats[STAT_SHARDS];
 };
 
+int ac_rpc_check_table(const ac_method_t *methods, ac_err_t *err)
+{
+    for (const ac_method_t *m = methods; m->name != NULL; m++) {
+        for (const ac_method_t *o = methods; o != m; o++)
+            if (strcmp(o->name, m->name) == 0)
+                return ac_err_set(err, AC_ERR_INTERNAL, "method table: %s is declared twice", m->name);
+        if (m->handler == NULL)
+            return ac_err_set(err, AC_ERR_INTERNAL, "method table: %s has no handler", m->name);
+        for (const ac_param_spec_t *p = m->params; p != NULL && p->name != NULL; p++) {
+            for (const ac_param_spec_t *q = m->params; q != p; q++)
+                if (strcmp(q->name, p->name) == 0)
+                    return ac_err_set(err, AC_ERR_INTERNAL, "method table: %s declares %s twice", m->name, p->name);
+            if (ac_params_check_spec(p, err) != 0) {
+                char why[sizeof err->message];
+                snprintf(why, sizeof why, "%s", err->message);
+                json_t *e = json_object_get(err->data, "error");
+                if (json_is_string(e))
+                    snprintf(why, sizeof why, "%s", json_string_value(e));
+                return ac_err_set(err, AC_ERR_INTERNAL, "method table: %s: %s", m->name, why);
+            }
+        }
+    }
+    return 0;
+}
+
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
                         const ac_config_t *cfg)
 {
+    ac_err_t err = AC_ERR_INIT;
+    if (ac_rpc_check_table(methods, &err) != 0) {
+        fprintf(stderr, "agentcore: %s\n", err.message);
+        ac_err_clear(&err);
+        return NULL;
+    }
     ac_rpc_t *rpc = calloc(1, sizeof *rpc);
     if (rpc == NULL)
         return NULL;
@@ -253,81 +285,6 @@ static int id_ok(const json_t *id)
     return json_is_string(id) || json_is_number(id) || json_is_null(id);
 }
 
-static int check_param(const ac_param_spec_t *p, json_t *v, int code, ac_err_t *err)
-{
-    switch (p->type) {
-    case AC_P_STRING:
-        if (!json_is_string(v))
-            return ac_err_field(err, code, p->name, "must be a string");
-        return 0;
-    case AC_P_UUID:
-        if (!json_is_string(v) || !ac_uuid_valid(json_string_value(v), json_string_length(v)))
-            return ac_err_field(err, code, p->name, "must be a UUID");
-        return 0;
-    case AC_P_INTEGER:
-        if (json_is_integer(v))
-            return 0;
-        if (json_is_real(v)) {
-            double d = json_real_value(v);
-            if (d == floor(d) && fabs(d) < 9007199254740992.0)
-                return 0;
-        }
-        return ac_err_field(err, code, p->name, "must be an integer");
-    case AC_P_NUMBER:
-        if (!json_is_number(v))
-            return ac_err_field(err, code, p->name, "must be a number");
-        return 0;
-    case AC_P_BOOL:
-        if (!json_is_boolean(v))
-            return ac_err_field(err, code, p->name, "must be a boolean");
-        return 0;
-    case AC_P_OBJECT:
-        if (!json_is_object(v))
-            return ac_err_field(err, code, p->name, "must be an object");
-        return 0;
-    case AC_P_ARRAY:
-        if (!json_is_array(v))
-            return ac_err_field(err, code, p->name, "must be an array");
-        return 0;
-    case AC_P_STRING_OR_ARRAY:
-        if (!json_is_string(v) && !json_is_array(v))
-            return ac_err_field(err, code, p->name, "must be a string or an array");
-        return 0;
-    }
-    return ac_err_field(err, AC_ERR_INTERNAL, p->name, "unknown parameter type");
-}
-
-/* Checks params against the method's declaration. Absent params mean an empty object; JSON
- * null for an optional parameter means absent. Unknown names are refused so that a typo is
- * not silently ignored. */
-static int check_params(const ac_method_t *m, json_t *params, ac_err_t *err)
-{
-    int code = m->param_error ? m->param_error : AC_ERR_INVALID_PARAMS;
-    if (!json_is_object(params))
-        return ac_err_field(err, code, "params", "must be an object of named parameters");
-    const ac_param_spec_t *specs = m->params;
-    for (const ac_param_spec_t *p = specs; p != NULL && p->name != NULL; p++) {
-        json_t *v = json_object_get(params, p->name);
-        if (v == NULL || json_is_null(v)) {
-            if (p->required)
-                return ac_err_field(err, code, p->name, "is required");
-            continue;
-        }
-        if (check_param(p, v, code, err) != 0)
-            return -1;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(params, key, v) {
-        int known = 0;
-        for (const ac_param_spec_t *p = specs; p != NULL && p->name != NULL && !known; p++)
-            known = strcmp(p->name, key) == 0;
-        if (!known)
-            return ac_err_field(err, code, key, "is not a parameter of %s", m->name);
-    }
-    return 0;
-}
-
 typedef struct request_state {
     int single;  /* the body is one call, not a batch: a raw result may become the whole body */
     char *raw;   /* single call answered with raw text: the response body (malloc'd) */
@@ -349,124 +306,157 @@ static void note_rate(request_state_t *st, const ac_rate_info_t *info)
     st->has_rate = 1;
 }
 
-/* Runs one call object. Returns its response (a new reference), or NULL for a notification. */
-static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
+/* How far a call got before it was refused: where its error goes. */
+typedef enum call_stage {
+    CALL_OK,
+    CALL_NO_ID,     /* not an object, or an id of the wrong type: answered with id null */
+    CALL_MALFORMED, /* a bad envelope: answered even without an id (it is not a notification) */
+    CALL_REFUSED,   /* a well-formed call refused: a notification gets no answer */
+} call_stage_t;
+
+/* The envelope of one call: *id (NULL for a notification), *name and *params (NULL when absent),
+ * all borrowed from req. */
+static call_stage_t read_envelope(json_t *req, json_t **id, const char **name, json_t **params, ac_err_t *err)
 {
-    ac_err_t err = AC_ERR_INIT;
-    json_t *resp = NULL;
-    const ac_method_t *m = NULL;
-    int64_t t0 = ac_clock_mono_ns();
     if (!json_is_object(req)) {
-        ac_err_set(&err, AC_ERR_INVALID_REQUEST, "Invalid Request: a call must be an object");
-        goto fail_noid;
+        ac_err_set(err, AC_ERR_INVALID_REQUEST, "Invalid Request: a call must be an object");
+        return CALL_NO_ID;
     }
-    json_t *id = json_object_get(req, "id");
-    if (id != NULL && !id_ok(id)) {
-        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "id", "must be a string, a number or null");
-        goto fail_noid;
+    *id = json_object_get(req, "id");
+    if (*id != NULL && !id_ok(*id)) {
+        ac_err_field(err, AC_ERR_INVALID_REQUEST, "id", "must be a string, a number or null");
+        return CALL_NO_ID;
     }
     json_t *version = json_object_get(req, "jsonrpc");
-    if (!json_is_string(version) || strcmp(json_string_value(version), "2.0") != 0) {
-        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "jsonrpc", "must be \"2.0\"");
-        goto fail_reply;
-    }
     json_t *jm = json_object_get(req, "method");
-    if (!json_is_string(jm)) {
-        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "method", "must be a string");
-        goto fail_reply;
+    *params = json_object_get(req, "params");
+    if (!json_is_string(version) || strcmp(json_string_value(version), "2.0") != 0)
+        ac_err_field(err, AC_ERR_INVALID_REQUEST, "jsonrpc", "must be \"2.0\"");
+    else if (!json_is_string(jm))
+        ac_err_field(err, AC_ERR_INVALID_REQUEST, "method", "must be a string");
+    else if (*params != NULL && !json_is_object(*params) && !json_is_array(*params))
+        ac_err_field(err, AC_ERR_INVALID_REQUEST, "params", "must be an object or an array");
+    else {
+        *name = json_string_value(jm);
+        return CALL_OK;
     }
-    json_t *params = json_object_get(req, "params");
-    if (params != NULL && !json_is_object(params) && !json_is_array(params)) {
-        ac_err_field(&err, AC_ERR_INVALID_REQUEST, "params", "must be an object or an array");
-        goto fail_reply;
-    }
-    m = find_method(rpc, json_string_value(jm));
-    if (m == NULL) {
-        ac_err_field(&err, AC_ERR_METHOD_NOT_FOUND, "method", "no method named '%.64s'", json_string_value(jm));
-        goto fail;
-    }
+    return CALL_MALFORMED;
+}
+
+/* What the method table demands before the handler: the permission, then the rate limit. */
+static int admit(ac_rpc_t *rpc, request_state_t *st, const ac_method_t *m, ac_err_t *err)
+{
     if (!ac_principal_has(st->principal, m->permission)) {
-        ac_err_set(&err, AC_ERR_FORBIDDEN, "Forbidden: %s needs the %s permission", m->name,
+        ac_err_set(err, AC_ERR_FORBIDDEN, "Forbidden: %s needs the %s permission", m->name,
                    ac_perm_name(m->permission));
-        ac_err_set_data(&err, json_pack("{s:s, s:s}", "error", "missing permission", "required",
-                                        ac_perm_name(m->permission)));
-        goto fail;
+        ac_err_set_data(err, json_pack("{s:s, s:s}", "error", "missing permission", "required",
+                                       ac_perm_name(m->permission)));
+        return -1;
     }
     ac_rate_info_t info;
     int allowed = ac_ratelimit_take(rpc->rl, st->principal->sub, m->rl_class, st->now_ms, &info);
     note_rate(st, &info);
-    if (!allowed) {
-        ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %d calls of %s per %d s", info.limit,
-                   m->name, rpc->rate_window_s[m->rl_class]);
-        ac_err_set_data(&err, json_pack("{s:i, s:i}", "retry_after_s", info.retry_after_s, "limit", info.limit));
-        st->single_rate_limited = info.retry_after_s > 0 ? info.retry_after_s : 1;
-        goto fail;
-    }
-    json_t *empty = NULL;
-    if (params == NULL)
-        params = empty = json_object();
-    if (check_params(m, params, &err) != 0) {
-        json_decref(empty);
-        goto fail;
-    }
-    ac_call_ctx_t ctx = {rpc, st->principal, rpc->app, st->now_ms, NULL, 0};
-    json_t *result = NULL;
-    int rc = m->handler(&ctx, params, &result, &err);
-    json_decref(empty);
+    if (allowed)
+        return 0;
+    ac_err_set(err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %d calls of %s per %d s", info.limit, m->name,
+               rpc->rate_window_s[m->rl_class]);
+    ac_err_set_data(err, json_pack("{s:i, s:i}", "retry_after_s", info.retry_after_s, "limit", info.limit));
+    st->single_rate_limited = info.retry_after_s > 0 ? info.retry_after_s : 1;
+    return -1;
+}
+
+/* The declared parameter checks, then the handler. Absent params are an empty object; params by
+ * position are refused (every method takes them by name). */
+static int run_method(ac_rpc_t *rpc, request_state_t *st, const ac_method_t *m, json_t *params,
+                      ac_call_ctx_t *ctx, json_t **result, ac_err_t *err)
+{
+    int code = m->param_error ? m->param_error : AC_ERR_INVALID_PARAMS;
+    if (params != NULL && !json_is_object(params))
+        return ac_err_field(err, code, "params", "must be an object of named parameters");
+    json_t *p = params != NULL ? json_incref(params) : json_object();
+    *ctx = (ac_call_ctx_t){rpc, st->principal, rpc->app, st->now_ms, NULL, 0};
+    int rc = ac_params_check(m->params, m->name, code, p, err);
+    if (rc == 0)
+        rc = m->handler(ctx, p, result, err);
+    json_decref(p);
     if (rc != 0) {
-        json_decref(result);
-        free(ctx.raw_result);
-        goto fail;
+        json_decref(*result);
+        *result = NULL;
+        free(ctx->raw_result);
+        ctx->raw_result = NULL;
     }
-    record(rpc, m, 0, t0);
+    return rc;
+}
+
+/* A raw result as the whole body of a single call: {"jsonrpc":"2.0","result":RAW,"id":ID}. */
+static void splice_raw(request_state_t *st, json_t *id, const char *raw, size_t raw_len)
+{
+    char *idtext = json_dumps(id, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
+    const char *idt = idtext ? idtext : "null";
+    size_t hl = sizeof head - 1, ml = sizeof mid - 1, il = strlen(idt);
+    if ((st->raw = malloc(hl + raw_len + ml + il + 2)) != NULL) {
+        char *p = st->raw;
+        memcpy(p, head, hl), p += hl;
+        memcpy(p, raw, raw_len), p += raw_len;
+        memcpy(p, mid, ml), p += ml;
+        memcpy(p, idt, il), p += il;
+        *p++ = '}';
+        *p = '\0';
+        st->raw_len = (size_t)(p - st->raw);
+    }
+    free(idtext);
+}
+
+/* The success answer (a new reference), or NULL: for a notification, or when the raw result
+ * became the whole body (st->raw). Takes result and ctx->raw_result. */
+static json_t *answer(request_state_t *st, json_t *id, json_t *result, ac_call_ctx_t *ctx)
+{
     if (id == NULL) { /* a notification: done, and nothing to say */
         json_decref(result);
-        free(ctx.raw_result);
+        free(ctx->raw_result);
         return NULL;
     }
-    if (ctx.raw_result != NULL) {
+    if (ctx->raw_result != NULL) {
         if (st->single) {
-            char *idtext = json_dumps(id, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-            static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":", mid[] = ",\"id\":";
-            const char *idt = idtext ? idtext : "null";
-            size_t hl = sizeof head - 1, ml = sizeof mid - 1, il = strlen(idt);
-            if ((st->raw = malloc(hl + ctx.raw_len + ml + il + 2)) != NULL) {
-                char *p = st->raw;
-                memcpy(p, head, hl), p += hl;
-                memcpy(p, ctx.raw_result, ctx.raw_len), p += ctx.raw_len;
-                memcpy(p, mid, ml), p += ml;
-                memcpy(p, idt, il), p += il;
-                *p++ = '}';
-                *p = '\0';
-                st->raw_len = (size_t)(p - st->raw);
-            }
-            free(idtext);
-            free(ctx.raw_result);
+            splice_raw(st, id, ctx->raw_result, ctx->raw_len);
+            free(ctx->raw_result);
             return NULL;
         }
-        result = json_loadb(ctx.raw_result, ctx.raw_len, 0, NULL); /* in a batch: back to a value */
-        free(ctx.raw_result);
+        json_decref(result);
+        result = json_loadb(ctx->raw_result, ctx->raw_len, 0, NULL); /* in a batch: back to a value */
+        free(ctx->raw_result);
     }
-    resp = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result", result != NULL ? result : json_null(), "id", id);
-    return resp;
+    return json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result", result != NULL ? result : json_null(), "id", id);
+}
 
-fail:
-    record(rpc, m, err.code, t0);
-    t0 = -1;
-    if (json_object_get(req, "id") == NULL) {
-        /* a well-formed notification gets no reply, not even an error */
-        ac_err_clear(&err);
-        return NULL;
+/* Runs one call object. Returns its response (a new reference), or NULL for a notification. */
+static json_t *call_one(ac_rpc_t *rpc, request_state_t *st, json_t *req)
+{
+    ac_err_t err = AC_ERR_INIT;
+    int64_t t0 = ac_clock_mono_ns();
+    json_t *id = NULL, *params = NULL;
+    const char *name = NULL;
+    const ac_method_t *m = NULL;
+    call_stage_t stage = read_envelope(req, &id, &name, &params, &err);
+    if (stage == CALL_OK) {
+        stage = CALL_REFUSED;
+        if ((m = find_method(rpc, name)) == NULL) {
+            ac_err_field(&err, AC_ERR_METHOD_NOT_FOUND, "method", "no method named '%.64s'", name);
+        } else if (admit(rpc, st, m, &err) == 0) {
+            ac_call_ctx_t ctx;
+            json_t *result = NULL;
+            if (run_method(rpc, st, m, params, &ctx, &result, &err) == 0) {
+                record(rpc, m, 0, t0);
+                return answer(st, id, result, &ctx);
+            }
+        }
     }
-fail_reply: /* a malformed call is not a notification: it is answered, with id null if absent */
-    if (t0 >= 0) /* not counted yet: a malformed call */
-        record(rpc, NULL, err.code, t0);
-    resp = error_object(rpc, &err, json_object_get(req, "id"), m ? m->name : NULL);
-    ac_err_clear(&err);
-    return resp;
-fail_noid:
-    record(rpc, NULL, err.code, t0);
-    resp = error_object(rpc, &err, NULL, NULL);
+    /* a malformed call counts under no method */
+    record(rpc, stage == CALL_REFUSED ? m : NULL, err.code, t0);
+    json_t *resp = NULL;
+    if (stage != CALL_REFUSED || id != NULL) /* a well-formed notification gets no reply, not even an error */
+        resp = error_object(rpc, &err, stage == CALL_NO_ID ? NULL : id, m ? m->name : NULL);
     ac_err_clear(&err);
     return resp;
 }
@@ -482,6 +472,18 @@ static int wants_defer(ac_rpc_t *rpc, json_t *req)
     return m != NULL && (m->flags & AC_METHOD_DEFER);
 }
 
+/* No memory to build or print an answer: a fixed one, if even that fits (else no body, which
+ * the HTTP layer sends as an empty 500). */
+static void finish_oom(ac_rpc_response_t *out)
+{
+    static const char oom[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":\"Internal error\","
+                              "\"data\":{\"error\":\"out of memory\"}},\"id\":null}";
+    out->status = 500;
+    out->body = strdup(oom);
+    out->len = out->body != NULL ? strlen(out->body) : 0;
+}
+
+/* doc NULL: nothing to say (204, only notifications). */
 static void finish(ac_rpc_response_t *out, json_t *doc, int status)
 {
     out->status = status;
@@ -491,17 +493,31 @@ static void finish(ac_rpc_response_t *out, json_t *doc, int status)
     }
     /* 15 significant digits: 97.8, not 97.799999999999997 (ids keep their exact integers) */
     out->body = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    out->len = out->body != NULL ? strlen(out->body) : 0;
     json_decref(doc);
+    if (out->body == NULL)
+        finish_oom(out);
+    else
+        out->len = strlen(out->body);
 }
 
+/* An error answer: never a 204, even when building it failed. */
+static void finish_err(const ac_rpc_t *rpc, ac_rpc_response_t *out, const ac_err_t *err, int status)
+{
+    json_t *doc = error_object(rpc, err, NULL, NULL);
+    if (doc == NULL)
+        finish_oom(out);
+    else
+        finish(out, doc, status);
+}
+
+/* A refusal of the whole document (id null): code, message and data (stolen). */
 static void finish_error(const ac_rpc_t *rpc, ac_rpc_response_t *out, int code, const char *msg, json_t *data,
-                         json_t *id, int status)
+                         int status)
 {
     ac_err_t err = AC_ERR_INIT;
     ac_err_set(&err, code, "%s", msg);
     ac_err_set_data(&err, data);
-    finish(out, error_object(rpc, &err, id, NULL), status);
+    finish_err(rpc, out, &err, status);
     ac_err_clear(&err);
 }
 
@@ -514,7 +530,7 @@ int ac_rpc_authenticate(ac_rpc_t *rpc, const char *auth_header, size_t auth_len,
         return 0;
     /* id null: the body of an unauthenticated request is never parsed, so a single call's id is
      * not known (an unauthenticated client gets no parsing work out of the server) */
-    finish(out, error_object(rpc, &err, NULL, NULL), 401);
+    finish_err(rpc, out, &err, 401);
     out->unauthorized = 1;
     ac_err_clear(&err);
     return -1;
@@ -534,7 +550,7 @@ int ac_rpc_admit_large(ac_rpc_t *rpc, const ac_principal_t *principal, ac_rpc_re
     ac_err_set(&err, AC_ERR_RATE_LIMITED, "Rate limit exceeded: %s", msg);
     ac_err_set_data(&err, json_pack("{s:s, s:s, s:i, s:i}", "field", "body", "error", msg, "retry_after_s", retry,
                                     "limit", info.limit));
-    finish(out, error_object(rpc, &err, NULL, NULL), 429);
+    finish_err(rpc, out, &err, 429);
     ac_err_clear(&err);
     out->retry_after_s = retry;
     out->has_rate = 1;
@@ -545,7 +561,7 @@ int ac_rpc_admit_large(ac_rpc_t *rpc, const ac_principal_t *principal, ac_rpc_re
 void ac_rpc_refuse(const ac_err_t *err, int status, int retry_after_s, ac_rpc_response_t *out)
 {
     memset(out, 0, sizeof *out);
-    finish(out, error_object(NULL, err, NULL, NULL), status);
+    finish_err(NULL, out, err, status);
     out->retry_after_s = retry_after_s;
 }
 
@@ -558,6 +574,83 @@ int ac_rpc_handle(ac_rpc_t *rpc, const char *auth_header, size_t auth_len, const
     return ac_rpc_handle_as(rpc, &principal, body, len, allow_defer, out);
 }
 
+/* The refusals of a whole document, before any call runs: nesting or values over the bounds
+ * (scanned before parsing), text that is not JSON, an empty or oversized batch. Returns 1 with
+ * *out filled, or 0 when the document may run. */
+static int refuse_document(const ac_rpc_t *rpc, scan_result_t scanned, const json_t *doc, const json_error_t *jerr,
+                           ac_rpc_response_t *out)
+{
+    char msg[64];
+    if (scanned == SCAN_TOO_DEEP) {
+        snprintf(msg, sizeof msg, "nesting deeper than %d levels", rpc->max_depth);
+        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: JSON nested too deeply",
+                     json_pack("{s:s}", "error", msg), 200);
+    } else if (scanned == SCAN_TOO_MANY) {
+        snprintf(msg, sizeof msg, "more than %d JSON values", rpc->max_values);
+        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: too many JSON values",
+                     json_pack("{s:s, s:s, s:i}", "field", "body", "error", msg, "limit", rpc->max_values), 200);
+    } else if (doc == NULL) {
+        finish_error(rpc, out, AC_ERR_PARSE, "Parse error",
+                     json_pack("{s:s, s:i}", "error", jerr->text, "position", jerr->position), 200);
+    } else if (json_is_array(doc) && json_array_size(doc) == 0) {
+        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: empty batch",
+                     json_pack("{s:s, s:s}", "field", "batch", "error", "must hold at least one call"), 200);
+    } else if (json_is_array(doc) && json_array_size(doc) > (size_t)rpc->max_batch) {
+        snprintf(msg, sizeof msg, "must hold at most %d calls", rpc->max_batch);
+        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: batch too large",
+                     json_pack("{s:s, s:s}", "field", "batch", "error", msg), 200);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static void handle_batch(ac_rpc_t *rpc, request_state_t *st, json_t *doc, ac_rpc_response_t *out)
+{
+    size_t i;
+    json_t *req;
+    json_t *results = json_array();
+    json_array_foreach(doc, i, req)
+    {
+        json_t *r = call_one(rpc, st, req);
+        if (r != NULL)
+            json_array_append_new(results, r);
+    }
+    if (json_array_size(results) == 0) { /* only notifications: 204 */
+        json_decref(results);
+        results = NULL;
+    }
+    finish(out, results, 200);
+}
+
+static void handle_single(ac_rpc_t *rpc, request_state_t *st, json_t *doc, ac_rpc_response_t *out)
+{
+    json_t *r = call_one(rpc, st, doc);
+    if (st->raw != NULL) {
+        out->status = 200;
+        out->body = st->raw;
+        out->len = st->raw_len;
+        return;
+    }
+    int status = 200;
+    if (r != NULL && st->single_rate_limited) {
+        status = 429;
+        out->retry_after_s = st->single_rate_limited;
+    }
+    finish(out, r, status);
+}
+
+/* 1 when a call of the document (one call or a batch) wants an RPC worker. */
+static int doc_wants_defer(ac_rpc_t *rpc, json_t *doc)
+{
+    if (!json_is_array(doc))
+        return wants_defer(rpc, doc);
+    size_t i;
+    json_t *req;
+    json_array_foreach(doc, i, req) if (wants_defer(rpc, req)) return 1;
+    return 0;
+}
+
 int ac_rpc_handle_as(ac_rpc_t *rpc, const ac_principal_t *principal, const char *body, size_t len, int allow_defer,
                      ac_rpc_response_t *out)
 {
@@ -567,77 +660,18 @@ int ac_rpc_handle_as(ac_rpc_t *rpc, const ac_principal_t *principal, const char 
     json_error_t jerr;
     /* DECODE_ANY: a bare scalar is valid JSON but not a request (-32600, not -32700). */
     json_t *doc = scanned == SCAN_OK ? json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr) : NULL;
-
     request_state_t st = {!json_is_array(doc), NULL, 0, principal, now_ms, 0, {0, 0, 0, 0}, 0};
-    if (scanned == SCAN_TOO_DEEP) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "nesting deeper than %d levels", rpc->max_depth);
-        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: JSON nested too deeply",
-                     json_pack("{s:s}", "error", msg), NULL, 200);
-    } else if (scanned == SCAN_TOO_MANY) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "more than %d JSON values", rpc->max_values);
-        finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: too many JSON values",
-                     json_pack("{s:s, s:s, s:i}", "field", "body", "error", msg, "limit", rpc->max_values), NULL,
-                     200);
-    } else if (doc == NULL) {
-        finish_error(rpc, out, AC_ERR_PARSE, "Parse error",
-                     json_pack("{s:s, s:i}", "error", jerr.text, "position", jerr.position), NULL, 200);
-    } else if (json_is_array(doc)) {
-        size_t n = json_array_size(doc);
-        if (n == 0) {
-            finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: empty batch",
-                         json_pack("{s:s, s:s}", "field", "batch", "error", "must hold at least one call"), NULL,
-                         200);
-        } else if (n > (size_t)rpc->max_batch) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "must hold at most %d calls", rpc->max_batch);
-            finish_error(rpc, out, AC_ERR_INVALID_REQUEST, "Invalid Request: batch too large",
-                         json_pack("{s:s, s:s}", "field", "batch", "error", msg), NULL, 200);
-        } else {
-            size_t i;
-            json_t *req;
-            if (allow_defer) {
-                json_array_foreach(doc, i, req) if (wants_defer(rpc, req))
-                {
-                    json_decref(doc);
-                    return AC_RPC_DEFER;
-                }
-            }
-            json_t *results = json_array();
-            json_array_foreach(doc, i, req)
-            {
-                json_t *r = call_one(rpc, &st, req);
-                if (r != NULL)
-                    json_array_append_new(results, r);
-            }
-            if (json_array_size(results) == 0) {
-                json_decref(results);
-                results = NULL;
-            }
-            finish(out, results, 200);
-        }
-    } else {
-        if (allow_defer && wants_defer(rpc, doc)) {
+    if (!refuse_document(rpc, scanned, doc, &jerr, out)) {
+        if (allow_defer && doc_wants_defer(rpc, doc)) {
             json_decref(doc);
             return AC_RPC_DEFER;
         }
-        json_t *r = call_one(rpc, &st, doc);
-        int status = 200;
-        if (r != NULL && st.single_rate_limited) {
-            status = 429;
-            out->retry_after_s = st.single_rate_limited;
-        }
-        if (st.raw != NULL) {
-            out->status = 200;
-            out->body = st.raw;
-            out->len = st.raw_len;
-        } else {
-            finish(out, r, status);
-        }
+        if (json_is_array(doc))
+            handle_batch(rpc, &st, doc, out);
+        else
+            handle_single(rpc, &st, doc, out);
     }
     json_decref(doc);
-
     /* every authenticated response says where the caller stands */
     if (!st.has_rate) {
         ac_rate_info_t info;
@@ -654,27 +688,12 @@ int ac_rpc_handle_as(ac_rpc_t *rpc, const ac_principal_t *principal, const char 
 static const int common_errors[] = {AC_ERR_INVALID_REQUEST, AC_ERR_INVALID_PARAMS, AC_ERR_INTERNAL,
                                     AC_ERR_UNAUTHORIZED, AC_ERR_FORBIDDEN, AC_ERR_RATE_LIMITED, 0};
 
-static json_t *param_schema(ac_param_type_t t)
-{
-    switch (t) {
-    case AC_P_STRING: return json_pack("{s:s}", "type", "string");
-    case AC_P_UUID: return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
-    case AC_P_INTEGER: return json_pack("{s:s}", "type", "integer");
-    case AC_P_NUMBER: return json_pack("{s:s}", "type", "number");
-    case AC_P_BOOL: return json_pack("{s:s}", "type", "boolean");
-    case AC_P_OBJECT: return json_pack("{s:s}", "type", "object");
-    case AC_P_ARRAY: return json_pack("{s:s}", "type", "array");
-    case AC_P_STRING_OR_ARRAY: return json_pack("{s:[s, s]}", "type", "string", "array");
-    }
-    return json_object();
-}
-
 static json_t *method_doc(const ac_method_t *m)
 {
     json_t *params = json_array(), *errors = json_array();
     for (const ac_param_spec_t *p = m->params; p != NULL && p->name != NULL; p++)
         json_array_append_new(params, json_pack("{s:s, s:b, s:s, s:o}", "name", p->name, "required", p->required,
-                                                "description", p->doc ? p->doc : "", "schema", param_schema(p->type)));
+                                                "description", p->doc ? p->doc : "", "schema", ac_params_schema(p)));
     const int *lists[2] = {m->errors, common_errors};
     for (int l = 0; l < 2; l++)
         for (const int *c = lists[l]; c != NULL && *c != 0; c++)
@@ -694,10 +713,13 @@ json_t *ac_rpc_openrpc(const ac_rpc_t *rpc)
     for (const ac_method_t *m = rpc->methods; m->name != NULL; m++)
         json_array_append_new(methods, method_doc(m));
     json_array_append_new(methods, method_doc(&rpc->discover));
-    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o}", "openrpc", "1.2.6", "info", "title",
-                     "AgentCore Training API", "version", AC_VERSION, "description",
+    /* start_grpo's `config` is described as "GRPOConfig": its fields, defaults and ranges are
+     * here, from the table the server validates with */
+    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o, s:{s:{s:o}}}", "openrpc", "1.2.6", "info",
+                     "title", "AgentCore Training API", "version", AC_VERSION, "description",
                      "GRPO training jobs over JSON-RPC 2.0 (reference: docs/api.md)", "servers", "name",
-                     "agentcore", "url", "/api/v1/jsonrpc", "methods", methods);
+                     "agentcore", "url", "/api/v1/jsonrpc", "methods", methods, "components", "schemas",
+                     "GRPOConfig", ac_train_config_schema());
 }
 
 static int discover(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)

@@ -20,27 +20,10 @@
 #include <stdint.h>
 
 #include "net/auth.h"
+#include "net/params.h"
 #include "lua/config.h"
 #include "base/err.h"
 #include "net/ratelimit.h"
-
-typedef enum ac_param_type {
-    AC_P_STRING = 1,
-    AC_P_UUID,    /* a string in UUID form (-32602 otherwise) */
-    AC_P_INTEGER, /* a JSON integer, or a real with an integral value */
-    AC_P_NUMBER,
-    AC_P_BOOL,
-    AC_P_OBJECT,
-    AC_P_ARRAY,
-    AC_P_STRING_OR_ARRAY, /* either; the handler checks which strings it takes ("*" for events) */
-} ac_param_type_t;
-
-typedef struct ac_param_spec {
-    const char *name;
-    ac_param_type_t type;
-    int required;
-    const char *doc; /* one line, for discovery */
-} ac_param_spec_t;
 
 typedef struct ac_rpc ac_rpc_t;
 
@@ -64,6 +47,7 @@ enum {
     AC_METHOD_DEFER = 1, /* long work: runs on an RPC worker thread, never on an event loop */
 };
 
+/* One JSON-RPC method: the declaration rpc.c checks and dispatches by (Redis's command table). */
 typedef struct ac_method {
     const char *name;
     ac_rpc_handler_t handler;
@@ -71,13 +55,21 @@ typedef struct ac_method {
     int rl_class;        /* AC_RL_* */
     int flags;           /* AC_METHOD_* */
     int param_error;     /* code for a parameter of the wrong shape: -32602, or -32600 where SPEC.md says so */
-    const ac_param_spec_t *params; /* terminated by {NULL} */
+    const ac_param_spec_t *params; /* terminated by AC_PARAMS_END (NULL: none) */
     const char *doc;
     const int *errors; /* the method's own error codes, 0-terminated (NULL: none); discovery lists
                           them with the ones every method can return */
 } ac_method_t;
 
-/* methods: terminated by {NULL}; must outlive the rpc object. auth and rl are borrowed. */
+/* Checks a method table's declarations: names unique, parameters well formed (a range only on
+ * numbers and arrays, min <= max, a default only on an optional integer, number or boolean and
+ * within its range, choices only on strings). Returns 0, or -1 with err naming the method and
+ * parameter. ac_rpc_create refuses a table that fails it. */
+int ac_rpc_check_table(const ac_method_t *methods, ac_err_t *err);
+
+/* methods: terminated by {NULL}; must outlive the rpc object. auth and rl are borrowed. Returns
+ * NULL when out of memory or when the table fails ac_rpc_check_table (the reason on stderr: a
+ * table is the program's own, so this is a bug caught at start). */
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
                         const ac_config_t *cfg);
 void ac_rpc_destroy(ac_rpc_t *rpc);

@@ -1,22 +1,47 @@
 /* The application object the JSON-RPC handlers receive (ac_call_ctx_t.app): the service's
- * shared parts, created by the server at start and destroyed at exit. */
+ * shared parts, created by the server at start and destroyed at exit, and what every handler
+ * asks of them (which jobs a caller may see, a Lua host for one call). */
 #ifndef AC_APP_H
 #define AC_APP_H
 
-#include "net/auth.h"
 #include "lua/config.h"
+#include "lua/lua_host.h"
+#include "net/auth.h"
 #include "net/ratelimit.h"
-#include "store/store.h"
+#include "net/rpc.h"
+#include "service/status.h"
 #include "service/webhook.h"
 #include "service/workers.h"
+#include "store/jobs.h"
+#include "store/store.h"
 
 typedef struct ac_app {
     const ac_config_t *cfg;
-    ac_store_t *store;
+    ac_store_t *store;          /* the LMDB environment: webhook subscriptions and outbox, health */
+    ac_jobs_t *jobs;            /* the jobs kept in it */
     ac_auth_t *auth;
     ac_ratelimit_t *rl;
-    ac_workers_t *workers;
-    ac_webhooks_t *webhooks;
+    ac_workers_t *workers;      /* NULL: jobs stay queued (tests) */
+    ac_webhooks_t *webhooks;    /* NULL: events stay in the outbox (tests) */
+    ac_status_cache_t *status;  /* get_status answers by job revision; NULL: none cached */
 } ac_app_t;
+
+static inline ac_app_t *ac_app_of(const ac_call_ctx_t *ctx)
+{
+    return ctx->app;
+}
+
+/* 1 when the caller may see a job of this owner: its own, or any with training:admin. */
+int ac_app_may_see(const ac_call_ctx_t *ctx, const char *owner);
+
+/* Reads a job the caller may see into *job (the caller frees it). Another principal's job is
+ * "not found", as an unknown one (AC_ERR_NOT_FOUND, field job_id): its existence is not
+ * revealed. Returns 0 or -1. */
+int ac_app_load_job(const ac_call_ctx_t *ctx, const char *job_id, ac_job_t *job, ac_err_t *err);
+
+/* A Lua host of the call's own, for plugins run on an RPC worker thread (validators,
+ * evaluations), so that no call sees what another (another principal's) left in a Lua state.
+ * The caller destroys it; creating one costs well under a millisecond next to the call's work. */
+ac_lua_host_t *ac_app_plugin_host(const ac_call_ctx_t *ctx, ac_err_t *err);
 
 #endif

@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/train_config.h"
+#include "base/uuid.h"
 #include "engine/dataset.h"
 #include "engine/eval.h"
-#include "store/jobs.h"
-#include "lua/plugin.h"
-#include "base/train_config.h"
 #include "engine/trainer.h"
-#include "base/uuid.h"
+#include "lua/plugin.h"
+#include "store/jobs.h"
 
 #define MAX_ERROR_SAMPLES 3
 
@@ -22,7 +22,7 @@ typedef struct run {
     int64_t run;          /* this run of the job: every write names it (ac_jobs_update_run) */
     int restore_failed;   /* its checkpoint could not be read: the job fails (docs/operations.md) */
     ac_lua_host_t *host;  /* this job's own */
-    json_t *job; /* the last committed record */
+    ac_job_t job;         /* the last committed record */
     ac_train_config_t cfg;
     ac_agent_t *agent;
     ac_reward_t *reward;
@@ -47,7 +47,8 @@ typedef struct run {
     int session_iterations;
     /* what the current update does (fn arguments) */
     const ac_iter_metrics_t *m;
-    const char *final_status, *reason, *error;
+    ac_job_status_t final_status;
+    const char *reason, *error;
     const char *ckpt_id;
     const uint8_t *ckpt_buf;
     size_t ckpt_len;
@@ -55,16 +56,6 @@ typedef struct run {
     uint64_t ckpt_iteration;
     uint32_t drop_from;
 } run_t;
-
-uint64_t ac_runner_seed(const char *job_id, int config_seed)
-{
-    if (config_seed > 0)
-        return (uint64_t)config_seed;
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = job_id; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    return h;
-}
 
 static json_t *counters_json(const run_t *r)
 {
@@ -89,20 +80,28 @@ static void counters_from_json(run_t *r, const json_t *c)
     r->samples = json_is_array(s) ? json_deep_copy(s) : json_array();
 }
 
-static json_t *base_event(const run_t *r, json_t *job, const char *status)
+static json_t *base_event(const ac_job_t *job, ac_job_status_t status)
 {
-    return json_pack("{s:s, s:O, s:s}", "job_id", r->id, "agent_id", json_object_get(job, "agent_id"), "status",
-                     status);
+    return json_pack("{s:s, s:s, s:s}", "job_id", job->id, "agent_id", job->agent_id, "status",
+                     ac_job_status_name(status));
 }
 
 /* The counters and metrics as the status API reads them. */
-static void set_progress(run_t *r, json_t *job)
+static void set_progress(run_t *r, ac_job_t *job)
 {
-    json_object_set_new(job, "cost_micro", json_integer((json_int_t)r->cost_micro));
-    json_object_set(job, "metrics", r->metrics);
-    json_object_set_new(job, "trajectories_generated", json_integer(r->trajectories_generated));
-    json_object_set_new(job, "plugin_failures", json_integer(r->failures_total));
-    json_object_set_new(job, "episodes", json_integer(r->episodes_total));
+    job->cost_micro = r->cost_micro;
+    json_decref(job->metrics);
+    job->metrics = json_incref(r->metrics);
+    job->trajectories_generated = r->trajectories_generated;
+    job->plugin_failures = r->failures_total;
+    job->episodes = r->episodes_total;
+}
+
+/* Keeps the record a committed update returned as the run's last one. */
+static void committed(run_t *r, ac_job_t *job)
+{
+    ac_job_free(&r->job);
+    r->job = *job;
 }
 
 /* Greedy success and reward of the current policy on the validation set (once per iteration).
@@ -129,7 +128,7 @@ static int validate(run_t *r, ac_err_t *err)
 
 /* ---- resume --------------------------------------------------------------------------------- */
 
-static int resume_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
+static int resume_txn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
 {
     run_t *r = ud;
     size_t dropped = 0;
@@ -144,21 +143,20 @@ static int resume_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         if (rc != 0)
             return -1;
     }
-    json_int_t stored = json_integer_value(json_object_get(job, "trajectories_stored"));
-    json_object_set_new(job, "trajectories_stored", json_integer(stored - (json_int_t)dropped));
-    json_object_set_new(job, "current_iteration", json_integer((json_int_t)r->drop_from - 1));
+    job->trajectories_stored -= (int64_t)dropped;
+    job->current_iteration = (int64_t)r->drop_from - 1;
     set_progress(r, job);
     return 0;
 }
 
 static int resume(run_t *r, ac_err_t *err)
 {
-    const char *latest = json_string_value(json_object_get(r->job, "latest_checkpoint_id"));
+    const char *latest = r->job.latest_checkpoint;
     r->drop_from = 1;
-    if (latest != NULL) {
+    if (latest[0] != '\0') {
         uint8_t *buf = NULL;
         size_t len = 0;
-        int found = ac_jobs_get_checkpoint(r->env->store, r->id, latest, &buf, &len, err);
+        int found = ac_jobs_get_checkpoint(r->env->jobs, r->id, latest, &buf, &len, err);
         if (found < 0)
             return -1;
         if (found) {
@@ -181,26 +179,22 @@ static int resume(run_t *r, ac_err_t *err)
     if (r->drop_from == 1 && validate(r, err) != 0)
         return -1;
     /* trajectories written after the checkpoint belong to iterations that will run again */
-    json_t *job = NULL;
-    if (ac_jobs_update_run(r->env->store, r->id, r->run, resume_txn, r, &job, err) != 0)
+    ac_job_t job;
+    if (ac_jobs_update_run(r->env->jobs, r->id, r->run, resume_txn, r, &job, err) != 0)
         return -1;
-    json_decref(r->job);
-    r->job = job;
+    committed(r, &job);
     return 0;
 }
 
 /* ---- one iteration -------------------------------------------------------------------------- */
 
-static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
+/* The iteration's trajectories, every field the API exports. */
+static int put_trajectories(ac_jobs_txn_t *t, run_t *r, uint32_t it, ac_err_t *err)
 {
-    run_t *r = ud;
-    const ac_iter_metrics_t *m = r->m;
     const ac_rollout_t *ro = &r->tr->ro;
-    uint32_t it = (uint32_t)m->iteration;
-    json_t *queries = r->training;
     for (int e = 0; e < ro->n_eps; e++) {
         const ac_episode_rec_t *ep = &ro->eps[e];
-        json_t *traj = ac_rollout_trajectory_json(ro, r->agent, queries, e);
+        json_t *traj = ac_rollout_trajectory_json(ro, r->agent, r->training, e);
         char tid[40];
         snprintf(tid, sizeof tid, "traj-%06u-%04d", it, e);
         json_object_set_new(traj, "trajectory_id", json_string(tid));
@@ -221,50 +215,30 @@ static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         if (rc != 0)
             return -1;
     }
-    json_int_t stored = json_integer_value(json_object_get(job, "trajectories_stored")) + ro->n_eps;
-    /* retention: the oldest iterations go first, whole */
-    json_int_t oldest = json_integer_value(json_object_get(job, "oldest_iteration"));
-    if (oldest < 1)
-        oldest = 1;
-    while (stored > r->env->cfg->max_trajectories_per_job && oldest < (json_int_t)it) {
+    return 0;
+}
+
+/* Retention: the oldest iterations go first, whole, until the job keeps at most
+ * max_trajectories_per_job. */
+static int retain_trajectories(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, uint32_t it, ac_err_t *err)
+{
+    int64_t stored = job->trajectories_stored + r->tr->ro.n_eps;
+    int64_t oldest = job->oldest_iteration < 1 ? 1 : job->oldest_iteration;
+    while (stored > r->env->cfg->max_trajectories_per_job && oldest < (int64_t)it) {
         size_t dropped = 0;
         if (ac_jobs_txn_drop_trajectories(t, r->id, (uint32_t)oldest, (uint32_t)oldest + 1, &dropped, err) != 0)
             return -1;
-        stored -= (json_int_t)dropped;
+        stored -= (int64_t)dropped;
         oldest++;
     }
-    json_object_set_new(job, "oldest_iteration", json_integer(oldest));
-    json_object_set_new(job, "trajectories_stored", json_integer(stored));
-    json_object_set_new(job, "current_iteration", json_integer(it));
-    set_progress(r, job);
-    double per_iter_ms = r->session_iterations
-                             ? (double)(ac_clock_mono_ns() - r->session_start_ns) / 1e6 / r->session_iterations
-                             : 0.0;
-    int left = r->cfg.n_iterations - (int)it;
-    char ts[40];
-    json_object_set_new(job, "estimated_completion",
-                        json_string(ac_clock_iso8601(ts, sizeof ts, ac_clock_now_ms() + (int64_t)(per_iter_ms * left),
-                                                     0)));
-    int64_t now = ac_clock_now_ms();
-    if (it % 10 == 0) {
-        json_t *d = base_event(r, job, "running");
-        json_object_set_new(d, "current_iteration", json_integer(it));
-        json_object_set_new(d, "total_iterations", json_integer(r->cfg.n_iterations));
-        json_object_set_new(d, "progress_percent", json_real(round(1000.0 * it / r->cfg.n_iterations) / 10.0));
-        json_object_set(d, "metrics", r->metrics);
-        if (ac_jobs_txn_event(t, job, "training.job.progress", d, now, err) != 0)
-            return -1;
-    }
-    if (m->zero_var_stall) {
-        json_t *d = base_event(r, job, "running");
-        json_object_set_new(d, "iteration", json_integer(it));
-        json_object_set_new(d, "groups_short", json_integer(m->groups_short));
-        json_object_set_new(d, "rollouts", json_integer(m->trajectories));
-        json_object_set_new(d, "batch_size", json_integer(r->cfg.batch_size));
-        if (ac_jobs_txn_event(t, job, "training.zero_variance_stall", d, now, err) != 0)
-            return -1;
-    }
-    /* the series training.get_metrics pages through, and the learning curve's point */
+    job->oldest_iteration = oldest;
+    job->trajectories_stored = stored;
+    return 0;
+}
+
+/* The series training.get_metrics pages through: the learning curve's point. */
+static int put_metrics_row(ac_jobs_txn_t *t, run_t *r, uint32_t it, ac_err_t *err)
+{
     json_t *row = json_deep_copy(r->metrics);
     json_object_set_new(row, "iteration", json_integer(it));
     json_object_set_new(row, "cost_usd", json_real((double)r->cost_micro / 1e6));
@@ -274,10 +248,37 @@ static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
     }
     int rc = ac_jobs_txn_put_metrics(t, r->id, it, row, err);
     json_decref(row);
-    if (rc != 0)
-        return -1;
+    return rc;
+}
+
+/* The iteration's events: progress every 10 iterations, a zero-variance stall, the validation
+ * taken at it, and budget warnings (each fires once, when the cost crosses its threshold: decided
+ * before the transaction, which may run twice). */
+static int iteration_events(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, uint32_t it, ac_err_t *err)
+{
+    const ac_iter_metrics_t *m = r->m;
+    int64_t now = ac_clock_now_ms();
+    json_t *d;
+    if (it % 10 == 0) {
+        d = base_event(job, AC_JOB_RUNNING);
+        json_object_set_new(d, "current_iteration", json_integer(it));
+        json_object_set_new(d, "total_iterations", json_integer(r->cfg.n_iterations));
+        json_object_set_new(d, "progress_percent", json_real(round(1000.0 * it / r->cfg.n_iterations) / 10.0));
+        json_object_set(d, "metrics", r->metrics);
+        if (ac_jobs_txn_event(t, job, "training.job.progress", d, now, err) != 0)
+            return -1;
+    }
+    if (m->zero_var_stall) {
+        d = base_event(job, AC_JOB_RUNNING);
+        json_object_set_new(d, "iteration", json_integer(it));
+        json_object_set_new(d, "groups_short", json_integer(m->groups_short));
+        json_object_set_new(d, "rollouts", json_integer(m->trajectories));
+        json_object_set_new(d, "batch_size", json_integer(r->cfg.batch_size));
+        if (ac_jobs_txn_event(t, job, "training.zero_variance_stall", d, now, err) != 0)
+            return -1;
+    }
     if (r->val_fresh && r->val_iteration == it) {
-        json_t *d = base_event(r, job, "running");
+        d = base_event(job, AC_JOB_RUNNING);
         json_object_set_new(d, "iteration", json_integer(it));
         json_object_set_new(d, "success_rate", json_real(r->val_success));
         json_object_set_new(d, "avg_reward", json_real(r->val_reward));
@@ -285,77 +286,89 @@ static int iteration_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
         if (ac_jobs_txn_event(t, job, "training.validation", d, now, err) != 0)
             return -1;
     }
-    /* budget warnings fire once each, when the cost crosses the threshold (decided before the
-     * transaction, which may run twice) */
     for (int level = 75; level <= 90; level += 15) {
-        if (level == 75 ? r->fire75 : r->fire90) {
-            char cost[32], budget[32];
-            json_t *d = base_event(r, job, "running");
-            json_object_set_new(d, "threshold_percent", json_integer(level));
-            json_object_set_new(d, "cost_usd", json_string(ac_micro_to_usd_str(cost, sizeof cost, r->cost_micro)));
-            json_object_set_new(d, "budget_usd",
-                                json_string(ac_micro_to_usd_str(budget, sizeof budget, r->budget_micro)));
-            if (ac_jobs_txn_event(t, job, "training.budget.warning", d, now, err) != 0)
-                return -1;
-            json_object_set_new(job, level == 75 ? "budget_warned_75" : "budget_warned_90", json_true());
-        }
+        if (!(level == 75 ? r->fire75 : r->fire90))
+            continue;
+        char cost[32], budget[32];
+        d = base_event(job, AC_JOB_RUNNING);
+        json_object_set_new(d, "threshold_percent", json_integer(level));
+        json_object_set_new(d, "cost_usd", json_string(ac_micro_to_usd_str(cost, sizeof cost, r->cost_micro)));
+        json_object_set_new(d, "budget_usd", json_string(ac_micro_to_usd_str(budget, sizeof budget, r->budget_micro)));
+        if (ac_jobs_txn_event(t, job, "training.budget.warning", d, now, err) != 0)
+            return -1;
     }
     return 0;
 }
 
-/* ---- checkpoints ---------------------------------------------------------------------------- */
-
-static int checkpoint_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
+static int iteration_txn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
 {
     run_t *r = ud;
-    if (ac_jobs_txn_put_checkpoint(t, r->id, r->ckpt_id, r->ckpt_buf, r->ckpt_len, err) != 0)
+    uint32_t it = (uint32_t)r->m->iteration;
+    if (put_trajectories(t, r, it, err) != 0 || retain_trajectories(t, r, job, it, err) != 0)
         return -1;
-    json_t *list = json_object_get(job, "checkpoints");
-    if (!json_is_array(list)) {
-        list = json_array();
-        json_object_set_new(job, "checkpoints", list);
+    job->current_iteration = it;
+    set_progress(r, job);
+    double per_iter_ms = r->session_iterations
+                             ? (double)(ac_clock_mono_ns() - r->session_start_ns) / 1e6 / r->session_iterations
+                             : 0.0;
+    job->eta_ms = ac_clock_now_ms() + (int64_t)(per_iter_ms * (r->cfg.n_iterations - (int)it));
+    return put_metrics_row(t, r, it, err) || iteration_events(t, r, job, it, err) ? -1 : 0;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+/* The kept checkpoint with the highest validation accuracy (the later on a tie; one without a
+ * score only when none has one): its index. */
+static size_t best_checkpoint(const ac_job_t *job)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < job->n_checkpoints; i++) {
+        double va = job->checkpoints[i].validation_accuracy, bva = job->checkpoints[best].validation_accuracy;
+        if (!isnan(va) && (isnan(bva) || va >= bva))
+            best = i;
     }
-    char ts[40];
-    json_t *entry = json_pack("{s:s, s:I, s:o, s:s}", "checkpoint_id", r->ckpt_id, "iteration",
-                              (json_int_t)r->ckpt_iteration, "validation_accuracy",
-                              isnan(r->validation_accuracy) ? json_null() : json_real(r->validation_accuracy),
-                              "created_at", ac_clock_iso8601(ts, sizeof ts, ac_clock_now_ms(), 0));
-    json_array_append_new(list, entry);
-    /* best: highest validation accuracy, the later one on a tie */
-    json_t *best = NULL;
-    size_t i;
-    json_t *c;
-    json_array_foreach(list, i, c)
-    {
-        json_t *va = json_object_get(c, "validation_accuracy");
-        json_t *bva = best ? json_object_get(best, "validation_accuracy") : NULL;
-        if (best == NULL || (json_is_number(va) && (!json_is_number(bva) || json_number_value(va) >= json_number_value(bva))))
-            best = c;
-    }
-    json_object_set(job, "best_checkpoint_id", json_object_get(best, "checkpoint_id"));
-    json_object_set_new(job, "latest_checkpoint_id", json_string(r->ckpt_id));
-    /* retention: the latest and the k best by validation accuracy */
+    return best;
+}
+
+/* Retention: the latest and the keep_best_checkpoints best by validation accuracy. */
+static int retain_checkpoints(ac_jobs_txn_t *t, run_t *r, ac_job_t *job, ac_err_t *err)
+{
     int keep = r->env->cfg->keep_best_checkpoints;
-    while ((int)json_array_size(list) > keep + 1) {
-        size_t worst = SIZE_MAX;
+    while ((int)job->n_checkpoints > keep + 1) {
+        size_t best = best_checkpoint(job), worst = SIZE_MAX;
         double worst_va = INFINITY;
-        json_array_foreach(list, i, c)
-        {
-            const char *cid = json_string_value(json_object_get(c, "checkpoint_id"));
-            if (strcmp(cid, r->ckpt_id) == 0 || c == best)
+        for (size_t i = 0; i < job->n_checkpoints; i++) {
+            const ac_job_checkpoint_t *c = &job->checkpoints[i];
+            if (strcmp(c->id, r->ckpt_id) == 0 || i == best)
                 continue;
-            json_t *va = json_object_get(c, "validation_accuracy");
-            double v = json_is_number(va) ? json_number_value(va) : -1.0;
+            double v = isnan(c->validation_accuracy) ? -1.0 : c->validation_accuracy;
             if (worst == SIZE_MAX || v < worst_va) /* oldest first among equals */
                 worst = i, worst_va = v;
         }
         if (worst == SIZE_MAX)
             break;
-        const char *cid = json_string_value(json_object_get(json_array_get(list, worst), "checkpoint_id"));
-        if (ac_jobs_txn_del_checkpoint(t, r->id, cid, err) != 0)
+        if (ac_jobs_txn_del_checkpoint(t, r->id, job->checkpoints[worst].id, err) != 0)
             return -1;
-        json_array_remove(list, worst);
+        ac_job_checkpoint_remove(job, worst);
     }
+    return 0;
+}
+
+static int checkpoint_txn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
+{
+    run_t *r = ud;
+    if (ac_jobs_txn_put_checkpoint(t, r->id, r->ckpt_id, r->ckpt_buf, r->ckpt_len, err) != 0)
+        return -1;
+    ac_job_checkpoint_t c = {.iteration = (int64_t)r->ckpt_iteration,
+                             .validation_accuracy = r->validation_accuracy,
+                             .created_ms = ac_clock_now_ms()};
+    memcpy(c.id, r->ckpt_id, sizeof c.id);
+    if (ac_job_checkpoint_add(job, &c) != 0)
+        return ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+    memcpy(job->best_checkpoint, job->checkpoints[best_checkpoint(job)].id, sizeof job->best_checkpoint);
+    memcpy(job->latest_checkpoint, r->ckpt_id, sizeof job->latest_checkpoint);
+    if (retain_checkpoints(t, r, job, err) != 0)
+        return -1;
     set_progress(r, job);
     return 0;
 }
@@ -383,67 +396,62 @@ static int save_checkpoint(run_t *r, int evaluate, ac_err_t *err)
     r->ckpt_buf = buf;
     r->ckpt_len = len;
     r->ckpt_iteration = r->tr->iteration;
-    json_t *job = NULL;
-    int rc = ac_jobs_update_run(r->env->store, r->id, r->run, checkpoint_txn, r, &job, err);
+    ac_job_t job;
+    int rc = ac_jobs_update_run(r->env->jobs, r->id, r->run, checkpoint_txn, r, &job, err);
     free(buf);
     r->ckpt_id = NULL;
     r->ckpt_buf = NULL;
-    if (rc == 0) {
-        json_decref(r->job);
-        r->job = job;
-    }
+    if (rc == 0)
+        committed(r, &job);
     return rc;
 }
 
 /* ---- the end -------------------------------------------------------------------------------- */
 
-static int finish_txn(ac_txn_t *t, json_t *job, void *ud, ac_err_t *err)
+static int finish_txn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
 {
     run_t *r = ud;
     int64_t now = ac_clock_now_ms();
-    char ts[40], cost[32];
-    ac_clock_iso8601(ts, sizeof ts, now, 0);
+    char cost[32];
     set_progress(r, job);
-    json_object_set_new(job, "status", json_string(r->final_status));
-    json_object_set_new(job, "finished_at", json_string(ts));
-    json_object_del(job, "estimated_completion");
-    json_t *d = base_event(r, job, r->final_status);
-    const char *event;
-    if (strcmp(r->final_status, "cancelled") == 0) {
-        json_object_set_new(job, "cancelled_at", json_string(ts));
-        if (r->reason != NULL)
-            json_object_set_new(job, "cancel_reason", json_string(r->reason));
-        json_object_set(d, "reason", json_object_get(job, "cancel_reason"));
-        json_object_set(d, "checkpoint_id", json_object_get(job, "latest_checkpoint_id"));
+    job->status = r->final_status;
+    job->finished_ms = now;
+    job->eta_ms = 0;
+    json_t *d = base_event(job, r->final_status);
+    const char *event = "training.job.completed";
+    if (r->final_status == AC_JOB_CANCELLED) {
+        job->cancelled_ms = now;
+        if (r->reason != NULL && ac_job_set_text(&job->cancel_reason, r->reason) != 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+        json_object_set_new(d, "reason", job->cancel_reason ? json_string(job->cancel_reason) : json_null());
+        json_object_set_new(d, "checkpoint_id",
+                            job->latest_checkpoint[0] ? json_string(job->latest_checkpoint) : json_null());
         json_object_set_new(d, "iterations_completed", json_integer(r->tr ? (json_int_t)r->tr->iteration : 0));
         event = "training.job.cancelled";
-    } else if (strcmp(r->final_status, "failed") == 0) {
-        json_object_set_new(job, "error", json_string(r->error));
+    } else if (r->final_status == AC_JOB_FAILED) {
+        if (ac_job_set_text(&job->error, r->error) != 0)
+            return ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
         json_object_set_new(d, "error", json_string(r->error));
         event = "training.job.failed";
-    } else {
-        event = "training.job.completed";
     }
     json_t *va = json_object_get(r->metrics, "validation_accuracy");
-    json_t *sr = json_object_get(r->metrics, "success_rate");
+    json_t *sr = json_object_get(r->metrics, "success_rate"), *avg = json_object_get(r->metrics, "avg_reward");
     json_object_set_new(d, "final_metrics",
                         json_pack("{s:O, s:s, s:O}", "success_rate", va ? va : sr ? sr : json_null(), "cost_usd",
                                   ac_micro_to_usd_str(cost, sizeof cost, r->cost_micro), "avg_reward",
-                                  json_object_get(r->metrics, "avg_reward") ? json_object_get(r->metrics, "avg_reward")
-                                                                            : json_null()));
+                                  avg ? avg : json_null()));
     return ac_jobs_txn_event(t, job, event, d, now, err);
 }
 
-static int finish(run_t *r, const char *status, const char *reason, const char *error, ac_err_t *err)
+static int finish(run_t *r, ac_job_status_t status, const char *reason, const char *error, ac_err_t *err)
 {
     r->final_status = status;
     r->reason = reason;
     r->error = error;
-    json_t *job = NULL;
-    if (ac_jobs_update_run(r->env->store, r->id, r->run, finish_txn, r, &job, err) != 0)
+    ac_job_t job;
+    if (ac_jobs_update_run(r->env->jobs, r->id, r->run, finish_txn, r, &job, err) != 0)
         return -1;
-    json_decref(r->job);
-    r->job = job;
+    committed(r, &job);
     return 0;
 }
 
@@ -467,37 +475,83 @@ static void metrics_from(run_t *r, const ac_iter_metrics_t *m)
         json_object_set_new(r->metrics, "validation_accuracy", va);
 }
 
+/* What the store says of this run: 1 when a cancel was asked for, 0 to go on, -1 when the run no
+ * longer owns the job (abandoned) or the store failed. */
+static int cancel_asked(run_t *r, ac_err_t *err)
+{
+    ac_job_t job;
+    if (ac_jobs_get(r->env->jobs, r->id, &job, err) != 1)
+        return -1;
+    int cancel = job.cancel_requested, ours = job.run == r->run;
+    ac_job_free(&job);
+    if (!ours)
+        return ac_err_set(err, AC_ERR_INTERNAL, "this run no longer owns the job (abandoned)");
+    return cancel;
+}
+
 /* The job was interrupted before it could run: a cancel ends it (with no checkpoint: nothing
  * was trained in this run); anything else leaves it as the store has it. */
 static int cancel_if_requested(run_t *r, ac_err_t *err)
 {
-    json_t *job = NULL;
-    if (ac_jobs_get(r->env->store, r->id, &job, err) != 1)
+    int cancel = cancel_asked(r, err);
+    return cancel < 0 ? -1 : cancel ? finish(r, AC_JOB_CANCELLED, NULL, NULL, err) : 0;
+}
+
+/* After an iteration: its counters, its validation, its commit. 1 when the job ended (failed on
+ * plugin failures, or cancelled over budget), 0 to go on, -1. */
+static int after_iteration(run_t *r, ac_iter_metrics_t *m, ac_err_t *err)
+{
+    char failure[768];
+    if (m->budget_exhausted) {
+        if (r->tr->iteration > r->ckpt_iteration && save_checkpoint(r, 1, err) != 0)
+            return -1;
+        return finish(r, AC_JOB_CANCELLED, "budget_exceeded", NULL, err) ? -1 : 1;
+    }
+    int fails = m->tool_failures + m->agent_failures + m->reward_failures;
+    r->episodes_total += m->trajectories;
+    r->failures_total += fails;
+    for (int i = 0; i < r->tr->ro.n_errors && json_array_size(r->samples) < MAX_ERROR_SAMPLES; i++)
+        json_array_append_new(r->samples, json_string(r->tr->ro.first_errors[i]));
+    metrics_from(r, m);
+    int done_it = (int)r->tr->iteration;
+    if ((done_it % r->cfg.eval_interval == 0 || done_it == r->cfg.n_iterations) && validate(r, err) != 0)
         return -1;
-    int cancel = json_is_true(json_object_get(job, "cancel_requested"));
-    json_decref(job);
-    return cancel ? finish(r, "cancelled", NULL, NULL, err) : 0;
+    r->session_iterations++;
+    r->m = m;
+    r->fire75 = !r->warned75 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 75;
+    r->fire90 = !r->warned90 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 90;
+    r->warned75 |= r->fire75;
+    r->warned90 |= r->fire90;
+    ac_job_t updated;
+    if (ac_jobs_update_run(r->env->jobs, r->id, r->run, iteration_txn, r, &updated, err) != 0)
+        return -1;
+    committed(r, &updated);
+    if (fails > 0 && ac_trainer_failures_exceed(r->failures_total, r->episodes_total, r->env->cfg->max_failure_rate,
+                                                failure, sizeof failure)) {
+        int n = (int)strlen(failure);
+        for (size_t i = 0; i < json_array_size(r->samples) && n < (int)sizeof failure; i++)
+            n += snprintf(failure + n, sizeof failure - (size_t)n, "%s %s", i ? ";" : "; e.g.",
+                          json_string_value(json_array_get(r->samples, i)));
+        return finish(r, AC_JOB_FAILED, NULL, failure, err) ? -1 : 1;
+    }
+    if (done_it % r->cfg.checkpoint_interval == 0 || done_it == r->cfg.n_iterations)
+        return save_checkpoint(r, 1, err);
+    return 0;
 }
 
 static int run_loop(run_t *r, ac_err_t *err)
 {
     const ac_runner_env_t *env = r->env;
-    char failure[768];
     for (;;) {
         if (atomic_load(env->stopping))
             return 0; /* stays running: it resumes from its checkpoint at the next start */
-        json_t *job = NULL;
-        if (ac_jobs_get(env->store, r->id, &job, err) != 1)
+        int cancel = cancel_asked(r, err);
+        if (cancel < 0)
             return -1;
-        int cancel = json_is_true(json_object_get(job, "cancel_requested"));
-        int ours = json_integer_value(json_object_get(job, "run")) == r->run;
-        json_decref(job);
-        if (!ours)
-            return ac_err_set(err, AC_ERR_INTERNAL, "this run no longer owns the job (abandoned)");
         if (cancel) {
             if (r->tr->iteration > r->ckpt_iteration && save_checkpoint(r, 1, err) != 0)
                 return -1;
-            return finish(r, "cancelled", NULL, NULL, err);
+            return finish(r, AC_JOB_CANCELLED, NULL, NULL, err);
         }
         if ((int)r->tr->iteration >= r->cfg.n_iterations)
             break;
@@ -509,129 +563,105 @@ static int run_loop(run_t *r, ac_err_t *err)
             snprintf(why, sizeof why, "training failed at iteration %llu: %s",
                      (unsigned long long)r->tr->iteration + 1, err->message);
             ac_err_clear(err);
-            return finish(r, "failed", NULL, why, err);
+            return finish(r, AC_JOB_FAILED, NULL, why, err);
         }
-        if (m.stopped) { /* interrupted: the loop's checks above say why */
-            if (!atomic_load(env->stopping) && ac_jobs_get(env->store, r->id, &job, err) == 1) {
-                int why = json_is_true(json_object_get(job, "cancel_requested")) ||
-                          json_integer_value(json_object_get(job, "run")) != r->run;
-                json_decref(job);
-                if (!why)
-                    return ac_err_set(err, AC_ERR_INTERNAL, "interrupted without a reason");
-            }
+        if (m.stopped) { /* interrupted: the checks above say why, or this does */
+            ac_err_t e = AC_ERR_INIT;
+            int why = atomic_load(env->stopping) ? 1 : cancel_asked(r, &e);
+            ac_err_clear(&e);
+            if (why == 0)
+                return ac_err_set(err, AC_ERR_INTERNAL, "interrupted without a reason");
             continue;
         }
         r->cost_micro += m.cost_micro;
         r->trajectories_generated += m.trajectories;
-        if (m.budget_exhausted) {
-            if (r->tr->iteration > r->ckpt_iteration && save_checkpoint(r, 1, err) != 0)
-                return -1;
-            return finish(r, "cancelled", "budget_exceeded", NULL, err);
-        }
-        int fails = m.tool_failures + m.agent_failures + m.reward_failures;
-        r->episodes_total += m.trajectories;
-        r->failures_total += fails;
-        for (int i = 0; i < r->tr->ro.n_errors && json_array_size(r->samples) < MAX_ERROR_SAMPLES; i++)
-            json_array_append_new(r->samples, json_string(r->tr->ro.first_errors[i]));
-        metrics_from(r, &m);
-        int done_it = (int)r->tr->iteration;
-        if ((done_it % r->cfg.eval_interval == 0 || done_it == r->cfg.n_iterations) && validate(r, err) != 0)
-            return -1;
-        r->session_iterations++;
-        r->m = &m;
-        r->fire75 = !r->warned75 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 75;
-        r->fire90 = !r->warned90 && r->budget_micro > 0 && r->cost_micro * 100 >= r->budget_micro * 90;
-        r->warned75 |= r->fire75;
-        r->warned90 |= r->fire90;
-        json_t *updated = NULL;
-        if (ac_jobs_update_run(env->store, r->id, r->run, iteration_txn, r, &updated, err) != 0)
-            return -1;
-        json_decref(r->job);
-        r->job = updated;
-        if (fails > 0 && ac_trainer_failures_exceed(r->failures_total, r->episodes_total, env->cfg->max_failure_rate,
-                                                    failure, sizeof failure)) {
-            int n = (int)strlen(failure);
-            for (size_t i = 0; i < json_array_size(r->samples) && n < (int)sizeof failure; i++)
-                n += snprintf(failure + n, sizeof failure - (size_t)n, "%s %s", i ? ";" : "; e.g.",
-                              json_string_value(json_array_get(r->samples, i)));
-            return finish(r, "failed", NULL, failure, err);
-        }
-        int it = (int)r->tr->iteration;
-        if (it % r->cfg.checkpoint_interval == 0 || it == r->cfg.n_iterations) {
-            if (save_checkpoint(r, 1, err) != 0)
-                return -1;
-        }
+        int ended = after_iteration(r, &m, err);
+        if (ended != 0)
+            return ended < 0 ? -1 : 0;
     }
-    return finish(r, "completed", NULL, NULL, err);
+    return finish(r, AC_JOB_COMPLETED, NULL, NULL, err);
+}
+
+/* The job's agent and reward plugins on a Lua host of its own: 0, or 1 with `failure` (a plugin
+ * that cannot be opened fails the job: it is the job's problem, not the store's). */
+static int open_plugins(run_t *r, char *failure, size_t n)
+{
+    const ac_runner_env_t *env = r->env;
+    ac_err_t perr = AC_ERR_INIT;
+    ac_agent_binding_t bind;
+    int rc = 1;
+    if (ac_config_agent(env->cfg, r->job.agent_id, &bind) != 0) {
+        snprintf(failure, n, "unknown agent '%s'", r->job.agent_id);
+        return 1;
+    }
+    r->host = ac_lua_host_create(env->cfg->lua_dir, env->cfg->plugins_dir, &env->cfg->plugin_limits, &perr);
+    if (r->host != NULL) {
+        ac_lua_host_set_watch(r->host, env->watch);
+        if ((r->agent = ac_agent_open(r->host, bind.agent, &perr)) != NULL &&
+            (r->reward = ac_reward_open(r->host, bind.reward, &perr)) != NULL)
+            rc = 0;
+    }
+    if (rc != 0)
+        snprintf(failure, n, "%s", perr.message);
+    ac_err_clear(&perr);
+    return rc;
+}
+
+/* The job's record and data, its plugins, its split and its trainer. Returns 0, -1 for a store
+ * failure, or 1 with `failure` for what fails the job. */
+static int setup(run_t *r, char *failure, size_t n, ac_err_t *err)
+{
+    const ac_runner_env_t *env = r->env;
+    if (ac_jobs_get(env->jobs, r->id, &r->job, err) != 1 ||
+        ac_jobs_load_data(env->jobs, r->id, &r->training, &r->validation, &r->evaluation, err) != 0)
+        return -1;
+    r->cfg = r->job.config;
+    r->budget_micro = ac_usd_to_micro(r->cfg.max_budget_usd);
+    uint64_t seed = ac_job_seed(&r->job);
+    if (open_plugins(r, failure, n) != 0)
+        return 1;
+    if (r->validation == NULL) { /* held out of the training data, the same at every resume */
+        json_t *train = NULL;
+        if (ac_dataset_split(r->training, r->cfg.validation_fraction, seed, &train, &r->validation, err) != 0)
+            return -1;
+        json_decref(r->training);
+        r->training = train;
+    }
+    ac_err_t perr = AC_ERR_INIT;
+    r->tr = ac_trainer_create(&r->cfg, r->agent, r->reward, seed, ac_usd_to_micro(env->cfg->step_cost_usd), &perr);
+    if (r->tr == NULL)
+        snprintf(failure, n, "%s", perr.message);
+    ac_err_clear(&perr);
+    return r->tr == NULL ? 1 : 0;
 }
 
 int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err)
 {
     run_t r = {.env = env, .id = job_id, .run = run, .session_start_ns = ac_clock_mono_ns()};
+    ac_job_init(&r.job);
     r.metrics = json_object();
     r.samples = json_array();
     int ret = -1;
-    ac_err_t plugin_err = AC_ERR_INIT;
     char failure[512];
-    if (ac_jobs_get(env->store, job_id, &r.job, err) != 1 ||
-        ac_jobs_load_data(env->store, job_id, &r.training, &r.validation, &r.evaluation, err) != 0)
-        goto out;
-    ac_train_config_defaults(&r.cfg);
-    if (ac_train_config_from_json(&r.cfg, json_object_get(r.job, "config"), AC_ERR_INTERNAL, err) != 0)
-        goto out;
-    r.budget_micro = ac_usd_to_micro(r.cfg.max_budget_usd);
-    ac_agent_binding_t bind;
-    const char *agent_id = json_string_value(json_object_get(r.job, "agent_id"));
-    /* a plugin that cannot be opened fails the job with its message (not a store failure) */
-    if (ac_config_agent(env->cfg, agent_id, &bind) != 0) {
-        snprintf(failure, sizeof failure, "unknown agent '%s'", agent_id);
-        goto fail_job;
+    int rc = setup(&r, failure, sizeof failure, err);
+    if (rc == 0) {
+        r.tr->stop = &env->watch->interrupt;
+        if (resume(&r, err) == 0) {
+            r.ckpt_iteration = r.tr->iteration;
+            ret = run_loop(&r, err);
+        } else if (r.restore_failed) {
+            snprintf(failure, sizeof failure, "cannot resume from its checkpoint: %s", err->message);
+            ac_err_clear(err);
+            rc = 1;
+        }
     }
-    if ((r.host = ac_lua_host_create(env->cfg->lua_dir, env->cfg->plugins_dir, &env->cfg->plugin_limits,
-                                     &plugin_err)) == NULL) {
-        snprintf(failure, sizeof failure, "%s", plugin_err.message);
-        goto fail_job;
+    if (rc == 1) {
+        if (r.host != NULL && ac_lua_host_interrupted(r.host)) /* not the plugins' fault: the job was
+            being cancelled (or the server stopped, or the run abandoned) while its plugins loaded */
+            ret = atomic_load(env->stopping) ? 0 : cancel_if_requested(&r, err);
+        else
+            ret = finish(&r, AC_JOB_FAILED, NULL, failure, err);
     }
-    ac_lua_host_set_watch(r.host, env->watch);
-    if ((r.agent = ac_agent_open(r.host, bind.agent, &plugin_err)) == NULL ||
-        (r.reward = ac_reward_open(r.host, bind.reward, &plugin_err)) == NULL) {
-        snprintf(failure, sizeof failure, "%s", plugin_err.message);
-        goto fail_job;
-    }
-    uint64_t seed = ac_runner_seed(job_id, r.cfg.seed);
-    if (r.validation == NULL) { /* held out of the training data, the same at every resume */
-        json_t *train = NULL;
-        if (ac_dataset_split(r.training, r.cfg.validation_fraction, seed, &train, &r.validation, err) != 0)
-            goto out;
-        json_decref(r.training);
-        r.training = train;
-    }
-    if ((r.tr = ac_trainer_create(&r.cfg, r.agent, r.reward, seed, ac_usd_to_micro(env->cfg->step_cost_usd),
-                                  &plugin_err)) == NULL) {
-        snprintf(failure, sizeof failure, "%s", plugin_err.message);
-        goto fail_job;
-    }
-    r.tr->stop = &env->watch->interrupt;
-    if (resume(&r, err) != 0) {
-        if (!r.restore_failed)
-            goto out;
-        snprintf(failure, sizeof failure, "cannot resume from its checkpoint: %s", err->message);
-        ac_err_clear(err);
-        goto fail_job;
-    }
-    r.ckpt_iteration = r.tr->iteration;
-    ret = run_loop(&r, err);
-    goto out;
-fail_job:
-    if (r.host != NULL && ac_lua_host_interrupted(r.host)) {
-        /* not the plugins' fault: the job was being cancelled (or the server stopped, or the
-         * run abandoned) while its plugins loaded */
-        ret = atomic_load(env->stopping) ? 0 : cancel_if_requested(&r, err);
-        goto out;
-    }
-    ret = finish(&r, "failed", NULL, failure, err);
-out:
-    ac_err_clear(&plugin_err);
     ac_trainer_destroy(r.tr);
     ac_reward_close(r.reward);
     ac_agent_close(r.agent);
@@ -639,7 +669,7 @@ out:
     json_decref(r.training);
     json_decref(r.evaluation);
     json_decref(r.validation);
-    json_decref(r.job);
+    ac_job_free(&r.job);
     json_decref(r.metrics);
     json_decref(r.samples);
     return ret;

@@ -21,10 +21,10 @@
 
 #include "lua/config.h"
 #include "lua/lua_host.h"
-#include "store/store.h"
+#include "store/jobs.h"
 
 typedef struct ac_runner_env {
-    ac_store_t *store;
+    ac_jobs_t *jobs;
     const ac_config_t *cfg;
     ac_lua_watch_t *watch;  /* the worker's: the job's plugin calls report to it, and its interrupt
                                flag ends the current iteration (cancel, shutdown, abandonment) */
@@ -38,8 +38,5 @@ typedef struct ac_runner_env {
  * job's failure (ac_jobs_fail); after any other error the job stays as the store has it (running:
  * it resumes at the next start). */
 int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err);
-
-/* The seed a job trains with: its config's, else one derived from its id. */
-uint64_t ac_runner_seed(const char *job_id, int config_seed);
 
 #endif

@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/app.h"
 #include "base/clock.h"
 #include "net/http.h"
 #include "net/rpc.h"
+#include "service/app.h"
+#include "service/methods.h"
+#include "service/status.h"
 #include "store/jobs.h"
-#include "service/training.h"
 
 #define GRACE_MS 10000
 /* How often a degraded store is probed (ac_store_probe): how soon the server is ok again after
@@ -24,6 +25,7 @@
 
 typedef struct health {
     ac_store_t *store;
+    ac_jobs_t *jobs;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -47,7 +49,7 @@ static void *health_main(void *arg)
             if (ac_store_probe(h->store, &err) == 0) {
                 fprintf(stderr, "agentcore: store writable again\n");
                 was_degraded = 0;
-                if (ac_jobs_write_failures(h->store, ac_clock_now_ms(), &err) != 0)
+                if (ac_jobs_write_failures(h->jobs, ac_clock_now_ms(), &err) != 0)
                     fprintf(stderr, "agentcore: job failures not written yet: %s\n", err.message);
             }
             ac_err_clear(&err);
@@ -88,33 +90,6 @@ typedef struct metrics_ctx {
     ac_rpc_t *rpc;
 } metrics_ctx_t;
 
-typedef struct job_totals {
-    long by_status[5];
-    long long iterations, trajectories;
-} job_totals_t;
-
-static const char *const statuses[5] = {"queued", "running", "completed", "failed", "cancelled"};
-
-static int count_job(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
-{
-    (void)key, (void)klen, (void)err;
-    job_totals_t *t = ud;
-    json_t *job = json_loadb(val, vlen, 0, NULL);
-    const char *st = json_string_value(json_object_get(job, "status"));
-    for (int i = 0; st != NULL && i < 5; i++)
-        if (strcmp(st, statuses[i]) == 0)
-            t->by_status[i]++;
-    t->iterations += json_integer_value(json_object_get(job, "current_iteration"));
-    t->trajectories += json_integer_value(json_object_get(job, "trajectories_generated"));
-    json_decref(job);
-    return 0;
-}
-
-static int totals_txn(ac_txn_t *t, void *ud, ac_err_t *err)
-{
-    return ac_txn_scan(t, AC_DB_JOBS, NULL, 0, NULL, 0, count_job, ud, err);
-}
-
 static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *status, char **body, size_t *len,
                           const char **ctype)
 {
@@ -133,8 +108,8 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
     size_t cap = 0;
     *len = 0;
     *body = NULL;
-    job_totals_t t = {{0}, 0, 0};
-    ac_store_read(m->app->store, totals_txn, &t, &err);
+    ac_jobs_totals_t t = {{0}, 0, 0}; /* kept by the store as jobs change: no scan of the jobs */
+    ac_jobs_totals(m->app->jobs, &t, &err);
     ac_err_clear(&err);
     uint64_t delivered, failed, dropped, policy_errors;
     ac_webhooks_counters(m->app->webhooks, &delivered, &failed, &dropped, &policy_errors);
@@ -142,9 +117,9 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
     char tail[4096];
     int n = snprintf(tail, sizeof tail,
                      "# HELP agentcore_jobs Jobs by status.\n# TYPE agentcore_jobs gauge\n"
-                     "agentcore_jobs{status=\"queued\"} %ld\nagentcore_jobs{status=\"running\"} %ld\n"
-                     "agentcore_jobs{status=\"completed\"} %ld\nagentcore_jobs{status=\"failed\"} %ld\n"
-                     "agentcore_jobs{status=\"cancelled\"} %ld\n"
+                     "agentcore_jobs{status=\"queued\"} %lld\nagentcore_jobs{status=\"running\"} %lld\n"
+                     "agentcore_jobs{status=\"completed\"} %lld\nagentcore_jobs{status=\"failed\"} %lld\n"
+                     "agentcore_jobs{status=\"cancelled\"} %lld\n"
                      "# HELP agentcore_iterations_total GRPO iterations done, all jobs.\n"
                      "# TYPE agentcore_iterations_total counter\nagentcore_iterations_total %lld\n"
                      "# HELP agentcore_trajectories_total Trajectories generated, all jobs.\n"
@@ -164,8 +139,10 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
                      "# HELP agentcore_plugin_calls_abandoned_total Plugin calls the watchdog gave up on (each "
                      "failed its job and replaced its worker).\n"
                      "# TYPE agentcore_plugin_calls_abandoned_total counter\nagentcore_plugin_calls_abandoned_total %lu\n",
-                     t.by_status[0], t.by_status[1], t.by_status[2], t.by_status[3], t.by_status[4], t.iterations,
-                     t.trajectories, (unsigned long long)delivered, (unsigned long long)failed,
+                     (long long)t.by_status[AC_JOB_QUEUED], (long long)t.by_status[AC_JOB_RUNNING],
+                     (long long)t.by_status[AC_JOB_COMPLETED], (long long)t.by_status[AC_JOB_FAILED],
+                     (long long)t.by_status[AC_JOB_CANCELLED], (long long)t.iterations, (long long)t.trajectories,
+                     (unsigned long long)delivered, (unsigned long long)failed,
                      (unsigned long long)dropped, (unsigned long long)policy_errors,
                      ac_store_degraded(m->app->store, NULL, 0), ac_workers_abandoned(m->app->workers));
     char *nb = rc == 0 ? realloc(*body, *len + (size_t)n + 1) : NULL;
@@ -214,22 +191,24 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     signal(SIGPIPE, SIG_IGN);
 
     int ret = -1;
-    ac_app_t app = {cfg, NULL, NULL, NULL, NULL, NULL};
+    ac_app_t app = {.cfg = cfg};
     ac_rpc_t *rpc = NULL;
     ac_http_t *http = NULL;
     health_t health = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-    if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL)
+    if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL ||
+        (app.jobs = ac_jobs_open_lmdb(app.store, err)) == NULL)
         goto out;
     /* a full disk at start is reported at once (healthz, start_grpo), not at the first job */
     ac_err_t perr = AC_ERR_INIT;
     ac_store_probe(app.store, &perr);
     ac_err_clear(&perr);
     health.store = app.store;
+    health.jobs = app.jobs;
     health.running = pthread_create(&health.thread, NULL, health_main, &health) == 0;
     if ((app.auth = create_auth(cfg, err)) == NULL)
         goto out;
-    if ((app.rl = ac_ratelimit_create(cfg->rate)) == NULL ||
-        (rpc = ac_rpc_create(ac_training_methods, &app, app.auth, app.rl, cfg)) == NULL) {
+    if ((app.rl = ac_ratelimit_create(cfg->rate)) == NULL || (app.status = ac_status_cache_create()) == NULL ||
+        (rpc = ac_rpc_create(ac_service_methods, &app, app.auth, app.rl, cfg)) == NULL) {
         ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -239,7 +218,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     ac_http_set_metrics(http, serve_metrics, &mctx);
     ac_http_set_health(http, healthz, app.store);
     if ((app.webhooks = ac_webhooks_start(cfg, app.store, err)) == NULL ||
-        (app.workers = ac_workers_start(cfg, app.store, err)) == NULL || ac_http_start(http, err) != 0)
+        (app.workers = ac_workers_start(cfg, app.jobs, err)) == NULL || ac_http_start(http, err) != 0)
         goto out;
 
     /* the real port, which differs from the config's with port 0 */
@@ -265,8 +244,11 @@ out:;
     ac_rpc_destroy(rpc);
     ac_ratelimit_destroy(app.rl);
     ac_auth_destroy(app.auth);
-    if (left == 0)
+    ac_status_cache_destroy(app.status);
+    if (left == 0) {
+        ac_jobs_close(app.jobs);
         ac_store_close(app.store); /* LMDB closed cleanly: nothing to recover at the next start */
+    }
     else /* a thread stuck in a plugin call may still touch it; every commit is durable anyway */
         fprintf(stderr, "agentcore: %d worker thread(s) stuck in plugin calls left behind\n", left);
     if (ret == 0)

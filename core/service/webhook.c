@@ -15,10 +15,11 @@
 #include <time.h>
 
 #include "base/clock.h"
-#include "lua/lua_host.h"
-#include "lua/plugin.h"
 #include "base/rng.h"
 #include "base/uuid.h"
+#include "lua/lua_host.h"
+#include "lua/plugin.h"
+#include "store/hooks.h"
 
 #define BATCH 32         /* outbox entries handled per pass */
 #define IDLE_WAIT_MS 200 /* longest sleep without a notification (workers do not notify) */
@@ -214,30 +215,10 @@ static int wants(const json_t *events, const char *event)
 
 /* ---- subscriptions (API) ----------------------------------------------------------------------- */
 
-static size_t sub_key(char *key, const char *owner, const char *id)
-{
-    size_t olen = strlen(owner);
-    memcpy(key, owner, olen);
-    key[olen] = 0;
-    memcpy(key + olen + 1, id, AC_UUID_LEN);
-    return olen + 1 + AC_UUID_LEN;
-}
-
-static int put_sub(ac_txn_t *t, const char *owner, const json_t *sub, ac_err_t *err)
-{
-    char key[512];
-    size_t klen = sub_key(key, owner, json_string_value(json_object_get(sub, "subscription_id")));
-    char *text = json_dumps(sub, JSON_COMPACT);
-    int rc = text ? ac_txn_put(t, AC_DB_WEBHOOKS, key, klen, text, strlen(text), err)
-                  : ac_err_set(err, AC_ERR_INTERNAL, "webhooks: cannot encode a subscription");
-    free(text);
-    return rc;
-}
-
 static int put_sub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 {
     json_t *sub = ud;
-    return put_sub(t, json_string_value(json_object_get(sub, "owner")), sub, err);
+    return ac_subs_put(t, json_string_value(json_object_get(sub, "owner")), sub, err);
 }
 
 int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *owner, const char *url,
@@ -246,7 +227,7 @@ int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *own
     /* the cheap check first: the URL's may wait on DNS */
     if (ac_webhook_events_check(events, "events", err) != 0 || ac_webhook_url_check(cfg, url, "url", err) != 0)
         return -1;
-    if (strlen(owner) > 400)
+    if (strlen(owner) > AC_HOOKS_OWNER_MAX)
         return ac_err_set(err, AC_ERR_INTERNAL, "webhooks: owner too long");
     char id[AC_UUID_LEN + 1], secret[64], ts[40];
     if (ac_uuid_v4(id) != 0 || ac_webhook_new_secret(secret, sizeof secret) != 0)
@@ -272,22 +253,19 @@ typedef struct list_ctx {
     int with_secret;
 } list_ctx_t;
 
-static int list_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+static int list_one(json_t *sub, void *ud, ac_err_t *err)
 {
-    (void)key, (void)klen, (void)err;
+    (void)err;
     list_ctx_t *l = ud;
-    json_t *sub = json_loadb(val, vlen, 0, NULL);
-    if (sub != NULL) {
-        if (!l->with_secret)
-            json_object_del(sub, "secret");
-        json_object_del(sub, "owner");
-        /* subscriptions stored before policy errors were recorded */
-        if (json_object_get(sub, "policy_errors") == NULL)
-            json_object_set_new(sub, "policy_errors", json_integer(0));
-        if (json_object_get(sub, "last_policy_error") == NULL)
-            json_object_set_new(sub, "last_policy_error", json_null());
-        json_array_append_new(l->out, sub);
-    }
+    if (!l->with_secret)
+        json_object_del(sub, "secret");
+    json_object_del(sub, "owner");
+    /* subscriptions stored before policy errors were recorded */
+    if (json_object_get(sub, "policy_errors") == NULL)
+        json_object_set_new(sub, "policy_errors", json_integer(0));
+    if (json_object_get(sub, "last_policy_error") == NULL)
+        json_object_set_new(sub, "last_policy_error", json_null());
+    json_array_append_new(l->out, sub);
     return 0;
 }
 
@@ -300,8 +278,7 @@ static int list_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 {
     owner_ctx_t *o = ud;
     json_array_clear(o->list.out);
-    size_t olen = strlen(o->owner);
-    return ac_txn_scan(t, AC_DB_WEBHOOKS, o->owner, olen + 1, NULL, 0, list_one, &o->list, err);
+    return ac_subs_each(t, o->owner, list_one, &o->list, err);
 }
 
 static int owner_subs(ac_store_t *s, const char *owner, int with_secret, json_t **out, ac_err_t *err)
@@ -327,8 +304,7 @@ typedef struct unsub_ctx {
 static int unsub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 {
     unsub_ctx_t *u = ud;
-    char key[512];
-    int rc = ac_txn_del(t, AC_DB_WEBHOOKS, key, sub_key(key, u->owner, u->id), err);
+    int rc = ac_subs_del(t, u->owner, u->id, err);
     if (rc < 0)
         return -1;
     return rc == 1 ? 0 : ac_err_field(err, AC_ERR_NOT_FOUND, "subscription_id", "no subscription %s", u->id);
@@ -336,8 +312,6 @@ static int unsub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 
 int ac_webhooks_unsubscribe(ac_store_t *s, const char *owner, const char *id, ac_err_t *err)
 {
-    if (strlen(owner) > 400)
-        return ac_err_field(err, AC_ERR_NOT_FOUND, "subscription_id", "no subscription %s", id);
     unsub_ctx_t u = {owner, id};
     return ac_store_write(s, unsub_txn, &u, err);
 }
@@ -345,7 +319,7 @@ int ac_webhooks_unsubscribe(ac_store_t *s, const char *owner, const char *id, ac
 /* ---- the outbox ---------------------------------------------------------------------------------- */
 
 typedef struct entry {
-    uint8_t key[8];
+    uint64_t seq;
     json_t *v;
 } entry_t;
 
@@ -357,13 +331,10 @@ typedef struct take_ctx {
     int64_t next_due; /* earliest next_at among deliveries not yet due */
 } take_ctx_t;
 
-static int take_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+static int take_one(uint64_t seq, json_t *v, void *ud, ac_err_t *err)
 {
     (void)err;
     take_ctx_t *c = ud;
-    if (klen != 8)
-        return 0;
-    json_t *v = json_loadb(val, vlen, 0, NULL);
     const char *kind = json_string_value(json_object_get(v, "kind"));
     int take = kind != NULL && strcmp(kind, c->kind) == 0;
     if (take && strcmp(c->kind, "delivery") == 0) {
@@ -378,7 +349,7 @@ static int take_one(const void *key, size_t klen, const void *val, size_t vlen, 
         json_decref(v);
         return 0;
     }
-    memcpy(c->items[c->n].key, key, 8);
+    c->items[c->n].seq = seq;
     c->items[c->n++].v = v;
     return c->n == BATCH;
 }
@@ -386,7 +357,7 @@ static int take_one(const void *key, size_t klen, const void *val, size_t vlen, 
 static int take_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 {
     take_ctx_t *c = ud;
-    return ac_txn_scan(t, AC_DB_OUTBOX, NULL, 0, NULL, 0, take_one, c, err);
+    return ac_outbox_each(t, take_one, c, err);
 }
 
 static void release(take_ctx_t *c)
@@ -399,7 +370,7 @@ static void release(take_ctx_t *c)
 /* Fan-out of one event: the deliveries its subscriptions get, as outbox entries, and the policy
  * errors to record on the subscriptions they happened for, in the same transaction. */
 typedef struct fanout {
-    uint8_t key[8];
+    uint64_t seq;
     json_t *deliveries;    /* array of delivery entries */
     json_t *policy_errors; /* array of {owner, subscription_id, error, at_ms} */
 } fanout_t;
@@ -493,23 +464,17 @@ static void add_target(ac_webhooks_t *w, fanout_t *f, const json_t *payload, con
 static int note_policy_error(ac_txn_t *t, const json_t *rec, ac_err_t *err)
 {
     const char *owner = json_string_value(json_object_get(rec, "owner"));
-    char key[512];
-    size_t klen = sub_key(key, owner, json_string_value(json_object_get(rec, "subscription_id")));
-    const void *val;
-    size_t vlen;
-    int found = ac_txn_get(t, AC_DB_WEBHOOKS, key, klen, &val, &vlen, err);
+    json_t *sub = NULL;
+    int found = ac_subs_get(t, owner, json_string_value(json_object_get(rec, "subscription_id")), &sub, err);
     if (found <= 0)
         return found;
-    json_t *sub = json_loadb(val, vlen, 0, NULL);
-    if (sub == NULL)
-        return 0;
     char ts[40];
     json_object_set_new(sub, "policy_errors",
                         json_integer(json_integer_value(json_object_get(sub, "policy_errors")) + 1));
     json_object_set_new(sub, "last_policy_error",
                         json_pack("{s:O, s:s}", "error", json_object_get(rec, "error"), "at",
                                   ac_clock_iso8601(ts, sizeof ts, json_integer_value(json_object_get(rec, "at_ms")), 0)));
-    int rc = put_sub(t, owner, sub, err);
+    int rc = ac_subs_put(t, owner, sub, err);
     json_decref(sub);
     return rc;
 }
@@ -517,7 +482,7 @@ static int note_policy_error(ac_txn_t *t, const json_t *rec, ac_err_t *err)
 static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 {
     fanout_t *f = ud;
-    if (ac_txn_del(t, AC_DB_OUTBOX, f->key, 8, err) < 0)
+    if (ac_outbox_del(t, f->seq, err) != 0)
         return -1;
     size_t i;
     json_t *d;
@@ -528,17 +493,8 @@ static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     }
     json_array_foreach(f->deliveries, i, d)
     {
-        uint64_t seq;
-        uint8_t key[8];
-        char *text = json_dumps(d, JSON_COMPACT);
-        int rc = text == NULL || ac_txn_next_seq(t, "outbox_seq", &seq, err) != 0;
-        if (!rc) {
-            ac_be64_put(key, seq);
-            rc = ac_txn_put(t, AC_DB_OUTBOX, key, 8, text, strlen(text), err) != 0;
-        }
-        free(text);
-        if (rc)
-            return err && err->code ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "webhooks: cannot store a delivery");
+        if (ac_outbox_push(t, d, err) != 0)
+            return -1;
     }
     return 0;
 }
@@ -557,8 +513,7 @@ static int fan_out(ac_webhooks_t *w)
         json_t *entry = c.items[i].v;
         json_t *payload = json_object_get(entry, "event");
         const char *owner = json_string_value(json_object_get(entry, "owner"));
-        fanout_t f = {{0}, json_array(), json_array()};
-        memcpy(f.key, c.items[i].key, 8);
+        fanout_t f = {c.items[i].seq, json_array(), json_array()};
         /* Each event's policy calls get a Lua state of their own: events of different jobs and
          * principals never meet in one. (A failing create is a policy error of every target.) */
         w->host = ac_lua_host_create(w->cfg->lua_dir, w->cfg->plugins_dir, &w->cfg->plugin_limits, &err);
@@ -628,7 +583,7 @@ typedef struct outcome {
 } outcome_t;
 
 typedef struct result_ctx {
-    uint8_t key[8];
+    uint64_t seq;
     json_t *d;
     const outcome_t *o;
     const ac_config_t *cfg;
@@ -639,16 +594,10 @@ typedef struct result_ctx {
 static int update_sub(ac_txn_t *t, const char *owner, const char *id, const outcome_t *o, int ok, int disable,
                       int64_t now_ms, ac_err_t *err)
 {
-    char key[512];
-    size_t klen = sub_key(key, owner, id);
-    const void *val;
-    size_t vlen;
-    int found = ac_txn_get(t, AC_DB_WEBHOOKS, key, klen, &val, &vlen, err);
+    json_t *sub = NULL;
+    int found = ac_subs_get(t, owner, id, &sub, err);
     if (found <= 0)
         return found;
-    json_t *sub = json_loadb(val, vlen, 0, NULL);
-    if (sub == NULL)
-        return 0;
     char ts[40];
     json_object_set_new(sub, "last_status", o->status ? json_integer(o->status) : json_string(o->error));
     json_object_set_new(sub, "last_delivery_at", json_string(ac_clock_iso8601(ts, sizeof ts, now_ms, 0)));
@@ -659,7 +608,7 @@ static int update_sub(ac_txn_t *t, const char *owner, const char *id, const outc
     }
     if (disable)
         json_object_set_new(sub, "disabled", json_true());
-    int rc = put_sub(t, owner, sub, err);
+    int rc = ac_subs_put(t, owner, sub, err);
     json_decref(sub);
     return rc;
 }
@@ -676,17 +625,87 @@ static int result_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     if (sub_id != NULL && owner != NULL && update_sub(t, owner, sub_id, o, ok, gone, r->now_ms, err) < 0)
         return -1;
     if (ok || gone || dead)
-        return ac_txn_del(t, AC_DB_OUTBOX, r->key, 8, err) < 0 ? -1 : 0;
+        return ac_outbox_del(t, r->seq, err);
     /* retry: the schedule's next delay, scaled by 1 +- jitter */
     double delay_s = r->cfg->webhook_retry_s[attempt] * (1.0 + r->cfg->webhook_jitter * r->jitter);
     json_object_set_new(r->d, "attempt", json_integer(attempt));
     json_object_set_new(r->d, "next_at_ms", json_integer((json_int_t)(r->now_ms + (int64_t)(delay_s * 1000.0))));
     json_object_set_new(r->d, "last_error", o->status ? json_integer(o->status) : json_string(o->error));
-    char *text = json_dumps(r->d, JSON_COMPACT);
-    int rc = text ? ac_txn_put(t, AC_DB_OUTBOX, r->key, 8, text, strlen(text), err)
-                  : ac_err_set(err, AC_ERR_INTERNAL, "webhooks: cannot encode a delivery");
-    free(text);
-    return rc;
+    return ac_outbox_put(t, r->seq, r->d, err);
+}
+
+/* The signed request of one delivery, added to multi; its headers go to *headers (the caller
+ * frees them). NULL with out->error set when it cannot be signed. */
+static CURL *delivery_request(ac_webhooks_t *w, CURLM *multi, const json_t *d, outcome_t *out,
+                              struct curl_slist **headers)
+{
+    const char *body = json_string_value(json_object_get(d, "body"));
+    const char *id = json_string_value(json_object_get(d, "webhook_id"));
+    int64_t ts = ac_clock_now_ms() / 1000;
+    char sig[128], line[512];
+    if (body == NULL || id == NULL ||
+        ac_webhook_sign(json_string_value(json_object_get(d, "secret")), id, ts, body, strlen(body), sig, sizeof sig) !=
+            0) {
+        snprintf(out->error, sizeof out->error, "cannot sign (bad secret)");
+        return NULL;
+    }
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    snprintf(line, sizeof line, "webhook-id: %s", id);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof line, "webhook-timestamp: %lld", (long long)ts);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof line, "webhook-signature: %s", sig);
+    h = curl_slist_append(h, line);
+    h = curl_slist_append(h, "User-Agent: agentcore-webhooks/" AC_VERSION);
+    const char *name;
+    size_t nlen;
+    json_t *v;
+    json_object_keylen_foreach(json_object_get(d, "headers"), name, nlen, v)
+    {
+        /* checked when the policy answered; again here for entries an older version queued */
+        if (!json_is_string(v) ||
+            ac_webhook_header_check(name, nlen, json_string_value(v), json_string_length(v), NULL) != 0)
+            continue;
+        char hl[AC_WEBHOOK_MAX_HEADER_NAME + AC_WEBHOOK_MAX_HEADER_VALUE + 4];
+        /* curl removes a header given as "name:" with no value; "name;" sends it empty */
+        if (json_string_length(v) == 0)
+            snprintf(hl, sizeof hl, "%s;", name);
+        else
+            snprintf(hl, sizeof hl, "%s: %s", name, json_string_value(v));
+        h = curl_slist_append(h, hl);
+    }
+    *headers = h;
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, json_string_value(json_object_get(d, "url")));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)w->cfg->webhook_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, out->error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, out);
+    curl_multi_add_handle(multi, e);
+    return e;
+}
+
+/* A delivery's outcome: counted, and written (done, or its next attempt scheduled). */
+static void delivery_done(ac_webhooks_t *w, const entry_t *item, const outcome_t *out)
+{
+    ac_err_t err = AC_ERR_INIT;
+    int ok = out->status >= 200 && out->status < 300;
+    atomic_fetch_add(ok ? &w->delivered : &w->failed, 1);
+    if (!ok && (out->status == 410 ||
+                json_integer_value(json_object_get(item->v, "attempt")) + 1 >= w->cfg->n_webhook_retries))
+        atomic_fetch_add(&w->dropped, 1);
+    result_ctx_t r = {item->seq, item->v, out, w->cfg, ac_rng_uniform_double(&w->rng) * 2.0 - 1.0,
+                      ac_clock_now_ms()};
+    if (ac_store_write(w->store, result_txn, &r, &err) != 0) {
+        fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
+        ac_err_clear(&err);
+    }
 }
 
 static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
@@ -705,59 +724,8 @@ static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
     struct curl_slist *headers[BATCH] = {0};
     outcome_t out[BATCH];
     memset(out, 0, sizeof out);
-    for (int i = 0; i < c.n; i++) {
-        json_t *d = c.items[i].v;
-        const char *body = json_string_value(json_object_get(d, "body"));
-        const char *id = json_string_value(json_object_get(d, "webhook_id"));
-        int64_t ts = ac_clock_now_ms() / 1000;
-        char sig[128], line[512];
-        if (body == NULL || id == NULL ||
-            ac_webhook_sign(json_string_value(json_object_get(d, "secret")), id, ts, body, strlen(body), sig,
-                            sizeof sig) != 0) {
-            snprintf(out[i].error, sizeof out[i].error, "cannot sign (bad secret)");
-            continue;
-        }
-        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-        snprintf(line, sizeof line, "webhook-id: %s", id);
-        h = curl_slist_append(h, line);
-        snprintf(line, sizeof line, "webhook-timestamp: %lld", (long long)ts);
-        h = curl_slist_append(h, line);
-        snprintf(line, sizeof line, "webhook-signature: %s", sig);
-        h = curl_slist_append(h, line);
-        h = curl_slist_append(h, "User-Agent: agentcore-webhooks/" AC_VERSION);
-        const char *name;
-        size_t nlen;
-        json_t *v;
-        json_object_keylen_foreach(json_object_get(d, "headers"), name, nlen, v)
-        {
-            /* checked when the policy answered; again here for entries an older version queued */
-            if (!json_is_string(v) ||
-                ac_webhook_header_check(name, nlen, json_string_value(v), json_string_length(v), NULL) != 0)
-                continue;
-            char hl[AC_WEBHOOK_MAX_HEADER_NAME + AC_WEBHOOK_MAX_HEADER_VALUE + 4];
-            /* curl removes a header given as "name:" with no value; "name;" sends it empty */
-            if (json_string_length(v) == 0)
-                snprintf(hl, sizeof hl, "%s;", name);
-            else
-                snprintf(hl, sizeof hl, "%s: %s", name, json_string_value(v));
-            h = curl_slist_append(h, hl);
-        }
-        headers[i] = h;
-        CURL *e = curl_easy_init();
-        easy[i] = e;
-        curl_easy_setopt(e, CURLOPT_URL, json_string_value(json_object_get(d, "url")));
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)w->cfg->webhook_timeout_ms);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, out[i].error);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, &out[i]);
-        curl_multi_add_handle(multi, e);
-    }
+    for (int i = 0; i < c.n; i++)
+        easy[i] = delivery_request(w, multi, c.items[i].v, &out[i], &headers[i]);
     int running = 1;
     while (running > 0) {
         curl_multi_perform(multi, &running);
@@ -773,18 +741,7 @@ static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
             curl_easy_cleanup(easy[i]);
         }
         curl_slist_free_all(headers[i]);
-        int ok = out[i].status >= 200 && out[i].status < 300;
-        atomic_fetch_add(ok ? &w->delivered : &w->failed, 1);
-        if (!ok && (out[i].status == 410 ||
-                    json_integer_value(json_object_get(c.items[i].v, "attempt")) + 1 >= w->cfg->n_webhook_retries))
-            atomic_fetch_add(&w->dropped, 1);
-        result_ctx_t r = {{0}, c.items[i].v, &out[i], w->cfg,
-                          ac_rng_uniform_double(&w->rng) * 2.0 - 1.0, ac_clock_now_ms()};
-        memcpy(r.key, c.items[i].key, 8);
-        if (ac_store_write(w->store, result_txn, &r, &err) != 0) {
-            fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
-            ac_err_clear(&err);
-        }
+        delivery_done(w, &c.items[i], &out[i]);
     }
     curl_multi_cleanup(multi);
     int n = c.n;

@@ -50,7 +50,7 @@ typedef struct slot {
 
 struct ac_workers {
     const ac_config_t *cfg;
-    ac_store_t *store;
+    ac_jobs_t *jobs;
     atomic_int stopping;
     pthread_mutex_t lock;
     pthread_cond_t cond;       /* work arrived, or stop */
@@ -93,11 +93,11 @@ static void *worker_main(void *arg)
     if (alt.ss_sp != NULL)
         sigaltstack(&alt, NULL);
     ac_err_t err = AC_ERR_INIT;
-    ac_runner_env_t env = {w->store, w->cfg, &s->watch, &w->stopping};
+    ac_runner_env_t env = {w->jobs, w->cfg, &s->watch, &w->stopping};
     while (!atomic_load(&w->stopping) && !atomic_load(&s->abandoned)) {
         char id[AC_UUID_LEN + 1];
         int64_t run = 0;
-        int got = ac_jobs_claim(w->store, ac_clock_now_ms(), id, &run, &err);
+        int got = ac_jobs_claim(w->jobs, ac_clock_now_ms(), id, &run, &err);
         if (got < 0) {
             fprintf(stderr, "agentcore: worker: %s\n", err.message);
             ac_err_clear(&err);
@@ -112,7 +112,7 @@ static void *worker_main(void *arg)
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
             /* The store could not commit the job's work: the job fails with that cause
              * (docs/operations.md). Other errors leave it running; it resumes at the next start. */
-            if (ac_store_is_write_fault(&err) && ac_jobs_fail(w->store, id, err.message, ac_clock_now_ms(), &err) != 0)
+            if (ac_store_is_write_fault(&err) && ac_jobs_fail(w->jobs, id, err.message, ac_clock_now_ms(), &err) != 0)
                 fprintf(stderr, "agentcore: job %s: its failure is not written yet: %s\n", id, err.message);
         }
         ac_crashlog_set_job(NULL);
@@ -165,7 +165,7 @@ static void abandon(ac_workers_t *w, slot_t *s, const char *job_id, int64_t run)
     atomic_store(&s->watch.interrupt, 1);
     atomic_fetch_add(&w->abandoned_total, 1);
     ac_err_t err = AC_ERR_INIT;
-    if (ac_jobs_abandon(w->store, job_id, run, msg, ac_clock_now_ms(), &err) != 0) {
+    if (ac_jobs_abandon(w->jobs, job_id, run, msg, ac_clock_now_ms(), &err) != 0) {
         fprintf(stderr, "agentcore: job %s: cannot record its abandonment: %s\n", job_id, err.message);
         ac_err_clear(&err);
     }
@@ -202,13 +202,13 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err)
+ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_jobs_t *jobs, ac_err_t *err)
 {
     char **crashed = NULL;
     size_t n_crashed = 0;
     if (ac_crashlog_read(cfg->data_dir, &crashed, &n_crashed, err) != 0)
         return NULL;
-    int recovered = ac_jobs_recover(store, (const char *const *)crashed, n_crashed, err);
+    int recovered = ac_jobs_recover(jobs, (const char *const *)crashed, n_crashed, err);
     ac_crashlog_free(crashed, n_crashed);
     if (recovered < 0 || ac_crashlog_install(cfg->data_dir, err) != 0)
         return NULL;
@@ -223,7 +223,7 @@ ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_store_t *store, ac_err
         return NULL;
     }
     w->cfg = cfg;
-    w->store = store;
+    w->jobs = jobs;
     w->pending = recovered;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);

@@ -6,12 +6,12 @@
 
 #include "base/err.h"
 #include "lua/config.h"
-#include "store/store.h"
+#include "store/jobs.h"
 
 typedef struct ac_workers ac_workers_t;
 
 /* Re-queues interrupted jobs and starts cfg->workers threads and the watchdog. */
-ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err);
+ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_jobs_t *jobs, ac_err_t *err);
 
 /* Wakes an idle worker: a job was queued. Thread-safe; NULL is a no-op. */
 void ac_workers_notify(ac_workers_t *w);

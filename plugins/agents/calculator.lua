@@ -31,7 +31,7 @@ local agent = {
     { name = "answer", args = { { name = "value", type = "number" } }, cost_usd = 0,
       description = "ends the episode with this value as the answer" },
   },
-  max_steps = 8,
+  max_steps = 7, -- five operations, the answer, and one call to spare
 }
 
 -- Integral floats (20 / 4 = 5.0) become integers, so that results read 5, not 5.0.
@@ -42,20 +42,21 @@ local function tidy(x)
   return x
 end
 
+-- Each returns the value, or nil and why the calculator refuses the call.
 local OPS = {
   add = function(a, b) return a + b end,
   subtract = function(a, b) return a - b end,
   multiply = function(a, b) return a * b end,
   divide = function(a, b)
-    if b == 0 then error("divide: division by zero", 0) end
+    if b == 0 then return nil, "division by zero" end
     return a / b
   end,
   power = function(a, b)
-    if math.abs(b) > 12 then error("power: exponent too large", 0) end
+    if math.abs(b) > 12 then return nil, "exponent too large" end
     return a ^ b
   end,
   modulo = function(a, b)
-    if b == 0 then error("modulo: division by zero", 0) end
+    if b == 0 then return nil, "division by zero" end
     return math.fmod(a, b)
   end,
 }
@@ -73,9 +74,12 @@ function agent.step(state, tool, args)
   end
   local op = OPS[tool]
   if not op then error("calculator: unknown tool '" .. tostring(tool) .. "'", 0) end
-  local value = tidy(op(args.a, args.b))
+  -- a call the calculator refuses is an answer the policy reads, not a failure of the plugin
+  local value, why = op(args.a, args.b)
+  if value == nil then return { error = tool .. ": " .. why }, false end
+  value = tidy(value)
   if value ~= value or value == math.huge or value == -math.huge then
-    error(tool .. ": the result is not a finite number", 0)
+    return { error = tool .. ": the result is not a finite number" }, false
   end
   return { value = value }, false
 end

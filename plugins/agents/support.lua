@@ -1,290 +1,321 @@
--- Support agent: answers a customer message about an order with dependent tool calls.
+-- Support agent: a customer writes about one or more of their orders; the agent finds the
+-- orders in the shop's database and acts on them with tool calls whose arguments the policy
+-- picks from what it has seen.
 --
--- "Please refund order #4821, it arrived broken"   (order 4821: delivered, $129.99)
---   -> lookup_order, verify_customer, refund, reply
--- The order database is fake and in memory: agent.order_for(id) derives every field of an
--- order (status, amount, item, customer, carrier, ...) from its number with a fixed hash, so the
--- same query always meets the same order and no data needs to be stored.
+--   "Hi, this is Maria Lopez. The kettle arrived broken, please refund it."
+--     search_orders(text = "Lopez")        -> { orders = { "ORD-4821 kettle, Maria Lopez",
+--                                                          "ORD-1093 lamp, Maria Lopez" } }
+--     read_order(order_id = "ORD-4821")    -> { order = "ORD-4821", item = "kettle",
+--                                               customer = "Maria Lopez", amount = 129.99,
+--                                               status = "delivered", city = "Boston" }
+--     verify_identity(order_id = "ORD-4821") -> { verified = true, customer = "Maria Lopez" }
+--     refund(order_id = "ORD-4821", amount = 129.99) -> { refunded = 129.99 }
+--     close_ticket()                       -> the episode ends
 --
--- Rules the tools and agent.legal enforce (what is possible at all):
---   * lookup_order comes first; without an order number in the message only reply follows;
---   * refund needs a delivered order, and verify_customer first when it is over
---     REFUND_LIMIT_USD; cancel_order and update_address need an order that has not shipped
---     (status processing); every tool runs at most once; reply ends the episode.
--- What the policy has to learn (the reward checks it against expected_outcome.tools):
---   * which tools the request needs (refund, shipping status, cancellation, address change,
---     or just information), and when to stop;
---   * to verify the customer when a refund is wanted but not yet possible (the observation says
---     "amount:high");
---   * that a cancellation asked for on an order that has shipped gets the shipping details
---     instead (check_shipping, then reply: "it can no longer be cancelled or redirected").
--- Why the verification is a legal() rule and not only a reward rule, and why a late request
--- gets check_shipping rather than a bare reply: in simulated GRPO runs (linear softmax policy
--- over the same features) the policy got stuck refunding unverified (all of a group scored 0, so
--- nothing was learned) and a bare reply, right for several cases, soaked up the exploration of
--- the others. For the same reason address changes need no verification (and the generator
--- asks for them on unshipped orders only, see examples/support/data.lua).
+-- The database. Each query meets its own small shop, the same every time it is asked
+-- (agent.world(query): drawn from a generator seeded with the query's text). The customer who
+-- writes exists in it with an order for every item the message names and for every order
+-- number it quotes ("ORD-4821"), and maybe other orders; a few other customers have orders too,
+-- some for the same items, so that searching by item is ambiguous. Amounts, order numbers,
+-- statuses and cities are drawn: the message never reveals them, only tool results do. The data
+-- generator (examples/support/data.lua) calls agent.world too, to know the right answers.
 --
--- Observation: the message (lowercase words, numbers as "num"), "step:N", the tools done so
--- far ("done:lookup_order done:verify_customer") and, once looked up, the order's facts in
--- words: "status:delivered amount:high" (amount is "high" over the limit, else "low").
+-- The tools behave like a shop's API, nothing more:
+--   * a call the backend rejects (an unknown order, a refund above what is left to refund, an
+--     unknown city or customer) changes nothing and answers { error = "..." }, as an HTTP API
+--     answers 4xx: the agent reads it and goes on. (A raised error would end the episode and
+--     count as a plugin failure, which a job tolerates only up to training.max_failure_rate:
+--     an untrained policy that picks its own arguments makes such calls all the time.)
+--   * close_ticket ends the episode.
+-- The shop's policy is NOT enforced by the tools: "verify the customer's identity before a
+-- refund over $100" is for the agent to learn from the reward (plugins/rewards/support.lua
+-- gives 0 to an episode that breaks it). No observe, no legal: the policy sees the message and
+-- every earlier call and result, as the host renders them, and the cities the shop ships to
+-- (agent.candidates: the choices of change_address's city). track_shipment and send_coupon are
+-- real tools that no request needs.
+--
+-- Results that list several orders give each as one string ("ORD-4821 kettle, Maria Lopez"):
+-- an order's number stays next to its item and customer whatever the order in which the host
+-- renders the keys of a table.
+
+local ac = require("agentcore")
+local new_rng = require("agentcore.rng").new
 
 local agent = {
   name = "support",
-  version = "1.0.0",
-  description = "Customer support for orders: looks the order up, verifies the customer when "
-    .. "needed, refunds, cancels, changes the address or reports shipping, then replies",
-  actions = { "lookup_order", "verify_customer", "check_shipping", "refund", "cancel_order",
-    "update_address", "reply" },
+  version = "2.0.0",
+  description = "Customer support over an order database: finds the orders a message is about, "
+    .. "verifies the customer when the shop's policy asks for it, refunds, exchanges, changes the "
+    .. "delivery city or escalates, then closes the ticket",
   tools = {
-    lookup_order = { cost_usd = 0.0002, description = "reads the order named in the message" },
-    verify_customer = { cost_usd = 0.0005, description = "confirms the customer's identity" },
-    check_shipping = { cost_usd = 0.0002, description = "carrier, tracking number and delivery date" },
-    refund = { cost_usd = 0.001, description = "refunds a delivered order" },
-    cancel_order = { cost_usd = 0.0005, description = "cancels an order that has not shipped" },
-    update_address = { cost_usd = 0.0005, description = "changes the address of an order that has not shipped" },
-    reply = { cost_usd = 0.0001, description = "answers the customer and ends the episode" },
+    { name = "search_orders", args = { { name = "text", type = "word" } }, cost_usd = 0.0002,
+      description = "orders whose customer's first or last name, or whose item, is this word" },
+    { name = "read_order", args = { { name = "order_id", type = "id" } }, cost_usd = 0.0001,
+      description = "an order's item, customer, amount, status and delivery city" },
+    { name = "verify_identity", args = { { name = "order_id", type = "id" } }, cost_usd = 0.0005,
+      description = "confirms the identity of an order's customer with a one-time code" },
+    { name = "refund", args = { { name = "order_id", type = "id" }, { name = "amount", type = "number" } },
+      cost_usd = 0.001, description = "refunds an amount of an order (at most what is left to refund)" },
+    { name = "exchange", args = { { name = "order_id", type = "id" } }, cost_usd = 0.001,
+      description = "ships a replacement of the order's item" },
+    { name = "change_address", args = { { name = "order_id", type = "id" }, { name = "city", type = "candidate" } },
+      cost_usd = 0.0005, description = "delivers the order to another of the cities the shop ships to" },
+    { name = "escalate", args = { { name = "order_id", type = "id" } }, cost_usd = 0.002,
+      description = "hands the order's case to a manager" },
+    { name = "track_shipment", args = { { name = "order_id", type = "id" } }, cost_usd = 0.0001,
+      description = "carrier and tracking number of an order" },
+    { name = "send_coupon", args = { { name = "customer", type = "word" } }, cost_usd = 0.0005,
+      description = "sends a 10 % coupon to a customer (first or last name)" },
+    { name = "close_ticket", cost_usd = 0, description = "ends the conversation" },
   },
-  max_steps = 8,
+  max_steps = 14,
 }
 
-local REFUND_LIMIT_USD = 100
-agent.REFUND_LIMIT_USD = REFUND_LIMIT_USD
+-- The shop's policy, which the reward checks: a refund over this needs verify_identity first.
+agent.VERIFY_OVER_USD = 100
 
+local FIRST = { "Maria", "James", "Aisha", "Tom", "Elena", "Kenji", "Sara", "Omar", "Lucy", "Pedro",
+  "Nina", "Victor", "Hannah", "Ravi", "Chloe", "Igor", "Fatima", "Leo", "Grace", "Marco" }
+local LAST = { "Lopez", "Smith", "Khan", "Brown", "Rossi", "Tanaka", "Novak", "Haddad", "Fischer", "Silva",
+  "Petrov", "Dubois", "Weber", "Patel", "Moreau", "Ivanov", "Nasser", "Berg", "Chen", "Conti" }
+local ITEMS = { "kettle", "backpack", "lamp", "sweater", "speaker", "helmet", "chair", "blender", "toaster",
+  "headset", "keyboard", "monitor", "jacket", "tripod", "mixer", "camera" }
+local CITIES = { "Denver", "Boston", "Austin", "Seattle", "Chicago", "Portland", "Miami", "Atlanta",
+  "Dallas", "Phoenix", "Detroit", "Oakland" }
 local STATUSES = { "processing", "shipped", "delivered" }
-local ITEMS = { "desk lamp", "coffee grinder", "wool sweater", "bluetooth speaker", "hiking boots",
-  "office chair", "cast iron pan", "backpack", "wireless mouse", "yoga mat", "rain jacket",
-  "kettle", "monitor stand", "board game", "electric toothbrush", "camera tripod" }
-local CUSTOMERS = { "Alex Kim", "Maria Lopez", "Sam Patel", "Jordan Lee", "Priya Shah", "Chris Novak",
-  "Lena Fischer", "Omar Haddad", "Grace Chen", "Tom Brady", "Ines Duarte", "Ken Sato" }
-local CARRIERS = { "UPS", "FedEx", "DHL", "USPS" }
+local CARRIERS = { "UPS", "FedEx", "DHL" }
+agent.FIRST, agent.LAST, agent.ITEMS, agent.CITIES = FIRST, LAST, ITEMS, CITIES
 
--- splitmix64 finalizer: a well-mixed 64-bit hash of an integer.
-local function mix(x)
-  x = x + 0x9E3779B97F4A7C15
-  x = (x ~ (x >> 30)) * 0xBF58476D1CE4E5B9
-  x = (x ~ (x >> 27)) * 0x94D049BB133111EB
-  return x ~ (x >> 31)
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[string.lower(v)] = v end
+  return s
 end
+local FIRST_SET, LAST_SET, ITEM_SET, CITY_SET = set_of(FIRST), set_of(LAST), set_of(ITEMS), set_of(CITIES)
 
--- The fake database: the order with this number (any integer; always exists).
-function agent.order_for(id)
-  id = math.tointeger(id)
-  if not id then error("order_for: the order number must be an integer", 2) end
-  local h = mix(id)
-  local function field(salt, n) return (mix(h + salt) >> 1) % n + 1 end
-  local cents = 500 + ((mix(h + 7) >> 1) % 39500)   -- $5.00 .. $399.99
-  if cents % 100 == 0 then cents = cents - 1 end
-  local customer = CUSTOMERS[field(3, #CUSTOMERS)]
-  return {
-    order_id = id,
-    status = STATUSES[field(1, #STATUSES)],
-    item = ITEMS[field(2, #ITEMS)],
-    customer = customer,
-    email = string.lower((string.gsub(customer, " ", "."))) .. "@example.com",
-    amount_usd = cents / 100,
-    carrier = CARRIERS[field(4, #CARRIERS)],
-    tracking = string.format("TRK%09d", (mix(h + 5) >> 1) % 1000000000),
-    days = field(6, 9),  -- days since shipping / delivery, or until shipping
-  }
-end
-
--- The order number of a message: "#4821", "order 4821", "order number 4821", else the first
--- number of three or more digits.
-local function order_id_of(text)
-  local s = string.lower(text)
-  local id = string.match(s, "#%s*(%d+)") or string.match(s, "order%s+number%s+(%d+)")
-    or string.match(s, "order%s+no%.?%s+(%d+)") or string.match(s, "order%s+(%d+)")
-    or string.match(s, "%f[%d](%d%d%d+)%f[%D]")
-  return id and math.tointeger(tonumber(id)) or nil
-end
-agent.order_id_of = order_id_of
-
--- The new address of an address change: "... to 12 Elm Street" (the house number, then words
--- up to a street suffix, at most five).
-local SUFFIXES = { street = true, st = true, avenue = true, ave = true, road = true, rd = true,
-  lane = true, ln = true, drive = true, dr = true, way = true, boulevard = true, blvd = true,
-  court = true, place = true, square = true }
-local function address_of(text)
-  local number, rest = string.match(text, "[Tt]o%s+(%d+)%s+(.*)$")
-  if not number then return nil end
-  local parts = { number }
-  for w in string.gmatch(rest, "%S+") do
-    local word = string.match(w, "^(%a+)")
-    if not word or #parts > 5 then break end
-    parts[#parts + 1] = word
-    if SUFFIXES[string.lower(word)] or word ~= w then break end  -- suffix or punctuation ends it
+-- What the message names, in order: a first and a last name, items and order numbers.
+local function mentions(query)
+  local m = { items = {}, ids = {} }
+  local seen = {}
+  for w in string.gmatch(query, "[%w%-]+") do
+    local lw = string.lower(w)
+    if string.match(w, "^ORD%-%d+$") then
+      if not seen[w] then m.ids[#m.ids + 1] = w; seen[w] = true end
+    elseif ITEM_SET[lw] then
+      if not seen[lw] then m.items[#m.items + 1] = ITEM_SET[lw]; seen[lw] = true end
+    elseif FIRST_SET[lw] and not m.first then
+      m.first = FIRST_SET[lw]
+    elseif LAST_SET[lw] and not m.last then
+      m.last = LAST_SET[lw]
+    end
   end
-  if #parts < 2 then return nil end
-  return table.concat(parts, " ")
+  return m
 end
-agent.address_of = address_of
 
-local function words(text)
-  local s = string.gsub(string.lower(text), "%d+", " num ")
-  local out = {}
-  for w in string.gmatch(s, "%a+") do out[#out + 1] = w end
-  return table.concat(out, " ")
+-- Draws an amount: as often under the verification limit as over it, never on it, and never
+-- a whole number of dollars (129.99, not 129).
+local function draw_amount(rng)
+  local cents
+  if rng.int(0, 1) == 0 then cents = rng.int(15, 98) * 100 + rng.int(1, 99)
+  else cents = rng.int(101, 399) * 100 + rng.int(1, 99) end
+  return cents / 100
+end
+
+-- The shop a query meets. Returns
+--   { writer = "Maria Lopez", orders = { {id, item, customer, first, last, amount, status, city,
+--     carrier}, ... } (the shop's order of rows), by_id = { [id] = order }, by_item = the
+--     writer's orders by item }.
+function agent.world(query)
+  if type(query) ~= "string" then error("support: query must be a string", 2) end
+  local rng = new_rng("support|" .. query)
+  local m = mentions(query)
+  local used_first, used_last, used_ids = {}, {}, {}
+  for _, id in ipairs(m.ids) do used_ids[id] = true end
+  local function pick_unused(list, used)
+    local v
+    repeat v = rng.pick(list) until not used[v]
+    used[v] = true
+    return v
+  end
+  local function new_id()
+    local id
+    repeat id = string.format("ORD-%04d", rng.int(1000, 9999)) until not used_ids[id]
+    used_ids[id] = true
+    return id
+  end
+  local first = m.first or pick_unused(FIRST, used_first)
+  local last = m.last or pick_unused(LAST, used_last)
+  used_first[first], used_last[last] = true, true
+  local orders, by_id, by_item = {}, {}, {}
+  local function add(id, item, f, l)
+    local o = { id = id, item = item, first = f, last = l, customer = f .. " " .. l,
+      amount = draw_amount(rng), status = rng.pick(STATUSES), city = rng.pick(CITIES),
+      carrier = rng.pick(CARRIERS), tracking = string.format("1Z%08d", rng.int(0, 99999999)) }
+    orders[#orders + 1] = o
+    by_id[id] = o
+    return o
+  end
+  -- the writer's orders: the items named, the order numbers quoted, and up to two others
+  local taken = {}
+  for _, item in ipairs(m.items) do taken[item] = true end
+  local function other_item()
+    local item
+    repeat item = rng.pick(ITEMS) until not taken[item]
+    taken[item] = true
+    return item
+  end
+  for _, item in ipairs(m.items) do by_item[item] = add(new_id(), item, first, last) end
+  for _, id in ipairs(m.ids) do add(id, other_item(), first, last) end
+  for _ = 1, rng.int(0, 2) do add(new_id(), other_item(), first, last) end
+  -- other customers; each named item is ordered by one of them too
+  local others = {}
+  for k = 1, rng.int(3, 4) do
+    others[k] = { pick_unused(FIRST, used_first), pick_unused(LAST, used_last) }
+  end
+  for _, item in ipairs(m.items) do
+    local c = rng.pick(others)
+    add(new_id(), item, c[1], c[2])
+  end
+  for _, c in ipairs(others) do
+    for _ = 1, rng.int(1, 2) do add(new_id(), rng.pick(ITEMS), c[1], c[2]) end
+  end
+  -- the shop lists its orders in no meaningful order
+  for i = #orders, 2, -1 do
+    local j = rng.int(1, i)
+    orders[i], orders[j] = orders[j], orders[i]
+  end
+  return { writer = first .. " " .. last, first = first, last = last, orders = orders, by_id = by_id,
+    by_item = by_item }
+end
+
+-- The values of "candidate" arguments: the cities the shop ships to (change_address's city),
+-- as a shop's API lists the choices of a field.
+function agent.candidates()
+  local list = ac.array()
+  for i, c in ipairs(CITIES) do list[i] = c end
+  return list
 end
 
 function agent.init(query)
-  if type(query) == "table" then query = query.query end
   if type(query) ~= "string" then error("support: query must be a string", 0) end
-  return { query = query, text = words(query), order_id = order_id_of(query), order = nil,
-    looked_up = false, used = {}, done_list = {}, steps = 0, replied = false, changes = {} }
+  return { world = agent.world(query), refunded = {}, verified = {}, actions = {}, closed = false }
 end
 
-function agent.observe(state)
-  local parts = { state.text, "|", "step:" .. state.steps }
-  for _, tool in ipairs(state.done_list) do parts[#parts + 1] = "done:" .. tool end
-  if state.looked_up then
-    local o = state.order
-    if o then
-      parts[#parts + 1] = "| status:" .. o.status
-      parts[#parts + 1] = "amount:" .. (o.amount_usd > REFUND_LIMIT_USD and "high" or "low")
-    else
-      parts[#parts + 1] = "| order:unknown"
-    end
-  end
-  return table.concat(parts, " ")
+local function money(x) return string.format("%.2f", x) end
+
+-- An order by the id the policy chose (a string such as "ORD-4821"; a number never names one).
+local function order_of(state, id)
+  if type(id) ~= "string" then return nil end
+  return state.world.by_id[id]
 end
 
-function agent.legal(state)
-  if state.replied then return {} end
-  if not state.looked_up then return { "lookup_order" } end
-  local legal = {}
-  local o = state.order
-  if o then
-    local function offer(tool, ok) if ok and not state.used[tool] then legal[#legal + 1] = tool end end
-    offer("verify_customer", true)
-    offer("check_shipping", true)
-    offer("refund", o.status == "delivered" and (state.verified or o.amount_usd <= REFUND_LIMIT_USD))
-    offer("cancel_order", o.status == "processing")
-    offer("update_address", o.status == "processing")
+local function rejected(message) return { error = message } end
+
+-- A customer by first or last name (any case), for send_coupon.
+local function customer_named(state, name)
+  if type(name) ~= "string" then return nil end
+  local n = string.lower(name)
+  for _, o in ipairs(state.world.orders) do
+    if string.lower(o.first) == n or string.lower(o.last) == n then return o.customer end
   end
-  legal[#legal + 1] = "reply"
-  return legal
+  return nil
 end
 
-local function money(x) return string.format("$%.2f", x) end
+local TOOLS = {}
 
--- The reply the customer gets, from what was done.
-local function compose_reply(state)
-  local o = state.order
-  if not o then
-    if state.order_id then
-      return "I could not find order #" .. state.order_id .. ". Could you check the number?"
+function TOOLS.search_orders(state, args)
+  local w = type(args.text) == "string" and string.lower(args.text) or ""
+  local rows = ac.array()
+  for _, o in ipairs(state.world.orders) do
+    if string.lower(o.first) == w or string.lower(o.last) == w or o.item == w then
+      rows[#rows + 1] = o.id .. " " .. o.item .. ", " .. o.customer
     end
-    return "Could you tell me your order number (for example #1234)?"
   end
-  local c = state.changes
-  local greeting = "Hi " .. o.customer:match("^(%S+)") .. ", "
-  if c.refunded then
-    return greeting .. "I have refunded " .. money(o.amount_usd) .. " for your " .. o.item
-      .. " (order #" .. o.order_id .. "). It will reach your account in 3-5 business days."
-  elseif c.cancelled then
-    return greeting .. "order #" .. o.order_id .. " (" .. o.item .. ") is cancelled; you will not be charged."
-  elseif c.address then
-    return greeting .. "order #" .. o.order_id .. " will now ship to " .. c.address .. "."
-  elseif c.shipping then
-    local s = c.shipping
-    if o.status == "processing" then
-      return greeting .. "order #" .. o.order_id .. " has not shipped yet; it should ship within "
-        .. o.days .. " days."
-    end
-    local where
-    if o.status == "shipped" then
-      where = "is on its way with " .. s.carrier .. " (tracking " .. s.tracking .. "), shipped "
-        .. o.days .. " days ago."
-    else
-      where = "was delivered by " .. s.carrier .. " " .. o.days .. " days ago (tracking "
-        .. s.tracking .. ")."
-    end
-    return greeting .. "order #" .. o.order_id .. " " .. where
-      .. " As it has left our warehouse, it can no longer be cancelled or redirected."
-  end
-  return greeting .. "order #" .. o.order_id .. " (" .. o.item .. ", " .. money(o.amount_usd)
-    .. ") is " .. o.status .. "."
+  return { orders = rows }
 end
 
-local function resolution(state)
-  local c = state.changes
-  if not state.order then return "need_order" end
-  if c.refunded then return "refunded" end
-  if c.cancelled then return "cancelled" end
-  if c.address then return "address_updated" end
-  if c.shipping then return "shipping_info" end
-  return "info"
+function TOOLS.read_order(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  return { order = o.id, item = o.item, customer = o.customer, amount = o.amount, status = o.status,
+    city = o.city }
 end
 
-function agent.step(state, action)
-  if state.replied then error("support: the episode has ended", 0) end
-  if not agent.tools[action] then error("support: unknown action '" .. tostring(action) .. "'", 0) end
-  if state.used[action] then error(action .. ": already done", 0) end
-  if action ~= "lookup_order" and action ~= "reply" and not state.order then
-    error(action .. ": look the order up first", 0)
-  end
-  local o = state.order
-  if (action == "refund" and o.status ~= "delivered")
-      or ((action == "cancel_order" or action == "update_address") and o.status ~= "processing") then
-    error(action .. ": order #" .. o.order_id .. " is " .. o.status, 0)
-  end
-  if action == "refund" and o.amount_usd > REFUND_LIMIT_USD and not state.verified then
-    error("refund: over " .. money(REFUND_LIMIT_USD) .. " needs verify_customer first", 0)
-  end
-  state.steps = state.steps + 1
-  state.used[action] = true
-  state.done_list[#state.done_list + 1] = action
-
-  if action == "lookup_order" then
-    state.looked_up = true
-    if not state.order_id then
-      return { order_id = nil }, { found = false, reason = "no order number in the message" }, false
-    end
-    state.order = agent.order_for(state.order_id)
-    o = state.order
-    return { order_id = state.order_id }, { found = true, order_id = o.order_id, status = o.status,
-      item = o.item, customer = o.customer, amount_usd = o.amount_usd }, false
-  elseif action == "verify_customer" then
-    state.verified = true
-    return { order_id = o.order_id, email = o.email },
-      { verified = true, customer = o.customer, method = "one-time code sent to " .. o.email }, false
-  elseif action == "check_shipping" then
-    state.changes.shipping = { carrier = o.carrier, tracking = o.tracking }
-    local result = { status = o.status }
-    if o.status ~= "processing" then
-      result.carrier, result.tracking = o.carrier, o.tracking
-    end
-    if o.status == "processing" then result.ships_in_days = o.days
-    elseif o.status == "shipped" then result.shipped_days_ago = o.days
-    else result.delivered_days_ago = o.days end
-    return { order_id = o.order_id }, result, false
-  elseif action == "refund" then
-    state.changes.refunded = true
-    return { order_id = o.order_id, amount_usd = o.amount_usd },
-      { refunded_usd = o.amount_usd, verified = state.verified == true }, false
-  elseif action == "cancel_order" then
-    state.changes.cancelled = true
-    return { order_id = o.order_id }, { cancelled = true, refunded_usd = o.amount_usd }, false
-  elseif action == "update_address" then
-    local address = address_of(state.query)
-    if not address then
-      return { order_id = o.order_id }, { updated = false, reason = "no new address in the message" }, false
-    end
-    state.changes.address = address
-    return { order_id = o.order_id, address = address }, { updated = true, address = address }, false
-  end
-  -- reply
-  state.replied = true
-  state.reply = compose_reply(state)
-  return { order_id = state.order_id }, { message = state.reply, resolution = resolution(state) }, true
+function TOOLS.verify_identity(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  state.verified[o.customer] = true
+  return { verified = true, customer = o.customer }
 end
 
+function TOOLS.track_shipment(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  if o.status == "processing" then return { status = o.status } end
+  return { status = o.status, carrier = o.carrier, tracking = o.tracking }
+end
+
+function TOOLS.refund(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  local amount = args.amount
+  if type(amount) ~= "number" or amount <= 0 then return rejected("the amount must be a positive number") end
+  local left = o.amount - (state.refunded[o.id] or 0)
+  if amount > left + 1e-9 then
+    return rejected(money(amount) .. " is more than the " .. money(left) .. " left to refund on " .. o.id)
+  end
+  state.refunded[o.id] = (state.refunded[o.id] or 0) + amount
+  state.actions[#state.actions + 1] = { tool = "refund", order = o.id, amount = amount,
+    verified = state.verified[o.customer] == true }
+  return { refunded = amount }
+end
+
+function TOOLS.exchange(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  state.actions[#state.actions + 1] = { tool = "exchange", order = o.id }
+  return { replacement = "a new " .. o.item .. " ships in 3 days" }
+end
+
+function TOOLS.change_address(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  local city = type(args.city) == "string" and CITY_SET[string.lower(args.city)]
+  if not city then return rejected("unknown city " .. tostring(args.city)) end
+  state.actions[#state.actions + 1] = { tool = "change_address", order = o.id, city = city }
+  return { ships_to = city }
+end
+
+function TOOLS.escalate(state, args)
+  local o = order_of(state, args.order_id)
+  if not o then return rejected("no order " .. tostring(args.order_id)) end
+  state.actions[#state.actions + 1] = { tool = "escalate", order = o.id }
+  return { escalated = true, message = "a manager will contact " .. o.customer }
+end
+
+function TOOLS.send_coupon(state, args)
+  local customer = customer_named(state, args.customer)
+  if not customer then return rejected("no customer " .. tostring(args.customer)) end
+  state.actions[#state.actions + 1] = { tool = "send_coupon", customer = customer }
+  return { sent = true }
+end
+
+function agent.step(state, tool, args)
+  if state.closed then error("support: the ticket is closed", 0) end
+  if tool == "close_ticket" then
+    state.closed = true
+    return { closed = true }, true
+  end
+  local fn = TOOLS[tool]
+  if not fn then error("support: unknown tool '" .. tostring(tool) .. "'", 0) end
+  return fn(state, args or {}), false
+end
+
+-- What changed in the shop, for the record (the reward reads the trajectory's calls).
 function agent.final(state)
-  local tools = {}
-  for i, t in ipairs(state.done_list) do tools[i] = t end
-  return { order_id = state.order_id, resolution = resolution(state), reply = state.reply,
-    tools = tools, replied = state.replied }
+  local actions = ac.array()
+  for i, a in ipairs(state.actions) do actions[i] = a end
+  return { actions = actions, closed = state.closed }
 end
 
 return agent

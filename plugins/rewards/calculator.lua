@@ -1,12 +1,30 @@
 -- Reward for the calculator agent: 1 for the exact numeric answer; else partial credit for the
 -- way there, 0.5 x the share of the expected intermediate values the tool results reached in
 -- order (extra calls in between cost nothing but steps). Success is the exact answer only.
+-- With expected values the reward is also given per step (info.step_rewards, summing to it): the
+-- call that reached the next value earns its share, the answer the rest, and a call that repeats
+-- an earlier one (same tool and arguments) costs 0.05 (the range is -1 to 1).
 --
 -- expected_outcome = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
 --   (ops and values are optional: without values there is no partial credit)
 -- tool_accuracy (when ops is given): a step is right when it did not fail and, for an operation
 -- step, when it is the expected operation at that position (answer is right whenever it
 -- succeeds). Without ops the host's default applies.
+
+local REPEAT = 0.05 -- what a call that repeats an earlier one costs
+
+-- "tool a=.. b=.." of a step's call, or nil
+local function call_key(step)
+  local a = type(step.action) == "table" and step.action or nil
+  if not a or type(a.tool) ~= "string" then return nil end
+  local p = type(a.params) == "table" and a.params or {}
+  local names = {}
+  for k in pairs(p) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  local parts = { a.tool }
+  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. tostring(p[k]) end
+  return table.concat(parts, " ")
+end
 
 local OPERATIONS = { add = true, subtract = true, multiply = true, divide = true, power = true, modulo = true }
 
@@ -41,22 +59,26 @@ local function tool_accuracy(steps, want_ops)
   return right / #steps
 end
 
--- How many of values (in order) appear among the tool results' values, allowing others between.
+-- How many of values (in order) appear among the tool results' values, allowing others between;
+-- and, per step, the credit it earned: 0.5 / #values for the step that reached the next value.
 local function reached(steps, values)
-  local k = 1
-  for _, step in ipairs(steps) do
-    if k > #values then break end
+  local k, per_step = 1, {}
+  for i, step in ipairs(steps) do
+    per_step[i] = 0.0
     local r = step.result
-    if type(r) == "table" and same_number(r.value, values[k]) then k = k + 1 end
+    if k <= #values and type(r) == "table" and same_number(r.value, values[k]) then
+      k = k + 1
+      per_step[i] = 0.5 / #values
+    end
   end
-  return k - 1
+  return k - 1, per_step
 end
 
 return {
   name = "calculator",
   version = "2.0.0",
   description = "1 for the exact answer, else 0.5 x the share of the expected intermediate values reached",
-  range = { 0, 1 },
+  range = { -1, 1 },
   success_threshold = 1.0,
   score = function(trajectory, expected)
     if type(expected) ~= "table" or type(expected.answer) ~= "number" then
@@ -67,9 +89,26 @@ return {
     local info = { success = ok }
     local steps = trajectory.steps or {}
     info.tool_accuracy = tool_accuracy(steps, expected.ops)
-    if ok then return 1.0, info end
     local values = expected.values
-    if type(values) ~= "table" or #values == 0 then return 0.0, info end
-    return 0.5 * reached(steps, values) / #values, info
+    if type(values) ~= "table" or #values == 0 then return ok and 1.0 or 0.0, info end
+    -- the same total as step rewards (what each call added), so that GRPO can credit the call
+    -- that made the progress rather than every call of the episode alike
+    local k, per_step = reached(steps, values)
+    local total = 0.5 * k / #values
+    if ok and #steps > 0 then
+      per_step[#steps] = per_step[#steps] + (1.0 - total)
+    end
+    -- a call that repeats an earlier one (same tool, same arguments) costs a little: it learns
+    -- nothing new, and it must not look as good as the next call
+    total = 0.0
+    local seen = {}
+    for i, step in ipairs(steps) do
+      local key = call_key(step)
+      if key and seen[key] then per_step[i] = per_step[i] - REPEAT end
+      if key then seen[key] = true end
+      total = total + per_step[i]
+    end
+    if #steps > 0 then info.step_rewards = per_step end
+    return total, info
   end,
 }

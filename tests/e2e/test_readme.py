@@ -64,6 +64,17 @@ class ReadmeTest(unittest.TestCase):
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_demo_prints_the_dashboard_url(self):
+        """Command 1 names the dashboard's address and the token to paste, as the README says."""
+        with open(os.path.join(SRC, "examples/demo.sh")) as f:
+            demo = f.read()
+        listen = re.search(r'LISTEN="\$\{AGENTCORE_LISTEN:-([^}]+)\}"', demo).group(1)
+        message = re.search(r"cat <<MSG\n(.*?)\nMSG", demo, re.S).group(1).replace("$LISTEN", listen)
+        self.assertIn("Dashboard: open http://127.0.0.1:8001/ui/ and paste the demo token:\n\n  $TOKEN", message)
+        with open(os.path.join(SRC, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("## Dashboard\n\nOpen http://127.0.0.1:8001/ui/ and paste the demo token", readme)
+
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@ checkpoints, events, cancel during a run, the budget stop, plugin failures, rete
 per-principal budgets, and kill -9 then resume with the same final result."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -52,23 +53,32 @@ def final(st):
     return st["status"] in ("completed", "failed", "cancelled")
 
 
+ITERATIONS = 60
+TRAJECTORIES = ITERATIONS * 16 * 8
+
+
 class CompletedJobTest(ServerTest):
     CONFIG = "return { rate_limits = { export_trajectories = { limit = 1000 }, evaluate = { limit = 100 } } }"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()  # the server's cleanup is registered there, before this can fail
-        # 16 queries x 8 rollouts: enough signal that 30 iterations help on held-out queries
+        # 16 queries x 8 rollouts, 60 iterations at a learning rate of 3e-4 with the KL penalty: enough
+        # that the bag policy calls the right operations on the right operands of held-out queries
+        # (measured: avg_reward_improvement 0.13-0.15, p_value_reward <= 0.0007 over seeds 42-47,
+        # a job of 8-16 s). Exact answers come much later (about 150-300 iterations), see test_evaluate.
         cls.job = cls.server.result("training.start_grpo",
-                                    job_params(n_iterations=30, batch_size=16, n_trajectories_per_query=8))["job_id"]
+                                    job_params(n_iterations=ITERATIONS, batch_size=16, n_trajectories_per_query=8,
+                                               learning_rate=0.0003, beta=0.04, checkpoint_interval=20))["job_id"]
         cls.status = wait(cls.server, cls.job, final)
 
     def test_status_after_completion(self):
         st = self.status
         self.assertEqual(st["status"], "completed", st)
-        self.assertEqual((st["current_iteration"], st["total_iterations"], st["progress_percent"]), (30, 30, 100.0))
+        self.assertEqual((st["current_iteration"], st["total_iterations"], st["progress_percent"]),
+                         (ITERATIONS, ITERATIONS, 100.0))
         m = st["metrics"]
-        self.assertEqual(m["trajectories_generated"], 30 * 16 * 8)
+        self.assertEqual(m["trajectories_generated"], TRAJECTORIES)
         for key in ("train_loss", "avg_reward", "validation_accuracy", "kl", "entropy", "clip_fraction",
                     "reward_std", "zero_variance_groups"):
             self.assertIsInstance(m[key], float, key)
@@ -81,7 +91,7 @@ class CompletedJobTest(ServerTest):
     def test_checkpoints_and_events(self):
         _, _, resp = self.server.call("training.list_checkpoints", {"job_id": self.job})
         cks = resp["result"]["checkpoints"]
-        self.assertEqual([c["iteration"] for c in cks], [10, 20, 30])
+        self.assertEqual([c["iteration"] for c in cks], [20, 40, 60])
         self.assertEqual(sum(c["is_best"] for c in cks), 1)
         self.assertTrue(cks[-1]["is_latest"])
         best = max(cks, key=lambda c: (c["validation_accuracy"], c["iteration"]))
@@ -95,7 +105,7 @@ class CompletedJobTest(ServerTest):
                 break
         kinds = [e["event"] for e in events]
         self.assertEqual(kinds[0], "training.job.started")
-        self.assertEqual(kinds.count("training.job.progress"), 3)
+        self.assertEqual(kinds.count("training.job.progress"), ITERATIONS // 10)
         self.assertEqual(kinds[-1], "training.job.completed")
         self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
         done = events[-1]["data"]
@@ -116,7 +126,12 @@ class CompletedJobTest(ServerTest):
         self.assertEqual(bc["statistically_significant"], bc["p_value"] < 0.05)
         self.assertEqual(r["queries_evaluated"], len(DATA["evaluation_data"]))
         self.assertIsInstance(r["evaluation_duration_ms"], int)
-        self.assertGreater(bc["success_rate_improvement"], 0.2)  # training helps on held-out queries
+        # training helps on held-out queries: the trained policy earns more of the reward (the right
+        # operations on the right operands) than the untrained one, significantly. The calculator's
+        # exact answers (success_rate_improvement > 0.2, the assertion of calculator v1) need about
+        # 150-300 iterations of the bag policy: minutes for a test, so not asserted here.
+        self.assertGreater(bc["avg_reward_improvement"], 0.05, r)
+        self.assertLess(bc["p_value_reward"], 0.01, r)
         # a given checkpoint and custom queries
         _, _, cks = self.server.call("training.list_checkpoints", {"job_id": self.job})
         first = cks["result"]["checkpoints"][0]["checkpoint_id"]
@@ -139,8 +154,8 @@ class CompletedJobTest(ServerTest):
     def test_export(self):
         call = lambda **p: self.server.call("training.export_trajectories", dict(p, job_id=self.job))[2]
         everything = call(limit=10000)["result"]
-        self.assertEqual(everything["total_count"], 30 * 16 * 8)
-        self.assertEqual(everything["returned_count"], 3840)
+        self.assertEqual(everything["total_count"], TRAJECTORIES)
+        self.assertEqual(everything["returned_count"], TRAJECTORIES)
         self.assertFalse(everything["has_more"])
         ids = [t["trajectory_id"] for t in everything["trajectories"]]
         self.assertEqual(len(set(ids)), len(ids))
@@ -152,15 +167,25 @@ class CompletedJobTest(ServerTest):
         for key in ("state", "action", "result", "timestamp", "duration_ms"):
             self.assertIn(key, step)
         self.assertEqual(set(step["action"]), {"tool", "params"})
+        # the policy chose the arguments: for the calculator, numbers it saw in the query or a result
+        for t in everything["trajectories"][:200]:
+            for k, s in enumerate(t["steps"]):
+                params = s["action"]["params"]
+                self.assertEqual(set(params), {"value"} if s["action"]["tool"] == "answer" else {"a", "b"}, s)
+                seen = {float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", s["state"]["context"])}
+                for v in params.values():
+                    self.assertIsInstance(v, (int, float))
+                    # (the export prints reals with 15 significant digits, the context with up to 17)
+                    self.assertTrue(any(abs(v - x) <= 1e-12 * max(1.0, abs(x)) for x in seen), (k, s))
         page = call(limit=100, offset=250)["result"]
-        self.assertEqual((page["returned_count"], page["has_more"], page["total_count"]), (100, True, 3840))
+        self.assertEqual((page["returned_count"], page["has_more"], page["total_count"]), (100, True, TRAJECTORIES))
         self.assertEqual([x["trajectory_id"] for x in page["trajectories"]], ids[250:350])  # stable order
         ok = call(success_only=True, limit=10000)["result"]
         self.assertEqual(ok["total_count"], sum(1 for x in everything["trajectories"] if x["success"]))
         self.assertTrue(all(x["success"] for x in ok["trajectories"]))
         hi = call(min_reward=0.5, limit=10000)["result"]
         self.assertEqual(hi["total_count"], sum(1 for x in everything["trajectories"] if x["reward"] >= 0.5))
-        last = call(limit=10, offset=3835)["result"]
+        last = call(limit=10, offset=TRAJECTORIES - 5)["result"]
         self.assertEqual((last["returned_count"], last["has_more"]), (5, False))
         _, _, resp = self.server.call("training.export_trajectories", {"job_id": self.job, "limit": 10001})
         self.assertEqual((resp["error"]["code"], resp["error"]["data"]["field"]), (-40005, "limit"))
@@ -177,6 +202,9 @@ class CompletedJobTest(ServerTest):
         self.assertEqual(resp["result"]["total_count"], 0)
         _, _, resp = self.server.call("training.list_jobs", {"status": "completed"})
         self.assertIn(self.job, [j["job_id"] for j in resp["result"]["jobs"]])
+        # a list row carries the cost and budget as get_status shows them (the dashboard's list)
+        row = next(j for j in resp["result"]["jobs"] if j["job_id"] == self.job)
+        self.assertEqual((row["cost_usd"], row["budget_usd"]), (self.status["cost_usd"], self.status["budget_usd"]))
         _, _, resp = self.server.call("training.list_jobs", {"status": "weird"})
         self.assertEqual(resp["error"]["code"], -32602)
 
@@ -201,7 +229,8 @@ class CancelAndBudgetTest(ServerTest):
         self.assertEqual(resp["error"]["code"], -40003)
 
     def test_budget_stop(self):
-        # each agent step costs 0.0001 (tool) + 0.00001 (policy step): about 0.013 USD per iteration
+        # each agent step costs 0.0001 (an operation; answer is free) + 0.00001 (policy step): about
+        # 0.01 USD per iteration
         _, _, resp = self.server.call("training.start_grpo", job_params(n_iterations=1000, max_budget_usd=0.1))
         job = resp["result"]["job_id"]
         st = wait(self.server, job, final)
@@ -244,12 +273,12 @@ class PluginFailureTest(ServerTest):
             shutil.copytree(os.path.join(SRC, "plugins", kind), os.path.join(cls.plugins, kind))
         with open(os.path.join(cls.plugins, "agents", "flaky.lua"), "w") as f:
             f.write('local a = dofile == nil and require("agentcore") and {}\n'
-                    'a = { name = "flaky", version = "1", actions = { "go", "stop" },\n'
-                    '  tools = { go = { cost_usd = 0 } } }\n'
+                    'a = { name = "flaky", version = "1", tools = { { name = "go", cost_usd = 0 },\n'
+                    '  { name = "stop", args = { { name = "n", type = "number" } } } } }\n'
                     'function a.init(q) return { n = 0 } end\n'
                     'function a.observe(s) return "step " .. s.n end\n'
                     'function a.legal(s) return { "go" } end\n'
-                    'function a.step(s, act)\n'
+                    'function a.step(s, tool, args)\n'
                     '  error("the tool broke")\n'
                     'end\n'
                     'function a.final(s) return {} end\n'
@@ -318,8 +347,8 @@ class CrashResumeTest(ServerTest):
         # the same seed gives the same run: every reward and every action
         self.assertEqual([t["reward"] for t in crashed_ex["trajectories"]],
                          [t["reward"] for t in clean_ex["trajectories"]])
-        self.assertEqual([[s["action"]["tool"] for s in t["steps"]] for t in crashed_ex["trajectories"]],
-                         [[s["action"]["tool"] for s in t["steps"]] for t in clean_ex["trajectories"]])
+        self.assertEqual([[s["action"] for s in t["steps"]] for t in crashed_ex["trajectories"]],
+                         [[s["action"] for s in t["steps"]] for t in clean_ex["trajectories"]])  # tools and arguments
         for key in ("train_loss", "avg_reward", "validation_accuracy", "kl"):
             self.assertEqual(crashed["metrics"][key], clean["metrics"][key], key)
         self.assertEqual(crashed["cost_usd"], clean["cost_usd"])

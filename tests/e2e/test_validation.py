@@ -8,18 +8,18 @@ from harness import Server, ServerTest, claims, make_jwt, main, temp_dir
 from test_training import DATA, final, job_params, wait
 
 DICE = '''-- A stochastic environment: a coin tossed with the episode's generator; the agent must call it.
-local agent = { name = "dice", version = "1", actions = { "heads", "tails" },
-  tools = { heads = { cost_usd = 0 }, tails = { cost_usd = 0 } }, max_steps = 2 }
+local agent = { name = "dice", version = "1", max_steps = 2,
+  tools = { { name = "heads", cost_usd = 0 }, { name = "tails", cost_usd = 0 } } }
 function agent.init(query, ctx)
   return { coin = ctx.rng.int(0, 1) == 1 and "heads" or "tails", noise = math.random(1, 1000000) }
 end
 function agent.observe(s) return "the coin shows " .. s.coin end
 function agent.legal(s) return { "heads", "tails" } end
-function agent.step(s, a)
+function agent.step(s, tool, args)
   local work = 0  -- a tool that takes a few milliseconds, so the test can kill the job mid-run
   for i = 1, 300000 do work = work + i % 7 end
-  s.call = a
-  return { call = a }, { coin = s.coin, noise = s.noise, work = work }, true
+  s.call = tool
+  return { call = tool, coin = s.coin, noise = s.noise, work = work }, true
 end
 function agent.final(s) return { correct = s.call == s.coin } end
 return agent

@@ -94,9 +94,9 @@ def plugins_with(case, extra):
     return d
 
 
-FLAKY = ('local a = { name = "flaky", version = "1", actions = { "go" }, tools = { go = { cost_usd = 0 } } }\n'
+FLAKY = ('local a = { name = "flaky", version = "1", tools = { { name = "go", cost_usd = 0 } } }\n'
          'function a.init(q) return {} end\nfunction a.observe(s) return "x" end\n'
-         'function a.legal(s) return { "go" } end\nfunction a.step(s, act) error("broken tool") end\n'
+         'function a.legal(s) return { "go" } end\nfunction a.step(s, tool, args) error("broken tool") end\n'
          'function a.final(s) return {} end\nreturn a\n')
 
 
@@ -123,7 +123,10 @@ class SixEventsTest(unittest.TestCase):
         p["agent_id"] = "flaky"
         jobs["failed"] = server.result("training.start_grpo", p)["job_id"]
         for kind, job in jobs.items():
-            self.assertEqual(wait(server, job, final)["status"], kind)
+            st = wait(server, job, final)
+            self.assertEqual(st["status"], kind)
+            if kind == "failed":  # by its failing tool, not by a plugin that does not load
+                self.assertIn("broken tool", st["error"], st)
         got = lambda: {x["payload"]["event"] for x in receiver.ok()}
         self.assertTrue(receiver.wait_for(lambda: SIX <= got()), got())
         # every recorded event of these jobs arrives, each once with a 2xx (at least once)

@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "service/app.h"
+#include "service/methods.h"
 #include "net/auth.h"
 #include "base/clock.h"
 #include "lua/config.h"
@@ -69,7 +70,6 @@
 #include "net/rpc.h"
 #include "store/store.h"
 #include "base/train_config.h"
-#include "service/training.h"
 #include "base/uuid.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -154,33 +154,33 @@ static void fixture_create(int i)
     json_t *none = json_array();
     ac_job_new_t nj = {.owner = fixture_owner[i], .agent_id = "calculator", .config = &tc, .training_data = none,
                        .evaluation_data = none, .now_ms = ac_clock_now_ms(), .owner_budget_micro = -1};
-    json_t *job = NULL;
+    ac_job_t job;
     ac_err_t err = AC_ERR_INIT;
-    if (ac_jobs_create(F.app.store, &nj, &job, &err) != 0)
+    if (ac_jobs_create(F.app.jobs, &nj, &job, &err) != 0)
         die("fixture job: %s", err.message);
-    snprintf(F.fixture_id[i], sizeof F.fixture_id[i], "%s", json_string_value(json_object_get(job, "job_id")));
-    json_decref(job);
+    snprintf(F.fixture_id[i], sizeof F.fixture_id[i], "%s", job.id);
+    ac_job_free(&job);
     json_decref(none);
 }
 
 /* 1 when fixture i is still queued (a call may have cancelled it, even as a notification) */
 static int fixture_queued(int i)
 {
-    json_t *job = NULL;
+    ac_job_t job;
     ac_err_t err = AC_ERR_INIT;
-    int found = ac_jobs_get(F.app.store, F.fixture_id[i], &job, &err);
+    int found = ac_jobs_get(F.app.jobs, F.fixture_id[i], &job, &err);
     if (found < 0)
         die("fixture job: %s", err.message);
-    const char *status = found ? json_string_value(json_object_get(job, "status")) : NULL;
-    int queued = status != NULL && strcmp(status, "queued") == 0;
-    json_decref(job);
+    int queued = found && job.status == AC_JOB_QUEUED;
+    if (found)
+        ac_job_free(&job);
     return queued;
 }
 
 static void store_open(void)
 {
     ac_err_t err = AC_ERR_INIT;
-    if ((F.app.store = ac_store_open(F.dir, &err)) == NULL)
+    if ((F.app.store = ac_store_open(F.dir, &err)) == NULL || (F.app.jobs = ac_jobs_open_lmdb(F.app.store, &err)) == NULL)
         die("store: %s", err.message);
     for (int i = 0; i < FIX_COUNT; i++)
         fixture_create(i);
@@ -197,6 +197,8 @@ static void unlink_store_files(void)
 
 static void store_remove(void)
 {
+    ac_jobs_close(F.app.jobs);
+    F.app.jobs = NULL;
     ac_store_close(F.app.store);
     F.app.store = NULL;
     unlink_store_files();
@@ -254,6 +256,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     ac_config_defaults(&F.cfg); /* max_json_depth 64, max_batch 100: the server's defaults */
     F.app.cfg = &F.cfg;
+    if ((F.app.status = ac_status_cache_create()) == NULL)
+        die("out of memory");
 
     ac_err_t err = AC_ERR_INIT;
     ac_auth_config_t ac = {.alg = "HS256", .secret = SECRET, .leeway_s = 30};
@@ -275,9 +279,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("out of memory");
     F.cfg_few = F.cfg; /* likewise */
     F.cfg_few.max_json_values = FEW_VALUES;
-    F.rpc_loose = ac_rpc_create(ac_training_methods, &F.app, F.app.auth, F.app.rl, &F.cfg);
-    F.rpc_tight = ac_rpc_create(ac_training_methods, &F.app, F.app.auth, F.rl_tight, &F.cfg_tight);
-    F.rpc_few = ac_rpc_create(ac_training_methods, &F.app, F.app.auth, F.app.rl, &F.cfg_few);
+    F.rpc_loose = ac_rpc_create(ac_service_methods, &F.app, F.app.auth, F.app.rl, &F.cfg);
+    F.rpc_tight = ac_rpc_create(ac_service_methods, &F.app, F.app.auth, F.rl_tight, &F.cfg_tight);
+    F.rpc_few = ac_rpc_create(ac_service_methods, &F.app, F.app.auth, F.app.rl, &F.cfg_few);
     if (F.rpc_loose == NULL || F.rpc_tight == NULL || F.rpc_few == NULL)
         die("out of memory");
     return 0;

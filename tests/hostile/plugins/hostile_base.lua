@@ -1,14 +1,16 @@
--- The small, valid agent every hostile plugin wraps: it runs `attack` in the hook named by
--- `where` ("init", "observe" or "step"). What the attack returns from step becomes the step's
--- params and result; from observe, the observation.
+-- The small, valid agent every hostile plugin wraps: it runs `attack` in the function named by
+-- `where` ("init", "observe", "candidates" or "step"). What the attack returns from step becomes
+-- the step's result; from observe, the observation; from candidates, the candidate list.
 local M = {}
 
 function M.agent(name, where, attack)
   local agent = {
     name = name,
     version = "1",
-    actions = { "go", "answer" },
-    tools = { go = { cost_usd = 0 }, answer = { cost_usd = 0 } },
+    tools = {
+      { name = "go", args = { { name = "n", type = "number" } }, cost_usd = 0 },
+      { name = "answer", cost_usd = 0 },
+    },
     max_steps = 4,
   }
   function agent.init(query)
@@ -19,14 +21,16 @@ function M.agent(name, where, attack)
     if where == "observe" then return attack() or "step" end
     return "step " .. state.n
   end
-  function agent.legal(state) return { "go", "answer" } end
-  function agent.step(state, action)
+  if where == "candidates" then
+    function agent.candidates(state) return attack() or {} end
+  end
+  function agent.step(state, tool, args)
     state.n = state.n + 1
     if where == "step" then
-      local params, result = attack()
-      return params or {}, result or {}, action == "answer"
+      local result = attack()
+      return result or {}, tool == "answer"
     end
-    return {}, {}, action == "answer"
+    return { n = args.n }, tool == "answer"
   end
   function agent.final(state) return { answer = state.n } end
   return agent

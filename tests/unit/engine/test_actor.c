@@ -51,11 +51,44 @@ static void test_context(void)
           !(c[1].tok[cand[2]].flags & AC_TOKF_IN_CALL));
     n = ac_context_candidates(&c[2], AC_ARG_CANDIDATE, cand, 64);
     CHECK(n == 3);
-    v = ac_context_value(&c[2], AC_ARG_CANDIDATE, cand[1], json_pack("[s, s, i]", "ORD-17", "red shoes", 42));
+    json_t *cands2 = json_pack("[s, s, i]", "ORD-17", "red shoes", 42);
+    v = ac_context_value(&c[2], AC_ARG_CANDIDATE, cand[1], cands2);
     CHECK(json_is_string(v) && strcmp(json_string_value(v), "red shoes") == 0);
     json_decref(v);
+    json_decref(cands2);
     n = ac_context_candidates(&c[2], AC_ARG_ID, cand, 64);
     CHECK(n >= 1 && strncmp(c[2].text + c[2].tok[cand[0]].start, "ORD-17", 6) == 0);
+    /* values printed in exponent notation (%.15g beyond 1e15 and below 1e-4) are one number each,
+     * not a mantissa, an identifier and a spurious exponent */
+    {
+        ac_context_t e;
+        CHECK(ac_context_init(&e, 64, &err) == 0);
+        const char *nm[2] = {"a", "b"};
+        json_t *a2 = json_pack("{s:f, s:f}", "a", 2.2483074023424e19, "b", 1e-05);
+        json_t *r2 = json_pack("{s:f, s:s}", "value", -3.5e-07, "note", "1e5x and 10e");
+        ac_context_step_t st2 = {"power", nm, a2, 2, r2};
+        CHECK(ac_context_build(&e, "raise 1680 to 6", &st2, 1, NULL, NULL, &err) == 0);
+        int nc = ac_context_candidates(&e, AC_ARG_NUMBER, cand, 64);
+        double want[] = {1680, 6, -3.5e-07};
+        int good = nc == 3;
+        for (int k = 0; good && k < 3; k++) {
+            json_t *x = ac_context_value(&e, AC_ARG_NUMBER, cand[k], NULL);
+            good = x && json_number_value(x) == want[k];
+            json_decref(x);
+        }
+        if (!good)
+            fprintf(stderr, "  exponents: %d number candidates in '%s'\n", nc, e.text);
+        CHECK(good);
+        int words = 0, ids = 0;
+        for (int k = 0; k < e.n; k++) {
+            words += e.tok[k].kind == AC_TOK_WORD;
+            ids += e.tok[k].kind == AC_TOK_ID && e.tok[k].seg == AC_SEG_RESULT;
+        }
+        CHECK(ids == 2 && words > 0); /* "1e5x" and "10e" stay identifiers */
+        json_decref(a2);
+        json_decref(r2);
+        ac_context_free(&e);
+    }
     /* a capped context keeps the query and drops the oldest steps first */
     ac_context_t small;
     CHECK(ac_context_init(&small, 16, &err) == 0);
@@ -248,7 +281,7 @@ int main(void)
     ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
                              .seed = 3, .n_buckets = 64, .d_emb = 8, .hidden = 8};
     ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
-                             .seed = 3, .n_buckets = 64, .enc = {8, 2, 2, 16, 64}};
+                             .seed = 3, .n_buckets = 64, .d_emb = 8, .enc = {8, 2, 2, 16, 64}};
     fd_check(&bag, "bag");
     fd_check(&seq, "sequence");
     test_acting_matches_training(&bag);

@@ -352,7 +352,7 @@ static void test_defaults(void)
     int rates = 1;
     for (int i = 0; i < AC_RL_COUNT; i++)
         rates &= d.rate[i].limit == spec_limits[i] && d.rate[i].window_s == 60;
-    CHECK(rates, "defaults: SPEC.md's rate limits, 30 large requests a minute");
+    CHECK(rates, "defaults: the documented rate limits (docs/api.md), 30 large requests a minute");
     CHECK(d.max_body_bytes == (size_t)16 << 20 && d.max_json_depth == 64 && d.max_json_values == 1000000 &&
               d.max_batch == 100 && d.parse_on_loop_bytes == 64 * 1024 && d.trim_after_bytes == (size_t)1 << 20 &&
               d.recv_buffer_bytes == 256 * 1024,

@@ -1,7 +1,10 @@
 /* The JSON-RPC layer's checks that come before the parser: the token first (an unauthenticated
  * body is never parsed: 401 with id null whatever the body), the large-request window, and the
  * scan that bounds nesting and the number of values. The value count is checked against jansson's
- * own tree (every value plus every member name) for documents with awkward strings. */
+ * own tree (every value plus every member name) for documents with awkward strings. Then the
+ * declarative parameter checks that run before a handler (required, type, range, choices,
+ * defaults, with data.field naming the parameter), what discovery publishes of them, and the
+ * method tables ac_rpc_create refuses. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +31,38 @@ static int h_count(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t
     return 0;
 }
 
-static const ac_param_spec_t count_params[] = {{"items", AC_P_ARRAY, 1, "anything"}, {NULL, 0, 0, NULL}};
+static const ac_param_spec_t count_params[] = {{"items", AC_P_ARRAY, 1, "anything", .checks = 0}, AC_PARAMS_END};
+
+/* Echoes the params it received: what the declarations made of the request's. */
+static int h_echo(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
+{
+    (void)ctx, (void)err;
+    *result = json_deep_copy(params);
+    return 0;
+}
+
+static const char *const modes[] = {"fast", "exact", "lazy", NULL};
+
+static const ac_param_spec_t echo_params[] = {
+    {"job_id", AC_P_UUID, 1, "required, first", .checks = 0},
+    {"limit", AC_P_INTEGER, 0, "1..10, default 5", .checks = AC_PARAM_MIN | AC_PARAM_MAX | AC_PARAM_DEFAULT, .min = 1,
+     .max = 10, .def = 5},
+    {"offset", AC_P_INTEGER, 0, "at least 0", .checks = AC_PARAM_MIN},
+    {"page", AC_P_INTEGER, 0, "at most 100, over it -40005", .checks = AC_PARAM_MAX, .max = 100,
+     .over_code = AC_ERR_EXPORT_LIMIT},
+    {"ratio", AC_P_NUMBER, 0, "0..0.5", .checks = AC_PARAM_MIN | AC_PARAM_MAX, .min = 0, .max = 0.5},
+    {"mode", AC_P_STRING, 0, "one of modes", .choices = modes},
+    {"verbose", AC_P_BOOL, 0, "default true", .checks = AC_PARAM_DEFAULT, .def = 1},
+    {"items", AC_P_ARRAY, 0, "at most 3 items", .checks = AC_PARAM_MAX, .max = 3},
+    {"note", AC_P_STRING, 0, "optional, no default", .checks = 0},
+    AC_PARAMS_END,
+};
 
 static const ac_method_t methods[] = {
     {"test.ping", h_ping, 0, AC_RL_OTHER, 0, 0, NULL, "answers at once", NULL},
     {"test.count", h_count, 0, AC_RL_OTHER, 0, 0, count_params, "counts its items", NULL},
+    {"test.echo", h_echo, 0, AC_RL_OTHER, 0, 0, echo_params, "echoes its checked params", NULL},
+    {"test.strict", h_echo, 0, AC_RL_OTHER, 0, AC_ERR_INVALID_REQUEST, echo_params, "refuses with -32600", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -295,6 +325,161 @@ static void test_large_window(void)
     ac_config_free(&cfg);
 }
 
+#define JOB "\"job_id\":\"550e8400-e29b-41d4-a716-446655440000\""
+
+/* Calls test.echo (or method) with params text; returns the response document. */
+static json_t *echo(ac_rpc_t *rpc, const char *method, const char *params)
+{
+    char body[1024];
+    snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"id\":7,\"params\":{%s}}", method, params);
+    int status;
+    return handle(rpc, header, body, strlen(body), &status);
+}
+
+/* 1 when doc is the error code naming field, and (when given) with that error text */
+static int refused(json_t *doc, int code, const char *field, const char *text)
+{
+    json_t *e = json_object_get(doc, "error"), *data = json_object_get(e, "data");
+    const char *f = json_string_value(json_object_get(data, "field"));
+    const char *t = json_string_value(json_object_get(data, "error"));
+    int ok = json_integer_value(json_object_get(e, "code")) == code && f != NULL && strcmp(f, field) == 0 &&
+             (text == NULL || (t != NULL && strcmp(t, text) == 0));
+    if (!ok) {
+        char *d = json_dumps(doc, JSON_COMPACT);
+        fprintf(stderr, "  want %d %s %s, got %s\n", code, field, text ? text : "", d ? d : "(null)");
+        free(d);
+    }
+    return ok;
+}
+
+static void test_declared_params(void)
+{
+    ac_rpc_t *rpc = rpc_with(100000, 32);
+    json_t *d;
+    struct {
+        const char *params;
+        int code;
+        const char *field, *error;
+        const char *what;
+    } bad[] = {
+        {"\"limit\":3", AC_ERR_INVALID_PARAMS, "job_id", "is required", "a missing required parameter"},
+        {JOB ",\"limit\":\"3\"", AC_ERR_INVALID_PARAMS, "limit", "must be an integer", "a string for an integer"},
+        {JOB ",\"limit\":2.5", AC_ERR_INVALID_PARAMS, "limit", "must be an integer", "a fraction for an integer"},
+        {JOB ",\"limit\":0", AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and 10", "below the minimum"},
+        {JOB ",\"limit\":11", AC_ERR_INVALID_PARAMS, "limit", "must be between 1 and 10", "above the maximum"},
+        {JOB ",\"limit\":-9223372036854775807", AC_ERR_INVALID_PARAMS, "limit", NULL, "far below the minimum"},
+        {JOB ",\"offset\":-1", AC_ERR_INVALID_PARAMS, "offset", "must be at least 0", "a minimum alone"},
+        {JOB ",\"page\":101", AC_ERR_EXPORT_LIMIT, "page", "must be at most 100", "over_code above the maximum"},
+        {JOB ",\"ratio\":0.75", AC_ERR_INVALID_PARAMS, "ratio", "must be between 0 and 0.5", "a number's range"},
+        {JOB ",\"mode\":\"slow\"", AC_ERR_INVALID_PARAMS, "mode", "must be fast, exact or lazy", "a value not among the choices"},
+        {JOB ",\"mode\":1", AC_ERR_INVALID_PARAMS, "mode", "must be a string", "the type before the choices"},
+        {JOB ",\"verbose\":1", AC_ERR_INVALID_PARAMS, "verbose", "must be a boolean", "a number for a boolean"},
+        {JOB ",\"items\":[1,2,3,4]", AC_ERR_INVALID_PARAMS, "items", "must hold at most 3 items", "too many items"},
+        {JOB ",\"limitt\":1", AC_ERR_INVALID_PARAMS, "limitt", "is not a parameter of test.echo", "an unknown name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        d = echo(rpc, "test.echo", bad[i].params);
+        char what[160];
+        snprintf(what, sizeof what, "%s is refused naming %s", bad[i].what, bad[i].field);
+        CHECK(refused(d, bad[i].code, bad[i].field, bad[i].error), what);
+        json_decref(d);
+    }
+    d = echo(rpc, "test.strict", "\"limit\":0");
+    CHECK(refused(d, AC_ERR_INVALID_REQUEST, "job_id", "is required"), "a method's param_error is the code of its refusals");
+    json_decref(d);
+    d = echo(rpc, "test.strict", JOB ",\"page\":1000");
+    CHECK(refused(d, AC_ERR_EXPORT_LIMIT, "page", NULL), "over_code wins over the method's param_error above the maximum");
+    json_decref(d);
+
+    /* what the handler sees */
+    d = echo(rpc, "test.echo", JOB);
+    json_t *r = json_object_get(d, "result");
+    CHECK(json_is_integer(json_object_get(r, "limit")) && json_integer_value(json_object_get(r, "limit")) == 5 &&
+              json_is_true(json_object_get(r, "verbose")) && json_object_get(r, "offset") == NULL &&
+              json_object_get(r, "note") == NULL,
+          "absent parameters: the declared defaults are filled in, the others stay absent");
+    json_decref(d);
+    d = echo(rpc, "test.echo", JOB ",\"limit\":null,\"note\":null,\"verbose\":false");
+    r = json_object_get(d, "result");
+    CHECK(json_integer_value(json_object_get(r, "limit")) == 5 && json_object_get(r, "note") == NULL &&
+              json_is_false(json_object_get(r, "verbose")),
+          "null is absent: a default replaces it, an optional parameter without one is removed; a value given stays");
+    json_decref(d);
+    d = echo(rpc, "test.echo", JOB ",\"limit\":10.0,\"offset\":0,\"page\":100,\"ratio\":0.5,\"mode\":\"lazy\"");
+    r = json_object_get(d, "result");
+    CHECK(json_is_integer(json_object_get(r, "limit")) && json_integer_value(json_object_get(r, "limit")) == 10 &&
+              json_integer_value(json_object_get(r, "page")) == 100 &&
+              json_real_value(json_object_get(r, "ratio")) == 0.5 &&
+              strcmp(json_string_value(json_object_get(r, "mode")), "lazy") == 0,
+          "values on the bounds pass, and an integral real reaches the handler as an integer");
+    json_decref(d);
+
+    /* discovery publishes the declarations */
+    json_t *doc = ac_rpc_openrpc(rpc);
+    json_t *m = NULL, *schema[9] = {0};
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(doc, "methods"), i, v) if (strcmp(json_string_value(json_object_get(v, "name")),
+                                                                        "test.echo") == 0) m = v;
+    json_array_foreach(json_object_get(m, "params"), i, v) if (i < 9) schema[i] = json_object_get(v, "schema");
+    CHECK(json_integer_value(json_object_get(schema[1], "minimum")) == 1 &&
+              json_integer_value(json_object_get(schema[1], "maximum")) == 10 &&
+              json_integer_value(json_object_get(schema[1], "default")) == 5 &&
+              json_object_get(schema[2], "maximum") == NULL && json_object_get(schema[2], "default") == NULL,
+          "discovery: an integer's minimum, maximum and default, and only those it declares");
+    CHECK(json_real_value(json_object_get(schema[4], "maximum")) == 0.5 &&
+              json_array_size(json_object_get(schema[5], "enum")) == 3 &&
+              strcmp(json_string_value(json_array_get(json_object_get(schema[5], "enum"), 2)), "lazy") == 0 &&
+              json_is_true(json_object_get(schema[6], "default")) &&
+              json_integer_value(json_object_get(schema[7], "maxItems")) == 3 &&
+              strcmp(json_string_value(json_object_get(schema[0], "format")), "uuid") == 0,
+          "discovery: a number's maximum, a string's enum, a boolean's default, an array's maxItems");
+    json_decref(doc);
+    ac_rpc_destroy(rpc);
+}
+
+static void test_table_checks(void)
+{
+    static const char *const none[] = {NULL};
+    static const ac_param_spec_t bad_specs[][2] = {
+        {{"n", AC_P_INTEGER, 0, "", .checks = AC_PARAM_MIN | AC_PARAM_MAX, .min = 5, .max = 1}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .checks = AC_PARAM_MAX | AC_PARAM_DEFAULT, .max = 10, .def = 11}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 1, "", .checks = AC_PARAM_DEFAULT, .def = 1}, AC_PARAMS_END},
+        {{"s", AC_P_STRING, 0, "", .checks = AC_PARAM_MIN, .min = 1}, AC_PARAMS_END},
+        {{"s", AC_P_STRING, 0, "", .checks = AC_PARAM_DEFAULT}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .choices = modes}, AC_PARAMS_END},
+        {{"s", AC_P_STRING, 0, "", .choices = none}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .over_code = AC_ERR_EXPORT_LIMIT}, AC_PARAMS_END},
+        {{"n", AC_P_INTEGER, 0, "", .checks = 0}, {"n", AC_P_STRING, 0, "", .checks = 0}},
+    };
+    int all = 1;
+    for (size_t i = 0; i < sizeof bad_specs / sizeof bad_specs[0]; i++) {
+        ac_method_t table[] = {{"t.bad", h_echo, 0, AC_RL_OTHER, 0, 0, bad_specs[i], "", NULL},
+                               {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+        ac_err_t err = AC_ERR_INIT;
+        int rc = ac_rpc_check_table(table, &err);
+        if (rc == 0 || strstr(err.message, "t.bad") == NULL) {
+            fprintf(stderr, "  table %zu: %d %s\n", i, rc, err.message);
+            all = 0;
+        }
+        ac_err_clear(&err);
+    }
+    CHECK(all, "ac_rpc_check_table refuses min above max, a default out of range or on a required or string "
+               "parameter, a range on a string, choices on an integer or empty, over_code without max, a name twice");
+    ac_method_t twice[] = {{"t.a", h_ping, 0, AC_RL_OTHER, 0, 0, NULL, "", NULL},
+                           {"t.a", h_ping, 0, AC_RL_OTHER, 0, 0, NULL, "", NULL},
+                           {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL}};
+    ac_config_t cfg;
+    ac_config_defaults(&cfg);
+    ac_rpc_t *rpc = ac_rpc_create(twice, NULL, auth, rl, &cfg);
+    CHECK(rpc == NULL, "ac_rpc_create refuses a table that declares a method twice");
+    ac_rpc_destroy(rpc);
+    ac_err_t err = AC_ERR_INIT;
+    CHECK(ac_rpc_check_table(methods, &err) == 0, "this test's own table passes");
+    ac_err_clear(&err);
+    ac_config_free(&cfg);
+}
+
 int main(void)
 {
     ac_err_t err = AC_ERR_INIT;
@@ -311,6 +496,8 @@ int main(void)
     test_unauthenticated_is_never_parsed();
     test_value_bound();
     test_large_window();
+    test_declared_params();
+    test_table_checks();
 
     ac_ratelimit_destroy(rl);
     ac_auth_destroy(auth);

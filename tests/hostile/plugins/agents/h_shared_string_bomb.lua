@@ -3,5 +3,5 @@
 return require("hostile_base").agent("h_shared_string_bomb", "step", function()
   local s, t = string.rep("x", 8 * 1024 * 1024), {}
   for i = 1, 1000 do t[i] = s end
-  return {}, t
+  return t
 end)

@@ -1,0 +1,28 @@
+#include "service/app.h"
+
+#include <string.h>
+
+int ac_app_may_see(const ac_call_ctx_t *ctx, const char *owner)
+{
+    return (owner != NULL && strcmp(owner, ctx->principal->sub) == 0) ||
+           ac_principal_has(ctx->principal, AC_PERM_TRAINING_ADMIN);
+}
+
+int ac_app_load_job(const ac_call_ctx_t *ctx, const char *job_id, ac_job_t *job, ac_err_t *err)
+{
+    int found = ac_jobs_get(ac_app_of(ctx)->jobs, job_id, job, err);
+    if (found < 0)
+        return -1;
+    if (found) {
+        if (ac_app_may_see(ctx, job->owner))
+            return 0;
+        ac_job_free(job);
+    }
+    return ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no job %s", job_id);
+}
+
+ac_lua_host_t *ac_app_plugin_host(const ac_call_ctx_t *ctx, ac_err_t *err)
+{
+    const ac_config_t *cfg = ac_app_of(ctx)->cfg;
+    return ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &cfg->plugin_limits, err);
+}
