@@ -34,6 +34,7 @@
 #include "base/uuid.h"
 #include "lua/config.h"
 #include "service/webhook.h"
+#include "store/hooks.h"
 #include "store/jobs.h"
 #include "store/store.h"
 
@@ -232,62 +233,69 @@ static void url_of(char *out, size_t n, const receiver_t *r, const char *path)
 
 /* ---- the store: events in, the outbox read back ------------------------------------------------ */
 
-typedef struct event_ctx {
-    json_t *job;
-    const char *const *names; /* NULL-terminated */
-} event_ctx_t;
+/* The jobs of the current test's store (fresh_store opens both, close_store closes both). */
+static ac_jobs_t *the_jobs;
+static ac_train_config_t train_cfg;
+static json_t *train_data;
 
-static int event_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int event_update(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
 {
-    event_ctx_t *e = ud;
-    const char *id = json_string_value(json_object_get(e->job, "job_id"));
-    for (const char *const *n = e->names; *n; n++)
-        if (ac_jobs_txn_event(t, e->job, *n, json_pack("{s:s}", "job_id", id), ac_clock_now_ms(), err) != 0)
+    const char *const *names = ud;
+    for (const char *const *n = names; *n; n++)
+        if (ac_jobs_txn_event(t, job, *n, json_pack("{s:s}", "job_id", job->id), ac_clock_now_ms(), err) != 0)
             return -1;
     return 0;
 }
 
-/* Records events of a job as the jobs module does (each with its outbox entry), all in one
- * transaction: the delivery thread then fans them out in the same pass. */
-static int record_events(ac_store_t *s, json_t *job, const char *const *names)
+/* Records events of a job the way the runner does (ac_jobs_txn_event: the job's log and its
+ * outbox entry), all in one transaction: the delivery thread then fans them out in one pass. */
+static int record_events(json_t *job, const char *const *names)
 {
-    event_ctx_t e = {job, names};
     ac_err_t err = AC_ERR_INIT;
-    int rc = ac_store_write(s, event_txn, &e, &err);
+    int rc = ac_jobs_update(the_jobs, json_string_value(json_object_get(job, "job_id")), event_update, (void *)names,
+                            NULL, &err);
     if (rc != 0)
-        fprintf(stderr, "  record_event: %s\n", err.message);
+        fprintf(stderr, "  record_events: %s\n", err.message);
     ac_err_clear(&err);
     return rc;
 }
 
-static int record_event(ac_store_t *s, json_t *job, const char *name)
+static int record_event(json_t *job, const char *name)
 {
     const char *names[] = {name, NULL};
-    return record_events(s, job, names);
+    return record_events(job, names);
 }
 
+/* A queued job of `owner` in the current store, with its own webhooks (stolen; NULL: none):
+ * {job_id, owner}, or NULL. */
 static json_t *new_job(const char *owner, json_t *webhooks)
 {
-    char id[AC_UUID_LEN + 1];
-    ac_uuid_v4(id);
-    json_t *job = json_pack("{s:s, s:s}", "job_id", id, "owner", owner);
-    if (webhooks != NULL)
-        json_object_set_new(job, "webhooks", webhooks);
-    return job;
+    json_t *empty = json_array(), *out = NULL;
+    ac_job_new_t nj = {owner, "calculator", &train_cfg, train_data, empty, NULL, ac_clock_now_ms(), -1, webhooks};
+    ac_job_t job;
+    ac_err_t err = AC_ERR_INIT;
+    if (the_jobs != NULL && ac_jobs_create(the_jobs, &nj, &job, &err) == 0) {
+        out = json_pack("{s:s, s:s}", "job_id", job.id, "owner", owner);
+        ac_job_free(&job);
+    } else {
+        fprintf(stderr, "  new_job: %s\n", err.message);
+    }
+    ac_err_clear(&err);
+    json_decref(empty);
+    json_decref(webhooks);
+    return out;
 }
 
-static int outbox_one(const void *key, size_t klen, const void *val, size_t vlen, void *ud, ac_err_t *err)
+static int outbox_one(uint64_t seq, json_t *work, void *ud, ac_err_t *err)
 {
-    (void)key, (void)klen, (void)err;
-    json_t *v = json_loadb(val, vlen, 0, NULL);
-    if (v != NULL)
-        json_array_append_new(ud, v);
+    (void)seq, (void)err;
+    json_array_append_new(ud, work);
     return 0;
 }
 
 static int outbox_txn(ac_txn_t *t, void *ud, ac_err_t *err)
 {
-    return ac_txn_scan(t, AC_DB_OUTBOX, NULL, 0, NULL, 0, outbox_one, ud, err);
+    return ac_outbox_each(t, outbox_one, ud, err);
 }
 
 /* Every outbox entry (events not yet fanned out, deliveries not yet done). New reference. */
@@ -385,10 +393,18 @@ static ac_store_t *fresh_store(void)
     snprintf(dir, sizeof dir, "%s/store%d", tmp_dir, ++run_no);
     ac_err_t err = AC_ERR_INIT;
     ac_store_t *s = ac_store_open(dir, &err);
-    if (s == NULL)
+    the_jobs = s != NULL ? ac_jobs_open_lmdb(s, &err) : NULL;
+    if (the_jobs == NULL)
         fprintf(stderr, "  store: %s\n", err.message);
     ac_err_clear(&err);
     return s;
+}
+
+static void close_store(ac_store_t *s)
+{
+    ac_jobs_close(the_jobs);
+    the_jobs = NULL;
+    ac_store_close(s);
 }
 
 static ac_webhooks_t *start(const ac_config_t *cfg, ac_store_t *s)
@@ -646,7 +662,7 @@ static void test_subscriptions(void)
     json_decref(a);
     json_decref(b);
     json_decref(events);
-    ac_store_close(s);
+    close_store(s);
     ac_config_free(&cfg);
 }
 
@@ -703,7 +719,7 @@ static void test_delivery(void)
     json_t *job = new_job("alice", json_pack("[{s:s, s:[s], s:s}]", "url", u_job, "events", "training.job.started",
                                              "secret", JOB_SECRET));
     const char *both[] = {"training.job.started", "training.job.completed", NULL};
-    int recorded = w != NULL && record_events(s, job, both) == 0;
+    int recorded = w != NULL && record_events(job, both) == 0;
     ac_webhooks_notify(w);
     CHECK(recorded && wait_outbox_empty(s), "deliveries: every event is delivered or dropped (outbox empty)");
 
@@ -766,7 +782,7 @@ static void test_delivery(void)
                 (unsigned long long)failed, (unsigned long long)dropped);
     ac_webhooks_stop(w);
     json_decref(job);
-    ac_store_close(s);
+    close_store(s);
     ac_config_free(&cfg);
     receiver_stop(rp);
 }
@@ -791,7 +807,7 @@ static void test_retry_jitter(void)
     json_t *job = new_job("alice", NULL);
     int recorded = w != NULL;
     for (int i = 0; i < 32 && recorded; i++)
-        recorded = record_event(s, job, "training.job.progress") == 0;
+        recorded = record_event(job, "training.job.progress") == 0;
     ac_webhooks_notify(w);
     json_t *out = recorded ? wait_deliveries(s, 32, 1) : NULL;
     int64_t seen = ac_clock_now_ms();
@@ -829,7 +845,7 @@ static void test_retry_jitter(void)
         printf("     first retry delays: %.1f s to %.1f s\n", (double)lo / 1000.0, (double)hi / 1000.0);
     json_decref(out);
     json_decref(job);
-    ac_store_close(s);
+    close_store(s);
     ac_config_free(&cfg);
     receiver_stop(rp);
 }
@@ -852,7 +868,7 @@ static void test_private_refused_at_connect(void)
     ac_store_t *s = fresh_store();
     ac_webhooks_t *w = start(&cfg, s);
     json_t *job = new_job("alice", NULL);
-    int recorded = w != NULL && record_event(s, job, "training.job.started") == 0;
+    int recorded = w != NULL && record_event(job, "training.job.started") == 0;
     ac_webhooks_notify(w);
     json_t *out = recorded ? wait_deliveries(s, 1, 1) : NULL;
     json_t *d = json_array_get(out, 0);
@@ -865,7 +881,7 @@ static void test_private_refused_at_connect(void)
           "a loopback target is refused at connect time: the attempt fails, nothing reaches it");
     json_decref(out);
     json_decref(job);
-    ac_store_close(s);
+    close_store(s);
     ac_config_free(&cfg);
     receiver_stop(rp);
 }
@@ -903,11 +919,11 @@ static void test_subscription_deliveries(void)
     ac_err_clear(&err);
     json_t *job = new_job("alice", NULL);
     const char *both[] = {"training.job.started", "training.job.completed", NULL};
-    int ok = subscribed && record_events(s, job, both) == 0;
+    int ok = subscribed && record_events(job, both) == 0;
     ac_webhooks_notify(w);
     ok = ok && wait_outbox_empty(s);
     /* after the 410s: one more event */
-    ok = ok && record_event(s, job, "training.job.progress") == 0;
+    ok = ok && record_event(job, "training.job.progress") == 0;
     ac_webhooks_notify(w);
     ok = ok && wait_outbox_empty(s);
     CHECK(ok, "subscriptions: three events delivered or dropped");
@@ -954,7 +970,7 @@ static void test_subscription_deliveries(void)
     json_decref(job);
     json_decref(star);
     json_decref(done);
-    ac_store_close(s);
+    close_store(s);
     ac_config_free(&cfg);
     receiver_stop(rp);
 }
@@ -963,16 +979,7 @@ static void test_subscription_deliveries(void)
  * store edited by hand): those headers are not sent, the others are. */
 static int put_raw(ac_txn_t *t, void *ud, ac_err_t *err)
 {
-    uint64_t seq;
-    uint8_t key[8];
-    char *text = json_dumps(ud, JSON_COMPACT);
-    int rc = ac_txn_next_seq(t, "outbox_seq", &seq, err);
-    if (rc == 0) {
-        ac_be64_put(key, seq);
-        rc = ac_txn_put(t, AC_DB_OUTBOX, key, 8, text, strlen(text), err);
-    }
-    free(text);
-    return rc;
+    return ac_outbox_push(t, ud, err);
 }
 
 static void test_queued_headers_rechecked(void)
@@ -1009,7 +1016,7 @@ static void test_queued_headers_rechecked(void)
               q[0].blen == strlen(body) && memcmp(q[0].body, body, q[0].blen) == 0 && signed_ok(&q[0], SECRET, 0),
           "a queued delivery's Host, Content-Length and webhook-id headers are not sent; its others are");
     json_decref(entry);
-    ac_store_close(s);
+    close_store(s);
     ac_config_free(&cfg);
     receiver_stop(rp);
 }
@@ -1038,6 +1045,9 @@ int main(void)
         return 1;
     }
 
+    ac_train_config_defaults(&train_cfg);
+    train_data = json_pack("[{s:s}, {s:s}]", "query", "add 1 and 2", "query", "add 3 and 4");
+
     test_signing();
     test_urls();
     test_events();
@@ -1048,6 +1058,7 @@ int main(void)
     test_subscription_deliveries();
     test_queued_headers_rechecked();
 
+    json_decref(train_data);
     nftw(tmp_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return check_done(__FILE__);
 }
