@@ -40,7 +40,7 @@
 
 #include "check.h"
 
-#define DEADLINE_MS 60000 /* generous: the machine may be busy */
+#define DEADLINE_MS 120000 /* generous: the machine may be busy (polls end as soon as the condition holds) */
 
 /* ---- an independent signature check (OpenSSL directly, not ac_webhook_sign) -------------------- */
 
@@ -381,7 +381,7 @@ static void base_config(ac_config_t *cfg, int allow_private, const double *sched
     ac_config_set_str(&cfg->webhook_secret, SECRET);
     ac_config_set_str(&cfg->webhook_policy, "unit");
     cfg->webhook_allow_private = allow_private;
-    cfg->webhook_timeout_ms = 10000;
+    cfg->webhook_timeout_ms = 30000; /* a loopback answer, however busy the machine: never a timeout */
     cfg->n_webhook_retries = n;
     memcpy(cfg->webhook_retry_s, schedule, sizeof(double) * (size_t)n);
     cfg->webhook_jitter = jitter;
