@@ -44,6 +44,7 @@ store, the sqlite file, is shared). FASTAPI_PEER_STATUS_LIMIT / _WINDOW_S set th
 rate limit (default 100 per 60 s, like agentcore).
 """
 import argparse
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -51,6 +52,7 @@ import hmac
 import json
 import math
 import os
+import platform
 import re
 import socket
 import sqlite3
@@ -59,8 +61,10 @@ import threading
 import time
 import uuid
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from uvicorn.supervisors import Multiprocess
 
 RPC_PATH = "/api/v1/jsonrpc"
 LEEWAY_S = 30
@@ -89,6 +93,8 @@ def _env_int(name, default):
 
 SECRET = os.environ.get("AGENTCORE_JWT_SECRET", "").encode()
 DATA_DIR = os.environ.get("FASTAPI_PEER_DATA", ".")
+# the verified-token and status caches that agentcore also has (--no-caches turns them off)
+CACHES = os.environ.get("FASTAPI_PEER_CACHES", "1") != "0"
 # rate limits per method class: limit per window_s (agentcore's defaults, docs/api.md); the
 # benchmark raises get_status the same way it does for agentcore
 RATE_RULES = {
@@ -116,6 +122,24 @@ def _deny(reason):
     return RpcError(E_UNAUTHORIZED, "Unauthorized", {"error": reason}, 401)
 
 
+def _check_times(exp, nbf, iat, now):
+    """The time rules, shared by the full path and the cache hit (as in core/net/auth.c), so a
+    cached token expires exactly when an uncached one would."""
+    if exp <= now - LEEWAY_S:
+        raise _deny("token expired")
+    if nbf is not None and nbf > now + LEEWAY_S:
+        raise _deny("token not yet valid")
+    if iat is not None and iat > now + LEEWAY_S:
+        raise _deny("issued in the future")
+
+
+# Verified tokens, as agentcore keeps them (core/net/auth.c): key the exact token text, value
+# (sub, permissions, exp, nbf, iat); the time claims are checked again on every hit. Bounded:
+# emptied when full (agentcore's slots overwrite each other instead; the benchmark uses one token).
+TOKEN_CACHE_MAX = 4096
+_token_cache = {}
+
+
 def verify_bearer(header, now):
     """Returns (sub, set of permissions) or raises RpcError(401)."""
     if header is None:
@@ -128,6 +152,21 @@ def verify_bearer(header, now):
         raise _deny("missing token")
     if len(token) > 8192:
         raise _deny("malformed token")
+    hit = _token_cache.get(token) if CACHES else None
+    if hit is not None:
+        _check_times(hit[2], hit[3], hit[4], now)
+        return hit[0], hit[1]
+    entry = _verify_uncached(token)
+    _check_times(entry[2], entry[3], entry[4], now)
+    if CACHES:
+        if len(_token_cache) >= TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        _token_cache[token] = entry
+    return entry[0], entry[1]
+
+
+def _verify_uncached(token):
+    """Shape, pinned algorithm, signature, claims (not the times): (sub, perms, exp, nbf, iat)."""
     parts = token.split(".")
     if len(parts) != 3:
         raise _deny("malformed token")
@@ -156,12 +195,6 @@ def verify_bearer(header, now):
         v = claims.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise _deny("invalid claim: " + name)
-    if exp <= now - LEEWAY_S:
-        raise _deny("token expired")
-    if claims.get("nbf") is not None and claims["nbf"] > now + LEEWAY_S:
-        raise _deny("token not yet valid")
-    if claims.get("iat") is not None and claims["iat"] > now + LEEWAY_S:
-        raise _deny("issued in the future")
     sub = claims.get("sub")
     if sub is None:
         raise _deny("missing claim: sub")
@@ -176,7 +209,7 @@ def verify_bearer(header, now):
         if not isinstance(scope, str):
             raise _deny("missing claim: permissions")
         perms = scope.split()
-    return sub, {p for p in perms if p in PERMS}
+    return sub, frozenset(p for p in perms if p in PERMS), exp, claims.get("nbf"), claims.get("iat")
 
 
 # ---- rate limits: a fixed window per (principal, class), started by its first call ------------
@@ -199,7 +232,7 @@ def rate_take(sub, cls, now_ms):
     return ok, info
 
 
-# ---- the job store: JSON text in an sqlite file ------------------------------------------------
+# ---- the job store: JSON text in an sqlite file, with a revision per record -------------------
 
 _db_local = threading.local()
 
@@ -209,14 +242,27 @@ def db():
     if c is None:
         c = sqlite3.connect(os.path.join(DATA_DIR, "jobs.sqlite3"), isolation_level=None)
         c.execute("PRAGMA journal_mode=WAL")
-        c.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, record TEXT NOT NULL)")
+        c.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, rev INTEGER NOT NULL, record TEXT NOT NULL)")
         _db_local.conn = c
     return c
 
 
+def job_put(rec):
+    """Writes a record; its revision goes up by one (what a cached answer is checked against)."""
+    db().execute("INSERT OR REPLACE INTO jobs (job_id, rev, record) VALUES "
+                 "(?, COALESCE((SELECT rev FROM jobs WHERE job_id = ?), 0) + 1, ?)",
+                 (rec["job_id"], rec["job_id"], json.dumps(rec, separators=(",", ":"))))
+
+
+def job_rev(job_id):
+    row = db().execute("SELECT rev FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return row[0] if row is not None else None
+
+
 def job_get(job_id):
-    row = db().execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    return json.loads(row[0]) if row is not None else None
+    """(record, revision), or (None, None)."""
+    row = db().execute("SELECT record, rev FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return (json.loads(row[0]), row[1]) if row is not None else (None, None)
 
 
 def iso8601(ms):
@@ -231,11 +277,21 @@ def usd_str(micro):
 
 # ---- methods -----------------------------------------------------------------------------------
 
-def visible_job(principal, job_id):
-    job = job_get(job_id)
-    if job is not None and (job.get("owner") == principal[0] or "training:admin" in principal[1]):
-        return job
-    raise RpcError(E_NOT_FOUND, "Not Found", {"field": "job_id", "error": "no job %s" % job_id})
+def may_see(principal, owner):
+    return owner == principal[0] or "training:admin" in principal[1]
+
+
+def not_found(job_id):
+    return RpcError(E_NOT_FOUND, "Not Found", {"field": "job_id", "error": "no job %s" % job_id})
+
+
+class Raw:
+    """A result already rendered as JSON text: spliced into the envelope as is (agentcore's
+    ctx->raw_result)."""
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
 
 
 def c_round(x):
@@ -250,8 +306,8 @@ STATUS_EXTRA = ("created_at", "finished_at", "cancelled_at", "cancel_reason", "e
 RAN_ONLY = ("trajectories_stored", "plugin_failures", "episodes")
 
 
-def get_status(principal, params, now_ms):
-    job = visible_job(principal, params["job_id"])
+def render_status(job):
+    """The answer from a job record alone, as core/service/status.c renders it."""
     cur, total = job.get("current_iteration") or 0, job.get("total_iterations") or 0
     cost, budget = job.get("cost_micro") or 0, job.get("budget_micro") or 0
     metrics = job.get("metrics") or {}
@@ -281,7 +337,7 @@ def get_status(principal, params, now_ms):
         "best_checkpoint_id": job.get("best_checkpoint_id"),
     }
     seed = (job.get("config") or {}).get("seed")
-    if isinstance(seed, int) and seed > 0:  # what reruns the job exactly
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed > 0:  # what reruns the job exactly
         result["seed"] = seed
     ran = job.get("started_at") is not None  # a job's counters once it has run
     for k in STATUS_EXTRA:
@@ -290,6 +346,29 @@ def get_status(principal, params, now_ms):
     if (job.get("crashes") or 0) > 0:
         result["crashes"] = job["crashes"]
     return result
+
+
+# get_status answers cached per job revision, as agentcore caches them (status.c): an
+# unchanged job costs a revision lookup (here an sqlite SELECT of one integer, there an LMDB read
+# transaction) and the owner check. job_id -> (rev, owner, rendered text).
+_status_cache = {}
+
+
+def get_status(principal, params, now_ms):
+    job_id = params["job_id"]
+    if CACHES:
+        c = _status_cache.get(job_id)
+        if c is not None and c[0] == job_rev(job_id):
+            if not may_see(principal, c[1]):
+                raise not_found(job_id)
+            return Raw(c[2])
+    job, rev = job_get(job_id)
+    if job is None or not may_see(principal, job.get("owner")):
+        raise not_found(job_id)
+    text = json.dumps(render_status(job), separators=(",", ":"))
+    if CACHES:
+        _status_cache[job_id] = (rev, job.get("owner"), text)
+    return Raw(text)
 
 
 def start_grpo(principal, params, now_ms):
@@ -322,7 +401,7 @@ def start_grpo(principal, params, now_ms):
         "n_training": len(data), "n_evaluation": len(params.get("evaluation_data") or []),
         "started_at": None, "finished_at": None, "best_checkpoint_id": None, "error": None,
     }
-    db().execute("INSERT INTO jobs (job_id, record) VALUES (?, ?)", (job_id, json.dumps(rec, separators=(",", ":"))))
+    job_put(rec)
     return {"job_id": job_id, "status": "queued", "agent_id": agent, "total_iterations": n_iter,
             "created_at": rec["created_at"]}
 
@@ -407,14 +486,33 @@ def call_one(principal, req, now_ms, state):
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 
+def _encode_one(r):
+    res = r.get("result") if isinstance(r, dict) else None
+    if isinstance(res, Raw):
+        return '{"jsonrpc":"2.0","result":%s,"id":%s}' % (res.text, json.dumps(r["id"]))
+    return json.dumps(r, separators=(",", ":"))
+
+
 def json_response(status, doc, headers=None):
-    return Response(content=json.dumps(doc, separators=(",", ":")), status_code=status,
-                    media_type="application/json", headers=headers)
+    text = "[" + ",".join(_encode_one(r) for r in doc) + "]" if isinstance(doc, list) else _encode_one(doc)
+    return Response(content=text, status_code=status, media_type="application/json", headers=headers)
+
+
+def runtime_of(receive=None):
+    """What this process really runs on: the event loop's class and, from the ASGI receive
+    callable of the request being served (a bound method of the HTTP protocol's request cycle),
+    the HTTP implementation's module."""
+    lp = type(asyncio.get_running_loop())
+    info = {"pid": os.getpid(), "loop": "%s.%s" % (lp.__module__, lp.__qualname__)}
+    owner = getattr(receive, "__self__", None)
+    if owner is not None:
+        info["http"] = type(owner).__module__
+    return info
 
 
 @app.get("/healthz")
-async def healthz():
-    return json_response(200, {"status": "ok"})
+async def healthz(request: Request):
+    return json_response(200, dict({"status": "ok"}, **runtime_of(request.receive)))
 
 
 @app.post(RPC_PATH)
@@ -467,6 +565,29 @@ async def jsonrpc(request: Request):
     return json_response(status, out, headers)
 
 
+class PeerServer(uvicorn.Server):
+    """uvicorn's server, which checks once it runs (in every worker process, inside its event
+    loop) that the loop and the HTTP protocol are the ones asked for, prints them, and exits with
+    status 3 when they are not."""
+    expect = ("uvloop", "httptools")
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets=sockets)
+        lp = type(asyncio.get_running_loop())
+        proto = self.config.http_protocol_class
+        loop_name = "%s.%s" % (lp.__module__, lp.__qualname__)
+        http_name = "%s.%s" % (proto.__module__, proto.__qualname__)
+        versions = ["%s %s" % (m, getattr(sys.modules[m], "__version__", "?"))
+                    for m in ("uvloop", "httptools") if m in sys.modules]
+        ok = loop_name.startswith(self.expect[0] + ".") and \
+            http_name.startswith("uvicorn.protocols.http.%s_impl." % self.expect[1])
+        print("fastapi_peer: worker pid=%d runs loop=%s http=%s (%s)%s"
+              % (os.getpid(), loop_name, http_name, ", ".join(versions) or "neither uvloop nor httptools",
+                 "" if ok else ": NOT loop=%s http=%s as asked" % self.expect), flush=True)
+        if not ok:
+            os._exit(3)
+
+
 # ---- launcher ----------------------------------------------------------------------------------
 
 def extract_seed(dump_path, job_id, out_path):
@@ -493,7 +614,7 @@ def extract_seed(dump_path, job_id, out_path):
 
 
 def main():
-    global DATA_DIR
+    global DATA_DIR, CACHES
     if len(sys.argv) == 5 and sys.argv[1] == "--extract-seed":  # used by http_bench.sh
         sys.exit(extract_seed(*sys.argv[2:5]))
     ap = argparse.ArgumentParser(description="FastAPI peer of agentcore's Training API (benchmark)")
@@ -501,35 +622,41 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="0 (default): a free port, printed on stdout")
     ap.add_argument("--data", default=".", help="directory for the sqlite job store")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                    help="event loop (default uvloop; asyncio only to measure the slow path)")
+    ap.add_argument("--http", choices=("httptools", "h11"), default="httptools",
+                    help="HTTP/1.1 parser (default httptools; h11 only to measure the slow path)")
+    ap.add_argument("--no-caches", action="store_true",
+                    help="verify the token and render the status on every call (agentcore caches both)")
     ap.add_argument("--seed", metavar="FILE",
                     help="a JSON job record (agentcore's, from its store) to serve as is; it needs job_id and owner")
     args = ap.parse_args()
     if len(SECRET) < 16:
         sys.exit("fastapi_peer: AGENTCORE_JWT_SECRET must be set (>= 16 bytes)")
     DATA_DIR = os.environ["FASTAPI_PEER_DATA"] = os.path.abspath(args.data)
+    if args.no_caches:  # through the environment, so that spawned workers see it too
+        os.environ["FASTAPI_PEER_CACHES"] = "0"
+        CACHES = False
     db()  # create the table before any worker starts
     if args.seed:
         with open(args.seed) as f:
             rec = json.load(f)
         if not isinstance(rec, dict) or not isinstance(rec.get("job_id"), str) or not isinstance(rec.get("owner"), str):
             sys.exit("fastapi_peer: --seed: not a job record with job_id and owner")
-        db().execute("INSERT OR REPLACE INTO jobs (job_id, record) VALUES (?, ?)",
-                     (rec["job_id"], json.dumps(rec, separators=(",", ":"))))
+        job_put(rec)
 
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    try:
-        import uvloop  # noqa: F401
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    try:
-        import httptools  # noqa: F401
-        http = "httptools"
-    except ImportError:
-        http = "h11"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # The fast configuration is required, not hoped for: no silent fallback to asyncio + h11.
+    for module, package in ((args.loop, "python3-uvloop"), (args.http, "python3-httptools")):
+        if module in ("uvloop", "httptools"):
+            try:
+                __import__(module)
+            except ImportError as e:
+                sys.exit("fastapi_peer: --%s %s: cannot import %s (%s): install the Debian package %s"
+                         % ("loop" if module == "uvloop" else "http", module, module, e, package))
+    # IPPROTO_TCP named: asyncio's transports set TCP_NODELAY only on sockets whose proto says TCP
+    # (proto 0, the default, leaves Nagle on: each kept-alive response of the asyncio path then
+    # stalls ~40 ms on the client's delayed ACK); uvloop sets it either way
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(1024)
@@ -538,12 +665,15 @@ def main():
     # workers > 1 need the app as an import string (they are spawned processes)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     target = "fastapi_peer:app" if args.workers > 1 else app
-    config = uvicorn.Config(target, loop=loop, http=http,
+    config = uvicorn.Config(target, loop=args.loop, http=args.http,
                             lifespan="off", access_log=False, log_level="warning", workers=args.workers,
                             server_header=True, date_header=True)
-    server = uvicorn.Server(config)
-    print("fastapi_peer: listening on http://%s:%d port=%d workers=%d loop=%s http=%s" %
-          (args.host, port, port, args.workers, loop, http), flush=True)
+    server = PeerServer(config)
+    server.expect = (args.loop, args.http)
+    print("fastapi_peer: listening on http://%s:%d port=%d workers=%d loop=%s http=%s caches=%s "
+          "(uvicorn %s, python %s)" % (args.host, port, port, args.workers, args.loop, args.http,
+                                       "on" if CACHES else "off", uvicorn.__version__, platform.python_version()),
+          flush=True)
     if args.workers > 1:
         Multiprocess(config, target=server.run, sockets=[sock]).run()
     else:

@@ -4,8 +4,10 @@
 #   agentcore     the real server (build/agentcore), POST /api/v1/jsonrpc, a real job
 #   h2o-static    Debian's standalone h2o answering a small static file (GET): the ceiling
 #                 of an h2o-based server on this machine
-#   fastapi       the same method on FastAPI + uvicorn (bench/fastapi_peer.py): JWT HS256
-#                 check, rate-limit headers, job from an sqlite file, same JSON-RPC response
+#   fastapi       the same method on FastAPI + uvicorn on uvloop + httptools (bench/fastapi_peer.py,
+#                 checked at start-up in every worker): JWT HS256 check with a verified-token
+#                 cache, rate-limit headers, job revision from an sqlite file with the rendered
+#                 answer cached per revision, same JSON-RPC response
 #
 # with wrk (HTTP/1.1 keep-alive, POST through bench/wrk_post.lua) and h2load (h2c prior
 # knowledge; uvicorn has no HTTP/2, so fastapi gets no h2c row). Every measurement runs REPS
@@ -13,6 +15,7 @@
 # the load. See bench/http_bench.md.
 #
 # usage: bench/http_bench.sh            (about 3.5 minutes with the defaults)
+# It installs the Debian packages it needs when they are missing (apt-get; see BENCH_PACKAGES).
 # environment (defaults in brackets):
 #   DURATION [10]        seconds per wrk / h2load throughput run
 #   LAT_DURATION [5]     seconds per h2load latency run (h2load --log-file, see http_bench.md)
@@ -20,7 +23,10 @@
 #   WRK_THREADS [1] WRK_CONNS [32]                   wrk -t -c
 #   H2_THREADS [1] H2_CONNS [16] H2_STREAMS [10]     h2load -t -c -m
 #   SERVER_THREADS [2]   agentcore `threads` and h2o `num-threads`
-#   FASTAPI_WORKERS [1]  uvicorn worker processes
+#   FASTAPI_WORKERS [SERVER_THREADS]  uvicorn worker processes (as many as agentcore's threads)
+#   FASTAPI_CACHES [1]   0: the peer verifies the token and renders the status on every call
+#                        (agentcore caches both; 1 gives the peer the same caches)
+#   BENCH_INSTALL [1]    0: do not apt-get install missing Debian packages, just list them
 #   AGENTCORE_BIN [build/agentcore of this checkout]
 #   JOB_ITERATIONS [5]   n_iterations of the benchmarked job (its record, which get_status
 #                        reads, grows with its checkpoints)
@@ -43,7 +49,9 @@ H2_THREADS=${H2_THREADS:-1}
 H2_CONNS=${H2_CONNS:-16}
 H2_STREAMS=${H2_STREAMS:-10}
 SERVER_THREADS=${SERVER_THREADS:-2}
-FASTAPI_WORKERS=${FASTAPI_WORKERS:-1}
+FASTAPI_WORKERS=${FASTAPI_WORKERS:-$SERVER_THREADS} # as many processes as agentcore has loop threads
+FASTAPI_CACHES=${FASTAPI_CACHES:-1}
+BENCH_INSTALL=${BENCH_INSTALL:-1}
 AGENTCORE_BIN=${AGENTCORE_BIN:-$ROOT/build/agentcore}
 BENCH_KEEP=${BENCH_KEEP:-0}
 WAIT_IDLE=${WAIT_IDLE:-0}
@@ -58,8 +66,8 @@ for v in DURATION LAT_DURATION REPS WRK_THREADS WRK_CONNS H2_THREADS H2_CONNS H2
     fi
 done
 
-if ! [[ $WAIT_IDLE =~ ^[0-9]+$ && $BENCH_KEEP =~ ^[01]$ ]]; then
-    echo "http_bench: WAIT_IDLE must be a number of seconds and BENCH_KEEP 0 or 1" >&2
+if ! [[ $WAIT_IDLE =~ ^[0-9]+$ && $BENCH_KEEP =~ ^[01]$ && $FASTAPI_CACHES =~ ^[01]$ && $BENCH_INSTALL =~ ^[01]$ ]]; then
+    echo "http_bench: WAIT_IDLE must be a number of seconds; BENCH_KEEP, FASTAPI_CACHES, BENCH_INSTALL 0 or 1" >&2
     exit 2
 fi
 
@@ -69,34 +77,35 @@ die() {
     exit 1
 }
 
-# ---- tools ------------------------------------------------------------------------------------
+# ---- tools: Debian packages, installed here when missing ---------------------------------------
 
+# The load tools, the reference servers and the FastAPI peer at its best: uvicorn on uvloop (its
+# event loop) and httptools (its HTTP/1.1 parser); without those two it would fall back to asyncio
+# and h11, the pure-Python path, ~10x slower. lmdb-utils' mdb_dump reads agentcore's job record
+# so that the peer serves the same one. Only this benchmark needs them, so only it installs them
+# (never the product's build); BENCH_INSTALL=0 lists what is missing instead.
+BENCH_PACKAGES="wrk nghttp2-client h2o curl coreutils procps lmdb-utils python3 python3-fastapi python3-uvicorn
+  python3-uvloop python3-httptools"
 missing=()
-need() { # need COMMAND DEBIAN_PACKAGE
-    command -v "$1" >/dev/null 2>&1 || missing+=("$2 (for $1)")
-}
-need wrk wrk
-need h2load nghttp2-client
-need h2o h2o
-need curl curl
-need timeout coreutils
-need pgrep procps
-[ -x "$PY" ] || missing+=("python3 (for $PY)")
-if [ -x "$PY" ]; then
-    "$PY" -c 'import fastapi' 2>/dev/null || missing+=("python3-fastapi (python module fastapi)")
-    "$PY" -c 'import uvicorn' 2>/dev/null || missing+=("python3-uvicorn (python module uvicorn)")
-fi
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "http_bench: missing tools; install them with apt-get install <package>:" >&2
-    printf '  %s\n' "${missing[@]}" >&2
-    exit 1
-fi
-command -v mdb_dump >/dev/null 2>&1 ||
-    log "note: mdb_dump is not installed (package lmdb-utils): the FastAPI peer cannot serve agentcore's own job record"
-for m in uvloop httptools; do
-    "$PY" -c "import $m" 2>/dev/null ||
-        log "note: python3-$m is not installed: uvicorn falls back to a slower pure-Python path (install python3-$m for the stronger FastAPI baseline)"
+for pkg in $BENCH_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$BENCH_INSTALL" != 1 ]; then
+        die "missing Debian packages (BENCH_INSTALL=0): apt-get install ${missing[*]}"
+    fi
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    log "installing the Debian packages the benchmark needs: ${missing[*]}"
+    $sudo apt-get update -qq >&2 || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+        die "apt-get install ${missing[*]} failed"
+fi
+for tool in wrk h2load h2o curl timeout pgrep mdb_dump "$PY"; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is still missing after installing $BENCH_PACKAGES"
+done
+"$PY" -c 'import fastapi, uvicorn, uvloop, httptools' 2>/dev/null ||
+    die "$PY cannot import fastapi, uvicorn, uvloop and httptools: $("$PY" -c 'import fastapi, uvicorn, uvloop, httptools' 2>&1 | tail -1)"
 if [ ! -x "$AGENTCORE_BIN" ]; then
     die "no agentcore binary at $AGENTCORE_BIN; build it first:
   cmake -S $ROOT -B $ROOT/build && make -C $ROOT/build agentcore
@@ -177,6 +186,7 @@ trap 'exit 143' TERM
 
 # ---- helpers ----------------------------------------------------------------------------------
 
+load1() { cut -d' ' -f1 /proc/loadavg; } # the 1-minute load average (this benchmark adds ~2 to it)
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -266,6 +276,9 @@ fi
 if [ "$BASE_BUSY" -gt 10 ]; then
     log "WARNING: the machine is already ${BASE_BUSY}% busy before the benchmark starts: figures will be low and noisy"
 fi
+
+BASE_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average (1, 5, 15 min): $BASE_LOAD; machine busy: ${BASE_BUSY}%"
 
 SECRET="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export AGENTCORE_JWT_SECRET=$SECRET
@@ -417,22 +430,48 @@ cmp -s <(curl -s --max-time 5 "http://127.0.0.1:$H2O_PORT/status.json") "$WORK/h
     die "h2o does not serve the static file"
 log "h2o-static pid $H2O_PID port $H2O_PORT num-threads $SERVER_THREADS: serves a $(wc -c <"$WORK/h2o/htdocs/status.json")-byte file"
 
-# -- FastAPI peer
+# -- FastAPI peer: uvicorn on uvloop + httptools, FASTAPI_WORKERS processes
 mkdir -p "$WORK/fastapi-data"
+FA_ARGS=(--data "$WORK/fastapi-data" --workers "$FASTAPI_WORKERS" --loop uvloop --http httptools)
+[ "$FASTAPI_CACHES" = 1 ] || FA_ARGS+=(--no-caches)
 PYTHONDONTWRITEBYTECODE=1 FASTAPI_PEER_STATUS_LIMIT=1000000000 FASTAPI_PEER_STATUS_WINDOW_S=60 \
-    "$PY" "$BENCH_DIR/fastapi_peer.py" --data "$WORK/fastapi-data" --workers "$FASTAPI_WORKERS" \
-    ${SEED:+--seed "$SEED"} >"$WORK/fastapi.out" 2>"$WORK/fastapi.err" &
+    "$PY" "$BENCH_DIR/fastapi_peer.py" "${FA_ARGS[@]}" ${SEED:+--seed "$SEED"} >"$WORK/fastapi.out" 2>"$WORK/fastapi.err" &
 FA_PID=$!
 SERVER_PIDS+=("$FA_PID")
 wait_for_line "$WORK/fastapi.out" 'listening on .* port=[0-9]+' 30 "$FA_PID" ||
     die "fastapi_peer did not start: $(tail -5 "$WORK/fastapi.err")"
 FA_PORT=$(grep -oE 'port=[0-9]+' "$WORK/fastapi.out" | head -1 | cut -d= -f2)
-FA_IMPL=$(grep -oE 'workers=[0-9]+ loop=[a-z0-9]+ http=[a-z0-9]+' "$WORK/fastapi.out" | head -1)
-for ((i = 0; i < 100; i++)); do # workers > 1: wait until they accept
-    curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$FA_PORT/healthz" && break
+# Every worker process prints, from inside its running event loop, the loop class and the HTTP
+# protocol class uvicorn really uses (and exits when they are not uvloop and httptools): wait
+# for all of them and refuse anything else, so that a silent fallback cannot make a weak peer.
+for ((i = 0; i < 300; i++)); do
+    [ "$(grep -c '^fastapi_peer: worker pid=' "$WORK/fastapi.out")" -ge "$FASTAPI_WORKERS" ] && break
+    kill -0 "$FA_PID" 2>/dev/null || break
     sleep 0.1
 done
-log "fastapi pid $FA_PID port $FA_PORT ($FA_IMPL)"
+FA_WORKER_LINES=$(grep '^fastapi_peer: worker pid=' "$WORK/fastapi.out" || true)
+n_ok=$(grep -cE 'runs loop=uvloop\.Loop http=uvicorn\.protocols\.http\.httptools_impl\.HttpToolsProtocol ' <<<"$FA_WORKER_LINES" || true)
+if [ "$n_ok" != "$FASTAPI_WORKERS" ] || [ "$(wc -l <<<"$FA_WORKER_LINES")" != "$FASTAPI_WORKERS" ]; then
+    die "the FastAPI peer does not run on uvloop + httptools in all its $FASTAPI_WORKERS workers:
+${FA_WORKER_LINES:-(no worker reported)}
+$(tail -5 "$WORK/fastapi.err")"
+fi
+while read -r line; do log "${line#fastapi_peer: }"; done <<<"$FA_WORKER_LINES"
+# and the request path agrees: /healthz reports the loop running the handler and the module of
+# the protocol object that called it
+FA_HEALTH=""
+for ((i = 0; i < 100; i++)); do
+    FA_HEALTH=$(curl -s --max-time 1 "http://127.0.0.1:$FA_PORT/healthz") && break
+    sleep 0.1
+done
+"$PY" -c '
+import json, sys
+h = json.loads(sys.argv[1])
+sys.exit(0 if h.get("loop") == "uvloop.Loop" and h.get("http") == "uvicorn.protocols.http.httptools_impl" else 1)
+' "$FA_HEALTH" 2>/dev/null || die "the FastAPI peer answers /healthz with '$FA_HEALTH', not from uvloop + httptools"
+FA_VERSIONS=$(grep -oE '\(uvloop [^)]*\)' <<<"$FA_WORKER_LINES" | head -1)
+FA_IMPL="$FASTAPI_WORKERS worker(s), loop=uvloop http=httptools $FA_VERSIONS, caches $([ "$FASTAPI_CACHES" = 1 ] && echo on || echo off) ($(grep -oE 'uvicorn [0-9.]+, python [0-9.]+' "$WORK/fastapi.out" | head -1))"
+log "fastapi pid $FA_PID port $FA_PORT: $FA_IMPL; /healthz: $FA_HEALTH"
 if [ -n "$SEED" ]; then
     JOB_ID=$AC_JOB
     status_request fastapi
@@ -442,15 +481,24 @@ fi
 FA_JOB=$JOB_ID
 check_status fastapi "$FA_PORT" before
 
-# The same answer? Compared as JSON values: jansson prints doubles with 17 digits
-# (99.900000000000006), Python with the fewest that round-trip (99.9).
+# The same answer? Compared as JSON values, with doubles rounded to 15 significant digits:
+# agentcore prints them so (JSON_REAL_PRECISION(15): 0.0278794453538165), Python with the
+# fewest digits that round-trip (0.02787944535381649).
 if "$PY" -c '
 import json, sys
+def norm(v):
+    if isinstance(v, float):
+        return float("%.15g" % v)
+    if isinstance(v, dict):
+        return {k: norm(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [norm(x) for x in v]
+    return v
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
-sys.exit(0 if a == b and list(a["result"]) == list(b["result"]) else 1)' "$WORK/agentcore.status.json" "$WORK/fastapi.status.json"; then
+sys.exit(0 if norm(a) == norm(b) and list(a["result"]) == list(b["result"]) else 1)' "$WORK/agentcore.status.json" "$WORK/fastapi.status.json"; then
     log "agentcore and fastapi give the same get_status answer (as JSON values, member order included)"
 else
-    log "note: agentcore's and fastapi's get_status answers differ:"
+    log "WARNING: agentcore's and fastapi's get_status answers differ (the peer is out of date with status.c's render_status):"
     log "  agentcore: $(cat "$WORK/agentcore.status.json")"
     log "  fastapi:   $(cat "$WORK/fastapi.status.json")"
 fi
@@ -475,7 +523,7 @@ H2_SERVERS=(agentcore h2o-static) # uvicorn speaks HTTP/1.1 only
 
 # ---- measurements -----------------------------------------------------------------------------
 
-RESULTS="$WORK/results.tsv" # server proto rep rps p50_us p99_us cpu_us_per_req other_pct
+RESULTS="$WORK/results.tsv" # server proto rep rps p50_us p99_us cpu_us_per_req other_pct load1_at_end
 : >"$RESULTS"
 BAD=0
 
@@ -508,16 +556,17 @@ measure_wrk() { # measure_wrk SERVER REP
         BAD=1
         return 0
     }
-    "$PY" - "$line" "$s" "$rep" "$((SNAP[2] - before[2]))" "$CLK_TCK" "${EXPECT_H1[$s]}" "$other" >>"$RESULTS" <<'EOF' || BAD=1
+    "$PY" - "$line" "$s" "$rep" "$((SNAP[2] - before[2]))" "$CLK_TCK" "${EXPECT_H1[$s]}" "$other" "$(load1)" \
+        >>"$RESULTS" <<'EOF' || BAD=1
 import sys
 kv = dict(x.split("=", 1) for x in sys.argv[1].split()[1:])
 s, rep, ticks, hz, expect = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-other = sys.argv[7]
+other, load = sys.argv[7], sys.argv[8]
 n = int(kv["requests"])
 errs = {k: int(v) for k, v in kv.items() if k.startswith("err_") and int(v)}
 per = int(kv["bytes"]) / n if n else 0
 cpu_us = ticks / hz * 1e6 / n if n else 0
-print("%s\thttp/1.1 (wrk)\t%s\t%s\t%s\t%s\t%.1f\t%s" % (s, rep, kv["rps"], kv["p50_us"], kv["p99_us"], cpu_us, other))
+print("%s\thttp/1.1 (wrk)\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s" % (s, rep, kv["rps"], kv["p50_us"], kv["p99_us"], cpu_us, other, load))
 if errs or n == 0 or abs(per - expect) > 0.01 * expect:
     sys.stderr.write("http_bench: wrk against %s: errors %s, %.1f bytes per response (expected %d)\n" % (s, errs, per, expect))
     sys.exit(1)
@@ -545,6 +594,8 @@ measure_h2load() {
     }
     snap "${PID[$s]}"
     other=$(other_pct before)
+    local load
+    load=$(load1)
     run_load "$lat" timeout $((LAT_DURATION + 30)) h2load "${H2ARGS[@]}" -D "$LAT_DURATION" \
         --log-file="$log" "${URL[$s]}" || {
         log "h2load (latency) against $s failed: $(tail -3 "$lat")"
@@ -552,10 +603,10 @@ measure_h2load() {
         return 0
     }
     "$PY" - "$out" "$lat" "$log" "$s" "$rep" "$((SNAP[2] - before[2]))" "$CLK_TCK" "${EXPECT_BODY[$s]}" "$other" \
-        >>"$RESULTS" <<'EOF' || BAD=1
+        "$load" >>"$RESULTS" <<'EOF' || BAD=1
 import re, sys
 out, lat, logf, s, rep = sys.argv[1:6]
-ticks, hz, expect, other = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), sys.argv[9]
+ticks, hz, expect, other, load = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), sys.argv[9], sys.argv[10]
 
 def parse(path):
     t = open(path).read()
@@ -590,7 +641,7 @@ if not lats:
     sys.exit(1)
 lats.sort()
 pct = lambda q: lats[min(len(lats) - 1, int(q / 100.0 * len(lats)))]
-print("%s\th2c (h2load)\t%s\t%.1f\t%d\t%d\t%.1f\t%s" % (s, rep, rps, pct(50), pct(99), ticks / hz * 1e6 / n, other))
+print("%s\th2c (h2load)\t%s\t%.1f\t%d\t%d\t%.1f\t%s\t%s" % (s, rep, rps, pct(50), pct(99), ticks / hz * 1e6 / n, other, load))
 EOF
     rm -f "$log"
 }
@@ -619,6 +670,7 @@ sleep 2 # let agentcore go idle
 RSS_AFTER=$(rss_kib "$AC_PID")
 HWM=$(hwm_kib "$AC_PID")
 AFTER_BUSY=$(busy_pct)
+AFTER_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- report -----------------------------------------------------------------------------------
 
@@ -636,6 +688,7 @@ for server, proto in dict.fromkeys((r[0], r[1]) for r in rows):
         p99=statistics.median(float(r[5]) for r in sel),
         cpu=statistics.median(float(r[6]) for r in sel),
         other=statistics.median(float(r[7]) for r in sel),
+        load=statistics.median(float(r[8]) for r in sel),
         all=" ".join("%.0f" % float(r[3]) for r in sel))
 
 def ms(us):
@@ -644,16 +697,17 @@ def ms(us):
 print()
 print("agentcore HTTP benchmark: training.get_status ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r))")
 print("load: wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s (keep-alive) | h2load -t $H2_THREADS -c $H2_CONNS -m $H2_STREAMS -D $DURATION, h2c")
-print("servers: agentcore threads=$SERVER_THREADS | h2o-static num-threads=$SERVER_THREADS (GET of a $(wc -c <"$WORK/h2o/htdocs/status.json")-byte file) | fastapi: uvicorn $FA_IMPL")
+print("servers: agentcore threads=$SERVER_THREADS | h2o-static num-threads=$SERVER_THREADS (GET of a $(wc -c <"$WORK/h2o/htdocs/status.json")-byte file) | fastapi: $FA_IMPL")
 print("job: %s iterations, %s; its stored record %s bytes of JSON; get_status answer %s bytes"
       % ("$JOB_ITERATIONS", "$(cd "$WORK" && "$PY" -c 'import json; print(json.load(open("agentcore.status.json"))["result"]["status"])')",
          "$RECORD_BYTES", "$(wc -c <"$WORK/agentcore.status.json")"))
 print("medians of $REPS runs; server CPU/req = the server's CPU time (user+sys, all threads) per request;")
 print("other load = CPU used during the run by processes other than the server and the load tool, in % of")
-print("the whole machine: above a few % the figures of that row are depressed by someone else's work")
+print("the whole machine: above a few % the figures of that row are depressed by someone else's work;")
+print("load avg = 1-minute load average at the end of each run (the benchmark itself adds ~2: server + load tool)")
 print()
-hdr = ("server", "protocol", "req/s", "p50", "p99", "server CPU/req", "other load", "runs (req/s)")
-fmt = "%-11s %-15s %9s %9s %9s %14s %10s   %s"
+hdr = ("server", "protocol", "req/s", "p50", "p99", "server CPU/req", "other load", "load avg", "runs (req/s)")
+fmt = "%-11s %-15s %9s %9s %9s %14s %10s %8s   %s"
 print(fmt % hdr)
 print(fmt % tuple("-" * len(h) for h in hdr))
 for proto in ("http/1.1 (wrk)", "h2c (h2load)"):
@@ -661,10 +715,10 @@ for proto in ("http/1.1 (wrk)", "h2c (h2load)"):
         m = med.get((server, proto))
         if m is None:
             if server == "fastapi" and proto.startswith("h2c"):
-                print(fmt % (server, proto, "n/a", "", "", "", "", "uvicorn has no HTTP/2"))
+                print(fmt % (server, proto, "n/a", "", "", "", "", "", "uvicorn has no HTTP/2"))
             continue
         print(fmt % (server, proto, "%.0f" % m["rps"], ms(m["p50"]), ms(m["p99"]), "%.1f us" % m["cpu"],
-                     "%.0f%%" % m["other"], m["all"]))
+                     "%.0f%%" % m["other"], "%.2f" % m["load"], m["all"]))
 print()
 
 def ratio(a, b, proto):
@@ -702,7 +756,8 @@ mib = lambda k: k / 1024.0
 print("agentcore RSS (VmRSS), idle: after start %.1f MiB; after training the job %.1f MiB; after the load %.1f MiB;"
       " peak (VmHWM) %.1f MiB  (target idle <= 30 MiB: %s)"
       % (mib(rss0), mib(rssj), mib(rss1), mib(hwm), "met" if max(rss0, rssj, rss1) <= 30 * 1024 else "MISSED"))
-print("machine busy before the run (other processes): ${BASE_BUSY}%; after: ${AFTER_BUSY}%")
+print("machine busy before the run (other processes): ${BASE_BUSY}%; after: ${AFTER_BUSY}%;"
+      " load average (1, 5, 15 min) before: ${BASE_LOAD}; after: ${AFTER_LOAD}")
 EOF
 
 if [ "$BAD" != 0 ]; then
