@@ -30,7 +30,7 @@ typedef struct ac_step_rec {
                            context at the same step share one state) */
     int mask_row;       /* its tool mask: ac_rollout_t.mask row */
     int action;         /* the tool */
-    float logp_old;     /* behaviour log-prob of the tool decision (0 for greedy steps) */
+    float logp_old;     /* behaviour log-prob of the tool decision (greedy steps too: the log-prob of the argmax) */
     int n_slots;        /* the tool's arguments: one pointer decision each */
     int cand_off[AC_AGENT_MAX_ARGS];  /* each slot's candidates: ro->cand[cand_off .. + n_cand) */
     int n_cand[AC_AGENT_MAX_ARGS];
