@@ -245,6 +245,7 @@ size_t ac_actor_n_params(const ac_actor_t *p) { return p->n_params; }
 float *ac_actor_params(ac_actor_t *p) { return p->params; }
 float *ac_actor_grads(ac_actor_t *p) { return p->grads; }
 void ac_actor_zero_grad(ac_actor_t *p) { memset(p->grads, 0, sizeof(float) * p->n_params); }
+ac_encoder_t *ac_actor_encoder(ac_actor_t *p) { return p->enc; }
 void ac_actor_set_temperature(ac_actor_t *p, float t) { p->temperature = t > 0 ? t : 1.0f; }
 float ac_actor_temperature(const ac_actor_t *p) { return p->temperature; }
 

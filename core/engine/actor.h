@@ -114,6 +114,9 @@ float *ac_actor_params(ac_actor_t *p);
 float *ac_actor_grads(ac_actor_t *p);
 void ac_actor_zero_grad(ac_actor_t *p);
 void ac_actor_set_temperature(ac_actor_t *p, float t);
+/* The sequence reader's encoder (owned by the actor; NULL for other kinds), for
+ * ac_encoder_set_threads and ac_encoder_set_timing. */
+ac_encoder_t *ac_actor_encoder(ac_actor_t *p);
 float ac_actor_temperature(const ac_actor_t *p);
 
 /* The optimiser's parameter groups: ends (n) and learning-rate multipliers (n), n <= 8. The bag's

@@ -91,8 +91,8 @@ NOT_KEYS = {
     "logp_old", "r_t", "max_tokens", "max_features", "std_eps", "beta1", "beta2", "eps", "c_j",
     # the loss's batch-wide normalisers (set by the trainer per slice), an identifier in an example
     "norm_tokens", "norm_episodes", "sku_7",
-    # an event's field, a ctest name, a loss_type value
-    "groups_short", "ref_grpo", "dr_grpo",
+    # an event's field, ctest names, a loss_type value
+    "groups_short", "ref_grpo", "ref_actor_torch", "dr_grpo",
 }
 
 
