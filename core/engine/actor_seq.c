@@ -1,8 +1,9 @@
 /* The sequence reader: each token of a state becomes a vector
  *
- *   x = Etok[its text] (not for numbers) + (words, identifiers: Etok[first three letters] + Etok[last three]) / 2
+ *   x = Etok[its text] + (words, identifiers: Etok[first three letters] + Etok[last three]) / 2
  *     + Wnum^T phi(value) (numbers) + Ekind[kind] + Eseg[segment] + Eage[steps ago]
- *     + Eflag[copy flags] + 0.1 * sinusoid(position in its segment)
+ *     + Eflag[copy flags] + Eord[ordinal among its kind in its segment]
+ *     + SEQ_POS_SCALE * sinusoid(position in its segment)
  *
  * and the states go through the Transformer encoder (engine/encoder.h) packed, without padding.
  * The state vector h is the mean of every output ([cls], token 0, included); candidate j's vector
