@@ -6,10 +6,13 @@ whose iteration-0 validation is the source checkpoint's."""
 import base64
 import json
 import math
+import os
 import struct
+import subprocess
+import unittest
 import zlib
 
-from harness import ALL_PERMS, Server, ServerTest, claims, main, make_jwt
+from harness import ALL_PERMS, BIN, SRC, Server, ServerTest, claims, main, make_jwt, temp_dir
 from test_training import DATA, FAST, final, wait
 
 PERMS = ALL_PERMS + ",agents:invoke"
@@ -200,6 +203,80 @@ class InferenceTest(ServerTest):
             self.assertError(resp, -32600, "config.hidden_size")
             resp = other.call("training.start_grpo", dict(params(), init_checkpoint=UNKNOWN), TOKEN)[2]
             self.assertError(resp, -32001, "init_checkpoint")
+
+
+class CliTest(unittest.TestCase):
+    """agentcore train --out leaves the selected policy's checkpoint; agentcore act and agentcore run
+    use it offline, and a server that imports it answers the same."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.out = temp_dir(cls)
+        r = cls.cli("train", "examples/calculator/experiment.lua", "--set", "n_iterations=10", "--set",
+                    "eval_interval=5", "--out", cls.out, "--json")
+        assert r.returncode == 0, r.stderr
+        cls.report = json.loads(r.stdout.splitlines()[-1])
+        cls.ckpt = os.path.join(cls.out, "best.ckpt")
+
+    @staticmethod
+    def cli(*args):
+        return subprocess.run([BIN, *args], capture_output=True, text=True, cwd=SRC, timeout=300)
+
+    def test_train_out_leaves_the_checkpoints(self):
+        self.assertEqual(self.report["best_checkpoint"], "best.ckpt")
+        (seed,) = self.report["seeds"]  # one run of one seed: the report is that run's
+        with open(self.ckpt, "rb") as a, open(os.path.join(self.out, seed["checkpoint"]), "rb") as b:
+            blob = a.read()
+            self.assertEqual(blob, b.read())
+        self.assertEqual(blob[:8], b"ACCKPT\r\n")
+        self.assertEqual(struct.unpack("<I", blob[-4:])[0], zlib.crc32(blob[:-4]))
+        # the iteration validation selected (docs/checkpoints.md: the body's fields in order)
+        off = 24 + 324
+        (n,) = struct.unpack("<Q", blob[off:off + 8])
+        off += 8 + 4 * n + 20 + 16 + 8 * n + 32
+        self.assertEqual(struct.unpack("<Q", blob[off:off + 8])[0], seed["selected"]["iteration"])
+        meta = json.loads(blob[off + 12:-4])
+        self.assertEqual((meta["agent_id"], meta["agent"]["name"]), ("calculator", "calculator"))
+
+    def test_act_and_run_offline_then_in_a_server(self):
+        q = "Take 14, subtract 2."
+        act = self.cli("act", self.ckpt, "--query", q, "--top-k", "2")
+        self.assertEqual(act.returncode, 0, act.stderr)
+        a = json.loads(act.stdout)
+        run = self.cli("run", "examples/calculator/experiment.lua", "--checkpoint", self.ckpt, "--query", q,
+                       "--expected", json.dumps({"ops": ["subtract"], "values": [12], "answer": 12}))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        t = json.loads(run.stdout)
+        self.assertEqual((t["steps"][0]["action"]["tool"], t["steps"][0]["action"]["params"]),
+                         (a["tool"], a["params"]))
+        self.assertIsInstance(t["reward"], float)
+        # the next step, offline, is the run's second call
+        if len(t["steps"]) > 1:
+            h = [{"tool": s["action"]["tool"], "params": s["action"]["params"], "result": s["result"]}
+                 for s in t["steps"][:1]]
+            b = json.loads(self.cli("act", self.ckpt, "--query", q, "--history", json.dumps(h)).stdout)
+            self.assertEqual((b["tool"], b["params"]), (t["steps"][1]["action"]["tool"],
+                                                        t["steps"][1]["action"]["params"]))
+        with open(self.ckpt, "rb") as f:
+            data = base64.b64encode(f.read()).decode()
+        with Server(CONFIG) as s:
+            imp = s.result("training.import_checkpoint", {"checkpoint": data}, TOKEN)  # agent_id from the file
+            r = s.result("agents.act", {"job_id": imp["job_id"], "query": q, "top_k": 2}, TOKEN)
+        self.assertEqual((r["tool"], r["params"], r["alternatives"]), (a["tool"], a["params"], a["alternatives"]))
+        self.assertAlmostEqual(r["log_prob"], a["log_prob"], places=12)
+
+    def test_bad_use(self):
+        r = self.cli("act", self.ckpt)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--query", r.stderr)
+        r = self.cli("act", os.path.join(self.out, "metrics.csv"), "--query", "x")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("bad magic", r.stderr)
+        r = self.cli("act", self.ckpt, "--query", "x", "--history", '[{"tool": "fly"}]')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("history[0].tool", r.stderr)
+        r = self.cli("run", "examples/calculator/experiment.lua", "--checkpoint", self.ckpt)
+        self.assertEqual(r.returncode, 2)
 
 
 def check_chat_record(case, rec, traj):
