@@ -265,6 +265,27 @@ class CliTest(unittest.TestCase):
         self.assertEqual((r["tool"], r["params"], r["alternatives"]), (a["tool"], a["params"], a["alternatives"]))
         self.assertAlmostEqual(r["log_prob"], a["log_prob"], places=12)
 
+    def test_policy_cache_is_bounded_lru(self):
+        """inference.cache_policies = 1: two checkpoints (the same file imported twice) take
+        turns in the cache; GET /metrics counts the hits, misses and evictions."""
+        with open(self.ckpt, "rb") as f:
+            data = base64.b64encode(f.read()).decode()
+        config = CONFIG[:-1] + ", inference = { cache_policies = 1 } }"
+        with Server(config) as s:
+            a = s.result("training.import_checkpoint", {"checkpoint": data}, TOKEN)["checkpoint_id"]
+            b = s.result("training.import_checkpoint", {"checkpoint": data}, TOKEN)["checkpoint_id"]
+            answers = [s.result("agents.act", {"checkpoint_id": c, "query": "Take 3, add 4."}, TOKEN)
+                       for c in (a, a, b, a)]
+            self.assertEqual(len({json.dumps([r["tool"], r["params"], r["log_prob"]]) for r in answers}), 1)
+            self.assertEqual([r["checkpoint_id"] for r in answers], [a, a, b, a])
+            _, _, body = s.request("GET", "/metrics", headers={
+                "Authorization": "Bearer " + make_jwt(claims(perms="metrics:view"))})
+        text = body.decode()
+        for line in ('agentcore_policies_loaded 1', 'agentcore_policy_cache_total{result="hit"} 1',
+                     'agentcore_policy_cache_total{result="miss"} 3',
+                     'agentcore_policy_cache_total{result="evicted"} 2'):
+            self.assertIn(line + "\n", text)
+
     def test_bad_use(self):
         r = self.cli("act", self.ckpt)
         self.assertEqual(r.returncode, 2)
