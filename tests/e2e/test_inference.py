@@ -286,6 +286,24 @@ class CliTest(unittest.TestCase):
                      'agentcore_policy_cache_total{result="evicted"} 2'):
             self.assertIn(line + "\n", text)
 
+    def test_run_is_charged_within_the_budget(self):
+        """agents.run reserves the episode's most (max_steps x (step cost + the dearest tool))
+        against the principal's budget first: over it, -40001 and nothing charged; under it, the
+        episode's cost lands in the job's inference_cost_usd."""
+        with open(self.ckpt, "rb") as f:
+            data = base64.b64encode(f.read()).decode()
+        poor = make_jwt(claims(sub="poor", perms=PERMS))
+        with Server(CONFIG[:-1] + ", budgets = { principals = { poor = 0.0005 } } }") as s:
+            job = s.result("training.import_checkpoint", {"checkpoint": data}, poor)["job_id"]
+            q = {"job_id": job, "query": "Take 3, add 4."}
+            resp = s.call("agents.run", dict(q, max_steps=8), poor)[2]  # 8 x 0.00011 > 0.0005
+            self.assertEqual((resp["error"]["code"], resp["error"]["data"]["field"]), (-40001, "budget"), resp)
+            self.assertNotIn("inference_cost_usd", s.result("training.get_status", {"job_id": job}, poor))
+            r = s.result("agents.run", dict(q, max_steps=2), poor)  # 2 x 0.00011 fits
+            st = s.result("training.get_status", {"job_id": job}, poor)
+        self.assertGreater(r["cost_usd"], 0)
+        self.assertAlmostEqual(st["inference_cost_usd"], r["cost_usd"], places=9)
+
     def test_bad_use(self):
         r = self.cli("act", self.ckpt)
         self.assertEqual(r.returncode, 2)
