@@ -74,7 +74,8 @@ void ac_actor_seq_init(ac_actor_t *p, ac_rng_t *rng)
  * magnitude, a small integer (0..10). */
 static void num_features(float v, float *f)
 {
-    float a = fabsf(v), m = log10f(1.0f + a);
+    /* magnitudes past 1e12 read alike: the features stay O(1) whatever a tool returns */
+    float a = fabsf(v), m = fminf(log10f(1.0f + a), 12.0f);
     f[0] = v > 0 ? 1.0f : (v < 0 ? -1.0f : 0.0f);
     f[1] = m / 3.0f;
     f[2] = v != floorf(v) ? 1.0f : 0.0f;

@@ -1,5 +1,6 @@
 #include "engine/context.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,8 @@ static void add_token(void *ud, int kind, const char *s, size_t n)
     memset(t, 0, sizeof *t);
     t->kind = (uint8_t)(a->force_kind >= 0 ? a->force_kind : kind);
     t->value = t->kind == AC_TOK_NUMBER ? strtof(s, NULL) : 0.0f;
+    if (!isfinite(t->value)) /* beyond float (1e39 and up): the largest float, which keeps its sign */
+        t->value = t->value != t->value ? 0.0f : copysignf(FLT_MAX, t->value);
     t->hash = token_hash(t->kind, s, n, t->value);
     if (t->kind == AC_TOK_WORD || t->kind == AC_TOK_ID) {
         size_t k = n < 3 ? n : 3;

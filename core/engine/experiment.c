@@ -122,7 +122,8 @@ static const xkey_t xkeys[] = {
      "mean validation success is selected"},
     {"", "description", X_STRING, 0, 0, "none", NULL, "free text for people; not used"},
     {"data", "generator", X_STRING, 0, 0, "none", NULL,
-     "a Lua file (relative to the experiment file, run in the plugin sandbox) whose module has "
+     "a Lua file (relative to the experiment file, run in the plugin sandbox with 5e9 instructions and 120 s for "
+     "its one call instead of the per-call plugin limits) whose module has "
      "generate(seed, n_train, n_eval) returning {training_data, evaluation_data[, validation_data][, tests]}: "
      "tests maps names to more query sets, each reported like the evaluation (never selecting)"},
     {"data", "seed", X_INT, 0, 2147483647, "the experiment's seed", NULL, "the generator's seed"},
@@ -220,75 +221,82 @@ static int load_spec(experiment_t *x, ac_err_t *err)
     return 0;
 }
 
-static int load_data(experiment_t *x, long long seed, ac_err_t *err)
+/* data.generator: the Lua file's generate(seed, n_train, n_eval) gives every split, with these
+ * budgets instead of the plugin limits' per-call ones (the state's memory limits still apply). */
+#define GENERATOR_INSTRUCTIONS 5000000000ull
+#define GENERATOR_WALL_MS 120000u
+static int load_generated(experiment_t *x, json_t *data, const char *gen, long long seed, ac_err_t *err)
 {
-    json_t *data = json_object_get(x->spec, "data");
     char path[2048];
-    const char *gen = str_field(data, "generator", NULL);
-    if (gen != NULL) {
-        json_t *s = json_object_get(data, "seed");
-        long long dseed = json_is_integer(s) ? json_integer_value(s) : seed;
-        json_t *nt = json_object_get(data, "n_train"), *ne = json_object_get(data, "n_eval");
-        char call[128];
-        snprintf(call, sizeof call, ".generate(%lld, %lld, %lld)", dseed,
-                 json_is_integer(nt) ? json_integer_value(nt) : 200LL,
-                 json_is_integer(ne) ? json_integer_value(ne) : 50LL);
-        resolve(path, sizeof path, x, gen);
-        json_t *out = run_lua_file(x, path, call, err);
-        if (out == NULL)
+    json_t *s = json_object_get(data, "seed");
+    long long dseed = json_is_integer(s) ? json_integer_value(s) : seed;
+    json_t *nt = json_object_get(data, "n_train"), *ne = json_object_get(data, "n_eval");
+    char call[128];
+    snprintf(call, sizeof call, ".generate(%lld, %lld, %lld)", dseed,
+             json_is_integer(nt) ? json_integer_value(nt) : 200LL,
+             json_is_integer(ne) ? json_integer_value(ne) : 50LL);
+    resolve(path, sizeof path, x, gen);
+    /* The generator builds every split in one call: what a plugin call may spend is too little
+     * for thousands of queries on a busy machine. It is the experimenter's own code, run once. */
+    const ac_lua_limits_t plugin = *ac_lua_host_limits(x->host);
+    ac_lua_limits_t big = plugin;
+    big.max_instructions = GENERATOR_INSTRUCTIONS;
+    big.max_wall_ms = GENERATOR_WALL_MS;
+    ac_lua_host_set_limits(x->host, &big);
+    json_t *out = run_lua_file(x, path, call, err);
+    ac_lua_host_set_limits(x->host, &plugin);
+    if (out == NULL)
+        return -1;
+    x->training = json_incref(json_object_get(out, "training_data"));
+    x->validation = json_incref(json_object_get(out, "validation_data"));
+    x->evaluation = json_incref(json_object_get(out, "evaluation_data"));
+    x->tests = json_incref(json_object_get(out, "tests"));
+    json_decref(out);
+    return 0;
+}
+
+/* One JSON file named relative to the experiment file. */
+static int load_json(experiment_t *x, const char *file, json_t **out, ac_err_t *err)
+{
+    char path[2048];
+    json_error_t jerr;
+    resolve(path, sizeof path, x, file);
+    if ((*out = json_load_file(path, 0, &jerr)) == NULL)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
+    return 0;
+}
+
+/* data.training, data.evaluation, data.validation and data.tests: JSON files. */
+static int load_files(experiment_t *x, json_t *data, ac_err_t *err)
+{
+    const char *tr = str_field(data, "training", NULL), *ev = str_field(data, "evaluation", NULL);
+    const char *va = str_field(data, "validation", NULL);
+    if (tr == NULL || ev == NULL)
+        return bad(err, x, "'data' needs a generator, or training and evaluation JSON files%s", "");
+    if (load_json(x, tr, &x->training, err) != 0 || load_json(x, ev, &x->evaluation, err) != 0 ||
+        (va != NULL && load_json(x, va, &x->validation, err) != 0))
+        return -1;
+    json_t *files = json_object_get(data, "tests");
+    if (files != NULL && !json_is_object(files))
+        return bad(err, x, "'data.tests' must map test names to JSON files%s", "");
+    const char *name;
+    json_t *file;
+    json_object_foreach(files, name, file) {
+        if (!json_is_string(file))
+            return bad(err, x, "data.tests.%s must be a file name", name);
+        json_t *set;
+        if (load_json(x, json_string_value(file), &set, err) != 0)
             return -1;
-        x->training = json_incref(json_object_get(out, "training_data"));
-        x->validation = json_incref(json_object_get(out, "validation_data"));
-        x->evaluation = json_incref(json_object_get(out, "evaluation_data"));
-        x->tests = json_incref(json_object_get(out, "tests"));
-        json_decref(out);
-    } else {
-        const char *tr = str_field(data, "training", NULL), *ev = str_field(data, "evaluation", NULL);
-        const char *va = str_field(data, "validation", NULL);
-        if (tr == NULL || ev == NULL)
-            return bad(err, x, "'data' needs a generator, or training and evaluation JSON files%s", "");
-        json_error_t jerr;
-        resolve(path, sizeof path, x, tr);
-        if ((x->training = json_load_file(path, 0, &jerr)) == NULL)
-            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
-        resolve(path, sizeof path, x, ev);
-        if ((x->evaluation = json_load_file(path, 0, &jerr)) == NULL)
-            return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
-        if (va != NULL) {
-            resolve(path, sizeof path, x, va);
-            if ((x->validation = json_load_file(path, 0, &jerr)) == NULL)
-                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
-        }
-        json_t *files = json_object_get(data, "tests");
-        if (files != NULL && !json_is_object(files))
-            return bad(err, x, "'data.tests' must map test names to JSON files%s", "");
-        const char *name;
-        json_t *file;
-        json_object_foreach(files, name, file) {
-            if (!json_is_string(file))
-                return bad(err, x, "data.tests.%s must be a file name", name);
-            resolve(path, sizeof path, x, json_string_value(file));
-            json_t *set = json_load_file(path, 0, &jerr);
-            if (set == NULL)
-                return ac_err_set(err, AC_ERR_INVALID_PARAMS, "%s:%d: %s", path, jerr.line, jerr.text);
-            if (x->tests == NULL)
-                x->tests = json_object();
-            json_object_set_new(x->tests, name, set);
-        }
+        if (x->tests == NULL)
+            x->tests = json_object();
+        json_object_set_new(x->tests, name, set);
     }
-    if (x->tests != NULL && !json_is_object(x->tests))
-        return bad(err, x, "the data's `tests` must map names to arrays of queries%s", "");
-    const char *tname;
-    json_t *tset;
-    json_object_foreach(x->tests, tname, tset) {
-        if (!json_is_array(tset) || json_array_size(tset) == 0)
-            return bad(err, x, "tests.%s must be a non-empty array of {query, expected_outcome}", tname);
-    }
-    if (!json_is_array(x->training) || !json_is_array(x->evaluation) ||
-        (x->validation != NULL && !json_is_array(x->validation)))
-        return bad(err, x, "the data must provide training_data and evaluation_data arrays (and validation_data, "
-                           "when given, an array)%s", "");
-    /* the same checks a job's data gets */
+    return 0;
+}
+
+/* The same checks a job's data gets, by the experiment's validator. */
+static int validate_data(experiment_t *x, ac_err_t *err)
+{
     ac_validator_t *v = ac_validator_open(x->host, x->validator, err);
     if (v == NULL)
         return -1;
@@ -306,6 +314,27 @@ static int load_data(experiment_t *x, long long seed, ac_err_t *err)
     }
     json_decref(problems);
     return 0;
+}
+
+static int load_data(experiment_t *x, long long seed, ac_err_t *err)
+{
+    json_t *data = json_object_get(x->spec, "data");
+    const char *gen = str_field(data, "generator", NULL);
+    if ((gen != NULL ? load_generated(x, data, gen, seed, err) : load_files(x, data, err)) != 0)
+        return -1;
+    if (x->tests != NULL && !json_is_object(x->tests))
+        return bad(err, x, "the data's `tests` must map names to arrays of queries%s", "");
+    const char *tname;
+    json_t *tset;
+    json_object_foreach(x->tests, tname, tset) {
+        if (!json_is_array(tset) || json_array_size(tset) == 0)
+            return bad(err, x, "tests.%s must be a non-empty array of {query, expected_outcome}", tname);
+    }
+    if (!json_is_array(x->training) || !json_is_array(x->evaluation) ||
+        (x->validation != NULL && !json_is_array(x->validation)))
+        return bad(err, x, "the data must provide training_data and evaluation_data arrays (and validation_data, "
+                           "when given, an array)%s", "");
+    return validate_data(x, err);
 }
 
 /* The sweep's runs: the cartesian product of its value lists over the base config. */

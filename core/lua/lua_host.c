@@ -233,8 +233,12 @@ void ac_lua_host_destroy(ac_lua_host_t *h)
     if (h == NULL)
         return;
     ac_lua_registry_clear(h);
-    if (h->L)
+    if (h->L) {
+        /* no cap and no hook while closing: every finalizer runs (they free C memory) */
+        h->mem_cap = SIZE_MAX;
+        lua_sethook(h->L, NULL, 0, 0);
         lua_close(h->L);
+    }
     free(h->lua_dir);
     free(h->plugins_dir);
     free(h);

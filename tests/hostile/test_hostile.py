@@ -27,12 +27,14 @@ DEADLINE_S = 120  # generous: the suite must pass on a machine kept busy by othe
 
 
 def expectation(path):
-    """The `-- expect: STATUS: message part` line of an attack plugin."""
+    """The `-- expect: STATUS: message part | other part` line of an attack plugin: the parts the
+    error may contain (one of them). On a busy machine the wall-clock limit of a call can come
+    before its instruction or memory budget: either is the clean end the attack must get."""
     with open(path) as f:
         m = re.search(r"^-- expect: ([a-z]+)(?:: (.*))?$", f.read(), re.M)
     if not m:
         raise ValueError(f"{path}: no '-- expect:' line")
-    return m.group(1), m.group(2)
+    return m.group(1), m.group(2).split(" | ") if m.group(2) else None
 
 
 def calculator_data():
@@ -155,7 +157,7 @@ class HostileTest(unittest.TestCase):
                 took = time.time() - t0
                 print(f"  {name}: {st['status']} in {took:.1f} s: {st.get('error', '')[:150]}")
                 self.assertEqual(st["status"], "failed", st)
-                self.assertIn(part, st.get("error", ""), st)
+                self.assertTrue(any(p in st.get("error", "") for p in part), (part, st))
                 self.assertLess(took, DEADLINE_S)
                 self.healthy()
                 self.assertEqual(fingerprint(self.server, good), self.alone,

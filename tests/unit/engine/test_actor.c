@@ -300,6 +300,41 @@ static void test_tensors_tile(const ac_actor_config_t *cfg, const char *what, in
     ac_actor_destroy(p);
 }
 
+/* A tool result beyond float's range (a calculator multiplying its own results: 1e48, 1e300)
+ * reads as the largest float, and the policy's log-probabilities stay finite. (Before, the
+ * sequence policy's number features became inf and then NaN: training stopped at iteration 3.) */
+static void test_huge_numbers(const ac_actor_config_t *cfg, const char *name)
+{
+    ac_err_t err = AC_ERR_INIT;
+    ac_context_t c;
+    ac_states_t S = {0};
+    const char *nm[2] = {"a", "b"};
+    json_t *args = json_pack("{s:f, s:f}", "a", 1e150, "b", -1e150);
+    json_t *res = json_pack("{s:f}", "value", -1e300);
+    ac_context_step_t st = {"multiply", nm, args, 2, res};
+    int ok = ac_context_init(&c, 64, &err) == 0 && ac_context_build(&c, "multiply 1e150 by -1e150", &st, 1, NULL,
+                                                                       NULL, &err) == 0;
+    int finite_tokens = ok;
+    for (int i = 0; ok && i < c.n; i++)
+        finite_tokens &= isfinite(c.tok[i].value);
+    ac_actor_t *p = ok ? ac_actor_create(cfg, &err) : NULL;
+    float row[8];
+    ok = p && ac_states_add(&S, &c, &err) == 0 && ac_actor_read(p, &S, 0, 1, &err) == 0 &&
+         ac_actor_tool_logp(p, 0, NULL, row) == 0;
+    int finite = ok;
+    for (int j = 0; ok && j < cfg->n_tools; j++)
+        finite &= isfinite(row[j]);
+    printf("  %s: huge numbers -> tool log-probs %s\n", name, finite ? "finite" : "NOT finite");
+    CHECK(finite_tokens);
+    CHECK(finite);
+    ac_actor_destroy(p);
+    ac_states_free(&S);
+    ac_context_free(&c);
+    json_decref(args);
+    json_decref(res);
+    ac_err_clear(&err);
+}
+
 int main(void)
 {
     test_context();
@@ -313,6 +348,8 @@ int main(void)
     test_acting_matches_training(&seq);
     test_tensors_tile(&bag, "bag", 10);
     test_tensors_tile(&seq, "sequence", 10 + 7 + 12 * 2 + 2);
+    test_huge_numbers(&bag, "bag");
+    test_huge_numbers(&seq, "sequence");
     ac_err_t err = AC_ERR_INIT;
     ac_actor_config_t bad = seq;
     bad.enc.n_heads = 3;

@@ -1,4 +1,5 @@
--- Specs for the files agent, its reward and its data generator.
+-- Specs for plugins/agents/files.lua. Its reward: spec/rewards/files_spec.lua; its data
+-- generator: spec/examples/files_data_spec.lua.
 package.path = "./spec/?.lua;./plugins/?.lua;./lua/?.lua;./lua/?/init.lua;./examples/?.lua;" .. package.path
 
 local agent = require("agents.files")
@@ -42,9 +43,7 @@ local function reader(q)
     return "answer", { value = value(lines, exp.key) }
   end
 end
-
-local d = data.generate(42)
-local splits = tc.splits(d)
+local splits = tc.splits(data.generate(42))
 
 describe("files agent", function()
   it("declares its tools with argument types, and neither observe nor legal", function()
@@ -121,114 +120,5 @@ describe("files agent", function()
         assert.are.equal(q.expected_outcome.min_steps, #traj.steps)
       end
     end
-  end)
-end)
-
-describe("files reward", function()
-  local p = agent.project(QUERY)
-  local dep = p.config.web.dependency
-  local exp = { answer = tostring(p.config[dep].port), key = "port", chain = { "web", dep }, min_steps = 5 }
-  local function play(calls) return tc.run(agent, QUERY, tc.script(calls)) end
-  local find_web = { "find_files", { name = "web" } }
-  local read_web = { "read_file", { path = "web/config.yml" } }
-  local find_dep = { "find_files", { name = dep } }
-  local read_dep = { "read_file", { path = dep .. "/config.yml" } }
-
-  it("is 1 for the value, less 0.05 a call beyond the fewest, at least 0.8", function()
-    local r, info = reward.score(play({ find_web, read_web, find_dep, read_dep, { "answer", { value = exp.answer } } }), exp)
-    assert.are.equal(1, r)
-    assert.is_true(info.success)
-    r, info = reward.score(play({ find_web, read_web, { "run_tests", {} }, find_dep, read_dep,
-      { "answer", { value = exp.answer } } }), exp)
-    assert.are.equal(0.95, r)
-    assert.is_true(info.success)
-    assert.is_true(info.tool_accuracy < 1)
-  end)
-
-  it("gives partial credit for the files read and for an answer from the right file", function()
-    local port_web = tostring(p.config.web.port)
-    local wrong_file = reward.score(play({ find_web, read_web, { "answer", { value = port_web } } }), exp)
-    assert.are.equal(0.5 * 1 / 2.5, wrong_file)
-    local right_file = reward.score(play({ find_web, read_web, find_dep, read_dep,
-      { "answer", { value = tostring(p.config[dep].timeout) } } }), exp)
-    assert.are.equal(0.5, right_file)
-    local unanswered = reward.score(play({ find_web, read_web, find_dep, read_dep }), exp)
-    assert.are.equal(0.5 * 2 / 2.5, unanswered)
-    assert.are.equal(0, (reward.score(play({ { "answer", { value = "web" } } }), exp)))
-  end)
-
-  it("refuses an expected_outcome without answer and chain", function()
-    assert.has_error(function() reward.score({ steps = {} }, { answer = 5, chain = { "web" } }) end)
-    assert.has_error(function() reward.score({ steps = {} }, { answer = "5", chain = {} }) end)
-  end)
-end)
-
-describe("files data generator", function()
-  it("is deterministic for a seed and makes the sizes asked for", function()
-    assert.are.same(data.generate(42), d)
-    local small = data.generate(7, 120, 10)
-    assert.are.equal(120, #small.training_data)
-    assert.are.equal(10, #small.tests.templates)
-  end)
-
-  it("never repeats a query text across or within splits, nor puts the answer in it", function()
-    local seen = {}
-    for name, set in pairs(splits) do
-      for _, q in ipairs(set) do
-        local key = q.query:lower()
-        assert.is_nil(seen[key], name .. ": " .. q.query)
-        seen[key] = name
-        assert.is_nil(q.query:find(q.expected_outcome.answer, 1, true), q.query)
-      end
-    end
-  end)
-
-  it("keeps the held-out phrasings out of training, validation and test_iid", function()
-    local text = {}
-    for _, name in ipairs({ "training", "validation", "test_iid", "compositions" }) do
-      for _, q in ipairs(splits[name]) do text[#text + 1] = q.query:lower() end
-    end
-    local all = table.concat(text, "\n")
-    local frags = {}
-    for _, template in ipairs(data.FRAME.held) do
-      for _, f in ipairs(tc.fragments(template, 6)) do frags[#frags + 1] = f end
-    end
-    -- the held-out ways to name a service, filled in with each service ("the service web")
-    for _, template in ipairs({ data.TARGET.held[1][2], data.TARGET.held[2][1], data.TARGET.held[2][2] }) do
-      for _, svc in ipairs(agent.SERVICES) do
-        frags[#frags + 1] = (template:gsub("{svc}", svc)):lower()
-      end
-    end
-    assert.is_true(#frags >= 6 + 3 * #agent.SERVICES)
-    for _, f in ipairs(frags) do assert.is_nil(all:find(f, 1, true), f) end
-    for _, w in ipairs({ "uses", "finding", "used", "looking", "depending" }) do
-      assert.is_nil(all:find("%f[%a]" .. w .. "%f[%A]"), w)
-    end
-    for _, q in ipairs(d.tests.templates) do
-      local s, used = q.query:lower(), false
-      for _, f in ipairs(frags) do used = used or s:find(f, 1, true) ~= nil end
-      assert.is_true(used, q.query)
-    end
-  end)
-
-  it("asks tests.compositions what training never asks: longer chains, held keys through a dependency", function()
-    for _, name in ipairs({ "training", "validation", "test_iid", "templates" }) do
-      for _, q in ipairs(splits[name]) do
-        local e = q.expected_outcome
-        assert.is_true(#e.chain <= 2, q.query)
-        if #e.chain == 2 then assert.is_nil(data.HELD_KEYS[e.key], q.query) end
-      end
-    end
-    local long, held = 0, 0
-    for _, q in ipairs(d.tests.compositions) do
-      local e = q.expected_outcome
-      if #e.chain == 3 then long = long + 1
-      else
-        assert.are.equal(2, #e.chain)
-        assert.is_true(data.HELD_KEYS[e.key], q.query)
-        held = held + 1
-      end
-    end
-    assert.is_true(long > 10 and held > 10)
   end)
 end)

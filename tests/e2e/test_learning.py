@@ -1,0 +1,96 @@
+"""`agentcore train EXPERIMENT.lua` learns: the calculator experiment (cut to 200 iterations) must
+lift held-out success from <= 30 % (untrained) to >= 20 %, well above the random policy's, with
+p < 0.001, over three seeds, with its report (per seed, mean, interval, random baseline, selection
+on validation) and the CSV of the validation curve; the inventory agent as shipped must learn to
+read a tool's result.
+
+(Calculator v1, whose policy chose tools only, went to >= 90 % in about 3 s per seed. With v2 the
+policy also picks every operand and the answer among the numbers it has seen: 200 iterations of
+the bag policy measured 0.28-0.36 held-out success on seeds 1-5 (mean 0.31, random 0.03-0.06) in
+14-34 s per seed on the 2 shared cores; bench/learning.sh has the whole runs. How fast it trains
+is measured there, not asserted here.)
+
+Skipped under ASan+UBSan (several times slower there; the training code runs under the
+sanitizers in unit_trainer and in the short experiments of test_experiment.py)."""
+import csv
+import json
+import os
+import unittest
+
+from harness import main, temp_dir
+from test_experiment import ASAN, small_experiment, train
+
+
+@unittest.skipIf(ASAN, "learning runs are measured in the plain build")
+class CalculatorLearnsTest(unittest.TestCase):
+    def test_calculator_learns(self):
+        """Three seeds: each lifts held-out success; the report has per-seed results, the mean and a
+        95 % interval; the CSV has a validation row every eval_interval iterations."""
+        out = temp_dir(self, "ac-exp-")
+        r = train(small_experiment(self, 200), "--seeds", "3", "--json", "--out", out, timeout=1200)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        report = json.loads(r.stdout.decode().strip().splitlines()[-1])  # the last line is the report
+        for side in ("baseline", "trained", "random"):
+            for key in ("success_rate", "avg_reward", "avg_steps", "tool_accuracy"):
+                self.assertIsInstance(report[side][key], float, (side, key))
+        self.assertLessEqual(report["baseline"]["success_rate"], 0.30, report["baseline"])
+        self.assertGreaterEqual(report["trained"]["success_rate"], 0.20, report["trained"])  # v1: 0.90
+        self.assertLess(report["p_value"], 0.001)
+        self.assertGreater(report["iterations"], 0)
+        self.assertEqual(report["trajectories"], report["iterations"] * 16 * 8)
+        lo, hi = report["trained"]["success_rate_ci95"]
+        self.assertTrue(lo <= report["trained"]["success_rate"] <= hi)
+        self.assertIn("sign-flip", report["reward_test"])
+        self.assertLess(report["p_value_reward"], 0.001)
+        # selected on validation, never on the evaluation data
+        self.assertEqual(report["selected"]["by"], "validation")
+        self.assertGreater(report["selected"]["validation_queries"], 0)
+        # three seeds, side by side, and their mean with an interval
+        seeds = report["seeds"]
+        self.assertEqual([s["seed"] for s in seeds], [1, 2, 3])
+        self.assertEqual(seeds[0]["trained"], report["trained"])
+        for s in seeds:
+            self.assertGreater(s["wall_ms"], 0)
+            self.assertGreater(s["trained"]["success_rate"], s["random"]["success_rate"] + 0.15, s)  # v1: + 0.5
+        m = report["mean"]["trained_success_rate"]
+        rates = [s["trained"]["success_rate"] for s in seeds]
+        self.assertAlmostEqual(m["mean"], sum(rates) / 3)
+        self.assertLessEqual(m["ci95"][0], m["mean"])
+        self.assertGreaterEqual(m["ci95"][1], m["mean"])
+        self.assertGreaterEqual(m["mean"], 0.20, report["mean"])  # v1: 0.90
+        self.assertGreater(m["ci95"][0], report["mean"]["random_success_rate"]["ci95"][1], report["mean"])
+        for key in ("baseline_success_rate", "random_success_rate", "validation_success_rate"):
+            self.assertIn("ci95", report["mean"][key])
+        with open(os.path.join(out, "report.json")) as f:
+            self.assertEqual(json.load(f)["trained"], report["trained"])
+        with open(os.path.join(out, "metrics.csv")) as f:
+            rows = [row for row in csv.DictReader(f) if row["seed"] == "1"]
+        self.assertEqual(len(rows), report["iterations"] + 1)  # iteration 0: the untrained policy
+        for key in ("loss", "avg_reward", "reward_std", "kl", "clip_fraction", "clip_low", "clip_high", "entropy",
+                    "zero_var_frac", "trajectories", "cost_usd", "wall_ms", "validation_success"):
+            self.assertIn(key, rows[0])
+        validated = [int(row["iteration"]) for row in rows if row["validation_success"] != ""]
+        interval = report["config"]["eval_interval"]
+        self.assertEqual(validated, list(range(0, report["iterations"] + 1, interval)))
+        self.assertGreater(float(rows[-1]["avg_reward"]), float(rows[1]["avg_reward"]))
+        self.assertGreater(float(rows[-1]["validation_success"]), float(rows[0]["validation_success"]))
+
+
+
+@unittest.skipIf(ASAN, "learning runs are measured in the plain build")
+class OtherAgentsTest(unittest.TestCase):
+    def test_inventory_learns(self):
+        """The inventory agent as shipped (300 iterations): it must read check_stock's result to
+        choose between order and back_order. (support needs 600 iterations, about 6 minutes on
+        two busy cores: bench/learning.sh runs it, with every agent.)"""
+        for name in ("inventory",):
+            r = train(f"examples/{name}/experiment.lua", "--json", "--out", temp_dir(self), timeout=1200)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            report = json.loads(r.stdout.decode().splitlines()[-1])
+            self.assertGreater(report["trained"]["success_rate"], report["baseline"]["success_rate"] + 0.3, name)
+            self.assertLess(report["p_value"], 0.001, name)
+
+
+
+if __name__ == "__main__":
+    main()
