@@ -8,8 +8,13 @@
 
 #include <unistd.h>
 
+#include "base/file.h"
+#include "base/train_config.h"
 #include "engine/blas.h"
+#include "engine/checkpoint.h"
+#include "engine/infer.h"
 #include "lua/config.h"
+#include "lua/plugin.h"
 #include "engine/experiment.h"
 #include "engine/reference.h"
 #include "service/server.h"
@@ -21,6 +26,8 @@ static const char usage_main[] =
     "  serve   run the Training API (JSON-RPC 2.0 over HTTP/1.1, h2c and TLS h2)\n"
     "  token   print a signed JWT for the API\n"
     "  train   run an offline GRPO experiment (EXPERIMENT.lua)\n"
+    "  act     the next tool call of a trained policy (a checkpoint file) for a query\n"
+    "  run     one episode of an experiment's agent with a trained policy on a query\n"
     "  config  print the configuration reference: every key of the GRPO config, the server\n"
     "          config and the experiment file (docs/configuration.md)\n"
     "\n"
@@ -57,7 +64,9 @@ static const char usage_train[] =
     "  --seeds N      run N seeds (seed, seed + 1, ...): per-seed results, mean and 95 % interval\n"
     "  --set K=V      override a GRPO config key of the file (JSON value, else a string):\n"
     "                 --set policy.kind=sequence --set n_iterations=300\n"
-    "  --out DIR      where metrics.csv, report.json and report.html go (default runs/<name>)\n"
+    "  --out DIR      where metrics.csv, report.json, report.html and the checkpoints go (default\n"
+    "                 runs/<name>): best.ckpt is the selected policy (agentcore act, agentcore run,\n"
+    "                 training.import_checkpoint), checkpoints/<run>-seed<N>.ckpt each run's\n"
     "  --json         print the report as the last line of stdout\n"
     "  --config FILE  server config: plugins_dir, lua_dir, plugin_limits and the training settings\n"
     "\n"
@@ -66,6 +75,37 @@ static const char usage_train[] =
     "on the evaluation data: the random, untrained and trained policies side by side (exact McNemar\n"
     "on success, Wilson 95 % intervals, a paired sign-flip test on rewards; across seeds the mean and\n"
     "a Student-t 95 % interval). See examples/calculator/experiment.lua.\n";
+
+static const char usage_act[] =
+    "usage: agentcore act CHECKPOINT_FILE --query TEXT [--history JSON] [--observation TEXT]\n"
+    "                     [--candidates JSON] [--legal JSON] [--top-k N] [--sample] [--temperature T]\n"
+    "                     [--seed N] [--explain]\n"
+    "\n"
+    "  --query TEXT      the task (required)\n"
+    "  --history JSON    the episode so far: [{\"tool\", \"params\", \"result\"}], oldest first\n"
+    "  --observation, --candidates, --legal   what agent.observe, agent.candidates and agent.legal\n"
+    "                    say now (agents that have them)\n"
+    "  --top-k N         alternatives to list (0 to 20, default 3)\n"
+    "  --sample          sample each decision (default: greedy) at --temperature (1), seeded by --seed (0)\n"
+    "  --explain         add the context's tokens and every decision's log-probabilities\n"
+    "\n"
+    "Prints agents.act's answer (docs/api.md) as JSON: {tool, params, log_prob, alternatives}. Runs no\n"
+    "plugin: the checkpoint's metadata holds the agent's declarations (files of agentcore train --out\n"
+    "and training.export_checkpoint do).\n";
+
+static const char usage_run[] =
+    "usage: agentcore run EXPERIMENT.lua --checkpoint FILE --query TEXT [--expected JSON]\n"
+    "                     [--max-steps N] [--sample] [--temperature T] [--seed N] [--config FILE]\n"
+    "\n"
+    "  --checkpoint FILE  the policy (agentcore train --out's best.ckpt, training.export_checkpoint)\n"
+    "  --query TEXT       the task (required)\n"
+    "  --expected JSON    expected_outcome: the experiment's reward plugin scores the episode\n"
+    "  --max-steps N      steps at most (default: the checkpoint's max_steps_per_trajectory)\n"
+    "  --sample           sample each decision (default: greedy) at --temperature, seeded by --seed\n"
+    "  --config FILE      server config: plugins_dir, lua_dir, plugin_limits, training.step_cost_usd\n"
+    "\n"
+    "Runs one episode of the experiment's agent plugin with the policy and prints the trajectory as\n"
+    "agents.run returns it (docs/api.md), with reward and success when --expected is given.\n";
 
 static const char usage_config[] =
     "usage: agentcore config --reference [--json]\n"
@@ -337,6 +377,278 @@ static int cmd_config(int argc, char **argv)
     return 0;
 }
 
+/* A checkpoint file, loaded, with the agent declarations its metadata holds. */
+static int load_checkpoint_file(const char *cmd, const char *path, ac_checkpoint_t *ck, ac_agent_decl_t *d)
+{
+    size_t len = 0;
+    char *buf = ac_file_read(path, &len);
+    ac_err_t err = AC_ERR_INIT;
+    if (buf == NULL) {
+        fprintf(stderr, "agentcore %s: cannot read %s\n", cmd, path);
+        return -1;
+    }
+    int rc = ac_checkpoint_load(ck, (const uint8_t *)buf, len, &err);
+    free(buf);
+    if (rc != 0) {
+        fprintf(stderr, "agentcore %s: %s: %s\n", cmd, path, err.message);
+        ac_err_clear(&err);
+        return -1;
+    }
+    rc = ac_agent_decl_from_meta(d, ck->meta, ck->meta_len, &err);
+    if (rc == 1 && ac_agent_decl_check(d, ac_actor_config(ck->policy), &err) != 0) {
+        ac_agent_decl_free(d);
+        rc = -1;
+    }
+    if (rc != 1) {
+        fprintf(stderr, "agentcore %s: %s: %s\n", cmd, path,
+                rc == 0 ? "the checkpoint carries no agent declarations (use a file of agentcore train --out or "
+                          "training.export_checkpoint)"
+                        : err.message);
+        ac_err_clear(&err);
+        ac_checkpoint_release(ck);
+        return -1;
+    }
+    return 0;
+}
+
+/* A JSON option's value, or NULL with a message. */
+static json_t *json_option(const char *cmd, const char *name, const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
+    if (v == NULL)
+        fprintf(stderr, "agentcore %s: --%s is not JSON: %s\n", cmd, name, e.text);
+    return v;
+}
+
+static int parse_long(const char *cmd, const char *name, const char *text, long long min, long long max,
+                      long long *out)
+{
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (*end != '\0' || end == text || v < min || v > max) {
+        fprintf(stderr, "agentcore %s: --%s must be an integer from %lld to %lld\n", cmd, name, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_temperature(const char *cmd, const char *text, float *out)
+{
+    char *end;
+    double t = strtod(text, &end);
+    if (*end != '\0' || end == text || !(t >= 0.01 && t <= 100)) {
+        fprintf(stderr, "agentcore %s: --temperature must be a number from 0.01 to 100\n", cmd);
+        return -1;
+    }
+    *out = (float)t;
+    return 0;
+}
+
+static void print_json(const json_t *v)
+{
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+}
+
+static int cmd_act(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"query", required_argument, NULL, 'q'},      {"history", required_argument, NULL, 'H'},
+        {"observation", required_argument, NULL, 'o'}, {"candidates", required_argument, NULL, 'C'},
+        {"legal", required_argument, NULL, 'l'},      {"top-k", required_argument, NULL, 'k'},
+        {"sample", no_argument, NULL, 'S'},           {"temperature", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, 's'},       {"explain", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    json_t *params = json_object();
+    long long top_k = 3, seed = 0;
+    float temperature = 1.0f;
+    int greedy = 1, explain = 0, c, rc = 1;
+    while ((c = getopt_long(argc, argv, "q:H:o:C:l:k:St:s:eh", opts, NULL)) != -1) {
+        json_t *v = NULL;
+        switch (c) {
+        case 'q': json_object_set_new(params, "query", json_string(optarg)); break;
+        case 'o': json_object_set_new(params, "observation", json_string(optarg)); break;
+        case 'H':
+        case 'C':
+        case 'l': {
+            const char *name = c == 'H' ? "history" : c == 'C' ? "candidates" : "legal";
+            if ((v = json_option("act", name, optarg)) == NULL)
+                goto out;
+            json_object_set_new(params, name, v);
+            break;
+        }
+        case 'k':
+            if (parse_long("act", "top-k", optarg, 0, AC_INFER_MAX_TOP_K, &top_k) != 0)
+                goto out;
+            break;
+        case 's':
+            if (parse_long("act", "seed", optarg, 0, 9007199254740991LL, &seed) != 0)
+                goto out;
+            break;
+        case 't':
+            if (parse_temperature("act", optarg, &temperature) != 0)
+                goto out;
+            break;
+        case 'S': greedy = 0; break;
+        case 'e': explain = 1; break;
+        case 'h': fputs(usage_act, stdout); rc = 0; goto out;
+        default: fputs(usage_act, stderr); rc = 2; goto out;
+        }
+    }
+    if (optind != argc - 1 || json_object_get(params, "query") == NULL) {
+        fprintf(stderr, "agentcore act: one checkpoint file and --query are required\n%s", usage_act);
+        rc = 2;
+        goto out;
+    }
+    ac_checkpoint_t ck;
+    ac_agent_decl_t d;
+    if (load_checkpoint_file("act", argv[optind], &ck, &d) != 0)
+        goto out;
+    ac_err_t err = AC_ERR_INIT;
+    ac_infer_call_t call;
+    ac_infer_scratch_t scratch;
+    ac_rng_t rng;
+    ac_rng_seed(&rng, (uint64_t)seed);
+    ac_infer_opts_t o = {greedy, temperature, &rng, (int)top_k, explain};
+    json_t *result = NULL;
+    if (ac_infer_call_parse(&call, &d, params, AC_ERR_INVALID_PARAMS, &err) == 0) {
+        if (ac_infer_scratch_init(&scratch, ac_actor_config(ck.policy)->max_tokens, &err) == 0) {
+            if (ac_infer_act(ck.policy, &d, &call, &o, &scratch, &result, &err) == 0) {
+                json_object_set_new(result, "checkpoint_iteration", json_integer((json_int_t)ck.iteration));
+                print_json(result);
+                rc = 0;
+            }
+            ac_infer_scratch_free(&scratch);
+        }
+        ac_infer_call_free(&call);
+    }
+    if (rc != 0) {
+        json_t *field = err.data ? json_object_get(err.data, "field") : NULL;
+        json_t *what = err.data ? json_object_get(err.data, "error") : NULL;
+        fprintf(stderr, "agentcore act: %s%s%s\n", json_is_string(field) ? json_string_value(field) : "",
+                json_is_string(field) ? ": " : "", json_is_string(what) ? json_string_value(what) : err.message);
+    }
+    ac_err_clear(&err);
+    json_decref(result);
+    ac_agent_decl_free(&d);
+    ac_checkpoint_release(&ck);
+out:
+    json_decref(params);
+    return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"checkpoint", required_argument, NULL, 'k'}, {"query", required_argument, NULL, 'q'},
+        {"expected", required_argument, NULL, 'x'},   {"max-steps", required_argument, NULL, 'm'},
+        {"sample", no_argument, NULL, 'S'},           {"temperature", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, 's'},       {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    const char *ckpt = NULL, *query = NULL, *config = NULL;
+    json_t *expected = NULL;
+    long long max_steps = 0, seed = 0;
+    float temperature = 1.0f;
+    int greedy = 1, c, rc = 1;
+    ac_config_t cfg;
+    ac_config_defaults(&cfg);
+    while ((c = getopt_long(argc, argv, "k:q:x:m:St:s:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': ckpt = optarg; break;
+        case 'q': query = optarg; break;
+        case 'c': config = optarg; break;
+        case 'x':
+            json_decref(expected);
+            if ((expected = json_option("run", "expected", optarg)) == NULL)
+                goto out;
+            break;
+        case 'm':
+            if (parse_long("run", "max-steps", optarg, 1, 1000, &max_steps) != 0)
+                goto out;
+            break;
+        case 's':
+            if (parse_long("run", "seed", optarg, 0, 9007199254740991LL, &seed) != 0)
+                goto out;
+            break;
+        case 't':
+            if (parse_temperature("run", optarg, &temperature) != 0)
+                goto out;
+            break;
+        case 'S': greedy = 0; break;
+        case 'h': fputs(usage_run, stdout); rc = 0; goto out;
+        default: fputs(usage_run, stderr); rc = 2; goto out;
+        }
+    }
+    if (optind != argc - 1 || ckpt == NULL || query == NULL || query[0] == '\0') {
+        fprintf(stderr, "agentcore run: one experiment file, --checkpoint and --query are required\n%s", usage_run);
+        rc = 2;
+        goto out;
+    }
+    if (load_config(&cfg, config) != 0)
+        goto out;
+    ac_checkpoint_t ck;
+    ac_agent_decl_t d;
+    if (load_checkpoint_file("run", ckpt, &ck, &d) != 0)
+        goto out;
+    ac_err_t err = AC_ERR_INIT;
+    char agent_name[128], reward_name[128];
+    ac_experiment_opts_t xo = {.path = argv[optind], .lua_dir = cfg.lua_dir, .plugins_dir = cfg.plugins_dir,
+                               .limits = &cfg.plugin_limits};
+    ac_lua_host_t *host = NULL;
+    ac_agent_t *agent = NULL;
+    ac_reward_t *reward = NULL;
+    ac_agent_decl_t now = {0};
+    json_t *traj = NULL;
+    if (max_steps == 0) { /* the job's cap, as the checkpoint's metadata has it */
+        ac_train_config_t tc;
+        ac_train_config_defaults(&tc);
+        json_t *meta = ck.meta_len ? json_loadb((const char *)ck.meta, ck.meta_len, 0, NULL) : NULL;
+        ac_err_t ignored = AC_ERR_INIT;
+        if (json_is_object(json_object_get(meta, "config")))
+            ac_train_config_from_json(&tc, json_object_get(meta, "config"), AC_ERR_INVALID_PARAMS, &ignored);
+        ac_err_clear(&ignored);
+        json_decref(meta);
+        max_steps = tc.max_steps_per_trajectory;
+    }
+    if (ac_experiment_plugins(&xo, agent_name, reward_name, sizeof agent_name, &err) == 0 &&
+        (host = ac_lua_host_create(cfg.lua_dir, cfg.plugins_dir, &cfg.plugin_limits, &err)) != NULL &&
+        (agent = ac_agent_open(host, agent_name, &err)) != NULL &&
+        (reward = ac_reward_open(host, reward_name, &err)) != NULL && ac_agent_decl_of(&now, agent, &err) == 0 &&
+        ac_agent_decl_check(&now, ac_actor_config(ck.policy), &err) == 0) {
+        ac_infer_run_opts_t o = {query,      expected,        (int)max_steps,
+                                 greedy,     temperature,     (uint64_t)seed,
+                                 ac_usd_to_micro(cfg.step_cost_usd), -1};
+        int64_t cost = 0;
+        if (ac_infer_run(agent, reward, ck.policy, &o, &traj, &cost, &err) == 0) {
+            json_object_set_new(traj, "checkpoint_iteration", json_integer((json_int_t)ck.iteration));
+            print_json(traj);
+            rc = 0;
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "agentcore run: %s\n", err.message);
+        json_t *detail = err.data != NULL ? json_object_get(err.data, "traceback") : NULL;
+        if (json_is_string(detail))
+            fprintf(stderr, "%s\n", json_string_value(detail));
+    }
+    ac_err_clear(&err);
+    json_decref(traj);
+    ac_agent_decl_free(&now);
+    ac_reward_close(reward);
+    ac_agent_close(agent);
+    ac_lua_host_destroy(host);
+    ac_agent_decl_free(&d);
+    ac_checkpoint_release(&ck);
+out:
+    json_decref(expected);
+    ac_config_free(&cfg);
+    return rc;
+}
+
 static void print_version(void)
 {
     printf("agentcore %s\n", AC_VERSION);
@@ -367,7 +679,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    int needs_blas = strcmp(cmd, "serve") == 0 || strcmp(cmd, "train") == 0 || strcmp(cmd, "--version") == 0 ||
+    int needs_blas = strcmp(cmd, "serve") == 0 || strcmp(cmd, "train") == 0 || strcmp(cmd, "act") == 0 ||
+                     strcmp(cmd, "run") == 0 || strcmp(cmd, "--version") == 0 ||
                      strcmp(cmd, "version") == 0;
     if (needs_blas && blas_setup(argc, argv) != 0)
         return 1;
@@ -388,6 +701,10 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "act") == 0)
+        return cmd_act(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "agentcore: unknown command '%s'\n%s", cmd, usage_main);
     return 2;
 }

@@ -45,7 +45,9 @@ return {
     get_status          = { limit = 100, window_s = 60 },
     cancel              = { limit = 20,  window_s = 60 },
     evaluate            = { limit = 5,   window_s = 60 },
-    export_trajectories = { limit = 10,  window_s = 60 },
+    export_trajectories = { limit = 10,  window_s = 60 }, -- and training.export_checkpoint
+    act                 = { limit = 1000, window_s = 60 }, -- agents.act: one forward pass each
+    run                 = { limit = 30,  window_s = 60 }, -- agents.run: a whole episode each
     other               = { limit = 100, window_s = 60 },
     -- Not a method: requests whose body is over limits.parse_on_loop_bytes, counted from the
     -- headers before the body is parsed (HTTP 429, data.field "body").
@@ -104,6 +106,14 @@ return {
     keep_best_checkpoints = 3,         -- per job: these and the latest are kept
     max_trajectories_per_job = 100000, -- the oldest iterations' trajectories go first
     max_failure_rate = 0.5,            -- plugin failures per episode above which a job fails
+  },
+
+  -- Using trained policies (docs/api.md, "agents.act"): the checkpoints agents.act keeps loaded,
+  -- least recently used first out. A call on a loaded one is a forward pass on the event loop;
+  -- any other loads its checkpoint on an RPC worker first.
+  inference = {
+    cache_policies = 16, -- checkpoints kept loaded
+    cache_mb = 512,      -- the most their parameters may take, in MiB
   },
 
   -- What every plugin call may use (docs/plugins.md, "Limits"). A call past max_wall_ms is

@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -561,6 +562,73 @@ int ac_actor_backward(ac_actor_t *p, const float *dlogits, ac_err_t *err)
         rc = ac_actor_bag_backward(p, err);
     p->forward_ok = 0;
     return rc;
+}
+
+/* ---- the parameter layout, by name ------------------------------------------------------------- */
+
+typedef struct tensor_list {
+    ac_actor_tensor_t *out;
+    int cap, n;
+} tensor_list_t;
+
+static void tensor(tensor_list_t *l, const char *name, size_t offset, int rows, int cols, int ndim)
+{
+    if (l->n < l->cap) {
+        ac_actor_tensor_t *t = &l->out[l->n];
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->offset = offset;
+        t->ndim = ndim;
+        t->rows = rows;
+        t->cols = cols;
+    }
+    l->n++;
+}
+
+int ac_actor_tensors(const ac_actor_t *p, ac_actor_tensor_t *out, int cap)
+{
+    if (p->cfg.kind == AC_ACTOR_KEYWORD)
+        return 0;
+    const ac_actor_config_t *c = &p->cfg;
+    const int H = p->H, A = c->n_tools;
+    tensor_list_t l = {out, cap, 0};
+    /* layout order (layout(), ac_actor_bag_layout, ac_actor_seq_layout) */
+    tensor(&l, "E", p->off_E, c->n_buckets, c->d_emb, 2);
+    tensor(&l, "W0", p->off_W0, c->d_emb, H, 2);
+    tensor(&l, "b0", p->off_b0, 1, H, 1);
+    tensor(&l, "Wt", p->off_Wt, H, A, 2);
+    tensor(&l, "bt", p->off_bt, 1, A, 1);
+    tensor(&l, "Wq", p->off_Wq, H, H, 2);
+    tensor(&l, "S", p->off_S, p->n_slots ? p->n_slots : 1, H, 2);
+    tensor(&l, "U", p->off_U, H, H, 2);
+    tensor(&l, "Wk", p->off_Wk, H, H, 2);
+    tensor(&l, "Ec", p->off_Ec, c->n_buckets, H, 2);
+    if (c->kind == AC_ACTOR_SEQUENCE) {
+        tensor(&l, "Etok", p->off_Etok, c->n_buckets, H, 2);
+        tensor(&l, "Wnum", p->off_Wnum, SEQ_NUM_FEATURES, H, 2);
+        tensor(&l, "Ekind", p->off_Ekind, AC_TOK_KINDS, H, 2);
+        tensor(&l, "Eseg", p->off_Eseg, AC_SEG_KINDS, H, 2);
+        tensor(&l, "Eage", p->off_Eage, AC_CONTEXT_MAX_AGE + 1, H, 2);
+        tensor(&l, "Eflag", p->off_Eflag, 8, H, 2);
+        tensor(&l, "Eord", p->off_Eord, 16, H, 2);
+        const ac_encoder_config_t *e = &p->cfg.enc;
+        const int D = e->d_model, F = e->d_ff;
+        /* (rows, cols) of each layer tensor, in ac_encoder_tensor's order */
+        const int shape[AC_ENCODER_N_LAYER_TENSORS][3] = {
+            {1, D, 1}, {1, D, 1}, {D, 3 * D, 2}, {1, 3 * D, 1}, {D, D, 2}, {1, D, 1},
+            {1, D, 1}, {1, D, 1}, {D, F, 2},     {1, F, 1},     {F, D, 2}, {1, D, 1}};
+        char name[24];
+        for (int layer = 0; layer < e->n_layers; layer++)
+            for (int k = 0; k < AC_ENCODER_N_LAYER_TENSORS; k++) {
+                snprintf(name, sizeof name, "enc.%d.%s", layer, ac_encoder_tensor_name(k, 0));
+                tensor(&l, name, p->off_enc + ac_encoder_tensor(e, layer, k, NULL), shape[k][0], shape[k][1],
+                       shape[k][2]);
+            }
+        for (int k = 0; k < 2; k++) {
+            snprintf(name, sizeof name, "enc.%s", ac_encoder_tensor_name(k, 1));
+            tensor(&l, name, p->off_enc + ac_encoder_tensor(e, e->n_layers, k, NULL), 1, D, 1);
+        }
+    }
+    return l.n;
 }
 
 /* ---- serialisation ---------------------------------------------------------------------------- */

@@ -148,6 +148,26 @@ int ac_actor_forward(ac_actor_t *p, const ac_states_t *S, int first, int n, cons
  * ac_grpo_loss gives it. ACCUMULATES into the gradient. */
 int ac_actor_backward(ac_actor_t *p, const float *dlogits, ac_err_t *err);
 
+/* ---- the parameter layout, by name ------------------------------------------------------------- */
+
+/* One tensor of params: a row-major block of rows x cols floats at offset (a vector has rows 1;
+ * ndim says which it is). docs/checkpoints.md lists them with their meaning. */
+typedef struct ac_actor_tensor {
+    char name[24];  /* "E", "Wt", ..., "enc.0.Wqkv", "enc.lnf_g" */
+    size_t offset;  /* floats from the start of params */
+    int ndim;       /* 1 or 2 */
+    int rows, cols;
+} ac_actor_tensor_t;
+
+/* The most tensors an actor has: 10 shared, 7 of the sequence reader's, 12 per encoder layer and
+ * the final LayerNorm's 2. */
+#define AC_ACTOR_MAX_TENSORS (10 + 7 + 12 * AC_ENCODER_MAX_LAYERS + 2)
+
+/* The actor's tensors in layout order: they tile params exactly, from offset 0 to n_params.
+ * Writes at most cap of them to out and returns how many there are (0 for the keyword rule,
+ * which has no parameters). */
+int ac_actor_tensors(const ac_actor_t *p, ac_actor_tensor_t *out, int cap);
+
 /* ---- serialisation ---------------------------------------------------------------------------- */
 
 /* The config as bytes (little-endian, versioned) for checkpoints, and back. */

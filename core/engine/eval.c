@@ -13,12 +13,19 @@
 #define AC_EVAL_SEED 0x0e7a1ULL
 
 static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
-                     int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, ac_err_t *err);
+                     int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, json_t **traj,
+                     ac_err_t *err);
 
 int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err)
 {
-    return eval_core(agent, reward, policy, queries, max_steps, 0.0f, NULL, out, err);
+    return eval_core(agent, reward, policy, queries, max_steps, 0.0f, NULL, out, NULL, err);
+}
+
+int ac_eval_run_traced(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
+                       int max_steps, ac_eval_result_t *out, json_t **trajectories, ac_err_t *err)
+{
+    return eval_core(agent, reward, policy, queries, max_steps, 0.0f, NULL, out, trajectories, err);
 }
 
 int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_config_t *pc, const json_t *queries,
@@ -32,7 +39,7 @@ int ac_eval_run_random(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_co
     memset(ac_actor_params(p), 0, sizeof(float) * ac_actor_n_params(p));
     ac_rng_t rng;
     ac_rng_seed(&rng, seed);
-    int rc = eval_core(agent, reward, p, queries, max_steps, 1.0f, &rng, out, err);
+    int rc = eval_core(agent, reward, p, queries, max_steps, 1.0f, &rng, out, NULL, err);
     ac_actor_destroy(p);
     return rc;
 }
@@ -68,15 +75,18 @@ int ac_eval_run_keyword(ac_agent_t *agent, ac_reward_t *reward, const ac_actor_c
     ac_actor_t *p = ac_actor_keyword(cfg, k, err);
     if (p == NULL)
         return -1;
-    int rc = eval_core(agent, reward, p, queries, max_steps, 0.0f, NULL, out, err);
+    int rc = eval_core(agent, reward, p, queries, max_steps, 0.0f, NULL, out, NULL, err);
     ac_actor_destroy(p);
     return rc;
 }
 
 static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
-                     int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, ac_err_t *err)
+                     int max_steps, float temperature, ac_rng_t *rng, ac_eval_result_t *out, json_t **traj,
+                     ac_err_t *err)
 {
     memset(out, 0, sizeof *out);
+    if (traj != NULL)
+        *traj = NULL;
     int64_t t0 = ac_clock_mono_ns();
     int n = (int)json_array_size(queries);
     out->n = n;
@@ -126,6 +136,20 @@ static int eval_core(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy,
     out->avg_steps = steps / n;
     out->tool_accuracy = acc / n;
     out->wall_ms = (double)(ac_clock_mono_ns() - t0) / 1e6;
+    if (traj != NULL && (*traj = json_array()) != NULL) { /* in query order */
+        for (int i = 0; i < n; i++)
+            json_array_append_new(*traj, json_null());
+        for (int e = 0; e < ro.n_eps; e++) {
+            const ac_episode_rec_t *ep = &ro.eps[e];
+            json_t *t = ac_rollout_trajectory_json(&ro, agent, queries, e);
+            if (t == NULL)
+                continue;
+            json_object_set_new(t, "reward", json_real(ep->failed ? 0.0 : ep->reward));
+            json_object_set_new(t, "success", json_boolean(!ep->failed && ep->success));
+            json_object_set_new(t, "error", ep->error ? json_string(ep->error) : json_null());
+            json_array_set_new(*traj, (size_t)ep->query, t);
+        }
+    }
     ac_rollout_free(&ro);
     return 0;
 }

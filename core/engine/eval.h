@@ -24,6 +24,10 @@ typedef struct ac_eval_result {
 /* One greedy episode per query, all queries in lockstep. */
 int ac_eval_run(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries, int max_steps,
                 ac_eval_result_t *out, ac_err_t *err);
+/* The same, keeping each query's episode: *trajectories (new array, in query order) holds the
+ * trajectories in the export format with "reward", "success" and "error". */
+int ac_eval_run_traced(ac_agent_t *agent, ac_reward_t *reward, ac_actor_t *policy, const json_t *queries,
+                       int max_steps, ac_eval_result_t *out, json_t **trajectories, ac_err_t *err);
 /* The random baseline: one episode per query choosing uniformly among the legal tools and among
  * each argument's candidates (a policy of cfg's shape with every weight 0, sampled from a
  * generator seeded with seed). */

@@ -13,6 +13,7 @@
 #include "engine/blas.h"
 #include "engine/dataset.h"
 #include "engine/eval.h"
+#include "engine/infer.h"
 #include "engine/keyword.h"
 #include "engine/report_html.h"
 #include "engine/trainer.h"
@@ -34,6 +35,7 @@ typedef struct experiment {
     int seeds;
     ac_lua_host_t *host;
     FILE *csv;
+    char out_dir[2048]; /* runs/<name> or --out */
 } experiment_t;
 
 static int bad(ac_err_t *err, const experiment_t *x, const char *fmt, const char *a)
@@ -461,10 +463,46 @@ typedef struct seed_run {
     ac_iter_metrics_t m;           /* the last iteration's */
     long long trajectories;
     int64_t cost;
+    char *meta;                    /* what the checkpoint says of itself (docs/checkpoints.md) */
+    uint8_t *best_ckpt;            /* the selected policy's checkpoint, taken when it was selected */
+    size_t best_len;
 } seed_run_t;
+
+/* The checkpoint's metadata, as the server writes it: the agent's declarations, its name as the
+ * agent_id, and the run's GRPO config, so that `agentcore act`, `agentcore run` and
+ * training.import_checkpoint can use the file alone. */
+static char *checkpoint_meta(const seed_run_t *s, ac_err_t *err)
+{
+    ac_agent_decl_t d;
+    if (ac_agent_decl_of(&d, s->agent, err) != 0)
+        return NULL;
+    json_t *m = json_pack("{s:o, s:s, s:o, s:I}", "agent", ac_agent_decl_json(&d), "agent_id", s->x->agent, "config",
+                          ac_train_config_to_json(s->tc), "seed", (json_int_t)s->seed);
+    ac_agent_decl_free(&d);
+    char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    if (text == NULL)
+        ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+    return text;
+}
+
+/* Keeps the trainer's state now as the selected policy's checkpoint. */
+static int keep_best(seed_run_t *s, ac_err_t *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ac_trainer_save(s->tr, s->meta, strlen(s->meta), &buf, &len, err) != 0)
+        return -1;
+    free(s->best_ckpt);
+    s->best_ckpt = buf;
+    s->best_len = len;
+    return 0;
+}
 
 static void seed_close(seed_run_t *s)
 {
+    free(s->meta);
+    free(s->best_ckpt);
     ac_actor_destroy(s->best);
     ac_actor_destroy(s->untrained);
     ac_trainer_destroy(s->tr);
@@ -492,8 +530,11 @@ static int seed_open(seed_run_t *s, ac_err_t *err)
                                    err)) == NULL ||
         (s->untrained = ac_actor_clone(s->tr->policy, err)) == NULL ||
         (s->best = ac_actor_clone(s->tr->policy, err)) == NULL ||
-        ac_eval_run(s->agent, s->reward, s->tr->policy, s->val, s->tc->max_steps_per_trajectory, &v, err) != 0)
+        ac_eval_run(s->agent, s->reward, s->tr->policy, s->val, s->tc->max_steps_per_trajectory, &v, err) != 0 ||
+        (s->meta = checkpoint_meta(s, err)) == NULL || keep_best(s, err) != 0) {
+        ac_eval_result_free(&v);
         return -1;
+    }
     s->best_val = v.success_rate;
     s->best_reward = v.avg_reward;
     csv_row(x, s->label, s->seed, 0, NULL, &v);
@@ -532,6 +573,10 @@ static int seed_train(seed_run_t *s, ac_err_t *err)
                 s->best_reward = v.avg_reward;
                 s->best_it = m->iteration;
                 memcpy(ac_actor_params(s->best), ac_actor_params(tr->policy), sizeof(float) * ac_actor_n_params(s->best));
+                if (keep_best(s, err) != 0) {
+                    ac_eval_result_free(&v);
+                    return -1;
+                }
             }
         }
         csv_row(s->x, s->label, s->seed, m->iteration, m, eval_now ? &v : NULL);
@@ -603,6 +648,18 @@ static json_t *seed_report(seed_run_t *s, int64_t t0, ac_err_t *err)
     return report;
 }
 
+/* Writes len bytes to path (its directory made first). */
+static int write_file(const char *path, const uint8_t *buf, size_t len, ac_err_t *err)
+{
+    char dir[2400];
+    ac_file_dirname(dir, sizeof dir, path);
+    FILE *f = ac_file_mkdirs(dir) == 0 ? fopen(path, "wb") : NULL;
+    int ok = f != NULL && fwrite(buf, 1, len, f) == len;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+}
+
 /* One seed of one run: the validation set (given, or held out of the training data with this
  * seed), training with its learning curve, and the evaluation of the policy the validation
  * selected against the random and untrained baselines. The evaluation data never influences
@@ -615,6 +672,20 @@ static json_t *train_seed(experiment_t *x, const ac_train_config_t *tc, const ch
     json_t *report = NULL;
     if (seed_open(&s, err) == 0 && seed_train(&s, err) == 0)
         report = seed_report(&s, t0, err);
+    /* the selected policy's checkpoint: checkpoints/<run>-seed<N>.ckpt under the output directory */
+    char name[256], path[2400];
+    snprintf(name, sizeof name, "checkpoints/%.160s-seed%llu.ckpt", label[0] ? label : x->name, (unsigned long long)seed);
+    for (char *c = name + strlen("checkpoints/"); *c; c++)
+        if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') && *c != '.' &&
+            *c != '-' && *c != '_' && *c != '=')
+            *c = '_';
+    snprintf(path, sizeof path, "%s/%s", x->out_dir, name);
+    if (report != NULL && write_file(path, s.best_ckpt, s.best_len, err) != 0) {
+        json_decref(report);
+        report = NULL;
+    }
+    if (report != NULL)
+        json_object_set_new(report, "checkpoint", json_string(name));
     seed_close(&s);
     return report;
 }
@@ -744,6 +815,10 @@ static int open_outputs(experiment_t *x, char *out_dir, size_t len, ac_err_t *er
 {
     char path[2200];
     if (x->opts->out_dir != NULL)
+        snprintf(x->out_dir, sizeof x->out_dir, "%s", x->opts->out_dir);
+    else
+        snprintf(x->out_dir, sizeof x->out_dir, "runs/%s", x->name);
+    if (x->opts->out_dir != NULL)
         snprintf(out_dir, len, "%s", x->opts->out_dir);
     else
         snprintf(out_dir, len, "runs/%s", x->name);
@@ -756,6 +831,38 @@ static int open_outputs(experiment_t *x, char *out_dir, size_t len, ac_err_t *er
                     "clip_low,clip_high,clip_region,zero_var_frac,grad_norm,decisions,trajectories,steps,cost_usd,"
                     "wall_ms,tool_failures,agent_failures,reward_failures,validation_success,validation_reward\n");
     return 0;
+}
+
+/* best.ckpt: the checkpoint of the winning run's seed with the highest validation success (the
+ * first on a tie), named in the report as best_checkpoint. */
+static int copy_best(const char *out_dir, json_t *run, json_t *report, ac_err_t *err)
+{
+    json_t *seeds = json_object_get(run, "seeds"), *pick = NULL, *s;
+    size_t i;
+    double best = -1;
+    json_array_foreach(seeds, i, s)
+    {
+        double v = json_number_value(json_object_get(json_object_get(s, "selected"), "validation_success_rate"));
+        if (pick == NULL || v > best) {
+            pick = s;
+            best = v;
+        }
+    }
+    const char *name = json_string_value(json_object_get(pick, "checkpoint"));
+    if (name == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "no checkpoint to select");
+    char from[2400], to[2400];
+    snprintf(from, sizeof from, "%s/%s", out_dir, name);
+    snprintf(to, sizeof to, "%s/best.ckpt", out_dir);
+    size_t len = 0;
+    char *buf = ac_file_read(from, &len);
+    if (buf == NULL)
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot read %s: %s", from, strerror(errno));
+    int rc = write_file(to, (const uint8_t *)buf, len, err);
+    free(buf);
+    if (rc == 0)
+        json_object_set_new(report, "best_checkpoint", json_string("best.ckpt"));
+    return rc;
 }
 
 /* 1 when run beats best: a higher mean validation success, then a higher validation reward. */
@@ -823,6 +930,8 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
             best = r;
     }
     report = build_report(&x, runs, best);
+    if (copy_best(out_dir, json_array_get(runs, (size_t)best), report, err) != 0)
+        goto out;
     snprintf(path, sizeof path, "%s/report.json", out_dir);
     if (json_dump_file(report, path, JSON_INDENT(2)) != 0) {
         ac_err_set(err, AC_ERR_INTERNAL, "cannot write %s", path);
@@ -840,8 +949,10 @@ int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err)
     print_summary(&x, runs, opts->json ? stderr : stdout);
     if (n_runs > 1)
         fprintf(opts->json ? stderr : stdout, "selected on validation: %s\n", labels[best]);
-    fprintf(opts->json ? stderr : stdout, "wrote %s/metrics.csv, %s/report.json and %s/report.html\n", out_dir,
-            out_dir, out_dir);
+    fprintf(opts->json ? stderr : stdout,
+            "wrote %s/metrics.csv, %s/report.json, %s/report.html and %s/best.ckpt (the selected policy: "
+            "agentcore act, agentcore run, training.import_checkpoint)\n",
+            out_dir, out_dir, out_dir, out_dir);
     if (opts->json) {
         char *line = json_dumps(report, JSON_COMPACT);
         printf("%s\n", line);
@@ -862,4 +973,21 @@ out:
     json_decref(x.spec);
     ac_lua_host_destroy(x.host);
     return ret;
+}
+
+int ac_experiment_plugins(const ac_experiment_opts_t *opts, char *agent, char *reward, size_t len, ac_err_t *err)
+{
+    experiment_t x = {.opts = opts};
+    ac_file_dirname(x.dir, sizeof x.dir, opts->path);
+    int rc = (x.host = ac_lua_host_create(opts->lua_dir, opts->plugins_dir, opts->limits, err)) != NULL &&
+                     load_spec(&x, err) == 0
+                 ? 0
+                 : -1;
+    if (rc == 0) {
+        snprintf(agent, len, "%s", x.agent);
+        snprintf(reward, len, "%s", x.reward);
+    }
+    json_decref(x.spec);
+    ac_lua_host_destroy(x.host);
+    return rc;
 }

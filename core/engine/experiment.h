@@ -9,7 +9,8 @@
  * Wilson 95 % intervals, a paired sign-flip test on rewards, and across seeds the mean with a
  * Student-t 95 % interval. metrics.csv (per iteration, with validation every eval_interval),
  * report.json and report.html (report_html.h: the curves and tables, self-contained) go to the
- * output directory. */
+ * output directory, with each run's selected policy as a checkpoint file
+ * (checkpoints/<run>-seed<N>.ckpt, docs/checkpoints.md) and the winner's as best.ckpt. */
 #ifndef AC_EXPERIMENT_H
 #define AC_EXPERIMENT_H
 
@@ -34,6 +35,10 @@ typedef struct ac_experiment_opts {
 } ac_experiment_opts_t;
 
 int ac_experiment_run(const ac_experiment_opts_t *opts, ac_err_t *err);
+
+/* The agent and reward plugin names an experiment file gives (opts: path, lua_dir, plugins_dir,
+ * limits), for `agentcore run`. 0, or -1 with err as ac_experiment_run's for a bad file. */
+int ac_experiment_plugins(const ac_experiment_opts_t *opts, char *agent, char *reward, size_t len, ac_err_t *err);
 
 /* The keys of an experiment file (the same table the loader checks files against: an unknown
  * key, a wrong type or an integer out of range stops the run), in ac_config_reference's shape:

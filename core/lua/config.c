@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static const char *const rl_names[AC_RL_COUNT] = {"start_grpo", "get_status", "cancel", "evaluate",
-                                                  "export_trajectories", "other", "large_requests"};
+                                                  "export_trajectories", "act", "run", "other", "large_requests"};
 
 const char *ac_rl_class_name(int cls)
 {
@@ -120,7 +120,10 @@ static const config_key_t keys[] = {
     RATE(AC_RL_STATUS, "get_status", 100, "training.get_status calls"),
     RATE(AC_RL_CANCEL, "cancel", 20, "training.cancel calls"),
     RATE(AC_RL_EVALUATE, "evaluate", 5, "training.evaluate calls"),
-    RATE(AC_RL_EXPORT, "export_trajectories", 10, "training.export_trajectories calls"),
+    RATE(AC_RL_EXPORT, "export_trajectories", 10, "training.export_trajectories and training.export_checkpoint calls"),
+    /* an agent asks for one call per step: a client driving a few episodes at once */
+    RATE(AC_RL_ACT, "act", 1000, "agents.act calls"),
+    RATE(AC_RL_RUN, "run", 30, "agents.run calls (each runs a whole episode of the agent's plugins)"),
     RATE(AC_RL_OTHER, "other", 100, "calls of every other method"),
     /* start_grpo (10/min) is the only call that needs a large body: 30/min leaves room for retries
      * and batches */
@@ -180,6 +183,12 @@ static const config_key_t keys[] = {
      .def = 100000, .doc = "stored per job; the oldest iterations' trajectories go first"},
     {"training", "max_failure_rate", K_NUMBER, AT(max_failure_rate), .min = 0, .max = 1, .def = 0.5,
      .doc = "plugin failures per episode above which a job fails (`agentcore train --config` applies it too)"},
+    /* a bag policy of the default size is 2.1 MB of parameters, a sequence one 3.4 MB */
+    {"inference", "cache_policies", K_INT, AT(inference_cache_policies), .min = 1, .max = 4096, .def = 16,
+     .doc = "checkpoints agents.act keeps loaded (least recently used go first): a call on one of them is one "
+            "forward pass on the event loop, else it loads the checkpoint on an RPC worker"},
+    {"inference", "cache_mb", K_INT, AT(inference_cache_bytes), .min = 1, .max = 65536, .def = 512,
+     .scale = 1 << 20, .doc = "the most memory those policies' parameters may take, in MiB"},
     {"plugin_limits", "max_instructions", K_INT, AT(plugin_limits.max_instructions), .min = 100000, .max = 1e11,
      .def = 50000000, .doc = "VM instructions per plugin call"},
     {"plugin_limits", "max_wall_ms", K_INT, AT(plugin_limits.max_wall_ms), .min = 10, .max = 600000, .def = 2000,
@@ -235,6 +244,7 @@ static const struct {
     {"limits", "What the server checks before and while it parses a request (README, \"Limits\")."},
     {"budgets", "What each principal may spend over its jobs."},
     {"training", "The training service: cost, retention and failure tolerance of jobs."},
+    {"inference", "Using trained policies: agents.act's cache of loaded checkpoints (docs/api.md, \"agents.act\")."},
     {"plugin_limits", "What every plugin call may use (docs/plugins.md, \"Limits\"); a plugin that hands back more "
                       "than the byte limits fails that episode."},
     {"webhooks", "Signed deliveries of job events (docs/api.md, \"Webhooks\")."},

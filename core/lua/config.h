@@ -23,6 +23,8 @@ enum ac_rl_class {
     AC_RL_CANCEL,
     AC_RL_EVALUATE,
     AC_RL_EXPORT,
+    AC_RL_ACT,   /* agents.act: one forward pass of a trained policy */
+    AC_RL_RUN,   /* agents.run: one episode of the agent's plugins */
     AC_RL_OTHER, /* list_*, discovery and the methods later issues add */
     AC_RL_LARGE, /* not a method group: requests whose body is above parse_on_loop_bytes, counted
                   * per principal from the headers before the body is parsed */
@@ -97,6 +99,9 @@ typedef struct ac_config {
     long max_trajectories_per_job; /* stored per job; the oldest iterations go first */
     double max_failure_rate;      /* plugin failures per episode above which a job fails */
     ac_lua_limits_t plugin_limits; /* every plugin call's (lua_host.h) */
+    /* inference (agents.act): loaded policies kept, by count and by bytes of parameters */
+    int inference_cache_policies;
+    size_t inference_cache_bytes;
     int abandon_after_ms;         /* a job's plugin call this far past its wall-clock limit is
                                      abandoned: the job fails, the worker is replaced */
 

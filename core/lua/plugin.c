@@ -62,8 +62,10 @@ static void free_tools(ac_agent_t *a)
     }
     free(a->_tools);
     free(a->_names);
+    free(a->_description);
     a->_tools = NULL;
     a->_names = NULL;
+    a->_description = NULL;
 }
 
 static void agent_fini(lua_State *L, void *data)
@@ -225,6 +227,7 @@ static void agent_check(lua_State *L, int module, ac_lua_plugin_t *p, void *data
     lua_pop(L, 1);
     int needs_candidates = 0;
     check_tools(L, module, p, a, &needs_candidates); /* index */
+    a->description = a->_description = opt_string(L, module, "description", p, "agent");
     int t = lua_getfield(L, module, "max_steps");    /* index max */
     if (t != LUA_TNIL) {
         lua_Integer m = lua_tointeger(L, -1);

@@ -58,6 +58,8 @@ typedef struct ac_agent {
     const char *name;    /* the file name ("calculator"), as passed to ac_agent_open */
     const char *version; /* agent.version */
     const char *path;    /* "plugins/agents/calculator.lua" */
+    const char *description; /* agent.description (what the agent does, for people and for the
+                                fine-tuning datasets' system message), or NULL */
     int n_actions;       /* tools, 1..AC_AGENT_MAX_ACTIONS: the policy's tool choices */
     const ac_tool_t *tools;             /* (n_actions) in agent.tools order */
     const char *const *actions;         /* (n_actions) the tools' names */
@@ -70,6 +72,7 @@ typedef struct ac_agent {
     int _index;   /* registry ref: {tool name = 0-based index} */
     ac_tool_t *_tools;
     const char **_names;
+    char *_description;
 } ac_agent_t;
 
 /* One episode's state: agent.init's table, kept in the Lua registry between calls (no JSON

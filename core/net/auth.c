@@ -45,6 +45,7 @@ static const struct {
     {AC_PERM_TRAINING_ADMIN, "training:admin"},
     {AC_PERM_WEBHOOKS_MANAGE, "webhooks:manage"},
     {AC_PERM_METRICS_VIEW, "metrics:view"},
+    {AC_PERM_AGENTS_INVOKE, "agents:invoke"},
 };
 #define PERM_COUNT (sizeof perm_table / sizeof perm_table[0])
 

@@ -28,7 +28,8 @@
 #define AC_PERM_TRAINING_ADMIN (1u << 5)    /* "training:admin" (implies nothing by itself) */
 #define AC_PERM_WEBHOOKS_MANAGE (1u << 6)   /* "webhooks:manage" */
 #define AC_PERM_METRICS_VIEW (1u << 7)      /* "metrics:view" */
-#define AC_PERM_ALL 0xffu
+#define AC_PERM_AGENTS_INVOKE (1u << 8)     /* "agents:invoke": use a trained policy (agents.act, agents.run) */
+#define AC_PERM_ALL 0x1ffu
 
 /* Longest token accepted (bytes). Longer ones are "malformed token" without further work. */
 #define AC_AUTH_TOKEN_MAX 8192

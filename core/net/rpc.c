@@ -53,6 +53,7 @@ struct ac_rpc {
      * thread counts into its own shard (summed when rendered): loop threads answering the same
      * method would otherwise bounce the counters' cache lines on every call. */
     method_stats_t *stats[STAT_SHARDS];
+    ac_rpc_defer_fn defer_check; /* AC_METHOD_DEFER_IF: NULL defers them all */
 };
 
 int ac_rpc_check_table(const ac_method_t *methods, ac_err_t *err)
@@ -93,7 +94,7 @@ ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, 
     if (rpc == NULL)
         return NULL;
     *rpc = (ac_rpc_t){methods, app, auth, rl, cfg->max_json_depth, cfg->max_json_values, cfg->max_batch,
-                      cfg->errors_expose_internal, cfg->parse_on_loop_bytes, {0}, {0}, 0, {NULL}};
+                      cfg->errors_expose_internal, cfg->parse_on_loop_bytes, {0}, {0}, 0, {NULL}, NULL};
     for (int i = 0; i < AC_RL_COUNT; i++)
         rpc->rate_window_s[i] = cfg->rate[i].window_s;
     rpc->discover = (ac_method_t){"rpc.discover", discover, 0, AC_RL_OTHER, 0, AC_ERR_INVALID_PARAMS, no_params,
@@ -469,7 +470,18 @@ static int wants_defer(ac_rpc_t *rpc, json_t *req)
     if (!json_is_string(jm))
         return 0;
     const ac_method_t *m = find_method(rpc, json_string_value(jm));
-    return m != NULL && (m->flags & AC_METHOD_DEFER);
+    if (m == NULL)
+        return 0;
+    if (m->flags & AC_METHOD_DEFER)
+        return 1;
+    if (m->flags & AC_METHOD_DEFER_IF)
+        return rpc->defer_check == NULL || rpc->defer_check(rpc->app, m, json_object_get(req, "params"));
+    return 0;
+}
+
+void ac_rpc_set_defer_check(ac_rpc_t *rpc, ac_rpc_defer_fn fn)
+{
+    rpc->defer_check = fn;
 }
 
 /* No memory to build or print an answer: a fixed one, if even that fits (else no body, which
@@ -700,11 +712,15 @@ static json_t *method_doc(const ac_method_t *m)
             json_array_append_new(errors, json_pack("{s:i, s:s}", "code", *c, "message", ac_err_name(*c)));
     char result[96];
     snprintf(result, sizeof result, "%s.result", m->name);
-    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:{s:s}}, s:o, s:s, s:s, s:b}", "name", m->name, "summary",
+    /* x-deferred: true, false, or "unless cached" (AC_METHOD_DEFER_IF) */
+    json_t *deferred = (m->flags & AC_METHOD_DEFER)      ? json_true()
+                       : (m->flags & AC_METHOD_DEFER_IF) ? json_string("unless cached")
+                                                          : json_false();
+    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:{s:s}}, s:o, s:s, s:s, s:o}", "name", m->name, "summary",
                      m->doc ? m->doc : "", "paramStructure", "by-name", "params", params, "result", "name", result,
                      "schema", "type", "object", "errors", errors, "x-permission",
                      m->permission ? ac_perm_name(m->permission) : "", "x-rate-limit-class",
-                     ac_rl_class_name(m->rl_class), "x-deferred", (m->flags & AC_METHOD_DEFER) != 0);
+                     ac_rl_class_name(m->rl_class), "x-deferred", deferred);
 }
 
 json_t *ac_rpc_openrpc(const ac_rpc_t *rpc)

@@ -44,7 +44,9 @@ typedef struct ac_call_ctx {
 typedef int (*ac_rpc_handler_t)(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err);
 
 enum {
-    AC_METHOD_DEFER = 1, /* long work: runs on an RPC worker thread, never on an event loop */
+    AC_METHOD_DEFER = 1,    /* long work: runs on an RPC worker thread, never on an event loop */
+    AC_METHOD_DEFER_IF = 2, /* runs on an RPC worker unless the defer check (ac_rpc_set_defer_check)
+                               says this call is quick: e.g. it can use what a cache holds */
 };
 
 /* One JSON-RPC method: the declaration rpc.c checks and dispatches by (Redis's command table). */
@@ -61,6 +63,11 @@ typedef struct ac_method {
                           them with the ones every method can return */
 } ac_method_t;
 
+/* Decides, on the event loop before the call runs, whether a call of an AC_METHOD_DEFER_IF method
+ * goes to an RPC worker (1) or runs on the loop (0). params is the call's raw "params" member (not
+ * checked yet: anything, or NULL). It must be quick and must not block. Thread-safe. */
+typedef int (*ac_rpc_defer_fn)(void *app, const ac_method_t *m, const json_t *params);
+
 /* Checks a method table's declarations: names unique, parameters well formed (a range only on
  * numbers and arrays, min <= max, a default only on an optional integer, number or boolean and
  * within its range, choices only on strings). Returns 0, or -1 with err naming the method and
@@ -73,6 +80,9 @@ int ac_rpc_check_table(const ac_method_t *methods, ac_err_t *err);
 ac_rpc_t *ac_rpc_create(const ac_method_t *methods, void *app, ac_auth_t *auth, ac_ratelimit_t *rl,
                         const ac_config_t *cfg);
 void ac_rpc_destroy(ac_rpc_t *rpc);
+/* Sets the defer check of the AC_METHOD_DEFER_IF methods (without one they always defer). Call
+ * before serving. */
+void ac_rpc_set_defer_check(ac_rpc_t *rpc, ac_rpc_defer_fn fn);
 
 typedef struct ac_rpc_response {
     int status;          /* HTTP status: 200, 204 (only notifications), 401, 429; ac_rpc_refuse: any */

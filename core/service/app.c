@@ -26,3 +26,30 @@ ac_lua_host_t *ac_app_plugin_host(const ac_call_ctx_t *ctx, ac_err_t *err)
     const ac_config_t *cfg = ac_app_of(ctx)->cfg;
     return ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &cfg->plugin_limits, err);
 }
+
+int ac_app_find_checkpoint(const ac_call_ctx_t *ctx, const char *ckpt_id, const char *field, ac_job_t *job,
+                           ac_err_t *err)
+{
+    ac_jobs_t *jobs = ac_app_of(ctx)->jobs;
+    for (int64_t offset = 0;;) {
+        ac_job_list_t l;
+        if (ac_jobs_list_by_owner(jobs, ctx->principal->sub, -1, offset, 200, &l, err) != 0)
+            return -1;
+        int found = -1;
+        for (size_t i = 0; i < l.n && found < 0; i++)
+            if (ac_job_checkpoint_find(&l.jobs[i], ckpt_id) != NULL)
+                found = (int)i;
+        if (found >= 0) {
+            *job = l.jobs[found];
+            ac_job_init(&l.jobs[found]); /* moved out */
+            ac_job_list_free(&l);
+            return 0;
+        }
+        offset += (int64_t)l.n;
+        int more = l.n > 0 && offset < l.total;
+        ac_job_list_free(&l);
+        if (!more)
+            return ac_err_field(err, AC_ERR_NOT_FOUND, field, "no checkpoint %s among your jobs' kept checkpoints",
+                                ckpt_id);
+    }
+}

@@ -9,6 +9,7 @@
 #include "net/auth.h"
 #include "net/ratelimit.h"
 #include "net/rpc.h"
+#include "service/policies.h"
 #include "service/status.h"
 #include "service/webhook.h"
 #include "service/workers.h"
@@ -24,6 +25,7 @@ typedef struct ac_app {
     ac_workers_t *workers;      /* NULL: jobs stay queued (tests) */
     ac_webhooks_t *webhooks;    /* NULL: events stay in the outbox (tests) */
     ac_status_cache_t *status;  /* get_status answers by job revision; NULL: none cached */
+    ac_policies_t *policies;    /* agents.act's loaded checkpoints */
 } ac_app_t;
 
 static inline ac_app_t *ac_app_of(const ac_call_ctx_t *ctx)
@@ -38,6 +40,12 @@ int ac_app_may_see(const ac_call_ctx_t *ctx, const char *owner);
  * "not found", as an unknown one (AC_ERR_NOT_FOUND, field job_id): its existence is not
  * revealed. Returns 0 or -1. */
 int ac_app_load_job(const ac_call_ctx_t *ctx, const char *job_id, ac_job_t *job, ac_err_t *err);
+
+/* The caller's own job that keeps the checkpoint ckpt_id (its kept checkpoints, or the one it was
+ * imported with), into *job (the caller frees it): its jobs are searched newest first. A
+ * checkpoint of no job of the caller is AC_ERR_NOT_FOUND (field `field`). Returns 0 or -1. */
+int ac_app_find_checkpoint(const ac_call_ctx_t *ctx, const char *ckpt_id, const char *field, ac_job_t *job,
+                           ac_err_t *err);
 
 /* A Lua host of the call's own, for plugins run on an RPC worker thread (validators,
  * evaluations), so that no call sees what another (another principal's) left in a Lua state.

@@ -33,10 +33,12 @@ typedef struct evaluation {
     ac_actor_t *baseline;
     ac_eval_comparison_t cmp;
     int compared;
+    json_t *trajectories; /* include_trajectories: the trained policy's episodes */
 } evaluation_t;
 
 static void eval_close(evaluation_t *e)
 {
+    json_decref(e->trajectories);
     if (e->compared)
         ac_eval_comparison_free(&e->cmp);
     ac_actor_destroy(e->baseline);
@@ -119,8 +121,32 @@ static int pick_checkpoint(ac_call_ctx_t *ctx, const char *asked, evaluation_t *
     return rc != 0 ? eval_failed(err, "checkpoint_id") : 0;
 }
 
+/* The weights a job started from (start_grpo's init_checkpoint) over the baseline's. */
+static int baseline_from_init(ac_call_ctx_t *ctx, evaluation_t *e, ac_err_t *err)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int found = ac_jobs_get_checkpoint(ac_app_of(ctx)->jobs, e->job.id, e->job.init_checkpoint, &blob, &len, err);
+    if (found <= 0)
+        return found < 0 ? -1 : ac_err_field(err, AC_ERR_EVALUATION_FAILED, "checkpoint_id",
+                                             "the checkpoint the job started from is missing");
+    ac_checkpoint_t init;
+    int rc = ac_checkpoint_load(&init, blob, len, err);
+    free(blob);
+    if (rc != 0)
+        return eval_failed(err, "checkpoint_id");
+    size_t n = ac_actor_n_params(e->baseline);
+    if (ac_actor_n_params(init.policy) == n)
+        memcpy(ac_actor_params(e->baseline), ac_actor_params(init.policy), sizeof(float) * n);
+    else
+        rc = ac_err_field(err, AC_ERR_EVALUATION_FAILED, "checkpoint_id",
+                          "the checkpoint the job started from has another shape");
+    ac_checkpoint_release(&init);
+    return rc;
+}
+
 /* The job's agent and reward plugins, and its untrained policy: the job's initial weights,
- * rebuilt from its seed. */
+ * rebuilt from its seed (or the checkpoint it started from, for a job that fine-tunes one). */
 static int open_plugins(ac_call_ctx_t *ctx, evaluation_t *e, ac_err_t *err)
 {
     ac_agent_binding_t bind;
@@ -137,7 +163,9 @@ static int open_plugins(ac_call_ctx_t *ctx, evaluation_t *e, ac_err_t *err)
     if (kc->n_tools != pc.n_tools || memcmp(kc->n_args, pc.n_args, sizeof pc.n_args) != 0)
         return ac_err_field(err, AC_ERR_EVALUATION_FAILED, "agent_id",
                             "the agent's tools changed since the checkpoint");
-    return (e->baseline = ac_actor_create(&pc, err)) == NULL ? -1 : 0;
+    if ((e->baseline = ac_actor_create(&pc, err)) == NULL)
+        return -1;
+    return e->job.init_checkpoint[0] != '\0' ? baseline_from_init(ctx, e, err) : 0;
 }
 
 static int compare(evaluation_t *e, ac_err_t *err)
@@ -149,6 +177,18 @@ static int compare(evaluation_t *e, ac_err_t *err)
     if (e->cmp.trained.failures == e->cmp.trained.n)
         return ac_err_field(err, AC_ERR_EVALUATION_FAILED, "evaluation", "every episode failed: %s",
                             e->cmp.trained.first_error ? e->cmp.trained.first_error : "plugin failure");
+    return 0;
+}
+
+/* The trained policy's episodes, query by query: the same greedy evaluation again (deterministic:
+ * the same calls and results as the one the metrics come from), keeping its trajectories. */
+static int trace(evaluation_t *e, ac_err_t *err)
+{
+    ac_eval_result_t r;
+    if (ac_eval_run_traced(e->agent, e->reward, e->ck.policy, e->queries, e->job.config.max_steps_per_trajectory, &r,
+                           &e->trajectories, err) != 0)
+        return eval_failed(err, "evaluation");
+    ac_eval_result_free(&r);
     return 0;
 }
 
@@ -176,11 +216,14 @@ int ac_method_training_evaluate(ac_call_ctx_t *ctx, json_t *params, json_t **res
     int rc = pick_queries(ctx, params, &e, err) || pick_checkpoint(ctx, json_string_value(json_object_get(params,
                                                                                             "checkpoint_id")),
                                                                    &e, err) ||
-                     open_plugins(ctx, &e, err) || compare(&e, err)
+                     open_plugins(ctx, &e, err) || compare(&e, err) ||
+                     (json_is_true(json_object_get(params, "include_trajectories")) && trace(&e, err))
                  ? -1
                  : 0;
     if (rc == 0 && (*result = render(&e, t0)) == NULL)
         rc = ac_err_set(err, AC_ERR_INTERNAL, "cannot build the evaluation");
+    if (rc == 0 && e.trajectories != NULL)
+        json_object_set(*result, "trajectories", e.trajectories);
     eval_close(&e);
     return rc;
 }

@@ -2,6 +2,8 @@
 
 #include <stdint.h>
 
+#include "engine/infer.h"
+#include "lua/plugin.h"
 #include "service/handlers.h"
 #include "store/jobs.h"
 
@@ -37,6 +39,9 @@ static const ac_param_spec_t start_params[] = {
      .checks = 0},
     {"webhooks", AC_P_ARRAY, 0, "this job's webhooks: [{url, events, secret?}]", .checks = AC_PARAM_MAX,
      .max = MAX_JOB_WEBHOOKS},
+    {"init_checkpoint", AC_P_UUID, 0,
+     "a checkpoint of one of your jobs (or an imported one) to start from: its weights, and its policy's shape",
+     .checks = 0},
     AC_PARAMS_END,
 };
 static const ac_param_spec_t job_params[] = {
@@ -53,8 +58,11 @@ static const ac_param_spec_t evaluate_params[] = {
     {"checkpoint_id", AC_P_UUID, 0, "checkpoint to evaluate (default: best)", .checks = 0},
     {"evaluation_queries", AC_P_ARRAY, 0, "TrainingQuery[] (default: the job's evaluation data)",
      .checks = AC_PARAM_MAX, .max = MAX_EVAL_QUERIES},
+    {"include_trajectories", AC_P_BOOL, 0, "also return the trained policy's greedy episode of every query",
+     .checks = AC_PARAM_DEFAULT, .def = 0},
     AC_PARAMS_END,
 };
+static const char *const export_formats[] = {"json", "jsonl", "openai_chat", NULL};
 static const ac_param_spec_t export_params[] = {
     {"job_id", AC_P_UUID, 1, "training job identifier", .checks = 0},
     {"success_only", AC_P_BOOL, 0, "only successful trajectories", .checks = 0},
@@ -62,6 +70,10 @@ static const ac_param_spec_t export_params[] = {
     {"limit", AC_P_INTEGER, 0, "max trajectories (more than 10000 is -40005)", .checks = RANGE_DEFAULT, .min = 1,
      .max = EXPORT_MAX, .def = 1000, .over_code = AC_ERR_EXPORT_LIMIT},
     {"offset", AC_P_INTEGER, 0, "pagination offset", .checks = AC_PARAM_MIN | AC_PARAM_DEFAULT},
+    {"format", AC_P_STRING, 0,
+     "\"json\" (default: the trajectories array), \"jsonl\" (one trajectory per line) or \"openai_chat\" "
+     "(one chat transcript with tool calls per line, for LLM fine-tuning)",
+     .choices = export_formats},
     AC_PARAMS_END,
 };
 static const ac_param_spec_t list_jobs_params[] = {
@@ -85,7 +97,57 @@ static const ac_param_spec_t list_events_params[] = {
     AC_PARAMS_END,
 };
 
-static const int start_errors[] = {AC_ERR_BUDGET_EXCEEDED, AC_ERR_VALIDATION_FAILED, 0};
+/* agents.act and agents.run: which policy, and what the agent's episode looks like so far */
+#define POLICY_PARAMS                                                                                              \
+    {"job_id", AC_P_UUID, 0, "the job whose policy acts (its best checkpoint by validation, else its latest)",     \
+     .checks = 0},                                                                                                 \
+    {"checkpoint_id", AC_P_UUID, 0, "a checkpoint of the job (or, without job_id, of any of your jobs)",           \
+     .checks = 0},                                                                                                 \
+    {"query", AC_P_STRING, 1, "the task, as a training query's text", .checks = 0},                                 \
+    {"greedy", AC_P_BOOL, 0, "each decision's most probable option (false: sampled, seeded)",                      \
+     .checks = AC_PARAM_DEFAULT, .def = 1},                                                                        \
+    {"temperature", AC_P_NUMBER, 0, "sampling temperature (greedy false)", .checks = RANGE_DEFAULT, .min = 0.01,   \
+     .max = 100, .def = 1},                                                                                        \
+    {"seed", AC_P_INTEGER, 0, "seed of the sampling (and of the plugins' random numbers in agents.run)",           \
+     .checks = RANGE_DEFAULT, .min = 0, .max = 9007199254740991.0, .def = 0}
+static const ac_param_spec_t act_params[] = {
+    POLICY_PARAMS,
+    {"history", AC_P_ARRAY, 0, "the episode so far, oldest first: [{tool, params, result}]",
+     .checks = AC_PARAM_MAX, .max = AC_AGENT_MAX_STEPS},
+    {"observation", AC_P_STRING, 0, "what agent.observe says now (agents with observe)", .checks = 0},
+    {"candidates", AC_P_ARRAY, 0, "what agent.candidates offers now (agents with candidate arguments)",
+     .checks = AC_PARAM_MAX, .max = AC_AGENT_MAX_CANDIDATES},
+    {"legal", AC_P_ARRAY, 0, "the tools agent.legal allows now (default: all)", .checks = AC_PARAM_MAX,
+     .max = AC_AGENT_MAX_ACTIONS},
+    {"top_k", AC_P_INTEGER, 0, "how many of the most probable calls to list in alternatives",
+     .checks = RANGE_DEFAULT, .min = 0, .max = AC_INFER_MAX_TOP_K, .def = 3},
+    {"explain", AC_P_BOOL, 0, "add the context's tokens and every decision's log-probabilities",
+     .checks = AC_PARAM_DEFAULT, .def = 0},
+    AC_PARAMS_END,
+};
+static const ac_param_spec_t run_params[] = {
+    POLICY_PARAMS,
+    {"expected_outcome", AC_P_OBJECT, 0, "scores the episode with the job's reward plugin", .checks = 0},
+    {"max_steps", AC_P_INTEGER, 0, "steps at most (default: the job's max_steps_per_trajectory)",
+     .checks = AC_PARAM_MIN | AC_PARAM_MAX, .min = 1, .max = 1000},
+    AC_PARAMS_END,
+};
+static const ac_param_spec_t export_checkpoint_params[] = {
+    {"job_id", AC_P_UUID, 0, "the job (its best checkpoint by validation, else its latest)", .checks = 0},
+    {"checkpoint_id", AC_P_UUID, 0, "a checkpoint of the job (or, without job_id, of any of your jobs)",
+     .checks = 0},
+    AC_PARAMS_END,
+};
+static const ac_param_spec_t import_checkpoint_params[] = {
+    {"checkpoint", AC_P_STRING, 1, "the checkpoint file (docs/checkpoints.md), base64", .checks = 0},
+    {"agent_id", AC_P_STRING, 0, "the agent it acts for (default: the one its metadata names)", .checks = 0},
+    {"config", AC_P_OBJECT, 0, "GRPOConfig of the job it becomes (default: its metadata's); the policy's shape is "
+     "the file's", .checks = 0},
+    AC_PARAMS_END,
+};
+
+static const int start_errors[] = {AC_ERR_BUDGET_EXCEEDED, AC_ERR_VALIDATION_FAILED, AC_ERR_NOT_FOUND, 0};
+static const int run_errors[] = {AC_ERR_NOT_FOUND, AC_ERR_BUDGET_EXCEEDED, 0};
 static const int job_errors[] = {AC_ERR_NOT_FOUND, 0};
 static const int cancel_errors[] = {AC_ERR_NOT_FOUND, AC_ERR_CANNOT_CANCEL, 0};
 static const int evaluate_errors[] = {AC_ERR_NOT_FOUND, AC_ERR_EVALUATION_FAILED, 0};
@@ -120,6 +182,20 @@ const ac_method_t ac_service_methods[] = {
     {"training.list_events", ac_method_training_list_events, AC_PERM_TRAINING_VIEW, AC_RL_OTHER, 0,
      AC_ERR_INVALID_PARAMS, list_events_params,
      "A job's events (state changes, progress, budget warnings), cursor-paginated", job_errors},
+    /* a forward pass of a loaded policy answers on the event loop; loading one is RPC-worker work */
+    {"agents.act", ac_method_agents_act, AC_PERM_AGENTS_INVOKE, AC_RL_ACT, AC_METHOD_DEFER_IF, AC_ERR_INVALID_PARAMS,
+     act_params, "The next tool call of a trained policy for a query and an episode so far, without running it",
+     job_errors},
+    /* a whole episode of the agent's plugins */
+    {"agents.run", ac_method_agents_run, AC_PERM_AGENTS_INVOKE, AC_RL_RUN, AC_METHOD_DEFER, AC_ERR_INVALID_PARAMS,
+     run_params, "One episode of the job's agent with its trained policy on a new query: the trajectory and reward",
+     run_errors},
+    {"training.export_checkpoint", ac_method_training_export_checkpoint, AC_PERM_DATA_EXPORT, AC_RL_EXPORT,
+     AC_METHOD_DEFER, AC_ERR_INVALID_PARAMS, export_checkpoint_params,
+     "A checkpoint file (docs/checkpoints.md), base64: take the trained policy elsewhere", job_errors},
+    {"training.import_checkpoint", ac_method_training_import_checkpoint, AC_PERM_TRAINING_START, AC_RL_START,
+     AC_METHOD_DEFER, AC_ERR_INVALID_PARAMS, import_checkpoint_params,
+     "A checkpoint file made elsewhere becomes a job of yours that has ended, holding it", NULL},
     {"webhooks.subscribe", ac_method_webhooks_subscribe, AC_PERM_WEBHOOKS_MANAGE, AC_RL_OTHER, AC_METHOD_DEFER,
      AC_ERR_INVALID_PARAMS, subscribe_params, "Subscribe a URL to your jobs' events (returns its signing secret)",
      NULL},

@@ -2,10 +2,13 @@
  * the caller may see the job, asks one query of store/jobs.h and renders the answer. Their
  * parameters' ranges and defaults are the method table's (methods.c). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "engine/finetune.h"
+#include "lua/plugin.h"
 #include "service/app.h"
 #include "service/handlers.h"
 #include "service/workers.h"
@@ -67,20 +70,101 @@ int ac_method_training_cancel(ac_call_ctx_t *ctx, json_t *params, json_t **resul
 
 /* ---- training.export_trajectories ------------------------------------------------------------------ */
 
+/* The job's agent's declarations, from its plugin: the tools an openai_chat record lists. */
+static int job_agent_decl(ac_call_ctx_t *ctx, const char *id, ac_agent_decl_t *d, ac_err_t *err)
+{
+    ac_job_t job;
+    ac_agent_binding_t bind;
+    if (ac_app_load_job(ctx, id, &job, err) != 0)
+        return -1;
+    /* the binding may point into the record (an agent named like its id): freed after use */
+    int rc = ac_config_agent(ac_app_of(ctx)->cfg, job.agent_id, &bind);
+    if (rc != 0) {
+        ac_job_free(&job);
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "format", "the job's agent is no longer available");
+    }
+    ac_lua_host_t *h = ac_app_plugin_host(ctx, err);
+    ac_agent_t *a = h ? ac_agent_open(h, bind.agent, err) : NULL;
+    rc = a != NULL ? ac_agent_decl_of(d, a, err) : -1;
+    ac_agent_close(a);
+    ac_lua_host_destroy(h);
+    ac_job_free(&job);
+    return rc;
+}
+
+/* The page as JSON Lines: each trajectory as it is (jsonl), or as a chat transcript (openai_chat,
+ * engine/finetune.h). A malloc'd string, NULL on memory. */
+static char *page_lines(const json_t *items, const ac_agent_decl_t *d)
+{
+    json_t *tools = d ? ac_chat_tools(d) : NULL;
+    size_t len = 0, cap = 4096, i;
+    char *out = malloc(cap);
+    json_t *t;
+    json_array_foreach(items, i, t)
+    {
+        if (out == NULL)
+            break;
+        json_t *rec = d ? ac_chat_record(t, d, tools) : json_incref(t);
+        char *line = rec ? json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+        json_decref(rec);
+        size_t n = line ? strlen(line) : 0;
+        char *grown = out;
+        if (line != NULL && len + n + 2 > cap) {
+            cap = 2 * (len + n + 2);
+            grown = realloc(out, cap);
+        }
+        if (line == NULL || grown == NULL) {
+            free(line);
+            free(out);
+            out = NULL;
+            break;
+        }
+        out = grown;
+        memcpy(out + len, line, n);
+        len += n;
+        out[len++] = '\n';
+        free(line);
+    }
+    if (out != NULL)
+        out[len] = '\0';
+    json_decref(tools);
+    return out;
+}
+
 int ac_method_training_export_trajectories(ac_call_ctx_t *ctx, json_t *params, json_t **result, ac_err_t *err)
 {
     const char *id = job_id_of(params);
+    const char *format = json_string_value(json_object_get(params, "format"));
     json_t *jm = json_object_get(params, "min_reward");
     ac_export_filter_t f = {json_is_true(json_object_get(params, "success_only")), jm != NULL,
                             jm ? json_number_value(jm) : 0.0};
     ac_jobs_page_t page;
-    if (check_visible(ctx, id, err) != 0 ||
-        ac_jobs_export_page(ac_app_of(ctx)->jobs, id, &f, json_integer_value(json_object_get(params, "offset")),
-                            json_integer_value(json_object_get(params, "limit")), &page, err) != 0)
+    ac_agent_decl_t decl;
+    int chat = format != NULL && strcmp(format, "openai_chat") == 0;
+    int lines = chat || (format != NULL && strcmp(format, "jsonl") == 0);
+    if (check_visible(ctx, id, err) != 0 || (chat && job_agent_decl(ctx, id, &decl, err) != 0))
         return -1;
-    *result = json_pack("{s:s, s:O, s:I, s:I, s:b}", "job_id", id, "trajectories", page.items, "total_count",
+    if (ac_jobs_export_page(ac_app_of(ctx)->jobs, id, &f, json_integer_value(json_object_get(params, "offset")),
+                            json_integer_value(json_object_get(params, "limit")), &page, err) != 0) {
+        if (chat)
+            ac_agent_decl_free(&decl);
+        return -1;
+    }
+    char *text = lines ? page_lines(page.items, chat ? &decl : NULL) : NULL;
+    if (chat)
+        ac_agent_decl_free(&decl);
+    if (lines && text == NULL) {
+        ac_jobs_page_free(&page);
+        return ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+    }
+    *result = json_pack("{s:s, s:s, s:I, s:I, s:b}", "job_id", id, "format", format ? format : "json", "total_count",
                         (json_int_t)page.total, "returned_count", (json_int_t)json_array_size(page.items),
                         "has_more", page.more);
+    if (lines)
+        json_object_set_new(*result, "jsonl", json_string(text));
+    else
+        json_object_set(*result, "trajectories", page.items);
+    free(text);
     ac_jobs_page_free(&page);
     return 0;
 }

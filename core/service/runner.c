@@ -9,7 +9,9 @@
 #include "base/train_config.h"
 #include "base/uuid.h"
 #include "engine/dataset.h"
+#include "engine/checkpoint.h"
 #include "engine/eval.h"
+#include "engine/infer.h"
 #include "engine/trainer.h"
 #include "lua/plugin.h"
 #include "store/jobs.h"
@@ -89,7 +91,7 @@ static json_t *base_event(const ac_job_t *job, ac_job_status_t status)
 /* The counters and metrics as the status API reads them. */
 static void set_progress(run_t *r, ac_job_t *job)
 {
-    job->cost_micro = r->cost_micro;
+    job->cost_micro = r->cost_micro + job->inference_cost_micro; /* agents.run episodes count too */
     json_decref(job->metrics);
     job->metrics = json_incref(r->metrics);
     job->trajectories_generated = r->trajectories_generated;
@@ -386,6 +388,15 @@ static int save_checkpoint(run_t *r, int evaluate, ac_err_t *err)
     uint8_t *buf = NULL;
     size_t len = 0;
     json_t *counters = counters_json(r);
+    /* what makes the checkpoint usable on its own (docs/checkpoints.md, "Metadata"): the agent's
+     * declarations the policy was trained with, its agent_id and the job's config */
+    ac_agent_decl_t decl;
+    if (counters != NULL && ac_agent_decl_of(&decl, r->agent, err) == 0) {
+        json_object_set_new(counters, "agent", ac_agent_decl_json(&decl));
+        json_object_set_new(counters, "agent_id", json_string(r->job.agent_id));
+        json_object_set_new(counters, "config", ac_train_config_to_json(&r->cfg));
+        ac_agent_decl_free(&decl);
+    }
     char *meta = counters ? json_dumps(counters, JSON_COMPACT) : NULL;
     json_decref(counters);
     int saved = meta != NULL && ac_trainer_save(r->tr, meta, strlen(meta), &buf, &len, err) == 0;
@@ -607,6 +618,45 @@ static int open_plugins(run_t *r, char *failure, size_t n)
     return rc;
 }
 
+/* A job started from a checkpoint (start_grpo's init_checkpoint): its policy and its reference
+ * (what the KL penalty holds it to) are that checkpoint's weights, at every start of the job (a
+ * resume then overwrites the policy with its own checkpoint's). Returns 0, -1 for a store
+ * failure, or 1 with `failure`. */
+static int start_from(run_t *r, char *failure, size_t n, ac_err_t *err)
+{
+    if (r->job.init_checkpoint[0] == '\0')
+        return 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int found = ac_jobs_get_checkpoint(r->env->jobs, r->id, r->job.init_checkpoint, &buf, &len, err);
+    if (found <= 0) {
+        if (found < 0)
+            return -1;
+        snprintf(failure, n, "its init checkpoint %s is missing", r->job.init_checkpoint);
+        return 1;
+    }
+    ac_checkpoint_t ck;
+    ac_err_t e = AC_ERR_INIT;
+    int rc = ac_checkpoint_load(&ck, buf, len, &e);
+    free(buf);
+    if (rc != 0) {
+        snprintf(failure, n, "cannot read its init checkpoint: %s", e.message);
+        ac_err_clear(&e);
+        return 1;
+    }
+    size_t np = ac_actor_n_params(r->tr->policy);
+    if (ac_actor_n_params(ck.policy) != np ||
+        ac_actor_config(ck.policy)->kind != ac_actor_config(r->tr->policy)->kind) {
+        snprintf(failure, n, "its init checkpoint was made for another policy shape");
+        rc = 1;
+    } else {
+        memcpy(ac_actor_params(r->tr->policy), ac_actor_params(ck.policy), sizeof(float) * np);
+        memcpy(ac_actor_params(r->tr->ref), ac_actor_params(ck.policy), sizeof(float) * np);
+    }
+    ac_checkpoint_release(&ck);
+    return rc;
+}
+
 /* The job's record and data, its plugins, its split and its trainer. Returns 0, -1 for a store
  * failure, or 1 with `failure` for what fails the job. */
 static int setup(run_t *r, char *failure, size_t n, ac_err_t *err)
@@ -632,7 +682,7 @@ static int setup(run_t *r, char *failure, size_t n, ac_err_t *err)
     if (r->tr == NULL)
         snprintf(failure, n, "%s", perr.message);
     ac_err_clear(&perr);
-    return r->tr == NULL ? 1 : 0;
+    return r->tr == NULL ? 1 : start_from(r, failure, n, err);
 }
 
 int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err)

@@ -10,6 +10,7 @@
 #include "net/http.h"
 #include "net/rpc.h"
 #include "service/app.h"
+#include "service/handlers.h"
 #include "service/methods.h"
 #include "service/status.h"
 #include "store/jobs.h"
@@ -114,7 +115,9 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
     uint64_t delivered, failed, dropped, policy_errors;
     ac_webhooks_counters(m->app->webhooks, &delivered, &failed, &dropped, &policy_errors);
     int rc = ac_rpc_metrics_text(m->rpc, body, len, &cap);
-    char tail[4096];
+    ac_policies_stats_t ps;
+    ac_policies_stats(m->app->policies, &ps);
+    char tail[6144];
     int n = snprintf(tail, sizeof tail,
                      "# HELP agentcore_jobs Jobs by status.\n# TYPE agentcore_jobs gauge\n"
                      "agentcore_jobs{status=\"queued\"} %lld\nagentcore_jobs{status=\"running\"} %lld\n"
@@ -138,13 +141,22 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
                      "# TYPE agentcore_store_degraded gauge\nagentcore_store_degraded %d\n"
                      "# HELP agentcore_plugin_calls_abandoned_total Plugin calls the watchdog gave up on (each "
                      "failed its job and replaced its worker).\n"
-                     "# TYPE agentcore_plugin_calls_abandoned_total counter\nagentcore_plugin_calls_abandoned_total %lu\n",
+                     "# TYPE agentcore_plugin_calls_abandoned_total counter\nagentcore_plugin_calls_abandoned_total %lu\n"
+                     "# HELP agentcore_policies_loaded Checkpoints agents.act keeps loaded.\n"
+                     "# TYPE agentcore_policies_loaded gauge\nagentcore_policies_loaded %d\n"
+                     "# HELP agentcore_policy_cache_total agents.act and agents.run lookups of a loaded policy.\n"
+                     "# TYPE agentcore_policy_cache_total counter\n"
+                     "agentcore_policy_cache_total{result=\"hit\"} %llu\nagentcore_policy_cache_total{result=\"miss\"} %llu\n"
+                     "agentcore_policy_cache_total{result=\"evicted\"} %llu\n"
+                     "agentcore_policy_cache_total{result=\"invalidated\"} %llu\n",
                      (long long)t.by_status[AC_JOB_QUEUED], (long long)t.by_status[AC_JOB_RUNNING],
                      (long long)t.by_status[AC_JOB_COMPLETED], (long long)t.by_status[AC_JOB_FAILED],
                      (long long)t.by_status[AC_JOB_CANCELLED], (long long)t.iterations, (long long)t.trajectories,
                      (unsigned long long)delivered, (unsigned long long)failed,
                      (unsigned long long)dropped, (unsigned long long)policy_errors,
-                     ac_store_degraded(m->app->store, NULL, 0), ac_workers_abandoned(m->app->workers));
+                     ac_store_degraded(m->app->store, NULL, 0), ac_workers_abandoned(m->app->workers), ps.entries,
+                     (unsigned long long)ps.hits, (unsigned long long)ps.misses, (unsigned long long)ps.evictions,
+                     (unsigned long long)ps.invalidations);
     char *nb = rc == 0 ? realloc(*body, *len + (size_t)n + 1) : NULL;
     if (nb == NULL) {
         free(*body);
@@ -208,10 +220,12 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     if ((app.auth = create_auth(cfg, err)) == NULL)
         goto out;
     if ((app.rl = ac_ratelimit_create(cfg->rate)) == NULL || (app.status = ac_status_cache_create()) == NULL ||
+        (app.policies = ac_policies_create(cfg->inference_cache_policies, cfg->inference_cache_bytes)) == NULL ||
         (rpc = ac_rpc_create(ac_service_methods, &app, app.auth, app.rl, cfg)) == NULL) {
         ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    ac_rpc_set_defer_check(rpc, ac_service_defer_check); /* agents.act on a loaded policy: on the loop */
     if ((http = ac_http_create(cfg, rpc, err)) == NULL)
         goto out;
     metrics_ctx_t mctx = {&app, rpc};
@@ -245,6 +259,7 @@ out:;
     ac_ratelimit_destroy(app.rl);
     ac_auth_destroy(app.auth);
     ac_status_cache_destroy(app.status);
+    ac_policies_destroy(app.policies);
     if (left == 0) {
         ac_jobs_close(app.jobs);
         ac_store_close(app.store); /* LMDB closed cleanly: nothing to recover at the next start */

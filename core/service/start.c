@@ -2,6 +2,7 @@
  * plugin, a seed drawn for a job without one, then the job stored and the workers woken. The
  * API answers this method's invalid parameters with -32600 (its param_error), whoever found them. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -169,8 +170,15 @@ int ac_method_training_start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **r
     ac_agent_binding_t bind;
     ac_train_config_t cfg;
     json_t *hooks = json_object_get(params, "webhooks");
+    const char *init = json_string_value(json_object_get(params, "init_checkpoint"));
+    uint8_t *init_blob = NULL;
+    size_t init_len = 0;
     if (refuse_when_degraded(app, err) != 0 || read_agent_and_config(app, params, &bind, &cfg, err) != 0 ||
         check_job_webhooks(app->cfg, hooks, err) != 0)
+        return -1;
+    /* fine-tuning: the job starts from that checkpoint's weights, with its policy's shape */
+    if (init != NULL && ac_service_init_checkpoint(ctx, init, json_string_value(json_object_get(params, "agent_id")),
+                                                   &cfg, &init_blob, &init_len, AC_ERR_INVALID_REQUEST, err) != 0)
         return -1;
     json_t *training = json_object_get(params, "training_data");
     json_t *evaluation = json_object_get(params, "evaluation_data");
@@ -185,10 +193,11 @@ int ac_method_training_start_grpo(ac_call_ctx_t *ctx, json_t *params, json_t **r
     int rc = validate_data(ctx, bind.validator, training, evaluation, NULL, err) != 0 ||
                      (validation != NULL &&
                       validate_data(ctx, bind.validator, training, validation, "validation_data", err) != 0) ||
-                     ac_jobs_create(app->jobs, &nj, &job, err) != 0
+                     ac_jobs_create_from(app->jobs, &nj, init, init_blob, init_len, &job, err) != 0
                  ? -1
                  : 0;
     json_decref(empty);
+    free(init_blob);
     if (rc != 0)
         return -1;
     ac_workers_notify(app->workers);

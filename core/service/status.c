@@ -158,6 +158,12 @@ static void add_extras(json_t *r, const ac_job_t *job)
     }
     if (job->crashes > 0)
         json_object_set_new(r, "crashes", json_integer(job->crashes));
+    if (job->init_checkpoint[0] != '\0') /* fine-tunes that checkpoint (start_grpo's init_checkpoint) */
+        json_object_set_new(r, "init_checkpoint_id", json_string(job->init_checkpoint));
+    if (job->imported)
+        json_object_set_new(r, "imported", json_true());
+    if (job->inference_cost_micro != 0) /* agents.run episodes, part of cost_usd */
+        json_object_set_new(r, "inference_cost_usd", json_real((double)job->inference_cost_micro / 1e6));
 }
 
 /* The status answer, rendered from the record alone (so that it can be cached per revision). */

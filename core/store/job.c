@@ -157,8 +157,16 @@ json_t *ac_job_to_json(const ac_job_t *job)
     if (r == NULL || n == NULL || o == NULL || json_object_update(r, n) != 0 || json_object_update(r, o) != 0) {
         json_decref(r);
         r = NULL;
-    } else if (job->webhooks != NULL) {
-        json_object_set(r, "webhooks", job->webhooks);
+    } else {
+        if (job->webhooks != NULL)
+            json_object_set(r, "webhooks", job->webhooks);
+        /* written only when set: records of jobs that never used them stay as they were */
+        if (job->inference_cost_micro != 0)
+            json_object_set_new(r, "inference_cost_micro", json_integer((json_int_t)job->inference_cost_micro));
+        if (job->init_checkpoint[0] != '\0')
+            json_object_set_new(r, "init_checkpoint_id", json_string(job->init_checkpoint));
+        if (job->imported)
+            json_object_set_new(r, "imported", json_true());
     }
     json_decref(n);
     json_decref(o);
@@ -264,6 +272,9 @@ int ac_job_from_json(const json_t *rec, ac_job_t *job, ac_err_t *err)
     job->queue_seq = int_of(rec, "queue_seq");
     job->event_seq = int_of(rec, "event_seq");
     job->crashes = (int)int_of(rec, "crashes");
+    job->inference_cost_micro = int_of(rec, "inference_cost_micro");
+    copy_id(job->init_checkpoint, json_object_get(rec, "init_checkpoint_id"));
+    job->imported = json_is_true(json_object_get(rec, "imported"));
     if (owned_from_json(rec, job) != 0) {
         ac_job_free(job);
         return ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");

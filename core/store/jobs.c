@@ -1,6 +1,7 @@
 /* The jobs store's rules, written once over a backend's primitives (jobs_backend.h): creation
  * under the owner's budget, cancel, the queue and claims with run numbers, failures (also those
  * the store could not write yet), recovery after a crash, events with their webhook outbox. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ typedef struct create_ctx {
     const ac_job_new_t *nj;
     ac_job_t *job;
     json_t *data;
+    const uint8_t *init_blob; /* NULL: none */
+    size_t init_len;
 } create_ctx_t;
 
 static int budget_exceeded(int64_t budget, int64_t committed, ac_err_t *err)
@@ -58,7 +61,12 @@ static int create_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
             return budget_exceeded(nj->owner_budget_micro, committed, err);
     }
     c->job->queue_seq = 0; /* a replay takes a new place */
-    return TOPS(t)->enqueue(t, c->job, err) || TOPS(t)->insert(t, c->job, c->data, err) ? -1 : 0;
+    if (TOPS(t)->enqueue(t, c->job, err) != 0 || TOPS(t)->insert(t, c->job, c->data, err) != 0)
+        return -1;
+    /* the checkpoint it starts from goes in with it: a worker may claim the job at once */
+    return c->init_blob != NULL
+               ? TOPS(t)->put_checkpoint(t, c->job->id, c->job->init_checkpoint, c->init_blob, c->init_len, err)
+               : 0;
 }
 
 /* The new record: queued, its config resolved, nothing run yet. */
@@ -86,18 +94,86 @@ static int new_record(const ac_job_new_t *nj, ac_job_t *job, ac_err_t *err)
 
 int ac_jobs_create(ac_jobs_t *j, const ac_job_new_t *nj, ac_job_t *job, ac_err_t *err)
 {
+    return ac_jobs_create_from(j, nj, NULL, NULL, 0, job, err);
+}
+
+int ac_jobs_create_from(ac_jobs_t *j, const ac_job_new_t *nj, const char *init_id, const uint8_t *blob, size_t len,
+                        ac_job_t *job, ac_err_t *err)
+{
     ac_job_t rec;
     if (new_record(nj, &rec, err) != 0) {
         ac_job_free(&rec);
         return -1;
     }
+    if (blob != NULL) {
+        if (init_id == NULL || strlen(init_id) != AC_UUID_LEN) {
+            ac_job_free(&rec);
+            return ac_err_set(err, AC_ERR_INTERNAL, "jobs: an init checkpoint needs an id");
+        }
+        memcpy(rec.init_checkpoint, init_id, AC_UUID_LEN + 1);
+    }
     json_t *data = json_pack("{s:O, s:O}", "training_data", nj->training_data, "evaluation_data", nj->evaluation_data);
     if (data != NULL && nj->validation_data != NULL)
         json_object_set(data, "validation_data", nj->validation_data);
-    create_ctx_t c = {nj, &rec, data};
+    create_ctx_t c = {nj, &rec, data, blob, len};
     int rc = data != NULL ? OPS(j)->write(j, 0, create_txn, &c, err)
                           : ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
     json_decref(data);
+    if (rc == 0 && job != NULL)
+        *job = rec;
+    else
+        ac_job_free(&rec);
+    return rc;
+}
+
+/* ---- import ------------------------------------------------------------------------------------- */
+
+typedef struct import_ctx {
+    ac_job_t *job;
+    json_t *data;
+    const uint8_t *blob;
+    size_t len;
+} import_ctx_t;
+
+static int import_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
+{
+    import_ctx_t *c = ud;
+    return TOPS(t)->insert(t, c->job, c->data, err) ||
+                   TOPS(t)->put_checkpoint(t, c->job->id, c->job->checkpoints[0].id, c->blob, c->len, err)
+               ? -1
+               : 0;
+}
+
+int ac_jobs_import(ac_jobs_t *j, const ac_job_new_t *nj, const uint8_t *blob, size_t len, int64_t iteration,
+                   ac_job_t *job, ac_err_t *err)
+{
+    ac_job_t rec;
+    json_t *empty = json_array();
+    ac_job_new_t n = *nj;
+    n.training_data = n.evaluation_data = empty;
+    n.validation_data = NULL;
+    int rc = empty != NULL ? new_record(&n, &rec, err) : ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
+    json_t *data = rc == 0 ? json_pack("{s:O, s:O}", "training_data", empty, "evaluation_data", empty) : NULL;
+    if (rc == 0) {
+        /* ended before it began: nothing to run, nothing spent, nothing reserved */
+        rec.status = AC_JOB_COMPLETED;
+        rec.started_ms = rec.finished_ms = nj->now_ms;
+        rec.total_iterations = rec.current_iteration = iteration;
+        rec.budget_micro = 0;
+        rec.imported = 1;
+        ac_job_checkpoint_t c = {.iteration = iteration, .validation_accuracy = NAN, .created_ms = nj->now_ms};
+        if (data == NULL || ac_uuid_v4(c.id) != 0 || ac_job_checkpoint_add(&rec, &c) != 0)
+            rc = ac_err_set(err, AC_ERR_INTERNAL, "jobs: cannot make the imported job");
+        else {
+            memcpy(rec.best_checkpoint, c.id, sizeof c.id);
+            memcpy(rec.latest_checkpoint, c.id, sizeof c.id);
+        }
+    }
+    import_ctx_t c = {&rec, data, blob, len};
+    if (rc == 0)
+        rc = OPS(j)->write(j, 0, import_txn, &c, err);
+    json_decref(data);
+    json_decref(empty);
     if (rc == 0 && job != NULL)
         *job = rec;
     else
@@ -246,6 +322,41 @@ int ac_jobs_cancel(ac_jobs_t *j, const char *job_id, const char *reason, int64_t
 {
     cancel_ctx_t c = {reason, now_ms};
     return update(j, 0, job_id, 0, cancel_fn, &c, job, err);
+}
+
+typedef struct charge_ctx {
+    int64_t micro, owner_budget;
+} charge_ctx_t;
+
+static int charge_fn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
+{
+    charge_ctx_t *c = ud;
+    if (c->micro > 0 && c->owner_budget >= 0) {
+        int64_t committed = 0;
+        if (TOPS(t)->owner_committed(t, job->owner, &committed, err) != 0)
+            return -1;
+        if (committed + c->micro > c->owner_budget) {
+            budget_exceeded(c->owner_budget, committed, err);
+            json_object_set_new(err->data, "field", json_string("budget"));
+            json_object_set_new(err->data, "error", json_string("the episode could cost more than the rest of your "
+                                                                "budget"));
+            return -1;
+        }
+    }
+    job->inference_cost_micro += c->micro;
+    /* what the owner's budget counts of this job (jobs_backend.h, owner_committed) */
+    if (ac_job_status_final(job->status))
+        job->cost_micro += c->micro;
+    else
+        job->budget_micro += c->micro;
+    return 0;
+}
+
+int ac_jobs_charge(ac_jobs_t *j, const char *job_id, int64_t micro, int64_t owner_budget_micro, ac_job_t *job,
+                   ac_err_t *err)
+{
+    charge_ctx_t c = {micro, owner_budget_micro};
+    return update(j, 0, job_id, 0, charge_fn, &c, job, err);
 }
 
 static int delete_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)

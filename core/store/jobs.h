@@ -83,6 +83,12 @@ typedef struct ac_job {
     int64_t event_seq;   /* the last event's number */
     int crashes;         /* times the server crashed in its plugins */
     json_t *webhooks;    /* array: its own subscriptions [{url, events, secret?}], or NULL */
+    /* using what it trained (agents.run, training.import_checkpoint, start_grpo's init_checkpoint) */
+    int64_t inference_cost_micro; /* agents.run episodes charged to the job (also in cost_micro once
+                                     it ended, in budget_micro while it is active: ac_jobs_charge) */
+    char init_checkpoint[AC_UUID_LEN + 1]; /* the checkpoint it started from, stored with the job
+                                              under this id (not a kept checkpoint); "" for none */
+    int imported;        /* made by training.import_checkpoint: its one checkpoint came from a file */
 } ac_job_t;
 
 /* The seed the job trains with: its config's, else one derived from its id. */
@@ -132,6 +138,29 @@ typedef struct ac_job_new {
  * available_usd). The check and the insert are one transaction, so concurrent requests cannot
  * both pass. *job (optional) receives the stored record (the caller frees it). */
 int ac_jobs_create(ac_jobs_t *j, const ac_job_new_t *nj, ac_job_t *job, ac_err_t *err);
+/* The same for a job that starts from a checkpoint (start_grpo's init_checkpoint): the blob (len
+ * bytes, borrowed) is stored with the new job under init_id, in the same transaction (a worker may
+ * claim the job at once), and the record names it (ac_job_t.init_checkpoint). */
+int ac_jobs_create_from(ac_jobs_t *j, const ac_job_new_t *nj, const char *init_id, const uint8_t *blob, size_t len,
+                        ac_job_t *job, ac_err_t *err);
+
+/* training.import_checkpoint: stores a job that has already ended (completed, no data, no cost)
+ * holding one checkpoint, the blob (len bytes, borrowed) at `iteration`, so that everything that
+ * uses a job's checkpoints (evaluate, agents.act and agents.run, export, init_checkpoint) uses it.
+ * nj's owner, agent_id, config and now_ms are read (its data may be NULL). *job (optional)
+ * receives the stored record. */
+int ac_jobs_import(ac_jobs_t *j, const ac_job_new_t *nj, const uint8_t *blob, size_t len, int64_t iteration,
+                   ac_job_t *job, ac_err_t *err);
+
+/* Charges micro-USD spent with the job's policy outside its runs (an agents.run episode; negative:
+ * a refund of an earlier charge) to the job, in one transaction: added to inference_cost_micro,
+ * and to what the owner's budget counts of the job, its cost once it ended, its reservation
+ * (budget_micro) while it is queued or running (the runner adds inference_cost_micro to the cost
+ * it writes). A positive charge that would bring the owner's committed total past
+ * owner_budget_micro (>= 0) is AC_ERR_BUDGET_EXCEEDED (data: field "budget", budget_usd,
+ * committed_usd, available_usd) and changes nothing. *job (optional): the updated record. */
+int ac_jobs_charge(ac_jobs_t *j, const char *job_id, int64_t micro, int64_t owner_budget_micro, ac_job_t *job,
+                   ac_err_t *err);
 
 /* Reads a job. Returns 1 with *job filled (the caller frees it), 0 when there is none, -1. */
 int ac_jobs_get(ac_jobs_t *j, const char *job_id, ac_job_t *job, ac_err_t *err);

@@ -22,7 +22,7 @@ class CliTest(unittest.TestCase):
         r = run("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout.decode(), r"^agentcore \d+\.\d+\.\d+")
-        for cmd in ("serve", "token", "train", "config"):
+        for cmd in ("serve", "token", "train", "config", "act", "run"):
             r = run(cmd, "--help")
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn(b"usage: agentcore " + cmd.encode(), r.stdout)

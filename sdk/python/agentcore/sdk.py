@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 __all__ = [
     "TrainingClient",
+    "read_checkpoint",
     "AgentCoreError",
     "ParseError",
     "InvalidRequest",
@@ -381,6 +382,82 @@ class TrainingClient:
             if not page.get("has_more") or not trajectories:
                 return
 
+    # ---- using what was trained ---------------------------------------------------------------
+
+    def act(self, query: str, job_id: Optional[str] = None, checkpoint_id: Optional[str] = None,
+            history: Optional[Sequence[Dict[str, Any]]] = None, greedy: Optional[bool] = None,
+            temperature: Optional[float] = None, seed: Optional[int] = None, top_k: Optional[int] = None,
+            observation: Optional[str] = None, candidates: Optional[Sequence[Any]] = None,
+            legal: Optional[Sequence[str]] = None, explain: Optional[bool] = None) -> Dict[str, Any]:
+        """agents.act: the next call of a job's trained policy (its best checkpoint, or
+        checkpoint_id) for the query and the episode so far (history: [{tool, params, result}]),
+        without running it: {tool, params, log_prob, alternatives, ...}."""
+        return self.call("agents.act", _params(
+            job_id=job_id, checkpoint_id=checkpoint_id, query=query,
+            history=list(history) if history is not None else None, greedy=greedy, temperature=temperature,
+            seed=seed, top_k=top_k, observation=observation,
+            candidates=list(candidates) if candidates is not None else None,
+            legal=list(legal) if legal is not None else None, explain=explain))
+
+    def run(self, query: str, job_id: Optional[str] = None, checkpoint_id: Optional[str] = None,
+            expected_outcome: Optional[Dict[str, Any]] = None, greedy: Optional[bool] = None,
+            temperature: Optional[float] = None, seed: Optional[int] = None,
+            max_steps: Optional[int] = None) -> Dict[str, Any]:
+        """agents.run: one episode of the job's agent with its trained policy on the query:
+        {trajectory, reward, success, cost_usd, ...} (reward and success scored only with
+        expected_outcome). The episode's cost is charged to the job."""
+        return self.call("agents.run", _params(
+            job_id=job_id, checkpoint_id=checkpoint_id, query=query, expected_outcome=expected_outcome,
+            greedy=greedy, temperature=temperature, seed=seed, max_steps=max_steps))
+
+    def export_checkpoint(self, job_id: Optional[str] = None, checkpoint_id: Optional[str] = None,
+                          path: Optional[str] = None) -> Dict[str, Any]:
+        """training.export_checkpoint: the checkpoint file (docs/checkpoints.md). The answer, with
+        ``data`` (base64) decoded into ``bytes``; written to ``path`` when given."""
+        r = self.call("training.export_checkpoint", _params(job_id=job_id, checkpoint_id=checkpoint_id))
+        r["bytes_data"] = base64.b64decode(r["data"])
+        if path is not None:
+            with open(path, "wb") as f:
+                f.write(r["bytes_data"])
+        return r
+
+    def import_checkpoint(self, checkpoint: Union[str, bytes], agent_id: Optional[str] = None,
+                          config: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """training.import_checkpoint: a checkpoint file (a path, or its bytes) becomes a job of
+        yours holding it: {job_id, checkpoint_id, status, ...}."""
+        if isinstance(checkpoint, str):
+            with open(checkpoint, "rb") as f:
+                checkpoint = f.read()
+        return self.call("training.import_checkpoint", _params(
+            checkpoint=base64.b64encode(checkpoint).decode("ascii"), agent_id=agent_id, config=config))
+
+    def export_jsonl(self, job_id: str, path: str, format: str = "jsonl", page_size: int = 1000,
+                     success_only: Optional[bool] = None, min_reward: Optional[float] = None) -> int:
+        """Writes every trajectory of the job that matches the filters to ``path`` as JSON Lines
+        in ``format`` ("jsonl": as stored; "openai_chat": chat transcripts with tool calls),
+        page after page. Returns how many lines it wrote."""
+        if format not in ("jsonl", "openai_chat"):
+            raise ValueError("format must be 'jsonl' or 'openai_chat'")
+        written, offset = 0, 0
+        with open(path, "w", encoding="utf-8") as f:
+            while True:
+                page = self.call("training.export_trajectories", _params(
+                    job_id=job_id, format=format, limit=page_size, offset=offset, success_only=success_only,
+                    min_reward=min_reward))
+                f.write(page["jsonl"])
+                written += page["returned_count"]
+                offset += page["returned_count"]
+                if not page.get("has_more") or not page["returned_count"]:
+                    return written
+
+    def export_chat_jsonl(self, job_id: str, path: str, success_only: Optional[bool] = None,
+                          min_reward: Optional[float] = None, page_size: int = 1000) -> int:
+        """The job's trajectories as a fine-tuning dataset for chat models with tool calls (OpenAI
+        fine-tuning, TRL's SFTTrainer): one {messages, tools} object per line in ``path``
+        (docs/api.md, "Fine-tuning datasets"). Returns the number of lines."""
+        return self.export_jsonl(job_id, path, format="openai_chat", page_size=page_size,
+                                 success_only=success_only, min_reward=min_reward)
+
     def list_jobs(self, status: Optional[str] = None, limit: Optional[int] = None,
                   offset: Optional[int] = None) -> Dict[str, Any]:
         """training.list_jobs: the caller's jobs, newest first (jobs, total_count, has_more)."""
@@ -723,3 +800,11 @@ def verify_webhook(payload: Union[bytes, str], headers: Mapping[str, str], secre
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise WebhookVerificationError("the payload is not JSON") from None
+
+
+def read_checkpoint(source: Union[str, bytes]) -> Any:
+    """A checkpoint file (a path, or its bytes) parsed into NumPy arrays: see
+    agentcore.checkpoint (NumPy is imported only here)."""
+    from .checkpoint import read_checkpoint as _read
+
+    return _read(source)

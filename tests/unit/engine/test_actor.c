@@ -275,6 +275,31 @@ static void test_acting_matches_training(const ac_actor_config_t *cfg)
     free_setup(&s);
 }
 
+/* The named tensors (docs/checkpoints.md's table, the SDK's reader) tile the parameters in order:
+ * each starts where the one before ends, and the last ends at n_params. */
+static void test_tensors_tile(const ac_actor_config_t *cfg, const char *what, int expect)
+{
+    ac_err_t err = AC_ERR_INIT;
+    ac_actor_t *p = ac_actor_create(cfg, &err);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    ac_actor_tensor_t t[AC_ACTOR_MAX_TENSORS];
+    int n = ac_actor_tensors(p, t, AC_ACTOR_MAX_TENSORS), tiles = n == expect;
+    size_t off = 0;
+    for (int i = 0; i < n && i < AC_ACTOR_MAX_TENSORS; i++) {
+        tiles &= t[i].offset == off && (t[i].ndim == 2 || t[i].rows == 1);
+        off += (size_t)t[i].rows * (size_t)t[i].cols;
+    }
+    tiles &= off == ac_actor_n_params(p) && strcmp(t[0].name, "E") == 0 && strcmp(t[9].name, "Ec") == 0;
+    if (cfg->kind == AC_ACTOR_SEQUENCE)
+        tiles &= strcmp(t[17].name, "enc.0.ln1_g") == 0 && strcmp(t[n - 1].name, "enc.lnf_b") == 0;
+    printf("%s  tensors of the %s policy tile its %zu parameters in order\n", tiles ? "ok  " : "FAIL", what,
+           ac_actor_n_params(p));
+    CHECK(tiles);
+    ac_actor_destroy(p);
+}
+
 /* A tool result beyond float's range (a calculator multiplying its own results: 1e48, 1e300)
  * reads as the largest float, and the policy's log-probabilities stay finite. (Before, the
  * sequence policy's number features became inf and then NaN: training stopped at iteration 3.) */
@@ -321,6 +346,8 @@ int main(void)
     fd_check(&seq, "sequence");
     test_acting_matches_training(&bag);
     test_acting_matches_training(&seq);
+    test_tensors_tile(&bag, "bag", 10);
+    test_tensors_tile(&seq, "sequence", 10 + 7 + 12 * 2 + 2);
     test_huge_numbers(&bag, "bag");
     test_huge_numbers(&seq, "sequence");
     ac_err_t err = AC_ERR_INIT;

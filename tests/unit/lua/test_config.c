@@ -348,7 +348,7 @@ static void test_defaults(void)
               strcmp(d.auth_alg, "HS256") == 0 && d.auth_secret == NULL && d.auth_leeway_s == 30 && d.threads == 0 &&
               d.rpc_workers == 2 && d.workers == 1,
           "defaults: listen, data_dir, auth, threads, workers");
-    static const int spec_limits[AC_RL_COUNT] = {10, 100, 20, 5, 10, 100, 30};
+    static const int spec_limits[AC_RL_COUNT] = {10, 100, 20, 5, 10, 1000, 30, 100, 30};
     int rates = 1;
     for (int i = 0; i < AC_RL_COUNT; i++)
         rates &= d.rate[i].limit == spec_limits[i] && d.rate[i].window_s == 60;
