@@ -8,8 +8,9 @@ PostgreSQL started by the test (pgcluster.py) and real agentcore processes on lo
   none lost or duplicated;
 - a webhook receiver sees each event of jobs run on both nodes exactly once;
 - 20 concurrent start_grpo calls spread over both nodes never take a principal past its budget;
-- a node refuses to start on a schema newer than its binary, with a message that says so, and
-  on a server that cannot be reached."""
+- a node refuses to start on a schema newer than its binary, with a message that says so, on an
+  older one when auto_migrate is off (until `agentcore migrate`), and on a server that cannot be
+  reached."""
 import concurrent.futures
 import os
 import subprocess
@@ -179,6 +180,28 @@ class StartTest(unittest.TestCase):
                              capture_output=True, timeout=60)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("version 999, newer than this agentcore's", out.stderr.decode())
+
+    def test_migrate_before_start_when_auto_migrate_is_off(self):
+        pg = pgcluster.shared()
+        dsn = pg.new_database()
+        cfg = node_config("node-a").replace("lease_s", "auto_migrate = false, lease_s")
+        with self.assertRaises(RuntimeError) as refused:
+            Server(cfg, env={"AGENTCORE_STORE_DSN": dsn})
+        self.assertIn("version 0, older than this agentcore's", str(refused.exception))
+        self.assertIn("agentcore migrate", str(refused.exception))
+
+        def migrate(*flags):
+            out = subprocess.run([BIN, "migrate", "--dsn", dsn, *flags], capture_output=True, timeout=60)
+            return out.returncode, out.stdout.decode() + out.stderr.decode()
+        rc, text = migrate("--check")
+        self.assertEqual(rc, 1, text)
+        self.assertIn("schema version 0 -> 0", text)
+        rc, text = migrate()
+        self.assertEqual(rc, 0, text)
+        self.assertRegex(text, r"schema version 0 -> [1-9]")
+        self.assertEqual(migrate("--check")[0], 0)
+        with Server(cfg, env={"AGENTCORE_STORE_DSN": dsn}) as s:
+            self.assertIn("job_id", s.result("training.start_grpo", job_params(n_iterations=1)))
 
     def test_unreachable_server_is_a_clear_error(self):
         port = pgcluster.free_port()
