@@ -73,7 +73,7 @@ describe("calculator agent", function()
     assert.is_nil(agent.observe)
     assert.is_nil(agent.legal)
     assert.is_nil(agent.candidates)
-    assert.are.equal(8, agent.max_steps)
+    assert.are.equal(7, agent.max_steps)
     assert.are.same({ "add", "subtract", "multiply", "divide", "power", "modulo", "answer" }, episode.tool_names(agent))
     local seen = {}
     for i, t in ipairs(agent.tools) do
@@ -95,7 +95,7 @@ describe("calculator agent", function()
     end
     assert.are.equal("string", type(reward.name))
     assert.are.equal("function", type(reward.score))
-    assert.are.same({ 0, 1 }, reward.range)
+    assert.are.same({ -1, 1 }, reward.range)
   end)
 
   it("solves 'Start with 7, add 5, then multiply by 3.' with tool calls", function()
@@ -134,35 +134,44 @@ describe("calculator agent", function()
     assert.are.equal(1.5, calc("modulo", 7.5, 2))
   end)
 
-  it("fails a tool call that cannot be computed, with a message (the host's failed tool)", function()
-    local function fails(tool, args, part)
-      local ok, err = pcall(agent.step, agent.init("q"), tool, args)
-      assert.is_false(ok, tool)
-      assert.matches(part, err, 1, true)
+  it("answers a call it cannot compute with an error the policy reads; fails only on a broken contract", function()
+    local function refused(tool, args, part)
+      local result, done = agent.step(agent.init("q"), tool, args)
+      assert.is_false(done, tool)
+      assert.is_nil(result.value, tool)
+      assert.matches(part, result.error, 1, true)
     end
-    fails("divide", { a = 3, b = 0 }, "divide: division by zero")
-    fails("modulo", { a = 3, b = 0 }, "modulo: division by zero")
-    fails("power", { a = 2, b = 13 }, "power: exponent too large")
-    fails("power", { a = 2, b = -13 }, "power: exponent too large")
-    fails("power", { a = 1e300, b = 2 }, "power: the result is not a finite number")
-    fails("multiply", { a = 1e300, b = 1e300 }, "multiply: the result is not a finite number")
-    fails("sqrt", { a = 4, b = 0 }, "unknown tool 'sqrt'")
-    -- and a call after the answer
+    refused("divide", { a = 3, b = 0 }, "divide: division by zero")
+    refused("modulo", { a = 3, b = 0 }, "modulo: division by zero")
+    refused("power", { a = 2, b = 13 }, "power: exponent too large")
+    refused("power", { a = 2, b = -13 }, "power: exponent too large")
+    refused("power", { a = 1e300, b = 2 }, "power: the result is not a finite number")
+    refused("multiply", { a = 1e300, b = 1e300 }, "multiply: the result is not a finite number")
+    -- what the host never sends (a tool it does not declare, a call after the answer, a query
+    -- that is not text) is the plugin failing, with a message
+    local ok, err = pcall(agent.step, agent.init("q"), "sqrt", { a = 4, b = 0 })
+    assert.is_false(ok)
+    assert.matches("unknown tool 'sqrt'", err, 1, true)
     local s = agent.init("q")
     agent.step(s, "answer", { value = 1 })
-    local ok, err = pcall(agent.step, s, "add", { a = 1, b = 2 })
+    ok, err = pcall(agent.step, s, "add", { a = 1, b = 2 })
     assert.is_false(ok)
     assert.matches("the episode has ended", err, 1, true)
     ok, err = pcall(agent.init, 42)
     assert.is_false(ok)
     assert.matches("query must be a string", err, 1, true)
-    -- in an episode, the failed call ends it with {error = message} and no answer
+    -- in an episode, refused calls go on until max_steps; repeating one costs 0.05 each time
     local traj = run("Start with 3, divide by 0.", function() return "divide", { a = 3, b = 0 } end)
-    assert.are.equal(1, #traj.steps)
-    assert.matches("division by zero", traj.steps[1].result.error, 1, true)
-    assert.is_false(traj.truncated)
-    assert.are.same({}, traj.final)
-    assert.are.equal(0, (reward.score(traj, { answer = 3, ops = { "divide" }, values = { 3 } })))
+    assert.are.equal(agent.max_steps, #traj.steps)
+    for _, step in ipairs(traj.steps) do
+      assert.matches("division by zero", step.result.error, 1, true)
+    end
+    assert.is_true(traj.truncated)
+    assert.is_nil(traj.final.answer)
+    local r, info = reward.score(traj, { answer = 3, ops = { "divide" }, values = { 3 } })
+    assert.is_true(math.abs(r + 0.05 * (agent.max_steps - 1)) < 1e-12, r)
+    assert.is_false(info.success)
+    assert.are.equal(0, info.tool_accuracy)
   end)
 
   local d = data.generate(42)
@@ -212,7 +221,7 @@ describe("calculator agent", function()
         return tool, { a = seen[rand(#seen)], b = seen[rand(#seen)] }
       end)
       local r = reward.score(traj, q.expected_outcome)
-      assert.is_true(r >= 0 and r <= 1)
+      assert.is_true(r >= -1 and r <= 1, r)
       n = n + 1
       if r == 1 then wins = wins + 1 end
     end
@@ -224,7 +233,8 @@ describe("calculator reward", function()
   local expected = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
   local function traj(calls, answer)
     local steps = {}
-    for i, c in ipairs(calls) do steps[i] = { action = { tool = c[1], params = {} }, result = c[2] } end
+    -- distinct arguments per call: a repeated call costs 0.05, tested on its own below
+    for i, c in ipairs(calls) do steps[i] = { action = { tool = c[1], params = { a = i } }, result = c[2] } end
     return { query = "q", steps = steps, final = { answer = answer } }
   end
 
@@ -271,6 +281,19 @@ describe("calculator reward", function()
                                   { "answer", { answer = 36 } } }, 36), expected)
     assert.are.equal(1, r)
     assert.is_true(math.abs(info.tool_accuracy - 2 / 3) < 1e-12)
+  end)
+
+  it("charges 0.05 for a call that repeats an earlier one, per step, so the call that progressed earns more", function()
+    local steps = {
+      { action = { tool = "add", params = { a = 5, b = 7 } }, result = { value = 12 } },
+      { action = { tool = "add", params = { b = 7, a = 5 } }, result = { value = 12 } },
+      { action = { tool = "add", params = { a = 5, b = 8 } }, result = { value = 13 } },
+    }
+    local r, info = reward.score({ query = "q", steps = steps, final = {} }, expected)
+    assert.is_true(math.abs(r - 0.20) < 1e-12, r)
+    assert.are.equal(0.25, info.step_rewards[1])
+    assert.is_true(math.abs(info.step_rewards[2] + 0.05) < 1e-12)
+    assert.are.equal(0, info.step_rewards[3])
   end)
 end)
 

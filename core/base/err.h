@@ -17,7 +17,7 @@ enum {
     AC_ERR_UNAUTHORIZED = -32002,
     AC_ERR_FORBIDDEN = -32003,
     AC_ERR_RATE_LIMITED = -32029,
-    /* SPEC.md's training codes */
+    /* the training error codes of docs/api.md */
     AC_ERR_BUDGET_EXCEEDED = -40001,
     AC_ERR_VALIDATION_FAILED = -40002,
     AC_ERR_CANNOT_CANCEL = -40003,
@@ -38,7 +38,7 @@ typedef struct ac_err {
 int ac_err_set(ac_err_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Like ac_err_set with the code's standard message, and data {"field": field, "error": <fmt>}:
- * the shape SPEC.md uses for a bad parameter. */
+ * the shape docs/api.md documents for a bad parameter. */
 int ac_err_field(ac_err_t *err, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

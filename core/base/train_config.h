@@ -1,4 +1,4 @@
-/* The training configuration (SPEC.md "GRPOConfig" plus the engine's options), declared once as
+/* The training configuration (docs/api.md "GRPOConfig" plus the engine's options), declared once as
  * a table of fields: the JSON-RPC layer and the offline experiment loader both validate and fill
  * it from here, and the table is what discovery documents. */
 #ifndef AC_TRAIN_CONFIG_H
@@ -14,7 +14,7 @@ typedef enum ac_advantage { AC_ADV_GROUP, AC_ADV_RLOO, AC_ADV_BATCH } ac_advanta
 typedef enum ac_policy_kind { AC_POLICY_KIND_BAG, AC_POLICY_KIND_SEQUENCE } ac_policy_kind_t; /* = AC_ACTOR_* */
 
 typedef struct ac_train_config {
-    /* SPEC.md GRPOConfig */
+    /* GRPOConfig of docs/api.md */
     int n_iterations;
     int batch_size;
     int n_trajectories_per_query;
@@ -68,7 +68,7 @@ void ac_train_config_defaults(ac_train_config_t *c);
 
 /* Reads a JSON object over c (absent keys keep their values; the keys read are marked in
  * c->given). A wrong type, a value out of range or an unknown key fails with `code` and data
- * {field, error} as in SPEC.md ("Must be between 1 and 10000"). */
+ * {field, error} as docs/api.md shows ("Must be between 1 and 10000"). */
 int ac_train_config_from_json(ac_train_config_t *c, const json_t *obj, int code, ac_err_t *err);
 
 /* Settings that follow from others unless given: loss_type "dapo" means epsilon_high 0.28 and
@@ -85,7 +85,7 @@ json_t *ac_train_config_schema(void);
 
 /* USD as integer micro-dollars, so that budgets add up exactly. */
 int64_t ac_usd_to_micro(double usd);
-/* "12.50": two decimals, as SPEC.md's cost_usd and budget_usd. buf: at least 32 bytes. */
+/* "12.50": two decimals, as docs/api.md shows cost_usd and budget_usd. buf: at least 32 bytes. */
 char *ac_micro_to_usd_str(char *buf, size_t len, int64_t micro);
 
 #endif

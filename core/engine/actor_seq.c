@@ -93,12 +93,10 @@ static void token_input(const ac_actor_t *p, const ac_token_t *t, float *x)
     const float *ea = P + p->off_Eage + (size_t)(t->age <= AC_CONTEXT_MAX_AGE ? t->age : AC_CONTEXT_MAX_AGE) * D;
     const float *ef = P + p->off_Eflag + (size_t)(t->flags & 7) * D;
     const float *eo = P + p->off_Eord + (size_t)t->ord * D;
-    /* a number is its value's features, not a random vector per value: an argument pointer
-     * would have to learn past that noise for every value (the copy flags say when a value
-     * occurs elsewhere) */
-    const float w = 1.0f;
+    /* a number keeps its hashed vector, so that equal values read alike wherever they occur
+     * (attention can match an operand with a result), and adds its value's features below */
     for (int d = 0; d < D; d++)
-        x[d] = w * e[d] + ek[d] + es[d] + ea[d] + ef[d] + eo[d];
+        x[d] = e[d] + ek[d] + es[d] + ea[d] + ef[d] + eo[d];
     if (t->pre || t->suf) {
         const float *e1 = P + p->off_Etok + (size_t)bucket(t->pre, NB) * D;
         const float *e2 = P + p->off_Etok + (size_t)bucket(t->suf, NB) * D;

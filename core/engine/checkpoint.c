@@ -215,36 +215,71 @@ static int read_config_v1(rd_t *r, ac_actor_config_t *c, uint64_t *n_params, ac_
 
 #define BAD(...) (ac_checkpoint_release(ck), ac_err_set(err, AC_ERR_INVALID_PARAMS, __VA_ARGS__))
 
+/* The envelope: magic, a version this build reads, no flags, the body's length matching the
+ * buffer and the CRC over header and body. */
+static int read_envelope(const uint8_t *buf, size_t len, uint32_t *version, uint64_t *body, ac_err_t *err)
+{
+    if (len < HEADER + TRAILER)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: truncated (%zu bytes, header needs %d)", len,
+                          HEADER + TRAILER);
+    if (memcmp(buf, MAGIC, 8) != 0)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: bad magic (not an agentcore checkpoint)");
+    rd_t r = {buf + 8, buf + HEADER, 0};
+    *version = get_u32(&r);
+    uint32_t flags = get_u32(&r);
+    *body = get_u64(&r);
+    if (*version != AC_CHECKPOINT_VERSION && *version != 1)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: version %u not supported (this build reads 1 and %u)",
+                          *version, AC_CHECKPOINT_VERSION);
+    if (flags != 0)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: unknown flags 0x%x", flags);
+    if (*body > len - HEADER - TRAILER)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: truncated (%zu bytes, header declares %llu)", len,
+                          (unsigned long long)(HEADER + *body + TRAILER));
+    if (*body < len - HEADER - TRAILER)
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: %llu trailing bytes after the checksum",
+                          (unsigned long long)(len - HEADER - TRAILER - *body));
+    rd_t t = {buf + HEADER + *body, buf + len, 0};
+    if (get_u32(&t) != ac_checkpoint_crc32(buf, HEADER + *body))
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: checksum mismatch (corrupt)");
+    return 0;
+}
+
+/* Adam's config, step and moments for `stored` parameters (a v1 prefix: the rest start at 0). */
+static int read_optim(rd_t *r, ac_checkpoint_t *ck, uint64_t stored, uint64_t n_params, ac_err_t *err)
+{
+    ac_optim_config_t oc;
+    oc.lr = get_f32(r);
+    oc.beta1 = get_f32(r);
+    oc.beta2 = get_f32(r);
+    oc.eps = get_f32(r);
+    oc.weight_decay = get_f32(r);
+    int64_t step = (int64_t)get_u64(r);
+    uint64_t n = get_u64(r);
+    if (r->bad)
+        return BAD("checkpoint: truncated parameters");
+    if (n != stored || step < 0)
+        return BAD("checkpoint: optimizer state does not match the policy");
+    ck->optim = ac_optim_create(n_params, &oc, NULL);
+    if (ck->optim == NULL)
+        return BAD("checkpoint: invalid optimizer config");
+    ck->optim->step = step;
+    get_f32s(r, ck->optim->m, n);
+    get_f32s(r, ck->optim->v, n);
+    return 0;
+}
+
 int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_err_t *err)
 {
     memset(ck, 0, sizeof *ck);
-    if (len < HEADER + TRAILER)
-        return BAD("checkpoint: truncated (%zu bytes, header needs %d)", len, HEADER + TRAILER);
-    if (memcmp(buf, MAGIC, 8) != 0)
-        return BAD("checkpoint: bad magic (not an agentcore checkpoint)");
-    rd_t r = {buf + 8, buf + HEADER, 0};
-    uint32_t version = get_u32(&r);
-    uint32_t flags = get_u32(&r);
-    uint64_t body = get_u64(&r);
-    if (version != AC_CHECKPOINT_VERSION && version != 1)
-        return BAD("checkpoint: version %u not supported (this build reads 1 and %u)", version,
-                   AC_CHECKPOINT_VERSION);
-    if (flags != 0)
-        return BAD("checkpoint: unknown flags 0x%x", flags);
-    if (body > len - HEADER - TRAILER)
-        return BAD("checkpoint: truncated (%zu bytes, header declares %llu)", len,
-                   (unsigned long long)(HEADER + body + TRAILER));
-    if (body < len - HEADER - TRAILER)
-        return BAD("checkpoint: %llu trailing bytes after the checksum",
-                   (unsigned long long)(len - HEADER - TRAILER - body));
-    rd_t t = {buf + HEADER + body, buf + len, 0};
-    uint32_t crc = get_u32(&t);
-    if (crc != ac_checkpoint_crc32(buf, HEADER + body))
-        return BAD("checkpoint: checksum mismatch (corrupt)");
+    uint32_t version = 0;
+    uint64_t body = 0;
+    if (read_envelope(buf, len, &version, &body, err) != 0)
+        return -1;
 
     /* Past the CRC the bytes are what a writer produced; the checks below still guard against a
      * buggy or hostile writer, since a CRC is not a signature. */
-    r = (rd_t){buf + HEADER, buf + HEADER + body, 0};
+    rd_t r = (rd_t){buf + HEADER, buf + HEADER + body, 0};
     ac_actor_config_t c;
     uint64_t n_params, stored = 0;
     int rc = version == 1 ? read_config_v1(&r, &c, &stored, err) : read_config(&r, &c, &stored, err);
@@ -269,24 +304,8 @@ int ac_checkpoint_load(ac_checkpoint_t *ck, const uint8_t *buf, size_t len, ac_e
         return BAD("checkpoint: %llu parameters stored, config implies %llu", (unsigned long long)stored,
                    (unsigned long long)n_params);
     get_f32s(&r, ac_actor_params(ck->policy), stored);
-    ac_optim_config_t oc;
-    oc.lr = get_f32(&r);
-    oc.beta1 = get_f32(&r);
-    oc.beta2 = get_f32(&r);
-    oc.eps = get_f32(&r);
-    oc.weight_decay = get_f32(&r);
-    int64_t step = (int64_t)get_u64(&r);
-    uint64_t n = get_u64(&r);
-    if (r.bad)
-        return BAD("checkpoint: truncated parameters");
-    if (n != stored || step < 0)
-        return BAD("checkpoint: optimizer state does not match the policy");
-    ck->optim = ac_optim_create(n_params, &oc, NULL);
-    if (ck->optim == NULL)
-        return BAD("checkpoint: invalid optimizer config");
-    ck->optim->step = step;
-    get_f32s(&r, ck->optim->m, n);
-    get_f32s(&r, ck->optim->v, n);
+    if (read_optim(&r, ck, stored, n_params, err) != 0)
+        return -1;
     for (int i = 0; i < 4; i++)
         ck->rng.s[i] = get_u64(&r);
     ck->iteration = get_u64(&r);

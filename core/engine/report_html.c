@@ -255,7 +255,16 @@ typedef struct chart {
     int markers;    /* sparse series (validation): draw each point */
 } chart_t;
 
-static void chart(FILE *o, const curves_t *c, const chart_t *ch, const char *fallback_label)
+/* A chart's scales: data x in [0, xmax] and y in [ymin, ymax] onto the plot area. */
+typedef struct frame {
+    double xmax, ymin, ymax, xstep, ystep, pw, ph;
+} frame_t;
+
+static double fx(const frame_t *f, double v) { return ML + v / f->xmax * f->pw; }
+static double fy(const frame_t *f, double v) { return MT + (1.0 - (v - f->ymin) / (f->ymax - f->ymin)) * f->ph; }
+
+/* The scales that show every point of the chart's column, on round ticks; 0 when no point. */
+static size_t chart_frame(const curves_t *c, const chart_t *ch, frame_t *f)
 {
     double xmax = 1, ymin = INFINITY, ymax = -INFINITY;
     size_t points = 0;
@@ -269,13 +278,8 @@ static void chart(FILE *o, const curves_t *c, const chart_t *ch, const char *fal
             ymin = fmin(ymin, row[ch->col]);
             ymax = fmax(ymax, row[ch->col]);
         }
-    fprintf(o, "<figure class=\"chart\"><figcaption>");
-    esc(o, ch->title);
-    fprintf(o, "</figcaption>\n");
-    if (points == 0) {
-        fprintf(o, "<p class=\"none\">no data</p></figure>\n");
-        return;
-    }
+    if (points == 0)
+        return 0;
     double data_min = ymin;
     if (ch->unit_range) {
         ymin = fmin(0, ymin);
@@ -287,61 +291,81 @@ static void chart(FILE *o, const curves_t *c, const chart_t *ch, const char *fal
     }
     if (data_min >= 0 && ymin < 0) /* losses and fractions: no axis below zero that no value needs */
         ymin = 0;
-    double ystep = nice_step(ymax - ymin, 4), xstep = nice_step(xmax, 5);
-    ymin = floor(ymin / ystep) * ystep;
-    ymax = ceil(ymax / ystep) * ystep;
-    const double pw = W - ML - MR, ph = H - MT - MB;
-#define X(v) (ML + (v) / xmax * pw)
-#define Y(v) (MT + (1.0 - ((v) - ymin) / (ymax - ymin)) * ph)
+    f->ystep = nice_step(ymax - ymin, 4), f->xstep = nice_step(xmax, 5);
+    f->ymin = floor(ymin / f->ystep) * f->ystep;
+    f->ymax = ceil(ymax / f->ystep) * f->ystep;
+    f->xmax = xmax;
+    f->pw = W - ML - MR, f->ph = H - MT - MB;
+    return points;
+}
+
+static void chart_axes(FILE *o, const frame_t *f)
+{
+    fprintf(o, "<rect class=\"frame\" x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\"/>\n", ML, MT, f->pw, f->ph);
+    for (double t = f->ymin; t <= f->ymax + f->ystep * 1e-6; t += f->ystep) {
+        double y = fy(f, t);
+        fprintf(o, "<line class=\"grid\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
+                   "<text class=\"tick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n",
+                ML, ML + f->pw, y, y, ML - 6, y + 4, fabs(t) < f->ystep * 1e-6 ? 0.0 : t);
+    }
+    for (double t = 0; t <= f->xmax + f->xstep * 1e-6; t += f->xstep) {
+        double x = fx(f, t);
+        fprintf(o, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
+                   "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.6g</text>\n",
+                x, x, MT, MT + f->ph, x, MT + f->ph + 16, t);
+    }
+    fprintf(o, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">iteration</text>\n",
+            ML + f->pw / 2, H - 4);
+}
+
+/* One run's line (and its points, for sparse series) in the run's colour. */
+static void chart_series(FILE *o, const series_t *s, const chart_t *ch, const frame_t *f, const char *color,
+                         const char *fallback_label)
+{
+    size_t k = 0;
+    for (size_t r = 0; r < s->n; r++) {
+        const double *row = s->rows + r * N_COLS;
+        if (isnan(row[ch->col]) || isnan(row[C_ITERATION]))
+            continue;
+        if (k == 0) {
+            fprintf(o, "<path class=\"series\" data-metric=\"%s\" data-run=\"", col_names[ch->col]);
+            esc(o, s->run[0] ? s->run : fallback_label);
+            fprintf(o, "\" data-seed=\"%lld\" stroke=\"%s\" d=\"M", s->seed, color);
+        }
+        fprintf(o, "%s%.1f,%.1f", k == 0 ? "" : " L", fx(f, row[C_ITERATION]), fy(f, row[ch->col]));
+        k++;
+    }
+    if (k == 0)
+        return;
+    fprintf(o, "\"/>\n");
+    for (size_t r = 0; ch->markers && r < s->n; r++) {
+        const double *row = s->rows + r * N_COLS;
+        if (!isnan(row[ch->col]) && !isnan(row[C_ITERATION]))
+            fprintf(o, "<circle class=\"marker\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>",
+                    fx(f, row[C_ITERATION]), fy(f, row[ch->col]), color);
+    }
+    if (ch->markers)
+        fputc('\n', o);
+}
+
+static void chart(FILE *o, const curves_t *c, const chart_t *ch, const char *fallback_label)
+{
+    frame_t f;
+    fprintf(o, "<figure class=\"chart\"><figcaption>");
+    esc(o, ch->title);
+    fprintf(o, "</figcaption>\n");
+    if (chart_frame(c, ch, &f) == 0) {
+        fprintf(o, "<p class=\"none\">no data</p></figure>\n");
+        return;
+    }
     fprintf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" data-metric=\"%s\" viewBox=\"0 0 %d %d\" "
                "width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"",
             col_names[ch->col], W, H, W, H);
     esc(o, ch->title);
-    fprintf(o, "\">\n<rect class=\"frame\" x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\"/>\n", ML, MT, pw, ph);
-    for (double t = ymin; t <= ymax + ystep * 1e-6; t += ystep) {
-        double y = Y(t);
-        fprintf(o, "<line class=\"grid\" x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                   "<text class=\"tick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n",
-                ML, ML + pw, y, y, ML - 6, y + 4, fabs(t) < ystep * 1e-6 ? 0.0 : t);
-    }
-    for (double t = 0; t <= xmax + xstep * 1e-6; t += xstep) {
-        double x = X(t);
-        fprintf(o, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
-                   "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.6g</text>\n",
-                x, x, MT, MT + ph, x, MT + ph + 16, t);
-    }
-    fprintf(o, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">iteration</text>\n", ML + pw / 2,
-            H - 4);
-    for (size_t i = 0; i < c->n; i++) {
-        const series_t *s = &c->s[i];
-        const char *color = palette[i % N_PALETTE];
-        size_t k = 0;
-        for (size_t r = 0; r < s->n; r++) {
-            const double *row = s->rows + r * N_COLS;
-            if (isnan(row[ch->col]) || isnan(row[C_ITERATION]))
-                continue;
-            if (k == 0) {
-                fprintf(o, "<path class=\"series\" data-metric=\"%s\" data-run=\"", col_names[ch->col]);
-                esc(o, s->run[0] ? s->run : fallback_label);
-                fprintf(o, "\" data-seed=\"%lld\" stroke=\"%s\" d=\"M", s->seed, color);
-            }
-            fprintf(o, "%s%.1f,%.1f", k == 0 ? "" : " L", X(row[C_ITERATION]), Y(row[ch->col]));
-            k++;
-        }
-        if (k == 0)
-            continue;
-        fprintf(o, "\"/>\n");
-        for (size_t r = 0; ch->markers && r < s->n; r++) {
-            const double *row = s->rows + r * N_COLS;
-            if (!isnan(row[ch->col]) && !isnan(row[C_ITERATION]))
-                fprintf(o, "<circle class=\"marker\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>", X(row[C_ITERATION]),
-                        Y(row[ch->col]), color);
-        }
-        if (ch->markers)
-            fputc('\n', o);
-    }
-#undef X
-#undef Y
+    fprintf(o, "\">\n");
+    chart_axes(o, &f);
+    for (size_t i = 0; i < c->n; i++)
+        chart_series(o, &c->s[i], ch, &f, palette[i % N_PALETTE], fallback_label);
     fprintf(o, "</svg></figure>\n");
 }
 

@@ -527,9 +527,13 @@ int ac_trainer_iterate(ac_trainer_t *t, const json_t *training, int64_t budget_m
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "trainer: no training queries");
     ac_actor_set_temperature(t->policy, (float)t->cfg.temperature);
     ac_actor_set_temperature(t->ref, (float)t->cfg.temperature);
+    /* an abandoned iteration leaves the trainer as it found it, RNG included: the iteration done
+     * later in its place is the one an uninterrupted run takes */
+    const ac_rng_t rng_before = t->rng;
     if (collect(t, training, budget_micro, m, err) != 0)
         return -1;
     if (m->budget_exhausted || m->stopped) { /* no update; the iteration does not count */
+        t->rng = rng_before;
         m->cost_micro = t->ro.cost_micro;
         m->trajectories = t->ro.n_eps;
         m->steps = t->ro.n_steps;

@@ -16,7 +16,7 @@
 
 #define AC_MAX_LISTEN 8
 
-/* Rate-limit classes: one per method group (SPEC.md "Rate Limits"). */
+/* Rate-limit classes: one per method group (docs/api.md, "Rate limits"). */
 enum ac_rl_class {
     AC_RL_START,
     AC_RL_STATUS,
@@ -128,7 +128,7 @@ typedef struct ac_config {
 } ac_config_t;
 
 /* Fills cfg with the built-in defaults, the field table's (listen 127.0.0.1:8001, data ./data,
- * HS256, SPEC.md's rate limits, 16 MiB bodies, ...; examples/server.lua lists them all). Free with
+ * HS256, the documented rate limits, 16 MiB bodies, ...; examples/server.lua lists them all). Free with
  * ac_config_free. */
 void ac_config_defaults(ac_config_t *cfg);
 

@@ -117,6 +117,52 @@ static json_t *tojson_frozen(lua_State *L, int depth, tojson_t *c)
     return j;
 }
 
+static json_t *tojson_array(lua_State *L, int t, lua_Integer n, int depth, tojson_t *c)
+{
+    json_t *a = json_array();
+    for (lua_Integer i = 1; a && i <= n; i++) {
+        lua_rawgeti(L, t, i); /* item */
+        json_t *item = tojson_rec(L, lua_gettop(L), depth + 1, c);
+        lua_pop(L, 1);
+        if (item == NULL) {
+            char seg[32];
+            int len = snprintf(seg, sizeof seg, "[%lld]", (long long)i);
+            tojson_prepend(c, seg, (size_t)len);
+            json_decref(a);
+            return NULL;
+        }
+        json_array_append_new(a, item);
+    }
+    return a ? a : tojson_fail(c, "out of memory");
+}
+
+/* Every key is a string (the caller checked). */
+static json_t *tojson_object(lua_State *L, int t, int depth, tojson_t *c)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return tojson_fail(c, "out of memory");
+    lua_pushnil(L); /* nil */
+    while (lua_next(L, t)) { /* key value */
+        size_t klen;
+        const char *key = lua_tolstring(L, -2, &klen); /* a string: no conversion */
+        json_t *item = tojson_grow(c, klen + 4) == 0 ? tojson_rec(L, lua_gettop(L), depth + 1, c) : NULL;
+        if (item != NULL && json_object_setn_new(o, key, klen, item) != 0) {
+            item = tojson_fail(c, "key is not valid UTF-8");
+        }
+        if (item == NULL) {
+            size_t n = klen > 40 ? 40 : klen;
+            tojson_prepend(c, key, n);
+            tojson_prepend(c, ".", 1);
+            lua_pop(L, 2);
+            json_decref(o);
+            return NULL;
+        }
+        lua_pop(L, 1); /* key */
+    }
+    return o;
+}
+
 static json_t *tojson_table(lua_State *L, int t, int depth, tojson_t *c)
 {
     if (!lua_checkstack(L, 6))
@@ -163,45 +209,7 @@ static json_t *tojson_table(lua_State *L, int t, int depth, tojson_t *c)
     if (!array && count > 0)
         return tojson_fail(c, "table mixes string and integer keys, or is a sparse array "
                                  "(an array has exactly the keys 1..n)");
-    if (array) {
-        json_t *a = json_array();
-        for (lua_Integer i = 1; a && i <= max; i++) {
-            lua_rawgeti(L, t, i); /* item */
-            json_t *item = tojson_rec(L, lua_gettop(L), depth + 1, c);
-            lua_pop(L, 1);
-            if (item == NULL) {
-                char seg[32];
-                int n = snprintf(seg, sizeof seg, "[%lld]", (long long)i);
-                tojson_prepend(c, seg, (size_t)n);
-                json_decref(a);
-                return NULL;
-            }
-            json_array_append_new(a, item);
-        }
-        return a ? a : tojson_fail(c, "out of memory");
-    }
-    json_t *o = json_object();
-    if (o == NULL)
-        return tojson_fail(c, "out of memory");
-    lua_pushnil(L); /* nil */
-    while (lua_next(L, t)) { /* key value */
-        size_t klen;
-        const char *key = lua_tolstring(L, -2, &klen); /* a string: no conversion */
-        json_t *item = tojson_grow(c, klen + 4) == 0 ? tojson_rec(L, lua_gettop(L), depth + 1, c) : NULL;
-        if (item != NULL && json_object_setn_new(o, key, klen, item) != 0) {
-            item = tojson_fail(c, "key is not valid UTF-8");
-        }
-        if (item == NULL) {
-            size_t n = klen > 40 ? 40 : klen;
-            tojson_prepend(c, key, n);
-            tojson_prepend(c, ".", 1);
-            lua_pop(L, 2);
-            json_decref(o);
-            return NULL;
-        }
-        lua_pop(L, 1); /* key */
-    }
-    return o;
+    return array ? tojson_array(L, t, max, depth, c) : tojson_object(L, t, depth, c);
 }
 
 static json_t *tojson_rec(lua_State *L, int idx, int depth, tojson_t *c)

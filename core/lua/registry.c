@@ -177,6 +177,43 @@ static entry_t *entry_find(ac_lua_host_t *h, const ac_lua_plugin_kind_t *kind,
     return NULL;
 }
 
+/* Only for files that exist: client-supplied names cannot grow the list. NULL: out of memory. */
+static entry_t *entry_add(ac_lua_host_t *h, const ac_lua_plugin_kind_t *kind, const char *name)
+{
+    entry_t *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    e->kind = kind;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->next = h->entries;
+    h->entries = e;
+    return e;
+}
+
+/* A new, not yet loaded version on the host's list (one reference: the loader's). */
+static ac_lua_plugin_t *version_new(ac_lua_host_t *h, const ac_lua_plugin_kind_t *kind, const char *name)
+{
+    ac_lua_plugin_t *p = calloc(1, sizeof *p);
+    void *data = calloc(1, kind->size ? kind->size : 1);
+    if (p == NULL || data == NULL) {
+        free(p);
+        free(data);
+        return NULL;
+    }
+    p->host = h;
+    p->kind = kind;
+    p->data = data;
+    p->refs = 1;
+    p->module_ref = LUA_NOREF;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->path, sizeof p->path, "plugins/%s/%s.lua", kind->dir, name);
+    p->next = h->versions;
+    if (h->versions)
+        h->versions->prev = p;
+    h->versions = p;
+    return p;
+}
+
 ac_lua_plugin_t *ac_lua_plugin_get(ac_lua_host_t *h, const ac_lua_plugin_kind_t *kind,
                                    const char *name, ac_err_t *err)
 {
@@ -203,15 +240,9 @@ ac_lua_plugin_t *ac_lua_plugin_get(ac_lua_host_t *h, const ac_lua_plugin_kind_t 
         ac_err_set(err, AC_ERR_INTERNAL, "plugins/%s/%s.lua: %s", kind->dir, name, strerror(errno));
         return NULL;
     }
-    if (e == NULL) { /* only for files that exist: client-supplied names cannot grow the list */
-        if ((e = calloc(1, sizeof *e)) == NULL) {
-            ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
-            return NULL;
-        }
-        e->kind = kind;
-        snprintf(e->name, sizeof e->name, "%s", name);
-        e->next = h->entries;
-        h->entries = e;
+    if (e == NULL && (e = entry_add(h, kind, name)) == NULL) {
+        ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
+        return NULL;
     }
     e->checked_ns = now;
     ac_lua_sig_t sig = {st.st_dev, st.st_ino, st.st_size, st.st_mtim};
@@ -223,25 +254,11 @@ ac_lua_plugin_t *ac_lua_plugin_get(ac_lua_host_t *h, const ac_lua_plugin_kind_t 
         ac_err_set(err, e->failed_code, "%s", e->failed_msg);
         return NULL;
     }
-    ac_lua_plugin_t *p = calloc(1, sizeof *p);
-    void *data = calloc(1, kind->size ? kind->size : 1);
-    if (p == NULL || data == NULL) {
-        free(p);
-        free(data);
+    ac_lua_plugin_t *p = version_new(h, kind, name);
+    if (p == NULL) {
         ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
         return NULL;
     }
-    p->host = h;
-    p->kind = kind;
-    p->data = data;
-    p->refs = 1;
-    p->module_ref = LUA_NOREF;
-    snprintf(p->name, sizeof p->name, "%s", name);
-    snprintf(p->path, sizeof p->path, "plugins/%s/%s.lua", kind->dir, name);
-    p->next = h->versions;
-    if (h->versions)
-        h->versions->prev = p;
-    h->versions = p;
     load_ctx_t c = {p, file};
     ac_err_t lerr = AC_ERR_INIT;
     if (ac_lua_host_pcall(h, plugin_load_k, &c, p->path, &lerr) != 0) {

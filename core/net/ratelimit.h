@@ -1,4 +1,4 @@
-/* Per principal x method-class request limits over fixed windows (SPEC.md "Rate Limits").
+/* Per principal x method-class request limits over fixed windows (docs/api.md, "Rate limits").
  * Thread-safe: the event-loop threads share one limiter. */
 #ifndef AC_RATELIMIT_H
 #define AC_RATELIMIT_H

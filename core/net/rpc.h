@@ -54,7 +54,7 @@ typedef struct ac_method {
     uint32_t permission; /* AC_PERM_* bits all required */
     int rl_class;        /* AC_RL_* */
     int flags;           /* AC_METHOD_* */
-    int param_error;     /* code for a parameter of the wrong shape: -32602, or -32600 where SPEC.md says so */
+    int param_error;     /* code for a parameter of the wrong shape: -32602, or -32600 where docs/api.md says so */
     const ac_param_spec_t *params; /* terminated by AC_PARAMS_END (NULL: none) */
     const char *doc;
     const int *errors; /* the method's own error codes, 0-terminated (NULL: none); discovery lists

@@ -1,7 +1,7 @@
 /* Runs one training job on the calling (worker) thread: GRPO iterations with everything a job
  * owes its user persisted as it goes.
  *
- * Each iteration commits, in one transaction, its trajectories (every SPEC.md field), the job's
+ * Each iteration commits, in one transaction, its trajectories (every field of docs/api.md), the job's
  * progress and metrics, and its events (progress every 10 iterations, budget warnings at 75 %
  * and 90 %). Every checkpoint_interval iterations and at the end the runner evaluates the policy
  * on the job's evaluation data (validation accuracy) and stores a checkpoint: policy, Adam state,

@@ -6,13 +6,14 @@ validation, and bad experiment files.
 
 (Calculator v1, whose policy chose tools only, went to >= 90 % in about 3 s per seed, and the test
 ran five seeds in under 60 s each. With v2 the policy also picks every operand and the answer among
-the numbers it has seen: examples/calculator/experiment.lua, 200 iterations of the bag policy,
+the numbers it has seen: examples/calculator/experiment.lua cut to 200 iterations of the bag policy,
 measured 0.28-0.36 held-out success on seeds 1-5 (mean 0.31, random 0.03-0.06) in 14-34 s per seed
 on the 2 shared cores, 76 s when the whole suite ran beside it; about 0.3-0.5 after 1000
 iterations.)"""
 import csv
 import json
 import os
+import re
 import subprocess
 import unittest
 
@@ -40,9 +41,10 @@ def small_experiment(case, n_iterations=20):
     d = temp_dir(case, "ac-exp-")
     with open(os.path.join(SRC, "examples/calculator/experiment.lua")) as f:
         text = f.read()
-    assert "n_iterations = 200," in text, "examples/calculator/experiment.lua changed: update this test"
+    cut, n = re.subn(r"n_iterations = \d+,", "n_iterations = %d," % n_iterations, text)
+    assert n == 1, "examples/calculator/experiment.lua changed: update this test"
     with open(os.path.join(d, "experiment.lua"), "w") as f:
-        f.write(text.replace("n_iterations = 200,", "n_iterations = %d," % n_iterations))
+        f.write(cut)
     with open(os.path.join(SRC, "examples/calculator/data.lua")) as src, open(os.path.join(d, "data.lua"), "w") as f:
         f.write(src.read())
     return os.path.join(d, "experiment.lua")
@@ -53,7 +55,7 @@ class CalculatorExperimentTest(unittest.TestCase):
         """Three seeds: each lifts held-out success; the report has per-seed results, the mean and a
         95 % interval; the CSV has a validation row every eval_interval iterations."""
         out = temp_dir(self, "ac-exp-")
-        r = train("examples/calculator/experiment.lua", "--seeds", "3", "--json", "--out", out)
+        r = train(small_experiment(self, 200), "--seeds", "3", "--json", "--out", out)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         report = json.loads(r.stdout.decode().strip().splitlines()[-1])  # the last line is the report
         for side in ("baseline", "trained", "random"):
@@ -121,8 +123,11 @@ class CalculatorExperimentTest(unittest.TestCase):
 
 
 class OtherAgentsTest(unittest.TestCase):
-    def test_codegen_and_support_learn(self):
-        for name in ("codegen", "support"):
+    def test_inventory_learns(self):
+        """The inventory agent as shipped (300 iterations): it must read check_stock's result to
+        choose between order and back_order. (support needs 600 iterations, about 6 minutes on
+        two busy cores: bench/learning.sh runs it, with every agent.)"""
+        for name in ("inventory",):
             r = train(f"examples/{name}/experiment.lua", "--json", "--out", temp_dir(self))
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             report = json.loads(r.stdout.decode().splitlines()[-1])
