@@ -246,6 +246,7 @@ static int cmd_train(int argc, char **argv)
             long n = strtol(optarg, &end, 10);
             if (*end != '\0' || n < 1 || n > 64) {
                 fprintf(stderr, "agentcore train: --seeds must be an integer from 1 to 64\n");
+                json_decref(overrides);
                 return 2;
             }
             xo.seeds = (int)n;
@@ -256,6 +257,7 @@ static int cmd_train(int argc, char **argv)
             xo.seed = strtoll(optarg, &end, 10);
             if (*end != '\0' || xo.seed < 0) {
                 fprintf(stderr, "agentcore train: --seed must be a non-negative integer\n");
+                json_decref(overrides);
                 return 2;
             }
             break;
@@ -274,8 +276,8 @@ static int cmd_train(int argc, char **argv)
         case 'o': xo.out_dir = optarg; break;
         case 'j': xo.json = 1; break;
         case 'c': config = optarg; break;
-        case 'h': fputs(usage_train, stdout); return 0;
-        default: fputs(usage_train, stderr); return 2;
+        case 'h': fputs(usage_train, stdout); json_decref(overrides); return 0;
+        default: fputs(usage_train, stderr); json_decref(overrides); return 2;
         }
     }
     if (optind != argc - 1) {
