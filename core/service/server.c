@@ -278,8 +278,10 @@ out:;
     ac_ratelimit_destroy(app.rl);
     ac_auth_destroy(app.auth);
     ac_status_cache_destroy(app.status);
+    /* the webhook thread has stopped and workers never use this handle (their events' outbox
+     * entries go through the jobs backend's transaction): closed whatever is left behind */
+    ac_hooks_close(app.hooks);
     if (left == 0) {
-        ac_hooks_close(app.hooks);
         ac_jobs_close(app.jobs);
         ac_store_close(app.store); /* LMDB closed cleanly: nothing to recover at the next start */
         ac_pg_close(app.pg);
