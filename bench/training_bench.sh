@@ -12,6 +12,9 @@
 #
 #   cmake -S . -B build && make -C build agentcore
 #   bash bench/training_bench.sh            # RUNS=3 DURATION=10 by default; about 2 minutes
+#   STORE=postgresql bash bench/training_bench.sh   # the same on the PostgreSQL store: a
+#                                           # PostgreSQL 15 started in a temporary directory
+#                                           # (bench/pg_serve.py, fsync on), on loopback TCP
 #
 # The 1-minute load average is printed with every wrk run: on a shared 2-core machine other
 # work moves these numbers by 2x (compare runs made back to back, on a quiet machine).
@@ -23,6 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 HOL=${HOL:-1}
+STORE=${STORE:-lmdb}
 for tool in wrk curl python3 lua5.4; do
   command -v "$tool" >/dev/null || { echo "training_bench: $tool is missing" >&2; exit 1; }
 done
@@ -31,6 +35,7 @@ done
 WORK=$(mktemp -d /tmp/training_bench.XXXXXX)
 SERVER_PID=
 EXPORT_PID=
+PG_PID=
 cleanup() {
   if [ -n "$EXPORT_PID" ]; then kill "$EXPORT_PID" 2>/dev/null || true; fi
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -38,6 +43,7 @@ cleanup() {
     for _ in $(seq 120); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$SERVER_PID" 2>/dev/null || true
   fi
+  if [ -n "$PG_PID" ]; then kill "$PG_PID" 2>/dev/null || true; wait "$PG_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -59,6 +65,17 @@ return {
 LUA
 
 export AGENTCORE_JWT_SECRET=training-bench-secret-0123456789
+if [ "$STORE" = postgresql ]; then
+  python3 bench/pg_serve.py >"$WORK/pg.out" 2>"$WORK/pg.err" &
+  PG_PID=$!
+  for _ in $(seq 600); do
+    grep -q '^DSN ' "$WORK/pg.out" && break
+    kill -0 "$PG_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -q '^DSN ' "$WORK/pg.out" || { echo "training_bench: PostgreSQL did not start" >&2; cat "$WORK/pg.err" >&2; exit 1; }
+  export AGENTCORE_STORE_DSN=$(sed -n 's/^DSN //p' "$WORK/pg.out")
+fi
 : >"$WORK/server.out"
 "$BIN" serve --config "$WORK/bench.lua" --listen 127.0.0.1:0 --data "$WORK/data" \
   >"$WORK/server.out" 2>"$WORK/server.err" &
@@ -223,7 +240,11 @@ while :; do
 done
 echo "  job $JOB_B completed in $((SECONDS - T0)) s: $stored trajectories stored"
 [ "$stored" -ge 100000 ] || { echo "training_bench: only $stored trajectories stored" >&2; exit 1; }
-echo "  data directory: $(du -sh "$WORK/data" | cut -f1)"
+if [ "$STORE" = postgresql ]; then
+  echo "  database: $(psql -X -At -d "$AGENTCORE_STORE_DSN" -c 'SELECT pg_size_pretty(pg_database_size(current_database()))')"
+else
+  echo "  data directory: $(du -sh "$WORK/data" | cut -f1)"
+fi
 python3 bench/export_pages.py --port "$PORT" --token "$TOKEN" --job "$JOB_B" --n 20 --per-iteration 1024 \
   --pages 0:100,90000:100,0:1000,90000:1000,90000:1 | tee "$WORK/export.txt"
 

@@ -1,5 +1,6 @@
 /* agentcore: the command line. `serve` runs the Training API, `token` signs a JWT for it,
- * `train` runs an offline experiment, `config --reference` prints every configuration key. */
+ * `train` runs an offline experiment, `config --reference` prints every configuration key,
+ * `migrate` brings a PostgreSQL store's schema up to date. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "engine/experiment.h"
 #include "engine/reference.h"
 #include "service/server.h"
+#include "store/pg.h"
 
 static const char usage_main[] =
     "usage: agentcore <command> [options]\n"
@@ -30,6 +32,8 @@ static const char usage_main[] =
     "  run     one episode of an experiment's agent with a trained policy on a query\n"
     "  config  print the configuration reference: every key of the GRPO config, the server\n"
     "          config and the experiment file (docs/configuration.md)\n"
+    "  migrate show or apply the PostgreSQL store's schema migrations (store.backend =\n"
+    "          \"postgresql\"; docs/operations.md)\n"
     "\n"
     "  agentcore <command> --help   options of a command\n"
     "  agentcore --version          version and build information\n";
@@ -114,6 +118,18 @@ static const char usage_config[] =
     "               with its type, default, range and meaning, as markdown (docs/configuration.md\n"
     "               holds this output between its \"generated\" markers)\n"
     "  --json       the same as one JSON document\n";
+
+static const char usage_migrate[] =
+    "usage: agentcore migrate [--config FILE] [--dsn DSN] [--check]\n"
+    "\n"
+    "  --config FILE  the server config whose store.dsn names the database\n"
+    "  --dsn DSN      the database (libpq connection string or URI); AGENTCORE_STORE_DSN and\n"
+    "                 store.dsn are used when it is not given\n"
+    "  --check        apply nothing: exit 0 when the schema is this agentcore's, 1 when migrations\n"
+    "                 are missing\n"
+    "\n"
+    "Applies the missing migrations, each in its own transaction, under an advisory lock (nodes\n"
+    "starting meanwhile wait for it). Refuses a schema newer than this binary.\n";
 
 static int load_config(ac_config_t *cfg, const char *path)
 {
@@ -649,6 +665,56 @@ out:
     return rc;
 }
 
+static int cmd_migrate(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"dsn", required_argument, NULL, 'd'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL, *dsn = NULL;
+    int check = 0, c;
+    while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'd': dsn = optarg; break;
+        case 'k': check = 1; break;
+        case 'h': fputs(usage_migrate, stdout); return 0;
+        default: fputs(usage_migrate, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "agentcore migrate: unexpected argument '%s'\n%s", argv[optind], usage_migrate);
+        return 2;
+    }
+    ac_config_t cfg;
+    ac_config_defaults(&cfg);
+    int rc = 1;
+    if (load_config(&cfg, config) != 0)
+        goto out;
+    /* not ac_config_finish: migrating needs no JWT secret */
+    const char *env = getenv("AGENTCORE_STORE_DSN");
+    if (dsn == NULL)
+        dsn = env != NULL && env[0] != '\0' ? env : cfg.store_dsn;
+    if (dsn == NULL || dsn[0] == '\0') {
+        fprintf(stderr, "agentcore migrate: no database: give --dsn, AGENTCORE_STORE_DSN or store.dsn\n");
+        rc = 2;
+        goto out;
+    }
+    ac_err_t err = AC_ERR_INIT;
+    int from = 0, to = 0;
+    if (ac_pg_migrate(dsn, !check, &from, &to, &err) != 0) {
+        fprintf(stderr, "agentcore migrate: %s\n", err.message);
+        ac_err_clear(&err);
+        goto out;
+    }
+    printf("schema version %d -> %d (this agentcore: %d)\n", from, to, ac_pg_schema_version());
+    rc = to == ac_pg_schema_version() ? 0 : 1;
+out:
+    ac_config_free(&cfg);
+    return rc;
+}
+
 static void print_version(void)
 {
     printf("agentcore %s\n", AC_VERSION);
@@ -705,6 +771,8 @@ int main(int argc, char **argv)
         return cmd_act(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
     fprintf(stderr, "agentcore: unknown command '%s'\n%s", cmd, usage_main);
     return 2;
 }

@@ -21,6 +21,24 @@ return {
   -- job's failure can still be recorded when the disk is full (docs/operations.md).
   data_dir = "./data",
 
+  -- Where jobs, events, trajectories, checkpoints and webhooks live. "lmdb" (the default) keeps
+  -- them in data_dir, for one process. "postgresql" keeps them in one PostgreSQL database that
+  -- several agentcore nodes share: any node answers any call, a queued job is run by whichever
+  -- node's worker claims it first, and a node that dies loses its jobs to another node once
+  -- their leases run out (docs/operations.md, "Several nodes"). data_dir then holds only this
+  -- node's name (agentcore.node) and crash log.
+  store = {
+    backend = "lmdb",
+    -- libpq connection string or URI; AGENTCORE_STORE_DSN wins over it (and sets backend =
+    -- "postgresql"). Keep the password in ~/.pgpass or PGPASSWORD rather than here.
+    -- dsn = "postgresql://agentcore@db.internal:5432/agentcore",
+    -- node = "node-a",   -- unique per node; default: <hostname>-<8 hex digits>, kept in data_dir
+    pool_size = 0,        -- connections at most; 0: threads + rpc_workers + workers + 4
+    lease_s = 30,         -- a running job's lease, renewed every third of it; a dead node's
+                          -- jobs are resumed elsewhere after this long
+    auto_migrate = true,  -- false: refuse to start on an older schema until `agentcore migrate`
+  },
+
   -- TLS listener (HTTP/1.1 and HTTP/2 negotiated by ALPN). Off unless listen is set.
   -- tls = { listen = "127.0.0.1:8443", cert_file = "server.crt", key_file = "server.key" },
 
@@ -85,7 +103,8 @@ return {
   -- dashboard_dir = "sdk/dashboard",
 
   -- Training workers: threads that take queued jobs in order and run them. OpenBLAS gets
-  -- threads / workers threads each, so that all workers together fit the cores.
+  -- threads / workers threads each, so that all workers together fit the cores. 0: this node
+  -- runs no job (with store.backend = "postgresql", an API-only node; other nodes run them).
   workers = 1,
 
   -- Each principal's (JWT sub) budget over its jobs: the max_budget_usd of its queued and

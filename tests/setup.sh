@@ -5,12 +5,14 @@
 AC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Everything the project needs, all from Debian 12 (no downloads at build or run time).
+# libpq-dev: the PostgreSQL client library of store.backend = "postgresql".
 # libjs-chart.js: the chart library the dashboard (GET /ui/) loads from /usr/share/javascript.
 AC_BUILD_PACKAGES="build-essential cmake pkg-config libssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev
   libh2o-evloop-dev libjwt-dev liblmdb-dev libopenblas-dev libjansson-dev libcurl4-openssl-dev curl openssl python3
-  libjs-chart.js"
+  libjs-chart.js libpq-dev"
 # chromium, chromium-driver, python3-selenium: the dashboard's and report.html's tests in a real browser.
-AC_TEST_PACKAGES="lua-busted python3-numpy python3-torch python3-pytest clang libclang-rt-14-dev chromium chromium-driver
+# postgresql: the server the PostgreSQL backend's tests start in a temporary directory.
+AC_TEST_PACKAGES="postgresql lua-busted python3-numpy python3-torch python3-pytest clang libclang-rt-14-dev chromium chromium-driver
   python3-selenium"
 
 ac_install_deps() {

@@ -80,6 +80,7 @@ struct config_key {
 static const custom_t listen_type, plugins_dir_type, principals_type, agents_type, retry_type, subscriptions_type;
 static const char *const alg_names[] = {"HS256", "RS256", "ES256", NULL};
 static const char *const policy_error_names[] = {"drop", "deliver", NULL};
+static const char *const store_names[] = {"lmdb", "postgresql", NULL};
 
 #define AT(member) .offset = offsetof(ac_config_t, member), .size = sizeof(((ac_config_t *)0)->member)
 #define RATE(cls, name, lim, what)                                                                                 \
@@ -100,7 +101,30 @@ static const config_key_t keys[] = {
     {"", "rpc_workers", K_INT, AT(rpc_workers), .min = 1, .max = 64, .def = 2,
      .doc = "threads that run long calls (start_grpo, evaluate, ...) and parse large bodies, off the event loops"},
     {"", "data_dir", K_STRING, AT(data_dir), .def_str = "./data",
-     .doc = "the LMDB environment (created when missing; one server per directory); `--data` overrides it"},
+     .doc = "the LMDB environment (created when missing; one server per directory); with `store.backend = "
+            "\"postgresql\"` only this node's name and crash log; `--data` overrides it"},
+    {"store", "backend", K_ENUM, AT(store_backend), .def = AC_STORE_LMDB, .choices = store_names,
+     .doc = "where jobs, trajectories, checkpoints and webhooks live: \"lmdb\" in `data_dir` (one process), or "
+            "\"postgresql\" at `dsn`, shared by every node that names the same database (docs/operations.md, "
+            "\"Several nodes\")"},
+    {"store", "dsn", K_STRING, AT(store_dsn),
+     .doc = "PostgreSQL: a libpq connection string or URI (\"postgresql://agentcore@db.internal/agentcore\"); "
+            "`AGENTCORE_STORE_DSN` wins over it and sets `backend = \"postgresql\"`; a password is better in "
+            "~/.pgpass or `PGPASSWORD` than here"},
+    {"store", "node", K_STRING, AT(store_node),
+     .def_doc = "`<hostname>-<8 hex digits>`, made once and kept in `data_dir`/agentcore.node",
+     .doc = "PostgreSQL: this node's name, unique among the nodes (jobs' leases and webhook claims carry it; a "
+            "node that restarts under its name takes its own jobs back at once)"},
+    {"store", "pool_size", K_INT, AT(store_pool_size), .min = 2, .max = 1000, .def = 0, .flags = AC_CFG_ZERO_OFF,
+     .doc = "PostgreSQL: connections this node opens at most (as needed); 0: threads + rpc_workers + workers + 4, "
+            "one for every thread that may use one"},
+    /* renewed every third of it: a node misses two renewals before it loses its jobs */
+    {"store", "lease_s", K_INT, AT(store_lease_s), .min = 2, .max = 3600, .def = 30,
+     .doc = "PostgreSQL: a running job's lease, renewed every third of it; when the node stops renewing (it "
+            "died) another node takes the job after this long and resumes it from its last checkpoint"},
+    {"store", "auto_migrate", K_BOOL, AT(store_auto_migrate), .def = 1,
+     .doc = "PostgreSQL: bring an older schema up to date at start; false: refuse to start until `agentcore "
+            "migrate` has (a schema newer than the binary always refuses)"},
     {"tls", "listen", K_STRING, AT(tls_listen), .doc = "the TLS listener \"HOST:PORT\" (HTTP/1.1 and h2 by ALPN)"},
     {"tls", "cert_file", K_STRING, AT(tls_cert_file), .doc = "PEM certificate chain; needed with `listen`"},
     {"tls", "key_file", K_STRING, AT(tls_key_file), .doc = "PEM private key; needed with `listen`"},
@@ -166,8 +190,9 @@ static const config_key_t keys[] = {
     {"", "dashboard_dir", K_STRING, AT(dashboard_dir), .def_str = AC_SOURCE_DIR "/sdk/dashboard",
      .def_doc = "this checkout's `sdk/dashboard/`",
      .doc = "the web dashboard's files, served at GET /ui/ (the server does not start when it is not a directory)"},
-    {"", "workers", K_INT, AT(workers), .min = 1, .max = 64, .def = 1,
-     .doc = "training workers: threads that take queued jobs in order; OpenBLAS gets threads / workers each"},
+    {"", "workers", K_INT, AT(workers), .min = 0, .max = 64, .def = 1,
+     .doc = "training workers: threads that take queued jobs in order; OpenBLAS gets threads / workers each; 0: "
+            "this node runs no job (with PostgreSQL an API-only node: other nodes run its jobs)"},
     {"budgets", "default_usd", K_NUMBER, AT(default_budget_usd), .min = 0, .max = 1e12, .def = 1000,
      .doc = "a principal's budget over its jobs: the `max_budget_usd` of its queued and running jobs plus the "
             "cost of its finished ones (else -40001)"},
@@ -237,6 +262,8 @@ static const struct {
     const char *name, *doc;
 } sections[] = {
     {"", "The top level: listeners, threads, directories, workers and the agent bindings."},
+    {"store", "Where the service keeps its data: LMDB in `data_dir`, or a PostgreSQL database that several nodes "
+              "share (docs/operations.md, \"Several nodes\"). The keys after `backend` apply to PostgreSQL."},
     {"tls", "A TLS listener (HTTP/1.1 and HTTP/2 negotiated by ALPN); off unless `listen` is set."},
     {"auth", "How bearer tokens (JWT) are verified; `agentcore token --config` signs with the same settings."},
     {"rate_limits", "Requests per principal (JWT `sub`) and method class in a fixed window. A class not written "
@@ -1055,6 +1082,14 @@ int ac_config_finish(ac_config_t *cfg, ac_err_t *err)
         ac_config_set_str(&cfg->auth_alg, "HS256");
         ac_config_set_str(&cfg->auth_secret, env_secret);
     }
+    const char *env_dsn = getenv("AGENTCORE_STORE_DSN");
+    if (env_dsn != NULL && env_dsn[0] != '\0') {
+        ac_config_set_str(&cfg->store_dsn, env_dsn);
+        cfg->store_backend = AC_STORE_POSTGRESQL;
+    }
+    if (cfg->store_backend == AC_STORE_POSTGRESQL && (cfg->store_dsn == NULL || cfg->store_dsn[0] == '\0'))
+        return ac_err_set(err, AC_ERR_INVALID_PARAMS,
+                          "store.backend = \"postgresql\" needs store.dsn (or AGENTCORE_STORE_DSN)");
     if (cfg->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = n > 0 ? (int)n : 1;

@@ -31,6 +31,9 @@ enum ac_rl_class {
     AC_RL_COUNT
 };
 
+/* store.backend */
+enum ac_store_backend { AC_STORE_LMDB = 0, AC_STORE_POSTGRESQL = 1 };
+
 typedef struct ac_rate_rule {
     int limit;    /* requests per window; 0 disables the limit */
     int window_s; /* window length in seconds */
@@ -54,6 +57,14 @@ typedef struct ac_config {
     int n_listen;
     int threads; /* event-loop threads; 0 = number of cores */
     char *data_dir;
+
+    /* the store (store/jobs.h): LMDB in data_dir, or one PostgreSQL database several nodes share */
+    int store_backend;      /* AC_STORE_LMDB or AC_STORE_POSTGRESQL */
+    char *store_dsn;        /* libpq connection string or URI (AGENTCORE_STORE_DSN wins over it) */
+    char *store_node;       /* this node's name; NULL: made once and kept in data_dir */
+    int store_pool_size;    /* PostgreSQL connections at most; 0: one per thread that may use one */
+    int store_lease_s;      /* a running job's lease; another node takes the job after it runs out */
+    int store_auto_migrate; /* bring an older schema up to date at start */
 
     char *tls_listen; /* "HOST:PORT" TLS listener (HTTP/1.1 and h2 by ALPN), or NULL */
     char *tls_cert_file;
@@ -144,8 +155,10 @@ json_t *ac_config_to_json(const ac_config_t *cfg);
  * doc, and for numbers min, max and zero_off (0 is allowed below min)}]}]. New reference. */
 json_t *ac_config_reference(void);
 
-/* Applies AGENTCORE_JWT_SECRET (sets HS256 and that secret) and checks that the whole config is
- * usable (a secret or key file for the algorithm, a TLS pair when tls_listen is set). */
+/* Applies AGENTCORE_JWT_SECRET (sets HS256 and that secret) and AGENTCORE_STORE_DSN (sets
+ * store.dsn and store.backend = "postgresql"), and checks that the whole config is usable (a
+ * secret or key file for the algorithm, a TLS pair when tls_listen is set, a DSN for
+ * PostgreSQL). */
 int ac_config_finish(ac_config_t *cfg, ac_err_t *err);
 
 /* Replaces a string field (used by command-line flags). */

@@ -13,13 +13,16 @@
 #include "service/status.h"
 #include "service/webhook.h"
 #include "service/workers.h"
+#include "store/hooks.h"
 #include "store/jobs.h"
 #include "store/store.h"
 
 typedef struct ac_app {
     const ac_config_t *cfg;
-    ac_store_t *store;          /* the LMDB environment: webhook subscriptions and outbox, health */
-    ac_jobs_t *jobs;            /* the jobs kept in it */
+    ac_store_t *store;          /* the LMDB environment (store.backend = "lmdb"; else NULL) */
+    ac_pg_t *pg;                /* the PostgreSQL pool (store.backend = "postgresql"; else NULL) */
+    ac_jobs_t *jobs;            /* the jobs kept in one of them */
+    ac_hooks_t *hooks;          /* webhook subscriptions and outbox, beside the jobs */
     ac_auth_t *auth;
     ac_ratelimit_t *rl;
     ac_workers_t *workers;      /* NULL: jobs stay queued (tests) */

@@ -1,10 +1,13 @@
 #include "service/server.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "net/http.h"
@@ -13,11 +16,14 @@
 #include "service/handlers.h"
 #include "service/methods.h"
 #include "service/status.h"
+#include "store/hooks.h"
 #include "store/jobs.h"
+#include "store/pg.h"
 
 #define GRACE_MS 10000
-/* How often a degraded store is probed (ac_store_probe): how soon the server is ok again after
- * space comes back. A failed probe costs a failed fallocate. */
+/* How often a degraded store is probed (ac_jobs_probe): how soon the server is ok again after
+ * space (or the database) comes back. A failed probe costs a failed fallocate, or a connection
+ * attempt. */
 #define HEALTH_PROBE_MS 1000
 
 /* ---- store health --------------------------------------------------------------------------------
@@ -25,7 +31,6 @@
  * that could not be written meanwhile. It logs each change of state once. */
 
 typedef struct health {
-    ac_store_t *store;
     ac_jobs_t *jobs;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -43,11 +48,11 @@ static void *health_main(void *arg)
     while (!h->stop) {
         pthread_mutex_unlock(&h->lock);
         ac_err_t err = AC_ERR_INIT;
-        if (ac_store_degraded(h->store, cause, sizeof cause)) {
+        if (ac_jobs_degraded(h->jobs, cause, sizeof cause)) {
             if (!was_degraded)
                 fprintf(stderr, "agentcore: store degraded: %s; new jobs are refused until it can write\n", cause);
             was_degraded = 1;
-            if (ac_store_probe(h->store, &err) == 0) {
+            if (ac_jobs_probe(h->jobs, &err) == 0) {
                 fprintf(stderr, "agentcore: store writable again\n");
                 was_degraded = 0;
                 if (ac_jobs_write_failures(h->jobs, ac_clock_now_ms(), &err) != 0)
@@ -81,7 +86,7 @@ static void health_stop(health_t *h)
 
 static int healthz(void *ud, char *cause, size_t n)
 {
-    return ac_store_degraded(ud, cause, n);
+    return ac_jobs_degraded(ud, cause, n);
 }
 
 /* ---- GET /metrics ----------------------------------------------------------------------------- */
@@ -154,7 +159,7 @@ static void serve_metrics(void *ud, const char *auth, size_t auth_len, int *stat
                      (long long)t.by_status[AC_JOB_CANCELLED], (long long)t.iterations, (long long)t.trajectories,
                      (unsigned long long)delivered, (unsigned long long)failed,
                      (unsigned long long)dropped, (unsigned long long)policy_errors,
-                     ac_store_degraded(m->app->store, NULL, 0), ac_workers_abandoned(m->app->workers), ps.entries,
+                     ac_jobs_degraded(m->app->jobs, NULL, 0), ac_workers_abandoned(m->app->workers), ps.entries,
                      (unsigned long long)ps.hits, (unsigned long long)ps.misses, (unsigned long long)ps.evictions,
                      (unsigned long long)ps.invalidations);
     char *nb = rc == 0 ? realloc(*body, *len + (size_t)n + 1) : NULL;
@@ -191,6 +196,32 @@ ac_auth_t *ac_server_auth(const ac_config_t *cfg, ac_err_t *err)
     return create_auth(cfg, err);
 }
 
+/* The store the config names: LMDB in data_dir, or the PostgreSQL pool (this node's name and
+ * crash log stay in data_dir, which is locked as LMDB's is). *lock_fd: the PostgreSQL case's lock. */
+static int open_store(const ac_config_t *cfg, ac_app_t *app, int *lock_fd, ac_err_t *err)
+{
+    if (cfg->store_backend == AC_STORE_LMDB)
+        return (app->store = ac_store_open(cfg->data_dir, err)) == NULL ||
+                       (app->jobs = ac_jobs_open_lmdb(app->store, err)) == NULL ||
+                       (app->hooks = ac_hooks_open_lmdb(app->store, err)) == NULL
+                   ? -1
+                   : 0;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST)
+        return ac_err_set(err, AC_ERR_INTERNAL, "cannot create %s: %s", cfg->data_dir, strerror(errno));
+    char node[AC_PG_NODE_MAX];
+    if ((*lock_fd = ac_store_lock_dir(cfg->data_dir, err)) < 0 ||
+        ac_pg_node_name(cfg->data_dir, cfg->store_node, node, err) != 0)
+        return -1;
+    /* a connection for every thread that may hold one at once: event loops, RPC workers, job
+     * workers, and the webhook, health, watchdog and lease threads */
+    int pool = cfg->store_pool_size > 0 ? cfg->store_pool_size : cfg->threads + cfg->rpc_workers + cfg->workers + 4;
+    ac_pg_config_t pc = {cfg->store_dsn, node, pool, cfg->store_lease_s * 1000, cfg->store_auto_migrate};
+    return (app->pg = ac_pg_open(&pc, err)) == NULL || (app->jobs = ac_jobs_open_pg(app->pg, err)) == NULL ||
+                   (app->hooks = ac_hooks_open_pg(app->pg, err)) == NULL
+               ? -1
+               : 0;
+}
+
 int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
 {
     /* Signals go to this thread only (sigwait below); every thread created later inherits the
@@ -207,14 +238,13 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
     ac_rpc_t *rpc = NULL;
     ac_http_t *http = NULL;
     health_t health = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-    if ((app.store = ac_store_open(cfg->data_dir, err)) == NULL ||
-        (app.jobs = ac_jobs_open_lmdb(app.store, err)) == NULL)
+    int lock_fd = -1;
+    if (open_store(cfg, &app, &lock_fd, err) != 0)
         goto out;
     /* a full disk at start is reported at once (healthz, start_grpo), not at the first job */
     ac_err_t perr = AC_ERR_INIT;
-    ac_store_probe(app.store, &perr);
+    ac_jobs_probe(app.jobs, &perr);
     ac_err_clear(&perr);
-    health.store = app.store;
     health.jobs = app.jobs;
     health.running = pthread_create(&health.thread, NULL, health_main, &health) == 0;
     if ((app.auth = create_auth(cfg, err)) == NULL)
@@ -230,8 +260,8 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
         goto out;
     metrics_ctx_t mctx = {&app, rpc};
     ac_http_set_metrics(http, serve_metrics, &mctx);
-    ac_http_set_health(http, healthz, app.store);
-    if ((app.webhooks = ac_webhooks_start(cfg, app.store, err)) == NULL ||
+    ac_http_set_health(http, healthz, app.jobs);
+    if ((app.webhooks = ac_webhooks_start(cfg, app.hooks, err)) == NULL ||
         (app.workers = ac_workers_start(cfg, app.jobs, err)) == NULL || ac_http_start(http, err) != 0)
         goto out;
 
@@ -241,7 +271,10 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
            ac_http_port(http, 0), ac_http_port(http, 0));
     if (cfg->tls_listen != NULL)
         printf(" tls_port=%d", ac_http_tls_port(http));
-    printf(" threads=%d data=%s\n", cfg->threads, cfg->data_dir);
+    printf(" threads=%d data=%s store=%s", cfg->threads, cfg->data_dir, ac_jobs_backend(app.jobs));
+    if (app.pg != NULL)
+        printf(" node=%s", ac_pg_node(app.pg));
+    printf("\n");
     fflush(stdout);
 
     int sig = 0;
@@ -260,9 +293,15 @@ out:;
     ac_auth_destroy(app.auth);
     ac_status_cache_destroy(app.status);
     ac_policies_destroy(app.policies);
+    /* the webhook thread has stopped and workers never use this handle (their events' outbox
+     * entries go through the jobs backend's transaction): closed whatever is left behind */
+    ac_hooks_close(app.hooks);
     if (left == 0) {
         ac_jobs_close(app.jobs);
         ac_store_close(app.store); /* LMDB closed cleanly: nothing to recover at the next start */
+        ac_pg_close(app.pg);
+        if (lock_fd >= 0)
+            close(lock_fd);
     }
     else /* a thread stuck in a plugin call may still touch it; every commit is durable anyway */
         fprintf(stderr, "agentcore: %d worker thread(s) stuck in plugin calls left behind\n", left);

@@ -32,7 +32,7 @@ static const char *const event_names[] = {"training.job.started",   "training.jo
 
 struct ac_webhooks {
     const ac_config_t *cfg;
-    ac_store_t *store;
+    ac_hooks_t *hooks;
     pthread_t thread;
     atomic_int stopping;
     pthread_mutex_t lock;
@@ -215,13 +215,13 @@ static int wants(const json_t *events, const char *event)
 
 /* ---- subscriptions (API) ----------------------------------------------------------------------- */
 
-static int put_sub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int put_sub_txn(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     json_t *sub = ud;
     return ac_subs_put(t, json_string_value(json_object_get(sub, "owner")), sub, err);
 }
 
-int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *owner, const char *url,
+int ac_webhooks_subscribe(ac_hooks_t *s, const ac_config_t *cfg, const char *owner, const char *url,
                           const json_t *events, int64_t now_ms, json_t **out, ac_err_t *err)
 {
     /* the cheap check first: the URL's may wait on DNS */
@@ -239,7 +239,7 @@ int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *own
                             "last_policy_error");
     if (sub == NULL)
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "url", "must be valid UTF-8");
-    if (ac_store_write(s, put_sub_txn, sub, err) != 0) {
+    if (ac_hooks_write(s, put_sub_txn, sub, err) != 0) {
         json_decref(sub);
         return -1;
     }
@@ -274,17 +274,17 @@ typedef struct owner_ctx {
     list_ctx_t list;
 } owner_ctx_t;
 
-static int list_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int list_txn(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     owner_ctx_t *o = ud;
     json_array_clear(o->list.out);
     return ac_subs_each(t, o->owner, list_one, &o->list, err);
 }
 
-static int owner_subs(ac_store_t *s, const char *owner, int with_secret, json_t **out, ac_err_t *err)
+static int owner_subs(ac_hooks_t *s, const char *owner, int with_secret, json_t **out, ac_err_t *err)
 {
     owner_ctx_t o = {owner, {json_array(), with_secret}};
-    if (ac_store_read(s, list_txn, &o, err) != 0) {
+    if (ac_hooks_read(s, list_txn, &o, err) != 0) {
         json_decref(o.list.out);
         return -1;
     }
@@ -292,7 +292,7 @@ static int owner_subs(ac_store_t *s, const char *owner, int with_secret, json_t 
     return 0;
 }
 
-int ac_webhooks_list(ac_store_t *s, const char *owner, json_t **out, ac_err_t *err)
+int ac_webhooks_list(ac_hooks_t *s, const char *owner, json_t **out, ac_err_t *err)
 {
     return owner_subs(s, owner, 0, out, err);
 }
@@ -301,7 +301,7 @@ typedef struct unsub_ctx {
     const char *owner, *id;
 } unsub_ctx_t;
 
-static int unsub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int unsub_txn(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     unsub_ctx_t *u = ud;
     int rc = ac_subs_del(t, u->owner, u->id, err);
@@ -310,10 +310,10 @@ static int unsub_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     return rc == 1 ? 0 : ac_err_field(err, AC_ERR_NOT_FOUND, "subscription_id", "no subscription %s", u->id);
 }
 
-int ac_webhooks_unsubscribe(ac_store_t *s, const char *owner, const char *id, ac_err_t *err)
+int ac_webhooks_unsubscribe(ac_hooks_t *s, const char *owner, const char *id, ac_err_t *err)
 {
     unsub_ctx_t u = {owner, id};
-    return ac_store_write(s, unsub_txn, &u, err);
+    return ac_hooks_write(s, unsub_txn, &u, err);
 }
 
 /* ---- the outbox ---------------------------------------------------------------------------------- */
@@ -335,29 +335,22 @@ static int take_one(uint64_t seq, json_t *v, void *ud, ac_err_t *err)
 {
     (void)err;
     take_ctx_t *c = ud;
-    const char *kind = json_string_value(json_object_get(v, "kind"));
-    int take = kind != NULL && strcmp(kind, c->kind) == 0;
-    if (take && strcmp(c->kind, "delivery") == 0) {
-        int64_t at = json_integer_value(json_object_get(v, "next_at_ms"));
-        if (at > c->now_ms) {
-            if (c->next_due == 0 || at < c->next_due)
-                c->next_due = at;
-            take = 0;
-        }
-    }
-    if (!take) {
+    if (c->n == BATCH) {
         json_decref(v);
-        return 0;
+        return 1;
     }
     c->items[c->n].seq = seq;
     c->items[c->n++].v = v;
-    return c->n == BATCH;
+    return 0;
 }
 
-static int take_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+/* The work of a kind that is due, claimed for this node (hooks.h: with several nodes each entry
+ * is one node's), long enough for a pass over it: a delivery attempt's timeout, or the policy
+ * calls of a fan-out, with a wide margin. */
+static int take(ac_webhooks_t *w, take_ctx_t *c, ac_err_t *err)
 {
-    take_ctx_t *c = ud;
-    return ac_outbox_each(t, take_one, c, err);
+    int64_t claim_ms = (int64_t)w->cfg->webhook_timeout_ms + 60000;
+    return ac_outbox_claim(w->hooks, c->kind, c->now_ms, BATCH, claim_ms, take_one, c, &c->next_due, err);
 }
 
 static void release(take_ctx_t *c)
@@ -461,7 +454,7 @@ static void add_target(ac_webhooks_t *w, fanout_t *f, const json_t *payload, con
 }
 
 /* Counts a policy error on the subscription it happened for (gone meanwhile: nothing to do). */
-static int note_policy_error(ac_txn_t *t, const json_t *rec, ac_err_t *err)
+static int note_policy_error(ac_hooks_txn_t *t, const json_t *rec, ac_err_t *err)
 {
     const char *owner = json_string_value(json_object_get(rec, "owner"));
     json_t *sub = NULL;
@@ -479,11 +472,13 @@ static int note_policy_error(ac_txn_t *t, const json_t *rec, ac_err_t *err)
     return rc;
 }
 
-static int fanout_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int fanout_txn(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     fanout_t *f = ud;
-    if (ac_outbox_del(t, f->seq, err) != 0)
-        return -1;
+    int rc = ac_outbox_del(t, f->seq, err);
+    if (rc <= 0) /* 0: the claim ran out and another node took the event: it fans it out */
+        return rc < 0 ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "outbox entry %llu: the claim on it was lost",
+                                        (unsigned long long)f->seq);
     size_t i;
     json_t *d;
     json_array_foreach(f->policy_errors, i, d)
@@ -503,7 +498,8 @@ static int fan_out(ac_webhooks_t *w)
 {
     ac_err_t err = AC_ERR_INIT;
     take_ctx_t c = {.kind = "event", .now_ms = ac_clock_now_ms()};
-    if (ac_store_read(w->store, take_txn, &c, &err) != 0) {
+    if (take(w, &c, &err) != 0) {
+        release(&c);
         fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
         ac_err_clear(&err);
         return 0;
@@ -532,7 +528,7 @@ static int fan_out(ac_webhooks_t *w)
                        "job", NULL, owner, secret ? secret : w->cfg->webhook_secret);
         }
         json_t *subs = NULL;
-        if (owner != NULL && owner_subs(w->store, owner, 1, &subs, &err) == 0) {
+        if (owner != NULL && owner_subs(w->hooks, owner, 1, &subs, &err) == 0) {
             json_array_foreach(subs, k, sub)
             {
                 if (!json_is_true(json_object_get(sub, "disabled")))
@@ -546,7 +542,7 @@ static int fan_out(ac_webhooks_t *w)
         ac_err_clear(&err);
         ac_lua_host_destroy(w->host);
         w->host = NULL;
-        if (ac_store_write(w->store, fanout_txn, &f, &err) != 0) {
+        if (ac_hooks_write(w->hooks, fanout_txn, &f, &err) != 0) {
             fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
             ac_err_clear(&err);
         } else {
@@ -591,7 +587,7 @@ typedef struct result_ctx {
     int64_t now_ms;
 } result_ctx_t;
 
-static int update_sub(ac_txn_t *t, const char *owner, const char *id, const outcome_t *o, int ok, int disable,
+static int update_sub(ac_hooks_txn_t *t, const char *owner, const char *id, const outcome_t *o, int ok, int disable,
                       int64_t now_ms, ac_err_t *err)
 {
     json_t *sub = NULL;
@@ -613,7 +609,7 @@ static int update_sub(ac_txn_t *t, const char *owner, const char *id, const outc
     return rc;
 }
 
-static int result_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int result_txn(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     result_ctx_t *r = ud;
     const outcome_t *o = r->o;
@@ -624,14 +620,24 @@ static int result_txn(ac_txn_t *t, void *ud, ac_err_t *err)
     const char *owner = json_string_value(json_object_get(r->d, "owner"));
     if (sub_id != NULL && owner != NULL && update_sub(t, owner, sub_id, o, ok, gone, r->now_ms, err) < 0)
         return -1;
+    /* 0 from these: this node no longer holds the entry (its claim ran out): nothing is written,
+     * the node that took it records the attempt it makes */
+    int rc = ok || gone || dead ? ac_outbox_del(t, r->seq, err) : 1;
+    if (rc <= 0)
+        return rc < 0 ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "outbox entry %llu: the claim on it was lost",
+                                        (unsigned long long)r->seq);
     if (ok || gone || dead)
-        return ac_outbox_del(t, r->seq, err);
+        return 0;
     /* retry: the schedule's next delay, scaled by 1 +- jitter */
     double delay_s = r->cfg->webhook_retry_s[attempt] * (1.0 + r->cfg->webhook_jitter * r->jitter);
     json_object_set_new(r->d, "attempt", json_integer(attempt));
     json_object_set_new(r->d, "next_at_ms", json_integer((json_int_t)(r->now_ms + (int64_t)(delay_s * 1000.0))));
     json_object_set_new(r->d, "last_error", o->status ? json_integer(o->status) : json_string(o->error));
-    return ac_outbox_put(t, r->seq, r->d, err);
+    rc = ac_outbox_put(t, r->seq, r->d, err);
+    if (rc <= 0)
+        return rc < 0 ? -1 : ac_err_set(err, AC_ERR_INTERNAL, "outbox entry %llu: the claim on it was lost",
+                                        (unsigned long long)r->seq);
+    return 0;
 }
 
 /* The signed request of one delivery, added to multi; its headers go to *headers (the caller
@@ -702,7 +708,7 @@ static void delivery_done(ac_webhooks_t *w, const entry_t *item, const outcome_t
         atomic_fetch_add(&w->dropped, 1);
     result_ctx_t r = {item->seq, item->v, out, w->cfg, ac_rng_uniform_double(&w->rng) * 2.0 - 1.0,
                       ac_clock_now_ms()};
-    if (ac_store_write(w->store, result_txn, &r, &err) != 0) {
+    if (ac_hooks_write(w->hooks, result_txn, &r, &err) != 0) {
         fprintf(stderr, "agentcore: webhooks: %s\n", err.message);
         ac_err_clear(&err);
     }
@@ -712,7 +718,8 @@ static int deliver_due(ac_webhooks_t *w, int64_t *next_due)
 {
     ac_err_t err = AC_ERR_INIT;
     take_ctx_t c = {.kind = "delivery", .now_ms = ac_clock_now_ms()};
-    if (ac_store_read(w->store, take_txn, &c, &err) != 0) {
+    if (take(w, &c, &err) != 0) {
+        release(&c);
         ac_err_clear(&err);
         return 0;
     }
@@ -808,7 +815,7 @@ static int config_subs_check(const ac_config_t *cfg, ac_err_t *err)
     return -1;
 }
 
-ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err)
+ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_hooks_t *hooks, ac_err_t *err)
 {
     if (config_subs_check(cfg, err) != 0)
         return NULL;
@@ -818,7 +825,7 @@ ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_e
         return NULL;
     }
     w->cfg = cfg;
-    w->store = store;
+    w->hooks = hooks;
     ac_rng_seed(&w->rng, (uint64_t)ac_clock_mono_ns());
     /* a policy that does not load is a config error: say so at start */
     ac_lua_host_t *h = ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &cfg->plugin_limits, err);

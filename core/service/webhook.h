@@ -1,7 +1,7 @@
 /* Webhooks: job events delivered to subscribers, signed as Standard Webhooks does.
  *
- * Events enter the outbox (AC_DB_OUTBOX) in the same transaction that records them (jobs.c),
- * so a restart loses none. One delivery thread then
+ * Events enter the outbox (store/hooks.h) in the same transaction that records them (jobs.c),
+ * so a restart loses none. One delivery thread per node then
  *   1. fans each event out to the subscriptions that want it: the config's (every job), the
  *      job's own (start_grpo's `webhooks`) and the owner's (webhooks.subscribe); the webhook
  *      policy plugin decides per subscription: drop, deliver, change the payload, route to other
@@ -25,11 +25,14 @@
 
 #include "lua/config.h"
 #include "base/err.h"
-#include "store/store.h"
+#include "store/hooks.h"
 
 typedef struct ac_webhooks ac_webhooks_t;
 
-ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_store_t *store, ac_err_t *err);
+/* The records live in hooks (borrowed: it must outlive the thread). With several nodes over one
+ * database each outbox entry is claimed by one node's thread (hooks.h), which fans it out or
+ * delivers it: an event goes to each subscriber once, whichever node recorded it. */
+ac_webhooks_t *ac_webhooks_start(const ac_config_t *cfg, ac_hooks_t *hooks, ac_err_t *err);
 /* Wakes the delivery thread (an event was recorded). Thread-safe; NULL is a no-op. */
 void ac_webhooks_notify(ac_webhooks_t *w);
 /* Delivery counters since start: delivered (2xx), failed attempts, dropped (retries exhausted or
@@ -51,11 +54,11 @@ int ac_webhook_events_check(const json_t *events, const char *field, ac_err_t *e
 
 /* Subscriptions of a principal (webhooks.subscribe / list / unsubscribe). subscribe returns the
  * stored subscription with its signing secret (whsec_...), which only this answer shows. */
-int ac_webhooks_subscribe(ac_store_t *s, const ac_config_t *cfg, const char *owner, const char *url,
+int ac_webhooks_subscribe(ac_hooks_t *s, const ac_config_t *cfg, const char *owner, const char *url,
                           const json_t *events, int64_t now_ms, json_t **out, ac_err_t *err);
-int ac_webhooks_list(ac_store_t *s, const char *owner, json_t **out, ac_err_t *err);
+int ac_webhooks_list(ac_hooks_t *s, const char *owner, json_t **out, ac_err_t *err);
 /* 0, or AC_ERR_NOT_FOUND for an id the owner does not have. */
-int ac_webhooks_unsubscribe(ac_store_t *s, const char *owner, const char *id, ac_err_t *err);
+int ac_webhooks_unsubscribe(ac_hooks_t *s, const char *owner, const char *id, ac_err_t *err);
 
 /* The webhook-signature header value for a message: "v1,<base64>". secret is whsec_<base64>.
  * Returns 0, or -1 when the secret is not valid. out: at least 64 bytes. */

@@ -1,4 +1,4 @@
-/* Job workers and their watchdog. See workers.h.
+/* Job workers, their watchdog and, with a shared store, their lease keeper. See workers.h.
  *
  * Each worker thread owns a slot: the job it runs, that job's run number, and the Lua watch its
  * plugin calls report their deadlines to. The watchdog thread looks at every slot a few times a
@@ -7,7 +7,13 @@
  * (fenced by the run number, so the stuck thread can write nothing more), marks the slot
  * abandoned and starts a new worker in a new slot. The stuck thread, if it ever returns, sees
  * its slot abandoned, drops its job's state and exits. Slots are never freed while their thread
- * may still run. */
+ * may still run.
+ *
+ * With several nodes over one database (ac_jobs_lease_ms > 0) a keeper thread renews the lease
+ * of every job the slots run, every third of the lease, and listens for the other nodes' signals:
+ * a job queued anywhere wakes an idle worker; a cancel asked on any node interrupts the slot that
+ * runs the job, as a local cancel does; a lease found lost (another node took the job after this
+ * one missed renewals) interrupts the slot, whose next write the run number refuses anyway. */
 #include "service/workers.h"
 
 #include <malloc.h>
@@ -59,6 +65,8 @@ struct ac_workers {
     slot_t **slots;            /* every slot ever made; the live ones are not abandoned */
     int n_slots, cap_slots;
     pthread_t watchdog;
+    pthread_t keeper; /* leases and signals; started only with a shared store and workers */
+    int has_keeper;
     atomic_ulong abandoned_total;
 };
 
@@ -108,6 +116,8 @@ static void *worker_main(void *arg)
         }
         slot_set_job(s, id, run);
         ac_crashlog_set_job(id);
+        if (run > 1) /* a restart's recovery, or a takeover of a job whose node stopped renewing */
+            fprintf(stderr, "agentcore: job %s: resuming (run %lld)\n", id, (long long)run);
         if (ac_runner_run(&env, id, run, &err) != 0 && !atomic_load(&s->abandoned)) {
             fprintf(stderr, "agentcore: job %s: %s\n", id, err.message);
             /* The store could not commit the job's work: the job fails with that cause
@@ -115,6 +125,10 @@ static void *worker_main(void *arg)
             if (ac_store_is_write_fault(&err) && ac_jobs_fail(w->jobs, id, err.message, ac_clock_now_ms(), &err) != 0)
                 fprintf(stderr, "agentcore: job %s: its failure is not written yet: %s\n", id, err.message);
         }
+        ac_err_clear(&err);
+        /* stopping: the job stays running; with leases another node may resume it at once */
+        if (atomic_load(&w->stopping) && !atomic_load(&s->abandoned) && ac_jobs_release(w->jobs, id, run, &err) != 0)
+            fprintf(stderr, "agentcore: job %s: cannot give its lease up: %s\n", id, err.message);
         ac_crashlog_set_job(NULL);
         ac_err_clear(&err);
         slot_set_job(s, NULL, 0);
@@ -202,6 +216,87 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* ---- the lease keeper --------------------------------------------------------------------------- */
+
+/* Interrupts the slot that runs this run of the job (a lost lease names a run: a later claim of
+ * the same job by this node is not touched). */
+static void interrupt_run(ac_workers_t *w, const char *job_id, int64_t run)
+{
+    pthread_mutex_lock(&w->lock);
+    for (int i = 0; i < w->n_slots; i++) {
+        slot_t *s = w->slots[i];
+        if (!atomic_load(&s->abandoned) && s->run == run && strcmp(s->job_id, job_id) == 0)
+            atomic_store(&s->watch.interrupt, 1);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void on_signal(ac_jobs_signal_t what, const char *job_id, void *ud)
+{
+    ac_workers_t *w = ud;
+    if (what == AC_JOBS_SIGNAL_QUEUED)
+        ac_workers_notify(w);
+    else
+        ac_workers_interrupt(w, job_id); /* not ours: nothing happens */
+}
+
+/* Renews the lease of every job the slots run. */
+static void renew_all(ac_workers_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int n = 0;
+    struct {
+        char id[AC_UUID_LEN + 1];
+        int64_t run;
+    } held[64];
+    for (int i = 0; i < w->n_slots && n < 64; i++) {
+        slot_t *s = w->slots[i];
+        if (!atomic_load(&s->abandoned) && s->job_id[0] != '\0') {
+            memcpy(held[n].id, s->job_id, sizeof held[n].id);
+            held[n++].run = s->run;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    for (int i = 0; i < n; i++) {
+        ac_err_t err = AC_ERR_INIT;
+        int cancel = 0, rc = ac_jobs_renew(w->jobs, held[i].id, held[i].run, &cancel, &err);
+        if (rc < 0) /* the database is away: the fenced writes decide; keep running meanwhile */
+            fprintf(stderr, "agentcore: job %s: cannot renew its lease: %s\n", held[i].id, err.message);
+        else if (rc == 0 && !atomic_load(&w->stopping))
+            fprintf(stderr, "agentcore: job %s: lease lost (run %lld): another node runs it now\n", held[i].id,
+                    (long long)held[i].run);
+        if (rc == 0 || cancel)
+            interrupt_run(w, held[i].id, held[i].run);
+        ac_err_clear(&err);
+    }
+}
+
+static void *keeper_main(void *arg)
+{
+    ac_workers_t *w = arg;
+    const int64_t every_ms = ac_jobs_lease_ms(w->jobs) / 3;
+    int64_t next = ac_clock_mono_ns() / 1000000 + every_ms;
+    int failing = 0;
+    while (!atomic_load(&w->stopping)) {
+        int64_t now = ac_clock_mono_ns() / 1000000, wait = next - now;
+        ac_err_t err = AC_ERR_INIT;
+        /* short waits: a stop is seen within half a second */
+        if (ac_jobs_wait_signal(w->jobs, (int)(wait < 0 ? 0 : wait > 500 ? 500 : wait), on_signal, w, &err) != 0) {
+            if (!failing) /* once per outage */
+                fprintf(stderr, "agentcore: signals from other nodes: %s\n", err.message);
+            failing = 1;
+        } else {
+            failing = 0;
+        }
+        ac_err_clear(&err);
+        if (ac_clock_mono_ns() / 1000000 >= next) {
+            renew_all(w);
+            next = ac_clock_mono_ns() / 1000000 + every_ms;
+        }
+    }
+    return NULL;
+}
+
 ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_jobs_t *jobs, ac_err_t *err)
 {
     char **crashed = NULL;
@@ -229,13 +324,15 @@ ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_jobs_t *jobs, ac_err_t
     pthread_cond_init(&w->cond, NULL);
     pthread_cond_init(&w->watch_cond, NULL);
     /* BLAS threads per worker so that all workers together fit the cores */
-    int per = cfg->threads > 0 ? cfg->threads / cfg->workers : 1;
+    int per = cfg->threads > 0 && cfg->workers > 0 ? cfg->threads / cfg->workers : 1;
     ac_blas_set_threads(per > 0 ? per : 1);
     pthread_mutex_lock(&w->lock);
     int ok = 1;
     for (int i = 0; ok && i < cfg->workers; i++)
         ok = start_slot(w) == 0;
     pthread_mutex_unlock(&w->lock);
+    if (ok && cfg->workers > 0 && ac_jobs_lease_ms(jobs) > 0)
+        ok = (w->has_keeper = pthread_create(&w->keeper, NULL, keeper_main, w) == 0);
     if (!ok || pthread_create(&w->watchdog, NULL, watchdog_main, w) != 0) {
         ac_workers_stop(w);
         ac_err_set(err, AC_ERR_INTERNAL, "workers: cannot start threads");
@@ -289,6 +386,8 @@ int ac_workers_stop(ac_workers_t *w)
     pthread_mutex_unlock(&w->lock);
     if (w->watchdog)
         pthread_join(w->watchdog, NULL);
+    if (w->has_keeper)
+        pthread_join(w->keeper, NULL);
     /* From here the slot list no longer changes. A worker ends at its next step; one stuck in a
      * plugin call that does not return (past its deadline and the abandon margin) is left
      * behind: the process is about to exit. */

@@ -20,9 +20,25 @@ void ac_jobs_close(ac_jobs_t *j)
         OPS(j)->close(j);
 }
 
+const char *ac_jobs_backend(const ac_jobs_t *j)
+{
+    return OPS(j)->name;
+}
+
 int ac_jobs_degraded(ac_jobs_t *j, char *cause, size_t n)
 {
     return OPS(j)->degraded(j, cause, n);
+}
+
+int ac_jobs_probe(ac_jobs_t *j, ac_err_t *err)
+{
+    return OPS(j)->probe(j, err);
+}
+
+/* Tells the other nodes (a backend without leases has none to tell). */
+static int signal_nodes(ac_jobs_txn_t *t, ac_jobs_signal_t what, const char *id, ac_err_t *err)
+{
+    return TOPS(t)->signal != NULL ? TOPS(t)->signal(t, what, id, err) : 0;
 }
 
 /* ---- create ------------------------------------------------------------------------------------ */
@@ -64,9 +80,10 @@ static int create_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
     if (TOPS(t)->enqueue(t, c->job, err) != 0 || TOPS(t)->insert(t, c->job, c->data, err) != 0)
         return -1;
     /* the checkpoint it starts from goes in with it: a worker may claim the job at once */
-    return c->init_blob != NULL
-               ? TOPS(t)->put_checkpoint(t, c->job->id, c->job->init_checkpoint, c->init_blob, c->init_len, err)
-               : 0;
+    if (c->init_blob != NULL &&
+        TOPS(t)->put_checkpoint(t, c->job->id, c->job->init_checkpoint, c->init_blob, c->init_len, err) != 0)
+        return -1;
+    return signal_nodes(t, AC_JOBS_SIGNAL_QUEUED, c->job->id, err) != 0 ? -1 : 0;
 }
 
 /* The new record: queued, its config resolved, nothing run yet. */
@@ -257,9 +274,11 @@ static int update_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
     if (u->run > 0 && u->job.run != u->run)
         return ac_err_set(err, AC_ERR_INTERNAL, "job %s: this run (%lld) no longer owns the job", u->id,
                           (long long)u->run);
-    if (u->fn(t, &u->job, u->ud, err) != 0)
+    if (u->fn(t, &u->job, u->ud, err) != 0 || TOPS(t)->put(t, &u->job, err) != 0)
         return -1;
-    return TOPS(t)->put(t, &u->job, err);
+    /* the run's write renews its lease: a node that commits iterations holds its job */
+    return u->run > 0 && u->job.status == AC_JOB_RUNNING && TOPS(t)->lease != NULL ? TOPS(t)->lease(t, &u->job, err)
+                                                                                   : 0;
 }
 
 static int update(ac_jobs_t *j, int reserved, const char *job_id, int64_t run, ac_job_update_fn fn, void *ud,
@@ -313,6 +332,7 @@ static int cancel_fn(ac_jobs_txn_t *t, ac_job_t *job, void *ud, ac_err_t *err)
         job->finished_ms = job->cancelled_ms = c->now_ms;
     } else {
         job->cancel_requested = 1; /* the runner stops at its next safe point and records the end */
+        return signal_nodes(t, AC_JOBS_SIGNAL_CANCEL, job->id, err); /* whichever node runs it */
     }
     return 0;
 }
@@ -376,6 +396,54 @@ static int delete_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
 int ac_jobs_delete(ac_jobs_t *j, const char *job_id, ac_err_t *err)
 {
     return OPS(j)->write(j, 0, delete_txn, (void *)job_id, err);
+}
+
+/* ---- leases ------------------------------------------------------------------------------------ */
+
+int ac_jobs_lease_ms(ac_jobs_t *j)
+{
+    return OPS(j)->lease_ms != NULL ? OPS(j)->lease_ms(j) : 0;
+}
+
+typedef struct renew_ctx {
+    const char *id;
+    int64_t run;
+    int held, cancel;
+} renew_ctx_t;
+
+static int renew_read_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
+{
+    renew_ctx_t *r = ud;
+    ac_job_t job;
+    int found = TOPS(t)->get(t, r->id, &job, err);
+    if (found < 0)
+        return -1;
+    r->held = found && job.run == r->run && job.status == AC_JOB_RUNNING;
+    r->cancel = found && job.cancel_requested;
+    if (found)
+        ac_job_free(&job);
+    return 0;
+}
+
+int ac_jobs_renew(ac_jobs_t *j, const char *job_id, int64_t run, int *cancel, ac_err_t *err)
+{
+    if (OPS(j)->renew != NULL)
+        return OPS(j)->renew(j, job_id, run, cancel, err);
+    renew_ctx_t r = {job_id, run, 0, 0}; /* no lease: what the record says */
+    if (OPS(j)->read(j, renew_read_txn, &r, err) != 0)
+        return -1;
+    *cancel = r.cancel;
+    return r.held;
+}
+
+int ac_jobs_release(ac_jobs_t *j, const char *job_id, int64_t run, ac_err_t *err)
+{
+    return OPS(j)->release != NULL ? OPS(j)->release(j, job_id, run, err) : 0;
+}
+
+int ac_jobs_wait_signal(ac_jobs_t *j, int timeout_ms, ac_jobs_signal_fn fn, void *ud, ac_err_t *err)
+{
+    return OPS(j)->wait_signal != NULL ? OPS(j)->wait_signal(j, timeout_ms, fn, ud, err) : 0;
 }
 
 /* ---- events ------------------------------------------------------------------------------------- */

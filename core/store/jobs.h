@@ -1,5 +1,6 @@
 /* Training jobs: their typed records, their state machine, the queue and the queries the API
- * needs, over a storage backend (LMDB today; the seam for another is store/jobs_backend.h).
+ * needs, over a storage backend (LMDB, or PostgreSQL shared by several nodes; the seam is
+ * store/jobs_backend.h).
  *
  *   queued ──▶ running ──▶ completed | failed | cancelled
  *      └──────────────────────────────────────▶ cancelled
@@ -9,8 +10,12 @@
  * number the claim handed out (ac_jobs_update_run): a run that lost the job writes nothing.
  *
  * Handles are thread-safe; a transaction callback runs on the calling thread and may run more
- * than once (the backend retries a transaction that a retry can fix: LMDB's full map), so it
- * may only change its record and the store. */
+ * than once (the backend retries a transaction that a retry can fix: LMDB's full map,
+ * PostgreSQL's serialization failures), so it may only change its record and the store.
+ *
+ * With PostgreSQL several nodes share the jobs: a node runs a job under a lease it renews, every
+ * write of its run is fenced by the run number, and a job whose node died is taken by another
+ * node once the lease runs out (ac_jobs_claim), to resume from its last checkpoint. */
 #ifndef AC_JOBS_H
 #define AC_JOBS_H
 
@@ -111,14 +116,23 @@ void ac_job_checkpoint_remove(ac_job_t *job, size_t i);
 
 typedef struct ac_jobs ac_jobs_t;         /* a backend's handle */
 typedef struct ac_jobs_txn ac_jobs_txn_t; /* one transaction of it */
+typedef struct ac_pg ac_pg_t;             /* store/pg.h */
 
 /* The jobs kept in an LMDB store (borrowed: it must outlive the handle). An older data directory
  * gets its totals (ac_jobs_totals) counted once here. NULL with err on failure. */
 ac_jobs_t *ac_jobs_open_lmdb(ac_store_t *store, ac_err_t *err);
+/* The jobs kept in PostgreSQL (borrowed: the pool must outlive the handle), shared with the
+ * other nodes that open the same database. NULL with err on failure. */
+ac_jobs_t *ac_jobs_open_pg(ac_pg_t *pg, ac_err_t *err);
 /* NULL is a no-op. No call may be running. */
 void ac_jobs_close(ac_jobs_t *j);
+/* "lmdb" or "postgresql". */
+const char *ac_jobs_backend(const ac_jobs_t *j);
 /* 1 (with the cause, when wanted) while the backend cannot write; 0 when healthy. Cheap. */
 int ac_jobs_degraded(ac_jobs_t *j, char *cause, size_t n);
+/* Checks that the backend can write again (ac_store_probe, ac_pg_probe): 0 and healthy, or -1
+ * with err as a write fault. */
+int ac_jobs_probe(ac_jobs_t *j, ac_err_t *err);
 
 typedef struct ac_job_new {
     const char *owner;
@@ -269,7 +283,8 @@ int ac_jobs_abandon(ac_jobs_t *j, const char *job_id, int64_t run, const char *e
                     ac_err_t *err);
 
 /* At start-up: jobs a crash left running go back to the queue, ahead of the jobs queued after
- * them, to resume from their last checkpoint. crashed (n_crashed ids, repeats allowed) names the
+ * them, to resume from their last checkpoint (with leases: only those whose lease names this
+ * node; other nodes' jobs are theirs, or taken over when their leases run out). crashed (n_crashed ids, repeats allowed) names the
  * jobs that were in a plugin call when the process died (a crash, not a kill): each adds to the
  * job's crashes, and a job at AC_JOBS_MAX_CRASHES is failed instead of resumed into the same
  * fault. A reserved write (store.h): it must succeed on a full disk too. Returns how many were
@@ -295,6 +310,33 @@ int ac_jobs_unwritten_failure(const char *job_id, char *error, size_t n);
  * Returns 0 when none is left, or -1 with err set when the store still cannot write. */
 int ac_jobs_write_failures(ac_jobs_t *j, int64_t now_ms, ac_err_t *err);
 
+/* ---- several nodes (leases) -------------------------------------------------------------------- */
+
+/* How long a lease lasts without renewal, in ms, when the backend is shared by several nodes;
+ * 0 for a backend without leases (LMDB), where the functions below do nothing (renew reports
+ * the record's cancel request) and no signal ever comes. */
+int ac_jobs_lease_ms(ac_jobs_t *j);
+
+/* Renews the lease of run `run` on the job. Returns 1 while the run holds it (*cancel: 1 when a
+ * cancel was asked, from any node), 0 when it lost it (another node took the job, it was
+ * abandoned, or it ended), -1 with err. */
+int ac_jobs_renew(ac_jobs_t *j, const char *job_id, int64_t run, int *cancel, ac_err_t *err);
+
+/* Gives up run's lease on a job that stays running (a node that stops): another node may take it
+ * at once and resume it from its last checkpoint. 0, or -1 with err. */
+int ac_jobs_release(ac_jobs_t *j, const char *job_id, int64_t run, ac_err_t *err);
+
+/* What one node tells the others, through the database. */
+typedef enum ac_jobs_signal {
+    AC_JOBS_SIGNAL_QUEUED, /* a job entered the queue: idle workers may claim it */
+    AC_JOBS_SIGNAL_CANCEL, /* a cancel was asked for a running job: its node interrupts it */
+} ac_jobs_signal_t;
+typedef void (*ac_jobs_signal_fn)(ac_jobs_signal_t what, const char *job_id, void *ud);
+/* Waits up to timeout_ms for signals (every node's, this one's included), calling fn for each.
+ * One thread only. Returns 0 (also on a timeout), or -1 with err when the connection failed (the
+ * next call reconnects). Without leases it returns 0 at once. */
+int ac_jobs_wait_signal(ac_jobs_t *j, int timeout_ms, ac_jobs_signal_fn fn, void *ud, ac_err_t *err);
+
 /* Read-modify-write of one job: in a write transaction, fn gets the record (read afresh each
  * time it runs), may change it and write the job's other records with the ac_jobs_txn_*
  * functions; the record is stored back and everything commits together. *job_out (optional)
@@ -303,7 +345,8 @@ typedef int (*ac_job_update_fn)(ac_jobs_txn_t *txn, ac_job_t *job, void *ud, ac_
 int ac_jobs_update(ac_jobs_t *j, const char *job_id, ac_job_update_fn fn, void *ud, ac_job_t *job_out,
                    ac_err_t *err);
 /* The same, fenced: fails (AC_ERR_INTERNAL, nothing written) unless the job's run is still `run`
- * (see ac_jobs_claim). Every write of a job's runner goes through it. */
+ * (see ac_jobs_claim). Every write of a job's runner goes through it; with leases it also renews
+ * the run's lease. */
 int ac_jobs_update_run(ac_jobs_t *j, const char *job_id, int64_t run, ac_job_update_fn fn, void *ud,
                        ac_job_t *job_out, ac_err_t *err);
 

@@ -1,21 +1,27 @@
 /* The seam between the jobs store (jobs.c: the state machine, the queue's rules, budgets,
- * events, failures, written once) and a storage backend (jobs_lmdb.c today; a PostgreSQL one
- * would be jobs_pg.c). Only jobs.c and backends include this file.
+ * events, failures, written once) and a storage backend (jobs_lmdb.c, jobs_pg.c). Only jobs.c
+ * and backends include this file.
  *
  * A backend provides transactions and, inside them, primitives over its own layout: job records,
  * the queue, logs (events and their outbox entries, trajectories, metrics rows), checkpoint blobs,
  * and the queries the API pages through. It keeps two things for itself, because only it can
  * keep them cheap: a revision per job record (bumped by every put) and the totals of
- * ac_jobs_totals (kept by insert, put and remove in the same transaction).
+ * ac_jobs_totals.
  *
  * Transactions: write runs fn and commits when it returns 0 (durably); fn returning -1 aborts. A
  * backend may run fn again in a new transaction when a retry can succeed (LMDB: the map grew;
- * PostgreSQL: a serialization failure), so fn only changes the store and its own outputs.
- * `reserved` marks the few writes that record a failure and must get through on a full disk
- * (store.h). A write the store cannot commit fails with data {"field": "store", ...}
- * (ac_store_is_write_fault) and marks the backend degraded. Leases (a node's claim on a running
- * job, for several nodes over one database) would be one more pair of primitives beside the
- * fencing by run number that jobs.c already does. */
+ * PostgreSQL: a serialization failure or a deadlock), so fn only changes the store and its own
+ * outputs. Inside a write, `get` locks the record until the commit (PostgreSQL: FOR UPDATE), so
+ * that a read-modify-write of a job is one step whichever node makes it. `reserved` marks the
+ * few writes that record a failure and must get through on a full disk (store.h). A write the
+ * store cannot commit fails with data {"field": "store", ...} (ac_store_is_write_fault) and
+ * marks the backend degraded.
+ *
+ * Several nodes over one database (a backend with leases: lease_ms returns > 0): a running job
+ * is held by the node that claimed it under a lease, renewed by every fenced write and by
+ * `renew`; take_first also hands out running jobs whose lease ran out (their node died), and the
+ * claim's new run number fences the old holder out. A backend without leases (LMDB: one process)
+ * leaves those entries NULL; a crash there is recovered at the next start (ac_jobs_recover). */
 #ifndef AC_JOBS_BACKEND_H
 #define AC_JOBS_BACKEND_H
 
@@ -26,9 +32,10 @@ typedef int (*ac_jobs_txn_fn)(ac_jobs_txn_t *txn, void *ud, ac_err_t *err);
 typedef int (*ac_jobs_each_fn)(const ac_job_t *job, void *ud, ac_err_t *err);
 
 typedef struct ac_jobs_ops {
-    const char *name; /* "lmdb" */
+    const char *name; /* "lmdb", "postgresql" */
     void (*close)(ac_jobs_t *j);
     int (*degraded)(ac_jobs_t *j, char *cause, size_t n);
+    int (*probe)(ac_jobs_t *j, ac_err_t *err);
     int (*write)(ac_jobs_t *j, int reserved, ac_jobs_txn_fn fn, void *ud, ac_err_t *err);
     int (*read)(ac_jobs_t *j, ac_jobs_txn_fn fn, void *ud, ac_err_t *err);
 
@@ -36,6 +43,9 @@ typedef struct ac_jobs_ops {
     int (*get)(ac_jobs_txn_t *t, const char *id, ac_job_t *out, ac_err_t *err);
     int (*revision)(ac_jobs_txn_t *t, const char *id, uint64_t *rev, ac_err_t *err);
     int (*each)(ac_jobs_txn_t *t, ac_jobs_each_fn fn, void *ud, ac_err_t *err);
+    /* the running jobs this process recovers at start: every one (LMDB), or those whose lease
+     * names this node (its previous process died holding them); locked inside a write */
+    int (*each_recoverable)(ac_jobs_txn_t *t, ac_jobs_each_fn fn, void *ud, ac_err_t *err);
     /* a new job: its record, its data ({training_data, evaluation_data, validation_data?}) and
      * its place among its owner's jobs */
     int (*insert)(ac_jobs_txn_t *t, const ac_job_t *job, const json_t *data, ac_err_t *err);
@@ -49,9 +59,21 @@ typedef struct ac_jobs_ops {
     /* job->queue_seq 0: a new place after every other (assigned to job->queue_seq); else that place */
     int (*enqueue)(ac_jobs_txn_t *t, ac_job_t *job, ac_err_t *err);
     int (*dequeue)(ac_jobs_txn_t *t, const ac_job_t *job, ac_err_t *err);
-    /* takes the oldest entry out of the queue: 1 with its job id, 0 when empty */
+    /* takes the oldest entry out of the queue (with leases: or a running job whose lease ran
+     * out, by its place): 1 with its job id, 0 when empty */
     int (*take_first)(ac_jobs_txn_t *t, char id[AC_UUID_LEN + 1], ac_err_t *err);
     size_t (*queued)(ac_jobs_txn_t *t);
+
+    /* ---- leases and signals between nodes (NULL without leases) ---- */
+    int (*lease_ms)(ac_jobs_t *j);
+    /* gives this node the job's lease for lease_ms from now (the claim, every fenced write) */
+    int (*lease)(ac_jobs_txn_t *t, const ac_job_t *job, ac_err_t *err);
+    /* outside transactions: ac_jobs_renew, ac_jobs_release, ac_jobs_wait_signal */
+    int (*renew)(ac_jobs_t *j, const char *id, int64_t run, int *cancel, ac_err_t *err);
+    int (*release)(ac_jobs_t *j, const char *id, int64_t run, ac_err_t *err);
+    int (*wait_signal)(ac_jobs_t *j, int timeout_ms, ac_jobs_signal_fn fn, void *ud, ac_err_t *err);
+    /* sent to every node when the transaction commits */
+    int (*signal)(ac_jobs_txn_t *t, ac_jobs_signal_t what, const char *id, ac_err_t *err);
 
     /* ---- a job's logs and blobs ---- */
     /* the event (its seq inside) and, when outbox is not NULL, the webhook work it makes */

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/hooks.h"
+#include "store/hooks_backend.h"
 #include "store/jobs_backend.h"
 
 #define ID AC_UUID_LEN
@@ -76,6 +76,11 @@ static int lmdb_read(ac_jobs_t *j, ac_jobs_txn_fn fn, void *ud, ac_err_t *err)
 static int lmdb_degraded(ac_jobs_t *j, char *cause, size_t n)
 {
     return ac_store_degraded(STORE(j), cause, n);
+}
+
+static int lmdb_probe(ac_jobs_t *j, ac_err_t *err)
+{
+    return ac_store_probe(STORE(j), err);
 }
 
 static void lmdb_close(ac_jobs_t *j)
@@ -540,7 +545,7 @@ static int lmdb_append_event(ac_jobs_txn_t *x, const char *id, int64_t seq, cons
     ac_be64_put(key + ID, (uint64_t)seq);
     if (put_json(t, AC_DB_EVENTS, key, sizeof key, event, err) != 0)
         return -1;
-    return outbox != NULL ? ac_outbox_push(t, outbox, err) : 0;
+    return outbox != NULL ? ac_hooks_lmdb_push(t, outbox, err) : 0;
 }
 
 static int lmdb_put_trajectory(ac_jobs_txn_t *x, const char *id, uint32_t iteration, uint32_t index,
@@ -778,11 +783,13 @@ static const ac_jobs_ops_t lmdb_ops = {
     .name = "lmdb",
     .close = lmdb_close,
     .degraded = lmdb_degraded,
+    .probe = lmdb_probe,
     .write = lmdb_write,
     .read = lmdb_read,
     .get = lmdb_get,
     .revision = lmdb_revision,
     .each = lmdb_each,
+    .each_recoverable = lmdb_each, /* one process: every running job was this process's */
     .insert = lmdb_insert,
     .put = lmdb_put,
     .remove = lmdb_remove,

@@ -78,7 +78,7 @@ static int claim_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
                                                             ac_job_status_name(AC_JOB_RUNNING)),
                                                   c->now_ms, err)
                               : 0) ||
-                 TOPS(t)->put(t, &job, err);
+                 TOPS(t)->put(t, &job, err) || (TOPS(t)->lease != NULL && TOPS(t)->lease(t, &job, err));
         ac_job_free(&job);
         return rc ? -1 : 0; /* found stays 1: only 0 commits */
     }
@@ -153,7 +153,7 @@ static int find_running_txn(ac_jobs_txn_t *t, void *ud, ac_err_t *err)
 {
     recover_ctx_t *r = ud;
     r->n = 0;
-    return TOPS(t)->each(t, collect_running, r, err);
+    return TOPS(t)->each_recoverable(t, collect_running, r, err);
 }
 
 /* One job a crash left running: back to its place in the queue, or failed after too many crashes. */
@@ -170,7 +170,8 @@ static int recover_one(ac_jobs_txn_t *t, recover_ctx_t *r, const char *id, ac_er
                      : 0;
     if (rc == 0 && !give_up) /* its original place: older than every job queued after it; the
                                 record says running until a worker claims it again */
-        rc = TOPS(t)->enqueue(t, &job, err);
+        rc = TOPS(t)->enqueue(t, &job, err) ||
+             (TOPS(t)->signal != NULL && TOPS(t)->signal(t, AC_JOBS_SIGNAL_QUEUED, job.id, err));
     if (rc == 0)
         rc = TOPS(t)->put(t, &job, err);
     r->failed += rc == 0 && give_up;

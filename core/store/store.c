@@ -66,8 +66,13 @@ static void path_in(const ac_store_t *s, const char *name, char *out, size_t n)
  * it ends. The holder's pid is written into the file for the message a second process prints. */
 static int lock_dir(ac_store_t *s, ac_err_t *err)
 {
+    return (s->lock_fd = ac_store_lock_dir(s->dir, err)) < 0 ? -1 : 0;
+}
+
+int ac_store_lock_dir(const char *dir, ac_err_t *err)
+{
     char path[PATH_MAX];
-    path_in(s, "agentcore.lock", path, sizeof path);
+    snprintf(path, sizeof path, "%s/agentcore.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return ac_err_set(err, AC_ERR_INTERNAL, "store: cannot open %s: %s", path, strerror(errno));
@@ -81,9 +86,9 @@ static int lock_dir(ac_store_t *s, ac_err_t *err)
             return ac_err_set(err, AC_ERR_INTERNAL, "store: cannot lock %s: %s", path, strerror(e));
         if (holder > 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "data directory %s is in use by another agentcore (pid %ld)",
-                              s->dir, holder);
+                              dir, holder);
         return ac_err_set(err, AC_ERR_INTERNAL, "data directory %s is in use by another agentcore (pid unknown)",
-                          s->dir);
+                          dir);
     }
     /* a fixed-width record over the previous one: on a full disk the file keeps its size and
      * needs no new block */
@@ -92,8 +97,7 @@ static int lock_dir(ac_store_t *s, ac_err_t *err)
     if (pwrite(fd, rec, 16, 0) == 16 && ftruncate(fd, 16) != 0) {
         /* the pid only improves another process's message: the lock is what matters */
     }
-    s->lock_fd = fd;
-    return 0;
+    return fd;
 }
 
 ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *err)

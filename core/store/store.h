@@ -66,6 +66,12 @@ ac_store_t *ac_store_open_sized(const char *dir, size_t initial_map, ac_err_t *e
 /* Closes the environment; NULL is a no-op. No transaction may be running. */
 void ac_store_close(ac_store_t *s);
 
+/* The directory's lock alone (a node whose data is in PostgreSQL keeps its name and crash log in
+ * dir, which must exist): an exclusive flock on DIR/agentcore.lock, held until the returned
+ * descriptor is closed or the process ends. -1 with err ("... in use by another agentcore (pid
+ * N)") when another process holds it. */
+int ac_store_lock_dir(const char *dir, ac_err_t *err);
+
 typedef int (*ac_store_fn)(ac_txn_t *txn, void *ud, ac_err_t *err);
 /* Runs fn in a write transaction and commits when it returns 0 (durably: the commit is on disk
  * when this returns). fn returning -1 aborts. Returns fn's result, or -1 with err set. */

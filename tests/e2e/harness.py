@@ -18,6 +18,22 @@ BIN = os.environ.get("AGENTCORE_BIN") or os.path.join(os.path.dirname(__file__),
 SRC = os.environ.get("AC_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "../..")
 SECRET = "e2e-test-secret-0123456789abcdef"
 ALL_PERMS = "training:start,training:view,training:cancel,training:evaluate,data:export"
+# AC_TEST_STORE=postgresql runs the same tests against the PostgreSQL backend: every server gets a
+# database of its own on a PostgreSQL the test process starts (pgcluster.py); a server started
+# again on the same data directory gets the same database back.
+STORE = os.environ.get("AC_TEST_STORE", "lmdb")
+_databases = {}
+
+
+def store_dsn(data_dir):
+    """The DSN of data_dir's database (made at the first call) when the tests run on PostgreSQL;
+    None on LMDB."""
+    if STORE != "postgresql":
+        return None
+    if data_dir not in _databases:
+        import pgcluster
+        _databases[data_dir] = pgcluster.shared().new_database()
+    return _databases[data_dir]
 
 
 def b64url(data: bytes) -> str:
@@ -135,6 +151,9 @@ class Server:
         self.env = dict(os.environ, AGENTCORE_JWT_SECRET=SECRET)
         if env:
             self.env.update(env)
+        dsn = store_dsn(self.data)
+        if dsn is not None and "AGENTCORE_STORE_DSN" not in self.env:
+            self.env["AGENTCORE_STORE_DSN"] = dsn
         self.args = list(args)
         self.port = None
         self.tls_port = None

@@ -180,7 +180,8 @@ static int fixture_queued(int i)
 static void store_open(void)
 {
     ac_err_t err = AC_ERR_INIT;
-    if ((F.app.store = ac_store_open(F.dir, &err)) == NULL || (F.app.jobs = ac_jobs_open_lmdb(F.app.store, &err)) == NULL)
+    if ((F.app.store = ac_store_open(F.dir, &err)) == NULL || (F.app.jobs = ac_jobs_open_lmdb(F.app.store, &err)) == NULL ||
+        (F.app.hooks = ac_hooks_open_lmdb(F.app.store, &err)) == NULL)
         die("store: %s", err.message);
     for (int i = 0; i < FIX_COUNT; i++)
         fixture_create(i);
@@ -197,6 +198,8 @@ static void unlink_store_files(void)
 
 static void store_remove(void)
 {
+    ac_hooks_close(F.app.hooks);
+    F.app.hooks = NULL;
     ac_jobs_close(F.app.jobs);
     F.app.jobs = NULL;
     ac_store_close(F.app.store);

@@ -1,5 +1,6 @@
 """Makes the SDK in ../agentcore importable without installing it, and provides the fixtures
-that run the real agentcore binary (see test_sdk.py)."""
+that run the real agentcore binary (see test_sdk.py). AC_TEST_STORE=postgresql runs them on the
+PostgreSQL store: a database per server on a PostgreSQL started for the session."""
 import json
 import os
 import re
@@ -39,6 +40,14 @@ MAIN_CONFIG = """return {
 """
 
 
+def pg_database():
+    """AC_TEST_STORE=postgresql: a new database on the PostgreSQL this test process starts (the
+    e2e tests' tests/e2e/pgcluster.py), stopped when the process exits."""
+    sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
+    import pgcluster
+    return pgcluster.shared().new_database()
+
+
 class Server:
     """One `agentcore serve` process on a loopback port, with its own data directory and JWT
     secret. `config`: the text of a Lua config file, or None."""
@@ -49,6 +58,8 @@ class Server:
         self.tmp = str(tmpdir)
         self.secret = secrets.token_hex(24)
         self.env = dict(os.environ, AGENTCORE_JWT_SECRET=self.secret)
+        if os.environ.get("AC_TEST_STORE") == "postgresql" and "AGENTCORE_STORE_DSN" not in self.env:
+            self.env["AGENTCORE_STORE_DSN"] = pg_database()
         cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--data", os.path.join(self.tmp, "data")]
         if config is not None:
             path = os.path.join(self.tmp, "server.lua")

@@ -233,8 +233,10 @@ static void url_of(char *out, size_t n, const receiver_t *r, const char *path)
 
 /* ---- the store: events in, the outbox read back ------------------------------------------------ */
 
-/* The jobs of the current test's store (fresh_store opens both, close_store closes both). */
+/* The jobs and the webhook tables of the current test's store (fresh_store opens them,
+ * close_store closes them). */
 static ac_jobs_t *the_jobs;
+static ac_hooks_t *the_hooks;
 static ac_train_config_t train_cfg;
 static json_t *train_data;
 
@@ -293,16 +295,16 @@ static int outbox_one(uint64_t seq, json_t *work, void *ud, ac_err_t *err)
     return 0;
 }
 
-static int outbox_txn(ac_txn_t *t, void *ud, ac_err_t *err)
+static int outbox_txn(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     return ac_outbox_each(t, outbox_one, ud, err);
 }
 
 /* Every outbox entry (events not yet fanned out, deliveries not yet done). New reference. */
-static json_t *outbox(ac_store_t *s)
+static json_t *outbox(void)
 {
     json_t *a = json_array();
-    ac_store_read(s, outbox_txn, a, NULL);
+    ac_hooks_read(the_hooks, outbox_txn, a, NULL);
     return a;
 }
 
@@ -312,28 +314,28 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int outbox_empty(ac_store_t *s)
+static int outbox_empty(void)
 {
-    json_t *a = outbox(s);
+    json_t *a = outbox();
     int empty = json_array_size(a) == 0;
     json_decref(a);
     return empty;
 }
 
 /* Polls until the outbox is empty (every delivery done or dropped): 1, or 0 at the deadline. */
-static int wait_outbox_empty(ac_store_t *s)
+static int wait_outbox_empty(void)
 {
     for (int64_t end = ac_clock_now_ms() + DEADLINE_MS; ac_clock_now_ms() < end; sleep_ms(20))
-        if (outbox_empty(s))
+        if (outbox_empty())
             return 1;
     return 0;
 }
 
 /* Polls until `n` deliveries in the outbox have made at least `attempts` attempts. */
-static json_t *wait_deliveries(ac_store_t *s, int n, int attempts)
+static json_t *wait_deliveries(int n, int attempts)
 {
     for (int64_t end = ac_clock_now_ms() + DEADLINE_MS; ac_clock_now_ms() < end; sleep_ms(20)) {
-        json_t *a = outbox(s), *d;
+        json_t *a = outbox(), *d;
         size_t i;
         int k = 0;
         json_array_foreach(a, i, d)
@@ -394,7 +396,8 @@ static ac_store_t *fresh_store(void)
     ac_err_t err = AC_ERR_INIT;
     ac_store_t *s = ac_store_open(dir, &err);
     the_jobs = s != NULL ? ac_jobs_open_lmdb(s, &err) : NULL;
-    if (the_jobs == NULL)
+    the_hooks = the_jobs != NULL ? ac_hooks_open_lmdb(s, &err) : NULL;
+    if (the_hooks == NULL)
         fprintf(stderr, "  store: %s\n", err.message);
     ac_err_clear(&err);
     return s;
@@ -402,15 +405,17 @@ static ac_store_t *fresh_store(void)
 
 static void close_store(ac_store_t *s)
 {
+    ac_hooks_close(the_hooks);
+    the_hooks = NULL;
     ac_jobs_close(the_jobs);
     the_jobs = NULL;
     ac_store_close(s);
 }
 
-static ac_webhooks_t *start(const ac_config_t *cfg, ac_store_t *s)
+static ac_webhooks_t *start(const ac_config_t *cfg)
 {
     ac_err_t err = AC_ERR_INIT;
-    ac_webhooks_t *w = ac_webhooks_start(cfg, s, &err);
+    ac_webhooks_t *w = ac_webhooks_start(cfg, the_hooks, &err);
     if (w == NULL)
         fprintf(stderr, "  ac_webhooks_start: %s\n", err.message);
     ac_err_clear(&err);
@@ -619,14 +624,14 @@ static void test_subscriptions(void)
     ac_store_t *s = fresh_store();
     ac_err_t err = AC_ERR_INIT;
     json_t *events = json_string("*"), *a = NULL, *b = NULL, *list = NULL;
-    int rc = ac_webhooks_subscribe(s, &cfg, "alice", "https://93.184.216.34/a", events, 1000, &a, &err);
+    int rc = ac_webhooks_subscribe(the_hooks, &cfg, "alice", "https://93.184.216.34/a", events, 1000, &a, &err);
     const char *secret = json_string_value(json_object_get(a, "secret"));
     CHECK(rc == 0 && secret && strncmp(secret, "whsec_", 6) == 0 &&
               strlen(json_string_value(json_object_get(a, "subscription_id"))) == AC_UUID_LEN &&
               json_object_get(a, "owner") == NULL && json_is_false(json_object_get(a, "disabled")),
           "subscribe: the answer has the id and the whsec_ secret, not the owner");
-    rc = ac_webhooks_subscribe(s, &cfg, "bob", "https://93.184.216.34/b", events, 1000, &b, &err);
-    CHECK(rc == 0 && ac_webhooks_list(s, "alice", &list, &err) == 0 && json_array_size(list) == 1 &&
+    rc = ac_webhooks_subscribe(the_hooks, &cfg, "bob", "https://93.184.216.34/b", events, 1000, &b, &err);
+    CHECK(rc == 0 && ac_webhooks_list(the_hooks, "alice", &list, &err) == 0 && json_array_size(list) == 1 &&
               sub_by_url(list, "https://93.184.216.34/a") != NULL &&
               json_object_get(json_array_get(list, 0), "secret") == NULL &&
               json_integer_value(json_object_get(json_array_get(list, 0), "deliveries")) == 0,
@@ -634,12 +639,12 @@ static void test_subscriptions(void)
     json_decref(list);
 
     json_t *bad = json_pack("[s]", "training.job.exploded");
-    CHECK(ac_webhooks_subscribe(s, &cfg, "alice", "http://127.0.0.1:1/x", events, 1000, &list, &err) == -1 &&
+    CHECK(ac_webhooks_subscribe(the_hooks, &cfg, "alice", "http://127.0.0.1:1/x", events, 1000, &list, &err) == -1 &&
               err.code == AC_ERR_INVALID_PARAMS && strstr(json_string_value(json_object_get(err.data, "error")),
                                                           "loopback or private") != NULL,
           "subscribe: a loopback URL is refused without allow_private");
     ac_err_clear(&err);
-    CHECK(ac_webhooks_subscribe(s, &cfg, "alice", "https://93.184.216.34/a", bad, 1000, &list, &err) == -1 &&
+    CHECK(ac_webhooks_subscribe(the_hooks, &cfg, "alice", "https://93.184.216.34/a", bad, 1000, &list, &err) == -1 &&
               strcmp(json_string_value(json_object_get(err.data, "field")), "events") == 0,
           "subscribe: unknown events are refused, naming the field");
     ac_err_clear(&err);
@@ -647,16 +652,16 @@ static void test_subscriptions(void)
 
     const char *b_id = json_string_value(json_object_get(b, "subscription_id"));
     const char *a_id = json_string_value(json_object_get(a, "subscription_id"));
-    CHECK(ac_webhooks_unsubscribe(s, "alice", b_id, &err) == -1 && err.code == AC_ERR_NOT_FOUND,
+    CHECK(ac_webhooks_unsubscribe(the_hooks, "alice", b_id, &err) == -1 && err.code == AC_ERR_NOT_FOUND,
           "unsubscribe: another owner's subscription is not found");
     ac_err_clear(&err);
-    int gone = ac_webhooks_unsubscribe(s, "alice", a_id, &err) == 0 && ac_webhooks_list(s, "alice", &list, &err) == 0 &&
+    int gone = ac_webhooks_unsubscribe(the_hooks, "alice", a_id, &err) == 0 && ac_webhooks_list(the_hooks, "alice", &list, &err) == 0 &&
                json_array_size(list) == 0;
     json_decref(list);
-    gone = gone && ac_webhooks_list(s, "bob", &list, &err) == 0 && json_array_size(list) == 1;
+    gone = gone && ac_webhooks_list(the_hooks, "bob", &list, &err) == 0 && json_array_size(list) == 1;
     json_decref(list);
     CHECK(gone, "unsubscribe: the owner's own goes, the other owner's stays");
-    CHECK(ac_webhooks_unsubscribe(s, "alice", a_id, &err) == -1 && err.code == AC_ERR_NOT_FOUND,
+    CHECK(ac_webhooks_unsubscribe(the_hooks, "alice", a_id, &err) == -1 && err.code == AC_ERR_NOT_FOUND,
           "unsubscribe: twice is not found");
     ac_err_clear(&err);
     json_decref(a);
@@ -714,14 +719,14 @@ static void test_delivery(void)
                                           u_flaky, "events", "training.job.completed", "url", u_fail, "events",
                                           "training.job.completed");
     ac_store_t *s = fresh_store();
-    ac_webhooks_t *w = start(&cfg, s);
+    ac_webhooks_t *w = start(&cfg);
     int64_t t0 = ac_clock_now_ms();
     json_t *job = new_job("alice", json_pack("[{s:s, s:[s], s:s}]", "url", u_job, "events", "training.job.started",
                                              "secret", JOB_SECRET));
     const char *both[] = {"training.job.started", "training.job.completed", NULL};
     int recorded = w != NULL && record_events(job, both) == 0;
     ac_webhooks_notify(w);
-    CHECK(recorded && wait_outbox_empty(s), "deliveries: every event is delivered or dropped (outbox empty)");
+    CHECK(recorded && wait_outbox_empty(), "deliveries: every event is delivered or dropped (outbox empty)");
 
     request_t q[16], f[16], x[16], j[16];
     char e1[64], e2[64];
@@ -803,13 +808,13 @@ static void test_retry_jitter(void)
     url_of(u_fail, sizeof u_fail, rp, "/fail");
     cfg.webhook_subscriptions = json_pack("[{s:s, s:s}]", "url", u_fail, "events", "*");
     ac_store_t *s = fresh_store();
-    ac_webhooks_t *w = start(&cfg, s);
+    ac_webhooks_t *w = start(&cfg);
     json_t *job = new_job("alice", NULL);
     int recorded = w != NULL;
     for (int i = 0; i < 32 && recorded; i++)
         recorded = record_event(job, "training.job.progress") == 0;
     ac_webhooks_notify(w);
-    json_t *out = recorded ? wait_deliveries(s, 32, 1) : NULL;
+    json_t *out = recorded ? wait_deliveries(32, 1) : NULL;
     int64_t seen = ac_clock_now_ms();
     ac_webhooks_stop(w); /* what is pending stays in the outbox */
     request_t q[64];
@@ -866,11 +871,11 @@ static void test_private_refused_at_connect(void)
     url_of(u_ok, sizeof u_ok, rp, "/ok");
     cfg.webhook_subscriptions = json_pack("[{s:s, s:s}]", "url", u_ok, "events", "*");
     ac_store_t *s = fresh_store();
-    ac_webhooks_t *w = start(&cfg, s);
+    ac_webhooks_t *w = start(&cfg);
     json_t *job = new_job("alice", NULL);
     int recorded = w != NULL && record_event(job, "training.job.started") == 0;
     ac_webhooks_notify(w);
-    json_t *out = recorded ? wait_deliveries(s, 1, 1) : NULL;
+    json_t *out = recorded ? wait_deliveries(1, 1) : NULL;
     json_t *d = json_array_get(out, 0);
     uint64_t delivered, failed, dropped, perr;
     ac_webhooks_counters(w, &delivered, &failed, &dropped, &perr);
@@ -899,7 +904,7 @@ static void test_subscription_deliveries(void)
     const double schedule[] = {0, 0.2, 0.2};
     base_config(&cfg, 1, schedule, 3, 0);
     ac_store_t *s = fresh_store();
-    ac_webhooks_t *w = start(&cfg, s);
+    ac_webhooks_t *w = start(&cfg);
     ac_err_t err = AC_ERR_INIT;
     json_t *star = json_string("*"), *done = json_pack("[s]", "training.job.completed"), *tmp = NULL;
     const char *paths[] = {"/ok", "/gone", "/policy-raises", "/policy-host", "/policy-blank"};
@@ -907,12 +912,12 @@ static void test_subscription_deliveries(void)
     int subscribed = w != NULL;
     for (int i = 0; i < 5 && subscribed; i++) {
         url_of(urls[i], sizeof urls[i], rp, paths[i]);
-        subscribed = ac_webhooks_subscribe(s, &cfg, "alice", urls[i], i == 0 ? done : star, 1000, &tmp, &err) == 0;
+        subscribed = ac_webhooks_subscribe(the_hooks, &cfg, "alice", urls[i], i == 0 ? done : star, 1000, &tmp, &err) == 0;
         json_decref(tmp);
     }
     char u_bob[128];
     url_of(u_bob, sizeof u_bob, rp, "/bob");
-    subscribed = subscribed && ac_webhooks_subscribe(s, &cfg, "bob", u_bob, star, 1000, &tmp, &err) == 0;
+    subscribed = subscribed && ac_webhooks_subscribe(the_hooks, &cfg, "bob", u_bob, star, 1000, &tmp, &err) == 0;
     json_decref(tmp);
     if (!subscribed)
         fprintf(stderr, "  subscribe: %s\n", err.message);
@@ -921,11 +926,11 @@ static void test_subscription_deliveries(void)
     const char *both[] = {"training.job.started", "training.job.completed", NULL};
     int ok = subscribed && record_events(job, both) == 0;
     ac_webhooks_notify(w);
-    ok = ok && wait_outbox_empty(s);
+    ok = ok && wait_outbox_empty();
     /* after the 410s: one more event */
     ok = ok && record_event(job, "training.job.progress") == 0;
     ac_webhooks_notify(w);
-    ok = ok && wait_outbox_empty(s);
+    ok = ok && wait_outbox_empty();
     CHECK(ok, "subscriptions: three events delivered or dropped");
     uint64_t delivered, failed, dropped, perr;
     ac_webhooks_counters(w, &delivered, &failed, &dropped, &perr);
@@ -942,7 +947,7 @@ static void test_subscription_deliveries(void)
               requests_to(rp, "/policy-blank", q, 16) == 0,
           "a policy that raises, sets Host, or routes to a URL with a blank: the delivery is dropped (fail closed)");
     json_t *list = NULL;
-    ac_webhooks_list(s, "alice", &list, &err);
+    ac_webhooks_list(the_hooks, "alice", &list, &err);
     json_t *okd = sub_by_url(list, urls[0]), *gone = sub_by_url(list, urls[1]);
     json_t *raises = sub_by_url(list, urls[2]), *host = sub_by_url(list, urls[3]), *blank = sub_by_url(list, urls[4]);
     CHECK(okd && json_integer_value(json_object_get(okd, "deliveries")) == 1 &&
@@ -977,7 +982,7 @@ static void test_subscription_deliveries(void)
 
 /* A delivery queued with headers that the rule now refuses (an entry of an older version, or a
  * store edited by hand): those headers are not sent, the others are. */
-static int put_raw(ac_txn_t *t, void *ud, ac_err_t *err)
+static int put_raw(ac_hooks_txn_t *t, void *ud, ac_err_t *err)
 {
     return ac_outbox_push(t, ud, err);
 }
@@ -1002,10 +1007,10 @@ static void test_queued_headers_rechecked(void)
                               "Content-Length", "0", "source", "config", "secret", SECRET, "attempt", 0, "next_at_ms",
                               (json_int_t)ac_clock_now_ms());
     ac_err_t err = AC_ERR_INIT;
-    int ok = ac_store_write(s, put_raw, entry, &err) == 0;
+    int ok = ac_hooks_write(the_hooks, put_raw, entry, &err) == 0;
     ac_err_clear(&err);
-    ac_webhooks_t *w = ok ? start(&cfg, s) : NULL;
-    ok = w != NULL && wait_outbox_empty(s);
+    ac_webhooks_t *w = ok ? start(&cfg) : NULL;
+    ok = w != NULL && wait_outbox_empty();
     ac_webhooks_stop(w);
     request_t q[4];
     char v[128] = "", host[128] = "", id[128] = "";
