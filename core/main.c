@@ -2,6 +2,7 @@
  * `train` runs an offline experiment, `config --reference` prints every configuration key,
  * `migrate` brings a PostgreSQL store's schema up to date. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,23 @@ out:
     return rc;
 }
 
+static int parse_long(const char *cmd, const char *name, const char *text, long long min, long long max,
+                      long long *out);
+
+/* --set KEY=VALUE: VALUE as JSON when it parses, else as a string. 0, or -1 with a message. */
+static int set_override(json_t *overrides, char *arg)
+{
+    char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg) {
+        fprintf(stderr, "agentcore train: --set needs KEY=VALUE, not '%s'\n", arg);
+        return -1;
+    }
+    json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    *eq = '\0';
+    json_object_set_new(overrides, arg, v ? v : json_string(eq + 1));
+    return 0;
+}
+
 static int cmd_train(int argc, char **argv)
 {
     static const struct option opts[] = {{"seed", required_argument, NULL, 's'},
@@ -278,58 +296,39 @@ static int cmd_train(int argc, char **argv)
     ac_experiment_opts_t xo = {.seed = -1, .progress = isatty(STDERR_FILENO)};
     json_t *overrides = json_object();
     const char *config = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "s:n:o:jc:h", opts, NULL)) != -1) {
+    int c, rc = -1;
+    long long n;
+    while (rc < 0 && (c = getopt_long(argc, argv, "s:n:o:jc:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end != '\0' || n < 1 || n > 64) {
-                fprintf(stderr, "agentcore train: --seeds must be an integer from 1 to 64\n");
-                json_decref(overrides);
-                return 2;
-            }
+        case 'n':
+            rc = parse_long("train", "seeds", optarg, 1, 64, &n) != 0 ? 2 : -1;
             xo.seeds = (int)n;
             break;
-        }
-        case 's': {
-            char *end;
-            xo.seed = strtoll(optarg, &end, 10);
-            if (*end != '\0' || xo.seed < 0) {
-                fprintf(stderr, "agentcore train: --seed must be a non-negative integer\n");
-                json_decref(overrides);
-                return 2;
-            }
+        case 's':
+            rc = parse_long("train", "seed", optarg, 0, LLONG_MAX, &n) != 0 ? 2 : -1;
+            xo.seed = n;
             break;
-        }
-        case 'S': {
-            char *eq = strchr(optarg, '=');
-            if (eq == NULL || eq == optarg) {
-                fprintf(stderr, "agentcore train: --set needs KEY=VALUE, not '%s'\n", optarg);
-                json_decref(overrides);
-                return 2;
-            }
-            json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-            json_object_set_new(overrides, (*eq = '\0', optarg), v ? v : json_string(eq + 1));
-            break;
-        }
+        case 'S': rc = set_override(overrides, optarg) != 0 ? 2 : -1; break;
         case 'o': xo.out_dir = optarg; break;
         case 'j': xo.json = 1; break;
         case 'c': config = optarg; break;
-        case 'h': fputs(usage_train, stdout); json_decref(overrides); return 0;
-        default: fputs(usage_train, stderr); json_decref(overrides); return 2;
+        case 'h': fputs(usage_train, stdout); rc = 0; break;
+        default: fputs(usage_train, stderr); rc = 2; break;
         }
     }
-    if (optind != argc - 1) {
+    if (rc < 0 && optind != argc - 1) {
         fprintf(stderr, "agentcore train: one experiment file is required\n%s", usage_train);
+        rc = 2;
+    }
+    if (rc >= 0) {
         json_decref(overrides);
-        return 2;
+        return rc;
     }
     xo.path = argv[optind];
     xo.overrides = overrides;
     ac_config_t cfg;
     ac_config_defaults(&cfg);
-    int rc = 1;
+    rc = 1;
     if (load_config(&cfg, config) != 0)
         goto out;
     xo.lua_dir = cfg.lua_dir;
@@ -470,6 +469,41 @@ static void print_json(const json_t *v)
     free(text);
 }
 
+/* agentcore act's answer: the policy's next call for params (as agents.act takes them), printed
+ * as JSON; the error, naming its field, on stderr. 0, or 1. */
+static int act_print(const ac_checkpoint_t *ck, const ac_agent_decl_t *d, const json_t *params, ac_infer_opts_t *o,
+                     uint64_t seed)
+{
+    ac_err_t err = AC_ERR_INIT;
+    ac_infer_call_t call;
+    ac_infer_scratch_t scratch;
+    ac_rng_t rng;
+    ac_rng_seed(&rng, seed);
+    o->rng = &rng;
+    json_t *result = NULL;
+    int rc = 1;
+    if (ac_infer_call_parse(&call, d, params, AC_ERR_INVALID_PARAMS, &err) == 0) {
+        if (ac_infer_scratch_init(&scratch, ac_actor_config(ck->policy)->max_tokens, &err) == 0) {
+            if (ac_infer_act(ck->policy, d, &call, o, &scratch, &result, &err) == 0) {
+                json_object_set_new(result, "checkpoint_iteration", json_integer((json_int_t)ck->iteration));
+                print_json(result);
+                rc = 0;
+            }
+            ac_infer_scratch_free(&scratch);
+        }
+        ac_infer_call_free(&call);
+    }
+    if (rc != 0) {
+        json_t *field = err.data ? json_object_get(err.data, "field") : NULL;
+        json_t *what = err.data ? json_object_get(err.data, "error") : NULL;
+        fprintf(stderr, "agentcore act: %s%s%s\n", json_is_string(field) ? json_string_value(field) : "",
+                json_is_string(field) ? ": " : "", json_is_string(what) ? json_string_value(what) : err.message);
+    }
+    ac_err_clear(&err);
+    json_decref(result);
+    return rc;
+}
+
 static int cmd_act(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -524,36 +558,68 @@ static int cmd_act(int argc, char **argv)
     ac_agent_decl_t d;
     if (load_checkpoint_file("act", argv[optind], &ck, &d) != 0)
         goto out;
-    ac_err_t err = AC_ERR_INIT;
-    ac_infer_call_t call;
-    ac_infer_scratch_t scratch;
-    ac_rng_t rng;
-    ac_rng_seed(&rng, (uint64_t)seed);
-    ac_infer_opts_t o = {greedy, temperature, &rng, (int)top_k, explain};
-    json_t *result = NULL;
-    if (ac_infer_call_parse(&call, &d, params, AC_ERR_INVALID_PARAMS, &err) == 0) {
-        if (ac_infer_scratch_init(&scratch, ac_actor_config(ck.policy)->max_tokens, &err) == 0) {
-            if (ac_infer_act(ck.policy, &d, &call, &o, &scratch, &result, &err) == 0) {
-                json_object_set_new(result, "checkpoint_iteration", json_integer((json_int_t)ck.iteration));
-                print_json(result);
-                rc = 0;
-            }
-            ac_infer_scratch_free(&scratch);
-        }
-        ac_infer_call_free(&call);
-    }
-    if (rc != 0) {
-        json_t *field = err.data ? json_object_get(err.data, "field") : NULL;
-        json_t *what = err.data ? json_object_get(err.data, "error") : NULL;
-        fprintf(stderr, "agentcore act: %s%s%s\n", json_is_string(field) ? json_string_value(field) : "",
-                json_is_string(field) ? ": " : "", json_is_string(what) ? json_string_value(what) : err.message);
-    }
-    ac_err_clear(&err);
-    json_decref(result);
+    ac_infer_opts_t o = {greedy, temperature, NULL, (int)top_k, explain};
+    rc = act_print(&ck, &d, params, &o, (uint64_t)seed);
     ac_agent_decl_free(&d);
     ac_checkpoint_release(&ck);
 out:
     json_decref(params);
+    return rc;
+}
+
+/* The job's max_steps_per_trajectory, as the checkpoint's metadata has it (else the default). */
+static int checkpoint_max_steps(const ac_checkpoint_t *ck)
+{
+    ac_train_config_t tc;
+    ac_train_config_defaults(&tc);
+    json_t *meta = ck->meta_len ? json_loadb((const char *)ck->meta, ck->meta_len, 0, NULL) : NULL;
+    ac_err_t ignored = AC_ERR_INIT;
+    if (json_is_object(json_object_get(meta, "config")))
+        ac_train_config_from_json(&tc, json_object_get(meta, "config"), AC_ERR_INVALID_PARAMS, &ignored);
+    ac_err_clear(&ignored);
+    json_decref(meta);
+    return tc.max_steps_per_trajectory;
+}
+
+/* agentcore run's answer: one episode of the experiment's agent and reward with the checkpoint's
+ * policy, printed as JSON; the error on stderr. 0, or 1. */
+static int run_print(const char *experiment, const ac_config_t *cfg, const ac_checkpoint_t *ck,
+                     const ac_infer_run_opts_t *o)
+{
+    ac_err_t err = AC_ERR_INIT;
+    char agent_name[128], reward_name[128];
+    ac_experiment_opts_t xo = {.path = experiment, .lua_dir = cfg->lua_dir, .plugins_dir = cfg->plugins_dir,
+                               .limits = &cfg->plugin_limits};
+    ac_lua_host_t *host = NULL;
+    ac_agent_t *agent = NULL;
+    ac_reward_t *reward = NULL;
+    ac_agent_decl_t now = {0};
+    json_t *traj = NULL;
+    int rc = 1;
+    if (ac_experiment_plugins(&xo, agent_name, reward_name, sizeof agent_name, &err) == 0 &&
+        (host = ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &cfg->plugin_limits, &err)) != NULL &&
+        (agent = ac_agent_open(host, agent_name, &err)) != NULL &&
+        (reward = ac_reward_open(host, reward_name, &err)) != NULL && ac_agent_decl_of(&now, agent, &err) == 0 &&
+        ac_agent_decl_check(&now, ac_actor_config(ck->policy), &err) == 0) {
+        int64_t cost = 0;
+        if (ac_infer_run(agent, reward, ck->policy, o, &traj, &cost, &err) == 0) {
+            json_object_set_new(traj, "checkpoint_iteration", json_integer((json_int_t)ck->iteration));
+            print_json(traj);
+            rc = 0;
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "agentcore run: %s\n", err.message);
+        json_t *detail = err.data != NULL ? json_object_get(err.data, "traceback") : NULL;
+        if (json_is_string(detail))
+            fprintf(stderr, "%s\n", json_string_value(detail));
+    }
+    ac_err_clear(&err);
+    json_decref(traj);
+    ac_agent_decl_free(&now);
+    ac_reward_close(reward);
+    ac_agent_close(agent);
+    ac_lua_host_destroy(host);
     return rc;
 }
 
@@ -610,53 +676,12 @@ static int cmd_run(int argc, char **argv)
     ac_agent_decl_t d;
     if (load_checkpoint_file("run", ckpt, &ck, &d) != 0)
         goto out;
-    ac_err_t err = AC_ERR_INIT;
-    char agent_name[128], reward_name[128];
-    ac_experiment_opts_t xo = {.path = argv[optind], .lua_dir = cfg.lua_dir, .plugins_dir = cfg.plugins_dir,
-                               .limits = &cfg.plugin_limits};
-    ac_lua_host_t *host = NULL;
-    ac_agent_t *agent = NULL;
-    ac_reward_t *reward = NULL;
-    ac_agent_decl_t now = {0};
-    json_t *traj = NULL;
-    if (max_steps == 0) { /* the job's cap, as the checkpoint's metadata has it */
-        ac_train_config_t tc;
-        ac_train_config_defaults(&tc);
-        json_t *meta = ck.meta_len ? json_loadb((const char *)ck.meta, ck.meta_len, 0, NULL) : NULL;
-        ac_err_t ignored = AC_ERR_INIT;
-        if (json_is_object(json_object_get(meta, "config")))
-            ac_train_config_from_json(&tc, json_object_get(meta, "config"), AC_ERR_INVALID_PARAMS, &ignored);
-        ac_err_clear(&ignored);
-        json_decref(meta);
-        max_steps = tc.max_steps_per_trajectory;
-    }
-    if (ac_experiment_plugins(&xo, agent_name, reward_name, sizeof agent_name, &err) == 0 &&
-        (host = ac_lua_host_create(cfg.lua_dir, cfg.plugins_dir, &cfg.plugin_limits, &err)) != NULL &&
-        (agent = ac_agent_open(host, agent_name, &err)) != NULL &&
-        (reward = ac_reward_open(host, reward_name, &err)) != NULL && ac_agent_decl_of(&now, agent, &err) == 0 &&
-        ac_agent_decl_check(&now, ac_actor_config(ck.policy), &err) == 0) {
-        ac_infer_run_opts_t o = {query,      expected,        (int)max_steps,
-                                 greedy,     temperature,     (uint64_t)seed,
-                                 ac_usd_to_micro(cfg.step_cost_usd), -1};
-        int64_t cost = 0;
-        if (ac_infer_run(agent, reward, ck.policy, &o, &traj, &cost, &err) == 0) {
-            json_object_set_new(traj, "checkpoint_iteration", json_integer((json_int_t)ck.iteration));
-            print_json(traj);
-            rc = 0;
-        }
-    }
-    if (rc != 0) {
-        fprintf(stderr, "agentcore run: %s\n", err.message);
-        json_t *detail = err.data != NULL ? json_object_get(err.data, "traceback") : NULL;
-        if (json_is_string(detail))
-            fprintf(stderr, "%s\n", json_string_value(detail));
-    }
-    ac_err_clear(&err);
-    json_decref(traj);
-    ac_agent_decl_free(&now);
-    ac_reward_close(reward);
-    ac_agent_close(agent);
-    ac_lua_host_destroy(host);
+    if (max_steps == 0)
+        max_steps = checkpoint_max_steps(&ck);
+    ac_infer_run_opts_t o = {query,      expected,        (int)max_steps,
+                             greedy,     temperature,     (uint64_t)seed,
+                             ac_usd_to_micro(cfg.step_cost_usd), -1};
+    rc = run_print(argv[optind], &cfg, &ck, &o);
     ac_agent_decl_free(&d);
     ac_checkpoint_release(&ck);
 out:

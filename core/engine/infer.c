@@ -372,6 +372,64 @@ static int alt_cmp(const void *a, const void *b)
     return pa < pb ? 1 : pa > pb ? -1 : 0;
 }
 
+/* A whole call x joins alts: its probability is added to the same call's (same tool and
+ * params) when another path already reached it. 0, or -1 when out of memory. */
+static int add_alternative(alt_t *alts, int *n_alts, const ac_agent_decl_t *d, const ac_infer_call_t *c,
+                           ac_context_t *ctx, const path_t *x)
+{
+    const ac_tool_t *t = &d->tools[x->tool];
+    json_t *params = params_of(d, ctx, c->candidates, x->tool, x->tok);
+    char *text = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    size_t tl = strlen(t->name), pl = text ? strlen(text) : 0;
+    char *key = text ? malloc(tl + pl + 2) : NULL;
+    if (key == NULL) {
+        free(text);
+        json_decref(params);
+        return -1;
+    }
+    memcpy(key, t->name, tl + 1);
+    memcpy(key + tl + 1, text, pl + 1);
+    free(text);
+    for (int i = 0; i < *n_alts; i++)
+        if (alts[i].tool == x->tool && strcmp(alts[i].key + tl + 1, key + tl + 1) == 0) {
+            alts[i].p += exp(x->lp);
+            free(key);
+            json_decref(params);
+            return 0;
+        }
+    alts[(*n_alts)++] = (alt_t){key, params, x->tool, exp(x->lp), x->lp};
+    return 0;
+}
+
+/* Pushes x extended by each of its next slot's KEEP_PER_SLOT most probable candidates. */
+static void expand(ac_actor_t *p, ac_context_t *ctx, const ac_tool_t *t, const path_t *x, heap_t *h)
+{
+    int cand[AC_ACTOR_MAX_CANDS], order[AC_ACTOR_MAX_CANDS];
+    float logp[AC_ACTOR_MAX_CANDS];
+    int n = ac_context_candidates(ctx, t->args[x->depth].kind, cand, AC_ACTOR_MAX_CANDS);
+    if (n < 1 || ac_actor_slot_logp(p, 0, x->tool, x->depth, cand, n, x->tok, x->depth, logp) != 0)
+        return;
+    /* a partial selection sort: n <= 256 */
+    for (int j = 0; j < n; j++)
+        order[j] = j;
+    int keep = n < KEEP_PER_SLOT ? n : KEEP_PER_SLOT;
+    for (int j = 0; j < keep; j++) {
+        int best = j;
+        for (int m = j + 1; m < n; m++)
+            if (logp[order[m]] > logp[order[best]])
+                best = m;
+        int tmp = order[j];
+        order[j] = order[best];
+        order[best] = tmp;
+        if (isinf(logp[order[j]]))
+            break;
+        path_t y = *x;
+        y.lp += logp[order[j]];
+        y.tok[y.depth++] = cand[order[j]];
+        heap_push(h, &y);
+    }
+}
+
 /* Best-first over decision paths: complete paths come out most probable first; the same call
  * reached through different tokens is merged. */
 static int alternatives(ac_actor_t *p, const ac_agent_decl_t *d, const ac_infer_call_t *c, ac_context_t *ctx,
@@ -388,63 +446,20 @@ static int alternatives(ac_actor_t *p, const ac_agent_decl_t *d, const ac_infer_
     for (int a = 0; a < d->n_tools; a++)
         if (mask[a] && !isinf(tlogp[a]))
             heap_push(&h, &(path_t){tlogp[a], a, 0, {0}});
-    int cand[AC_ACTOR_MAX_CANDS], order[AC_ACTOR_MAX_CANDS];
-    float logp[AC_ACTOR_MAX_CANDS];
     while (h.n > 0 && found < want) {
         path_t x = heap_pop(&h);
         const ac_tool_t *t = &d->tools[x.tool];
         if (x.depth == t->n_args) { /* a whole call */
             found++;
-            json_t *params = params_of(d, ctx, c->candidates, x.tool, x.tok);
-            char *text = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-            size_t tl = strlen(t->name), pl = text ? strlen(text) : 0;
-            char *key = text ? malloc(tl + pl + 2) : NULL;
-            if (key == NULL) {
-                free(text);
-                json_decref(params);
+            if (add_alternative(alts, &n_alts, d, c, ctx, &x) != 0) {
                 rc = ac_err_set(err, AC_ERR_INTERNAL, "out of memory");
                 goto out;
-            }
-            memcpy(key, t->name, tl + 1);
-            memcpy(key + tl + 1, text, pl + 1);
-            free(text);
-            int same = -1;
-            for (int i = 0; i < n_alts && same < 0; i++)
-                if (alts[i].tool == x.tool && strcmp(alts[i].key + tl + 1, key + tl + 1) == 0)
-                    same = i;
-            if (same >= 0) {
-                alts[same].p += exp(x.lp);
-                free(key);
-                json_decref(params);
-            } else {
-                alts[n_alts++] = (alt_t){key, params, x.tool, exp(x.lp), x.lp};
             }
             continue;
         }
         if (expansions++ >= AC_INFER_MAX_EXPANSIONS)
             break;
-        int n = ac_context_candidates(ctx, t->args[x.depth].kind, cand, AC_ACTOR_MAX_CANDS);
-        if (n < 1 || ac_actor_slot_logp(p, 0, x.tool, x.depth, cand, n, x.tok, x.depth, logp) != 0)
-            continue;
-        /* the KEEP_PER_SLOT most probable options (a partial selection sort: n <= 256) */
-        for (int j = 0; j < n; j++)
-            order[j] = j;
-        int keep = n < KEEP_PER_SLOT ? n : KEEP_PER_SLOT;
-        for (int j = 0; j < keep; j++) {
-            int best = j;
-            for (int m = j + 1; m < n; m++)
-                if (logp[order[m]] > logp[order[best]])
-                    best = m;
-            int tmp = order[j];
-            order[j] = order[best];
-            order[best] = tmp;
-            if (isinf(logp[order[j]]))
-                break;
-            path_t y = x;
-            y.lp += logp[order[j]];
-            y.tok[y.depth++] = cand[order[j]];
-            heap_push(&h, &y);
-        }
+        expand(p, ctx, t, &x, &h);
     }
     qsort(alts, (size_t)n_alts, sizeof *alts, alt_cmp);
     *out = json_array();
@@ -467,6 +482,20 @@ static int choose(const float *logp, int n, const ac_infer_opts_t *o)
     return o->greedy ? ac_policy_greedy(logp, n) : ac_policy_sample(logp, n, o->temperature, o->rng, NULL);
 }
 
+/* The legal tools whose arguments all have a candidate, as the rollouts mask them: whether any. */
+static int callable_mask(const ac_agent_decl_t *d, const ac_infer_call_t *c, ac_context_t *ctx, uint8_t *mask)
+{
+    int cand[1], any = 0;
+    for (int a = 0; a < d->n_tools; a++) {
+        mask[a] = c->legal[a];
+        for (int k = 0; mask[a] && k < d->tools[a].n_args; k++)
+            if (ac_context_candidates(ctx, d->tools[a].args[k].kind, cand, 1) == 0)
+                mask[a] = 0;
+        any |= mask[a];
+    }
+    return any;
+}
+
 int ac_infer_act(ac_actor_t *p, const ac_agent_decl_t *d, const ac_infer_call_t *c, const ac_infer_opts_t *o,
                  ac_infer_scratch_t *s, json_t **out, ac_err_t *err)
 {
@@ -477,18 +506,10 @@ int ac_infer_act(ac_actor_t *p, const ac_agent_decl_t *d, const ac_infer_call_t 
     ac_context_t *ctx = &s->ctx;
     if (ac_context_build(ctx, c->query, c->steps, c->n_steps, c->observation, c->candidates, err) != 0)
         return -1;
-    /* the legal tools whose arguments all have a candidate, as the rollouts mask them */
     const int A = d->n_tools;
     uint8_t mask[AC_AGENT_MAX_ACTIONS];
-    int cand[AC_ACTOR_MAX_CANDS], any = 0;
-    for (int a = 0; a < A; a++) {
-        mask[a] = c->legal[a];
-        for (int k = 0; mask[a] && k < d->tools[a].n_args; k++)
-            if (ac_context_candidates(ctx, d->tools[a].args[k].kind, cand, 1) == 0)
-                mask[a] = 0;
-        any |= mask[a];
-    }
-    if (!any)
+    int cand[AC_ACTOR_MAX_CANDS];
+    if (!callable_mask(d, c, ctx, mask))
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "legal",
                             "no tool can be called: none of the legal tools has a candidate for every argument");
     ac_states_clear(&s->states);

@@ -222,6 +222,36 @@ static int open_store(const ac_config_t *cfg, ac_app_t *app, int *lock_fd, ac_er
                : 0;
 }
 
+/* The line scripts and tests wait for: the real ports (port 0 in the config picks one). */
+static void print_listening(const ac_config_t *cfg, const ac_app_t *app, ac_http_t *http)
+{
+    const char *colon = strrchr(cfg->listen[0], ':');
+    printf("agentcore: listening on http://%.*s:%d port=%d", (int)(colon - cfg->listen[0]), cfg->listen[0],
+           ac_http_port(http, 0), ac_http_port(http, 0));
+    if (cfg->tls_listen != NULL)
+        printf(" tls_port=%d", ac_http_tls_port(http));
+    printf(" threads=%d data=%s store=%s", cfg->threads, cfg->data_dir, ac_jobs_backend(app->jobs));
+    if (app->pg != NULL)
+        printf(" node=%s", ac_pg_node(app->pg));
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Closes the store unless `left` worker threads stuck in plugin calls may still touch it (every
+ * commit is durable anyway). */
+static void close_store(ac_app_t *app, int lock_fd, int left)
+{
+    if (left != 0) {
+        fprintf(stderr, "agentcore: %d worker thread(s) stuck in plugin calls left behind\n", left);
+        return;
+    }
+    ac_jobs_close(app->jobs);
+    ac_store_close(app->store); /* LMDB closed cleanly: nothing to recover at the next start */
+    ac_pg_close(app->pg);
+    if (lock_fd >= 0)
+        close(lock_fd);
+}
+
 int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
 {
     /* Signals go to this thread only (sigwait below); every thread created later inherits the
@@ -265,17 +295,7 @@ int ac_server_run(const ac_config_t *cfg, ac_err_t *err)
         (app.workers = ac_workers_start(cfg, app.jobs, err)) == NULL || ac_http_start(http, err) != 0)
         goto out;
 
-    /* the real port, which differs from the config's with port 0 */
-    const char *colon = strrchr(cfg->listen[0], ':');
-    printf("agentcore: listening on http://%.*s:%d port=%d", (int)(colon - cfg->listen[0]), cfg->listen[0],
-           ac_http_port(http, 0), ac_http_port(http, 0));
-    if (cfg->tls_listen != NULL)
-        printf(" tls_port=%d", ac_http_tls_port(http));
-    printf(" threads=%d data=%s store=%s", cfg->threads, cfg->data_dir, ac_jobs_backend(app.jobs));
-    if (app.pg != NULL)
-        printf(" node=%s", ac_pg_node(app.pg));
-    printf("\n");
-    fflush(stdout);
+    print_listening(cfg, &app, http);
 
     int sig = 0;
     sigwait(&stop_set, &sig);
@@ -296,15 +316,7 @@ out:;
     /* the webhook thread has stopped and workers never use this handle (their events' outbox
      * entries go through the jobs backend's transaction): closed whatever is left behind */
     ac_hooks_close(app.hooks);
-    if (left == 0) {
-        ac_jobs_close(app.jobs);
-        ac_store_close(app.store); /* LMDB closed cleanly: nothing to recover at the next start */
-        ac_pg_close(app.pg);
-        if (lock_fd >= 0)
-            close(lock_fd);
-    }
-    else /* a thread stuck in a plugin call may still touch it; every commit is durable anyway */
-        fprintf(stderr, "agentcore: %d worker thread(s) stuck in plugin calls left behind\n", left);
+    close_store(&app, lock_fd, left);
     if (ret == 0)
         fprintf(stderr, "agentcore: stopped\n");
     return ret;
