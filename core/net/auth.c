@@ -73,7 +73,7 @@ struct ac_auth {
     jwt_alg_t alg;                             /* the pinned algorithm */
     const char *alg_name;                      /* its header name, static */
     unsigned char *key; /* verify key: HS256 secret or public PEM; never NULL, since libjwt
-                         * given a NULL key verifies nothing (STACK.md) */
+                         * given a NULL key verifies nothing (libjwt 1.10) */
     int key_len;
     unsigned char *sign_key; /* issue key: == key for HS256, the private PEM, or NULL */
     int sign_key_len;
