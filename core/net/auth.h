@@ -2,7 +2,7 @@
  *
  * The algorithm is pinned by the config: a token whose header names any other algorithm
  * (`none` included) is rejected before any signature work, and again after libjwt has decoded it.
- * libjwt 1.10.2 checks no claims, so exp/nbf/iat/iss/aud/sub are all checked here (libjwt 1.10 leaves claims to the caller).
+ * libjwt 1.10.2 checks no claims, so exp/nbf/iat/iss/aud/sub are all checked here.
  *
  * Verified tokens are cached (key: the exact token bytes) so that a client presenting the same
  * token again costs a hash and a memcmp instead of a signature check (RS256 ~400 us). The time
