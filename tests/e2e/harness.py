@@ -82,9 +82,10 @@ def _sanitized():
         return False
 
 
+SANITIZED = _sanitized()
 # Deadlines of waits for work the server does (training, evaluating) are multiplied by this:
 # the sanitized build trains several times slower.
-SLOW = 4 if _sanitized() else 1
+SLOW = 4 if SANITIZED else 1
 
 
 def poll(check, timeout=120, what="the condition", first=0.1, cap=1.0):

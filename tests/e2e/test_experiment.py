@@ -15,21 +15,11 @@ import re
 import subprocess
 import unittest
 
-from harness import BIN, SRC, main, temp_dir
-
-
-
-def under_asan():
-    """ASan + UBSan builds (tests/run_all.sh runs the suite again so) train several times slower."""
-    r = subprocess.run(["ldd", BIN], capture_output=True, text=True)
-    return "libasan" in r.stdout
-
-
-ASAN = under_asan()
+from harness import BIN, SLOW, SRC, main, temp_dir
 
 
 def train(*args, timeout=300):
-    return subprocess.run([BIN, "train", *args], capture_output=True, timeout=timeout * (4 if ASAN else 1), cwd=SRC)
+    return subprocess.run([BIN, "train", *args], capture_output=True, timeout=timeout * SLOW, cwd=SRC)
 
 
 def small_experiment(case, n_iterations=20):

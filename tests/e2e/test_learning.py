@@ -17,11 +17,11 @@ import json
 import os
 import unittest
 
-from harness import main, temp_dir
-from test_experiment import ASAN, small_experiment, train
+from harness import SANITIZED, main, temp_dir
+from test_experiment import small_experiment, train
 
 
-@unittest.skipIf(ASAN, "learning runs are measured in the plain build")
+@unittest.skipIf(SANITIZED, "learning runs are measured in the plain build")
 class CalculatorLearnsTest(unittest.TestCase):
     def test_calculator_learns(self):
         """Three seeds: each lifts held-out success; the report has per-seed results, the mean and a
@@ -77,7 +77,7 @@ class CalculatorLearnsTest(unittest.TestCase):
 
 
 
-@unittest.skipIf(ASAN, "learning runs are measured in the plain build")
+@unittest.skipIf(SANITIZED, "learning runs are measured in the plain build")
 class OtherAgentsTest(unittest.TestCase):
     def test_inventory_learns(self):
         """The inventory agent as shipped (300 iterations): it must read check_stock's result to
