@@ -290,21 +290,19 @@ json_t *ac_lua_to_json(lua_State *L, int idx, ac_err_t *err)
 
 static const char box_mt_key = 0;
 
-static int box_gc(lua_State *L)
-{
-    json_t **slot = lua_touserdata(L, 1);
-    json_decref(*slot);
-    *slot = NULL;
-    return 0;
-}
-
 /* Frees the boxed value as soon as it is done with: the finalizer is only for the paths a Lua
- * error leaves, since a finalizer that meets the state's memory cap is skipped (its value leaked:
+ * error leaves, since a finalizer that meets the state's memory cap can be skipped (its value leaked:
  * the Lua fuzzer found it). */
 static void box_free(json_t **slot)
 {
     json_decref(*slot);
     *slot = NULL;
+}
+
+static int box_gc(lua_State *L)
+{
+    box_free(lua_touserdata(L, 1));
+    return 0;
 }
 
 static json_t **box_new(lua_State *L)
