@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/stats.h"
 #include "engine/actor.h"
 #include "engine/blas.h"
 #include "engine/grpo.h"
@@ -51,19 +52,6 @@ static double cpu_now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts x. */
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
 /* Median GFLOP/s of an n^3 sgemm over reps calls, by wall time (returned) and per CPU-second of
  * the process (*per_cpu: with one thread, the core's rate whatever else runs on the machine). */
 static double sgemm_peak(int n, int reps, double *per_cpu)
@@ -84,8 +72,8 @@ static double sgemm_peak(int n, int reps, double *per_cpu)
     free(a);
     free(b);
     free(c);
-    *per_cpu = 2.0 * n * n * n / median(tc, reps) / 1e9;
-    return 2.0 * n * n * n / median(t, reps) / 1e9;
+    *per_cpu = 2.0 * n * n * n / ac_stats_median(tc, reps) / 1e9;
+    return 2.0 * n * n * n / ac_stats_median(t, reps) / 1e9;
 }
 
 /* The projection sgemms of one update replayed alone, with the encoder's shapes and transposes
@@ -308,11 +296,11 @@ int main(int argc, char **argv)
     for (int k = 0; k < PH; k++) {
         for (int r = 0; r < runs; r++)
             col[r] = t[(size_t)r * PH + k];
-        med[k] = median(col, runs);
+        med[k] = ac_stats_median(col, runs);
         mn[k] = col[0], mx[k] = col[runs - 1];
     }
-    double med_cpu = median(t_cpu, runs);
-    double med_sgemm = median(t_sgemm, runs), med_attn = median(t_attn, runs), med_enc = median(t_enc, runs);
+    double med_cpu = ac_stats_median(t_cpu, runs);
+    double med_sgemm = ac_stats_median(t_sgemm, runs), med_attn = ac_stats_median(t_attn, runs), med_enc = ac_stats_median(t_enc, runs);
 
     /* ---- the rollout-style forward: the first ROLL states (one per episode) ---- */
     double *t_roll = malloc(sizeof(double) * runs);
@@ -335,7 +323,7 @@ int main(int argc, char **argv)
         if (r >= WARM)
             t_roll[r - WARM] = now() - t0;
     }
-    double roll = median(t_roll, runs), roll_min = t_roll[0], roll_max = t_roll[runs - 1];
+    double roll = ac_stats_median(t_roll, runs), roll_min = t_roll[0], roll_max = t_roll[runs - 1];
 
     /* Projection FLOPs: per forward, 2 n_tok (D 3D + D D + D F + F D) per layer; the backward
      * twice that (dW and dX; the first layer's dX feeds the embeddings); the update runs two
@@ -349,7 +337,7 @@ int main(int argc, char **argv)
         if (r >= 1)
             t_rep[r - 1] = w, c_rep[r - 1] = c;
     }
-    double rep = median(t_rep, runs), rep_cpu = median(c_rep, runs);
+    double rep = ac_stats_median(t_rep, runs), rep_cpu = ac_stats_median(c_rep, runs);
     printf("agentcore C  sequence actor, kernel %s, %d BLAS thread(s), %d encoder thread(s), %d runs (after %d "
            "warm-up), %zu parameters\n",
            ac_blas_kernel(), threads, enc_threads, runs, WARM, ac_actor_n_params(p));

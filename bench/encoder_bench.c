@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/stats.h"
 #include "engine/blas.h"
 #include "engine/encoder.h"
 
@@ -38,19 +39,6 @@ static double cpu_now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts x. */
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
 /* Median GFLOP/s of a square n^3 sgemm over reps calls. */
 static double sgemm_peak(int n, int reps)
 {
@@ -69,7 +57,7 @@ static double sgemm_peak(int n, int reps)
     free(a);
     free(b);
     free(c);
-    return 2.0 * n * n * n / median(t, reps) / 1e9;
+    return 2.0 * n * n * n / ac_stats_median(t, reps) / 1e9;
 }
 
 /* The sequence lengths: a 64-bit LCG (Knuth's MMIX constants) from a fixed seed, uniform in
@@ -174,11 +162,11 @@ int main(int argc, char **argv)
      * recomputed q k^T, do v^T, dS k, dS^T q, P^T do). */
     double proj = 3.0 * L * 2.0 * N * ((double)D * 3 * D + (double)D * D + 2.0 * D * FF);
     double attn = 14.0 * L * H * (double)sum_sq * (D / H);
-    double med_tot = median(t_tot, runs), mn = t_tot[0], mx = t_tot[runs - 1];
-    double med_fwd = median(t_fwd, runs), med_bwd = median(t_bwd, runs);
+    double med_tot = ac_stats_median(t_tot, runs), mn = t_tot[0], mx = t_tot[runs - 1];
+    double med_fwd = ac_stats_median(t_fwd, runs), med_bwd = ac_stats_median(t_bwd, runs);
     double med_kind[NK];
     for (int j = 0; j < NK; j++)
-        med_kind[j] = median(t_kind + (size_t)j * runs, runs);
+        med_kind[j] = ac_stats_median(t_kind + (size_t)j * runs, runs);
     double peak = sgemm_peak(2048, 5);
 
     printf("agentcore C encoder  kernel %s, %d BLAS thread(s), %d encoder thread(s), %d runs (after %d warm-up), "
@@ -188,7 +176,7 @@ int main(int argc, char **argv)
            (double)N / B);
     printf("  forward + backward  median %8.2f ms   min %.2f  max %.2f\n", 1e3 * med_tot, 1e3 * mn, 1e3 * mx);
     printf("  forward             median %8.2f ms\n", 1e3 * med_fwd);
-    double med_cpu = median(t_cpu, runs);
+    double med_cpu = ac_stats_median(t_cpu, runs);
     printf("  (calling thread's CPU time: median %.2f ms, min %.2f)\n", 1e3 * med_cpu, 1e3 * t_cpu[0]);
     printf("  backward            median %8.2f ms\n", 1e3 * med_bwd);
     printf("  per kind (medians, forward + backward):\n");

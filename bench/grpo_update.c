@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/stats.h"
 #include "engine/actor.h"
 #include "engine/blas.h"
 #include "engine/grpo.h"
@@ -30,18 +31,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
 /* Median GFLOP/s of C (m, n) = A (m, k) . B (k, n) over `reps` calls. */
@@ -63,7 +52,7 @@ static double sgemm_gflops(int m, int n, int k, int reps)
     free(a);
     free(b);
     free(c);
-    return 2.0 * m * n * k / median(t, reps) / 1e9;
+    return 2.0 * m * n * k / ac_stats_median(t, reps) / 1e9;
 }
 
 int main(int argc, char **argv)
@@ -194,7 +183,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < PH; k++) {
         for (int r = 0; r < runs; r++)
             col[r] = t[(size_t)r * PH + k];
-        med[k] = median(col, runs);
+        med[k] = ac_stats_median(col, runs);
     }
     /* Dense FLOPs of a forward: the bag layer (D x H per state), the tool head (H x NA), and per
      * state the pointer queries: slot 0 h Wq and Wk q, slot 1 the same plus psum U (H x H each),

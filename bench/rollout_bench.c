@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/stats.h"
 #include "engine/blas.h"
 #include "base/clock.h"
 #include "lua/lua_host.h"
@@ -17,12 +18,6 @@
 #include "engine/rollout.h"
 #include "base/train_config.h"
 #include "engine/trainer.h"
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -110,11 +105,11 @@ int main(int argc, char **argv)
         if (r >= 0)
             rate[r] = ro.n_steps / s;
     }
-    qsort(rate, (size_t)runs, sizeof *rate, cmp_double);
+    double med = ac_stats_median(rate, runs);
     printf("agent %s, %s policy: %d episodes, %d steps per run, rewards scored; BLAS kernel %s, 1 thread\n",
            agent_name, kind, groups * 8, steps, ac_blas_kernel());
-    printf("rollout throughput: median %.0f agent steps/s (min %.0f, max %.0f) over %d runs\n", rate[runs / 2],
-           rate[0], rate[runs - 1], runs);
+    printf("rollout throughput: median %.0f agent steps/s (min %.0f, max %.0f) over %d runs\n", med, rate[0],
+           rate[runs - 1], runs);
     ac_rollout_free(&ro);
     ac_actor_destroy(policy);
     ac_reward_close(reward);

@@ -1,6 +1,7 @@
 #include "base/stats.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "base/rng.h"
 
@@ -90,4 +91,18 @@ void ac_stats_mean_ci95(const double *x, int n, double *mean, double *lo, double
     double half = (n - 1 <= 30 ? t975[n - 1] : 1.96) * sqrt(ss / (n - 1)) / sqrt((double)n);
     *lo = m - half;
     *hi = m + half;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double ac_stats_median(double *x, int n)
+{
+    if (n <= 0)
+        return NAN;
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }

@@ -23,4 +23,8 @@ double ac_stats_sign_flip(const double *d, int n, int rounds, uint64_t seed);
  * n = 1 gives the value itself as all three; n = 0 gives NaN. */
 void ac_stats_mean_ci95(const double *x, int n, double *mean, double *lo, double *hi);
 
+/* The median of x (n values), which it sorts ascending in place (so x[0] and x[n - 1] are then
+ * the min and max); the mean of the middle two for even n; NaN for n = 0. */
+double ac_stats_median(double *x, int n);
+
 #endif

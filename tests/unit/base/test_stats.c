@@ -17,6 +17,11 @@ static void check_close(double got, double want, double tol, const char *what)
 
 int main(void)
 {
+    double odd[] = {3, 1, 2}, even[] = {4, 1, 3, 2};
+    check_close(ac_stats_median(odd, 3), 2.0, 0, "median of an odd count: the middle value");
+    check_close(odd[0] + 10 * odd[2], 1.0 + 30.0, 0, "median sorts its values (min first, max last)");
+    check_close(ac_stats_median(even, 4), 2.5, 0, "median of an even count: the mean of the middle two");
+    check_close(isnan(ac_stats_median(even, 0)), 1.0, 0, "median of nothing is NaN");
     /* scipy.stats.binomtest(k, n, 0.5).pvalue */
     check_close(ac_stats_mcnemar_exact(0, 0), 1.0, 0, "mcnemar no discordant pairs");
     check_close(ac_stats_mcnemar_exact(0, 10), 2.0 / 1024.0, 1e-12, "mcnemar 0 vs 10");
