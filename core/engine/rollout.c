@@ -510,6 +510,9 @@ int ac_rollout_run(ac_rollout_t *ro, const ac_rollout_spec_t *spec, ac_err_t *er
             ro->eps[R.lv[i].ep].truncated = 1;
             finish(ro, spec, R.lv[i].ep, &R.lv[i].st);
         }
+    /* a stop asked during the last steps interrupted their plugin calls: those episodes failed
+     * because of it, not of their plugins, so the whole rollout counts as stopped */
+    ro->stopped = spec->stop && atomic_load(spec->stop);
     ret = 0;
 out:
     for (int i = 0; R.lv != NULL && i < R.E; i++) {

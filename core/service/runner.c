@@ -118,6 +118,10 @@ static int validate(run_t *r, ac_err_t *err)
     ac_eval_result_t ev;
     if (ac_eval_run(r->agent, r->reward, r->tr->policy, r->validation, r->cfg.max_steps_per_trajectory, &ev, err) != 0)
         return -1;
+    if (atomic_load(&r->env->watch->interrupt)) { /* interrupted on the way: its plugin calls failed */
+        ac_eval_result_free(&ev);
+        return 0;
+    }
     r->val_iteration = r->tr->iteration;
     r->val_success = ev.success_rate;
     r->val_reward = ev.avg_reward;

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import SLOW, SRC, Server, ServerTest, claims, make_jwt, main, poll
+from harness import SLOW, SRC, Server, ServerTest, claims, make_jwt, main, poll, queries
 
 UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -284,10 +284,43 @@ class PluginFailureTest(ServerTest):
                     'end\n'
                     'function a.final(s) return {} end\n'
                     'return a\n')
-        shutil.copy(os.path.join(SRC, "plugins", "rewards", "calculator.lua"),
-                    os.path.join(cls.plugins, "rewards", "flaky.lua"))
-        cls.CONFIG = 'return { plugins_dir = "%s", training = { max_failure_rate = 0.5 } }' % cls.plugins
+        for name in ("flaky", "stuck"):
+            shutil.copy(os.path.join(SRC, "plugins", "rewards", "calculator.lua"),
+                        os.path.join(cls.plugins, "rewards", name + ".lua"))
+        with open(os.path.join(cls.plugins, "agents", "stuck.lua"), "w") as f:
+            f.write('local a = { name = "stuck", version = "1", tools = { { name = "go", cost_usd = 0 } } }\n'
+                    'function a.init(q) return { held = q:find("^held") ~= nil } end\n'
+                    'function a.step(s, tool, args) while not s.held do end return {}, true end\n'
+                    'function a.final(s) return {} end\n'
+                    'return a\n')
+        # the limits let stuck's calls run until something interrupts them
+        cls.CONFIG = ('return { plugins_dir = "%s", training = { max_failure_rate = 0.5 }, '
+                      'plugin_limits = { max_wall_ms = 600000, max_instructions = 100000000000 } }' % cls.plugins)
         super().setUpClass()
+
+    def cancel_stuck(self, until, **data):
+        """Starts a job of the stuck agent, cancels it once until(status), returns its final status."""
+        p = dict(job_params(n_iterations=5, max_steps_per_trajectory=1), agent_id="stuck", **data)
+        _, _, resp = self.server.call("training.start_grpo", p)
+        self.assertIn("result", resp, resp)
+        job = resp["result"]["job_id"]
+        wait(self.server, job, until)
+        _, _, resp = self.server.call("training.cancel", {"job_id": job})
+        self.assertEqual(resp.get("result", {}).get("status"), "cancelled", resp)
+        return wait(self.server, job, final)
+
+    def test_cancel_interrupting_training_steps_is_no_plugin_failure(self):
+        # the held-out queries end at once: once they are scored the first iteration runs, and the
+        # cancel interrupts its (last) steps; the episodes it broke neither fail the job nor count
+        st = self.cancel_stuck(lambda s: s["metrics"]["validation_accuracy"] is not None,
+                               validation_data=queries(20, prefix="held"))
+        self.assertEqual((st["status"], st["current_iteration"], st["plugin_failures"]), ("cancelled", 0, 0), st)
+
+    def test_cancel_interrupting_validation_records_no_score(self):
+        # every validation episode is stuck: the first validation is cut short
+        st = self.cancel_stuck(lambda s: s["status"] != "queued")
+        self.assertEqual(st["status"], "cancelled", st)
+        self.assertIsNone(st["metrics"]["validation_accuracy"], st)
 
     def test_failures_above_the_rate_fail_the_job(self):
         p = job_params(n_iterations=50)
