@@ -6,13 +6,30 @@ Each DIR holds a run's report.json and metrics.csv. Per agent and policy, for ea
 evaluation data, i.e. test_iid, and every `tests` set), the mean success over seeds with its
 95 % interval for the random policy, the untrained policy, the keyword rule and the trained
 policy (selected on validation); then the trajectories and the wall time until the validation
-success first reached 0.9 (median over seeds; "not reached" when a seed never did)."""
+success first reached 0.9 (median over seeds; "not reached" when a seed never did).
+
+An AGENT named <agent>-<variant> is a control run of examples/<agent>/experiment_<variant>.lua
+(bench/learning.sh): its rows keep that name in the CSV and read, in the Markdown table, as the
+agent with what the control changes ("inventory (control: blind to tool results)")."""
 import argparse
 import csv
 import json
 import math
 import os
 import statistics
+
+
+# What each control variant of an agent changes, as the table names it.
+CONTROLS = {"blind": "blind to tool results"}
+
+
+def label(agent):
+    """The agent's name in the Markdown table: "inventory-blind" -> "inventory (control: blind to
+    tool results)"; an agent without a variant keeps its name."""
+    base, sep, variant = agent.partition("-")
+    if not sep:
+        return agent
+    return f"{base} (control: {CONTROLS.get(variant, variant)})"
 
 
 def interval(values):
@@ -89,12 +106,17 @@ def main():
                 "Success rate on each held-out split, mean over seeds with the 95 % interval (Student t); "
                 "`untrained` is the policy before training, `keyword` the keyword rule fitted on the training "
                 "split (core/engine/keyword.h), `trained` the policy selected on validation. "
-                "`to 0.9`: median trajectories and seconds until validation success first reached 0.9.\n\n")
+                "`to 0.9`: median trajectories and seconds until validation success first reached 0.9.")
+        if any(label(r["agent"]) != r["agent"] for r in rows):
+            f.write(" A `(control: ...)` row is the agent with that change, on the same data and settings "
+                    "(`blind to tool results`: every tool call shows the policy an empty result, so "
+                    "nothing a tool returns can guide it).")
+        f.write("\n\n")
         f.write("| agent | policy | split | random | untrained | keyword | trained | validation | to 0.9 | time per seed |\n")
         f.write("|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             to9 = "not reached" if r["traj_to_0.9"] is None else f"{r['traj_to_0.9']:.0f} traj, {r['s_to_0.9']:.0f} s"
-            f.write(f"| {r['agent']} | {r['policy']} | {r['split']} | {r['random']:.2f} | {r['baseline']:.2f} | "
+            f.write(f"| {label(r['agent'])} | {r['policy']} | {r['split']} | {r['random']:.2f} | {r['baseline']:.2f} | "
                     f"{r['keyword']:.2f} ± {r['keyword_ci']:.2f} | **{r['trained']:.2f} ± {r['trained_ci']:.2f}** | "
                     f"{r['validation']:.2f} | {to9} | {r['run_s']:.0f} s x {r['seeds']} seeds |\n")
 

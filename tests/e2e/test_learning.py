@@ -15,9 +15,11 @@ sanitizers in unit_trainer and in the short experiments of test_experiment.py)."
 import csv
 import json
 import os
+import subprocess
+import sys
 import unittest
 
-from harness import SANITIZED, main, temp_dir
+from harness import BIN, SANITIZED, SLOW, SRC, main, temp_dir
 from test_experiment import small_experiment, train
 
 
@@ -90,6 +92,58 @@ class OtherAgentsTest(unittest.TestCase):
             self.assertGreater(report["trained"]["success_rate"], report["baseline"]["success_rate"] + 0.3, name)
             self.assertLess(report["p_value"], 0.001, name)
 
+
+class BlindControlTest(unittest.TestCase):
+    """The control of the learning benchmark: the inventory agent blind to its tool results
+    (examples/inventory/experiment_blind.lua), a few iterations in the real host, and its rows in
+    bench/learning_table.py's table beside the real agent's. (Its whole run and figures are in
+    bench/learning.md; that the blind agent's episodes score as the real agent's is
+    spec/agents/inventory_blind_spec.lua.)"""
+
+    def run_table(self, *runs):
+        d = temp_dir(self, "ac-table-")
+        md, out_csv = os.path.join(d, "learning.md"), os.path.join(d, "learning.csv")
+        r = subprocess.run([sys.executable, os.path.join(SRC, "bench/learning_table.py"), "--md", md,
+                            "--csv", out_csv, *runs], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        with open(md) as f, open(out_csv) as g:
+            return f.read(), list(csv.DictReader(g))
+
+    def test_blind_control_trains_and_is_the_control_row(self):
+        outs = {}
+        for name, path in (("inventory", "examples/inventory/experiment.lua"),
+                           ("inventory-blind", "examples/inventory/experiment_blind.lua")):
+            outs[name] = temp_dir(self)
+            r = train(path, "--seeds", "2", "--set", "n_iterations=3", "--json", "--out", outs[name],
+                      timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            report = json.loads(r.stdout.decode().splitlines()[-1])
+            self.assertEqual(report["agent"], name.replace("-", "_"))
+        # an episode of the trained blind policy in the host: no tool result reaches its context
+        r = subprocess.run([BIN, "run", "examples/inventory/experiment_blind.lua", "--checkpoint",
+                            os.path.join(outs["inventory-blind"], "best.ckpt"), "--query",
+                            "Order 3 kettles and 5 lamps.", "--expected",
+                            '{"items":[{"item":"kettle","qty":3},{"item":"lamp","qty":5}],"min_steps":5}'],
+                           capture_output=True, timeout=60 * SLOW, cwd=SRC)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        episode = json.loads(r.stdout.decode())
+        self.assertGreater(len(episode["steps"]), 1)
+        for step in episode["steps"]:
+            self.assertEqual(step["result"], {}, step)
+            for line in step["state"]["context"].splitlines():
+                if line.startswith("result:"):
+                    self.assertEqual(line, "result:", step)
+        md, rows = self.run_table("inventory:bag:" + outs["inventory"],
+                                  "inventory-blind:bag:" + outs["inventory-blind"])
+        for split in ("test_iid", "test_templates", "test_compositions"):
+            self.assertIn(f"| inventory | bag | {split} |", md)
+            self.assertIn(f"| inventory (control: blind to tool results) | bag | {split} |", md)
+        self.assertIn("`blind to tool results`: every tool call shows the policy an empty result", md)
+        self.assertEqual([r["agent"] for r in rows], ["inventory"] * 3 + ["inventory-blind"] * 3)
+        self.assertEqual({r["seeds"] for r in rows}, {"2"})
+        # without a control, the table says nothing of controls
+        md, _ = self.run_table("inventory:bag:" + outs["inventory"])
+        self.assertNotIn("control", md)
 
 
 if __name__ == "__main__":
