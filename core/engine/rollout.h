@@ -86,6 +86,10 @@ typedef struct ac_rollout {
     int64_t cost_micro;    /* all episodes */
     int budget_exhausted;  /* a step was refused because it would have passed budget_micro */
     int stopped;           /* spec.stop was set: the rollout ended early, unscored */
+    /* private: one context per running episode, kept from rollout to rollout (their buffers are
+     * what a step renders into) */
+    ac_context_t *_ctx;
+    int _n_ctx, _ctx_tokens;
 } ac_rollout_t;
 
 typedef struct ac_rollout_spec {
