@@ -129,12 +129,20 @@ static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_ep
         fail_episode(ro, ep, &ro->agent_failures, &err);
     ac_err_clear(&err);
     if (!ep->failed && spec->reward != NULL) {
-        json_t *traj = ac_rollout_trajectory_json(ro, spec->agent, spec->queries, e);
-        json_t *expected = json_object_get(json_array_get(spec->queries, (size_t)ep->query), "expected_outcome");
+        const json_t *q = json_array_get(spec->queries, (size_t)ep->query);
+        ac_traj_step_t few[32], *ts = ep->n_steps <= 32 ? few : malloc(sizeof *ts * (size_t)ep->n_steps);
+        int i = 0;
+        for (int k = ep->first_step; ts != NULL && k >= 0; k = ro->steps[k].next, i++) {
+            const ac_step_rec_t *s = &ro->steps[k];
+            ts[i] = (ac_traj_step_t){s->observation, spec->agent->actions[s->action], s->params, s->result, s->ts_ms,
+                                     s->duration_us};
+        }
+        ac_trajectory_t traj = {json_object_get(q, "query"), ts, ep->n_steps, ep->final, ep->truncated};
         ac_reward_info_t info = {0};
-        if (traj == NULL || ac_reward_score(spec->reward, traj, expected, st, &ep->reward, &info, &err) != 0) {
-            if (traj == NULL)
-                ac_err_set(&err, AC_ERR_INTERNAL, "cannot build the trajectory");
+        if (ts == NULL || ac_reward_score(spec->reward, &traj, json_object_get(q, "expected_outcome"), st,
+                                          &ep->reward, &info, &err) != 0) {
+            if (ts == NULL)
+                ac_err_set(&err, AC_ERR_INTERNAL, "rollout: out of memory");
             fail_episode(ro, ep, &ro->reward_failures, &err);
         } else {
             ep->success = info.success;
@@ -152,7 +160,8 @@ static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_ep
             }
             ac_reward_info_clear(&info);
         }
-        json_decref(traj);
+        if (ts != few)
+            free(ts);
         ac_err_clear(&err);
     }
     ep->exec_ms = ac_clock_now_ms() - ep->start_ms;
