@@ -338,6 +338,25 @@ class PluginFailureTest(ServerTest):
         self.assertEqual((resp["error"]["code"], resp["error"]["data"]["field"]), (-32600, "agent_id"))
 
 
+class PolicyConfigTest(ServerTest):
+    def test_the_job_runs_the_policy_its_config_names(self):
+        # the policy's keys are nested ({"policy": {...}}): the job's stored config keeps them, so
+        # the worker that runs it (or resumes it) builds that policy, not the default bag
+        policy = {"kind": "sequence", "max_tokens": 64, "d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32}
+        p = job_params(n_iterations=2, batch_size=4, n_trajectories_per_query=4, policy=policy)
+        job = self.server.result("training.start_grpo", p)["job_id"]
+        st = wait(self.server, job, final)
+        self.assertEqual(st["status"], "completed", st)
+        ck = self.server.result("training.export_checkpoint", {"job_id": job})
+        self.assertEqual(ck["policy"]["kind"], "sequence", ck["policy"])
+        # the same shape again: fine-tuning from it needs the checkpoint's policy keys
+        p2 = job_params(n_iterations=1, batch_size=4, n_trajectories_per_query=4, policy=policy)
+        p2["init_checkpoint"] = ck["checkpoint_id"]
+        _, _, resp = self.server.call("training.start_grpo", p2)
+        self.assertIn("result", resp, resp)
+        self.assertEqual(wait(self.server, resp["result"]["job_id"], final)["status"], "completed")
+
+
 class RetentionTest(ServerTest):
     CONFIG = "return { training = { max_trajectories_per_job = 100 } }"
 
