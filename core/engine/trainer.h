@@ -110,6 +110,11 @@ ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent,
                                 uint64_t seed, int64_t step_cost_micro, ac_err_t *err);
 void ac_trainer_destroy(ac_trainer_t *t);
 
+/* Threads for the sequence policy's own kernels (attention, GELU) in the policy and its
+ * reference, beside the BLAS threads (ac_blas_set_threads); nothing for the bag policy. Results
+ * do not depend on n. -1 when threads cannot be started (it then runs on one). */
+int ac_trainer_set_threads(ac_trainer_t *t, int n, ac_err_t *err);
+
 /* One iteration over `training` (array of {query, expected_outcome}). budget_micro < 0 is
  * unlimited; else no agent step is taken that would bring the iteration's cost past it, and
  * when that happens the iteration is abandoned (m->budget_exhausted, no update; the cost of
