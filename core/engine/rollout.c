@@ -39,6 +39,7 @@ void ac_rollout_clear(ac_rollout_t *ro)
     ro->n_mask = 0;
     ro->n_steps = ro->n_eps = ro->n_groups = ro->n_errors = 0;
     ro->tool_failures = ro->agent_failures = ro->reward_failures = 0;
+    ro->failed_episodes = 0;
     ro->cost_micro = 0;
     ro->budget_exhausted = 0;
     ro->stopped = 0;
@@ -64,9 +65,17 @@ static void note_error(ac_rollout_t *ro, const char *msg)
         ro->first_errors[ro->n_errors++] = strdup(msg);
 }
 
-static void fail_episode(ac_rollout_t *ro, ac_episode_rec_t *ep, int *counter, const ac_err_t *e)
+/* A plugin failure in ep (a failed call of the kind counter counts). */
+static void spoil(ac_rollout_t *ro, ac_episode_rec_t *ep, int *counter)
 {
     (*counter)++;
+    ro->failed_episodes += !ep->spoiled;
+    ep->spoiled = 1;
+}
+
+static void fail_episode(ac_rollout_t *ro, ac_episode_rec_t *ep, int *counter, const ac_err_t *e)
+{
+    spoil(ro, ep, counter);
     ep->failed = 1;
     free(ep->error);
     ep->error = strdup(e->message[0] ? e->message : "plugin failure");
@@ -437,7 +446,7 @@ static void take_step(run_t *R, live_t *l, ac_step_rec_t *s, int64_t cost)
     ro->cost_micro += cost;
     if (rc == AC_AGENT_TOOL_FAILED) {
         s->tool_failed = 1;
-        ro->tool_failures++;
+        spoil(ro, ep, &ro->tool_failures);
         note_error(ro, e.message);
         done = 1;
     } else if (rc != 0) {

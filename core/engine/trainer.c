@@ -286,6 +286,7 @@ static void summarize(const ac_trainer_t *t, ac_iter_metrics_t *m)
     m->tool_failures = ro->tool_failures;
     m->agent_failures = ro->agent_failures;
     m->reward_failures = ro->reward_failures;
+    m->failed_episodes = ro->failed_episodes;
     m->cost_micro = ro->cost_micro;
 }
 

@@ -41,7 +41,8 @@ typedef struct ac_iter_metrics {
     int trajectories;        /* episodes generated (all draws) */
     int steps;               /* agent steps taken */
     int groups_used;         /* groups that carried gradient */
-    int tool_failures, agent_failures, reward_failures;
+    int tool_failures, agent_failures, reward_failures; /* failed plugin calls, by kind */
+    int failed_episodes;     /* episodes with at least one (what training.max_failure_rate bounds) */
     int64_t cost_micro;      /* this iteration's tool and policy-step cost */
     int budget_exhausted;    /* the budget stopped the rollouts: no update, iteration not counted */
     int stopped;             /* the trainer's stop flag ended the rollouts: likewise */

@@ -522,7 +522,7 @@ static int after_iteration(run_t *r, ac_iter_metrics_t *m, ac_err_t *err)
             return -1;
         return finish(r, AC_JOB_CANCELLED, "budget_exceeded", NULL, err) ? -1 : 1;
     }
-    int fails = m->tool_failures + m->agent_failures + m->reward_failures;
+    int fails = m->failed_episodes;
     r->episodes_total += m->trajectories;
     r->failures_total += fails;
     for (int i = 0; i < r->tr->ro.n_errors && json_array_size(r->samples) < MAX_ERROR_SAMPLES; i++)

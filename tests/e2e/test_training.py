@@ -282,7 +282,7 @@ class PluginFailureTest(ServerTest):
                     'function a.step(s, tool, args)\n'
                     '  error("the tool broke")\n'
                     'end\n'
-                    'function a.final(s) return {} end\n'
+                    'function a.final(s) error("no answer either") end\n'
                     'return a\n')
         for name in ("flaky", "stuck"):
             shutil.copy(os.path.join(SRC, "plugins", "rewards", "calculator.lua"),
@@ -328,7 +328,10 @@ class PluginFailureTest(ServerTest):
         _, _, resp = self.server.call("training.start_grpo", p)
         st = wait(self.server, resp["result"]["job_id"], final)
         self.assertEqual(st["status"], "failed", st)
+        # each episode fails twice (its tool, then its final answer): counted once, as an episode
         self.assertIn("plugin failures: 32 of 32 episodes", st["error"])
+        self.assertEqual((st["plugin_failures"], st["episodes"]), (32, 32), st)
+        self.assertEqual(st["metrics"]["plugin_failures"], {"tool": 32, "agent": 32, "reward": 0}, st)
         self.assertIn("flaky.lua:8:", st["error"])  # a sample message names file:line
 
     def test_unknown_agent(self):
