@@ -5,7 +5,9 @@
  * (bench/README.md).
  *
  *   build/bench_rollout [--agent calculator] [--policy bag|sequence] [--episodes 512] [--runs 7]
- */
+ *                       [--no-reward]
+ *
+ * --no-reward leaves the episodes unscored: the difference is what the reward plugin costs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +25,14 @@ int main(int argc, char **argv)
 {
     ac_blas_maybe_reexec(argc, argv);
     const char *agent_name = "calculator", *kind = "bag";
-    int episodes = 512, runs = 7;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--agent") == 0)
+    int episodes = 512, runs = 7, scored = 1;
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--no-reward") == 0) {
+            scored = 0;
+            i--;
+        } else if (i + 1 >= argc) {
+            episodes = 0; /* an option without its value: the usage below */
+        } else if (strcmp(argv[i], "--agent") == 0)
             agent_name = argv[i + 1];
         else if (strcmp(argv[i], "--episodes") == 0)
             episodes = atoi(argv[i + 1]);
@@ -35,7 +42,8 @@ int main(int argc, char **argv)
             kind = argv[i + 1];
     }
     if (episodes < 8 || runs < 1 || (strcmp(kind, "bag") != 0 && strcmp(kind, "sequence") != 0)) {
-        fprintf(stderr, "usage: bench_rollout [--agent NAME] [--policy bag|sequence] [--episodes N>=8] [--runs N>=1]\n");
+        fprintf(stderr, "usage: bench_rollout [--agent NAME] [--policy bag|sequence] [--episodes N>=8] [--runs N>=1] "
+                        "[--no-reward]\n");
         return 2;
     }
     ac_blas_set_threads(1);
@@ -91,7 +99,7 @@ int main(int argc, char **argv)
     int steps = 0;
     for (int r = -1; r < runs; r++) { /* one warm-up run */
         ac_rollout_clear(&ro);
-        ac_rollout_spec_t spec = {.agent = agent, .reward = reward, .policy = policy, .rng = &rng,
+        ac_rollout_spec_t spec = {.agent = agent, .reward = scored ? reward : NULL, .policy = policy, .rng = &rng,
                                   .queries = queries, .query_idx = idx, .n_groups = groups, .n_per_group = 8,
                                   .max_steps = 20, .temperature = 1.0f, .budget_micro = -1, .seed = 1,
                                   .iteration = 1};
@@ -106,8 +114,8 @@ int main(int argc, char **argv)
             rate[r] = ro.n_steps / s;
     }
     double med = ac_stats_median(rate, runs);
-    printf("agent %s, %s policy: %d episodes, %d steps per run, rewards scored; BLAS kernel %s, 1 thread\n",
-           agent_name, kind, groups * 8, steps, ac_blas_kernel());
+    printf("agent %s, %s policy: %d episodes, %d steps per run, %s; BLAS kernel %s, 1 thread\n", agent_name,
+           kind, groups * 8, steps, scored ? "rewards scored" : "no reward", ac_blas_kernel());
     printf("rollout throughput: median %.0f agent steps/s (min %.0f, max %.0f) over %d runs\n", med, rate[0],
            rate[runs - 1], runs);
     ac_rollout_free(&ro);

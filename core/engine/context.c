@@ -14,7 +14,7 @@
 #define STEP_MAX_TOKENS 64
 #define RESULT_MAX_DEPTH 4
 
-static const char *const seg_label[AC_SEG_KINDS] = {"", "query", "call", "result", "observe", "candidates"};
+static const char *const seg_label[AC_SEG_KINDS] = {":", "query:", "call:", "result:", "observe:", "candidates:"};
 
 /* ---- tokenizer ------------------------------------------------------------------------------ */
 
@@ -118,27 +118,49 @@ int ac_context_tokenize(const char *text, size_t len, ac_token_fn fn, void *ud)
 /* ---- pieces: a segment or a step, rendered on its own before the context is assembled -------- */
 
 typedef struct piece {
-    ac_token_t tok[AC_CONTEXT_MAX_TOKENS];
-    int n, cap;
+    ac_token_t *tok; /* (tok_cap): as many as the piece may hold, allocated on first use */
+    int n, cap, tok_cap;
     char *text;
     size_t len, tcap;
     int oom;
-    uint8_t seg, age;
-    int span_first[AC_CONTEXT_MAX_TOKENS], span_len[AC_CONTEXT_MAX_TOKENS], span_item[AC_CONTEXT_MAX_TOKENS];
+    int valid;       /* a step's piece: rendered for the current episode (see begin_episode) */
+    uint8_t seg;
+    int *span_first, *span_len, *span_item; /* (tok_cap) the candidates piece only */
     int n_spans;
     int kind_count[AC_TOK_KINDS]; /* tokens of each kind so far in the current segment */
 } piece_t;
 
-static void piece_reset(piece_t *p, int cap, int seg, int age)
+/* Empties p for up to cap tokens (spans: with span arrays); oom set when they cannot be had. */
+static void piece_reset(piece_t *p, int cap, int seg, int spans)
 {
+    cap = cap < AC_CONTEXT_MAX_TOKENS ? cap : AC_CONTEXT_MAX_TOKENS;
     p->n = 0;
-    p->cap = cap < AC_CONTEXT_MAX_TOKENS ? cap : AC_CONTEXT_MAX_TOKENS;
+    p->cap = cap;
     p->len = 0;
     p->oom = 0;
     p->seg = (uint8_t)seg;
-    p->age = (uint8_t)age;
     p->n_spans = 0;
     memset(p->kind_count, 0, sizeof p->kind_count);
+    if (cap > p->tok_cap || (spans && p->span_first == NULL)) {
+        int n = cap > p->tok_cap ? cap : p->tok_cap;
+        ac_token_t *t = realloc(p->tok, sizeof *t * (size_t)n);
+        if (t != NULL)
+            p->tok = t;
+        if (t != NULL && spans) {
+            free(p->span_first);
+            free(p->span_len);
+            free(p->span_item);
+            p->span_first = malloc(sizeof(int) * (size_t)n);
+            p->span_len = malloc(sizeof(int) * (size_t)n);
+            p->span_item = malloc(sizeof(int) * (size_t)n);
+        }
+        if (t == NULL || (spans && (!p->span_first || !p->span_len || !p->span_item))) {
+            p->oom = 1;
+            p->cap = 0;
+            return;
+        }
+        p->tok_cap = n;
+    }
 }
 
 static void piece_text(piece_t *p, const char *s, size_t n)
@@ -160,12 +182,35 @@ static void piece_text(piece_t *p, const char *s, size_t n)
     p->text[p->len] = 0;
 }
 
+/* The decimal digits of v into buf (at least 21 bytes); returns their length. What "%lld"
+ * prints, without printf's cost: rendering a step's numbers is on every step's path. */
+static size_t fmt_int(char *buf, long long v)
+{
+    char tmp[24];
+    size_t n = 0, k = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        buf[k++] = '-';
+    while (n > 0)
+        buf[k++] = tmp[--n];
+    buf[k] = 0;
+    return k;
+}
+
+/* An integral value below 10^digits in magnitude (and not -0) prints as its integer under
+ * "%.<digits>g": the fast path of the two formats below. */
+static int plain_integer(double v, double limit) { return v == floor(v) && fabs(v) < limit && !(v == 0 && signbit(v)); }
+
 static uint64_t token_hash(int kind, const char *s, size_t n, float value)
 {
     uint64_t h = (FNV_BASIS ^ (uint64_t)kind) * FNV_PRIME;
     char num[32];
-    if (kind == AC_TOK_NUMBER) { /* "5", "5.0" and "05" are one value */
-        n = (size_t)snprintf(num, sizeof num, "%.9g", (double)value);
+    if (kind == AC_TOK_NUMBER) { /* "5", "5.0" and "05" are one value: hashed as "%.9g" prints it */
+        n = plain_integer(value, 1e9) ? fmt_int(num, (long long)value)
+                                       : (size_t)snprintf(num, sizeof num, "%.9g", (double)value);
         s = num;
     }
     for (size_t i = 0; i < n; i++) {
@@ -205,7 +250,7 @@ static void add_token(void *ud, int kind, const char *s, size_t n)
     t->start = (uint32_t)(a->base + (size_t)(s - a->text));
     t->len = (uint16_t)(n < 65535 ? n : 65535);
     t->seg = p->seg;
-    t->age = p->age;
+    t->age = 0; /* a step's tokens get theirs when the context is assembled */
     t->pos = (uint8_t)(p->n < 255 ? p->n : 255);
     int ord = p->kind_count[t->kind]++;
     t->ord = (uint8_t)(ord < 15 ? ord : 15);
@@ -226,6 +271,10 @@ static void add_text(piece_t *p, const char *s, size_t n, int force_kind)
 /* A number as JSON would print it: the shortest of %.15g and %.17g that reads back exactly. */
 static void fmt_real(char *buf, size_t len, double v)
 {
+    if (plain_integer(v, 1e15) && len >= 21) {
+        fmt_int(buf, (long long)v);
+        return;
+    }
     snprintf(buf, len, "%.15g", v);
     if (strtod(buf, NULL) != v)
         snprintf(buf, len, "%.17g", v);
@@ -233,8 +282,7 @@ static void fmt_real(char *buf, size_t len, double v)
 
 static void add_label(piece_t *p, int seg)
 {
-    char l[24];
-    snprintf(l, sizeof l, "%s:", seg_label[seg]);
+    const char *l = seg_label[seg];
     size_t n = strlen(l);
     if (p->len > 0 && p->text[p->len - 1] != '\n' && p->text[p->len - 1] != ' ')
         piece_text(p, " ", 1);
@@ -284,8 +332,7 @@ static void add_json(piece_t *p, const json_t *v, int depth)
         add_text(p, json_string_value(v), json_string_length(v), -1);
         break;
     case JSON_INTEGER:
-        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-        add_text(p, buf, strlen(buf), -1);
+        add_text(p, buf, fmt_int(buf, (long long)json_integer_value(v)), -1);
         break;
     case JSON_REAL:
         fmt_real(buf, sizeof buf, json_real_value(v));
@@ -307,8 +354,10 @@ static void add_json(piece_t *p, const json_t *v, int depth)
 
 struct ac_context_scratch {
     piece_t query, observe, cands;
-    piece_t *steps; /* newest first */
+    const char *query_of; /* the query text the query piece renders (in an episode), or NULL */
+    piece_t *steps;       /* step k's rendering at steps[k] */
     int n_steps_cap;
+    int episode;          /* ac_context_begin_episode was called: renderings are kept */
 };
 
 int ac_context_init(ac_context_t *c, int max_tokens, ac_err_t *err)
@@ -330,7 +379,23 @@ int ac_context_init(ac_context_t *c, int max_tokens, ac_err_t *err)
     return 0;
 }
 
-static void piece_free(piece_t *p) { free(p->text); }
+static void piece_free(piece_t *p)
+{
+    free(p->text);
+    free(p->tok);
+    free(p->span_first);
+    free(p->span_len);
+    free(p->span_item);
+}
+
+void ac_context_begin_episode(ac_context_t *c)
+{
+    struct ac_context_scratch *s = c->_scratch;
+    s->episode = 1;
+    s->query_of = NULL;
+    for (int k = 0; k < s->n_steps_cap; k++)
+        s->steps[k].valid = 0;
+}
 
 void ac_context_free(ac_context_t *c)
 {
@@ -351,9 +416,9 @@ void ac_context_free(ac_context_t *c)
     memset(c, 0, sizeof *c);
 }
 
-static void render_step(piece_t *p, const ac_context_step_t *s, int age)
+static void render_step(piece_t *p, const ac_context_step_t *s)
 {
-    piece_reset(p, STEP_MAX_TOKENS, AC_SEG_CALL, age);
+    piece_reset(p, STEP_MAX_TOKENS, AC_SEG_CALL, 0);
     add_label(p, AC_SEG_CALL);
     add_text(p, s->tool, strlen(s->tool), AC_TOK_SPECIAL);
     for (int a = 0; a < s->n_args; a++) {
@@ -376,7 +441,7 @@ static void render_step(piece_t *p, const ac_context_step_t *s, int age)
 
 static void render_cands(piece_t *p, const json_t *cands, int cap)
 {
-    piece_reset(p, cap, AC_SEG_CANDIDATES, 0);
+    piece_reset(p, cap, AC_SEG_CANDIDATES, 1);
     add_label(p, AC_SEG_CANDIDATES);
     size_t i;
     json_t *v;
@@ -397,8 +462,9 @@ static void render_cands(piece_t *p, const json_t *cands, int cap)
     }
 }
 
-/* Appends piece p to the context (tokens, text, spans), keeping its token offsets right. */
-static void append(ac_context_t *c, const piece_t *p)
+/* Appends piece p to the context (tokens, text, spans), keeping its token offsets right; its
+ * tokens get the age (steps ago) given. */
+static void append(ac_context_t *c, const piece_t *p, int age)
 {
     size_t base = c->text_len + (c->text_len > 0);
     if (c->text_len > 0)
@@ -410,6 +476,7 @@ static void append(ac_context_t *c, const piece_t *p)
     for (int i = 0; i < p->n && c->n < c->max_tokens; i++) {
         c->tok[c->n] = p->tok[i];
         c->tok[c->n].start += (uint32_t)base;
+        c->tok[c->n].age = (uint8_t)age;
         c->n++;
     }
     for (int s = 0; s < p->n_spans; s++) {
@@ -427,7 +494,7 @@ static void append(ac_context_t *c, const piece_t *p)
 #define FLAG_SLOTS 1024
 typedef struct flag_slot {
     uint64_t hash;
-    int used;
+    uint32_t used;   /* the build that used it last: a slot of an earlier build is empty (no memset) */
     int last_seg[3]; /* the last segment (index) counted per kind, to count each segment once */
     int count[3];
 } flag_slot_t;
@@ -440,7 +507,11 @@ static int kind_slot(int seg)
 static void set_flags(ac_context_t *c)
 {
     static _Thread_local flag_slot_t table[FLAG_SLOTS];
-    memset(table, 0, sizeof table);
+    static _Thread_local uint32_t build;
+    if (++build == 0) { /* wrapped: the stamps of 2^32 builds ago would look current */
+        memset(table, 0, sizeof table);
+        build = 1;
+    }
     int seg_index = 0;
     int seg_id[AC_CONTEXT_MAX_TOKENS];
     for (int i = 0; i < c->n; i++) {
@@ -455,13 +526,15 @@ static void set_flags(ac_context_t *c)
         if (t->kind == AC_TOK_SPECIAL || t->kind == AC_TOK_PUNCT)
             continue;
         unsigned h = (unsigned)(t->hash ^ (t->hash >> 29)) & (FLAG_SLOTS - 1);
-        while (table[h].used && table[h].hash != t->hash)
+        while (table[h].used == build && table[h].hash != t->hash)
             h = (h + 1) & (FLAG_SLOTS - 1);
-        if (!table[h].used) {
-            table[h].used = 1;
+        if (table[h].used != build) {
+            table[h].used = build;
             table[h].hash = t->hash;
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < 3; k++) {
                 table[h].last_seg[k] = -1;
+                table[h].count[k] = 0;
+            }
         }
         slot[i] = (int)h;
         int k = kind_slot(t->seg);
@@ -486,49 +559,66 @@ static void set_flags(ac_context_t *c)
     }
 }
 
+/* The rendering of step k: kept from an earlier build of the episode, else made now. NULL on
+ * memory. */
+static piece_t *step_piece(struct ac_context_scratch *s, const ac_context_step_t *steps, int k)
+{
+    if (k >= s->n_steps_cap) {
+        int cap = s->n_steps_cap ? s->n_steps_cap * 2 : 8;
+        while (cap <= k)
+            cap *= 2;
+        piece_t *np = realloc(s->steps, sizeof *np * (size_t)cap);
+        if (np == NULL)
+            return NULL;
+        memset(np + s->n_steps_cap, 0, sizeof *np * (size_t)(cap - s->n_steps_cap));
+        s->steps = np;
+        s->n_steps_cap = cap;
+    }
+    piece_t *p = &s->steps[k];
+    if (!s->episode || !p->valid) {
+        render_step(p, &steps[k]);
+        p->valid = 1;
+    }
+    return p->oom ? NULL : p;
+}
+
 int ac_context_build(ac_context_t *c, const char *query, const ac_context_step_t *steps, int n_steps,
                      const char *observe, const json_t *cands, ac_err_t *err)
 {
     struct ac_context_scratch *s = c->_scratch;
     const int max = c->max_tokens;
-    piece_reset(&s->query, max / 2, AC_SEG_QUERY, 0);
-    add_label(&s->query, AC_SEG_QUERY);
-    if (query != NULL)
-        add_text(&s->query, query, strlen(query), -1);
+    if (!s->episode || query == NULL || s->query_of != query) {
+        piece_reset(&s->query, max / 2, AC_SEG_QUERY, 0);
+        add_label(&s->query, AC_SEG_QUERY);
+        if (query != NULL)
+            add_text(&s->query, query, strlen(query), -1);
+        s->query_of = s->episode ? query : NULL;
+    }
     piece_reset(&s->observe, max / 4, AC_SEG_OBSERVE, 0);
     if (observe != NULL && observe[0]) {
         add_label(&s->observe, AC_SEG_OBSERVE);
         add_text(&s->observe, observe, strlen(observe), -1);
-    } else {
-        s->observe.n = 0;
-        s->observe.len = 0;
     }
-    piece_reset(&s->cands, max / 4, AC_SEG_CANDIDATES, 0);
+    s->cands.n = 0;
+    s->cands.len = 0;
+    s->cands.oom = 0;
     if (json_array_size(cands) > 0)
         render_cands(&s->cands, cands, max / 4);
-    /* the newest steps that fit */
-    int budget = max - 1 - s->query.n - s->observe.n - s->cands.n, kept = 0;
-    for (int k = n_steps - 1; k >= 0 && budget > 0; k--) {
-        if (kept == s->n_steps_cap) {
-            int cap = s->n_steps_cap ? s->n_steps_cap * 2 : 8;
-            piece_t *np = realloc(s->steps, sizeof *np * (size_t)cap);
-            if (np == NULL)
-                return ac_err_set(err, AC_ERR_INTERNAL, "context: out of memory");
-            memset(np + s->n_steps_cap, 0, sizeof *np * (size_t)(cap - s->n_steps_cap));
-            s->steps = np;
-            s->n_steps_cap = cap;
-        }
-        int age = n_steps - k;
-        render_step(&s->steps[kept], &steps[k], age < AC_CONTEXT_MAX_AGE ? age : AC_CONTEXT_MAX_AGE);
-        if (s->steps[kept].n > budget)
-            break;
-        budget -= s->steps[kept].n;
-        kept++;
-    }
-    /* assemble: cls, query, steps oldest first, observe, candidates */
+    if (s->query.oom || s->observe.oom || s->cands.oom)
+        return ac_err_set(err, AC_ERR_INTERNAL, "context: out of memory");
+    /* the newest steps that fit: steps[first..n_steps) */
+    int budget = max - 1 - s->query.n - s->observe.n - s->cands.n, first = n_steps;
     size_t need = 16 + s->query.len + s->observe.len + s->cands.len + 8;
-    for (int k = 0; k < kept; k++)
-        need += s->steps[k].len + 1;
+    for (int k = n_steps - 1; k >= 0 && budget > 0; k--) {
+        const piece_t *p = step_piece(s, steps, k);
+        if (p == NULL)
+            return ac_err_set(err, AC_ERR_INTERNAL, "context: out of memory");
+        if (p->n > budget)
+            break;
+        budget -= p->n;
+        need += p->len + 1;
+        first = k;
+    }
     if (need > c->_text_cap) {
         char *t = realloc(c->text, need);
         if (t == NULL)
@@ -536,11 +626,6 @@ int ac_context_build(ac_context_t *c, const char *query, const ac_context_step_t
         c->text = t;
         c->_text_cap = need;
     }
-    int oom = s->query.oom || s->observe.oom || s->cands.oom;
-    for (int k = 0; k < kept; k++)
-        oom |= s->steps[k].oom;
-    if (oom)
-        return ac_err_set(err, AC_ERR_INTERNAL, "context: out of memory");
     c->n = 0;
     c->n_spans = 0;
     c->text_len = 0;
@@ -550,13 +635,13 @@ int ac_context_build(ac_context_t *c, const char *query, const ac_context_step_t
     cls->kind = AC_TOK_SPECIAL;
     cls->seg = AC_SEG_CLS;
     cls->hash = token_hash(AC_TOK_SPECIAL, "[cls]", 5, 0);
-    append(c, &s->query);
-    for (int k = kept - 1; k >= 0; k--)
-        append(c, &s->steps[k]);
+    append(c, &s->query, 0);
+    for (int k = first; k < n_steps; k++) /* oldest first */
+        append(c, &s->steps[k], n_steps - k < AC_CONTEXT_MAX_AGE ? n_steps - k : AC_CONTEXT_MAX_AGE);
     if (s->observe.n > 0)
-        append(c, &s->observe);
+        append(c, &s->observe, 0);
     if (s->cands.n > 0)
-        append(c, &s->cands);
+        append(c, &s->cands, 0);
     set_flags(c);
     return 0;
 }

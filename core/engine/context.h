@@ -78,6 +78,12 @@ typedef struct ac_context {
 int ac_context_init(ac_context_t *c, int max_tokens, ac_err_t *err);
 void ac_context_free(ac_context_t *c);
 
+/* Starts an episode on c: its later builds keep what they rendered of the query and of each step,
+ * and render only what is new. The caller promises that, until the next begin_episode, every
+ * build gets the same query string (the same pointer) and steps[k] unchanged for every k an
+ * earlier build saw. Without it, every build renders everything. */
+void ac_context_begin_episode(ac_context_t *c);
+
 /* One step's history entry, as the rollout keeps it. */
 typedef struct ac_context_step {
     const char *tool;

@@ -557,7 +557,7 @@ static int seed_train(seed_run_t *s, ac_err_t *err)
         s->trajectories += m->trajectories;
         s->cost += m->cost_micro;
         episodes += m->trajectories;
-        failures += m->tool_failures + m->agent_failures + m->reward_failures;
+        failures += m->failed_episodes;
         char msg[200];
         if (ac_trainer_failures_exceed(failures, episodes, s->x->opts->max_failure_rate, msg, sizeof msg))
             return ac_err_set(err, AC_ERR_INTERNAL, "%s (iteration %llu; training.max_failure_rate)%s%s", msg,

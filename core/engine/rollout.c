@@ -39,6 +39,7 @@ void ac_rollout_clear(ac_rollout_t *ro)
     ro->n_mask = 0;
     ro->n_steps = ro->n_eps = ro->n_groups = ro->n_errors = 0;
     ro->tool_failures = ro->agent_failures = ro->reward_failures = 0;
+    ro->failed_episodes = 0;
     ro->cost_micro = 0;
     ro->budget_exhausted = 0;
     ro->stopped = 0;
@@ -47,6 +48,9 @@ void ac_rollout_clear(ac_rollout_t *ro)
 void ac_rollout_free(ac_rollout_t *ro)
 {
     clear_records(ro);
+    for (int i = 0; i < ro->_n_ctx; i++)
+        ac_context_free(&ro->_ctx[i]);
+    free(ro->_ctx);
     ac_states_free(&ro->states);
     free(ro->cand);
     free(ro->mask);
@@ -61,9 +65,17 @@ static void note_error(ac_rollout_t *ro, const char *msg)
         ro->first_errors[ro->n_errors++] = strdup(msg);
 }
 
-static void fail_episode(ac_rollout_t *ro, ac_episode_rec_t *ep, int *counter, const ac_err_t *e)
+/* A plugin failure in ep (a failed call of the kind counter counts). */
+static void spoil(ac_rollout_t *ro, ac_episode_rec_t *ep, int *counter)
 {
     (*counter)++;
+    ro->failed_episodes += !ep->spoiled;
+    ep->spoiled = 1;
+}
+
+static void fail_episode(ac_rollout_t *ro, ac_episode_rec_t *ep, int *counter, const ac_err_t *e)
+{
+    spoil(ro, ep, counter);
     ep->failed = 1;
     free(ep->error);
     ep->error = strdup(e->message[0] ? e->message : "plugin failure");
@@ -126,12 +138,20 @@ static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_ep
         fail_episode(ro, ep, &ro->agent_failures, &err);
     ac_err_clear(&err);
     if (!ep->failed && spec->reward != NULL) {
-        json_t *traj = ac_rollout_trajectory_json(ro, spec->agent, spec->queries, e);
-        json_t *expected = json_object_get(json_array_get(spec->queries, (size_t)ep->query), "expected_outcome");
+        const json_t *q = json_array_get(spec->queries, (size_t)ep->query);
+        ac_traj_step_t few[32], *ts = ep->n_steps <= 32 ? few : malloc(sizeof *ts * (size_t)ep->n_steps);
+        int i = 0;
+        for (int k = ep->first_step; ts != NULL && k >= 0; k = ro->steps[k].next, i++) {
+            const ac_step_rec_t *s = &ro->steps[k];
+            ts[i] = (ac_traj_step_t){s->observation, spec->agent->actions[s->action], s->params, s->result, s->ts_ms,
+                                     s->duration_us};
+        }
+        ac_trajectory_t traj = {json_object_get(q, "query"), ts, ep->n_steps, ep->final, ep->truncated};
         ac_reward_info_t info = {0};
-        if (traj == NULL || ac_reward_score(spec->reward, traj, expected, st, &ep->reward, &info, &err) != 0) {
-            if (traj == NULL)
-                ac_err_set(&err, AC_ERR_INTERNAL, "cannot build the trajectory");
+        if (ts == NULL || ac_reward_score(spec->reward, &traj, json_object_get(q, "expected_outcome"), st,
+                                          &ep->reward, &info, &err) != 0) {
+            if (ts == NULL)
+                ac_err_set(&err, AC_ERR_INTERNAL, "rollout: out of memory");
             fail_episode(ro, ep, &ro->reward_failures, &err);
         } else {
             ep->success = info.success;
@@ -149,7 +169,8 @@ static void finish(ac_rollout_t *ro, const ac_rollout_spec_t *spec, int e, ac_ep
             }
             ac_reward_info_clear(&info);
         }
-        json_decref(traj);
+        if (ts != few)
+            free(ts);
         ac_err_clear(&err);
     }
     ep->exec_ms = ac_clock_now_ms() - ep->start_ms;
@@ -163,7 +184,7 @@ typedef struct live {
     ac_episode_t st;
     int live;
     int ep;            /* its record in ro->eps */
-    ac_context_t ctx;  /* its context at the current step */
+    ac_context_t *ctx; /* its context at the current step (one of ro->_ctx) */
     json_t *cands;     /* agent.candidates' values at the current step */
     int state;         /* its state in ro->states at the current step */
     int mask_row;      /* its tool mask at the current step: ro->mask row */
@@ -225,17 +246,39 @@ static void end_episode(run_t *R, live_t *l, int failed_by_agent, const ac_err_t
     }
 }
 
+/* At least n contexts of max_tokens in ro->_ctx. */
+static int contexts(ac_rollout_t *ro, int n, int max_tokens, ac_err_t *err)
+{
+    if (ro->_ctx_tokens != max_tokens) {
+        for (int i = 0; i < ro->_n_ctx; i++)
+            ac_context_free(&ro->_ctx[i]);
+        ro->_n_ctx = 0;
+        ro->_ctx_tokens = max_tokens;
+    }
+    if (n <= ro->_n_ctx)
+        return 0;
+    ac_context_t *c = realloc(ro->_ctx, sizeof *c * (size_t)n);
+    if (c == NULL)
+        return oom(err);
+    ro->_ctx = c;
+    for (; ro->_n_ctx < n; ro->_n_ctx++)
+        if (ac_context_init(&c[ro->_n_ctx], max_tokens, err) != 0)
+            return -1;
+    return 0;
+}
+
 static int start_episodes(run_t *R, ac_err_t *err)
 {
     ac_rollout_t *ro = R->ro;
     const ac_rollout_spec_t *spec = R->spec;
-    if (grow((void **)&ro->eps, &ro->_cap_eps, ro->n_eps + R->E, sizeof *ro->eps) != 0)
-        return oom(err);
+    if (grow((void **)&ro->eps, &ro->_cap_eps, ro->n_eps + R->E, sizeof *ro->eps) != 0 ||
+        contexts(ro, R->E, ac_actor_config(spec->policy)->max_tokens, err) != 0)
+        return err->code ? -1 : oom(err);
     for (int i = 0; i < R->E; i++) {
         live_t *l = &R->lv[i];
         l->st = (ac_episode_t)AC_EPISODE_INIT;
-        if (ac_context_init(&l->ctx, ac_actor_config(spec->policy)->max_tokens, err) != 0)
-            return -1;
+        l->ctx = &ro->_ctx[i];
+        ac_context_begin_episode(l->ctx); /* the query and history renderings are reused step by step */
         l->ep = ro->n_eps++;
         ac_episode_rec_t *ep = &ro->eps[l->ep];
         memset(ep, 0, sizeof *ep);
@@ -283,7 +326,7 @@ static void tool_mask(run_t *R, live_t *l, uint8_t *mask)
     int cand[AC_CONTEXT_MAX_TOKENS];
     for (int a = 0; a < R->agent->n_actions; a++)
         for (int k = 0; mask[a] && k < R->agent->tools[a].n_args; k++)
-            if (ac_context_candidates(&l->ctx, R->agent->tools[a].args[k].kind, cand, 1) == 0)
+            if (ac_context_candidates(l->ctx, R->agent->tools[a].args[k].kind, cand, 1) == 0)
                 mask[a] = 0;
 }
 
@@ -308,13 +351,13 @@ static int render(run_t *R, int *n, ac_err_t *err)
         uint8_t *mask = ro->mask + (size_t)ro->n_mask * A;
         ac_err_t e = AC_ERR_INIT;
         if (ac_agent_observe(R->agent, &l->st, &R->buf, &R->cap, &R->len, &e) != 0 ||
-            ac_agent_legal(R->agent, &l->st, mask, &e) != 0 || ac_agent_candidates(R->agent, &l->st, &l->cands, &e) != 0) {
+            ac_agent_legal(R->agent, &l->st, mask, &e) != 0 || (R->agent->has_candidates && ac_agent_candidates(R->agent, &l->st, &l->cands, &e) != 0)) {
             end_episode(R, l, 1, &e);
             ac_err_clear(&e);
             continue;
         }
         const char *q = json_string_value(json_object_get(json_array_get(R->spec->queries, (size_t)ep->query), "query"));
-        if (ac_context_build(&l->ctx, q, R->hist, ep->n_steps, R->len ? R->buf : NULL, l->cands, err) != 0)
+        if (ac_context_build(l->ctx, q, R->hist, ep->n_steps, R->len ? R->buf : NULL, l->cands, err) != 0)
             return -1;
         tool_mask(R, l, mask);
         if (memchr(mask, 1, (size_t)A) == NULL) {
@@ -324,7 +367,7 @@ static int render(run_t *R, int *n, ac_err_t *err)
             ac_err_clear(&e);
             continue;
         }
-        if ((l->state = state_of(R, &l->ctx, first, err)) < 0)
+        if ((l->state = state_of(R, l->ctx, first, err)) < 0)
             return -1;
         l->mask_row = ro->n_mask++;
         (*n)++;
@@ -356,10 +399,10 @@ static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, a
     if ((*args = json_object()) == NULL)
         return oom(err);
     for (int k = 0; k < tool->n_args; k++) {
-        if (grow((void **)&ro->cand, &ro->_cap_cand, ro->n_cand + l->ctx.n, sizeof *ro->cand) != 0)
+        if (grow((void **)&ro->cand, &ro->_cap_cand, ro->n_cand + l->ctx->n, sizeof *ro->cand) != 0)
             return oom(err);
         int *cand = ro->cand + ro->n_cand;
-        int n = ac_context_candidates(&l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
+        int n = ac_context_candidates(l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
         if (ac_actor_slot_logp(R->spec->policy, r, s->action, k, cand, n, s->chosen_tok, k, logp) != 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "rollout: slot %d of %s has no candidate", k, tool->name);
         s->cand_off[k] = ro->n_cand;
@@ -367,7 +410,7 @@ static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, a
         ro->n_cand += n;
         s->chosen[k] = pick(logp, n, R->spec, &s->slot_logp_old[k]);
         s->chosen_tok[k] = cand[s->chosen[k]];
-        json_t *v = ac_context_value(&l->ctx, tool->args[k].kind, s->chosen_tok[k], l->cands);
+        json_t *v = ac_context_value(l->ctx, tool->args[k].kind, s->chosen_tok[k], l->cands);
         if (v == NULL || json_object_set_new(*args, tool->args[k].name, v) != 0)
             return oom(err);
     }
@@ -403,7 +446,7 @@ static void take_step(run_t *R, live_t *l, ac_step_rec_t *s, int64_t cost)
     ro->cost_micro += cost;
     if (rc == AC_AGENT_TOOL_FAILED) {
         s->tool_failed = 1;
-        ro->tool_failures++;
+        spoil(ro, ep, &ro->tool_failures);
         note_error(ro, e.message);
         done = 1;
     } else if (rc != 0) {
@@ -456,7 +499,7 @@ static int step_all(run_t *R, ac_err_t *err)
                 ro->budget_exhausted = 1;
                 return 1;
             }
-            if ((s->observation = strdup(l->ctx.text)) == NULL) {
+            if ((s->observation = strdup(l->ctx->text)) == NULL) {
                 json_decref(s->params);
                 return oom(err);
             }
@@ -518,7 +561,6 @@ out:
     for (int i = 0; R.lv != NULL && i < R.E; i++) {
         if (R.lv[i].live)
             ac_agent_episode_free(agent, &R.lv[i].st);
-        ac_context_free(&R.lv[i].ctx);
         json_decref(R.lv[i].cands);
     }
     free(R.lv);

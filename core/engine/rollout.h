@@ -55,6 +55,7 @@ typedef struct ac_episode_rec {
     int n_steps;
     int truncated;      /* cut at max_steps */
     int failed;         /* a plugin (not a tool) failed: the episode has no reward and no gradient */
+    int spoiled;        /* any plugin failure, a failed tool call included (counted once) */
     char *error;        /* why it failed (owned), or NULL */
     json_t *final;      /* agent.final's answer (owned; NULL when failed) */
     double reward;
@@ -80,12 +81,17 @@ typedef struct ac_rollout {
     int n_eps, _cap_eps;
     int n_groups;
     /* plugin failures, counted (not hidden) */
-    int tool_failures, agent_failures, reward_failures;
+    int tool_failures, agent_failures, reward_failures; /* failed calls */
+    int failed_episodes;   /* episodes with at least one of them */
     char *first_errors[4]; /* a few sample messages (owned) */
     int n_errors;
     int64_t cost_micro;    /* all episodes */
     int budget_exhausted;  /* a step was refused because it would have passed budget_micro */
     int stopped;           /* spec.stop was set: the rollout ended early, unscored */
+    /* private: one context per running episode, kept from rollout to rollout (their buffers are
+     * what a step renders into) */
+    ac_context_t *_ctx;
+    int _n_ctx, _ctx_tokens;
 } ac_rollout_t;
 
 typedef struct ac_rollout_spec {

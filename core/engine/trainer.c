@@ -88,6 +88,14 @@ ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent,
     return t;
 }
 
+int ac_trainer_set_threads(ac_trainer_t *t, int n, ac_err_t *err)
+{
+    ac_encoder_t *policy = ac_actor_encoder(t->policy), *ref = ac_actor_encoder(t->ref);
+    if (policy != NULL && ac_encoder_set_threads(policy, n, err) != 0)
+        return -1;
+    return ref != NULL ? ac_encoder_set_threads(ref, n, err) : 0;
+}
+
 void ac_trainer_destroy(ac_trainer_t *t)
 {
     if (t == NULL)
@@ -278,6 +286,7 @@ static void summarize(const ac_trainer_t *t, ac_iter_metrics_t *m)
     m->tool_failures = ro->tool_failures;
     m->agent_failures = ro->agent_failures;
     m->reward_failures = ro->reward_failures;
+    m->failed_episodes = ro->failed_episodes;
     m->cost_micro = ro->cost_micro;
 }
 

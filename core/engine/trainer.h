@@ -41,7 +41,8 @@ typedef struct ac_iter_metrics {
     int trajectories;        /* episodes generated (all draws) */
     int steps;               /* agent steps taken */
     int groups_used;         /* groups that carried gradient */
-    int tool_failures, agent_failures, reward_failures;
+    int tool_failures, agent_failures, reward_failures; /* failed plugin calls, by kind */
+    int failed_episodes;     /* episodes with at least one (what training.max_failure_rate bounds) */
     int64_t cost_micro;      /* this iteration's tool and policy-step cost */
     int budget_exhausted;    /* the budget stopped the rollouts: no update, iteration not counted */
     int stopped;             /* the trainer's stop flag ended the rollouts: likewise */
@@ -109,6 +110,11 @@ void ac_trainer_policy_config(ac_actor_config_t *pc, const ac_train_config_t *cf
 ac_trainer_t *ac_trainer_create(const ac_train_config_t *cfg, ac_agent_t *agent, ac_reward_t *reward,
                                 uint64_t seed, int64_t step_cost_micro, ac_err_t *err);
 void ac_trainer_destroy(ac_trainer_t *t);
+
+/* Threads for the sequence policy's own kernels (attention, GELU) in the policy and its
+ * reference, beside the BLAS threads (ac_blas_set_threads); nothing for the bag policy. Results
+ * do not depend on n. -1 when threads cannot be started (it then runs on one). */
+int ac_trainer_set_threads(ac_trainer_t *t, int n, ac_err_t *err);
 
 /* One iteration over `training` (array of {query, expected_outcome}). budget_micro < 0 is
  * unlimited; else no agent step is taken that would bring the iteration's cost past it, and

@@ -207,7 +207,7 @@ static const config_key_t keys[] = {
     {"training", "max_trajectories_per_job", K_INT, AT(max_trajectories_per_job), .min = 100, .max = 100000000,
      .def = 100000, .doc = "stored per job; the oldest iterations' trajectories go first"},
     {"training", "max_failure_rate", K_NUMBER, AT(max_failure_rate), .min = 0, .max = 1, .def = 0.5,
-     .doc = "plugin failures per episode above which a job fails (`agentcore train --config` applies it too)"},
+     .doc = "the share of episodes a plugin failure spoiled above which a job fails (`agentcore train --config` applies it too)"},
     /* a bag policy of the default size is 2.1 MB of parameters, a sequence one 3.4 MB */
     {"inference", "cache_policies", K_INT, AT(inference_cache_policies), .min = 1, .max = 4096, .def = 16,
      .doc = "checkpoints agents.act keeps loaded (least recently used go first): a call on one of them is one "

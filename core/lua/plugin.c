@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+#include "lua/host_internal.h"
 #include "lua/lua_json.h"
 
 enum { FN_INIT, FN_STEP, FN_FINAL, FN_OBSERVE, FN_LEGAL, FN_CANDIDATES, FN_COUNT };
@@ -605,18 +607,73 @@ void ac_reward_info_clear(ac_reward_info_t *info)
 
 typedef struct ac_reward_call {
     ac_reward_t *r;
-    const json_t *trajectory, *expected;
-    long n_steps; /* the trajectory's steps, or -1 when it has no "steps" array */
+    const ac_trajectory_t *trajectory;
+    const json_t *expected;
+    long n_steps; /* the trajectory's steps */
     double reward;
     ac_reward_info_t info; /* step_rewards owned here until handed over */
 } ac_reward_call_t;
+
+/* v, or JSON null (a NULL light userdata, as ac_lua_push_json gives it) */
+static void push_json_or_null(lua_State *L, const json_t *v)
+{
+    if (v == NULL)
+        lua_pushlightuserdata(L, NULL);
+    else
+        ac_lua_push_json(L, v);
+}
+
+static void push_traj_step(lua_State *L, const ac_traj_step_t *s)
+{
+    char ts[40];
+    lua_createtable(L, 0, 5); /* step */
+    lua_createtable(L, 0, 1); /* step state */
+    lua_pushstring(L, s->context ? s->context : "");
+    lua_setfield(L, -2, "context");
+    lua_setfield(L, -2, "state");
+    lua_createtable(L, 0, 2); /* step action */
+    lua_pushstring(L, s->tool);
+    lua_setfield(L, -2, "tool");
+    if (s->params != NULL)
+        ac_lua_push_json(L, s->params);
+    else
+        lua_createtable(L, 0, 0);
+    lua_setfield(L, -2, "params");
+    lua_setfield(L, -2, "action");
+    push_json_or_null(L, s->result);
+    lua_setfield(L, -2, "result");
+    lua_pushstring(L, ac_clock_iso8601(ts, sizeof ts, s->ts_ms, 1));
+    lua_setfield(L, -2, "timestamp");
+    lua_pushnumber(L, (double)s->duration_us / 1000.0);
+    lua_setfield(L, -2, "duration_ms");
+}
+
+static void push_trajectory(lua_State *L, const ac_trajectory_t *t)
+{
+    luaL_checkstack(L, 8, "trajectory");
+    lua_createtable(L, 0, 4); /* traj */
+    push_json_or_null(L, t->query);
+    lua_setfield(L, -2, "query");
+    lua_createtable(L, t->n_steps, 0); /* traj steps */
+    for (int i = 0; i < t->n_steps; i++) {
+        push_traj_step(L, &t->steps[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    ac_lua_push_array_mt(L);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "steps");
+    push_json_or_null(L, t->final);
+    lua_setfield(L, -2, "final");
+    lua_pushboolean(L, t->truncated);
+    lua_setfield(L, -2, "truncated");
+}
 
 static int ac_reward_score_k(lua_State *L)
 {
     ac_reward_call_t *c = lua_touserdata(L, 1);
     ac_lua_plugin_t *p = c->r->_plugin;
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->r->_score); /* score */
-    ac_lua_push_json(L, c->trajectory);              /* score traj */
+    push_trajectory(L, c->trajectory);               /* score traj */
     ac_lua_push_json(L, c->expected);                /* score traj expected */
     lua_call(L, 2, 2);                               /* reward info */
     if (lua_type(L, -2) != LUA_TNUMBER)
@@ -671,12 +728,10 @@ static int ac_reward_score_k(lua_State *L)
     return 0;
 }
 
-int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected, ac_episode_t *ep,
+int ac_reward_score(ac_reward_t *r, const ac_trajectory_t *trajectory, const json_t *expected, ac_episode_t *ep,
                     double *reward, ac_reward_info_t *info, ac_err_t *err)
 {
-    const json_t *steps = json_object_get(trajectory, "steps");
-    ac_reward_call_t c = {.r = r, .trajectory = trajectory, .expected = expected,
-                          .n_steps = json_is_array(steps) ? (long)json_array_size(steps) : -1};
+    ac_reward_call_t c = {.r = r, .trajectory = trajectory, .expected = expected, .n_steps = trajectory->n_steps};
     if (info) {
         memset(info, 0, sizeof *info);
         info->tool_accuracy = -1;

@@ -164,12 +164,32 @@ typedef struct ac_reward_info {
 ac_reward_t *ac_reward_open(ac_lua_host_t *h, const char *name, ac_err_t *err);
 void ac_reward_close(ac_reward_t *r);
 
-/* reward.score(trajectory, expected_outcome). trajectory ({query, steps, final, truncated}) and
- * expected are borrowed; ep (may be NULL) is the episode scored: its generator serves
- * math.random during the call. Fills *reward and *info (info may be NULL; free
- * info->step_rewards with ac_reward_info_clear). A non-number, NaN or out-of-range reward, or a
- * malformed info table, is an error; info is then left empty. */
-int ac_reward_score(ac_reward_t *r, const json_t *trajectory, const json_t *expected, ac_episode_t *ep,
+/* A trajectory as reward.score sees it, handed over as the rollout keeps it (everything borrowed):
+ * the score call builds its Lua table directly, with no JSON document in between (that was most of
+ * a rollout's time). In Lua: {query, steps = {{state = {context}, action = {tool, params}, result,
+ * timestamp, duration_ms}, ...}, final, truncated}, as training.export_trajectories shows it. */
+typedef struct ac_traj_step {
+    const char *context;  /* what the policy saw */
+    const char *tool;
+    const json_t *params; /* NULL: {} */
+    const json_t *result; /* NULL: null */
+    int64_t ts_ms;        /* wall clock when taken: "timestamp" */
+    int64_t duration_us;  /* "duration_ms" */
+} ac_traj_step_t;
+
+typedef struct ac_trajectory {
+    const json_t *query; /* NULL: null */
+    const ac_traj_step_t *steps;
+    int n_steps;
+    const json_t *final; /* NULL: null */
+    int truncated;
+} ac_trajectory_t;
+
+/* reward.score(trajectory, expected_outcome). trajectory and expected are borrowed; ep (may be
+ * NULL) is the episode scored: its generator serves math.random during the call. Fills *reward
+ * and *info (info may be NULL; free info->step_rewards with ac_reward_info_clear). A non-number,
+ * NaN or out-of-range reward, or a malformed info table, is an error; info is then left empty. */
+int ac_reward_score(ac_reward_t *r, const ac_trajectory_t *trajectory, const json_t *expected, ac_episode_t *ep,
                     double *reward, ac_reward_info_t *info, ac_err_t *err);
 void ac_reward_info_clear(ac_reward_info_t *info);
 

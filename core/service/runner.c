@@ -522,7 +522,7 @@ static int after_iteration(run_t *r, ac_iter_metrics_t *m, ac_err_t *err)
             return -1;
         return finish(r, AC_JOB_CANCELLED, "budget_exceeded", NULL, err) ? -1 : 1;
     }
-    int fails = m->tool_failures + m->agent_failures + m->reward_failures;
+    int fails = m->failed_episodes;
     r->episodes_total += m->trajectories;
     r->failures_total += fails;
     for (int i = 0; i < r->tr->ro.n_errors && json_array_size(r->samples) < MAX_ERROR_SAMPLES; i++)
@@ -685,8 +685,16 @@ static int setup(run_t *r, char *failure, size_t n, ac_err_t *err)
     r->tr = ac_trainer_create(&r->cfg, r->agent, r->reward, seed, ac_usd_to_micro(env->cfg->step_cost_usd), &perr);
     if (r->tr == NULL)
         snprintf(failure, n, "%s", perr.message);
+    else if (ac_trainer_set_threads(r->tr, ac_runner_threads(env->cfg), &perr) != 0)
+        fprintf(stderr, "agentcore: job %s runs on one thread: %s\n", r->id, perr.message); /* slower, not wrong */
     ac_err_clear(&perr);
     return r->tr == NULL ? 1 : start_from(r, failure, n, err);
+}
+
+int ac_runner_threads(const ac_config_t *cfg)
+{
+    int per = cfg->threads > 0 && cfg->workers > 0 ? cfg->threads / cfg->workers : 1;
+    return per > 0 ? per : 1;
 }
 
 int ac_runner_run(const ac_runner_env_t *env, const char *job_id, int64_t run, ac_err_t *err)

@@ -31,6 +31,10 @@ typedef struct ac_runner_env {
     atomic_int *stopping;   /* server shutdown: leave the job running, it resumes at restart */
 } ac_runner_env_t;
 
+/* The compute threads one job may use: the configured threads shared among the workers, so that
+ * all running jobs together fit the cores. */
+int ac_runner_threads(const ac_config_t *cfg);
+
 /* Runs the job (already claimed as run `run`: status running) until it ends or the server stops.
  * The job's plugins get a Lua host of their own, made here and dropped at the end: nothing of
  * one job's Lua survives into another's. Returns 0, or -1 when the store fails or the run lost

@@ -323,9 +323,7 @@ ac_workers_t *ac_workers_start(const ac_config_t *cfg, ac_jobs_t *jobs, ac_err_t
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     pthread_cond_init(&w->watch_cond, NULL);
-    /* BLAS threads per worker so that all workers together fit the cores */
-    int per = cfg->threads > 0 && cfg->workers > 0 ? cfg->threads / cfg->workers : 1;
-    ac_blas_set_threads(per > 0 ? per : 1);
+    ac_blas_set_threads(ac_runner_threads(cfg)); /* each job's runner gives its policy as many */
     pthread_mutex_lock(&w->lock);
     int ok = 1;
     for (int i = 0; ok && i < cfg->workers; i++)

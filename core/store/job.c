@@ -227,12 +227,18 @@ static int owned_from_json(const json_t *rec, ac_job_t *job)
  * wrote (a field since removed) must not make every stored job unreadable. */
 static int config_from_json(const json_t *stored, ac_train_config_t *c, ac_err_t *err)
 {
-    json_t *known = json_object();
-    for (const ac_config_field_t *f = ac_train_config_fields; known != NULL && f->name != NULL; f++) {
-        json_t *v = json_object_get(stored, f->name);
+    /* the policy's keys are stored nested, as the API takes them: {"policy": {"kind": ...}} */
+    json_t *known = json_object(), *policy = json_object();
+    const json_t *stored_policy = json_object_get(stored, "policy");
+    for (const ac_config_field_t *f = ac_train_config_fields; known && policy && f->name != NULL; f++) {
+        int nested = strncmp(f->name, "policy.", 7) == 0;
+        json_t *v = nested ? json_object_get(stored_policy, f->name + 7) : json_object_get(stored, f->name);
         if (v != NULL)
-            json_object_set(known, f->name, v);
+            json_object_set(nested ? policy : known, nested ? f->name + 7 : f->name, v);
     }
+    if (known != NULL && policy != NULL && json_object_size(policy) > 0)
+        json_object_set(known, "policy", policy);
+    json_decref(policy);
     int rc = known != NULL ? ac_train_config_from_json(c, known, AC_ERR_INTERNAL, err)
                            : ac_err_set(err, AC_ERR_INTERNAL, "jobs: out of memory");
     json_decref(known);

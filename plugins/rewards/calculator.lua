@@ -13,17 +13,35 @@
 
 local REPEAT = 0.05 -- what a call that repeats an earlier one costs
 
--- "tool a=.. b=.." of a step's call, or nil
-local function call_key(step)
+-- The call of a step: its tool and params, or nil.
+local function call_of(step)
   local a = type(step.action) == "table" and step.action or nil
   if not a or type(a.tool) ~= "string" then return nil end
-  local p = type(a.params) == "table" and a.params or {}
-  local names = {}
-  for k in pairs(p) do names[#names + 1] = tostring(k) end
-  table.sort(names)
-  local parts = { a.tool }
-  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. tostring(p[k]) end
-  return table.concat(parts, " ")
+  return a.tool, type(a.params) == "table" and a.params or {}
+end
+
+-- Whether two calls are the same: the same tool and the same arguments (compared as values, no
+-- string is built: this runs for every pair of an episode's steps).
+local function same_call(tool1, p1, tool2, p2)
+  if tool1 ~= tool2 then return false end
+  local n = 0
+  for k, v in pairs(p1) do
+    if p2[k] ~= v then return false end
+    n = n + 1
+  end
+  for _ in pairs(p2) do n = n - 1 end
+  return n == 0
+end
+
+-- Whether step i repeats an earlier step's call.
+local function repeats(steps, i)
+  local tool, params = call_of(steps[i])
+  if not tool then return false end
+  for j = 1, i - 1 do
+    local t2, p2 = call_of(steps[j])
+    if t2 and same_call(tool, params, t2, p2) then return true end
+  end
+  return false
 end
 
 local OPERATIONS = { add = true, subtract = true, multiply = true, divide = true, power = true, modulo = true }
@@ -101,11 +119,8 @@ return {
     -- a call that repeats an earlier one (same tool, same arguments) costs a little: it learns
     -- nothing new, and it must not look as good as the next call
     total = 0.0
-    local seen = {}
-    for i, step in ipairs(steps) do
-      local key = call_key(step)
-      if key and seen[key] then per_step[i] = per_step[i] - REPEAT end
-      if key then seen[key] = true end
+    for i = 1, #steps do
+      if repeats(steps, i) then per_step[i] = per_step[i] - REPEAT end
       total = total + per_step[i]
     end
     if #steps > 0 then info.step_rewards = per_step end

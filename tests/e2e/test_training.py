@@ -282,7 +282,7 @@ class PluginFailureTest(ServerTest):
                     'function a.step(s, tool, args)\n'
                     '  error("the tool broke")\n'
                     'end\n'
-                    'function a.final(s) return {} end\n'
+                    'function a.final(s) error("no answer either") end\n'
                     'return a\n')
         for name in ("flaky", "stuck"):
             shutil.copy(os.path.join(SRC, "plugins", "rewards", "calculator.lua"),
@@ -328,7 +328,10 @@ class PluginFailureTest(ServerTest):
         _, _, resp = self.server.call("training.start_grpo", p)
         st = wait(self.server, resp["result"]["job_id"], final)
         self.assertEqual(st["status"], "failed", st)
+        # each episode fails twice (its tool, then its final answer): counted once, as an episode
         self.assertIn("plugin failures: 32 of 32 episodes", st["error"])
+        self.assertEqual((st["plugin_failures"], st["episodes"]), (32, 32), st)
+        self.assertEqual(st["metrics"]["plugin_failures"], {"tool": 32, "agent": 32, "reward": 0}, st)
         self.assertIn("flaky.lua:8:", st["error"])  # a sample message names file:line
 
     def test_unknown_agent(self):
@@ -336,6 +339,25 @@ class PluginFailureTest(ServerTest):
         p["agent_id"] = "no-such-agent"
         _, _, resp = self.server.call("training.start_grpo", p)
         self.assertEqual((resp["error"]["code"], resp["error"]["data"]["field"]), (-32600, "agent_id"))
+
+
+class PolicyConfigTest(ServerTest):
+    def test_the_job_runs_the_policy_its_config_names(self):
+        # the policy's keys are nested ({"policy": {...}}): the job's stored config keeps them, so
+        # the worker that runs it (or resumes it) builds that policy, not the default bag
+        policy = {"kind": "sequence", "max_tokens": 64, "d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32}
+        p = job_params(n_iterations=2, batch_size=4, n_trajectories_per_query=4, policy=policy)
+        job = self.server.result("training.start_grpo", p)["job_id"]
+        st = wait(self.server, job, final)
+        self.assertEqual(st["status"], "completed", st)
+        ck = self.server.result("training.export_checkpoint", {"job_id": job})
+        self.assertEqual(ck["policy"]["kind"], "sequence", ck["policy"])
+        # the same shape again: fine-tuning from it needs the checkpoint's policy keys
+        p2 = job_params(n_iterations=1, batch_size=4, n_trajectories_per_query=4, policy=policy)
+        p2["init_checkpoint"] = ck["checkpoint_id"]
+        _, _, resp = self.server.call("training.start_grpo", p2)
+        self.assertIn("result", resp, resp)
+        self.assertEqual(wait(self.server, resp["result"]["job_id"], final)["status"], "completed")
 
 
 class RetentionTest(ServerTest):

@@ -105,6 +105,61 @@ static void test_context(void)
     ac_states_free(&S);
 }
 
+/* An episode's contexts built step by step (renderings kept, ac_context_begin_episode) equal the
+ * same contexts rendered from scratch: tokens, ages, flags, text and candidate spans; also when a
+ * longer observation at one step pushes older steps out and a shorter one lets them back in,
+ * and for a second episode on the same context. */
+static void test_episode_builds(void)
+{
+    ac_err_t err = AC_ERR_INIT;
+    ac_context_t inc, fresh;
+    CHECK(ac_context_init(&inc, 48, &err) == 0 && ac_context_init(&fresh, 48, &err) == 0);
+    const char *names[2] = {"a", "b"};
+    json_t *args[6], *res[6];
+    ac_context_step_t steps[6];
+    for (int k = 0; k < 6; k++) {
+        args[k] = json_pack("{s:i, s:f}", "a", k * 7 - 3, "b", k + 0.5);
+        res[k] = k % 2 ? json_pack("{s:f, s:[s, i]}", "value", k * 1e15 + 0.25, "tags", "ORD-9", -k)
+                       : json_pack("{s:i}", "value", 1000000000LL * k);
+        steps[k] = (ac_context_step_t){k % 2 ? "add" : "multiply", names, args[k], 2, res[k]};
+    }
+    const char *observe[7] = {NULL, "short", "a much longer observation that takes a good share of the tokens here",
+                              NULL, "5.0 05 -0 0", NULL, "x"};
+    json_t *cands = json_pack("[s, i]", "ORD-1", 17);
+    for (int episode = 0; episode < 2; episode++) {
+        char query[64];
+        snprintf(query, sizeof query, "episode %d: add 3 and 4.5, then -2", episode);
+        ac_context_begin_episode(&inc);
+        for (int t = 0; t <= 6; t++) {
+            const json_t *cd = t == 3 ? cands : NULL;
+            CHECK(ac_context_build(&inc, query, steps + episode, t - episode > 0 ? t - episode : 0, observe[t], cd,
+                                   &err) == 0);
+            CHECK(ac_context_build(&fresh, query, steps + episode, t - episode > 0 ? t - episode : 0, observe[t], cd,
+                                   &err) == 0);
+            int same = inc.n == fresh.n && memcmp(inc.tok, fresh.tok, sizeof *inc.tok * (size_t)inc.n) == 0 &&
+                       strcmp(inc.text, fresh.text) == 0 && inc.n_spans == fresh.n_spans &&
+                       memcmp(inc.span_first, fresh.span_first, sizeof(int) * (size_t)inc.n_spans) == 0;
+            if (!same)
+                fprintf(stderr, "  episode %d step %d:\n%s\n-- vs --\n%s\n", episode, t, inc.text, fresh.text);
+            CHECK(same);
+        }
+    }
+    /* "5", "5.0" and "05" are one value (one hash), as "2.5" and "2.50"; "-0" stays apart from "0" */
+    CHECK(ac_context_build(&fresh, "5 5.0 05 -0 0 2.5 2.50", NULL, 0, NULL, NULL, &err) == 0);
+    uint64_t h[7];
+    for (int i = 0, k = 0; i < fresh.n && k < 7; i++)
+        if (fresh.tok[i].kind == AC_TOK_NUMBER)
+            h[k++] = fresh.tok[i].hash;
+    CHECK(h[0] == h[1] && h[1] == h[2] && h[3] != h[4] && h[5] == h[6] && h[0] != h[5] && h[0] != h[4]);
+    for (int k = 0; k < 6; k++) {
+        json_decref(args[k]);
+        json_decref(res[k]);
+    }
+    json_decref(cands);
+    ac_context_free(&inc);
+    ac_context_free(&fresh);
+}
+
 /* Decisions over the three states: tool decisions (one masked), slots 0 and 1 of tool 1 (two
  * number arguments) with the first's choice as prev, and a candidate slot of tool 2. */
 typedef struct setup {
@@ -338,6 +393,7 @@ static void test_huge_numbers(const ac_actor_config_t *cfg, const char *name)
 int main(void)
 {
     test_context();
+    test_episode_builds();
     ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
                              .seed = 3, .n_buckets = 64, .d_emb = 8, .hidden = 8};
     ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,

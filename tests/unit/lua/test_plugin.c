@@ -754,6 +754,13 @@ static const char *reward_src =
     "    if m == 'steps' then return 1, {step_rewards = {1}} end\n"
     "    if m == 'acc' then return 1, {tool_accuracy = 2} end\n"
     "    if m == 'str' then return 'x' end\n"
+    "    if m == 'shape' then local s = traj.steps\n"
+    "      assert(traj.query == 'q' and #s == 2 and traj.truncated == false and traj.final.answer == 3, 'trajectory')\n"
+    "      assert(s[1].state.context == 'query: q' and s[1].action.tool == 'go' and s[1].action.params.a == 7 and\n"
+    "             s[1].result.value == 12 and s[1].timestamp == '1970-01-01T00:00:01.500Z' and s[1].duration_ms == 2.5,\n"
+    "             'first step')\n"
+    "      assert(next(s[2].action.params) == nil and type(s[2].result) == 'userdata', 'second step: {} and null')\n"
+    "      return 1 end\n"
     "    error('unknown mode ' .. tostring(m))\n"
     "  end,\n"
     "}\n";
@@ -761,11 +768,16 @@ static const char *reward_src =
 static int score(ac_reward_t *r, const char *mode, double *reward, ac_reward_info_t *info,
                  ac_err_t *err)
 {
-    json_t *traj = json_pack("{s:s, s:[{}, {}], s:{}, s:b}", "query", "q", "steps", "final",
-                             "truncated", 0);
+    json_t *query = json_string("q"), *final = json_pack("{s:i}", "answer", 3), *params = json_pack("{s:i}", "a", 7),
+           *result = json_pack("{s:i}", "value", 12);
+    ac_traj_step_t steps[2] = {{"query: q", "go", params, result, 1500, 2500}, {"query: q", "go", NULL, NULL, 0, 0}};
+    ac_trajectory_t traj = {query, steps, 2, final, 0};
     json_t *expected = json_pack("{s:s}", "mode", mode);
-    int rc = ac_reward_score(r, traj, expected, NULL, reward, info, err);
-    json_decref(traj);
+    int rc = ac_reward_score(r, &traj, expected, NULL, reward, info, err);
+    json_decref(query);
+    json_decref(final);
+    json_decref(params);
+    json_decref(result);
     json_decref(expected);
     return rc;
 }
@@ -798,9 +810,14 @@ static void test_reward(ac_lua_host_t *h)
           "tool_accuracy outside 0..1 is an error");
     CHECK(score(r, "str", &v, NULL, &err) == -1 && has(err.message, "must return a number"),
           "a non-number reward is an error");
-    CHECK(score(r, "boom", &v, NULL, &err) == -1 && has(err.message, "plugins/rewards/r.lua:12:"),
+    CHECK(score(r, "boom", &v, NULL, &err) == -1 && has(err.message, "plugins/rewards/r.lua:19:"),
           "an error in score names file:line");
     CHECK(score(r, "half", &v, NULL, &err) == 0 && v == 0.5, "the next score works");
+    int shaped = score(r, "shape", &v, NULL, &err) == 0 && v == 1;
+    if (!shaped)
+        fprintf(stderr, "  shape: %s\n", err.message);
+    CHECK(shaped, "score sees the trajectory as documented: query, steps (state, action, result, timestamp, "
+                  "duration_ms), final, truncated");
     ac_reward_close(r);
     ac_err_clear(&err);
 }

@@ -182,6 +182,9 @@ static void test_record_round_trip(void)
     a.status = AC_JOB_CANCELLED;
     a.config.n_iterations = 77;
     a.config.seed = 4242;
+    a.config.policy_kind = AC_POLICY_KIND_SEQUENCE;
+    a.config.max_tokens = 96;
+    a.config.n_layers = 3;
     a.created_ms = 1700000000123;
     a.started_ms = 1700000001000;
     a.finished_ms = a.cancelled_ms = 1700000009000;
@@ -208,6 +211,9 @@ static void test_record_round_trip(void)
               b.created_ms == a.created_ms && b.started_ms == a.started_ms && b.finished_ms == a.finished_ms &&
               b.cancelled_ms == a.cancelled_ms && b.eta_ms == 0,
           "a record survives its JSON: identity, status, config, times (created to the ms, others to the second)");
+    CHECK(ok && b.config.policy_kind == AC_POLICY_KIND_SEQUENCE && b.config.max_tokens == 96 &&
+              b.config.n_layers == 3,
+          "... the policy's configuration too (kind, max_tokens, layers: stored nested under \"policy\")");
     CHECK(ok && b.current_iteration == 12 && b.cost_micro == 1234567 && b.budget_micro == 9000000 &&
               b.trajectories_generated == 384 && b.trajectories_stored == 256 && b.oldest_iteration == 5 &&
               b.episodes == 384 && b.plugin_failures == 3 && b.n_training == 120 && b.n_evaluation == 20 &&
