@@ -81,6 +81,10 @@ void ac_lua_freeze(lua_State *L, int idx);
 /* Pushes the hidden table of the read-only table at idx and returns 1, or pushes nothing and
  * returns 0 when that table is not read-only. */
 int ac_lua_frozen_contents(lua_State *L, int idx);
+/* Puts the hidden table in place of the read-only table at idx (nothing for another value): what
+ * the host reads with raw access (lengths, next, rawgeti) then sees its fields, as plugins do
+ * through pairs and #. A plugin may hand the host a module's table (tools = other.tools). */
+void ac_lua_thaw(lua_State *L, int idx);
 /* math.random over the host's current generator (upvalue 1: a table that, passed first, is
  * skipped, for obj:random() calls; nil when none). */
 int ac_lua_random(lua_State *L);

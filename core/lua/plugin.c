@@ -106,6 +106,7 @@ static void check_args(lua_State *L, int idx, ac_lua_plugin_t *p, ac_tool_t *too
     if (t != LUA_TTABLE)
         ac_lua_plugin_fail(L, p, "tools.%s.args must be an array of {name = ..., type = ...}", tool->name);
     int args = lua_gettop(L);
+    ac_lua_thaw(L, args);
     lua_Integer n = (lua_Integer)lua_rawlen(L, args), keys = 0;
     lua_pushnil(L); /* args nil */
     while (lua_next(L, args)) { /* args key value */
@@ -121,6 +122,7 @@ static void check_args(lua_State *L, int idx, ac_lua_plugin_t *p, ac_tool_t *too
         snprintf(where, sizeof where, "tools.%s.args[%d]", tool->name, (int)k);
         if (lua_rawgeti(L, args, k) != LUA_TTABLE) /* args arg */
             ac_lua_plugin_fail(L, p, "%s must be a table {name = ..., type = ...}", where);
+        ac_lua_thaw(L, -1);
         ac_tool_arg_t *arg = &tool->args[tool->n_args];
         arg->name = opt_string(L, -1, "name", p, where);
         tool->n_args++; /* owned by the tool from here: freed with it if a check below fails */
@@ -148,6 +150,7 @@ static void check_tools(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t
         ac_lua_plugin_fail(L, p, "'tools' must be an array of tools {name = ..., args = {...}} (got %s)",
                            luaL_typename(L, -1));
     int tools = lua_gettop(L);
+    ac_lua_thaw(L, tools);
     lua_Integer n = (lua_Integer)lua_rawlen(L, tools), keys = 0;
     lua_pushnil(L); /* tools nil */
     while (lua_next(L, tools)) { /* tools key value */
@@ -169,6 +172,7 @@ static void check_tools(lua_State *L, int module, ac_lua_plugin_t *p, ac_agent_t
         snprintf(where, sizeof where, "tools[%d]", (int)i);
         if (lua_rawgeti(L, tools, i) != LUA_TTABLE) /* tools index tool */
             ac_lua_plugin_fail(L, p, "%s must be a table {name = ..., args = {...}}", where);
+        ac_lua_thaw(L, -1);
         ac_tool_t *tool = &a->_tools[i - 1];
         tool->name = opt_string(L, -1, "name", p, where);
         if (tool->name == NULL || tool->name[0] == '\0')
@@ -347,6 +351,7 @@ static int legal_k(lua_State *L)
     lua_call(L, 1, 1);       /* list */
     if (!lua_istable(L, -1))
         ac_lua_plugin_fail(L, p, "legal must return an array of tool names (got %s)", luaL_typename(L, -1));
+    ac_lua_thaw(L, -1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->a->_index); /* list index */
     memset(c->mask, 0, (size_t)c->a->n_actions);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -2);
@@ -375,6 +380,7 @@ static int candidates_k(lua_State *L)
     if (!lua_istable(L, -1))
         ac_lua_plugin_fail(L, p, "candidates must return an array of strings or numbers (got %s)",
                            luaL_typename(L, -1));
+    ac_lua_thaw(L, -1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     if (n > AC_AGENT_MAX_CANDIDATES)
         ac_lua_plugin_fail(L, p, "candidates returned %d values (at most %d)", (int)n, AC_AGENT_MAX_CANDIDATES);
@@ -560,6 +566,7 @@ static void ac_reward_check(lua_State *L, int module, ac_lua_plugin_t *p, void *
     r->path = ac_lua_plugin_path(p);
     if (lua_getfield(L, module, "range") != LUA_TTABLE) /* range */
         ac_lua_plugin_fail(L, p, "'range' must be {min, max}");
+    ac_lua_thaw(L, -1);
     int t1 = lua_rawgeti(L, -1, 1), t2 = lua_rawgeti(L, -2, 2); /* range lo hi */
     r->range_min = lua_tonumber(L, -2);
     r->range_max = lua_tonumber(L, -1);
@@ -710,6 +717,7 @@ static int ac_reward_score_k(lua_State *L)
         return 0;
     if (t != LUA_TTABLE)
         ac_lua_plugin_fail(L, p, "info.step_rewards must be an array of numbers");
+    ac_lua_thaw(L, -1);
     size_t n = lua_rawlen(L, -1);
     if (c->n_steps >= 0 && n != (size_t)c->n_steps)
         ac_lua_plugin_fail(L, p, "info.step_rewards has %d entries for %d steps", (int)n,
@@ -803,6 +811,7 @@ static int ac_validator_run_k(lua_State *L)
     lua_call(L, 3, 1);                                  /* problems */
     int empty = 0;
     if (lua_istable(L, -1)) {
+        ac_lua_thaw(L, -1);
         lua_pushnil(L);       /* problems nil */
         if (lua_next(L, -2))  /* problems k v */
             lua_pop(L, 2);    /* problems */

@@ -166,6 +166,13 @@ void ac_lua_freeze(lua_State *L, int idx)
 }
 
 /* Pushes the hidden table of the read-only table at idx, or nothing and returns 0. */
+void ac_lua_thaw(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_istable(L, idx) && ac_lua_frozen_contents(L, idx))
+        lua_replace(L, idx);
+}
+
 int ac_lua_frozen_contents(lua_State *L, int idx)
 {
     if (!lua_getmetatable(L, idx)) /* mt */

@@ -15,31 +15,16 @@
 -- the same message: the host records the same failed call.
 
 local ac = require("agentcore")
-local inventory = require("agents.inventory") -- read-only in the host: copy what goes out
+local inventory = require("agents.inventory") -- read-only: its tables are shared, not changed
 
 local BLIND = {}
-
--- A fresh copy of the real agent's tool list (the host reads the agent table raw, so it must
--- not see the read-only module's proxies).
-local function tools_of(real)
-  local out = {}
-  for i, t in ipairs(real.tools) do
-    local copy = { name = t.name, cost_usd = t.cost_usd, description = t.description }
-    if t.args then
-      copy.args = {}
-      for j, a in ipairs(t.args) do copy.args[j] = { name = a.name, type = a.type } end
-    end
-    out[i] = copy
-  end
-  return out
-end
 
 local agent = {
   name = "inventory_blind",
   version = "1.0.0",
   description = "The inventory agent with every tool result hidden from the policy (the blind "
     .. "control of the learning benchmark)",
-  tools = tools_of(inventory),
+  tools = inventory.tools,
   max_steps = inventory.max_steps,
 }
 

@@ -530,6 +530,44 @@ static void test_agent(ac_lua_host_t *h)
 
 /* An agent with none of the optional functions: nothing to observe, every tool legal, no
  * candidates. */
+/* A plugin may hand the host tables of a module it required (read-only): its tools, a legal
+ * list, candidates. The host reads their fields as the plugin does. */
+static void test_module_tables(ac_lua_host_t *h)
+{
+    write_file("agents/shared_tools.lua",
+               "return { tools = { { name = 'go', args = { { name = 'n', type = 'number' } } }, { name = 'stop' } },\n"
+               "  legal = { 'stop' }, candidates = { 'ORD-1', 42 } }\n");
+    write_file("agents/reuser.lua",
+               "local shared = require('agents.shared_tools')\n"
+               "return { name = 'reuser', version = '1', tools = shared.tools,\n"
+               "  init = function(q) return {} end,\n"
+               "  legal = function(s) return shared.legal end,\n"
+               "  candidates = function(s) return shared.candidates end,\n"
+               "  step = function(s, tool, args) return {}, true end,\n"
+               "  final = function(s) return {} end }\n");
+    ac_err_t err = AC_ERR_INIT;
+    ac_agent_t *a = ac_agent_open(h, "reuser", &err);
+    CHECK(a != NULL && a->n_actions == 2 && a->tools[0].n_args == 1 && strcmp(a->tools[0].args[0].name, "n") == 0,
+          "an agent declaring a required module's tools loads with them (arguments included)");
+    if (a == NULL) {
+        fprintf(stderr, "  (%s)\n", err.message);
+        ac_err_clear(&err);
+        return;
+    }
+    ac_episode_t ep = AC_EPISODE_INIT;
+    json_t *q = json_string("q"), *list = NULL;
+    uint8_t mask[2] = {1, 1};
+    CHECK(ac_agent_init(a, q, NULL, &ep, &err) == 0 && ac_agent_legal(a, &ep, mask, &err) == 0 && !mask[0] && mask[1],
+          "... its legal list may be a module's table");
+    CHECK(ac_agent_candidates(a, &ep, &list, &err) == 0 && json_is(list, "[\"ORD-1\", 42]"),
+          "... and so may its candidates");
+    json_decref(list);
+    json_decref(q);
+    ac_agent_episode_free(a, &ep);
+    ac_agent_close(a);
+    ac_err_clear(&err);
+}
+
 static void test_optional_absent(ac_lua_host_t *h)
 {
     write_file("agents/bare.lua",
@@ -973,6 +1011,7 @@ int main(void)
     test_contract(h);
     test_agent(h);
     test_optional_absent(h);
+    test_module_tables(h);
     test_episode_rng(h);
     test_output_limits();
     test_reward(h);
