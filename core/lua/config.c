@@ -191,8 +191,9 @@ static const config_key_t keys[] = {
      .def_doc = "this checkout's `sdk/dashboard/`",
      .doc = "the web dashboard's files, served at GET /ui/ (the server does not start when it is not a directory)"},
     {"", "workers", K_INT, AT(workers), .min = 0, .max = 64, .def = 1,
-     .doc = "training workers: threads that take queued jobs in order; OpenBLAS gets threads / workers each; 0: "
-            "this node runs no job (with PostgreSQL an API-only node: other nodes run its jobs)"},
+     .doc = "training workers: threads that take queued jobs in order; each job gets threads / workers compute "
+            "threads (OpenBLAS, and the sequence policy's attention); 0: this node runs no job (with PostgreSQL "
+            "an API-only node: other nodes run its jobs)"},
     {"budgets", "default_usd", K_NUMBER, AT(default_budget_usd), .min = 0, .max = 1e12, .def = 1000,
      .doc = "a principal's budget over its jobs: the `max_budget_usd` of its queued and running jobs plus the "
             "cost of its finished ones (else -40001)"},
