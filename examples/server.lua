@@ -102,8 +102,9 @@ return {
   -- chart library comes from Debian's libjs-chart.js (/usr/share/javascript/chart.js).
   -- dashboard_dir = "sdk/dashboard",
 
-  -- Training workers: threads that take queued jobs in order and run them. OpenBLAS gets
-  -- threads / workers threads each, so that all workers together fit the cores. 0: this node
+  -- Training workers: threads that take queued jobs in order and run them. Each job gets
+  -- threads / workers compute threads (OpenBLAS, and the sequence policy's attention), so that
+  -- all workers together fit the cores. 0: this node
   -- runs no job (with store.backend = "postgresql", an API-only node; other nodes run them).
   workers = 1,
 
