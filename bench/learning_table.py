@@ -105,7 +105,8 @@ def main():
         f.write("Written by `bash bench/learning.sh`" + (f" on {args.machine}" if args.machine else "") + ". "
                 "Success rate on each held-out split, mean over seeds with the 95 % interval (Student t); "
                 "`untrained` is the policy before training, `keyword` the keyword rule fitted on the training "
-                "split (core/engine/keyword.h), `trained` the policy selected on validation. "
+                "split (core/engine/keyword.h: on the trained policy's successful episodes, so each policy's row "
+                "has its own), `trained` the policy selected on validation. "
                 "`to 0.9`: median trajectories and seconds until validation success first reached 0.9.")
         if any(label(r["agent"]) != r["agent"] for r in rows):
             f.write(" A `(control: ...)` row is the agent with that change, on the same data and settings "
