@@ -351,7 +351,8 @@ static int render(run_t *R, int *n, ac_err_t *err)
         uint8_t *mask = ro->mask + (size_t)ro->n_mask * A;
         ac_err_t e = AC_ERR_INIT;
         if (ac_agent_observe(R->agent, &l->st, &R->buf, &R->cap, &R->len, &e) != 0 ||
-            ac_agent_legal(R->agent, &l->st, mask, &e) != 0 || (R->agent->has_candidates && ac_agent_candidates(R->agent, &l->st, &l->cands, &e) != 0)) {
+            ac_agent_legal(R->agent, &l->st, mask, &e) != 0 ||
+            (R->agent->has_candidates && ac_agent_candidates(R->agent, &l->st, &l->cands, &e) != 0)) {
             end_episode(R, l, 1, &e);
             ac_err_clear(&e);
             continue;
