@@ -18,14 +18,7 @@ describe("inventory data generator", function()
   end)
 
   it("never repeats a query text across or within splits", function()
-    local seen = {}
-    for name, set in pairs(splits) do
-      for _, q in ipairs(set) do
-        local key = q.query:lower()
-        assert.is_nil(seen[key], name .. ": " .. q.query)
-        seen[key] = name
-      end
-    end
+    tc.assert_unique_queries(splits)
   end)
 
   it("names catalog items, with the quantities the reward expects", function()

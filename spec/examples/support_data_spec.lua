@@ -18,14 +18,7 @@ describe("support data generator", function()
   end)
 
   it("never repeats a query text across or within splits", function()
-    local seen = {}
-    for name, set in pairs(splits) do
-      for _, q in ipairs(set) do
-        local key = q.query:lower()
-        assert.is_nil(seen[key], name .. " repeats " .. tostring(seen[key]) .. ": " .. q.query)
-        seen[key] = name
-      end
-    end
+    tc.assert_unique_queries(splits)
   end)
 
   it("never puts an order's amount in the message: it comes from tool results", function()

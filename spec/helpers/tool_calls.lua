@@ -202,4 +202,16 @@ function M.splits(d)
     templates = d.tests.templates, compositions = d.tests.compositions }
 end
 
+-- Asserts that no query text (case aside) occurs twice in splits, within one split or across two.
+function M.assert_unique_queries(splits)
+  local seen = {}
+  for name, set in pairs(splits) do
+    for _, q in ipairs(set) do
+      local key = q.query:lower()
+      assert.is_nil(seen[key], name .. " repeats " .. tostring(seen[key]) .. ": " .. q.query)
+      seen[key] = name
+    end
+  end
+end
+
 return M
