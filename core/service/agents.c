@@ -23,20 +23,9 @@ static const char *str_param(const json_t *params, const char *key)
 static int decl_from_plugin(ac_call_ctx_t *ctx, const char *job_id, ac_agent_decl_t *d, ac_err_t *err)
 {
     ac_job_t job;
-    ac_agent_binding_t bind;
     if (ac_jobs_get(ac_app_of(ctx)->jobs, job_id, &job, err) != 1)
         return err->code ? -1 : ac_err_field(err, AC_ERR_NOT_FOUND, "job_id", "no job %s", job_id);
-    /* the binding may point into the record (an agent named like its id): freed after use */
-    int rc = ac_config_agent(ac_app_of(ctx)->cfg, job.agent_id, &bind);
-    if (rc != 0) {
-        ac_job_free(&job);
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "job_id", "the job's agent is no longer available");
-    }
-    ac_lua_host_t *h = ac_app_plugin_host(ctx, err);
-    ac_agent_t *a = h ? ac_agent_open(h, bind.agent, err) : NULL;
-    rc = a != NULL ? ac_agent_decl_of(d, a, err) : -1;
-    ac_agent_close(a);
-    ac_lua_host_destroy(h);
+    int rc = ac_app_job_agent_decl(ctx, &job, "job_id", d, err);
     ac_job_free(&job);
     return rc;
 }

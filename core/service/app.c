@@ -27,6 +27,20 @@ ac_lua_host_t *ac_app_plugin_host(const ac_call_ctx_t *ctx, ac_err_t *err)
     return ac_lua_host_create(cfg->lua_dir, cfg->plugins_dir, &cfg->plugin_limits, err);
 }
 
+int ac_app_job_agent_decl(const ac_call_ctx_t *ctx, const ac_job_t *job, const char *field, ac_agent_decl_t *d,
+                          ac_err_t *err)
+{
+    ac_agent_binding_t bind;
+    if (ac_config_agent(ac_app_of(ctx)->cfg, job->agent_id, &bind) != 0)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, field, "the job's agent is no longer available");
+    ac_lua_host_t *h = ac_app_plugin_host(ctx, err);
+    ac_agent_t *a = h ? ac_agent_open(h, bind.agent, err) : NULL;
+    int rc = a != NULL ? ac_agent_decl_of(d, a, err) : -1;
+    ac_agent_close(a);
+    ac_lua_host_destroy(h);
+    return rc;
+}
+
 int ac_app_find_checkpoint(const ac_call_ctx_t *ctx, const char *ckpt_id, const char *field, ac_job_t *job,
                            ac_err_t *err)
 {

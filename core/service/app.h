@@ -4,6 +4,7 @@
 #ifndef AC_APP_H
 #define AC_APP_H
 
+#include "engine/infer.h"
 #include "lua/config.h"
 #include "lua/lua_host.h"
 #include "net/auth.h"
@@ -54,5 +55,11 @@ int ac_app_find_checkpoint(const ac_call_ctx_t *ctx, const char *ckpt_id, const 
  * evaluations), so that no call sees what another (another principal's) left in a Lua state.
  * The caller destroys it; creating one costs well under a millisecond next to the call's work. */
 ac_lua_host_t *ac_app_plugin_host(const ac_call_ctx_t *ctx, ac_err_t *err);
+
+/* The declarations (tools and their arguments) of the agent job ran, from its plugin as the
+ * config binds it now (job stays the caller's: the binding may point into it). An agent no
+ * longer bound is AC_ERR_INVALID_PARAMS on `field`. Returns 0 or -1. */
+int ac_app_job_agent_decl(const ac_call_ctx_t *ctx, const ac_job_t *job, const char *field, ac_agent_decl_t *d,
+                          ac_err_t *err);
 
 #endif

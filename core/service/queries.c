@@ -74,20 +74,9 @@ int ac_method_training_cancel(ac_call_ctx_t *ctx, json_t *params, json_t **resul
 static int job_agent_decl(ac_call_ctx_t *ctx, const char *id, ac_agent_decl_t *d, ac_err_t *err)
 {
     ac_job_t job;
-    ac_agent_binding_t bind;
     if (ac_app_load_job(ctx, id, &job, err) != 0)
         return -1;
-    /* the binding may point into the record (an agent named like its id): freed after use */
-    int rc = ac_config_agent(ac_app_of(ctx)->cfg, job.agent_id, &bind);
-    if (rc != 0) {
-        ac_job_free(&job);
-        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "format", "the job's agent is no longer available");
-    }
-    ac_lua_host_t *h = ac_app_plugin_host(ctx, err);
-    ac_agent_t *a = h ? ac_agent_open(h, bind.agent, err) : NULL;
-    rc = a != NULL ? ac_agent_decl_of(d, a, err) : -1;
-    ac_agent_close(a);
-    ac_lua_host_destroy(h);
+    int rc = ac_app_job_agent_decl(ctx, &job, "format", d, err);
     ac_job_free(&job);
     return rc;
 }
