@@ -43,23 +43,20 @@ json_t *ac_chat_tools(const ac_agent_decl_t *d)
     return tools;
 }
 
-/* A value as the text a message carries: strings as they are, anything else as compact JSON. */
-static json_t *as_text(const json_t *v)
+/* A value as compact JSON text, numbers to 15 significant digits as every API answer prints them
+ * (net/rpc.c): a message's text then reads back as the trajectory it came from does. */
+static json_t *json_text(const json_t *v)
 {
-    if (json_is_string(v))
-        return json_incref((json_t *)v);
-    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     json_t *out = s ? json_string(s) : NULL;
     free(s);
     return out;
 }
 
-static json_t *json_text(const json_t *v)
+/* A value as the text a message carries: strings as they are, anything else as JSON text. */
+static json_t *as_text(const json_t *v)
 {
-    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    json_t *out = s ? json_string(s) : NULL;
-    free(s);
-    return out;
+    return json_is_string(v) ? json_incref((json_t *)v) : json_text(v);
 }
 
 json_t *ac_chat_record(const json_t *traj, const ac_agent_decl_t *d, json_t *tools)
