@@ -175,8 +175,8 @@ int main(int argc, char **argv)
     }
     ac_blas_set_threads(threads);
 
-    ac_actor_config_t pc = {.kind = AC_ACTOR_SEQUENCE, .n_tools = NA, .max_tokens = 128, .seed = 1,
-                            .n_buckets = NB, .d_emb = 64, .enc = {D, NH, L, FF, 128}};
+    ac_actor_config_t pc = {.kind = AC_ACTOR_SEQUENCE, .reader = AC_ACTOR_READER_CURRENT, .n_tools = NA,
+                            .max_tokens = 128, .seed = 1, .n_buckets = NB, .d_emb = 64, .enc = {D, NH, L, FF, 128}};
     for (int a = 0; a < NA; a++)
         pc.n_args[a] = NARGS;
     ac_actor_t *p = ac_actor_create(&pc, &err), *ref = p ? ac_actor_clone(p, &err) : NULL;

@@ -75,8 +75,8 @@ int main(int argc, char **argv)
     }
     ac_blas_set_threads(threads);
 
-    ac_actor_config_t pc = {.kind = AC_ACTOR_BAG, .n_tools = NA, .max_tokens = 64, .seed = 1, .n_buckets = NB,
-                            .d_emb = D, .hidden = H};
+    ac_actor_config_t pc = {.kind = AC_ACTOR_BAG, .reader = AC_ACTOR_READER_CURRENT, .n_tools = NA, .max_tokens = 64,
+                            .seed = 1, .n_buckets = NB, .d_emb = D, .hidden = H};
     for (int a = 0; a < NA; a++)
         pc.n_args[a] = NARGS;
     ac_actor_t *p = ac_actor_create(&pc, &err), *ref = p ? ac_actor_clone(p, &err) : NULL;

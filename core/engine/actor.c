@@ -87,6 +87,9 @@ static int check_config(const ac_actor_config_t *c, ac_err_t *err)
     if (c->max_tokens < 8 || c->max_tokens > AC_CONTEXT_MAX_TOKENS)
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "policy.max_tokens", "must be from 8 to %d",
                             AC_CONTEXT_MAX_TOKENS);
+    if (c->reader < AC_ACTOR_READER_V0 || c->reader > AC_ACTOR_READER_CURRENT)
+        return ac_err_field(err, AC_ERR_INVALID_PARAMS, "reader", "feature set %d is newer than this build (at most %d)",
+                            c->reader, AC_ACTOR_READER_CURRENT);
     if (c->n_buckets < 16 || c->n_buckets > (1 << 22))
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "n_buckets", "must be from 16 to %d", 1 << 22);
     if (c->d_emb < 1 || c->d_emb > 1024)
@@ -214,6 +217,7 @@ void ac_actor_destroy(ac_actor_t *p)
     free(p->h);
     free(p->ids);
     free(p->ids_off);
+    free(p->cursor);
     free(p->x);
     free(p->a);
     free(p->C);
@@ -277,6 +281,7 @@ int ac_actor_reserve(ac_actor_t *p, int n, size_t n_tok, ac_err_t *err)
         if (grow((void **)&p->h, sizeof(float) * (size_t)cap * H, err) ||
             grow((void **)&p->dh, sizeof(float) * (size_t)cap * H, err) ||
             grow((void **)&p->ids_off, sizeof(int) * (size_t)(cap + 1), err) ||
+            grow((void **)&p->cursor, sizeof(int) * (size_t)cap, err) ||
             grow((void **)&p->seq_off, sizeof(int) * (size_t)(cap + 1), err) ||
             grow((void **)&p->x, sizeof(float) * (size_t)cap * p->cfg.d_emb, err) ||
             grow((void **)&p->a, sizeof(float) * (size_t)cap * H, err) ||
@@ -662,6 +667,7 @@ void ac_actor_config_write(const ac_actor_config_t *c, uint8_t *out)
     for (int a = 0; a < AC_AGENT_MAX_ACTIONS; a++)
         v[9 + a] = c->n_args[a];
     v[9 + AC_AGENT_MAX_ACTIONS] = c->enc.d_ff;
+    v[10 + AC_AGENT_MAX_ACTIONS] = c->reader;
     for (int i = 0; i < CONFIG_INTS; i++)
         put_u32(out + 12 + 4 * i, (uint32_t)v[i]);
 }
@@ -683,6 +689,7 @@ int ac_actor_config_read(ac_actor_config_t *c, const uint8_t *in, size_t len, ac
     for (int a = 0; a < AC_AGENT_MAX_ACTIONS; a++)
         c->n_args[a] = v[9 + a];
     c->enc.d_ff = v[9 + AC_AGENT_MAX_ACTIONS];
+    c->reader = v[10 + AC_AGENT_MAX_ACTIONS]; /* 0 in checkpoints written before it existed */
     c->enc.max_len = c->max_tokens;
     return check_config(c, err);
 }

@@ -10,6 +10,9 @@
  *
  *   bag       h = relu(W0 mean(E[hashed unigrams and bigrams of the tokens]) + b0)   (dim H)
  *             candidate j: mean(Ec[hashed features of token j and its neighbourhood])
+ *             both also read the query from its CURSOR: the last query token whose value an
+ *             earlier call of the episode passed (else the query's start); the words just after
+ *             it are what a step-by-step request asks for next (engine/actor_bag.c)
  *   sequence  the bag's reading plus a Transformer's: token embeddings (hashed words and their
  *             first and last three letters, number value features, kind, segment, age, copy
  *             flags, ordinal, sinusoidal position) -> pre-norm Transformer (engine/encoder.h);
@@ -45,11 +48,15 @@ enum ac_actor_kind {
 #define AC_ACTOR_MAX_SLOTS 256 /* argument slots over all tools */
 #define AC_ACTOR_MAX_CANDS 256 /* candidates of one decision */
 #define AC_ACTOR_DEFAULT_MAX_TOKENS 128
+/* The bag's feature sets. A checkpoint keeps its policy's, so that it reads as it was trained:
+ * 0 (checkpoints before the cursor) has no cursor features and 256 features a state at most. */
+enum { AC_ACTOR_READER_V0 = 0, AC_ACTOR_READER_CURSOR = 1, AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_CURSOR };
 /* learning-rate multipliers (ac_actor_lr_groups) */
 #define AC_ACTOR_SEQ_LR_SCALE 100.0f
 
 typedef struct ac_actor_config {
     int kind;                                   /* ac_actor_kind */
+    int reader;                                 /* the bag's feature set: AC_ACTOR_READER_* */
     int n_tools;                                /* 1..AC_AGENT_MAX_ACTIONS */
     int n_args[AC_AGENT_MAX_ACTIONS];           /* per tool */
     int max_tokens;                             /* context cap (sequence: the encoder's max_len) */

@@ -6,8 +6,8 @@
 
 #include "engine/actor.h"
 
-#define BAG_MAX_FEATURES 256 /* unigrams and bigrams of one state */
-#define BAG_CAND_FEATURES 8  /* hashed features of one candidate token */
+#define BAG_MAX_FEATURES 512 /* features of one state (reader 0 reads at most 256) */
+#define BAG_CAND_FEATURES 9  /* hashed features of one candidate token (reader 0: 8) */
 #define SEQ_NUM_FEATURES 6   /* a number token's value features */
 #define SEQ_POS_SCALE 0.3f   /* the sinusoidal positions' weight beside learned embeddings */
 #define SEQ_EMBED_STD 0.3    /* the structure embeddings' initial scale (words: 1) */
@@ -40,6 +40,7 @@ struct ac_actor {
     int *seq_off;       /* (n + 1) token offsets of the n states (into C, X, Y: token rows) */
     /* bag */
     int *ids, *ids_off; /* CSR features of the n states */
+    int *cursor;        /* (n) each state's query cursor (engine/actor_bag.c), -1 without one */
     float *x, *a;       /* (n, d_emb) bag means; (n, H) pre-activations */
     int cap_ids;
     float *C, *dC;      /* (n_tok, H) the bag's candidate vectors, computed when first asked for,

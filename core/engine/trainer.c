@@ -18,6 +18,7 @@ void ac_trainer_policy_config(ac_actor_config_t *pc, const ac_train_config_t *cf
 {
     memset(pc, 0, sizeof *pc);
     pc->kind = cfg->policy_kind;
+    pc->reader = AC_ACTOR_READER_CURRENT;
     pc->n_tools = agent->n_actions;
     for (int a = 0; a < agent->n_actions; a++)
         pc->n_args[a] = agent->tools[a].n_args;

@@ -163,6 +163,7 @@ static int open_plugins(ac_call_ctx_t *ctx, evaluation_t *e, ac_err_t *err)
     if (kc->n_tools != pc.n_tools || memcmp(kc->n_args, pc.n_args, sizeof pc.n_args) != 0)
         return ac_err_field(err, AC_ERR_EVALUATION_FAILED, "agent_id",
                             "the agent's tools changed since the checkpoint");
+    pc.reader = kc->reader; /* the untrained policy reads as the trained one does */
     if ((e->baseline = ac_actor_create(&pc, err)) == NULL)
         return -1;
     return e->job.init_checkpoint[0] != '\0' ? baseline_from_init(ctx, e, err) : 0;

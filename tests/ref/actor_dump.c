@@ -188,8 +188,8 @@ static int dump_case(FILE *f, ac_actor_config_t cfg, float perturb, const char *
     if (ac_grpo_loss(dl, &m, logp, ref, b->len, tk, b->n_d, st, N_STATES, ep, 4, &g, &err) != 0)
         goto out;
 
-    fprintf(f, "{\"name\": \"%s\", \"kind\": \"%s\", \"n_tools\": %d, ", name,
-            cfg.kind == AC_ACTOR_SEQUENCE ? "sequence" : "bag", cfg.n_tools);
+    fprintf(f, "{\"name\": \"%s\", \"kind\": \"%s\", \"reader\": %d, \"n_tools\": %d, ", name,
+            cfg.kind == AC_ACTOR_SEQUENCE ? "sequence" : "bag", cfg.reader, cfg.n_tools);
     put_ints(f, "n_args", cfg.n_args, cfg.n_tools);
     fprintf(f, ", \"n_buckets\": %d, \"d_emb\": %d, \"hidden\": %d, \"H\": %d, \"d_model\": %d, \"n_heads\": %d, "
                "\"n_layers\": %d, \"d_ff\": %d, \"temperature\": %.9g, \"n_params\": %zu,\n",
@@ -272,12 +272,17 @@ int main(int argc, char **argv)
         perror(argv[1]);
         return 1;
     }
-    ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
-                             .seed = 5, .n_buckets = 128, .d_emb = 8, .hidden = 16};
-    ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
-                             .seed = 7, .n_buckets = 128, .d_emb = 8, .enc = {16, 2, 2, 32, 64}};
+    ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .reader = AC_ACTOR_READER_CURRENT, .n_tools = 4,
+                             .n_args = {0, 2, 1, 0}, .max_tokens = 64, .seed = 5, .n_buckets = 128, .d_emb = 8,
+                             .hidden = 16};
+    ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .reader = AC_ACTOR_READER_CURRENT, .n_tools = 4,
+                             .n_args = {0, 2, 1, 0}, .max_tokens = 64, .seed = 7, .n_buckets = 128, .d_emb = 8,
+                             .enc = {16, 2, 2, 32, 64}};
+    ac_actor_config_t bag0 = bag; /* as checkpoints from before the cursor read */
+    bag0.reader = AC_ACTOR_READER_V0;
     fprintf(f, "[\n");
     int rc = dump_case(f, bag, 0.3f, "bag", 0);
+    rc = rc || dump_case(f, bag0, 0.3f, "bag-reader0", 0);
     rc = rc || dump_case(f, seq, 0.0f, "sequence-init", 0);
     rc = rc || dump_case(f, seq, 0.2f, "sequence-perturbed", 1);
     fprintf(f, "]\n");

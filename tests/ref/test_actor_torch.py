@@ -47,9 +47,10 @@ import encoder_ref  # noqa: E402  (the encoder in torch, shared with ref_encoder
 # float32 C against float64 torch: |c - ref| <= RTOL |ref| + ATOL max|ref of the tensor| + 1e-9
 RTOL, ATOL = 1e-4, 1e-5
 M64 = (1 << 64) - 1
-TOK_NUMBER, TOK_PUNCT = 2, 4
+TOK_SPECIAL, TOK_NUMBER, TOK_PUNCT = 0, 2, 4
+SEG_QUERY, TOKF_IN_CALL = 1, 2
 N_KINDS, N_SEGS, MAX_AGE, N_FLAGS, N_ORD, N_NUMF = 5, 6, 7, 8, 16, 6
-BAG_MAX_FEATURES, BAG_CAND_FEATURES = 256, 8
+AHEAD_TOKENS = 8
 POS_SCALE = 0.3
 failures = 0
 checks = 0
@@ -90,10 +91,30 @@ def magnitude(t):
     return (min(m, 40) << 1) | int(v < 0)
 
 
-def bag_features(toks, nb):
-    """Unigrams, bigrams of neighbouring non-punctuation tokens, numbers' magnitude per segment,
-    tokens with their copy flags: bucket ids, as many as there are (capped)."""
+def cursor(toks):
+    """The query's cursor: its last token (not the label) whose value a call passed, else its
+    first token; None without a query."""
+    first = last = None
+    for i, t in enumerate(toks):
+        if t["seg"] == SEG_QUERY:
+            first = i if first is None else first
+            if t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL:
+                last = i
+    return last if last is not None else first
+
+
+def bag_features(toks, nb, reader):
+    """Reader 1: the next AHEAD_TOKENS non-punctuation query tokens after the cursor and their
+    count. Then unigrams, bigrams of neighbouring non-punctuation tokens, numbers' magnitude per
+    segment, tokens with their copy flags: bucket ids, as many as there are (capped: 512, reader
+    0: 256)."""
     ids, prev = [], None
+    cap = 512 if reader >= 1 else 256
+    cur = cursor(toks) if reader >= 1 else None
+    if cur is not None:
+        ahead = [t for t in toks[cur + 1:] if t["seg"] == SEG_QUERY and t["kind"] != TOK_PUNCT][:AHEAD_TOKENS]
+        ids += [bucket_bag(t["hash"] ^ 0x1d1d1d1d1d1d1d1d, nb) for t in ahead]
+        ids.append(bucket_bag(len(ahead) ^ 0x2e2e2e2e2e2e2e2e, nb))
     for t in toks:
         if t["kind"] == TOK_PUNCT:
             continue
@@ -103,15 +124,17 @@ def bag_features(toks, nb):
                   + ([((magnitude(t) << 8) | t["seg"]) ^ 0xcccccccccccccccd] if t["kind"] == TOK_NUMBER else [])
                   + ([((h * 0x9e3779b97f4a7c15) & M64) ^ (t["flags"] & 7) ^ 0x3c3c3c3c3c3c3c3c]
                      if t["flags"] & 7 else [])):
-            if len(ids) < BAG_MAX_FEATURES:
+            if len(ids) < cap:
                 ids.append(bucket_bag(f, nb))
         prev = h
     return ids
 
 
-def cand_features(toks, j, nb):
+def cand_features(toks, j, nb, reader):
     """Candidate token j: its text, two neighbours each side within its segment (tags when
-    absent), segment and age, magnitude + kind + copy flags, segment and ordinal."""
+    absent), segment and age, magnitude + kind + copy flags, segment and ordinal; reader 1: its
+    segment and where it stands from the cursor (1..24 tokens after, 62 at or before it, 63 out
+    of the query)."""
     x = toks[j]
     nbh = []
     for k, tag in ((j - 2, 1), (j - 1, 2), (j + 1, 3), (j + 2, 4)):
@@ -122,6 +145,10 @@ def cand_features(toks, j, nb):
              ((x["seg"] << 8) | x["age"]) ^ 0x7777777777777777,
              ((magnitude(x) << 16) | (x["kind"] << 8) | (x["flags"] & 7)) ^ 0x8888888888888888,
              ((x["seg"] << 8) | x["ord"]) ^ 0x9999999999999999]
+    if reader >= 1:
+        cur = cursor(toks)
+        rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
+        feats.append(((x["seg"] << 8) | rel) ^ 0xabababababababab)
     return [bucket_bag(f, nb) for f in feats]
 
 
@@ -220,13 +247,13 @@ def check_case(case):
         for t in s["tokens"]:
             t["hash"] = int(t["hash"])
 
-    # the bag's reading: h = relu(mean(E[features]) W0 + b0), candidates = mean(Ec[8 features])
+    # the bag's reading: h = relu(mean(E[features]) W0 + b0), candidates = mean(Ec[features])
     hs, cands = [], []
     for s in states:
-        ids = bag_features(s["tokens"], NB)
+        ids = bag_features(s["tokens"], NB, case["reader"])
         x = P["bag/E"][ids].mean(0) if ids else torch.zeros(case["d_emb"], dtype=torch.float64)
         hs.append(torch.relu(x @ P["bag/W0"] + P["bag/b0"]))
-        cands.append(torch.stack([P["bag/Ec"][cand_features(s["tokens"], j, NB)].mean(0)
+        cands.append(torch.stack([P["bag/Ec"][cand_features(s["tokens"], j, NB, case["reader"])].mean(0)
                                   for j in range(len(s["tokens"]))]))
     if seq:
         # the sequence reader: token inputs -> encoder per state -> h += mean(Y), c_j += Y_j

@@ -124,7 +124,8 @@ def read_checkpoint(source: Union[str, bytes, bytearray]) -> Checkpoint:
         raise CheckpointError(f"checkpoint: unknown policy kind {v[0]}")
     config = {"kind": KINDS[v[0]], "n_tools": v[1], "max_tokens": v[2], "n_buckets": v[3], "d_emb": v[4],
               "hidden": v[5], "d_model": v[6], "n_heads": v[7], "n_layers": v[8],
-              "n_args": list(v[9:9 + v[1]]), "d_ff": v[9 + MAX_TOOLS], "seed": seed_lo | seed_hi << 32}
+              "n_args": list(v[9:9 + v[1]]), "d_ff": v[9 + MAX_TOOLS], "reader": v[10 + MAX_TOOLS],
+              "seed": seed_lo | seed_hi << 32}
     (n_params,) = r.unpack("Q")
     layout = tensor_layout(config)
     expect = layout[-1][1] + int(np.prod(layout[-1][2]))
@@ -157,9 +158,9 @@ def read_checkpoint(source: Union[str, bytes, bytearray]) -> Checkpoint:
 # ---- the bag policy's forward pass ----------------------------------------------------------------
 
 _M64 = (1 << 64) - 1
-PUNCT, NUMBER = 4, 2
-BAG_MAX_FEATURES = 256
-BAG_CAND_FEATURES = 8
+SPECIAL, PUNCT, NUMBER = 0, 4, 2
+SEG_QUERY, IN_CALL = 1, 2
+AHEAD_TOKENS = 8
 
 
 def _mix(h: int) -> int:
@@ -208,21 +209,40 @@ class BagPolicy:
     def _bucket(self, h: int) -> int:
         return _mix(h & _M64) % self.cfg["n_buckets"]
 
+    @staticmethod
+    def _cursor(toks: Sequence[Dict[str, Any]]) -> Optional[int]:
+        """The query's cursor: its last token (not the label) whose value a call passed, else its
+        first token; None without a query (docs/checkpoints.md, "A forward pass")."""
+        first = last = None
+        for i, t in enumerate(toks):
+            if t["seg"] == SEG_QUERY:
+                first = i if first is None else first
+                if t["kind"] != SPECIAL and t["flags"] & IN_CALL:
+                    last = i
+        return last if last is not None else first
+
     def read(self, tokens: Sequence[Dict[str, Any]]) -> np.ndarray:
         """The state's hidden vector h from its tokens."""
         toks = [dict(t, h=int(t["hash"], 16)) for t in tokens]
         ids, prev = [], None
+        reader = self.cfg.get("reader", 0)
+        cap = 512 if reader >= 1 else 256
+        self._cur = self._cursor(toks) if reader >= 1 else None
+        if self._cur is not None:
+            ahead = [t for t in toks[self._cur + 1:] if t["seg"] == SEG_QUERY and t["kind"] != PUNCT]
+            ids += [self._bucket(t["h"] ^ 0x1D1D1D1D1D1D1D1D) for t in ahead[:AHEAD_TOKENS]]
+            ids.append(self._bucket(min(len(ahead), AHEAD_TOKENS) ^ 0x2E2E2E2E2E2E2E2E))
         for t in toks:
-            if len(ids) >= BAG_MAX_FEATURES:
+            if len(ids) >= cap:
                 break
             if t["kind"] == PUNCT:
                 continue
             ids.append(self._bucket(t["h"] ^ 0x5555555555555555))
-            if prev is not None and len(ids) < BAG_MAX_FEATURES:
+            if prev is not None and len(ids) < cap:
                 ids.append(self._bucket(((prev * 0x100000001B3) & _M64) ^ t["h"] ^ 0xAAAAAAAAAAAAAAAA))
-            if t["kind"] == NUMBER and len(ids) < BAG_MAX_FEATURES:
+            if t["kind"] == NUMBER and len(ids) < cap:
                 ids.append(self._bucket((_magnitude(t) << 8 | t["seg"]) ^ 0xCCCCCCCCCCCCCCCD))
-            if (t["flags"] & 7) and len(ids) < BAG_MAX_FEATURES:
+            if (t["flags"] & 7) and len(ids) < cap:
                 ids.append(self._bucket(((t["h"] * 0x9E3779B97F4A7C15) & _M64) ^ (t["flags"] & 7)
                                         ^ 0x3C3C3C3C3C3C3C3C))
             prev = t["h"]
@@ -243,7 +263,11 @@ class BagPolicy:
                self._bucket((x["seg"] << 8 | x["age"]) ^ 0x7777777777777777),
                self._bucket((_magnitude(x) << 16 | x["kind"] << 8 | (x["flags"] & 7)) ^ 0x8888888888888888),
                self._bucket((x["seg"] << 8 | x["ord"]) ^ 0x9999999999999999)]
-        return self.t["Ec"][ids].sum(axis=0) / BAG_CAND_FEATURES
+        if self.cfg.get("reader", 0) >= 1:  # where it stands from the cursor
+            cur = self._cur
+            rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
+            ids.append(self._bucket((x["seg"] << 8 | rel) ^ 0xABABABABABABABAB))
+        return self.t["Ec"][ids].sum(axis=0) / len(ids)
 
     def tool_logp(self, h: np.ndarray, legal: Optional[Sequence[bool]] = None) -> np.ndarray:
         """log p(tool) over the tools (-inf where not legal)."""

@@ -14,8 +14,8 @@
 /* Three tools: add(a, b), negate(x), answer: 2 + 1 + 0 argument slots. */
 static ac_actor_config_t config_of(int kind)
 {
-    ac_actor_config_t c = {.kind = kind, .n_tools = 3, .n_args = {2, 1, 0}, .max_tokens = 64, .seed = 77,
-                           .n_buckets = 64};
+    ac_actor_config_t c = {.kind = kind, .reader = AC_ACTOR_READER_CURRENT, .n_tools = 3, .n_args = {2, 1, 0},
+                           .max_tokens = 64, .seed = 77, .n_buckets = 64};
     c.d_emb = 8; /* the sequence policy reads the bag too */
     if (kind == AC_ACTOR_BAG)
         c.hidden = 8;
@@ -235,6 +235,7 @@ static void test_round_trip_and_corruption(int kind)
     CHECK(ac_checkpoint_load(&back, buf, len, &err) == 0);
     CHECK(same_state(&ck, &back));
     CHECK(ac_actor_config(back.policy)->kind == kind);
+    CHECK(ac_actor_config(back.policy)->reader == AC_ACTOR_READER_CURRENT, "the policy reads as it was trained");
     CHECK(back.meta_len == sizeof meta && memcmp(back.meta, meta, sizeof meta) == 0);
     CHECK(ac_checkpoint_save(&buf2, &len2, &back, &err) == 0);
     CHECK(len2 == len && memcmp(buf, buf2, len) == 0); /* save(load(x)) == x, byte for byte */
@@ -450,6 +451,7 @@ static void test_version_1(void)
     const ac_actor_config_t *c = ac_actor_config(ck.policy);
     CHECK(c->kind == AC_ACTOR_BAG && c->n_tools == 5 && c->n_buckets == 64 && c->d_emb == 8 && c->hidden == 16 &&
           c->seed == 1234 && c->max_tokens == AC_ACTOR_DEFAULT_MAX_TOKENS);
+    CHECK(c->reader == AC_ACTOR_READER_V0, "an old checkpoint reads without the cursor, as it was trained");
     int no_args = 1;
     for (int a = 0; a < AC_AGENT_MAX_ACTIONS; a++)
         no_args &= c->n_args[a] == 0;
@@ -545,6 +547,12 @@ static void test_bad_input(void)
     ac_checkpoint_t back;
     CHECK(ac_checkpoint_load(&back, (const uint8_t *)"", 0, &err) == -1);
     ac_checkpoint_release(NULL);
+    /* a feature set newer than this build: refused by name, not read some other way */
+    ac_actor_config_t newer = config_of(AC_ACTOR_BAG);
+    newer.reader = AC_ACTOR_READER_CURRENT + 1;
+    CHECK(ac_actor_create(&newer, &err) == NULL && err.data &&
+              strcmp(json_string_value(json_object_get(err.data, "field")), "reader") == 0,
+          "a feature set newer than the build is refused by name");
     ac_err_clear(&err);
 }
 
