@@ -2,8 +2,9 @@
 -- way there, 0.5 x the share of the expected intermediate values the tool results reached in
 -- order (extra calls in between cost nothing but steps). Success is the exact answer only.
 -- With expected values the reward is also given per step (info.step_rewards, summing to it): the
--- call that reached the next value earns its share, the answer the rest, and a call that repeats
--- an earlier one (same tool and arguments) costs 0.05 (the range is -1 to 1).
+-- call that reached the next value earns its share, the answer the rest; a call that repeats an
+-- earlier one (same tool and arguments) costs 0.05, and so does each call made once the answer's
+-- value is in hand (the work is done: the agent should answer). The range is -1 to 1.
 --
 -- expected_outcome = { answer = 36, ops = { "add", "multiply" }, values = { 12, 36 } }
 --   (ops and values are optional: without values there is no partial credit)
@@ -12,6 +13,7 @@
 -- succeeds). Without ops the host's default applies.
 
 local REPEAT = 0.05 -- what a call that repeats an earlier one costs
+local DONE = 0.05   -- what a call costs once the last expected value was reached
 
 -- The call of a step: its tool and params, or nil.
 local function call_of(step)
@@ -78,11 +80,12 @@ local function tool_accuracy(steps, want_ops)
 end
 
 -- How many of values (in order) appear among the tool results' values, allowing others between;
--- and, per step, the credit it earned: 0.5 / #values for the step that reached the next value.
+-- and, per step, the credit it earned: 0.5 / #values for the step that reached the next value,
+-- -DONE for a call after the last one was reached.
 local function reached(steps, values)
   local k, per_step = 1, {}
   for i, step in ipairs(steps) do
-    per_step[i] = 0.0
+    per_step[i] = (k > #values and tool_of(step) ~= "answer") and -DONE or 0.0
     local r = step.result
     if k <= #values and type(r) == "table" and same_number(r.value, values[k]) then
       k = k + 1
@@ -112,7 +115,7 @@ return {
     -- the same total as step rewards (what each call added), so that GRPO can credit the call
     -- that made the progress rather than every call of the episode alike
     local k, per_step = reached(steps, values)
-    local total = 0.5 * k / #values
+    local total = 0.5 * k / #values -- the answer earns the rest of 1: calls after the last value still cost
     if ok and #steps > 0 then
       per_step[#steps] = per_step[#steps] + (1.0 - total)
     end

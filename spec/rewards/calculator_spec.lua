@@ -57,6 +57,22 @@ describe("calculator reward", function()
     assert.is_true(math.abs(info.tool_accuracy - 2 / 3) < 1e-12)
   end)
 
+  it("charges 0.05 for each call made once the answer's value is in hand, so answering at once earns most", function()
+    local done = { { "add", { value = 12 } }, { "multiply", { value = 36 } } }
+    local at_once = traj({ done[1], done[2], { "answer", { answer = 36 } } }, 36)
+    local late = traj({ done[1], done[2], { "add", { value = 40 } }, { "subtract", { value = 36 } },
+                        { "answer", { answer = 36 } } }, 36)
+    local r1, i1 = reward.score(at_once, expected)
+    local r2, i2 = reward.score(late, expected)
+    assert.are.equal(1, r1)
+    assert.is_true(i1.success and i2.success)
+    assert.is_true(math.abs(r2 - 0.9) < 1e-12, r2)
+    assert.are.same({ 0.25, 0.25, -0.05, -0.05, 0.5 }, i2.step_rewards)
+    -- calls before the last value is reached cost nothing (the way there may wander)
+    local wander = traj({ { "subtract", { value = 2 } }, done[1], done[2], { "answer", { answer = 36 } } }, 36)
+    assert.are.equal(1, (reward.score(wander, expected)))
+  end)
+
   it("charges 0.05 for a call that repeats an earlier one, per step, so the call that progressed earns more", function()
     local steps = {
       { action = { tool = "add", params = { a = 5, b = 7 } }, result = { value = 12 } },
