@@ -9,7 +9,11 @@
  * step ("start with 7, add 5, then multiply by 3") has done what lies before the cursor; the
  * words just after it say what comes next, and their absence that nothing does. Without it a
  * mean of n-grams cannot tell the first operation of a query from the last (the calculator's
- * policy picked the wrong first tool in 19 of 64 validation queries). */
+ * policy picked the wrong first tool in 19 of 64 validation queries).
+ *
+ * Reader 1 also gives a candidate its neighbours' copy flags: a value whose label occurs in the
+ * query ("port: 8080" when the question asks for the port) is the one a question about it wants
+ * (the files agent's policy read the right file and answered another line's value). */
 #include "engine/actor_internal.h"
 
 #include <cblas.h>
@@ -211,8 +215,20 @@ static uint64_t from_cursor(const ac_token_t *t, int cur, int j)
     return j <= cur ? 62 : (uint64_t)(j - cur < 24 ? j - cur : 24);
 }
 
+/* Reader 1's feature of what a candidate's neighbours are: the copy flags of the two tokens on
+ * each side within its segment (8 where there is none), four bits each. "host: web-4.internal"
+ * in a result, when the question says "host": the value whose label the query names. */
+static uint64_t neighbour_flags(const ac_token_t *t, int n, int j)
+{
+    uint64_t f = 0;
+    for (int d = -2; d <= 2; d++)
+        if (d != 0)
+            f = f << 4 | (j + d >= 0 && j + d < n && t[j + d].seg == t[j].seg ? (t[j + d].flags & 7u) : 8u);
+    return f;
+}
+
 /* The number of hashed features of a candidate token. */
-static int cand_count(const ac_actor_t *p) { return p->cfg.reader >= AC_ACTOR_READER_CURSOR ? 9 : 8; }
+static int cand_count(const ac_actor_t *p) { return p->cfg.reader >= AC_ACTOR_READER_CURSOR ? 10 : 8; }
 
 /* The hashed features of token j of state r (cand_count ids). */
 static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
@@ -238,8 +254,10 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
     ids[5] = bucket(((uint64_t)x->seg << 8 | x->age) ^ 0x7777777777777777ULL, n_buckets);
     ids[6] = bucket((magnitude(x) << 16 | (uint64_t)x->kind << 8 | (x->flags & 7)) ^ 0x8888888888888888ULL, n_buckets);
     ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)x->ord) ^ 0x9999999999999999ULL, n_buckets);
-    if (p->cfg.reader >= AC_ACTOR_READER_CURSOR)
+    if (p->cfg.reader >= AC_ACTOR_READER_CURSOR) {
         ids[8] = bucket(((uint64_t)x->seg << 8 | from_cursor(t, p->cursor[r], j)) ^ 0xababababababababULL, n_buckets);
+        ids[9] = bucket(((uint64_t)x->seg << 24 | neighbour_flags(t, n, j)) ^ 0xcdcdcdcdcdcdcdcdULL, n_buckets);
+    }
 }
 
 const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok)

@@ -7,7 +7,7 @@
 #include "engine/actor.h"
 
 #define BAG_MAX_FEATURES 512 /* features of one state (reader 0 reads at most 256) */
-#define BAG_CAND_FEATURES 9  /* hashed features of one candidate token (reader 0: 8) */
+#define BAG_CAND_FEATURES 10 /* hashed features of one candidate token (reader 0: 8) */
 #define SEQ_NUM_FEATURES 6   /* a number token's value features */
 #define SEQ_POS_SCALE 0.3f   /* the sinusoidal positions' weight beside learned embeddings */
 #define SEQ_EMBED_STD 0.3    /* the structure embeddings' initial scale (words: 1) */

@@ -134,7 +134,7 @@ def cand_features(toks, j, nb, reader):
     """Candidate token j: its text, two neighbours each side within its segment (tags when
     absent), segment and age, magnitude + kind + copy flags, segment and ordinal; reader 1: its
     segment and where it stands from the cursor (1..24 tokens after, 62 at or before it, 63 out
-    of the query)."""
+    of the query), and its segment with its neighbours' copy flags (4 bits each, 8 if absent)."""
     x = toks[j]
     nbh = []
     for k, tag in ((j - 2, 1), (j - 1, 2), (j + 1, 3), (j + 2, 4)):
@@ -149,6 +149,10 @@ def cand_features(toks, j, nb, reader):
         cur = cursor(toks)
         rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
         feats.append(((x["seg"] << 8) | rel) ^ 0xabababababababab)
+        nf = 0
+        for k in (j - 2, j - 1, j + 1, j + 2):
+            nf = (nf << 4) | (toks[k]["flags"] & 7 if 0 <= k < len(toks) and toks[k]["seg"] == x["seg"] else 8)
+        feats.append(((x["seg"] << 24) | nf) ^ 0xcdcdcdcdcdcdcdcd)
     return [bucket_bag(f, nb) for f in feats]
 
 

@@ -263,10 +263,14 @@ class BagPolicy:
                self._bucket((x["seg"] << 8 | x["age"]) ^ 0x7777777777777777),
                self._bucket((_magnitude(x) << 16 | x["kind"] << 8 | (x["flags"] & 7)) ^ 0x8888888888888888),
                self._bucket((x["seg"] << 8 | x["ord"]) ^ 0x9999999999999999)]
-        if self.cfg.get("reader", 0) >= 1:  # where it stands from the cursor
+        if self.cfg.get("reader", 0) >= 1:  # where it stands from the cursor, its neighbours' flags
             cur = self._cur
             rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
             ids.append(self._bucket((x["seg"] << 8 | rel) ^ 0xABABABABABABABAB))
+            nf = 0  # the neighbours' copy flags, 4 bits each, 8 where there is none
+            for k in (j - 2, j - 1, j + 1, j + 2):
+                nf = nf << 4 | (t[k]["flags"] & 7 if 0 <= k < len(t) and t[k]["seg"] == x["seg"] else 8)
+            ids.append(self._bucket((x["seg"] << 24 | nf) ^ 0xCDCDCDCDCDCDCDCD))
         return self.t["Ec"][ids].sum(axis=0) / len(ids)
 
     def tool_logp(self, h: np.ndarray, legal: Optional[Sequence[bool]] = None) -> np.ndarray:
