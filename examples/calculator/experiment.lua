@@ -18,7 +18,7 @@ return {
     n_eval = 64,
   },
   config = {
-    n_iterations = 600,
+    n_iterations = 1000,          -- the service's default; validation picks the checkpoint
     eval_interval = 25,
     -- policy = { kind = "sequence" },   -- the Transformer reader (docs/grpo.md, "The policy")
   },

@@ -17,7 +17,7 @@ return {
     n_eval = 64,
   },
   config = {
-    n_iterations = 300,
+    n_iterations = 1000,          -- the service's default; validation picks the checkpoint
     batch_size = 16,
     n_trajectories_per_query = 8,
     max_steps_per_trajectory = 14,

@@ -82,9 +82,9 @@ class CalculatorLearnsTest(unittest.TestCase):
 @unittest.skipIf(SANITIZED, "learning runs are measured in the plain build")
 class OtherAgentsTest(unittest.TestCase):
     def test_inventory_learns(self):
-        """The inventory agent as shipped (300 iterations): it must read check_stock's result to
-        choose between order and back_order. (support needs 600 iterations, about 6 minutes on
-        two busy cores: bench/learning.sh runs it, with every agent.)"""
+        """The inventory agent as shipped (1000 iterations): it must read check_stock's result to
+        choose between order and back_order. (support takes about 6 minutes on two busy cores:
+        bench/learning.sh runs it, with every agent.)"""
         for name in ("inventory",):
             r = train(f"examples/{name}/experiment.lua", "--json", "--out", temp_dir(self), timeout=1200)
             self.assertEqual(r.returncode, 0, r.stderr.decode())
