@@ -139,15 +139,19 @@ static int cursor(const ac_token_t *t, int n)
 }
 
 /* Reader 1's state features ahead of the cursor: each of the next AHEAD_TOKENS non-punctuation
- * query tokens, and how many there are (0 says the request is done). */
+ * query tokens, alone and with its place among them (the first operation word after the cursor
+ * is the next one, not the one after it), and how many there are (0 says the request is done). */
 static int ahead_features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets)
 {
-    int m = 0;
+    int m = 0, k = 0;
     for (int i = cur + 1; i < n && t[i].seg == AC_SEG_QUERY && m < AHEAD_TOKENS; i++)
-        if (!skip(&t[i]))
-            ids[m++] = bucket(t[i].hash ^ 0x1d1d1d1d1d1d1d1dULL, n_buckets);
-    ids[m] = bucket((uint64_t)m ^ 0x2e2e2e2e2e2e2e2eULL, n_buckets);
-    return m + 1;
+        if (!skip(&t[i])) {
+            ids[k++] = bucket(t[i].hash ^ 0x1d1d1d1d1d1d1d1dULL, n_buckets);
+            ids[k++] = bucket(t[i].hash * 0x100000001b3ULL ^ (uint64_t)m ^ 0x4f4f4f4f4f4f4f4fULL, n_buckets);
+            m++;
+        }
+    ids[k] = bucket((uint64_t)m ^ 0x2e2e2e2e2e2e2e2eULL, n_buckets);
+    return k + 1;
 }
 
 /* Feature ids of one state (tokens t[0..n)): unigrams, bigrams of neighbouring tokens, a

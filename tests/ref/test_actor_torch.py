@@ -104,8 +104,8 @@ def cursor(toks):
 
 
 def bag_features(toks, nb, reader):
-    """Reader 1: the next AHEAD_TOKENS non-punctuation query tokens after the cursor and their
-    count. Then unigrams, bigrams of neighbouring non-punctuation tokens, numbers' magnitude per
+    """Reader 1: the next AHEAD_TOKENS non-punctuation query tokens after the cursor, alone and
+    with their place among them (0-based), and their count. Then unigrams, bigrams of neighbouring non-punctuation tokens, numbers' magnitude per
     segment, tokens with their copy flags: bucket ids, as many as there are (capped: 512, reader
     0: 256)."""
     ids, prev = [], None
@@ -113,7 +113,9 @@ def bag_features(toks, nb, reader):
     cur = cursor(toks) if reader >= 1 else None
     if cur is not None:
         ahead = [t for t in toks[cur + 1:] if t["seg"] == SEG_QUERY and t["kind"] != TOK_PUNCT][:AHEAD_TOKENS]
-        ids += [bucket_bag(t["hash"] ^ 0x1d1d1d1d1d1d1d1d, nb) for t in ahead]
+        for d, t in enumerate(ahead):
+            ids.append(bucket_bag(t["hash"] ^ 0x1d1d1d1d1d1d1d1d, nb))
+            ids.append(bucket_bag(((t["hash"] * 0x100000001b3) & M64) ^ d ^ 0x4f4f4f4f4f4f4f4f, nb))
         ids.append(bucket_bag(len(ahead) ^ 0x2e2e2e2e2e2e2e2e, nb))
     for t in toks:
         if t["kind"] == TOK_PUNCT:

@@ -230,7 +230,9 @@ class BagPolicy:
         self._cur = self._cursor(toks) if reader >= 1 else None
         if self._cur is not None:
             ahead = [t for t in toks[self._cur + 1:] if t["seg"] == SEG_QUERY and t["kind"] != PUNCT]
-            ids += [self._bucket(t["h"] ^ 0x1D1D1D1D1D1D1D1D) for t in ahead[:AHEAD_TOKENS]]
+            for d, t in enumerate(ahead[:AHEAD_TOKENS]):  # each alone, and with its place
+                ids.append(self._bucket(t["h"] ^ 0x1D1D1D1D1D1D1D1D))
+                ids.append(self._bucket(((t["h"] * 0x100000001B3) & _M64) ^ d ^ 0x4F4F4F4F4F4F4F4F))
             ids.append(self._bucket(min(len(ahead), AHEAD_TOKENS) ^ 0x2E2E2E2E2E2E2E2E))
         for t in toks:
             if len(ids) >= cap:
