@@ -254,6 +254,14 @@ ac_encoder_t *ac_actor_encoder(ac_actor_t *p) { return p->enc; }
 void ac_actor_set_temperature(ac_actor_t *p, float t) { p->temperature = t > 0 ? t : 1.0f; }
 float ac_actor_temperature(const ac_actor_t *p) { return p->temperature; }
 
+int ac_actor_set_reader(ac_actor_t *p, int reader)
+{
+    if (reader < AC_ACTOR_READER_V0 || reader > AC_ACTOR_READER_CURRENT)
+        return -1;
+    p->cfg.reader = reader;
+    return 0;
+}
+
 int ac_actor_lr_groups(const ac_actor_t *p, size_t *ends, float *scale)
 {
     /* one group: every weight of the actor moves at the same multiple of the learning rate */

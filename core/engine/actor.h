@@ -121,6 +121,9 @@ float *ac_actor_params(ac_actor_t *p);
 float *ac_actor_grads(ac_actor_t *p);
 void ac_actor_zero_grad(ac_actor_t *p);
 void ac_actor_set_temperature(ac_actor_t *p, float t);
+/* Reads with feature set `reader` (AC_ACTOR_READER_*) from now on: weights taken from a
+ * checkpoint are read as they were trained. -1 (nothing changed) for an unknown set. */
+int ac_actor_set_reader(ac_actor_t *p, int reader);
 /* The sequence reader's encoder (owned by the actor; NULL for other kinds), for
  * ac_encoder_set_threads and ac_encoder_set_timing. */
 ac_encoder_t *ac_actor_encoder(ac_actor_t *p);

@@ -588,6 +588,25 @@ int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, ui
     return ac_checkpoint_save(buf, len, &ck, err);
 }
 
+/* The policy and the reference read with src's feature set. */
+static void read_as(ac_trainer_t *t, const ac_actor_t *src)
+{
+    const int reader = ac_actor_config(src)->reader; /* a loaded checkpoint's is known to this build */
+    ac_actor_set_reader(t->policy, reader);
+    ac_actor_set_reader(t->ref, reader);
+}
+
+int ac_trainer_start_from(ac_trainer_t *t, ac_actor_t *init)
+{
+    const size_t n = ac_actor_n_params(t->policy);
+    if (ac_actor_n_params(init) != n || ac_actor_config(init)->kind != ac_actor_config(t->policy)->kind)
+        return -1;
+    memcpy(ac_actor_params(t->policy), ac_actor_params(init), sizeof(float) * n);
+    memcpy(ac_actor_params(t->ref), ac_actor_params(init), sizeof(float) * n);
+    read_as(t, init);
+    return 0;
+}
+
 int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **meta, size_t *meta_len,
                        ac_err_t *err)
 {
@@ -601,6 +620,7 @@ int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **m
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: made for another policy shape");
     }
     memcpy(ac_actor_params(t->policy), ac_actor_params(ck.policy), sizeof(float) * n);
+    read_as(t, ck.policy);
     if (t->optim != NULL) {
         memcpy(t->optim->m, ck.optim->m, sizeof(float) * t->optim->n);
         memcpy(t->optim->v, ck.optim->v, sizeof(float) * t->optim->n);

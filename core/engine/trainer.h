@@ -135,8 +135,12 @@ int ac_trainer_save(const ac_trainer_t *t, const void *meta, size_t meta_len, ui
                     ac_err_t *err);
 /* Restores a checkpoint made by ac_trainer_save for the same config, agent and seed. When meta
  * is not NULL, *meta receives a malloc'd, NUL-terminated copy of the saved meta bytes (NULL when
- * there were none) and *meta_len their length. */
+ * there were none) and *meta_len their length. The policy and the reference go on reading with
+ * the checkpoint's feature set (a job trained before a reader change resumes as it trained). */
 int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **meta, size_t *meta_len,
                        ac_err_t *err);
+/* Fine-tuning: the policy and the reference (what the KL penalty holds it to) take init's
+ * weights and feature set. -1 (nothing changed) when init has another kind or shape. */
+int ac_trainer_start_from(ac_trainer_t *t, ac_actor_t *init);
 
 #endif

@@ -648,14 +648,9 @@ static int start_from(run_t *r, char *failure, size_t n, ac_err_t *err)
         ac_err_clear(&e);
         return 1;
     }
-    size_t np = ac_actor_n_params(r->tr->policy);
-    if (ac_actor_n_params(ck.policy) != np ||
-        ac_actor_config(ck.policy)->kind != ac_actor_config(r->tr->policy)->kind) {
+    if (ac_trainer_start_from(r->tr, ck.policy) != 0) {
         snprintf(failure, n, "its init checkpoint was made for another policy shape");
         rc = 1;
-    } else {
-        memcpy(ac_actor_params(r->tr->policy), ac_actor_params(ck.policy), sizeof(float) * np);
-        memcpy(ac_actor_params(r->tr->ref), ac_actor_params(ck.policy), sizeof(float) * np);
     }
     ac_checkpoint_release(&ck);
     return rc;

@@ -214,7 +214,9 @@ static void test_metrics_add_up(void)
 
 /* Stopping after two iterations, restoring into a new trainer and going on gives the same
  * numbers and the same state as four iterations in one go. */
-static void test_resume_equals_uninterrupted(int kind, const char *name)
+/* reader: the feature set a and b train with (c, as a later build makes it, reads with the
+ * current one until the checkpoint says otherwise). */
+static void test_resume_equals_uninterrupted(int kind, int reader, const char *name)
 {
     fixture_t f;
     if (fixture_open(&f, kind) != 0) {
@@ -225,6 +227,10 @@ static void test_resume_equals_uninterrupted(int kind, const char *name)
     ac_trainer_t *a = trainer(&f, 11), *b = trainer(&f, 11), *c = trainer(&f, 11);
     ac_iter_metrics_t ma, mc;
     int ok = a && b && c;
+    for (int i = 0; ok && i < 2; i++) {
+        ac_trainer_t *t = i == 0 ? a : b;
+        ok = ac_actor_set_reader(t->policy, reader) == 0 && ac_actor_set_reader(t->ref, reader) == 0;
+    }
     for (int i = 0; ok && i < 4; i++)
         ok = iterate(a, data, -1, &ma) == 0;
     for (int i = 0; ok && i < 2; i++)
@@ -245,6 +251,15 @@ static void test_resume_equals_uninterrupted(int kind, const char *name)
           what);
     snprintf(what, sizeof what, "%s: ... and the same policy, Adam moments and RNG (checkpoint bytes)", name);
     CHECK(ok && same_state(a, c), what);
+    /* fine-tuning from b's policy: the new job's policy and reference read as b's did */
+    ac_trainer_t *d = ok ? trainer(&f, 12) : NULL;
+    snprintf(what, sizeof what, "%s: a job started from a checkpoint reads with its feature set", name);
+    CHECK(d && ac_trainer_start_from(d, b->policy) == 0 && ac_actor_config(d->policy)->reader == reader &&
+              ac_actor_config(d->ref)->reader == reader &&
+              memcmp(ac_actor_params(d->ref), ac_actor_params(b->policy),
+                     sizeof(float) * ac_actor_n_params(b->policy)) == 0,
+          what);
+    ac_trainer_destroy(d);
     free(ck);
     ac_trainer_destroy(a);
     ac_trainer_destroy(b);
@@ -347,8 +362,9 @@ int main(void)
     test_metrics_add_up();
     test_learns(AC_POLICY_KIND_BAG, 40, "bag");
     test_learns(AC_POLICY_KIND_SEQUENCE, 60, "sequence");
-    test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, "bag");
-    test_resume_equals_uninterrupted(AC_POLICY_KIND_SEQUENCE, "sequence");
+    test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, AC_ACTOR_READER_CURRENT, "bag");
+    test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, AC_ACTOR_READER_V0, "bag, reader 0");
+    test_resume_equals_uninterrupted(AC_POLICY_KIND_SEQUENCE, AC_ACTOR_READER_CURRENT, "sequence");
     test_budget_and_stop_change_nothing();
     test_failures_and_no_signal();
 
