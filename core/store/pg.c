@@ -45,7 +45,7 @@ struct ac_pg {
     /* health: set by a write fault, cleared by a successful probe */
     atomic_int degraded;
     pthread_mutex_t health_lock;
-    char cause[256];
+    char cause[512]; /* as long as the longest cause a write makes (write_txn's): kept whole */
     unsigned long faults;
     /* LISTEN (one thread) */
     PGconn *listener;
@@ -388,7 +388,7 @@ int ac_pg_probe(ac_pg_t *pg, ac_err_t *err)
     pthread_mutex_unlock(&pg->health_lock);
     if (ac_pg_write(pg, 0, probe_txn, NULL, err) != 0)
         return -1;
-    char cause[256];
+    char cause[sizeof pg->cause];
     pthread_mutex_lock(&pg->health_lock);
     if (pg->faults == faults) /* else a write failed while this one succeeded: stay degraded */
         atomic_store(&pg->degraded, 0);
