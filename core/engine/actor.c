@@ -69,6 +69,8 @@ int ac_states_copy(ac_states_t *s, const ac_states_t *from, int i, ac_err_t *err
 
 /* ---- configuration and layout ----------------------------------------------------------------- */
 
+static int known_reader(int reader) { return reader >= AC_ACTOR_READER_V0 && reader <= AC_ACTOR_READER_CURRENT; }
+
 static int check_config(const ac_actor_config_t *c, ac_err_t *err)
 {
     if (c->kind != AC_ACTOR_BAG && c->kind != AC_ACTOR_SEQUENCE)
@@ -87,7 +89,7 @@ static int check_config(const ac_actor_config_t *c, ac_err_t *err)
     if (c->max_tokens < 8 || c->max_tokens > AC_CONTEXT_MAX_TOKENS)
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "policy.max_tokens", "must be from 8 to %d",
                             AC_CONTEXT_MAX_TOKENS);
-    if (c->reader < AC_ACTOR_READER_V0 || c->reader > AC_ACTOR_READER_CURRENT)
+    if (!known_reader(c->reader))
         return ac_err_field(err, AC_ERR_INVALID_PARAMS, "reader", "feature set %d is newer than this build (at most %d)",
                             c->reader, AC_ACTOR_READER_CURRENT);
     if (c->n_buckets < 16 || c->n_buckets > (1 << 22))
@@ -256,7 +258,7 @@ float ac_actor_temperature(const ac_actor_t *p) { return p->temperature; }
 
 int ac_actor_set_reader(ac_actor_t *p, int reader)
 {
-    if (reader < AC_ACTOR_READER_V0 || reader > AC_ACTOR_READER_CURRENT)
+    if (!known_reader(reader))
         return -1;
     p->cfg.reader = reader;
     return 0;

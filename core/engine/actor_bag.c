@@ -300,7 +300,7 @@ void ac_actor_bag_cand_grad(ac_actor_t *p, int r, int tok, const float *g)
 /* Each candidate's gradient into its features' rows of Ec, once per token. */
 static void cands_backward(ac_actor_t *p)
 {
-    const int H = p->H;
+    const int H = p->H, k = cand_count(p);
     float *dEc = p->grads + p->off_Ec;
     for (int r = 0; r < p->n; r++)
         for (int row = p->seq_off[r]; row < p->seq_off[r + 1]; row++) {
@@ -308,7 +308,7 @@ static void cands_backward(ac_actor_t *p)
                 continue;
             int ids[BAG_CAND_FEATURES];
             cand_features(p, r, row - p->seq_off[r], ids);
-            scatter_rows(dEc, H, ids, cand_count(p), p->dC + (size_t)row * H, 1.0f / (float)cand_count(p));
+            scatter_rows(dEc, H, ids, k, p->dC + (size_t)row * H, 1.0f / (float)k);
         }
 }
 

@@ -596,10 +596,17 @@ static void read_as(ac_trainer_t *t, const ac_actor_t *src)
     ac_actor_set_reader(t->ref, reader);
 }
 
+/* Whether src's weights fit the trainer's policy: the same kind and parameter count. */
+static int fits(const ac_trainer_t *t, const ac_actor_t *src)
+{
+    return ac_actor_n_params(src) == ac_actor_n_params(t->policy) &&
+           ac_actor_config(src)->kind == ac_actor_config(t->policy)->kind;
+}
+
 int ac_trainer_start_from(ac_trainer_t *t, ac_actor_t *init)
 {
     const size_t n = ac_actor_n_params(t->policy);
-    if (ac_actor_n_params(init) != n || ac_actor_config(init)->kind != ac_actor_config(t->policy)->kind)
+    if (!fits(t, init))
         return -1;
     memcpy(ac_actor_params(t->policy), ac_actor_params(init), sizeof(float) * n);
     memcpy(ac_actor_params(t->ref), ac_actor_params(init), sizeof(float) * n);
@@ -614,8 +621,7 @@ int ac_trainer_restore(ac_trainer_t *t, const uint8_t *buf, size_t len, char **m
     if (ac_checkpoint_load(&ck, buf, len, err) != 0)
         return -1;
     const size_t n = ac_actor_n_params(t->policy);
-    if (ac_actor_n_params(ck.policy) != n || ac_actor_config(ck.policy)->kind != ac_actor_config(t->policy)->kind ||
-        (t->optim && (!ck.optim || ck.optim->n != t->optim->n))) {
+    if (!fits(t, ck.policy) || (t->optim && (!ck.optim || ck.optim->n != t->optim->n))) {
         ac_checkpoint_release(&ck);
         return ac_err_set(err, AC_ERR_INVALID_PARAMS, "checkpoint: made for another policy shape");
     }
