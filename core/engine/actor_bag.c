@@ -13,7 +13,12 @@
  *
  * Reader 1 also gives a candidate its neighbours' copy flags: a value whose label occurs in the
  * query ("port: 8080" when the question asks for the port) is the one a question about it wants
- * (the files agent's policy read the right file and answered another line's value). */
+ * (the files agent's policy read the right file and answered another line's value).
+ *
+ * Reader 2 averages the words ahead of the cursor on their own, added to the mean of the rest, so
+ * that what comes next weighs the same in a long request as in a short one, and reads each of
+ * them by its stem too (its first three letters), so that an inflection training never showed
+ * ("adding") reads like the word it did ("add"). */
 #include "engine/actor_internal.h"
 
 #include <cblas.h>
@@ -42,28 +47,36 @@ static inline v4_t load4(const float *p)
     return v;
 }
 
-/* out[d] = scale * (sum over j of rows[ids[j]][d]), summed in j order (the same floats as a plain
- * loop). rows has D floats per row. */
-static void sum_rows(float *out, const float *rows, int D, const int *ids, int k, float scale)
+/* out[d] = s1 * (sum over j < k1 of rows[ids[j]][d]) + s2 * (sum over k1 <= j < k of the same),
+ * each sum in j order (with k1 = 0, the same floats as a plain loop over one mean). rows has D
+ * floats per row. */
+static void sum_rows(float *out, const float *rows, int D, const int *ids, int k1, float s1, int k, float s2)
 {
     int d = 0;
     for (; d + 8 <= D; d += 8) {
-        v4_t a = {0}, b = {0};
-        for (int j = 0; j < k; j++) {
+        v4_t a1 = {0}, b1 = {0}, a = {0}, b = {0};
+        for (int j = 0; j < k1; j++) {
+            const float *e = rows + (size_t)ids[j] * D + d;
+            a1 += load4(e);
+            b1 += load4(e + 4);
+        }
+        for (int j = k1; j < k; j++) {
             const float *e = rows + (size_t)ids[j] * D + d;
             a += load4(e);
             b += load4(e + 4);
         }
-        a *= scale;
-        b *= scale;
+        a = a1 * s1 + a * s2;
+        b = b1 * s1 + b * s2;
         memcpy(out + d, &a, sizeof a);
         memcpy(out + d + 4, &b, sizeof b);
     }
     for (; d < D; d++) {
-        float acc = 0;
-        for (int j = 0; j < k; j++)
+        float acc1 = 0, acc = 0;
+        for (int j = 0; j < k1; j++)
+            acc1 += rows[(size_t)ids[j] * D + d];
+        for (int j = k1; j < k; j++)
             acc += rows[(size_t)ids[j] * D + d];
-        out[d] = acc * scale;
+        out[d] = acc1 * s1 + acc * s2;
     }
 }
 
@@ -138,33 +151,55 @@ static int cursor(const ac_token_t *t, int n)
     return last_used >= 0 ? last_used : first;
 }
 
-/* Reader 1's state features ahead of the cursor: each of the next AHEAD_TOKENS non-punctuation
- * query tokens, alone and with its place among them (the first operation word after the cursor
- * is the next one, not the one after it), and how many there are (0 says the request is done). */
-static int ahead_features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets)
+/* The state features ahead of the cursor: each of the next AHEAD_TOKENS non-punctuation query
+ * tokens, alone and with its place (the first operation word after the cursor is the next one,
+ * not the one after it), and how many there are (0 says the request is done). Reader 1's place
+ * is the token's among them. Reader 2's is its clause (the punctuation passed since the cursor:
+ * the rest of the clause just done is 0, the next one 1) and its place in that clause: "then plus
+ * 24" after "split it into 2 equal parts." reads as it does after any other operation, where
+ * counting from the cursor put "plus" where training never saw it. Reader 2 also adds each word's
+ * stem (its first three letters, alone and with its place): "adding" and "added" then read like
+ * the "add" training taught. */
+static int ahead_features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets, int reader)
 {
-    int m = 0, k = 0;
-    for (int i = cur + 1; i < n && t[i].seg == AC_SEG_QUERY && m < AHEAD_TOKENS; i++)
-        if (!skip(&t[i])) {
-            ids[k++] = bucket(t[i].hash ^ 0x1d1d1d1d1d1d1d1dULL, n_buckets);
-            ids[k++] = bucket(t[i].hash * 0x100000001b3ULL ^ (uint64_t)m ^ 0x4f4f4f4f4f4f4f4fULL, n_buckets);
-            m++;
+    int m = 0, k = 0, clause = 0, in_clause = 0;
+    const int stems = reader >= AC_ACTOR_READER_STEMS; /* and clauses */
+    for (int i = cur + 1; i < n && t[i].seg == AC_SEG_QUERY && m < AHEAD_TOKENS; i++) {
+        if (skip(&t[i])) {
+            if (stems && clause < 3)
+                clause++;
+            in_clause = 0;
+            continue;
         }
+        uint64_t place = stems ? (uint64_t)(clause << 4 | (in_clause < 15 ? in_clause : 15)) : (uint64_t)m;
+        ids[k++] = bucket(t[i].hash ^ 0x1d1d1d1d1d1d1d1dULL, n_buckets);
+        ids[k++] = bucket(t[i].hash * 0x100000001b3ULL ^ place ^ 0x4f4f4f4f4f4f4f4fULL, n_buckets);
+        if (stems && t[i].pre) {
+            ids[k++] = bucket((uint64_t)t[i].pre ^ 0x5d5d5d5d5d5d5d5dULL, n_buckets);
+            ids[k++] = bucket((uint64_t)t[i].pre * 0x100000001b3ULL ^ place ^ 0x6e6e6e6e6e6e6e6eULL, n_buckets);
+        }
+        m++;
+        in_clause++;
+    }
     ids[k] = bucket((uint64_t)m ^ 0x2e2e2e2e2e2e2e2eULL, n_buckets);
     return k + 1;
 }
 
 /* Feature ids of one state (tokens t[0..n)): unigrams, bigrams of neighbouring tokens, a
  * number's magnitude, a token with its copy flags (a value the episode already used), and from
- * reader 1 on the tokens ahead of the cursor. */
-static int features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets, int reader)
+ * reader 1 on, first, the tokens ahead of the cursor. *n_ahead is how many of the ids are those
+ * (reader 2 averages them on their own: the longer the query, the smaller their share of one mean
+ * would be, and a request of five operations would read its next one fainter than training's of
+ * two); 0 for one mean of all. */
+static int features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets, int reader, int *n_ahead)
 {
     int k = 0, cap = BAG_MAX_FEATURES / 2;
     if (reader >= AC_ACTOR_READER_CURSOR) {
         cap = BAG_MAX_FEATURES;
         if (cur >= 0)
-            k = ahead_features(t, n, cur, ids, n_buckets);
+            k = ahead_features(t, n, cur, ids, n_buckets, reader);
     }
+    *n_ahead = reader >= AC_ACTOR_READER_STEMS ? k : 0;
     uint64_t prev = 0;
     int have_prev = 0;
     for (int i = 0; i < n && k < cap; i++) {
@@ -197,9 +232,11 @@ int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err)
         int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
         const int len = p->S->off[s + 1] - p->S->off[s];
         p->cursor[r] = c->reader >= AC_ACTOR_READER_CURSOR ? cursor(t, len) : -1;
-        int k = features(t, len, p->cursor[r], ids, c->n_buckets, c->reader);
+        int k1, k = features(t, len, p->cursor[r], ids, c->n_buckets, c->reader, &k1);
         p->ids_off[r + 1] = k; /* count; ids of state r start at r * BAG_MAX_FEATURES */
-        sum_rows(p->x + (size_t)r * D, E, D, ids, k, k > 0 ? 1.0f / (float)k : 0.0f);
+        p->ids_ahead[r] = k1;
+        sum_rows(p->x + (size_t)r * D, E, D, ids, k1, k1 > 0 ? 1.0f / (float)k1 : 0.0f, k,
+                 k > k1 ? 1.0f / (float)(k - k1) : 0.0f);
     }
     for (int r = 0; r < n; r++)
         memcpy(p->a + (size_t)r * H, p->params + p->off_b0, sizeof(float) * (size_t)H);
@@ -274,7 +311,7 @@ const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok)
     int ids[BAG_CAND_FEATURES];
     cand_features(p, r, tok, ids);
     const int k = cand_count(p);
-    sum_rows(c, p->params + p->off_Ec, H, ids, k, 1.0f / (float)k);
+    sum_rows(c, p->params + p->off_Ec, H, ids, 0, 0.0f, k, 1.0f / (float)k);
     p->c_have[row] = 1;
     return c;
 }
@@ -332,10 +369,12 @@ int ac_actor_bag_backward(ac_actor_t *p, ac_err_t *err)
                 D);
     float *dE = p->grads + p->off_E;
     for (int r = 0; r < n; r++) {
-        int k = p->ids_off[r + 1];
-        if (k == 0)
-            continue;
-        scatter_rows(dE, D, p->ids + (size_t)r * BAG_MAX_FEATURES, k, p->x + (size_t)r * D, 1.0f / (float)k);
+        const int k = p->ids_off[r + 1], k1 = p->ids_ahead[r];
+        const int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
+        if (k1 > 0)
+            scatter_rows(dE, D, ids, k1, p->x + (size_t)r * D, 1.0f / (float)k1);
+        if (k > k1)
+            scatter_rows(dE, D, ids + k1, k - k1, p->x + (size_t)r * D, 1.0f / (float)(k - k1));
     }
     return 0;
 }

@@ -40,6 +40,7 @@ struct ac_actor {
     int *seq_off;       /* (n + 1) token offsets of the n states (into C, X, Y: token rows) */
     /* bag */
     int *ids, *ids_off; /* CSR features of the n states */
+    int *ids_ahead;     /* (n) reader 2: how many of a state's first ids are its own mean (the words ahead) */
     int *cursor;        /* (n) each state's query cursor (engine/actor_bag.c), -1 without one */
     float *x, *a;       /* (n, d_emb) bag means; (n, H) pre-activations */
     int cap_ids;

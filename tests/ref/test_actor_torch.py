@@ -105,18 +105,33 @@ def cursor(toks):
 
 def bag_features(toks, nb, reader):
     """Reader 1: the next AHEAD_TOKENS non-punctuation query tokens after the cursor, alone and
-    with their place among them (0-based), and their count. Then unigrams, bigrams of neighbouring non-punctuation tokens, numbers' magnitude per
-    segment, tokens with their copy flags: bucket ids, as many as there are (capped: 512, reader
-    0: 256)."""
+    with their place among them (0-based), and their count; in reader 2 the place is the clause
+    (punctuation tokens passed since the cursor, at most 3) << 4 | the place in it (at most 15),
+    and each token adds, after its two, its stem (pre, when not 0) alone and with its place. Then unigrams, bigrams of
+    neighbouring non-punctuation tokens, numbers' magnitude per segment, tokens with their copy
+    flags: bucket ids, as many as there are (capped: 512, reader 0: 256). Returns the ids and how
+    many of the first are their own mean (reader 2: the tokens ahead; else 0, one mean of all)."""
     ids, prev = [], None
     cap = 512 if reader >= 1 else 256
     cur = cursor(toks) if reader >= 1 else None
     if cur is not None:
-        ahead = [t for t in toks[cur + 1:] if t["seg"] == SEG_QUERY and t["kind"] != TOK_PUNCT][:AHEAD_TOKENS]
-        for d, t in enumerate(ahead):
+        ahead, clause, place = [], 0, 0  # (token, its place: reader 2 clause << 4 | place in it)
+        for t in toks[cur + 1:]:
+            if t["seg"] != SEG_QUERY or len(ahead) == AHEAD_TOKENS:
+                break
+            if t["kind"] == TOK_PUNCT:
+                clause, place = min(clause + 1, 3), 0
+                continue
+            ahead.append((t, clause << 4 | min(place, 15) if reader >= 2 else len(ahead)))
+            place += 1
+        for t, d in ahead:
             ids.append(bucket_bag(t["hash"] ^ 0x1d1d1d1d1d1d1d1d, nb))
             ids.append(bucket_bag(((t["hash"] * 0x100000001b3) & M64) ^ d ^ 0x4f4f4f4f4f4f4f4f, nb))
+            if reader >= 2 and t["pre"]:
+                ids.append(bucket_bag(t["pre"] ^ 0x5d5d5d5d5d5d5d5d, nb))
+                ids.append(bucket_bag(((t["pre"] * 0x100000001b3) & M64) ^ d ^ 0x6e6e6e6e6e6e6e6e, nb))
         ids.append(bucket_bag(len(ahead) ^ 0x2e2e2e2e2e2e2e2e, nb))
+    n_ahead = len(ids) if reader >= 2 else 0
     for t in toks:
         if t["kind"] == TOK_PUNCT:
             continue
@@ -129,7 +144,13 @@ def bag_features(toks, nb, reader):
             if len(ids) < cap:
                 ids.append(bucket_bag(f, nb))
         prev = h
-    return ids
+    return ids, n_ahead
+
+
+def pooled(E, ids, n_ahead, d):
+    """The bag's x: the mean of the ids after the first n_ahead, plus the mean of those (reader 2)."""
+    x = E[ids[n_ahead:]].mean(0) if len(ids) > n_ahead else torch.zeros(d, dtype=torch.float64)
+    return x + E[ids[:n_ahead]].mean(0) if n_ahead else x
 
 
 def cand_features(toks, j, nb, reader):
@@ -256,8 +277,8 @@ def check_case(case):
     # the bag's reading: h = relu(mean(E[features]) W0 + b0), candidates = mean(Ec[features])
     hs, cands = [], []
     for s in states:
-        ids = bag_features(s["tokens"], NB, case["reader"])
-        x = P["bag/E"][ids].mean(0) if ids else torch.zeros(case["d_emb"], dtype=torch.float64)
+        ids, n_ahead = bag_features(s["tokens"], NB, case["reader"])
+        x = pooled(P["bag/E"], ids, n_ahead, case["d_emb"])
         hs.append(torch.relu(x @ P["bag/W0"] + P["bag/b0"]))
         cands.append(torch.stack([P["bag/Ec"][cand_features(s["tokens"], j, NB, case["reader"])].mean(0)
                                   for j in range(len(s["tokens"]))]))

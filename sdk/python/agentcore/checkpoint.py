@@ -229,11 +229,23 @@ class BagPolicy:
         cap = 512 if reader >= 1 else 256
         self._cur = self._cursor(toks) if reader >= 1 else None
         if self._cur is not None:
-            ahead = [t for t in toks[self._cur + 1:] if t["seg"] == SEG_QUERY and t["kind"] != PUNCT]
-            for d, t in enumerate(ahead[:AHEAD_TOKENS]):  # each alone, and with its place
+            ahead, clause, place = [], 0, 0  # (token, its place), reader 2: clause << 4 | place in it
+            for t in toks[self._cur + 1:]:
+                if t["seg"] != SEG_QUERY or len(ahead) == AHEAD_TOKENS:
+                    break
+                if t["kind"] == PUNCT:  # punctuation ends a clause
+                    clause, place = min(clause + 1, 3), 0
+                    continue
+                ahead.append((t, clause << 4 | min(place, 15) if reader >= 2 else len(ahead)))
+                place += 1
+            for t, d in ahead:  # each alone, and with its place
                 ids.append(self._bucket(t["h"] ^ 0x1D1D1D1D1D1D1D1D))
                 ids.append(self._bucket(((t["h"] * 0x100000001B3) & _M64) ^ d ^ 0x4F4F4F4F4F4F4F4F))
-            ids.append(self._bucket(min(len(ahead), AHEAD_TOKENS) ^ 0x2E2E2E2E2E2E2E2E))
+                if reader >= 2 and t["pre"]:  # its stem, alone and with its place
+                    ids.append(self._bucket(t["pre"] ^ 0x5D5D5D5D5D5D5D5D))
+                    ids.append(self._bucket(((t["pre"] * 0x100000001B3) & _M64) ^ d ^ 0x6E6E6E6E6E6E6E6E))
+            ids.append(self._bucket(len(ahead) ^ 0x2E2E2E2E2E2E2E2E))
+        n_ahead = len(ids) if reader >= 2 else 0  # reader 2: the tokens ahead are a mean of their own
         for t in toks:
             if len(ids) >= cap:
                 break
@@ -248,7 +260,9 @@ class BagPolicy:
                 ids.append(self._bucket(((t["h"] * 0x9E3779B97F4A7C15) & _M64) ^ (t["flags"] & 7)
                                         ^ 0x3C3C3C3C3C3C3C3C))
             prev = t["h"]
-        x = self.t["E"][ids].mean(axis=0) if ids else np.zeros(self.cfg["d_emb"])
+        x = self.t["E"][ids[n_ahead:]].mean(axis=0) if len(ids) > n_ahead else np.zeros(self.cfg["d_emb"])
+        if n_ahead:
+            x = x + self.t["E"][ids[:n_ahead]].mean(axis=0)
         self._toks = toks
         return np.maximum(self.t["b0"] + x @ self.t["W0"], 0.0)
 

@@ -398,7 +398,10 @@ int main(void)
                              .seed = 3, .n_buckets = 64, .d_emb = 8, .hidden = 8};
     ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
                              .seed = 3, .n_buckets = 64, .d_emb = 8, .enc = {8, 2, 2, 16, 64}};
-    fd_check(&bag, "bag");
+    ac_actor_config_t bag_now = bag; /* the cursor, its own mean of the words ahead, their stems */
+    bag_now.reader = AC_ACTOR_READER_CURRENT;
+    fd_check(&bag, "bag, reader 0");
+    fd_check(&bag_now, "bag, the current reader");
     fd_check(&seq, "sequence");
     test_acting_matches_training(&bag);
     test_acting_matches_training(&seq);
