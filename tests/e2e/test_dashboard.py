@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 import unittest
+from decimal import ROUND_HALF_UP, Decimal
 
 import browser
 from browser import csp_violations, screenshot, wait_for
@@ -27,6 +28,23 @@ ALICE_PERMS = "training:start,training:view,training:cancel,training:evaluate,da
 # the test's own checks read through another principal (training:admin sees every job), so that
 # they never spend the rate-limit windows of the user whose dashboard is on screen
 ADMIN = make_jwt(claims("ops", perms=ALICE_PERMS + ",training:admin,metrics:view"))
+
+
+def js_fixed(x, digits):
+    """x as JavaScript's toFixed(digits) writes it, as the dashboard shows numbers: a tie rounds
+    away from zero on x's exact value, where Python's format rounds it to even (4 of 64 is 6.25 %:
+    the page shows "6.3", Python "6.2")."""
+    return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def js_exponential(x, digits):
+    """x as JavaScript's toExponential(digits) writes it: "1.86e-9" (Python: "1.86e-09")."""
+    d, e = Decimal(x), Decimal(x).adjusted()
+    m = d.scaleb(-e).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    if abs(m) >= 10:  # 9.996e-5 rounds up to the next power of ten
+        e += 1
+        m = d.scaleb(-e).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{m}e{'+' if e >= 0 else '-'}{abs(e)}"
 
 
 def xss_data():
@@ -184,7 +202,7 @@ class DashboardTest(Page, unittest.TestCase):
                                            "r => [r.dataset.checkpointId, r.textContent.includes('best')])")
         self.assertEqual(shown, [[c["checkpoint_id"], c["is_best"]] for c in ck["checkpoints"]])
         best = next(c for c in ck["checkpoints"] if c["is_best"])
-        self.assertIn(f"{100 * best['validation_accuracy']:.1f} %",
+        self.assertIn(f"{js_fixed(100 * best['validation_accuracy'], 1)} %",
                       self.text(f'#checkpoints tr[data-checkpoint-id="{best["checkpoint_id"]}"]'))
         screenshot(self.driver, "dashboard-job")
 
@@ -198,10 +216,10 @@ class DashboardTest(Page, unittest.TestCase):
         b, t = r["baseline_comparison"]["baseline"], r["metrics"]
         for side in (b, t):
             lo, hi = side["success_rate_ci95"]
-            self.assertIn(f"{100 * side['success_rate']:.1f} % [{lo:.3f}, {hi:.3f}]", shown)
+            self.assertIn(f"{js_fixed(100 * side['success_rate'], 1)} % [{js_fixed(lo, 3)}, {js_fixed(hi, 3)}]", shown)
         self.assertIn("McNemar p = ", shown)
         p = r["baseline_comparison"]["p_value"]
-        self.assertIn(f"{p:.2e}" if p < 1e-4 else f"{p:.4f}", shown)
+        self.assertIn(js_exponential(p, 2) if p < 1e-4 else js_fixed(p, 4), shown)
         self.assertIn("reward sign-flip p = ", shown)
         self.assertIn(r["checkpoint_id"], shown)
         screenshot(self.driver, "dashboard-evaluation")
