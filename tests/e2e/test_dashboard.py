@@ -39,11 +39,11 @@ def js_fixed(x, digits):
 
 def js_exponential(x, digits):
     """x as JavaScript's toExponential(digits) writes it: "1.86e-9" (Python: "1.86e-09")."""
-    d, e = Decimal(x), Decimal(x).adjusted()
-    m = d.scaleb(-e).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    if abs(m) >= 10:  # 9.996e-5 rounds up to the next power of ten
-        e += 1
+    d = Decimal(x)
+    for e in (d.adjusted(), d.adjusted() + 1):  # 9.996e-5 rounds up to the next power of ten
         m = d.scaleb(-e).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+        if abs(m) < 10:
+            break
     return f"{m}e{'+' if e >= 0 else '-'}{abs(e)}"
 
 
