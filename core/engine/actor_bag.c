@@ -18,7 +18,13 @@
  * Reader 2 averages the words ahead of the cursor on their own, added to the mean of the rest, so
  * that what comes next weighs the same in a long request as in a short one, and reads each of
  * them by its stem too (its first three letters), so that an inflection training never showed
- * ("adding") reads like the word it did ("add"). */
+ * ("adding") reads like the word it did ("add").
+ *
+ * Reader 3 moves the cursor over what a call dealt with without passing it: a request about "the
+ * keyboard" is done by escalate(order_id = "ORD-1893"), the number a search showed in its row
+ * "ORD-1893 keyboard, Elena Patel". The words beside a used identifier or number in a result, when
+ * the query has them too, count as used (the support agent's cursor otherwise stayed on the
+ * customer's name, and the words ahead named the first request to the end of the episode). */
 #include "engine/actor_internal.h"
 
 #include <cblas.h>
@@ -132,10 +138,33 @@ static uint64_t magnitude(const ac_token_t *t)
 
 #define AHEAD_TOKENS 8 /* words after the cursor that say what comes next */
 
-/* The cursor of a state (tokens t[0..n)): the index of the last query token an earlier call
- * passed as an argument, else of the query's first token; -1 without a query. */
-static int cursor(const ac_token_t *t, int n)
+#define ROW_WORDS 64 /* reader 3: words of result rows a call dealt with, at most */
+
+/* Reader 3's words a call dealt with beyond its arguments: the words, also in the query, within
+ * two tokens of an identifier or a number of a result that a call passed (the row it came from,
+ * or the read that echoes it). Their hashes into out (at most ROW_WORDS); returns how many. */
+static int row_words(const ac_token_t *t, int n, uint64_t *out)
 {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (t[i].seg != AC_SEG_RESULT || !(t[i].flags & AC_TOKF_IN_CALL) ||
+            (t[i].kind != AC_TOK_ID && t[i].kind != AC_TOK_NUMBER))
+            continue;
+        for (int j = i - 2; j <= i + 2 && k < ROW_WORDS; j++)
+            if (j != i && j >= 0 && j < n && t[j].seg == t[i].seg && t[j].kind == AC_TOK_WORD &&
+                (t[j].flags & AC_TOKF_IN_QUERY))
+                out[k++] = t[j].hash;
+    }
+    return k;
+}
+
+/* The cursor of a state (tokens t[0..n)): the index of the last query token an earlier call
+ * passed as an argument (reader 3: or dealt with, row_words), else of the query's first token;
+ * -1 without a query. */
+static int cursor(const ac_token_t *t, int n, int reader)
+{
+    uint64_t rows[ROW_WORDS];
+    const int n_rows = reader >= AC_ACTOR_READER_ROWS ? row_words(t, n, rows) : 0;
     int first = -1, last_used = -1;
     for (int i = 0; i < n; i++) {
         if (t[i].seg != AC_SEG_QUERY) {
@@ -147,6 +176,9 @@ static int cursor(const ac_token_t *t, int n)
             first = i;
         if (t[i].kind != AC_TOK_SPECIAL && (t[i].flags & AC_TOKF_IN_CALL))
             last_used = i;
+        for (int k = 0; k < n_rows && last_used != i; k++)
+            if (rows[k] == t[i].hash)
+                last_used = i;
     }
     return last_used >= 0 ? last_used : first;
 }
@@ -231,7 +263,7 @@ int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err)
         const ac_token_t *t = p->S->tok + p->S->off[s];
         int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
         const int len = p->S->off[s + 1] - p->S->off[s];
-        p->cursor[r] = c->reader >= AC_ACTOR_READER_CURSOR ? cursor(t, len) : -1;
+        p->cursor[r] = c->reader >= AC_ACTOR_READER_CURSOR ? cursor(t, len, c->reader) : -1;
         int k1, k = features(t, len, p->cursor[r], ids, c->n_buckets, c->reader, &k1);
         p->ids_off[r + 1] = k; /* count; ids of state r start at r * BAG_MAX_FEATURES */
         p->ids_ahead[r] = k1;
