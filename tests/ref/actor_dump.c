@@ -37,8 +37,8 @@ typedef struct batch {
     uint8_t mask[N_STATES][4];
 } batch_t;
 
-/* Six states from fixed episodes: bare queries, calls with results (numbers, words, an
- * identifier), an observation, agent candidates; numbers negative, fractional and large. */
+/* Six states from fixed episodes: bare queries, calls with results (numbers, words, identifiers
+ * in rows), an observation, agent candidates; numbers negative, fractional and large. */
 static int make_states(batch_t *b, ac_err_t *err)
 {
     const char *ab[2] = {"a", "b"}, *vu[2] = {"value", "unit"};
@@ -46,7 +46,14 @@ static int make_states(batch_t *b, ac_err_t *err)
     json_t *conv = json_pack("{s:f, s:s}", "value", 12.5, "unit", "cm");
     json_t *conv_r = json_pack("{s:f, s:s}", "value", 381.0, "unit", "cm");
     json_t *sub = json_pack("{s:i, s:i}", "a", 20, "b", 9), *sub_r = json_pack("{s:i}", "value", 11);
-    json_t *cands = json_pack("[s, s, i]", "ORD-17", "red shoes", 42);
+    json_t *cands = json_pack("[s, s, i]", "ORD-17", "red hat", 42);
+    /* a search by name whose row of ORD-5 names the shoes, then a read of ORD-5: the cursor (reader
+     * 3) passes "shoes" */
+    const char *text[1] = {"text"}, *oid[1] = {"order_id"};
+    json_t *search = json_pack("{s:s}", "text", "Alice");
+    json_t *search_r = json_pack("{s:[s, s]}", "orders", "ORD-5 shoes, Alice", "ORD-17 hat, Alice");
+    json_t *read = json_pack("{s:s}", "order_id", "ORD-5"), *read_r = json_pack("{s:i, s:s}", "amount", 42, "order", "ORD-5");
+    ac_context_step_t rows[2] = {{"search", text, search, 1, search_r}, {"read", oid, read, 1, read_r}};
     json_t *cands2 = json_pack("[s, s]", "ORD-1042", "ORD-77");
     ac_context_step_t s_add = {"add", ab, add, 2, add_r};
     ac_context_step_t two[2] = {{"convert", vu, conv, 2, conv_r}, {"subtract", ab, sub, 2, sub_r}};
@@ -55,8 +62,8 @@ static int make_states(batch_t *b, ac_err_t *err)
         rc = ac_context_init(&b->ctx[i], CTX_TOKENS, err);
     rc = rc || ac_context_build(&b->ctx[0], "Start with 7, add 5, then multiply by 3.", NULL, 0, NULL, NULL, err);
     rc = rc || ac_context_build(&b->ctx[1], "Start with 7, add 5, then multiply by 3.", &s_add, 1, NULL, NULL, err);
-    rc = rc || ac_context_build(&b->ctx[2], "refund order ORD-17 of 42 dollars", &s_add, 1, "customer said: hurry",
-                                cands, err);
+    rc = rc || ac_context_build(&b->ctx[2], "Alice here: refund the shoes, then exchange order ORD-17 for a red hat",
+                                rows, 2, "customer said: hurry", cands, err);
     rc = rc || ac_context_build(&b->ctx[3], "convert 12.5 feet to cm, then subtract 9 from 20", two, 2, NULL, NULL,
                                 err);
     rc = rc || ac_context_build(&b->ctx[4], "What is -3.5 times 0.25 plus 1000000?", NULL, 0, NULL, NULL, err);
@@ -67,6 +74,7 @@ static int make_states(batch_t *b, ac_err_t *err)
             rc = -1;
     json_decref(add), json_decref(add_r), json_decref(conv), json_decref(conv_r);
     json_decref(sub), json_decref(sub_r), json_decref(cands), json_decref(cands2);
+    json_decref(search), json_decref(search_r), json_decref(read), json_decref(read_r);
     return rc;
 }
 
@@ -278,13 +286,16 @@ int main(int argc, char **argv)
     ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .reader = AC_ACTOR_READER_CURRENT, .n_tools = 4,
                              .n_args = {0, 2, 1, 0}, .max_tokens = 64, .seed = 7, .n_buckets = 128, .d_emb = 8,
                              .enc = {16, 2, 2, 32, 64}};
-    ac_actor_config_t bag0 = bag, bag1 = bag; /* as checkpoints from before the cursor, and before stems, read */
+    /* as checkpoints from before the cursor, before stems, and before result rows, read */
+    ac_actor_config_t bag0 = bag, bag1 = bag, bag2 = bag;
     bag0.reader = AC_ACTOR_READER_V0;
     bag1.reader = AC_ACTOR_READER_CURSOR;
+    bag2.reader = AC_ACTOR_READER_STEMS;
     fprintf(f, "[\n");
     int rc = dump_case(f, bag, 0.3f, "bag", 0);
     rc = rc || dump_case(f, bag0, 0.3f, "bag-reader0", 0);
     rc = rc || dump_case(f, bag1, 0.3f, "bag-reader1", 0);
+    rc = rc || dump_case(f, bag2, 0.3f, "bag-reader2", 0);
     rc = rc || dump_case(f, seq, 0.0f, "sequence-init", 0);
     rc = rc || dump_case(f, seq, 0.2f, "sequence-perturbed", 1);
     fprintf(f, "]\n");

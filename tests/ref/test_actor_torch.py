@@ -47,8 +47,9 @@ import encoder_ref  # noqa: E402  (the encoder in torch, shared with ref_encoder
 # float32 C against float64 torch: |c - ref| <= RTOL |ref| + ATOL max|ref of the tensor| + 1e-9
 RTOL, ATOL = 1e-4, 1e-5
 M64 = (1 << 64) - 1
-TOK_SPECIAL, TOK_NUMBER, TOK_PUNCT = 0, 2, 4
-SEG_QUERY, TOKF_IN_CALL = 1, 2
+TOK_SPECIAL, TOK_WORD, TOK_NUMBER, TOK_ID, TOK_PUNCT = 0, 1, 2, 3, 4
+SEG_QUERY, SEG_RESULT = 1, 3
+TOKF_IN_QUERY, TOKF_IN_CALL = 1, 2
 N_KINDS, N_SEGS, MAX_AGE, N_FLAGS, N_ORD, N_NUMF = 5, 6, 7, 8, 16, 6
 AHEAD_TOKENS = 8
 POS_SCALE = 0.3
@@ -91,14 +92,29 @@ def magnitude(t):
     return (min(m, 40) << 1) | int(v < 0)
 
 
-def cursor(toks):
-    """The query's cursor: its last token (not the label) whose value a call passed, else its
-    first token; None without a query."""
+def row_words(toks):
+    """Reader 3: the hashes of the words (kind word, in the query too: flags & 1) within two tokens,
+    in the same segment, of a result's identifier or number that a call passed (flags & 2)."""
+    out = []
+    for i, t in enumerate(toks):
+        if t["seg"] != SEG_RESULT or not t["flags"] & TOKF_IN_CALL or t["kind"] not in (TOK_ID, TOK_NUMBER):
+            continue
+        for j in range(i - 2, i + 3):
+            if (j != i and 0 <= j < len(toks) and toks[j]["seg"] == t["seg"] and toks[j]["kind"] == TOK_WORD
+                    and toks[j]["flags"] & TOKF_IN_QUERY):
+                out.append(toks[j]["hash"])
+    return out[:64]
+
+
+def cursor(toks, reader):
+    """The query's cursor: its last token (not the label) whose value a call passed (reader 3: or
+    whose text is one of row_words), else its first token; None without a query."""
+    rows = set(row_words(toks)) if reader >= 3 else set()
     first = last = None
     for i, t in enumerate(toks):
         if t["seg"] == SEG_QUERY:
             first = i if first is None else first
-            if t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL:
+            if (t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL) or t["hash"] in rows:
                 last = i
     return last if last is not None else first
 
@@ -113,7 +129,7 @@ def bag_features(toks, nb, reader):
     many of the first are their own mean (reader 2: the tokens ahead; else 0, one mean of all)."""
     ids, prev = [], None
     cap = 512 if reader >= 1 else 256
-    cur = cursor(toks) if reader >= 1 else None
+    cur = cursor(toks, reader) if reader >= 1 else None
     if cur is not None:
         ahead, clause, place = [], 0, 0  # (token, its place: reader 2 clause << 4 | place in it)
         for t in toks[cur + 1:]:
@@ -169,7 +185,7 @@ def cand_features(toks, j, nb, reader):
              ((magnitude(x) << 16) | (x["kind"] << 8) | (x["flags"] & 7)) ^ 0x8888888888888888,
              ((x["seg"] << 8) | x["ord"]) ^ 0x9999999999999999]
     if reader >= 1:
-        cur = cursor(toks)
+        cur = cursor(toks, reader)
         rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
         feats.append(((x["seg"] << 8) | rel) ^ 0xabababababababab)
         nf = 0

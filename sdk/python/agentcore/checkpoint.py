@@ -158,9 +158,11 @@ def read_checkpoint(source: Union[str, bytes, bytearray]) -> Checkpoint:
 # ---- the bag policy's forward pass ----------------------------------------------------------------
 
 _M64 = (1 << 64) - 1
-SPECIAL, PUNCT, NUMBER = 0, 4, 2
-SEG_QUERY, IN_CALL = 1, 2
+SPECIAL, WORD, NUMBER, ID, PUNCT = 0, 1, 2, 3, 4
+SEG_QUERY, SEG_RESULT = 1, 3
+IN_QUERY, IN_CALL = 1, 2
 AHEAD_TOKENS = 8
+ROW_WORDS = 64
 
 
 def _mix(h: int) -> int:
@@ -210,14 +212,30 @@ class BagPolicy:
         return _mix(h & _M64) % self.cfg["n_buckets"]
 
     @staticmethod
-    def _cursor(toks: Sequence[Dict[str, Any]]) -> Optional[int]:
-        """The query's cursor: its last token (not the label) whose value a call passed, else its
-        first token; None without a query (docs/checkpoints.md, "A forward pass")."""
+    def _row_words(toks: Sequence[Dict[str, Any]]) -> List[int]:
+        """Reader 3: the words (also in the query) within two tokens, in its segment, of a result's
+        identifier or number that a call passed: what that call dealt with."""
+        out = []
+        for i, t in enumerate(toks):
+            if t["seg"] != SEG_RESULT or not t["flags"] & IN_CALL or t["kind"] not in (ID, NUMBER):
+                continue
+            for j in range(i - 2, i + 3):
+                if (j != i and 0 <= j < len(toks) and toks[j]["seg"] == t["seg"] and toks[j]["kind"] == WORD
+                        and toks[j]["flags"] & IN_QUERY):
+                    out.append(toks[j]["h"])
+        return out[:ROW_WORDS]
+
+    @classmethod
+    def _cursor(cls, toks: Sequence[Dict[str, Any]], reader: int) -> Optional[int]:
+        """The query's cursor: its last token (not the label) whose value a call passed (reader 3:
+        or one of _row_words), else its first token; None without a query (docs/checkpoints.md,
+        "A forward pass")."""
+        rows = set(cls._row_words(toks)) if reader >= 3 else set()
         first = last = None
         for i, t in enumerate(toks):
             if t["seg"] == SEG_QUERY:
                 first = i if first is None else first
-                if t["kind"] != SPECIAL and t["flags"] & IN_CALL:
+                if (t["kind"] != SPECIAL and t["flags"] & IN_CALL) or t["h"] in rows:
                     last = i
         return last if last is not None else first
 
@@ -227,7 +245,7 @@ class BagPolicy:
         ids, prev = [], None
         reader = self.cfg.get("reader", 0)
         cap = 512 if reader >= 1 else 256
-        self._cur = self._cursor(toks) if reader >= 1 else None
+        self._cur = self._cursor(toks, reader) if reader >= 1 else None
         if self._cur is not None:
             ahead, clause, place = [], 0, 0  # (token, its place), reader 2: clause << 4 | place in it
             for t in toks[self._cur + 1:]:

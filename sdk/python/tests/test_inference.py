@@ -3,12 +3,13 @@ each other; read_checkpoint gives the policy's arrays, and a NumPy forward pass 
 every decision as the server does (1e-5); import_checkpoint brings the file back; and
 export_chat_jsonl writes the documented fine-tuning shape."""
 import json
+import subprocess
 
 import numpy as np
 import pytest
 
 from agentcore.checkpoint import BagPolicy, CheckpointError, read_checkpoint, tensor_layout
-from conftest import ALL_PERMS
+from conftest import ALL_PERMS, SRC
 
 FAST = {"n_iterations": 20, "batch_size": 8, "n_trajectories_per_query": 4, "beta": 0.0,
         "max_steps_per_trajectory": 8, "checkpoint_interval": 10, "seed": 3}
@@ -140,3 +141,34 @@ def test_export_chat_jsonl(client, job, tmp_path):
         assert calls >= 1
         assert msgs[i:] == [] or (len(msgs[i:]) == 1 and msgs[i]["role"] == "assistant"
                                   and isinstance(msgs[i]["content"], str))
+
+
+def test_numpy_forward_follows_the_cursor_through_result_rows(client):
+    """A support policy (feature set 3): after a search whose row of ORD-1111 names the item the
+    message asks about, and a read of ORD-1111, the cursor stands on that item in the query, and
+    NumPy scores every decision as the server does."""
+    out = subprocess.run(["lua5.4", "examples/gen_data.lua", "support", "7"], cwd=SRC, capture_output=True,
+                         check=True, timeout=60)
+    sup = json.loads(out.stdout)
+    j = client.start_training("support", dict(FAST, n_iterations=4), sup["training_data"],
+                              evaluation_data=sup["evaluation_data"])
+    assert client.wait_for_completion(j["job_id"], poll_interval=0.25, timeout=180)["status"] == "completed"
+    q = "Hi, this is Maria Lopez. Please refund the kettle. Then exchange the lamp."
+    history = [{"tool": "search_orders", "params": {"text": "Lopez"},
+                "result": {"orders": ["ORD-1111 kettle, Maria Lopez", "ORD-2222 lamp, Maria Lopez"]}},
+               {"tool": "read_order", "params": {"order_id": "ORD-1111"},
+                "result": {"order": "ORD-1111", "item": "kettle", "amount": 129.99}}]
+    exported = client.export_checkpoint(j["job_id"])
+    act = client.act(q, checkpoint_id=exported["checkpoint_id"], history=history, explain=True, top_k=0)
+    ck = read_checkpoint(exported["bytes_data"])
+    assert ck.config["reader"] == 3
+    policy = BagPolicy(ck)
+    tools = [t["name"] for t in ck.agent["tools"]]
+    ours = policy.decisions_logp(act["explain"], tools)
+    toks = act["explain"]["tokens"]
+    assert toks[policy._cur]["text"] == "kettle" and toks[policy._cur]["seg"] == 1  # the query's
+    for d, mine in zip(act["explain"]["decisions"], ours):
+        theirs = log_probs(d)
+        assert np.array_equal(np.isinf(theirs), np.isinf(mine)), (d, mine)
+        np.testing.assert_allclose(mine[np.isfinite(theirs)], theirs[np.isfinite(theirs)], atol=1e-5, rtol=0)
+    assert len(ours) >= 1
