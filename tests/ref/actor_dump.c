@@ -46,7 +46,7 @@ static int make_states(batch_t *b, ac_err_t *err)
     json_t *conv = json_pack("{s:f, s:s}", "value", 12.5, "unit", "cm");
     json_t *conv_r = json_pack("{s:f, s:s}", "value", 381.0, "unit", "cm");
     json_t *sub = json_pack("{s:i, s:i}", "a", 20, "b", 9), *sub_r = json_pack("{s:i}", "value", 11);
-    json_t *cands = json_pack("[s, s, i]", "ORD-17", "red hat", 42);
+    json_t *cands = json_pack("[s, s, i]", "ORD-17", "red shoes", 42);
     /* a search by name whose row of ORD-5 names the shoes, then a read of ORD-5: the cursor (reader
      * 3) passes "shoes" */
     const char *text[1] = {"text"}, *oid[1] = {"order_id"};
@@ -62,7 +62,7 @@ static int make_states(batch_t *b, ac_err_t *err)
         rc = ac_context_init(&b->ctx[i], CTX_TOKENS, err);
     rc = rc || ac_context_build(&b->ctx[0], "Start with 7, add 5, then multiply by 3.", NULL, 0, NULL, NULL, err);
     rc = rc || ac_context_build(&b->ctx[1], "Start with 7, add 5, then multiply by 3.", &s_add, 1, NULL, NULL, err);
-    rc = rc || ac_context_build(&b->ctx[2], "Alice here: refund the shoes, then exchange order ORD-17 for a red hat",
+    rc = rc || ac_context_build(&b->ctx[2], "Alice here: refund the shoes, then exchange order ORD-17 for a hat",
                                 rows, 2, "customer said: hurry", cands, err);
     rc = rc || ac_context_build(&b->ctx[3], "convert 12.5 feet to cm, then subtract 9 from 20", two, 2, NULL, NULL,
                                 err);
