@@ -42,7 +42,10 @@ typedef struct batch {
 static int make_states(batch_t *b, ac_err_t *err)
 {
     const char *ab[2] = {"a", "b"}, *vu[2] = {"value", "unit"};
-    json_t *add = json_pack("{s:i, s:i}", "a", 7, "b", 5), *add_r = json_pack("{s:i}", "value", 12);
+    /* 22 / 11 answered 2, which multiply took: the query's 2 of "divide by 2" is still ahead (reader
+     * 4: the cursor stays on the 5; reader 3 put it on that 2) */
+    json_t *div = json_pack("{s:i, s:i}", "a", 22, "b", 11), *div_r = json_pack("{s:i}", "value", 2);
+    json_t *mul = json_pack("{s:i, s:i}", "a", 2, "b", 5), *mul_r = json_pack("{s:i}", "value", 10);
     json_t *conv = json_pack("{s:f, s:s}", "value", 12.5, "unit", "cm");
     json_t *conv_r = json_pack("{s:f, s:s}", "value", 381.0, "unit", "cm");
     json_t *sub = json_pack("{s:i, s:i}", "a", 20, "b", 9), *sub_r = json_pack("{s:i}", "value", 11);
@@ -55,13 +58,14 @@ static int make_states(batch_t *b, ac_err_t *err)
     json_t *read = json_pack("{s:s}", "order_id", "ORD-5"), *read_r = json_pack("{s:i, s:s}", "amount", 42, "order", "ORD-5");
     ac_context_step_t rows[2] = {{"search", text, search, 1, search_r}, {"read", oid, read, 1, read_r}};
     json_t *cands2 = json_pack("[s, s]", "ORD-1042", "ORD-77");
-    ac_context_step_t s_add = {"add", ab, add, 2, add_r};
+    ac_context_step_t taken[2] = {{"divide", ab, div, 2, div_r}, {"multiply", ab, mul, 2, mul_r}};
     ac_context_step_t two[2] = {{"convert", vu, conv, 2, conv_r}, {"subtract", ab, sub, 2, sub_r}};
     int rc = 0;
     for (int i = 0; i < N_STATES && rc == 0; i++)
         rc = ac_context_init(&b->ctx[i], CTX_TOKENS, err);
     rc = rc || ac_context_build(&b->ctx[0], "Start with 7, add 5, then multiply by 3.", NULL, 0, NULL, NULL, err);
-    rc = rc || ac_context_build(&b->ctx[1], "Start with 7, add 5, then multiply by 3.", &s_add, 1, NULL, NULL, err);
+    rc = rc || ac_context_build(&b->ctx[1], "Start with 22, divide by 11, then multiply by 5, then divide by 2.", taken,
+                                2, NULL, NULL, err);
     rc = rc || ac_context_build(&b->ctx[2], "Alice here: refund the shoes, then exchange order ORD-17 for a hat",
                                 rows, 2, "customer said: hurry", cands, err);
     rc = rc || ac_context_build(&b->ctx[3], "convert 12.5 feet to cm, then subtract 9 from 20", two, 2, NULL, NULL,
@@ -72,7 +76,7 @@ static int make_states(batch_t *b, ac_err_t *err)
     for (int i = 0; i < N_STATES && rc == 0; i++)
         if (ac_states_add(&b->S, &b->ctx[i], err) != i)
             rc = -1;
-    json_decref(add), json_decref(add_r), json_decref(conv), json_decref(conv_r);
+    json_decref(div), json_decref(div_r), json_decref(mul), json_decref(mul_r), json_decref(conv), json_decref(conv_r);
     json_decref(sub), json_decref(sub_r), json_decref(cands), json_decref(cands2);
     json_decref(search), json_decref(search_r), json_decref(read), json_decref(read_r);
     return rc;
@@ -286,16 +290,19 @@ int main(int argc, char **argv)
     ac_actor_config_t seq = {.kind = AC_ACTOR_SEQUENCE, .reader = AC_ACTOR_READER_CURRENT, .n_tools = 4,
                              .n_args = {0, 2, 1, 0}, .max_tokens = 64, .seed = 7, .n_buckets = 128, .d_emb = 8,
                              .enc = {16, 2, 2, 32, 64}};
-    /* as checkpoints from before the cursor, before stems, and before result rows, read */
-    ac_actor_config_t bag0 = bag, bag1 = bag, bag2 = bag;
+    /* as checkpoints from before the cursor, before stems, before result rows, and before the
+     * numbers' sources, read */
+    ac_actor_config_t bag0 = bag, bag1 = bag, bag2 = bag, bag3 = bag;
     bag0.reader = AC_ACTOR_READER_V0;
     bag1.reader = AC_ACTOR_READER_CURSOR;
     bag2.reader = AC_ACTOR_READER_STEMS;
+    bag3.reader = AC_ACTOR_READER_ROWS;
     fprintf(f, "[\n");
     int rc = dump_case(f, bag, 0.3f, "bag", 0);
     rc = rc || dump_case(f, bag0, 0.3f, "bag-reader0", 0);
     rc = rc || dump_case(f, bag1, 0.3f, "bag-reader1", 0);
     rc = rc || dump_case(f, bag2, 0.3f, "bag-reader2", 0);
+    rc = rc || dump_case(f, bag3, 0.3f, "bag-reader3", 0);
     rc = rc || dump_case(f, seq, 0.0f, "sequence-init", 0);
     rc = rc || dump_case(f, seq, 0.2f, "sequence-perturbed", 1);
     fprintf(f, "]\n");

@@ -48,7 +48,7 @@ import encoder_ref  # noqa: E402  (the encoder in torch, shared with ref_encoder
 RTOL, ATOL = 1e-4, 1e-5
 M64 = (1 << 64) - 1
 TOK_SPECIAL, TOK_WORD, TOK_NUMBER, TOK_ID, TOK_PUNCT = 0, 1, 2, 3, 4
-SEG_QUERY, SEG_RESULT = 1, 3
+SEG_QUERY, SEG_CALL, SEG_RESULT = 1, 2, 3
 TOKF_IN_QUERY, TOKF_IN_CALL = 1, 2
 N_KINDS, N_SEGS, MAX_AGE, N_FLAGS, N_ORD, N_NUMF = 5, 6, 7, 8, 16, 6
 AHEAD_TOKENS = 8
@@ -106,15 +106,38 @@ def row_words(toks):
     return out[:64]
 
 
+def passed_numbers(toks):
+    """Reader 4: the numbers calls took from the query. Each call's number, oldest first, is matched
+    with a number a result before it showed and no earlier call took (then it came from there);
+    the hashes of the unmatched ones."""
+    shown, out = [], set()
+    for t in toks:
+        if t["kind"] != TOK_NUMBER:
+            continue
+        if t["seg"] == SEG_RESULT:
+            shown.append(t["hash"])
+        elif t["seg"] == SEG_CALL:
+            if t["hash"] in shown:
+                shown.remove(t["hash"])
+            else:
+                out.add(t["hash"])
+    return out
+
+
 def cursor(toks, reader):
     """The query's cursor: its last token (not the label) whose value a call passed (reader 3: or
-    whose text is one of row_words), else its first token; None without a query."""
+    whose text is one of row_words; reader 4: a number only if one of passed_numbers), else its
+    first token; None without a query."""
     rows = set(row_words(toks)) if reader >= 3 else set()
+    numbers = passed_numbers(toks) if reader >= 4 else None
     first = last = None
     for i, t in enumerate(toks):
         if t["seg"] == SEG_QUERY:
             first = i if first is None else first
-            if (t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL) or t["hash"] in rows:
+            used = t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL
+            if used and numbers is not None and t["kind"] == TOK_NUMBER:
+                used = t["hash"] in numbers
+            if used or t["hash"] in rows:
                 last = i
     return last if last is not None else first
 
@@ -397,6 +420,21 @@ def check_case(case):
         off += n
 
 
+def check_cursor_rules(cases):
+    """Each reader's cursor rule must move the cursor in some state of the batch (reader 3: over a
+    result row's words; reader 4: not onto a query number a call took from a result), or the
+    comparisons could not tell a C side that ignores the rule."""
+    global failures, checks
+    states = cases[0]["states"] if cases else []
+    for reader in (3, 4):
+        checks += 1
+        if all(cursor(s["tokens"], reader) == cursor(s["tokens"], reader - 1) for s in states):
+            failures += 1
+            print(f"FAIL cursor rule of reader {reader}: no state of the batch where it moves the cursor")
+        else:
+            print(f"ok   cursor rule of reader {reader} moves the cursor in some state")
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "--bin":
         fd, path = tempfile.mkstemp(suffix=".json", prefix="actor_dump_")
@@ -414,6 +452,7 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    check_cursor_rules(cases)
     for case in cases:
         check_case(case)
     print(f"test_actor_torch: torch {torch.__version__}, {len(cases)} cases, {checks} checks, "
