@@ -52,15 +52,15 @@ enum ac_actor_kind {
  * 0 (checkpoints before the cursor) has no cursor features and 256 features a state at most; 1
  * mixes the words ahead of the cursor into one mean with the rest; 2 (STEMS) gives them their own
  * mean and adds their stems; 3 (ROWS) moves the cursor over the words of a result row whose value
- * a call used; 4 (SOURCES) counts a query's number as passed only when a call took it from the
- * query, not from a result that showed the same number (engine/actor_bag.c). */
+ * a call used; 4 (TAKEN) counts a query's number as passed only when a call took it from that
+ * token, not an equal value from a result (AC_TOKF_TAKEN; engine/actor_bag.c). */
 enum {
     AC_ACTOR_READER_V0 = 0,
     AC_ACTOR_READER_CURSOR = 1,
     AC_ACTOR_READER_STEMS = 2,
     AC_ACTOR_READER_ROWS = 3,
-    AC_ACTOR_READER_SOURCES = 4,
-    AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_SOURCES
+    AC_ACTOR_READER_TAKEN = 4,
+    AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_TAKEN
 };
 /* learning-rate multipliers (ac_actor_lr_groups) */
 #define AC_ACTOR_SEQ_LR_SCALE 100.0f

@@ -158,60 +158,23 @@ static int row_words(const ac_token_t *t, int n, uint64_t *out)
     return k;
 }
 
-#define PASSED_NUMBERS AC_CONTEXT_MAX_TOKENS /* reader 4: never binds, a state has no more tokens */
-
-/* Reader 4's numbers a call took from the query rather than from a result. The same text in the
- * query and in a call does not say where the call took it: after divide(22, 11) answered 2,
- * multiply(2, 5) passes the result, and the query's 2 of "then divide by 2" is still ahead (reader
- * 3 put the cursor on it and read the request as done). So the calls' numbers are matched, oldest
- * first, with the results before them: a number an earlier result showed, and no earlier call took
- * from there, came from that result; the others from the query. Their hashes into out; returns how
- * many. */
-static int passed_numbers(const ac_token_t *t, int n, uint64_t *out)
+/* Whether a query token counts as passed by a call: its text a call used (reader 4:
+ * AC_TOKF_TAKEN, where a number must have been taken from this very token: the 2 of "then divide
+ * by 2" is not passed by multiply(2, 5) when that 2 came from divide(22, 11)'s result). */
+static int passed(const ac_token_t *t, int reader)
 {
-    uint64_t shown[PASSED_NUMBERS]; /* results' numbers no call took yet */
-    int n_shown = 0, k = 0;
-    for (int i = 0; i < n; i++) {
-        if (t[i].kind != AC_TOK_NUMBER)
-            continue;
-        if (t[i].seg == AC_SEG_RESULT) {
-            if (n_shown < PASSED_NUMBERS)
-                shown[n_shown++] = t[i].hash;
-        } else if (t[i].seg == AC_SEG_CALL) {
-            int j = 0;
-            while (j < n_shown && shown[j] != t[i].hash)
-                j++;
-            if (j < n_shown)
-                shown[j] = shown[--n_shown];
-            else if (k < PASSED_NUMBERS)
-                out[k++] = t[i].hash;
-        }
-    }
-    return k;
-}
-
-/* Whether a query token counts as passed by a call: any token whose text a call used (reader 4: a
- * number only when a call took it from the query, passed_numbers). */
-static int passed(const ac_token_t *t, const uint64_t *numbers, int n_numbers, int reader)
-{
-    if (t->kind == AC_TOK_SPECIAL || !(t->flags & AC_TOKF_IN_CALL))
-        return 0;
-    if (reader < AC_ACTOR_READER_SOURCES || t->kind != AC_TOK_NUMBER)
-        return 1;
-    for (int k = 0; k < n_numbers; k++)
-        if (numbers[k] == t->hash)
-            return 1;
-    return 0;
+    if (reader >= AC_ACTOR_READER_TAKEN)
+        return (t->flags & AC_TOKF_TAKEN) != 0;
+    return t->kind != AC_TOK_SPECIAL && (t->flags & AC_TOKF_IN_CALL);
 }
 
 /* The cursor of a state (tokens t[0..n)): the index of the last query token an earlier call
- * passed as an argument (reader 3: or dealt with, row_words; reader 4: a number only when the
- * call took it from the query), else of the query's first token; -1 without a query. */
+ * passed as an argument (reader 3: or dealt with, row_words; reader 4: a number only when taken
+ * from that token), else of the query's first token; -1 without a query. */
 static int cursor(const ac_token_t *t, int n, int reader)
 {
-    uint64_t rows[ROW_WORDS], numbers[PASSED_NUMBERS];
+    uint64_t rows[ROW_WORDS];
     const int n_rows = reader >= AC_ACTOR_READER_ROWS ? row_words(t, n, rows) : 0;
-    const int n_numbers = reader >= AC_ACTOR_READER_SOURCES ? passed_numbers(t, n, numbers) : 0;
     int first = -1, last_used = -1;
     for (int i = 0; i < n; i++) {
         if (t[i].seg != AC_SEG_QUERY) {
@@ -221,7 +184,7 @@ static int cursor(const ac_token_t *t, int n, int reader)
         }
         if (first < 0)
             first = i;
-        if (passed(&t[i], numbers, n_numbers, reader))
+        if (passed(&t[i], reader))
             last_used = i;
         for (int k = 0; k < n_rows && last_used != i; k++)
             if (rows[k] == t[i].hash)

@@ -559,6 +559,76 @@ static void set_flags(ac_context_t *c)
     }
 }
 
+/* The query starts after the [cls] token, and keeps its place and length from one step to the
+ * next (its share of max_tokens is fixed): a token's place in it names the same token at every
+ * step of the episode. */
+#define QUERY_FIRST 1
+
+int ac_context_query_origin(const ac_context_t *c, int tok)
+{
+    if (tok < QUERY_FIRST || tok >= c->n || c->tok[tok].seg != AC_SEG_QUERY)
+        return -1;
+    return tok - QUERY_FIRST;
+}
+
+/* AC_TOKF_TAKEN by the numbers' values, for a history without origins (ac_context_build): the
+ * calls' numbers that no earlier result showed (and no earlier call took from there). Their
+ * hashes into out (at most AC_CONTEXT_MAX_TOKENS: a context has no more tokens); how many. */
+static int numbers_from_query(const ac_context_t *c, uint64_t *out)
+{
+    uint64_t shown[AC_CONTEXT_MAX_TOKENS]; /* results' numbers no call took yet */
+    int n_shown = 0, k = 0;
+    for (int i = 0; i < c->n; i++) {
+        const ac_token_t *t = &c->tok[i];
+        if (t->kind != AC_TOK_NUMBER)
+            continue;
+        if (t->seg == AC_SEG_RESULT) {
+            shown[n_shown++] = t->hash;
+        } else if (t->seg == AC_SEG_CALL) {
+            int j = 0;
+            while (j < n_shown && shown[j] != t->hash)
+                j++;
+            if (j < n_shown)
+                shown[j] = shown[--n_shown];
+            else
+                out[k++] = t->hash;
+        }
+    }
+    return k;
+}
+
+/* Words and identifiers equal in text name the same thing, wherever a call took them (a search
+ * by the item a result row showed deals with the item the request names); numbers equal in value
+ * need not be the same quantity (an intermediate result and a later operand). So a query word is
+ * taken when a call used its text, a number only when a call took it from that token. */
+static void set_taken(ac_context_t *c, const ac_context_step_t *steps, int n_steps)
+{
+    int known = 1;
+    for (int s = 0; s < n_steps; s++)
+        if (steps[s].n_args > 0 && steps[s].from_query == NULL)
+            known = 0;
+    uint64_t numbers[AC_CONTEXT_MAX_TOKENS];
+    const int n_numbers = known ? 0 : numbers_from_query(c, numbers);
+    for (int i = QUERY_FIRST; i < c->n && c->tok[i].seg == AC_SEG_QUERY; i++) {
+        ac_token_t *t = &c->tok[i];
+        int taken = t->kind != AC_TOK_SPECIAL && (t->flags & AC_TOKF_IN_CALL);
+        if (taken && t->kind == AC_TOK_NUMBER) {
+            taken = 0;
+            for (int k = 0; k < n_numbers && !taken; k++)
+                taken = numbers[k] == t->hash;
+        }
+        if (taken)
+            t->flags |= AC_TOKF_TAKEN;
+    }
+    for (int s = 0; known && s < n_steps; s++)
+        for (int k = 0; k < steps[s].n_args; k++) {
+            int i = QUERY_FIRST + steps[s].from_query[k];
+            if (steps[s].from_query[k] >= 0 && i < c->n && c->tok[i].seg == AC_SEG_QUERY &&
+                c->tok[i].kind == AC_TOK_NUMBER)
+                c->tok[i].flags |= AC_TOKF_TAKEN;
+        }
+}
+
 /* The rendering of step k: kept from an earlier build of the episode, else made now. NULL on
  * memory. */
 static piece_t *step_piece(struct ac_context_scratch *s, const ac_context_step_t *steps, int k)
@@ -643,6 +713,7 @@ int ac_context_build(ac_context_t *c, const char *query, const ac_context_step_t
     if (s->cands.n > 0)
         append(c, &s->cands, 0);
     set_flags(c);
+    set_taken(c, steps, n_steps);
     return 0;
 }
 

@@ -40,7 +40,8 @@ enum ac_seg_kind { AC_SEG_CLS, AC_SEG_QUERY, AC_SEG_CALL, AC_SEG_RESULT, AC_SEG_
                    AC_SEG_KINDS };
 /* token flags: the same (lowercased) text also occurs in ... */
 enum { AC_TOKF_IN_QUERY = 1, AC_TOKF_IN_CALL = 2, AC_TOKF_IN_RESULT = 4,
-       AC_TOKF_SPAN = 8 /* the first token of a candidate (candidates segment) */ };
+       AC_TOKF_SPAN = 8,  /* the first token of a candidate (candidates segment) */
+       AC_TOKF_TAKEN = 16 /* a query token an earlier call took as an argument (ac_context_build) */ };
 
 
 #define AC_CONTEXT_MAX_TOKENS 256
@@ -91,13 +92,28 @@ typedef struct ac_context_step {
     const json_t *args;           /* object name -> value (borrowed), or NULL */
     int n_args;
     const json_t *result;         /* borrowed, or NULL */
+    const int *from_query;        /* (n_args) each argument's origin: the query token it was taken
+                                     from (ac_context_query_origin), -1 when taken elsewhere; NULL
+                                     when not known (a history given from outside) */
 } ac_context_step_t;
 
 /* Renders the whole context. observe (may be NULL) is the agent's extra text; cands (may be
  * NULL) the agent's candidate values for the argument being decided (strings or numbers).
+ *
+ * AC_TOKF_TAKEN marks the query tokens earlier calls took as arguments: a word or identifier
+ * whose text a call used (wherever the call took it), a number only when a call took it from
+ * that very token (after divide(22, 11) answered 2, multiply(2, 5) took the result's 2, not the
+ * query's "divide by 2"). Where the numbers came from, every step says (from_query); when one
+ * does not, by their values: each call's number, oldest first, is matched with an equal number
+ * an earlier result showed and no earlier call took, and only the unmatched ones come from the
+ * query.
  * -1 with AC_ERR_INTERNAL on memory only. */
 int ac_context_build(ac_context_t *c, const char *query, const ac_context_step_t *steps, int n_steps,
                      const char *observe, const json_t *cands, ac_err_t *err);
+
+/* Where candidate token tok of the context comes from, as ac_context_step_t.from_query says it:
+ * its place in the query (the label is 0), or -1 outside the query. */
+int ac_context_query_origin(const ac_context_t *c, int tok);
 
 /* The candidates of an argument kind: token indices written to out (at most cap), in context order.
  * AC_ARG_CANDIDATE: the first tokens of the candidate spans. Returns how many. */

@@ -240,8 +240,10 @@ int ac_infer_call_parse(ac_infer_call_t *c, const ac_agent_decl_t *d, const json
         if (args != NULL && !json_is_null(args) && !json_is_object(args))
             return CALL_BAD(field, "must be an object: argument name -> value");
         const ac_tool_t *t = &d->tools[a];
+        /* a history from outside does not say which token each argument came from: the context
+         * tells by the values (ac_context_build) */
         c->steps[i] = (ac_context_step_t){t->name, c->_arg_names[a], json_is_object(args) ? args : NULL, t->n_args,
-                                          json_object_get(v, "result")};
+                                          json_object_get(v, "result"), NULL};
         c->n_steps++;
     }
     return 0;

@@ -315,7 +315,7 @@ static int history(run_t *R, const ac_episode_rec_t *ep, ac_err_t *err)
     for (int i = ep->first_step; i >= 0; i = R->ro->steps[i].next, k++) {
         const ac_step_rec_t *s = &R->ro->steps[i];
         R->hist[k] = (ac_context_step_t){R->agent->actions[s->action], R->names[s->action], s->params,
-                                         R->agent->tools[s->action].n_args, s->result};
+                                         R->agent->tools[s->action].n_args, s->result, s->from_query};
     }
     return 0;
 }
@@ -411,6 +411,7 @@ static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, a
         ro->n_cand += n;
         s->chosen[k] = pick(logp, n, R->spec, &s->slot_logp_old[k]);
         s->chosen_tok[k] = cand[s->chosen[k]];
+        s->from_query[k] = ac_context_query_origin(l->ctx, s->chosen_tok[k]);
         json_t *v = ac_context_value(l->ctx, tool->args[k].kind, s->chosen_tok[k], l->cands);
         if (v == NULL || json_object_set_new(*args, tool->args[k].name, v) != 0)
             return oom(err);

@@ -36,6 +36,8 @@ typedef struct ac_step_rec {
     int n_cand[AC_AGENT_MAX_ARGS];
     int chosen[AC_AGENT_MAX_ARGS];    /* index into the slot's candidates */
     int chosen_tok[AC_AGENT_MAX_ARGS]; /* the token it points to */
+    int from_query[AC_AGENT_MAX_ARGS]; /* that token's place in the query, -1 outside it
+                                          (ac_context_query_origin: the cursor's "taken") */
     float slot_logp_old[AC_AGENT_MAX_ARGS];
     char *observation;  /* the rendered context the policy read (owned) */
     json_t *params;     /* the arguments, name -> value (owned; {} for a tool without any) */

@@ -114,7 +114,10 @@ class ExperimentFileTest(unittest.TestCase):
         self.assertEqual(a["config"], b["config"])
         self.assertEqual([x["mean"]["validation_success_rate"] for x in a["runs"]],
                          [x["mean"]["validation_success_rate"] for x in b["runs"]])
-        self.assertGreater(a["trained"]["success_rate"], 0)
+        # the same policy acts the same on the same queries; only the scoring against their answers
+        # differs (30 iterations may well select the untrained policy: its success can be 0 on both)
+        self.assertEqual(a["trained"]["avg_steps"], b["trained"]["avg_steps"])
+        self.assertNotEqual(a["trained"]["avg_reward"], b["trained"]["avg_reward"])
         self.assertEqual(b["trained"]["success_rate"], 0)  # nothing answers -1
 
     def test_bad_experiment_files(self):

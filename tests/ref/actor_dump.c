@@ -43,7 +43,8 @@ static int make_states(batch_t *b, ac_err_t *err)
 {
     const char *ab[2] = {"a", "b"}, *vu[2] = {"value", "unit"};
     /* 22 / 11 answered 2, which multiply took: the query's 2 of "divide by 2" is still ahead (reader
-     * 4: the cursor stays on the 5; reader 3 put it on that 2) */
+     * 4: the cursor stays on the 5, the context telling by the values, as for any history given
+     * without origins; reader 3 put it on that 2) */
     json_t *div = json_pack("{s:i, s:i}", "a", 22, "b", 11), *div_r = json_pack("{s:i}", "value", 2);
     json_t *mul = json_pack("{s:i, s:i}", "a", 2, "b", 5), *mul_r = json_pack("{s:i}", "value", 10);
     json_t *conv = json_pack("{s:f, s:s}", "value", 12.5, "unit", "cm");
@@ -56,10 +57,10 @@ static int make_states(batch_t *b, ac_err_t *err)
     json_t *search = json_pack("{s:s}", "text", "Alice");
     json_t *search_r = json_pack("{s:[s, s]}", "orders", "ORD-5 shoes, Alice", "ORD-17 hat, Alice");
     json_t *read = json_pack("{s:s}", "order_id", "ORD-5"), *read_r = json_pack("{s:i, s:s}", "amount", 42, "order", "ORD-5");
-    ac_context_step_t rows[2] = {{"search", text, search, 1, search_r}, {"read", oid, read, 1, read_r}};
+    ac_context_step_t rows[2] = {{"search", text, search, 1, search_r, NULL}, {"read", oid, read, 1, read_r, NULL}};
     json_t *cands2 = json_pack("[s, s]", "ORD-1042", "ORD-77");
-    ac_context_step_t taken[2] = {{"divide", ab, div, 2, div_r}, {"multiply", ab, mul, 2, mul_r}};
-    ac_context_step_t two[2] = {{"convert", vu, conv, 2, conv_r}, {"subtract", ab, sub, 2, sub_r}};
+    ac_context_step_t taken[2] = {{"divide", ab, div, 2, div_r, NULL}, {"multiply", ab, mul, 2, mul_r, NULL}};
+    ac_context_step_t two[2] = {{"convert", vu, conv, 2, conv_r, NULL}, {"subtract", ab, sub, 2, sub_r, NULL}};
     int rc = 0;
     for (int i = 0; i < N_STATES && rc == 0; i++)
         rc = ac_context_init(&b->ctx[i], CTX_TOKENS, err);

@@ -48,8 +48,8 @@ import encoder_ref  # noqa: E402  (the encoder in torch, shared with ref_encoder
 RTOL, ATOL = 1e-4, 1e-5
 M64 = (1 << 64) - 1
 TOK_SPECIAL, TOK_WORD, TOK_NUMBER, TOK_ID, TOK_PUNCT = 0, 1, 2, 3, 4
-SEG_QUERY, SEG_CALL, SEG_RESULT = 1, 2, 3
-TOKF_IN_QUERY, TOKF_IN_CALL = 1, 2
+SEG_QUERY, SEG_RESULT = 1, 3
+TOKF_IN_QUERY, TOKF_IN_CALL, TOKF_TAKEN = 1, 2, 16
 N_KINDS, N_SEGS, MAX_AGE, N_FLAGS, N_ORD, N_NUMF = 5, 6, 7, 8, 16, 6
 AHEAD_TOKENS = 8
 POS_SCALE = 0.3
@@ -106,37 +106,19 @@ def row_words(toks):
     return out[:64]
 
 
-def passed_numbers(toks):
-    """Reader 4: the numbers calls took from the query. Each call's number, oldest first, is matched
-    with a number a result before it showed and no earlier call took (then it came from there);
-    the hashes of the unmatched ones."""
-    shown, out = [], set()
-    for t in toks:
-        if t["kind"] != TOK_NUMBER:
-            continue
-        if t["seg"] == SEG_RESULT:
-            shown.append(t["hash"])
-        elif t["seg"] == SEG_CALL:
-            if t["hash"] in shown:
-                shown.remove(t["hash"])
-            else:
-                out.add(t["hash"])
-    return out
-
-
 def cursor(toks, reader):
     """The query's cursor: its last token (not the label) whose value a call passed (reader 3: or
-    whose text is one of row_words; reader 4: a number only if one of passed_numbers), else its
+    whose text is one of row_words; reader 4: that a call took from it, flags & 16), else its
     first token; None without a query."""
     rows = set(row_words(toks)) if reader >= 3 else set()
-    numbers = passed_numbers(toks) if reader >= 4 else None
     first = last = None
     for i, t in enumerate(toks):
         if t["seg"] == SEG_QUERY:
             first = i if first is None else first
-            used = t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL
-            if used and numbers is not None and t["kind"] == TOK_NUMBER:
-                used = t["hash"] in numbers
+            if reader >= 4:
+                used = t["flags"] & TOKF_TAKEN
+            else:
+                used = t["kind"] != TOK_SPECIAL and t["flags"] & TOKF_IN_CALL
             if used or t["hash"] in rows:
                 last = i
     return last if last is not None else first

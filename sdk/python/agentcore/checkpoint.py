@@ -6,7 +6,7 @@ Only NumPy is needed (Debian: python3-numpy); this module is imported on demand 
 import json
 import struct
 import zlib
-from typing import Any, Dict, List, Optional, Sequence, Set, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -159,8 +159,8 @@ def read_checkpoint(source: Union[str, bytes, bytearray]) -> Checkpoint:
 
 _M64 = (1 << 64) - 1
 SPECIAL, WORD, NUMBER, ID, PUNCT = 0, 1, 2, 3, 4
-SEG_QUERY, SEG_CALL, SEG_RESULT = 1, 2, 3
-IN_QUERY, IN_CALL = 1, 2
+SEG_QUERY, SEG_RESULT = 1, 3
+IN_QUERY, IN_CALL, TAKEN = 1, 2, 16  # token flags (docs/checkpoints.md)
 AHEAD_TOKENS = 8
 ROW_WORDS = 64
 
@@ -225,38 +225,20 @@ class BagPolicy:
                     out.append(toks[j]["h"])
         return out[:ROW_WORDS]
 
-    @staticmethod
-    def _passed_numbers(toks: Sequence[Dict[str, Any]]) -> Set[int]:
-        """Reader 4: the numbers calls took from the query, not from a result that showed the same
-        number (each call's number, oldest first, takes one such result's if there is one left)."""
-        shown: List[int] = []
-        out: Set[int] = set()
-        for t in toks:
-            if t["kind"] != NUMBER:
-                continue
-            if t["seg"] == SEG_RESULT:
-                shown.append(t["h"])
-            elif t["seg"] == SEG_CALL:
-                if t["h"] in shown:
-                    shown.remove(t["h"])
-                else:
-                    out.add(t["h"])
-        return out
-
     @classmethod
     def _cursor(cls, toks: Sequence[Dict[str, Any]], reader: int) -> Optional[int]:
         """The query's cursor: its last token (not the label) whose value a call passed (reader 3:
-        or one of _row_words; reader 4: a number only if one of _passed_numbers), else its first
+        or one of _row_words; reader 4: that a call took from it, the TAKEN flag), else its first
         token; None without a query (docs/checkpoints.md, "A forward pass")."""
         rows = set(cls._row_words(toks)) if reader >= 3 else set()
-        numbers = cls._passed_numbers(toks) if reader >= 4 else None
         first = last = None
         for i, t in enumerate(toks):
             if t["seg"] == SEG_QUERY:
                 first = i if first is None else first
-                used = t["kind"] != SPECIAL and t["flags"] & IN_CALL
-                if used and numbers is not None and t["kind"] == NUMBER:
-                    used = t["h"] in numbers
+                if reader >= 4:
+                    used = t["flags"] & TAKEN
+                else:
+                    used = t["kind"] != SPECIAL and t["flags"] & IN_CALL
                 if used or t["h"] in rows:
                     last = i
         return last if last is not None else first

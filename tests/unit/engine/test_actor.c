@@ -17,7 +17,7 @@ static void make_states(ac_states_t *S, ac_context_t *ctx)
     const char *names[2] = {"a", "b"};
     json_t *args = json_pack("{s:i, s:i}", "a", 7, "b", 5);
     json_t *result = json_pack("{s:i}", "value", 12);
-    ac_context_step_t step = {"add", names, args, 2, result};
+    ac_context_step_t step = {"add", names, args, 2, result, NULL};
     json_t *cands = json_pack("[s, s, i]", "ORD-17", "red shoes", 42);
     CHECK(ac_context_build(&ctx[0], "Start with 7, add 5, then multiply by 3.", NULL, 0, NULL, NULL, &err) == 0);
     CHECK(ac_context_build(&ctx[1], "Start with 7, add 5, then multiply by 3.", &step, 1, NULL, NULL, &err) == 0);
@@ -66,7 +66,7 @@ static void test_context(void)
         const char *nm[2] = {"a", "b"};
         json_t *a2 = json_pack("{s:f, s:f}", "a", 2.2483074023424e19, "b", 1e-05);
         json_t *r2 = json_pack("{s:f, s:s}", "value", -3.5e-07, "note", "1e5x and 10e");
-        ac_context_step_t st2 = {"power", nm, a2, 2, r2};
+        ac_context_step_t st2 = {"power", nm, a2, 2, r2, NULL};
         CHECK(ac_context_build(&e, "raise 1680 to 6", &st2, 1, NULL, NULL, &err) == 0);
         int nc = ac_context_candidates(&e, AC_ARG_NUMBER, cand, 64);
         double want[] = {1680, 6, -3.5e-07};
@@ -94,7 +94,7 @@ static void test_context(void)
     CHECK(ac_context_init(&small, 16, &err) == 0);
     const char *names[2] = {"a", "b"};
     json_t *args = json_pack("{s:i, s:i}", "a", 1, "b", 2), *res = json_pack("{s:i}", "value", 3);
-    ac_context_step_t steps[3] = {{"add", names, args, 2, res}, {"add", names, args, 2, res}, {"add", names, args, 2, res}};
+    ac_context_step_t steps[3] = {{"add", names, args, 2, res, NULL}, {"add", names, args, 2, res, NULL}, {"add", names, args, 2, res, NULL}};
     CHECK(ac_context_build(&small, "add one and two", steps, 3, NULL, NULL, &err) == 0);
     CHECK(small.n <= 16 && small.tok[small.n - 1].age == 1);
     json_decref(args);
@@ -103,6 +103,77 @@ static void test_context(void)
     for (int i = 0; i < 3; i++)
         ac_context_free(&c[i]);
     ac_states_free(&S);
+}
+
+/* The query token of text `text` (the n-th such, from 0) in context c, or -1. */
+static int query_token(const ac_context_t *c, const char *text, int nth)
+{
+    for (int i = 0; i < c->n && c->tok[i].seg <= AC_SEG_QUERY; i++)
+        if (c->tok[i].seg == AC_SEG_QUERY && c->tok[i].len == strlen(text) &&
+            strncmp(c->text + c->tok[i].start, text, c->tok[i].len) == 0 && nth-- == 0)
+            return i;
+    return -1;
+}
+
+/* AC_TOKF_TAKEN: the query tokens calls took as arguments. A number: with origins, exactly the
+ * token it came from, so the same values mark different tokens when they came from elsewhere;
+ * without (a history given from outside), by the values: a call's number an earlier result showed
+ * comes from that result. A word: whenever a call used its text, wherever it took it. */
+static void test_taken(void)
+{
+    ac_err_t err = AC_ERR_INIT;
+    const char *q = "Start with 22, divide by 11, then multiply by 5, then divide by 2.";
+    const char *ab[2] = {"a", "b"};
+    json_t *div = json_pack("{s:i, s:i}", "a", 22, "b", 11), *div_r = json_pack("{s:i}", "value", 2);
+    json_t *mul = json_pack("{s:i, s:i}", "a", 2, "b", 5), *mul_r = json_pack("{s:i}", "value", 10);
+    ac_context_t c;
+    CHECK(ac_context_init(&c, 64, &err) == 0);
+    CHECK(ac_context_build(&c, q, NULL, 0, NULL, NULL, &err) == 0); /* to find the tokens' places */
+    const int t22 = query_token(&c, "22", 0), t11 = query_token(&c, "11", 0), t5 = query_token(&c, "5", 0),
+              t2 = query_token(&c, "2", 0);
+    CHECK(t22 > 0 && t11 > 0 && t5 > 0 && t2 > 0);
+    for (int i = 0; i < c.n; i++)
+        CHECK(!(c.tok[i].flags & AC_TOKF_TAKEN));
+    int o_div[2] = {ac_context_query_origin(&c, t22), ac_context_query_origin(&c, t11)};
+    int o_mul[2] = {-1, ac_context_query_origin(&c, t5)}; /* the 2 from divide's result */
+    CHECK(o_div[0] >= 0 && o_mul[1] >= 0 && ac_context_query_origin(&c, 0) == -1);
+    ac_context_step_t known[2] = {{"divide", ab, div, 2, div_r, o_div}, {"multiply", ab, mul, 2, mul_r, o_mul}};
+    CHECK(ac_context_build(&c, q, known, 2, NULL, NULL, &err) == 0);
+    int marked = 0;
+    for (int i = 0; i < c.n; i++)
+        marked += (c.tok[i].flags & AC_TOKF_TAKEN) != 0;
+    CHECK(marked == 3 && (c.tok[t22].flags & c.tok[t11].flags & c.tok[t5].flags & AC_TOKF_TAKEN));
+    CHECK(!(c.tok[t2].flags & AC_TOKF_TAKEN) && (c.tok[t2].flags & AC_TOKF_IN_CALL)); /* same text, not taken */
+    /* the same calls, but multiply took the query's own 2 */
+    int o_mul_q[2] = {ac_context_query_origin(&c, t2), ac_context_query_origin(&c, t5)};
+    known[1].from_query = o_mul_q;
+    CHECK(ac_context_build(&c, q, known, 2, NULL, NULL, &err) == 0);
+    CHECK(c.tok[t2].flags & AC_TOKF_TAKEN);
+    /* no origins: by the values, the 2 came from the result */
+    ac_context_step_t given[2] = {{"divide", ab, div, 2, div_r, NULL}, {"multiply", ab, mul, 2, mul_r, NULL}};
+    CHECK(ac_context_build(&c, q, given, 2, NULL, NULL, &err) == 0);
+    CHECK((c.tok[t22].flags & c.tok[t11].flags & c.tok[t5].flags & AC_TOKF_TAKEN) &&
+          !(c.tok[t2].flags & AC_TOKF_TAKEN));
+    /* ... and a number no result showed came from the query, even when a result shows it later */
+    ac_context_step_t first_only[1] = {{"multiply", ab, mul, 2, div_r, NULL}};
+    CHECK(ac_context_build(&c, q, first_only, 1, NULL, NULL, &err) == 0);
+    CHECK((c.tok[t2].flags & AC_TOKF_TAKEN) && (c.tok[t5].flags & AC_TOKF_TAKEN));
+    /* a search by the item a result row showed: the request's "kettle" is dealt with */
+    const char *text[1] = {"text"};
+    json_t *search = json_pack("{s:s}", "text", "Lopez"), *rows = json_pack("{s:[s]}", "orders", "ORD-5 kettle, Lopez");
+    json_t *by_item = json_pack("{s:s}", "text", "kettle");
+    const char *rq = "Lopez here: refund the kettle, then the lamp";
+    CHECK(ac_context_build(&c, rq, NULL, 0, NULL, NULL, &err) == 0);
+    const int lopez = query_token(&c, "Lopez", 0), kettle = query_token(&c, "kettle", 0);
+    int o_search[1] = {ac_context_query_origin(&c, lopez)}, o_item[1] = {-1};
+    ac_context_step_t two[2] = {{"search_orders", text, search, 1, rows, o_search},
+                                {"search_orders", text, by_item, 1, rows, o_item}};
+    CHECK(ac_context_build(&c, rq, two, 2, NULL, NULL, &err) == 0);
+    CHECK(lopez > 0 && kettle > 0 && (c.tok[lopez].flags & AC_TOKF_TAKEN) && (c.tok[kettle].flags & AC_TOKF_TAKEN) &&
+          !(c.tok[query_token(&c, "lamp", 0)].flags & AC_TOKF_TAKEN));
+    json_decref(search), json_decref(rows), json_decref(by_item);
+    json_decref(div), json_decref(div_r), json_decref(mul), json_decref(mul_r);
+    ac_context_free(&c);
 }
 
 /* An episode's contexts built step by step (renderings kept, ac_context_begin_episode) equal the
@@ -121,7 +192,7 @@ static void test_episode_builds(void)
         args[k] = json_pack("{s:i, s:f}", "a", k * 7 - 3, "b", k + 0.5);
         res[k] = k % 2 ? json_pack("{s:f, s:[s, i]}", "value", k * 1e15 + 0.25, "tags", "ORD-9", -k)
                        : json_pack("{s:i}", "value", 1000000000LL * k);
-        steps[k] = (ac_context_step_t){k % 2 ? "add" : "multiply", names, args[k], 2, res[k]};
+        steps[k] = (ac_context_step_t){k % 2 ? "add" : "multiply", names, args[k], 2, res[k], NULL};
     }
     const char *observe[7] = {NULL, "short", "a much longer observation that takes a good share of the tokens here",
                               NULL, "5.0 05 -0 0", NULL, "x"};
@@ -366,7 +437,7 @@ static void test_huge_numbers(const ac_actor_config_t *cfg, const char *name)
     const char *nm[2] = {"a", "b"};
     json_t *args = json_pack("{s:f, s:f}", "a", 1e150, "b", -1e150);
     json_t *res = json_pack("{s:f}", "value", -1e300);
-    ac_context_step_t st = {"multiply", nm, args, 2, res};
+    ac_context_step_t st = {"multiply", nm, args, 2, res, NULL};
     int ok = ac_context_init(&c, 64, &err) == 0 && ac_context_build(&c, "multiply 1e150 by -1e150", &st, 1, NULL,
                                                                        NULL, &err) == 0;
     int finite_tokens = ok;
@@ -393,6 +464,7 @@ static void test_huge_numbers(const ac_actor_config_t *cfg, const char *name)
 int main(void)
 {
     test_context();
+    test_taken();
     test_episode_builds();
     ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
                              .seed = 3, .n_buckets = 64, .d_emb = 8, .hidden = 8};

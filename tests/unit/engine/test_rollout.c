@@ -172,6 +172,36 @@ static void test_lockstep_and_ends(ac_actor_t *policy)
     printf("     %d answered, %d truncated at 7 steps, %d steps\n", answered, truncated, ro.n_steps);
     CHECK(scored, "every episode has its final answer and its reward; success exactly when the answer is right");
 
+    /* origins: each argument records the query token its pointer chose (-1 for a result's), and
+     * every later state of the episode marks a query number so taken, and only those */
+    int origins_ok = ok, from_query = 0, from_result = 0;
+    for (int e = 0; e < ro.n_eps; e++)
+        for (int i = ro.eps[e].first_step; i >= 0; i = ro.steps[i].next) {
+            const ac_step_rec_t *st = &ro.steps[i];
+            const ac_token_t *t = ro.states.tok + ro.states.off[st->state];
+            for (int k = 0; k < st->n_slots; k++) {
+                const ac_token_t *c = &t[st->chosen_tok[k]];
+                origins_ok &= st->from_query[k] == (c->seg == AC_SEG_QUERY ? st->chosen_tok[k] - 1 : -1);
+                from_query += st->from_query[k] >= 0;
+                from_result += c->seg == AC_SEG_RESULT;
+            }
+            const int nx = st->next;
+            if (nx < 0)
+                continue;
+            const ac_token_t *u = ro.states.tok + ro.states.off[ro.steps[nx].state];
+            for (int j = 1; u[j].seg == AC_SEG_QUERY; j++) {
+                if (u[j].kind != AC_TOK_NUMBER)
+                    continue;
+                int taken = 0; /* by this episode's calls up to step i */
+                for (int h = ro.eps[e].first_step; h >= 0 && h != nx; h = ro.steps[h].next)
+                    for (int k = 0; k < ro.steps[h].n_slots; k++)
+                        taken |= ro.steps[h].from_query[k] == j - 1;
+                origins_ok &= taken == ((u[j].flags & AC_TOKF_TAKEN) != 0);
+            }
+        }
+    CHECK(origins_ok && from_query > 0 && from_result > 0,
+          "each argument records the query token it was taken from; later states mark those numbers taken, only those");
+
     /* the job's cap below the agent's */
     ok = run(&ro, policy, 2, per, 2) == 0;
     int capped = ok, cut = 0;
