@@ -143,20 +143,16 @@ def test_export_chat_jsonl(client, job, tmp_path):
                                   and isinstance(msgs[i]["content"], str))
 
 
-def test_numpy_forward_tells_a_query_number_from_an_equal_result(client, job, ckpt_file):
-    """A calculator policy (feature set 4): 22 / 11 answered 2 and multiply took that 2; the query's
-    own 2 ("then divide by 2") is still to do, so the cursor stays on the 5, and NumPy scores
-    every decision as the server does."""
-    q = "Start with 22, divide by 11, then multiply by 5, then divide by 2."
-    history = [{"tool": "divide", "params": {"a": 22, "b": 11}, "result": {"value": 2}},
-               {"tool": "multiply", "params": {"a": 2, "b": 5}, "result": {"value": 10}}]
-    act = client.act(q, checkpoint_id=ckpt_file[1]["checkpoint_id"], history=history, explain=True, top_k=0)
-    ck = read_checkpoint(ckpt_file[0])
+def scores_as_the_server(client, checkpoint_id, ck, q, history, cursor_text):
+    """act with explain on q after history: the checkpoint reads with the current feature set, the
+    SDK's cursor stands on the query's token cursor_text, and NumPy scores every decision as the
+    server does."""
+    act = client.act(q, checkpoint_id=checkpoint_id, history=history, explain=True, top_k=0)
     assert ck.config["reader"] == 4
     policy = BagPolicy(ck)
     ours = policy.decisions_logp(act["explain"], [t["name"] for t in ck.agent["tools"]])
     toks = act["explain"]["tokens"]
-    assert toks[policy._cur]["text"] == "5" and toks[policy._cur]["seg"] == 1  # the query's
+    assert toks[policy._cur]["text"] == cursor_text and toks[policy._cur]["seg"] == 1  # the query's
     for d, mine in zip(act["explain"]["decisions"], ours):
         theirs = log_probs(d)
         assert np.array_equal(np.isinf(theirs), np.isinf(mine)), (d, mine)
@@ -164,10 +160,20 @@ def test_numpy_forward_tells_a_query_number_from_an_equal_result(client, job, ck
     assert len(ours) >= 1
 
 
+def test_numpy_forward_tells_a_query_number_from_an_equal_result(client, job, ckpt_file):
+    """A calculator policy (feature set 4): 22 / 11 answered 2 and multiply took that 2 (a history
+    given to act says no more: the server tells by the values); the query's own 2 ("then divide by
+    2") is still to do, so the cursor stays on the 5."""
+    q = "Start with 22, divide by 11, then multiply by 5, then divide by 2."
+    history = [{"tool": "divide", "params": {"a": 22, "b": 11}, "result": {"value": 2}},
+               {"tool": "multiply", "params": {"a": 2, "b": 5}, "result": {"value": 10}}]
+    scores_as_the_server(client, ckpt_file[1]["checkpoint_id"], read_checkpoint(ckpt_file[0]), q, history, "5")
+
+
 def test_numpy_forward_follows_the_cursor_through_result_rows(client):
-    """A support policy (feature set 3): after a search whose row of ORD-1111 names the item the
-    message asks about, and a read of ORD-1111, the cursor stands on that item in the query, and
-    NumPy scores every decision as the server does."""
+    """A support policy (feature set 3 and later): after a search whose row of ORD-1111 names the
+    item the message asks about, and a read of ORD-1111, the cursor stands on that item in the
+    query."""
     out = subprocess.run(["lua5.4", "examples/gen_data.lua", "support", "7"], cwd=SRC, capture_output=True,
                          check=True, timeout=60)
     sup = json.loads(out.stdout)
@@ -180,16 +186,5 @@ def test_numpy_forward_follows_the_cursor_through_result_rows(client):
                {"tool": "read_order", "params": {"order_id": "ORD-1111"},
                 "result": {"order": "ORD-1111", "item": "kettle", "amount": 129.99}}]
     exported = client.export_checkpoint(j["job_id"])
-    act = client.act(q, checkpoint_id=exported["checkpoint_id"], history=history, explain=True, top_k=0)
-    ck = read_checkpoint(exported["bytes_data"])
-    assert ck.config["reader"] == 4
-    policy = BagPolicy(ck)
-    tools = [t["name"] for t in ck.agent["tools"]]
-    ours = policy.decisions_logp(act["explain"], tools)
-    toks = act["explain"]["tokens"]
-    assert toks[policy._cur]["text"] == "kettle" and toks[policy._cur]["seg"] == 1  # the query's
-    for d, mine in zip(act["explain"]["decisions"], ours):
-        theirs = log_probs(d)
-        assert np.array_equal(np.isinf(theirs), np.isinf(mine)), (d, mine)
-        np.testing.assert_allclose(mine[np.isfinite(theirs)], theirs[np.isfinite(theirs)], atol=1e-5, rtol=0)
-    assert len(ours) >= 1
+    scores_as_the_server(client, exported["checkpoint_id"], read_checkpoint(exported["bytes_data"]), q, history,
+                         "kettle")
