@@ -221,6 +221,7 @@ void ac_actor_destroy(ac_actor_t *p)
     free(p->ids_off);
     free(p->cursor);
     free(p->ids_ahead);
+    free(p->ids_hist);
     free(p->x);
     free(p->a);
     free(p->C);
@@ -294,6 +295,7 @@ int ac_actor_reserve(ac_actor_t *p, int n, size_t n_tok, ac_err_t *err)
             grow((void **)&p->ids_off, sizeof(int) * (size_t)(cap + 1), err) ||
             grow((void **)&p->cursor, sizeof(int) * (size_t)cap, err) ||
             grow((void **)&p->ids_ahead, sizeof(int) * (size_t)cap, err) ||
+            grow((void **)&p->ids_hist, sizeof(int) * (size_t)cap, err) ||
             grow((void **)&p->seq_off, sizeof(int) * (size_t)(cap + 1), err) ||
             grow((void **)&p->x, sizeof(float) * (size_t)cap * p->cfg.d_emb, err) ||
             grow((void **)&p->a, sizeof(float) * (size_t)cap * H, err) ||

@@ -53,14 +53,16 @@ enum ac_actor_kind {
  * mixes the words ahead of the cursor into one mean with the rest; 2 (STEMS) gives them their own
  * mean and adds their stems; 3 (ROWS) moves the cursor over the words of a result row whose value
  * a call used; 4 (TAKEN) counts a query's number as passed only when a call took it from that
- * token, not an equal value from a result (AC_TOKF_TAKEN; engine/actor_bag.c). */
+ * token, not an equal value from a result (AC_TOKF_TAKEN); 5 (HISTORY) adds a mean of its own over
+ * what each earlier step did (its tool and the first key of its result; engine/actor_bag.c). */
 enum {
     AC_ACTOR_READER_V0 = 0,
     AC_ACTOR_READER_CURSOR = 1,
     AC_ACTOR_READER_STEMS = 2,
     AC_ACTOR_READER_ROWS = 3,
     AC_ACTOR_READER_TAKEN = 4,
-    AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_TAKEN
+    AC_ACTOR_READER_HISTORY = 5,
+    AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_HISTORY
 };
 /* learning-rate multipliers (ac_actor_lr_groups) */
 #define AC_ACTOR_SEQ_LR_SCALE 100.0f

@@ -24,7 +24,14 @@
  * keyboard" is done by escalate(order_id = "ORD-1893"), the number a search showed in its row
  * "ORD-1893 keyboard, Elena Patel". The words beside a used identifier or number in a result, when
  * the query has them too, count as used (the support agent's cursor otherwise stayed on the
- * customer's name, and the words ahead named the first request to the end of the episode). */
+ * customer's name, and the words ahead named the first request to the end of the episode).
+ *
+ * Reader 4 counts a query's number as passed only when a call took it from that token.
+ *
+ * Reader 5 reads what the cursor cannot: the steps done, in a mean of their own (history_features:
+ * a request whose doing passes none of its words reads the same before and after), and a
+ * candidate's part of the request (request_part: which of the orders a search listed is the one
+ * the next request is about). */
 #include "engine/actor_internal.h"
 
 #include <cblas.h>
@@ -53,36 +60,44 @@ static inline v4_t load4(const float *p)
     return v;
 }
 
-/* out[d] = s1 * (sum over j < k1 of rows[ids[j]][d]) + s2 * (sum over k1 <= j < k of the same),
- * each sum in j order (with k1 = 0, the same floats as a plain loop over one mean). rows has D
- * floats per row. */
-static void sum_rows(float *out, const float *rows, int D, const int *ids, int k1, float s1, int k, float s2)
+/* out[d] = s1 * (sum over j < k1 of rows[ids[j]][d]) + s2 * (sum over k1 <= j < k2 of the same)
+ * + s3 * (sum over k2 <= j < k), each sum in j order (with k1 = k2 = 0, the same floats as a
+ * plain loop over one mean). rows has D floats per row. */
+static void sum_rows(float *out, const float *rows, int D, const int *ids, int k1, float s1, int k2, float s2, int k,
+                     float s3)
 {
     int d = 0;
     for (; d + 8 <= D; d += 8) {
-        v4_t a1 = {0}, b1 = {0}, a = {0}, b = {0};
+        v4_t a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a = {0}, b = {0};
         for (int j = 0; j < k1; j++) {
             const float *e = rows + (size_t)ids[j] * D + d;
             a1 += load4(e);
             b1 += load4(e + 4);
         }
-        for (int j = k1; j < k; j++) {
+        for (int j = k1; j < k2; j++) {
+            const float *e = rows + (size_t)ids[j] * D + d;
+            a2 += load4(e);
+            b2 += load4(e + 4);
+        }
+        for (int j = k2; j < k; j++) {
             const float *e = rows + (size_t)ids[j] * D + d;
             a += load4(e);
             b += load4(e + 4);
         }
-        a = a1 * s1 + a * s2;
-        b = b1 * s1 + b * s2;
+        a = a1 * s1 + a2 * s2 + a * s3;
+        b = b1 * s1 + b2 * s2 + b * s3;
         memcpy(out + d, &a, sizeof a);
         memcpy(out + d + 4, &b, sizeof b);
     }
     for (; d < D; d++) {
-        float acc1 = 0, acc = 0;
+        float acc1 = 0, acc2 = 0, acc = 0;
         for (int j = 0; j < k1; j++)
             acc1 += rows[(size_t)ids[j] * D + d];
-        for (int j = k1; j < k; j++)
+        for (int j = k1; j < k2; j++)
+            acc2 += rows[(size_t)ids[j] * D + d];
+        for (int j = k2; j < k; j++)
             acc += rows[(size_t)ids[j] * D + d];
-        out[d] = acc1 * s1 + acc * s2;
+        out[d] = acc1 * s1 + acc2 * s2 + acc * s3;
     }
 }
 
@@ -227,13 +242,49 @@ static int ahead_features(const ac_token_t *t, int n, int cur, int *ids, int n_b
     return k + 1;
 }
 
+#define HISTORY_FEATURES 64 /* reader 5: features of the steps done, at most */
+
+/* Reader 5's features of what the episode has done: each earlier step's tool with the first key
+ * of its result and how many values that result showed (0, 1, 2, 3 or more), alone and with how
+ * long ago (1, 2, 3 or more steps), and the number of steps. The words ahead of the cursor say
+ * what the request asks; these say which of it is done: "please refund the kettle" reads the same
+ * before the refund and after it (a refund passes no word of the request), and the support
+ * agent's policy refunded again where it should have closed the ticket. */
+static int history_features(const ac_token_t *t, int n, int *ids, int n_buckets)
+{
+    int k = 0, steps = 0;
+    for (int i = 0; i + 1 < n && k + 2 < HISTORY_FEATURES; i++) {
+        if (t[i].seg != AC_SEG_CALL || (i > 0 && t[i - 1].seg == AC_SEG_CALL && t[i - 1].age == t[i].age))
+            continue; /* not a call's label */
+        uint64_t tool = t[i + 1].hash, key = 0;
+        int values = 0, j = i + 1;
+        while (j < n && t[j].seg == AC_SEG_CALL && t[j].age == t[i].age)
+            j++;
+        for (int first = j; j < n && t[j].seg == AC_SEG_RESULT && t[j].age == t[i].age; j++) {
+            if (t[j].kind == AC_TOK_SPECIAL) {
+                if (j > first && key == 0)
+                    key = t[j].hash; /* the result's label is its first token */
+            } else if (t[j].kind != AC_TOK_PUNCT && values < 3)
+                values++;
+        }
+        const uint64_t sig = (tool * 0x100000001b3ULL ^ key) * 0x100000001b3ULL ^ (uint64_t)values;
+        const uint64_t ago = t[i].age < 3 ? t[i].age : 3;
+        ids[k++] = bucket(sig ^ 0x7a7a7a7a7a7a7a7aULL, n_buckets);
+        ids[k++] = bucket(sig * 0x9e3779b97f4a7c15ULL ^ ago ^ 0x3b3b3b3b3b3b3b3bULL, n_buckets);
+        steps++;
+    }
+    ids[k++] = bucket((uint64_t)(steps < 15 ? steps : 15) ^ 0x6c6c6c6c6c6c6c6cULL, n_buckets);
+    return k;
+}
+
 /* Feature ids of one state (tokens t[0..n)): unigrams, bigrams of neighbouring tokens, a
  * number's magnitude, a token with its copy flags (a value the episode already used), and from
  * reader 1 on, first, the tokens ahead of the cursor. *n_ahead is how many of the ids are those
  * (reader 2 averages them on their own: the longer the query, the smaller their share of one mean
  * would be, and a request of five operations would read its next one fainter than training's of
  * two); 0 for one mean of all. */
-static int features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets, int reader, int *n_ahead)
+static int features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets, int reader, int *n_ahead,
+                    int *n_hist)
 {
     int k = 0, cap = BAG_MAX_FEATURES / 2;
     if (reader >= AC_ACTOR_READER_CURSOR) {
@@ -242,6 +293,11 @@ static int features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets
             k = ahead_features(t, n, cur, ids, n_buckets, reader);
     }
     *n_ahead = reader >= AC_ACTOR_READER_STEMS ? k : 0;
+    *n_hist = 0;
+    if (reader >= AC_ACTOR_READER_HISTORY) {
+        *n_hist = history_features(t, n, ids + k, n_buckets);
+        k += *n_hist;
+    }
     uint64_t prev = 0;
     int have_prev = 0;
     for (int i = 0; i < n && k < cap; i++) {
@@ -274,11 +330,13 @@ int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err)
         int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
         const int len = p->S->off[s + 1] - p->S->off[s];
         p->cursor[r] = c->reader >= AC_ACTOR_READER_CURSOR ? cursor(t, len, c->reader) : -1;
-        int k1, k = features(t, len, p->cursor[r], ids, c->n_buckets, c->reader, &k1);
+        int k1, kh, k = features(t, len, p->cursor[r], ids, c->n_buckets, c->reader, &k1, &kh);
+        const int k2 = k1 + kh;
         p->ids_off[r + 1] = k; /* count; ids of state r start at r * BAG_MAX_FEATURES */
         p->ids_ahead[r] = k1;
-        sum_rows(p->x + (size_t)r * D, E, D, ids, k1, k1 > 0 ? 1.0f / (float)k1 : 0.0f, k,
-                 k > k1 ? 1.0f / (float)(k - k1) : 0.0f);
+        p->ids_hist[r] = kh;
+        sum_rows(p->x + (size_t)r * D, E, D, ids, k1, k1 > 0 ? 1.0f / (float)k1 : 0.0f, k2,
+                 kh > 0 ? 1.0f / (float)kh : 0.0f, k, k > k2 ? 1.0f / (float)(k - k2) : 0.0f);
     }
     for (int r = 0; r < n; r++)
         memcpy(p->a + (size_t)r * H, p->params + p->off_b0, sizeof(float) * (size_t)H);
@@ -310,8 +368,52 @@ static uint64_t neighbour_flags(const ac_token_t *t, int n, int j)
     return f;
 }
 
+/* Reader 5's feature of which part of the request a token outside the query stands for: the
+ * first occurrence after the cursor of its text or of a word within two tokens of it (its result
+ * row), by clause (1-4: the clause ahead of the cursor, as ahead_features counts them), 5 when
+ * they occur only at or before the cursor (dealt with), 6 when nowhere; 7 for a query token (it
+ * has from_cursor). A search answers "ORD-6134 headset, Aisha Ivanov" and "ORD-4405 blender,
+ * Aisha Ivanov"; the request asks to escalate the headset, then to exchange the blender: the
+ * order number to escalate is the one whose row names what comes next. Numbers are left out:
+ * equal numbers need not be the same quantity. */
+static uint64_t request_part(const ac_token_t *t, int n, int cur, int j)
+{
+    if (t[j].seg == AC_SEG_QUERY)
+        return 7;
+    if (cur < 0)
+        return 6;
+    uint64_t near[5];
+    int m = 0;
+    for (int d = -2; d <= 2; d++) {
+        const int i = j + d;
+        if (i >= 0 && i < n && t[i].seg == t[j].seg && (t[i].flags & AC_TOKF_IN_QUERY) &&
+            (t[i].kind == AC_TOK_WORD || t[i].kind == AC_TOK_ID))
+            near[m++] = t[i].hash;
+    }
+    if (m == 0)
+        return 6;
+    int clause = 0, before = 0;
+    for (int i = cur + 1; i < n && t[i].seg == AC_SEG_QUERY; i++) {
+        if (skip(&t[i])) {
+            if (clause < 3)
+                clause++;
+            continue;
+        }
+        for (int k = 0; k < m; k++)
+            if (t[i].hash == near[k])
+                return (uint64_t)(1 + clause);
+    }
+    for (int i = cur; i >= 0 && t[i].seg == AC_SEG_QUERY && !before; i--)
+        for (int k = 0; k < m; k++)
+            before |= t[i].hash == near[k];
+    return before ? 5 : 6;
+}
+
 /* The number of hashed features of a candidate token. */
-static int cand_count(const ac_actor_t *p) { return p->cfg.reader >= AC_ACTOR_READER_CURSOR ? 10 : 8; }
+static int cand_count(const ac_actor_t *p)
+{
+    return p->cfg.reader >= AC_ACTOR_READER_HISTORY ? 11 : p->cfg.reader >= AC_ACTOR_READER_CURSOR ? 10 : 8;
+}
 
 /* The hashed features of token j of state r (cand_count ids). */
 static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
@@ -341,6 +443,9 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
         ids[8] = bucket(((uint64_t)x->seg << 8 | from_cursor(t, p->cursor[r], j)) ^ 0xababababababababULL, n_buckets);
         ids[9] = bucket(((uint64_t)x->seg << 24 | neighbour_flags(t, n, j)) ^ 0xcdcdcdcdcdcdcdcdULL, n_buckets);
     }
+    if (p->cfg.reader >= AC_ACTOR_READER_HISTORY)
+        ids[10] = bucket(((uint64_t)x->seg << 8 | request_part(t, n, p->cursor[r], j)) ^ 0xefefefefefefefefULL,
+                         n_buckets);
 }
 
 const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok)
@@ -353,7 +458,7 @@ const float *ac_actor_bag_cand(ac_actor_t *p, int r, int tok)
     int ids[BAG_CAND_FEATURES];
     cand_features(p, r, tok, ids);
     const int k = cand_count(p);
-    sum_rows(c, p->params + p->off_Ec, H, ids, 0, 0.0f, k, 1.0f / (float)k);
+    sum_rows(c, p->params + p->off_Ec, H, ids, 0, 0.0f, 0, 0.0f, k, 1.0f / (float)k);
     p->c_have[row] = 1;
     return c;
 }
@@ -411,12 +516,14 @@ int ac_actor_bag_backward(ac_actor_t *p, ac_err_t *err)
                 D);
     float *dE = p->grads + p->off_E;
     for (int r = 0; r < n; r++) {
-        const int k = p->ids_off[r + 1], k1 = p->ids_ahead[r];
+        const int k = p->ids_off[r + 1], k1 = p->ids_ahead[r], kh = p->ids_hist[r], k2 = k1 + kh;
         const int *ids = p->ids + (size_t)r * BAG_MAX_FEATURES;
         if (k1 > 0)
             scatter_rows(dE, D, ids, k1, p->x + (size_t)r * D, 1.0f / (float)k1);
-        if (k > k1)
-            scatter_rows(dE, D, ids + k1, k - k1, p->x + (size_t)r * D, 1.0f / (float)(k - k1));
+        if (kh > 0)
+            scatter_rows(dE, D, ids + k1, kh, p->x + (size_t)r * D, 1.0f / (float)kh);
+        if (k > k2)
+            scatter_rows(dE, D, ids + k2, k - k2, p->x + (size_t)r * D, 1.0f / (float)(k - k2));
     }
     return 0;
 }

@@ -7,7 +7,7 @@
 #include "engine/actor.h"
 
 #define BAG_MAX_FEATURES 512 /* features of one state (reader 0 reads at most 256) */
-#define BAG_CAND_FEATURES 10 /* hashed features of one candidate token (reader 0: 8) */
+#define BAG_CAND_FEATURES 11 /* hashed features of one candidate token (reader 0: 8, 1-4: 10) */
 #define SEQ_NUM_FEATURES 6   /* a number token's value features */
 #define SEQ_POS_SCALE 0.3f   /* the sinusoidal positions' weight beside learned embeddings */
 #define SEQ_EMBED_STD 0.3    /* the structure embeddings' initial scale (words: 1) */
@@ -41,6 +41,7 @@ struct ac_actor {
     /* bag */
     int *ids, *ids_off; /* CSR features of the n states */
     int *ids_ahead;     /* (n) reader 2: how many of a state's first ids are its own mean (the words ahead) */
+    int *ids_hist;      /* (n) reader 5: how many ids after those are a mean of their own (the steps done) */
     int *cursor;        /* (n) each state's query cursor (engine/actor_bag.c), -1 without one */
     float *x, *a;       /* (n, d_emb) bag means; (n, H) pre-activations */
     int cap_ids;

@@ -48,10 +48,12 @@ import encoder_ref  # noqa: E402  (the encoder in torch, shared with ref_encoder
 RTOL, ATOL = 1e-4, 1e-5
 M64 = (1 << 64) - 1
 TOK_SPECIAL, TOK_WORD, TOK_NUMBER, TOK_ID, TOK_PUNCT = 0, 1, 2, 3, 4
-SEG_QUERY, SEG_RESULT = 1, 3
+SEG_QUERY, SEG_CALL, SEG_RESULT = 1, 2, 3
 TOKF_IN_QUERY, TOKF_IN_CALL, TOKF_TAKEN = 1, 2, 16
 N_KINDS, N_SEGS, MAX_AGE, N_FLAGS, N_ORD, N_NUMF = 5, 6, 7, 8, 16, 6
 AHEAD_TOKENS = 8
+HISTORY_FEATURES = 64
+FNV = 0x100000001b3
 POS_SCALE = 0.3
 failures = 0
 checks = 0
@@ -124,14 +126,50 @@ def cursor(toks, reader):
     return last if last is not None else first
 
 
+def history_features(toks, nb):
+    """Reader 5: per earlier step (a call segment: its label, then the tool's name), the tool with
+    the first key of its result (the first special token after the result's label; 0 when none)
+    and how many of the result's tokens are values (not special, not punctuation; at most 3),
+    hashed alone and with how many steps ago (the age, at most 3); then the number of steps (at
+    most 15). At most HISTORY_FEATURES ids."""
+    ids, steps = [], 0
+    for i in range(len(toks) - 1):
+        if len(ids) + 2 >= HISTORY_FEATURES:
+            break
+        t = toks[i]
+        if t["seg"] != SEG_CALL or (i > 0 and toks[i - 1]["seg"] == SEG_CALL and toks[i - 1]["age"] == t["age"]):
+            continue
+        call = _run(toks, i, SEG_CALL, t["age"])
+        result = _run(toks, i + len(call), SEG_RESULT, t["age"])
+        keys = [u["hash"] for u in result[1:] if u["kind"] == TOK_SPECIAL]
+        values = min(sum(1 for u in result if u["kind"] not in (TOK_SPECIAL, TOK_PUNCT)), 3)
+        sig = ((((call[1]["hash"] * FNV) & M64) ^ (keys[0] if keys else 0)) * FNV & M64) ^ values
+        ids.append(bucket_bag(sig ^ 0x7a7a7a7a7a7a7a7a, nb))
+        ids.append(bucket_bag(((sig * 0x9e3779b97f4a7c15) & M64) ^ min(t["age"], 3) ^ 0x3b3b3b3b3b3b3b3b, nb))
+        steps += 1
+    ids.append(bucket_bag(min(steps, 15) ^ 0x6c6c6c6c6c6c6c6c, nb))
+    return ids
+
+
+def _run(toks, i, seg, age):
+    """The tokens from i on that are in segment seg with the given age."""
+    out = []
+    while i < len(toks) and toks[i]["seg"] == seg and toks[i]["age"] == age:
+        out.append(toks[i])
+        i += 1
+    return out
+
+
 def bag_features(toks, nb, reader):
     """Reader 1: the next AHEAD_TOKENS non-punctuation query tokens after the cursor, alone and
     with their place among them (0-based), and their count; in reader 2 the place is the clause
     (punctuation tokens passed since the cursor, at most 3) << 4 | the place in it (at most 15),
     and each token adds, after its two, its stem (pre, when not 0) alone and with its place. Then unigrams, bigrams of
     neighbouring non-punctuation tokens, numbers' magnitude per segment, tokens with their copy
-    flags: bucket ids, as many as there are (capped: 512, reader 0: 256). Returns the ids and how
-    many of the first are their own mean (reader 2: the tokens ahead; else 0, one mean of all)."""
+    flags: bucket ids, as many as there are (capped: 512, reader 0: 256). Reader 5 puts
+    history_features between the tokens ahead and the rest. Returns the ids, how many of the first
+    are their own mean (reader 2: the tokens ahead; else 0, one mean of all) and how many after
+    those are a mean of their own (reader 5: the history; else 0)."""
     ids, prev = [], None
     cap = 512 if reader >= 1 else 256
     cur = cursor(toks, reader) if reader >= 1 else None
@@ -153,6 +191,11 @@ def bag_features(toks, nb, reader):
                 ids.append(bucket_bag(((t["pre"] * 0x100000001b3) & M64) ^ d ^ 0x6e6e6e6e6e6e6e6e, nb))
         ids.append(bucket_bag(len(ahead) ^ 0x2e2e2e2e2e2e2e2e, nb))
     n_ahead = len(ids) if reader >= 2 else 0
+    n_hist = 0
+    if reader >= 5:
+        hist = history_features(toks, nb)
+        ids += hist
+        n_hist = len(hist)
     for t in toks:
         if t["kind"] == TOK_PUNCT:
             continue
@@ -165,13 +208,17 @@ def bag_features(toks, nb, reader):
             if len(ids) < cap:
                 ids.append(bucket_bag(f, nb))
         prev = h
-    return ids, n_ahead
+    return ids, n_ahead, n_hist
 
 
-def pooled(E, ids, n_ahead, d):
-    """The bag's x: the mean of the ids after the first n_ahead, plus the mean of those (reader 2)."""
-    x = E[ids[n_ahead:]].mean(0) if len(ids) > n_ahead else torch.zeros(d, dtype=torch.float64)
-    return x + E[ids[:n_ahead]].mean(0) if n_ahead else x
+def pooled(E, ids, n_ahead, n_hist, d):
+    """The bag's x: the mean of the ids after the first n_ahead + n_hist, plus the mean of the
+    first n_ahead (reader 2), plus the mean of the n_hist after them (reader 5)."""
+    k2 = n_ahead + n_hist
+    x = E[ids[k2:]].mean(0) if len(ids) > k2 else torch.zeros(d, dtype=torch.float64)
+    if n_ahead:
+        x = x + E[ids[:n_ahead]].mean(0)
+    return x + E[ids[n_ahead:k2]].mean(0) if n_hist else x
 
 
 def cand_features(toks, j, nb, reader):
@@ -197,7 +244,35 @@ def cand_features(toks, j, nb, reader):
         for k in (j - 2, j - 1, j + 1, j + 2):
             nf = (nf << 4) | (toks[k]["flags"] & 7 if 0 <= k < len(toks) and toks[k]["seg"] == x["seg"] else 8)
         feats.append(((x["seg"] << 24) | nf) ^ 0xcdcdcdcdcdcdcdcd)
+    if reader >= 5:
+        feats.append(((x["seg"] << 8) | request_part(toks, j, cursor(toks, reader))) ^ 0xefefefefefefefef)
     return [bucket_bag(f, nb) for f in feats]
+
+
+def request_part(toks, j, cur):
+    """Reader 5: which part of the request a token outside the query stands for. Its text and the
+    words and identifiers within two tokens of it in its segment that the query has (flags & 1):
+    the clause (1 + punctuation tokens passed after the cursor, at most 3) of the first query
+    token after the cursor with one of their texts; else 5 if one occurs at or before the cursor,
+    6 if none does (or no cursor, or no such neighbour); 7 for a query token."""
+    x = toks[j]
+    if x["seg"] == SEG_QUERY:
+        return 7
+    near = {toks[i]["hash"] for i in range(j - 2, j + 3)
+            if 0 <= i < len(toks) and toks[i]["seg"] == x["seg"] and toks[i]["flags"] & TOKF_IN_QUERY
+            and toks[i]["kind"] in (TOK_WORD, TOK_ID)}
+    if cur is None or not near:
+        return 6
+    clause = 0
+    for t in toks[cur + 1:]:
+        if t["seg"] != SEG_QUERY:
+            break
+        if t["kind"] == TOK_PUNCT:
+            clause = min(clause + 1, 3)
+        elif t["hash"] in near:
+            return 1 + clause
+    query = [i for i in range(cur + 1) if toks[i]["seg"] == SEG_QUERY]
+    return 5 if any(toks[i]["hash"] in near for i in query) else 6
 
 
 def num_features(v):
@@ -291,15 +366,12 @@ def check_case(case):
         P[name] = torch.tensor(flat[off:off + n], dtype=torch.float64).reshape(shape).requires_grad_(True)
         off += n
     states = case["states"]
-    for s in states:
-        for t in s["tokens"]:
-            t["hash"] = int(t["hash"])
 
     # the bag's reading: h = relu(mean(E[features]) W0 + b0), candidates = mean(Ec[features])
     hs, cands = [], []
     for s in states:
-        ids, n_ahead = bag_features(s["tokens"], NB, case["reader"])
-        x = pooled(P["bag/E"], ids, n_ahead, case["d_emb"])
+        ids, n_ahead, n_hist = bag_features(s["tokens"], NB, case["reader"])
+        x = pooled(P["bag/E"], ids, n_ahead, n_hist, case["d_emb"])
         hs.append(torch.relu(x @ P["bag/W0"] + P["bag/b0"]))
         cands.append(torch.stack([P["bag/Ec"][cand_features(s["tokens"], j, NB, case["reader"])].mean(0)
                                   for j in range(len(s["tokens"]))]))
@@ -415,6 +487,16 @@ def check_cursor_rules(cases):
             print(f"FAIL cursor rule of reader {reader}: no state of the batch where it moves the cursor")
         else:
             print(f"ok   cursor rule of reader {reader} moves the cursor in some state")
+    # reader 5: the history must have steps to read, and request_part must tell a row of what
+    # comes next (1-4) from one dealt with (5)
+    checks += 1
+    parts = {request_part(s["tokens"], j, cursor(s["tokens"], 5)) for s in states for j in range(len(s["tokens"]))}
+    steps = max((len(history_features(s["tokens"], 1 << 20)) - 1) // 2 for s in states) if states else 0
+    if not (parts & {1, 2, 3, 4}) or 5 not in parts or steps < 2:
+        failures += 1
+        print(f"FAIL reader 5: the batch has request parts {sorted(parts)} and at most {steps} steps in a state")
+    else:
+        print(f"ok   reader 5: request parts {sorted(parts)}, up to {steps} steps in a state")
 
 
 def main(argv):
@@ -434,6 +516,10 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    for case in cases:
+        for s in case["states"]:
+            for t in s["tokens"]:
+                t["hash"] = int(t["hash"])
     check_cursor_rules(cases)
     for case in cases:
         check_case(case)

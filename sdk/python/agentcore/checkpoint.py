@@ -159,10 +159,12 @@ def read_checkpoint(source: Union[str, bytes, bytearray]) -> Checkpoint:
 
 _M64 = (1 << 64) - 1
 SPECIAL, WORD, NUMBER, ID, PUNCT = 0, 1, 2, 3, 4
-SEG_QUERY, SEG_RESULT = 1, 3
+SEG_QUERY, SEG_CALL, SEG_RESULT = 1, 2, 3
 IN_QUERY, IN_CALL, TAKEN = 1, 2, 16  # token flags (docs/checkpoints.md)
 AHEAD_TOKENS = 8
 ROW_WORDS = 64
+HISTORY_FEATURES = 64
+_FNV = 0x100000001B3
 
 
 def _mix(h: int) -> int:
@@ -225,6 +227,57 @@ class BagPolicy:
                     out.append(toks[j]["h"])
         return out[:ROW_WORDS]
 
+    def _history(self, toks: Sequence[Dict[str, Any]]) -> List[int]:
+        """Reader 5: what each earlier step did (its tool, the first key of its result and how
+        many values that result showed, at most 3), alone and with how long ago (at most 3 steps),
+        then the number of steps (at most 15)."""
+        ids, steps = [], 0
+
+        def run(i: int, seg: int, age: int) -> List[Dict[str, Any]]:
+            out = []
+            while i < len(toks) and toks[i]["seg"] == seg and toks[i]["age"] == age:
+                out.append(toks[i])
+                i += 1
+            return out
+
+        for i in range(len(toks) - 1):
+            if len(ids) + 2 >= HISTORY_FEATURES:
+                break
+            t = toks[i]
+            if t["seg"] != SEG_CALL or (i > 0 and toks[i - 1]["seg"] == SEG_CALL and toks[i - 1]["age"] == t["age"]):
+                continue  # not the label of a call
+            call = run(i, SEG_CALL, t["age"])
+            result = run(i + len(call), SEG_RESULT, t["age"])
+            keys = [u["h"] for u in result[1:] if u["kind"] == SPECIAL]
+            values = min(sum(1 for u in result if u["kind"] not in (SPECIAL, PUNCT)), 3)
+            sig = ((((call[1]["h"] * _FNV) & _M64) ^ (keys[0] if keys else 0)) * _FNV & _M64) ^ values
+            ids.append(self._bucket(sig ^ 0x7A7A7A7A7A7A7A7A))
+            ids.append(self._bucket(((sig * 0x9E3779B97F4A7C15) & _M64) ^ min(t["age"], 3) ^ 0x3B3B3B3B3B3B3B3B))
+            steps += 1
+        ids.append(self._bucket(min(steps, 15) ^ 0x6C6C6C6C6C6C6C6C))
+        return ids
+
+    def _request_part(self, j: int) -> int:
+        """Reader 5: which part of the request token j (outside the query) stands for: the clause
+        (1-4) after the cursor where its text or a word of its row first occurs, 5 when only at or
+        before the cursor, 6 when nowhere; 7 for a query token."""
+        t, x, cur = self._toks, self._toks[j], self._cur
+        if x["seg"] == SEG_QUERY:
+            return 7
+        near = {t[i]["h"] for i in range(j - 2, j + 3)
+                if 0 <= i < len(t) and t[i]["seg"] == x["seg"] and t[i]["flags"] & IN_QUERY and t[i]["kind"] in (WORD, ID)}
+        if cur is None or not near:
+            return 6
+        clause = 0
+        for u in t[cur + 1:]:
+            if u["seg"] != SEG_QUERY:
+                break
+            if u["kind"] == PUNCT:
+                clause = min(clause + 1, 3)
+            elif u["h"] in near:
+                return 1 + clause
+        return 5 if any(u["seg"] == SEG_QUERY and u["h"] in near for u in t[:cur + 1]) else 6
+
     @classmethod
     def _cursor(cls, toks: Sequence[Dict[str, Any]], reader: int) -> Optional[int]:
         """The query's cursor: its last token (not the label) whose value a call passed (reader 3:
@@ -268,6 +321,9 @@ class BagPolicy:
                     ids.append(self._bucket(((t["pre"] * 0x100000001B3) & _M64) ^ d ^ 0x6E6E6E6E6E6E6E6E))
             ids.append(self._bucket(len(ahead) ^ 0x2E2E2E2E2E2E2E2E))
         n_ahead = len(ids) if reader >= 2 else 0  # reader 2: the tokens ahead are a mean of their own
+        hist = self._history(toks) if reader >= 5 else []  # reader 5: and so are the steps done
+        ids += hist
+        k2 = n_ahead + len(hist)
         for t in toks:
             if len(ids) >= cap:
                 break
@@ -282,9 +338,11 @@ class BagPolicy:
                 ids.append(self._bucket(((t["h"] * 0x9E3779B97F4A7C15) & _M64) ^ (t["flags"] & 7)
                                         ^ 0x3C3C3C3C3C3C3C3C))
             prev = t["h"]
-        x = self.t["E"][ids[n_ahead:]].mean(axis=0) if len(ids) > n_ahead else np.zeros(self.cfg["d_emb"])
+        x = self.t["E"][ids[k2:]].mean(axis=0) if len(ids) > k2 else np.zeros(self.cfg["d_emb"])
         if n_ahead:
             x = x + self.t["E"][ids[:n_ahead]].mean(axis=0)
+        if hist:
+            x = x + self.t["E"][ids[n_ahead:k2]].mean(axis=0)
         self._toks = toks
         return np.maximum(self.t["b0"] + x @ self.t["W0"], 0.0)
 
@@ -309,6 +367,8 @@ class BagPolicy:
             for k in (j - 2, j - 1, j + 1, j + 2):
                 nf = nf << 4 | (t[k]["flags"] & 7 if 0 <= k < len(t) and t[k]["seg"] == x["seg"] else 8)
             ids.append(self._bucket((x["seg"] << 24 | nf) ^ 0xCDCDCDCDCDCDCDCD))
+        if self.cfg.get("reader", 0) >= 5:  # which part of the request it stands for
+            ids.append(self._bucket((x["seg"] << 8 | self._request_part(j)) ^ 0xEFEFEFEFEFEFEFEF))
         return self.t["Ec"][ids].sum(axis=0) / len(ids)
 
     def tool_logp(self, h: np.ndarray, legal: Optional[Sequence[bool]] = None) -> np.ndarray:

@@ -148,7 +148,7 @@ def scores_as_the_server(client, checkpoint_id, ck, q, history, cursor_text):
     SDK's cursor stands on the query's token cursor_text, and NumPy scores every decision as the
     server does."""
     act = client.act(q, checkpoint_id=checkpoint_id, history=history, explain=True, top_k=0)
-    assert ck.config["reader"] == 4
+    assert ck.config["reader"] == 5
     policy = BagPolicy(ck)
     ours = policy.decisions_logp(act["explain"], [t["name"] for t in ck.agent["tools"]])
     toks = act["explain"]["tokens"]
@@ -161,7 +161,7 @@ def scores_as_the_server(client, checkpoint_id, ck, q, history, cursor_text):
 
 
 def test_numpy_forward_tells_a_query_number_from_an_equal_result(client, job, ckpt_file):
-    """A calculator policy (feature set 4): 22 / 11 answered 2 and multiply took that 2 (a history
+    """A calculator policy (feature set 4 and later): 22 / 11 answered 2 and multiply took that 2 (a history
     given to act says no more: the server tells by the values); the query's own 2 ("then divide by
     2") is still to do, so the cursor stays on the 5."""
     q = "Start with 22, divide by 11, then multiply by 5, then divide by 2."
@@ -173,7 +173,8 @@ def test_numpy_forward_tells_a_query_number_from_an_equal_result(client, job, ck
 def test_numpy_forward_follows_the_cursor_through_result_rows(client):
     """A support policy (feature set 3 and later): after a search whose row of ORD-1111 names the
     item the message asks about, and a read of ORD-1111, the cursor stands on that item in the
-    query."""
+    query (feature set 5: the two steps done are read, and the row of the lamp is the next
+    request's, the row of the kettle the one dealt with)."""
     out = subprocess.run(["lua5.4", "examples/gen_data.lua", "support", "7"], cwd=SRC, capture_output=True,
                          check=True, timeout=60)
     sup = json.loads(out.stdout)
