@@ -323,11 +323,17 @@ static int history(run_t *R, const ac_episode_rec_t *ep, ac_err_t *err)
 /* A tool whose arguments all have a candidate, and that agent.legal allows. */
 static void tool_mask(run_t *R, live_t *l, uint8_t *mask)
 {
-    int cand[AC_CONTEXT_MAX_TOKENS];
+    /* each kind looked up once: tools share kinds (the calculator's are all numbers), and a kind
+     * with no candidate is a scan of the whole context */
+    int has[AC_ARG_KINDS] = {0}, cand; /* 0 unknown, 1 yes, -1 no */
     for (int a = 0; a < R->agent->n_actions; a++)
-        for (int k = 0; mask[a] && k < R->agent->tools[a].n_args; k++)
-            if (ac_context_candidates(l->ctx, R->agent->tools[a].args[k].kind, cand, 1) == 0)
+        for (int k = 0; mask[a] && k < R->agent->tools[a].n_args; k++) {
+            int kind = R->agent->tools[a].args[k].kind;
+            if (has[kind] == 0)
+                has[kind] = ac_context_candidates(l->ctx, kind, &cand, 1) > 0 ? 1 : -1;
+            if (has[kind] < 0)
                 mask[a] = 0;
+        }
 }
 
 /* Renders each live episode's context and appends its state. Returns the first state's index
