@@ -44,6 +44,10 @@ static void *pool_get(ac_lua_host_t *h, size_t n)
         return malloc((c + 1) * POOL_STEP);
     h->_pool[c] = *(void **)p;
     h->_pool_bytes -= (c + 1) * POOL_STEP;
+    /* the next block of the list was freed long ago, most likely: start fetching it now, or
+     * the next call waits on reading its link */
+    if (h->_pool[c] != NULL)
+        __builtin_prefetch(h->_pool[c], 1);
     return p;
 }
 
