@@ -408,8 +408,13 @@ static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, a
     for (int k = 0; k < tool->n_args; k++) {
         if (grow((void **)&ro->cand, &ro->_cap_cand, ro->n_cand + l->ctx->n, sizeof *ro->cand) != 0)
             return oom(err);
-        int *cand = ro->cand + ro->n_cand;
-        int n = ac_context_candidates(l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
+        int *cand = ro->cand + ro->n_cand, n;
+        if (k > 0 && tool->args[k].kind == tool->args[k - 1].kind) { /* the same list: no second scan */
+            n = s->n_cand[k - 1];
+            memcpy(cand, ro->cand + s->cand_off[k - 1], sizeof *cand * (size_t)n);
+        } else {
+            n = ac_context_candidates(l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
+        }
         if (ac_actor_slot_logp(R->spec->policy, r, s->action, k, cand, n, s->chosen_tok, k, logp) != 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "rollout: slot %d of %s has no candidate", k, tool->name);
         s->cand_off[k] = ro->n_cand;
