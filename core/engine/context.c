@@ -319,7 +319,12 @@ static void add_label(piece_t *p, int seg)
         add_token(&a, AC_TOK_SPECIAL, l, n - 1); /* the label's word, without its colon */
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+typedef struct kv {
+    const char *key;
+    const json_t *value;
+} kv_t;
+
+static int cmp_key(const void *a, const void *b) { return strcmp(((const kv_t *)a)->key, ((const kv_t *)b)->key); }
 
 static void add_json(piece_t *p, const json_t *v, int depth)
 {
@@ -328,8 +333,8 @@ static void add_json(piece_t *p, const json_t *v, int depth)
     case JSON_OBJECT: {
         /* keys in sorted order: a Lua table's own order depends on its state's hash seed, and
          * the same result must render the same in every run */
-        size_t n = json_object_size(v), i = 0;
-        const char *keys[64];
+        size_t n, i = 0;
+        kv_t kv[64]; /* the values with their keys: no lookup by key once sorted */
         const char *k;
         json_t *x;
         if (depth >= RESULT_MAX_DEPTH)
@@ -337,13 +342,14 @@ static void add_json(piece_t *p, const json_t *v, int depth)
         json_object_foreach((json_t *)v, k, x)
         {
             if (i < 64)
-                keys[i++] = k;
+                kv[i++] = (kv_t){k, x};
         }
         n = i;
-        qsort(keys, n, sizeof keys[0], cmp_str);
+        if (n > 1)
+            qsort(kv, n, sizeof kv[0], cmp_key);
         for (i = 0; i < n; i++) {
-            add_text(p, keys[i], strlen(keys[i]), AC_TOK_SPECIAL);
-            add_json(p, json_object_get(v, keys[i]), depth + 1);
+            add_text(p, kv[i].key, strlen(kv[i].key), AC_TOK_SPECIAL);
+            add_json(p, kv[i].value, depth + 1);
         }
         break;
     }
