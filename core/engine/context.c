@@ -204,6 +204,26 @@ static size_t fmt_int(char *buf, long long v)
  * "%.<digits>g": the fast path of the two formats below. */
 static int plain_integer(double v, double limit) { return v == floor(v) && fabs(v) < limit && !(v == 0 && signbit(v)); }
 
+/* A token of n characters that is only digits, after an optional '-', and at most 18 of them:
+ * its magnitude into *u and its sign into *neg; 0 for any other text. strtof and strtod read
+ * such a token as this exact integer, correctly rounded, as a conversion from it rounds: the
+ * fast path of both, since a step's numbers are parsed on every step's path. */
+static int small_integer(const char *s, size_t n, unsigned long long *u, int *neg)
+{
+    size_t i = s[0] == '-';
+    if (n <= i || n - i > 18)
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *u = v;
+    *neg = s[0] == '-';
+    return 1;
+}
+
 static uint64_t token_hash(int kind, const char *s, size_t n, float value)
 {
     uint64_t h = (FNV_BASIS ^ (uint64_t)kind) * FNV_PRIME;
@@ -238,7 +258,14 @@ static void add_token(void *ud, int kind, const char *s, size_t n)
     ac_token_t *t = &p->tok[p->n];
     memset(t, 0, sizeof *t);
     t->kind = (uint8_t)(a->force_kind >= 0 ? a->force_kind : kind);
-    t->value = t->kind == AC_TOK_NUMBER ? strtof(s, NULL) : 0.0f;
+    unsigned long long u;
+    int neg;
+    if (t->kind != AC_TOK_NUMBER)
+        t->value = 0.0f;
+    else if (small_integer(s, n, &u, &neg))
+        t->value = neg ? -(float)u : (float)u; /* "-0" is -0.0f, as strtof reads it */
+    else
+        t->value = strtof(s, NULL);
     if (!isfinite(t->value)) /* beyond float (1e39 and up): the largest float, which keeps its sign */
         t->value = t->value != t->value ? 0.0f : copysignf(FLT_MAX, t->value);
     t->hash = token_hash(t->kind, s, n, t->value);
@@ -292,7 +319,12 @@ static void add_label(piece_t *p, int seg)
         add_token(&a, AC_TOK_SPECIAL, l, n - 1); /* the label's word, without its colon */
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+typedef struct kv {
+    const char *key;
+    const json_t *value;
+} kv_t;
+
+static int cmp_key(const void *a, const void *b) { return strcmp(((const kv_t *)a)->key, ((const kv_t *)b)->key); }
 
 static void add_json(piece_t *p, const json_t *v, int depth)
 {
@@ -301,8 +333,8 @@ static void add_json(piece_t *p, const json_t *v, int depth)
     case JSON_OBJECT: {
         /* keys in sorted order: a Lua table's own order depends on its state's hash seed, and
          * the same result must render the same in every run */
-        size_t n = json_object_size(v), i = 0;
-        const char *keys[64];
+        size_t n, i = 0;
+        kv_t kv[64]; /* the values with their keys: no lookup by key once sorted */
         const char *k;
         json_t *x;
         if (depth >= RESULT_MAX_DEPTH)
@@ -310,13 +342,14 @@ static void add_json(piece_t *p, const json_t *v, int depth)
         json_object_foreach((json_t *)v, k, x)
         {
             if (i < 64)
-                keys[i++] = k;
+                kv[i++] = (kv_t){k, x};
         }
         n = i;
-        qsort(keys, n, sizeof keys[0], cmp_str);
+        if (n > 1)
+            qsort(kv, n, sizeof kv[0], cmp_key);
         for (i = 0; i < n; i++) {
-            add_text(p, keys[i], strlen(keys[i]), AC_TOK_SPECIAL);
-            add_json(p, json_object_get(v, keys[i]), depth + 1);
+            add_text(p, kv[i].key, strlen(kv[i].key), AC_TOK_SPECIAL);
+            add_json(p, kv[i].value, depth + 1);
         }
         break;
     }
@@ -765,6 +798,10 @@ json_t *ac_context_value(const ac_context_t *c, int arg_kind, int tok, const jso
         return NULL;
     }
     if (t->kind == AC_TOK_NUMBER && (arg_kind == AC_ARG_NUMBER)) {
+        unsigned long long u;
+        int neg;
+        if (small_integer(c->text + t->start, t->len, &u, &neg) && u < 9000000000000000ULL)
+            return json_integer(neg ? -(json_int_t)u : (json_int_t)u);
         double v = strtod(c->text + t->start, NULL);
         if (v == floor(v) && fabs(v) < 9e15)
             return json_integer((json_int_t)v);

@@ -323,11 +323,17 @@ static int history(run_t *R, const ac_episode_rec_t *ep, ac_err_t *err)
 /* A tool whose arguments all have a candidate, and that agent.legal allows. */
 static void tool_mask(run_t *R, live_t *l, uint8_t *mask)
 {
-    int cand[AC_CONTEXT_MAX_TOKENS];
+    /* each kind looked up once: tools share kinds (the calculator's are all numbers), and a kind
+     * with no candidate is a scan of the whole context */
+    int has[AC_ARG_KINDS] = {0}, cand; /* 0 unknown, 1 yes, -1 no */
     for (int a = 0; a < R->agent->n_actions; a++)
-        for (int k = 0; mask[a] && k < R->agent->tools[a].n_args; k++)
-            if (ac_context_candidates(l->ctx, R->agent->tools[a].args[k].kind, cand, 1) == 0)
+        for (int k = 0; mask[a] && k < R->agent->tools[a].n_args; k++) {
+            int kind = R->agent->tools[a].args[k].kind;
+            if (has[kind] == 0)
+                has[kind] = ac_context_candidates(l->ctx, kind, &cand, 1) > 0 ? 1 : -1;
+            if (has[kind] < 0)
                 mask[a] = 0;
+        }
 }
 
 /* Renders each live episode's context and appends its state. Returns the first state's index
@@ -402,8 +408,13 @@ static int decide(run_t *R, live_t *l, int r, ac_step_rec_t *s, json_t **args, a
     for (int k = 0; k < tool->n_args; k++) {
         if (grow((void **)&ro->cand, &ro->_cap_cand, ro->n_cand + l->ctx->n, sizeof *ro->cand) != 0)
             return oom(err);
-        int *cand = ro->cand + ro->n_cand;
-        int n = ac_context_candidates(l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
+        int *cand = ro->cand + ro->n_cand, n;
+        if (k > 0 && tool->args[k].kind == tool->args[k - 1].kind) { /* the same list: no second scan */
+            n = s->n_cand[k - 1];
+            memcpy(cand, ro->cand + s->cand_off[k - 1], sizeof *cand * (size_t)n);
+        } else {
+            n = ac_context_candidates(l->ctx, tool->args[k].kind, cand, AC_ACTOR_MAX_CANDS);
+        }
         if (ac_actor_slot_logp(R->spec->policy, r, s->action, k, cand, n, s->chosen_tok, k, logp) != 0)
             return ac_err_set(err, AC_ERR_INTERNAL, "rollout: slot %d of %s has no candidate", k, tool->name);
         s->cand_off[k] = ro->n_cand;

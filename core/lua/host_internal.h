@@ -36,6 +36,8 @@ typedef struct ac_lua_sig {
 struct ac_lua_entry;
 struct ac_lua_plugin;
 
+#define AC_LUA_POOL_CLASSES 16 /* lua_alloc keeps freed blocks of 16, 32, ... 256 bytes */
+
 struct ac_lua_host {
     lua_State *L;
     ac_lua_limits_t limits;
@@ -45,6 +47,8 @@ struct ac_lua_host {
     size_t mem_cap;    /* what the allocator grants now: the state cap, or the running call's */
     int in_msgh;       /* the message handler runs: grant AC_LUA_MSGH_SLACK more */
     unsigned cap_hits; /* allocations the cap refused during the running call */
+    void *_pool[AC_LUA_POOL_CLASSES]; /* lua_alloc's kept blocks: a free list per size class */
+    size_t _pool_bytes;
     /* the running call */
     int depth;
     uint64_t instr_used;

@@ -461,9 +461,50 @@ static void test_huge_numbers(const ac_actor_config_t *cfg, const char *name)
     ac_err_clear(&err);
 }
 
+/* Integers parsed without strtof/strtod (the tokenizer's fast path) must read as those do: the
+ * float of a token and the value of a number argument, bit for bit, for signs, -0, leading
+ * zeros, values float or double cannot hold exactly, and the 9e15 bound of integer values. */
+static void test_number_values(void)
+{
+    static const char *const texts[] = {
+        "0 -0 7 007 -12 16777216 16777217 16777219 -16777217 123456789",
+        "2147483647 2147483649 4294967297 9007199254740993 -9007199254740993",
+        "8999999999999999 9000000000000000 9000000000000001 999999999999999999",
+        "1000000000000000000 12345678901234567890 -999999999999999999 0000000000000000001"};
+    ac_err_t err = AC_ERR_INIT;
+    ac_context_t c;
+    CHECK(ac_context_init(&c, 64, &err) == 0);
+    int ok = 1, numbers = 0;
+    for (size_t q = 0; q < sizeof texts / sizeof texts[0]; q++) {
+        ok &= ac_context_build(&c, texts[q], NULL, 0, NULL, NULL, &err) == 0;
+        for (int i = 0; ok && i < c.n; i++) {
+            const ac_token_t *t = &c.tok[i];
+            if (t->kind != AC_TOK_NUMBER)
+                continue;
+            numbers++;
+            char text[32];
+            snprintf(text, sizeof text, "%.*s", (int)t->len, c.text + t->start);
+            float f = strtof(text, NULL);
+            double d = strtod(text, NULL);
+            json_t *v = ac_context_value(&c, AC_ARG_NUMBER, i, NULL);
+            json_t *want = d == floor(d) && fabs(d) < 9e15 ? json_integer((json_int_t)d) : json_real(d);
+            if (memcmp(&f, &t->value, sizeof f) != 0 || !json_equal(v, want)) {
+                fprintf(stderr, "  '%s': value %.9g (strtof %.9g), argument %s\n", text, (double)t->value,
+                        (double)f, json_is_integer(v) ? "integer" : "real");
+                ok = 0;
+            }
+            json_decref(v);
+            json_decref(want);
+        }
+    }
+    CHECK(ok && numbers == 23, "integer tokens read as strtof and strtod read them");
+    ac_context_free(&c);
+}
+
 int main(void)
 {
     test_context();
+    test_number_values();
     test_taken();
     test_episode_builds();
     ac_actor_config_t bag = {.kind = AC_ACTOR_BAG, .n_tools = 4, .n_args = {0, 2, 1, 0}, .max_tokens = 64,
