@@ -282,7 +282,8 @@ static int history_features(const ac_token_t *t, int n, int *ids, int n_buckets)
  * reader 1 on, first, the tokens ahead of the cursor. *n_ahead is how many of the ids are those
  * (reader 2 averages them on their own: the longer the query, the smaller their share of one mean
  * would be, and a request of five operations would read its next one fainter than training's of
- * two); 0 for one mean of all. */
+ * two); 0 for one mean of all. *n_hist is how many ids after those are the steps done (reader 5:
+ * a mean of their own, so that a long history weighs as much as a short one). */
 static int features(const ac_token_t *t, int n, int cur, int *ids, int n_buckets, int reader, int *n_ahead,
                     int *n_hist)
 {
