@@ -28,16 +28,27 @@ describe("files reward", function()
     assert.is_true(info.tool_accuracy < 1)
   end)
 
-  it("gives partial credit for the files read and for an answer from the right file", function()
+  it("gives partial credit for the files found and read and for an answer from the right file", function()
     local port_web = tostring(p.config.web.port)
     local wrong_file = reward.score(play({ find_web, read_web, { "answer", { value = port_web } } }), exp)
-    assert.are.equal(0.5 * 1 / 2.5, wrong_file)
+    assert.are.equal(0.5 * 1.5 / 3.5, wrong_file)
     local right_file = reward.score(play({ find_web, read_web, find_dep, read_dep,
       { "answer", { value = tostring(p.config[dep].timeout) } } }), exp)
     assert.are.equal(0.5, right_file)
     local unanswered = reward.score(play({ find_web, read_web, find_dep, read_dep }), exp)
-    assert.are.equal(0.5 * 2 / 2.5, unanswered)
+    assert.are.equal(0.5 * 3 / 3.5, unanswered)
     assert.are.equal(0, (reward.score(play({ { "answer", { value = "web" } } }), exp)))
+  end)
+
+  it("credits a search that lists the next service's config.yml before it is read", function()
+    local port_web = tostring(p.config.web.port)
+    local answer_web = { "answer", { value = port_web } }
+    local found = reward.score(play({ find_web, read_web, find_dep, answer_web }), exp)
+    assert.are.equal(0.5 * 2 / 3.5, found)
+    local grepped = reward.score(play({ find_web, read_web, { "grep", { text = dep } }, answer_web }), exp)
+    assert.is_true(grepped >= found, "a grep listing the dependency's config.yml counts as finding it")
+    local elsewhere = reward.score(play({ find_web, read_web, find_web, answer_web }), exp)
+    assert.are.equal(0.5 * 1.5 / 3.5, elsewhere) -- only the first service again
   end)
 
   it("refuses an expected_outcome without answer and chain", function()
