@@ -54,7 +54,9 @@ enum ac_actor_kind {
  * mean and adds their stems; 3 (ROWS) moves the cursor over the words of a result row whose value
  * a call used; 4 (TAKEN) counts a query's number as passed only when a call took it from that
  * token, not an equal value from a result (AC_TOKF_TAKEN); 5 (HISTORY) adds a mean of its own over
- * what each earlier step did (its tool and the first key of its result; engine/actor_bag.c). */
+ * what each earlier step did (its tool and the first key of its result; engine/actor_bag.c); 6
+ * (CLAUSES) places a query token after the cursor by its clause, not by how many tokens it stands
+ * from the cursor. */
 enum {
     AC_ACTOR_READER_V0 = 0,
     AC_ACTOR_READER_CURSOR = 1,
@@ -62,7 +64,8 @@ enum {
     AC_ACTOR_READER_ROWS = 3,
     AC_ACTOR_READER_TAKEN = 4,
     AC_ACTOR_READER_HISTORY = 5,
-    AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_HISTORY
+    AC_ACTOR_READER_CLAUSES = 6,
+    AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_CLAUSES
 };
 /* learning-rate multipliers (ac_actor_lr_groups) */
 #define AC_ACTOR_SEQ_LR_SCALE 100.0f

@@ -31,12 +31,18 @@
  * Reader 5 reads what the cursor cannot: the steps done, in a mean of their own (history_features:
  * a request whose doing passes none of its words reads the same before and after), and a
  * candidate's part of the request (request_part: which of the orders a search listed is the one
- * the next request is about). */
+ * the next request is about).
+ *
+ * Reader 6 places a query token after the cursor by its clause, not by its distance in tokens
+ * (from_cursor, request_part): the number of the next operation is the one of the next clause,
+ * however that clause is phrased. */
 #include "engine/actor_internal.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+#define BAG_EMB_INIT_STD 0.1 /* the embedding rows' initial scale (ac_actor_bag_init) */
 
 static inline uint64_t mix(uint64_t h)
 {
@@ -131,8 +137,12 @@ void ac_actor_bag_init(ac_actor_t *p, ac_rng_t *rng)
 {
     const ac_actor_config_t *c = &p->cfg;
     float *E = p->params + p->off_E, *W0 = p->params + p->off_W0;
+    /* Small: a feature training never saw keeps its initial row, and rows of N(0, 1) made the
+     * words of a new phrasing ("Let the number be 24") a loud random voice in the mean beside the
+     * words training taught (the calculator's policy called subtract first, whatever the query
+     * asked). With 0.1 they say little; the rows training moves are read through W0 as before. */
     for (size_t i = 0; i < (size_t)c->n_buckets * c->d_emb; i++)
-        E[i] = (float)ac_rng_normal(rng);
+        E[i] = (float)(BAG_EMB_INIT_STD * ac_rng_normal(rng));
     double std = sqrt(2.0 / c->d_emb); /* He: ReLU follows */
     for (size_t i = 0; i < (size_t)c->d_emb * p->H; i++)
         W0[i] = (float)(std * ac_rng_normal(rng));
@@ -349,12 +359,19 @@ int ac_actor_bag_read(ac_actor_t *p, ac_err_t *err)
 }
 
 /* Reader 1's feature of where a candidate stands from the cursor: after it (by 1 to 24 tokens),
- * at or before it (done with), or outside the query. */
-static uint64_t from_cursor(const ac_token_t *t, int cur, int j)
+ * at or before it (done with), or outside the query. Reader 6 says only "after it" (61), its
+ * clause being request_part's: a distance in tokens is the phrasing's. After "Let the number be
+ * 24, next 7 gets added" the operand stands where training's "Start with 24, add 7" put the
+ * start, and the policy passed 24 twice. */
+static uint64_t from_cursor(const ac_token_t *t, int cur, int j, int reader)
 {
     if (t[j].seg != AC_SEG_QUERY || cur < 0)
         return 63;
-    return j <= cur ? 62 : (uint64_t)(j - cur < 24 ? j - cur : 24);
+    if (j <= cur)
+        return 62;
+    if (reader >= AC_ACTOR_READER_CLAUSES)
+        return 61;
+    return (uint64_t)(j - cur < 24 ? j - cur : 24);
 }
 
 /* Reader 1's feature of what a candidate's neighbours are: the copy flags of the two tokens on
@@ -376,11 +393,22 @@ static uint64_t neighbour_flags(const ac_token_t *t, int n, int j)
  * has from_cursor). A search answers "ORD-6134 headset, Aisha Ivanov" and "ORD-4405 blender,
  * Aisha Ivanov"; the request asks to escalate the headset, then to exchange the blender: the
  * order number to escalate is the one whose row names what comes next. Numbers are left out:
- * equal numbers need not be the same quantity. */
-static uint64_t request_part(const ac_token_t *t, int n, int cur, int j)
+ * equal numbers need not be the same quantity. Reader 6 gives a query token its clause instead of
+ * 7: 9-12 (the clause after the cursor it is in, as ahead_features counts them), 13 at or before
+ * the cursor. */
+static uint64_t request_part(const ac_token_t *t, int n, int cur, int j, int reader)
 {
-    if (t[j].seg == AC_SEG_QUERY)
-        return 7;
+    if (t[j].seg == AC_SEG_QUERY) {
+        if (reader < AC_ACTOR_READER_CLAUSES || cur < 0)
+            return 7;
+        if (j <= cur)
+            return 13;
+        int clause = 0;
+        for (int i = cur + 1; i < j; i++)
+            if (skip(&t[i]) && clause < 3)
+                clause++;
+        return (uint64_t)(9 + clause);
+    }
     if (cur < 0)
         return 6;
     uint64_t near[5];
@@ -441,11 +469,11 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
     ids[6] = bucket((magnitude(x) << 16 | (uint64_t)x->kind << 8 | (x->flags & 7)) ^ 0x8888888888888888ULL, n_buckets);
     ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)x->ord) ^ 0x9999999999999999ULL, n_buckets);
     if (p->cfg.reader >= AC_ACTOR_READER_CURSOR) {
-        ids[8] = bucket(((uint64_t)x->seg << 8 | from_cursor(t, p->cursor[r], j)) ^ 0xababababababababULL, n_buckets);
+        ids[8] = bucket(((uint64_t)x->seg << 8 | from_cursor(t, p->cursor[r], j, p->cfg.reader)) ^ 0xababababababababULL, n_buckets);
         ids[9] = bucket(((uint64_t)x->seg << 24 | neighbour_flags(t, n, j)) ^ 0xcdcdcdcdcdcdcdcdULL, n_buckets);
     }
     if (p->cfg.reader >= AC_ACTOR_READER_HISTORY)
-        ids[10] = bucket(((uint64_t)x->seg << 8 | request_part(t, n, p->cursor[r], j)) ^ 0xefefefefefefefefULL,
+        ids[10] = bucket(((uint64_t)x->seg << 8 | request_part(t, n, p->cursor[r], j, p->cfg.reader)) ^ 0xefefefefefefefefULL,
                          n_buckets);
 }
 

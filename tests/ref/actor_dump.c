@@ -292,13 +292,14 @@ int main(int argc, char **argv)
                              .n_args = {0, 2, 1, 0}, .max_tokens = 64, .seed = 7, .n_buckets = 128, .d_emb = 8,
                              .enc = {16, 2, 2, 32, 64}};
     /* as checkpoints from before the cursor, before stems, before result rows, before the
-     * numbers' sources, and before the history, read */
-    ac_actor_config_t bag0 = bag, bag1 = bag, bag2 = bag, bag3 = bag, bag4 = bag;
+     * numbers' sources, before the history, and before clauses, read */
+    ac_actor_config_t bag0 = bag, bag1 = bag, bag2 = bag, bag3 = bag, bag4 = bag, bag5 = bag;
     bag0.reader = AC_ACTOR_READER_V0;
     bag1.reader = AC_ACTOR_READER_CURSOR;
     bag2.reader = AC_ACTOR_READER_STEMS;
     bag3.reader = AC_ACTOR_READER_ROWS;
     bag4.reader = AC_ACTOR_READER_TAKEN;
+    bag5.reader = AC_ACTOR_READER_HISTORY;
     fprintf(f, "[\n");
     int rc = dump_case(f, bag, 0.3f, "bag", 0);
     rc = rc || dump_case(f, bag0, 0.3f, "bag-reader0", 0);
@@ -306,6 +307,7 @@ int main(int argc, char **argv)
     rc = rc || dump_case(f, bag2, 0.3f, "bag-reader2", 0);
     rc = rc || dump_case(f, bag3, 0.3f, "bag-reader3", 0);
     rc = rc || dump_case(f, bag4, 0.3f, "bag-reader4", 0);
+    rc = rc || dump_case(f, bag5, 0.3f, "bag-reader5", 0);
     rc = rc || dump_case(f, seq, 0.0f, "sequence-init", 0);
     rc = rc || dump_case(f, seq, 0.2f, "sequence-perturbed", 1);
     fprintf(f, "]\n");

@@ -239,25 +239,33 @@ def cand_features(toks, j, nb, reader):
     if reader >= 1:
         cur = cursor(toks, reader)
         rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
+        if reader >= 6 and rel < 62:
+            rel = 61  # reader 6: after the cursor, its clause is request_part's
         feats.append(((x["seg"] << 8) | rel) ^ 0xabababababababab)
         nf = 0
         for k in (j - 2, j - 1, j + 1, j + 2):
             nf = (nf << 4) | (toks[k]["flags"] & 7 if 0 <= k < len(toks) and toks[k]["seg"] == x["seg"] else 8)
         feats.append(((x["seg"] << 24) | nf) ^ 0xcdcdcdcdcdcdcdcd)
     if reader >= 5:
-        feats.append(((x["seg"] << 8) | request_part(toks, j, cursor(toks, reader))) ^ 0xefefefefefefefef)
+        feats.append(((x["seg"] << 8) | request_part(toks, j, cursor(toks, reader), reader)) ^ 0xefefefefefefefef)
     return [bucket_bag(f, nb) for f in feats]
 
 
-def request_part(toks, j, cur):
+def request_part(toks, j, cur, reader):
     """Reader 5: which part of the request a token outside the query stands for. Its text and the
     words and identifiers within two tokens of it in its segment that the query has (flags & 1):
     the clause (1 + punctuation tokens passed after the cursor, at most 3) of the first query
     token after the cursor with one of their texts; else 5 if one occurs at or before the cursor,
-    6 if none does (or no cursor, or no such neighbour); 7 for a query token."""
+    6 if none does (or no cursor, or no such neighbour); 7 for a query token. Reader 6: a query
+    token after the cursor gets its own clause (9 + punctuation tokens between, at most 3), 13 at
+    or before the cursor."""
     x = toks[j]
     if x["seg"] == SEG_QUERY:
-        return 7
+        if reader < 6 or cur is None:
+            return 7
+        if j <= cur:
+            return 13
+        return 9 + min(sum(1 for t in toks[cur + 1:j] if t["kind"] == TOK_PUNCT), 3)
     near = {toks[i]["hash"] for i in range(j - 2, j + 3)
             if 0 <= i < len(toks) and toks[i]["seg"] == x["seg"] and toks[i]["flags"] & TOKF_IN_QUERY
             and toks[i]["kind"] in (TOK_WORD, TOK_ID)}
@@ -490,13 +498,22 @@ def check_cursor_rules(cases):
     # reader 5: the history must have steps to read, and request_part must tell a row of what
     # comes next (1-4) from one dealt with (5)
     checks += 1
-    parts = {request_part(s["tokens"], j, cursor(s["tokens"], 5)) for s in states for j in range(len(s["tokens"]))}
+    parts = {request_part(s["tokens"], j, cursor(s["tokens"], 5), 5) for s in states for j in range(len(s["tokens"]))}
     steps = max((len(history_features(s["tokens"], 1 << 20)) - 1) // 2 for s in states) if states else 0
     if not (parts & {1, 2, 3, 4}) or 5 not in parts or steps < 2:
         failures += 1
         print(f"FAIL reader 5: the batch has request parts {sorted(parts)} and at most {steps} steps in a state")
     else:
         print(f"ok   reader 5: request parts {sorted(parts)}, up to {steps} steps in a state")
+    # reader 6: query tokens in two clauses after the cursor and at or before it, or the clause
+    # of a query token would go untested
+    checks += 1
+    parts = {request_part(s["tokens"], j, cursor(s["tokens"], 6), 6) for s in states for j in range(len(s["tokens"]))}
+    if len(parts & {9, 10, 11, 12}) < 2 or 13 not in parts:
+        failures += 1
+        print(f"FAIL reader 6: the batch has request parts {sorted(parts)}")
+    else:
+        print(f"ok   reader 6: request parts {sorted(parts)}")
 
 
 def main(argv):

@@ -260,10 +260,15 @@ class BagPolicy:
     def _request_part(self, j: int) -> int:
         """Reader 5: which part of the request token j (outside the query) stands for: the clause
         (1-4) after the cursor where its text or a word of its row first occurs, 5 when only at or
-        before the cursor, 6 when nowhere; 7 for a query token."""
+        before the cursor, 6 when nowhere; 7 for a query token. Reader 6: a query token's own
+        clause after the cursor (9-12), 13 at or before it."""
         t, x, cur = self._toks, self._toks[j], self._cur
         if x["seg"] == SEG_QUERY:
-            return 7
+            if self.cfg.get("reader", 0) < 6 or cur is None:
+                return 7
+            if j <= cur:
+                return 13
+            return 9 + min(sum(1 for u in t[cur + 1:j] if u["kind"] == PUNCT), 3)
         near = {t[i]["h"] for i in range(j - 2, j + 3)
                 if 0 <= i < len(t) and t[i]["seg"] == x["seg"] and t[i]["flags"] & IN_QUERY and t[i]["kind"] in (WORD, ID)}
         if cur is None or not near:
@@ -362,6 +367,8 @@ class BagPolicy:
         if self.cfg.get("reader", 0) >= 1:  # where it stands from the cursor, its neighbours' flags
             cur = self._cur
             rel = 63 if x["seg"] != SEG_QUERY or cur is None else 62 if j <= cur else min(j - cur, 24)
+            if rel < 62 and self.cfg.get("reader", 0) >= 6:
+                rel = 61  # reader 6: after the cursor, its clause is _request_part's
             ids.append(self._bucket((x["seg"] << 8 | rel) ^ 0xABABABABABABABAB))
             nf = 0  # the neighbours' copy flags, 4 bits each, 8 where there is none
             for k in (j - 2, j - 1, j + 1, j + 2):

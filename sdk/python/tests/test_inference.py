@@ -148,7 +148,7 @@ def scores_as_the_server(client, checkpoint_id, ck, q, history, cursor_text):
     SDK's cursor stands on the query's token cursor_text, and NumPy scores every decision as the
     server does."""
     act = client.act(q, checkpoint_id=checkpoint_id, history=history, explain=True, top_k=0)
-    assert ck.config["reader"] == 5
+    assert ck.config["reader"] == 6
     policy = BagPolicy(ck)
     ours = policy.decisions_logp(act["explain"], [t["name"] for t in ck.agent["tools"]])
     toks = act["explain"]["tokens"]

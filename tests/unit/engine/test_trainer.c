@@ -368,6 +368,7 @@ int main(void)
     test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, AC_ACTOR_READER_STEMS, "bag, reader 2");
     test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, AC_ACTOR_READER_ROWS, "bag, reader 3");
     test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, AC_ACTOR_READER_TAKEN, "bag, reader 4");
+    test_resume_equals_uninterrupted(AC_POLICY_KIND_BAG, AC_ACTOR_READER_HISTORY, "bag, reader 5");
     test_resume_equals_uninterrupted(AC_POLICY_KIND_SEQUENCE, AC_ACTOR_READER_CURRENT, "sequence");
     test_budget_and_stop_change_nothing();
     test_failures_and_no_signal();
