@@ -469,11 +469,13 @@ static void cand_features(const ac_actor_t *p, int r, int j, int *ids)
     ids[6] = bucket((magnitude(x) << 16 | (uint64_t)x->kind << 8 | (x->flags & 7)) ^ 0x8888888888888888ULL, n_buckets);
     ids[7] = bucket(((uint64_t)x->seg << 8 | (uint64_t)x->ord) ^ 0x9999999999999999ULL, n_buckets);
     if (p->cfg.reader >= AC_ACTOR_READER_CURSOR) {
-        ids[8] = bucket(((uint64_t)x->seg << 8 | from_cursor(t, p->cursor[r], j, p->cfg.reader)) ^ 0xababababababababULL, n_buckets);
+        ids[8] = bucket(((uint64_t)x->seg << 8 | from_cursor(t, p->cursor[r], j, p->cfg.reader)) ^ 0xababababababababULL,
+                        n_buckets);
         ids[9] = bucket(((uint64_t)x->seg << 24 | neighbour_flags(t, n, j)) ^ 0xcdcdcdcdcdcdcdcdULL, n_buckets);
     }
     if (p->cfg.reader >= AC_ACTOR_READER_HISTORY)
-        ids[10] = bucket(((uint64_t)x->seg << 8 | request_part(t, n, p->cursor[r], j, p->cfg.reader)) ^ 0xefefefefefefefefULL,
+        ids[10] = bucket(((uint64_t)x->seg << 8 | request_part(t, n, p->cursor[r], j, p->cfg.reader)) ^
+                             0xefefefefefefefefULL,
                          n_buckets);
 }
 
