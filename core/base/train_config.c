@@ -51,7 +51,7 @@ const ac_config_field_t ac_train_config_fields[] = {
       "iterations between greedy evaluations on the validation set (the learning curve)"),
     P("kind", policy_kind, AC_F_ENUM, 0, 1, 0, policy_names,
       "bag | sequence: how the policy reads what it sees (docs/grpo.md, \"The policy\")"),
-    P("max_tokens", max_tokens, AC_F_INT, 16, 256, 128, NULL,
+    P("max_tokens", max_tokens, AC_F_INT, 16, 256, 256, NULL,
       "tokens of context the policy sees at most (the oldest steps are dropped first)"),
     P("d_model", d_model, AC_F_INT, 8, 256, 64, NULL, "sequence: Transformer width"),
     P("n_heads", n_heads, AC_F_INT, 1, 8, 4, NULL, "sequence: attention heads (d_model must be a multiple)"),
