@@ -270,7 +270,7 @@ int ac_actor_lr_groups(const ac_actor_t *p, size_t *ends, float *scale)
 {
     /* one group: every weight of the actor moves at the same multiple of the learning rate */
     ends[0] = p->n_params;
-    scale[0] = p->cfg.kind == AC_ACTOR_BAG ? AC_POLICY_LR_SCALE : AC_ACTOR_SEQ_LR_SCALE;
+    scale[0] = p->cfg.kind == AC_ACTOR_BAG ? AC_ACTOR_BAG_LR_SCALE : AC_ACTOR_SEQ_LR_SCALE;
     return 1;
 }
 
