@@ -448,7 +448,7 @@ static int field_is(const ac_err_t *err, const char *field)
     return err->code == AC_ERR_INVALID_PARAMS && f && strcmp(json_string_value(f), field) == 0;
 }
 
-/* ---- 3. packing is exact ------------------------------------------------------------------ */
+/* ---- 3. packing changes only rounding --------------------------------------------------------- */
 
 static void test_packing(void)
 {
@@ -479,12 +479,12 @@ static void test_packing(void)
         CHECK(ac_encoder_forward(e, Y1 + at, p, X + at, one, 1, &err) == 0);
         CHECK(ac_encoder_backward(e, dX1 + at, g1, p, R + at, &err) == 0);
     }
-    double worst = 0;
-    for (size_t i = 0; i < nY; i++)
-        worst = fmax(worst, fabs(Y[i] - Y1[i]));
-    fprintf(stderr, "%s packed Y vs one by one/%s max|diff| %.3g (limit 1e-6)\n", worst < 1e-6 ? "ok  " : "FAIL", g_flav,
-            worst);
-    CHECK(worst < 1e-6);
+    /* Equal up to float rounding, not bit for bit: the projections are one sgemm over the packed
+     * rows, and OpenBLAS's blocking (so its order of summation) depends on the row count. On an
+     * AMD EPYC of family 26 the packed and single outputs differed by up to 1.3e-6 (a few ulps of
+     * outputs of size ~4); a sequence that attended to another's tokens would differ by what
+     * that attention added, far above rounding. */
+    check_close(Y, Y1, nY, 1e-5, 1e-6, "packed Y vs one by one");
     check_close(dX, dX1, nY, 1e-5, 1e-6, "packed dX vs one by one");
     /* gradients: per tensor, |batch - sum of singles| relative to the tensor's largest entry */
     for (int l = 0; l <= c.n_layers; l++) {
