@@ -68,10 +68,10 @@ enum {
     AC_ACTOR_READER_CURRENT = AC_ACTOR_READER_CLAUSES
 };
 /* learning-rate multipliers (ac_actor_lr_groups): the default learning_rate 1e-4 moves the bag
- * by 5e-3 an Adam step. At 1e-2 (x100, before its state embeddings started at N(0, 0.1^2)) the
- * support agent's runs stalled on some seeds (validation, seeds 1-4 at x25 / x50 / x100 / x200:
- * 0.89 / 0.97 / 0.85 / 0.68; calculator, inventory and files within 0.02 of each other at x50 and
- * x100). docs/grpo.md, "Learning rate". */
+ * by 5e-3 an Adam step. x100, chosen when its state embeddings still started at N(0, 1), stalled
+ * some of the support agent's runs (validation, seeds 1-4 at x25 / x50 / x100 / x200: 0.89 /
+ * 0.97 / 0.85 / 0.68; calculator, inventory and files within 0.02 of each other at x50 and x100).
+ * docs/grpo.md, "Learning rate". */
 #define AC_ACTOR_BAG_LR_SCALE 50.0f
 #define AC_ACTOR_SEQ_LR_SCALE 100.0f
 
