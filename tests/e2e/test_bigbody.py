@@ -52,8 +52,9 @@ REFUSED_WITHIN_S = 5.0
 HEALTHZ_P99_MS = 500.0
 # Under ASan + UBSan (tests/run_all.sh runs the suite again so) every large allocation and copy
 # costs several times more (ASan maps and poisons its shadow too): p99 was 130 ms there on the
-# first host. The bound still catches a loop that parses 16 MiB (seconds).
-HEALTHZ_P99_MS_ASAN = 500.0
+# first host, 609 ms on the PVM guest beside a training run. The bound still catches a loop that
+# parses 16 MiB (seconds).
+HEALTHZ_P99_MS_ASAN = 2000.0
 RSS_SLACK = 1.20       # after the attack RSS comes back within 20 % of its value before it
 RSS_DEADLINE_S = 30.0  # ... within this long (the kernel may take a moment)
 
