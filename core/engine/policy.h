@@ -103,10 +103,11 @@ void ac_policy_destroy(ac_policy_t *p);
 /* A new policy with src's config and parameters (grads zeroed, own workspace): the frozen
  * reference policy. NULL with AC_ERR_INTERNAL on allocation failure. */
 ac_policy_t *ac_policy_clone(const ac_policy_t *src, ac_err_t *err);
-/* The bag policy's layers learn at learning_rate x this: Adam moves every weight by about the
+/* This policy's layers learn at learning_rate x this: Adam moves every weight by about the
  * learning rate per step, and these weights (embeddings N(0, 1), dense layers of width 64) only
  * change the policy at a useful pace with steps of about 1e-2, while the usual learning rate of
- * GRPO configs (and the API's default) is 1e-4. docs/grpo.md, "Learning rate". */
+ * GRPO configs (and the API's default) is 1e-4. Jobs train the actor (actor.h), whose bag learns
+ * at AC_ACTOR_BAG_LR_SCALE. docs/grpo.md, "Learning rate". */
 #define AC_POLICY_LR_SCALE 100.0f
 
 /* The policy's parameter groups for the optimiser (ac_optim_set_lr_scale): ends (n) and scale
