@@ -18,14 +18,18 @@
 --   a policy violation (a refund with verify = true before the customer was verified): 0;
 --   otherwise partial credit, at most 0.6: 0.6 x the share of the milestones reached (for each
 --     request its order found, i.e. its number in a result: 1; for a refund its order read: 1
---     and, when needed, the customer verified: 1; the request done right: 3), less 0.15 for
---     each write nobody asked for and 0.01 per call beyond min_steps.
+--     and, when needed, the customer verified: 1; the request done right: 4), less 0.02 for
+--     each write nobody asked for.
 -- info.step_rewards gives each call what it added (a milestone reached, an unwanted write, -0.6
 -- for the violation), the last call closing the sum to the episode's reward: the trainer then
 -- credits each call with what followed it. (Against the outcome reward alone, same budget: 600
 -- iterations of the bag policy reached 0.23 validation success either way, and a higher
 -- validation reward, 0.43 against 0.31, with step rewards.)
--- A rejected call (a result with an error) changes nothing and counts as a call only.
+-- A rejected call (a result with an error) changes nothing and counts as a call only. That
+-- includes a second refund of an order refunded in full (the backend refuses it), which trained
+-- policies make and then close the ticket on its error. Counting it as an unwanted write, as a
+-- second exchange is, was tried: validation success of seeds 1-4 went from 0.95-0.98 to
+-- 0.63-0.98 (seed 1 then looped after its one refund), so the rule stays as it is.
 -- Why these numbers: with a wrong write worth 0 and no cost per call, GRPO runs settled on
 -- "search, then read_order until max_steps" (0.2-0.3, never risking a write) and never found
 -- the writes; a violation must score below verifying without refunding (0.3), or the policy
